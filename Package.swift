@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "enforcer",
+    products: [
+        .executable(name: "enforcer", targets: ["Enforcer"]),
+        .library(name: "Compiler", targets: ["Compiler"]),
+        .library(name: "NFQueue", targets: ["NFQueue"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // One system-library module per C library; only the small wrapper file next to
+        // each use site touches their pointers.
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftnl",
+                       providers: [.apt(["libnftnl-dev", "libmnl-dev"])]),
+        .systemLibrary(name: "CNetfilterQueue", pkgConfig: "libnetfilter_queue",
+                       providers: [.apt(["libnetfilter-queue-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8",
+                       providers: [.apt(["libpcre2-dev"])]),
+
+        .target(name: "Compiler", dependencies: ["CPCRE2"]),
+        .target(name: "NFQueue", dependencies: ["Compiler", "CNetfilterQueue"]),
+        .executableTarget(name: "Enforcer", dependencies: [
+            "Compiler", "NFQueue",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "enforcer-bench", dependencies: ["Compiler"], path: "bench/Sources"),
+
+        .testTarget(name: "CompilerTests", dependencies: ["Compiler"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "EnforcerTests", dependencies: ["Compiler"]),
+    ]
+)
