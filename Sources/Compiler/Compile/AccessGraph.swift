@@ -1,0 +1,83 @@
+import Foundation
+
+/// Trust requirements currently met, per system (`enforcer trust grant`).
+public struct TrustGrants: Hashable, Sendable {
+    public var granted: [String: Set<String>]
+    public init(_ granted: [String: Set<String>] = [:]) { self.granted = granted }
+
+    public func satisfies(_ system: String, _ requirements: [String]) -> Bool {
+        requirements.allSatisfy { granted[system]?.contains($0) ?? false }
+    }
+}
+
+/// Policies resolved to the systems they connect: the one place where tags, trust and
+/// schedules are interpreted. The host compiler and `enforcer test` both read it.
+public struct AccessGraph: Sendable {
+    public struct Entry: Sendable {
+        public var policy: AccessPolicy
+        /// 1-based; the value carried in the conntrack mark of flows this policy granted.
+        public var id: Int
+        /// Systems holding a sender tag.
+        public var senders: [SystemDefinition]
+        /// Senders that also meet the policy's trust requirements.
+        public var trustedSenders: [SystemDefinition]
+        /// Systems holding a receiver tag (empty for gateway policies).
+        public var receivers: [SystemDefinition]
+        /// Routed subnets (gateway policies).
+        public var subnets: [AddressBlock]
+        public var gateway: String?
+
+        /// Unordered pairs of distinct systems the policy connects (16 in full mesh → 120).
+        public var connectedPairs: Int {
+            if policy.isGateway { return senders.count }
+            let s = Set(senders.map(\.name)), r = Set(receivers.map(\.name))
+            let both = s.intersection(r).count
+            return s.count * r.count - both - both * (both - 1) / 2
+        }
+    }
+
+    public var entries: [Entry]
+    public var policySet: PolicySet
+    public var trust: TrustGrants
+
+    public init(_ policySet: PolicySet, trust: TrustGrants = TrustGrants()) {
+        self.policySet = policySet
+        self.trust = trust
+        var tagged: [String: [SystemDefinition]] = [:]
+        for system in policySet.systems {
+            for tag in system.tags { tagged[tag, default: []].append(system) }
+        }
+        func holders(_ tags: [String]) -> [SystemDefinition] {
+            var seen = Set<String>()
+            var out: [SystemDefinition] = []
+            for tag in tags {
+                for system in tagged[tag] ?? [] where seen.insert(system.name).inserted { out.append(system) }
+            }
+            return out
+        }
+        entries = policySet.policies.enumerated().map { index, policy in
+            let senders = holders(policy.senders)
+            let trusted = policy.trust.isEmpty ? senders : senders.filter { trust.satisfies($0.name, policy.trust) }
+            switch policy.reach {
+            case .direct(let receivers):
+                return Entry(policy: policy, id: index + 1, senders: senders, trustedSenders: trusted,
+                             receivers: holders(receivers), subnets: [], gateway: nil)
+            case .gateway(let gateway, let subnets):
+                return Entry(policy: policy, id: index + 1, senders: senders, trustedSenders: trusted,
+                             receivers: [], subnets: subnets, gateway: gateway)
+            }
+        }
+    }
+
+    /// Why `entry` grants nothing at `instant`, or nil when it is in force.
+    public func inactiveReason(_ entry: Entry, at instant: Date) -> String? {
+        if let reason = entry.policy.schedule.inactiveReason(at: instant) { return reason }
+        if entry.trustedSenders.isEmpty && !entry.senders.isEmpty {
+            return "no sender meets trust \(entry.policy.trust.joined(separator: ", "))"
+        }
+        return nil
+    }
+
+    /// Systems that route traffic for a gateway policy.
+    public var gateways: Set<String> { Set(entries.compactMap(\.gateway)) }
+}

@@ -1,0 +1,360 @@
+import Foundation
+
+/// The ruleset for one host, compiled from the access graph at one instant.
+public struct CompiledHost: Sendable {
+    public var ruleset: Ruleset
+    public var system: SystemDefinition
+    public var instant: Date
+    /// Whether this host routes for gateway policies (forward hook installed).
+    public var isGateway: Bool
+    /// Flows sent to the NFQUEUE worker, described for the plan.
+    public var queuedFlows: [String]
+    /// Policies whose grants this host enforces, with whether each is in force.
+    public var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)]
+}
+
+public enum CompileError: Error, Sendable, CustomStringConvertible {
+    case tooManyPolicies(count: Int, max: Int, mask: UInt32)
+    public var description: String {
+        switch self {
+        case let .tooManyPolicies(count, max, mask):
+            "\(count) policies do not fit in mark_mask 0x\(String(mask, radix: 16)) (room for \(max)); widen [kernel] mark_mask"
+        }
+    }
+}
+
+/// Compiles the access graph into the receiver-side ruleset of one system.
+///
+/// Per packet the cost is a fixed number of lookups whatever the number of policies:
+/// the source address selects a *sender class* (the set of policies whose senders include
+/// it) through one interval verdict map; the class chain then looks the service (and, when
+/// forwarding, the destination) up in the class's own maps, which jump to the granting
+/// policy's chain. Classes do not depend on time, so a time window or an expiry flipping
+/// changes only the class maps' elements and `active_policies`, never the large sender maps.
+public struct HostCompiler {
+    public let graph: AccessGraph
+    public let system: SystemDefinition
+    public let instant: Date
+    public let config: Config
+    public var layout: MarkLayout { MarkLayout(mask: config.markMask) }
+
+    public init(graph: AccessGraph, system: SystemDefinition, at instant: Date) {
+        self.graph = graph
+        self.system = system
+        self.instant = instant
+        self.config = graph.policySet.config
+    }
+
+    public func compile() throws(CompileError) -> CompiledHost {
+        guard graph.entries.count <= layout.maxPolicyID else {
+            throw .tooManyPolicies(count: graph.entries.count, max: layout.maxPolicyID, mask: config.markMask)
+        }
+        let active = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, graph.inactiveReason($0, at: instant)) })
+        let ownAddresses = Set(system.addresses)
+
+        // Input: direct policies naming this system as a receiver.
+        var inputItems: [(AddressRange, Int)] = []
+        var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)] = []
+        for entry in graph.entries where !entry.policy.isGateway && entry.receivers.contains(where: { $0.name == system.name }) {
+            enforced.append((entry, .input, active[entry.id] ?? nil))
+            for sender in entry.trustedSenders where sender.name != system.name {
+                for block in sender.addresses where !ownAddresses.contains(block) {
+                    inputItems.append((block.range, entry.id))
+                }
+            }
+        }
+
+        // Forward: this system routes for gateway policies; it also passes direct traffic.
+        let isGateway = graph.gateways.contains(system.name)
+        var forwardItems: [(AddressRange, Int)] = []
+        var destinations: [Int: [AddressRange]] = [:]
+        if isGateway {
+            for entry in graph.entries {
+                if let gateway = entry.gateway, gateway != system.name { continue }
+                enforced.append((entry, .forward, active[entry.id] ?? nil))
+                destinations[entry.id] = entry.policy.isGateway
+                    ? entry.subnets.map(\.range)
+                    : entry.receivers.flatMap { $0.addresses.map(\.range) }
+                for sender in entry.trustedSenders {
+                    for block in sender.addresses { forwardItems.append((block.range, entry.id)) }
+                }
+            }
+        }
+
+        let byID = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, $0) })
+        let isActive = { (id: Int) in active[id].map { $0 == nil } ?? false }
+        var builder = RulesetBuilder(config: config, layout: layout, byID: byID, isActive: isActive)
+        let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
+        builder.addInput(items: inputItems)
+        if isGateway {
+            builder.addForward(items: forwardItems, destinations: destinations, web: hasWebRules)
+        }
+        var queued: [String] = []
+        if hasWebRules {
+            let ports = config.webPorts.map(String.init).joined(separator: ", ")
+            queued.append("forward: TCP to ports \(ports) of flows a policy granted, from the first data packet until the worker decides (queue \(config.queue), \(config.queueFail == .open ? "fail-open: bypass while no worker listens" : "fail-closed: dropped while no worker listens"))")
+            if config.blocksQUIC(hasWebRules: true) {
+                queued.append("forward: UDP to port 443 (QUIC) rejected, so browsers fall back to TCP where the SNI is visible")
+            }
+        }
+        return CompiledHost(ruleset: Ruleset(table: builder.table), system: system, instant: instant,
+                            isGateway: isGateway, queuedFlows: queued, enforced: enforced)
+    }
+}
+
+/// Builds the table's sets and chains.
+struct RulesetBuilder {
+    let config: Config
+    let layout: MarkLayout
+    let byID: [Int: AccessGraph.Entry]
+    let isActive: (Int) -> Bool
+    private(set) var table: Table
+    private var grantChains: Set<Int> = []
+
+    init(config: Config, layout: MarkLayout, byID: [Int: AccessGraph.Entry], isActive: @escaping (Int) -> Bool) {
+        self.config = config
+        self.layout = layout
+        self.byID = byID
+        self.isActive = isActive
+        table = Table(family: .inet, name: config.table, sets: [], chains: [])
+        let activeElements = byID.keys.sorted().filter(isActive).map {
+            SetElement([.mark(layout.policyMark($0))], comment: byID[$0]?.policy.name)
+        }
+        table.sets.append(NamedSet(name: "active_policies", key: [.mark], elements: activeElements,
+                                   comment: "policies in force now; flows they granted keep flowing"))
+    }
+
+    private var markedActive: Expression { .lookup([.conntrackMark], mask: layout.policyMask, set: "active_policies") }
+
+    // MARK: input
+
+    mutating func addInput(items: [(AddressRange, Int)]) {
+        var rules: [Rule] = [
+            Rule([.compare(.inputInterface, .equal, .interface("lo")), .verdict(.accept)], comment: "loopback"),
+            Rule([.conntrackState([.invalid]), .verdict(.drop)]),
+            Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)], comment: "replies to flows this host began"),
+            Rule([.conntrackState([.related]), .verdict(.accept)]),
+        ]
+        rules += Self.essentialICMP
+        rules.append(Rule([.compare(.nfProtocol, .equal, .number(2)), .compare(.udpSourcePort, .equal, .port(67)),
+                           .compare(.udpDestinationPort, .equal, .port(68)), .verdict(.accept)], comment: "DHCP client"))
+        rules.append(Rule([.compare(.nfProtocol, .equal, .number(10)), .compare(.udpSourcePort, .equal, .port(547)),
+                           .compare(.udpDestinationPort, .equal, .port(546)), .verdict(.accept)], comment: "DHCPv6 client"))
+        rules.append(Rule([markedActive, .verdict(.accept)], comment: "flows granted by a policy still in force"))
+        rules += classify(prefix: "in", items: items, destinations: nil)
+        rules.append(Rule([markedActive, .verdict(.accept)], comment: "granted just now"))
+        rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
+                          comment: "its policy no longer grants it: cut the flow"))
+        table.chains.insert(Chain(name: "input", base: BaseChain(hook: .input, priority: 0, policy: .drop), rules: rules,
+                                  comment: "receiver side: default deny"), at: 0)
+    }
+
+    static let essentialICMP: [Rule] = [
+        Rule([.anyOf(.icmpType, [.icmpType(.destinationUnreachable), .icmpType(.timeExceeded), .icmpType(.parameterProblem)]),
+              .verdict(.accept)], comment: "ICMP errors"),
+        Rule([.anyOf(.icmpv6Type, [.icmpv6Type(.destinationUnreachable), .icmpv6Type(.packetTooBig), .icmpv6Type(.timeExceeded),
+                                   .icmpv6Type(.parameterProblem)]), .verdict(.accept)], comment: "ICMPv6 errors"),
+        Rule([.anyOf(.icmpv6Type, [.icmpv6Type(.routerSolicit), .icmpv6Type(.routerAdvert), .icmpv6Type(.neighborSolicit),
+                                   .icmpv6Type(.neighborAdvert)]),
+              .compare(.ip6HopLimit, .equal, .number(255)), .verdict(.accept)], comment: "neighbour discovery"),
+        Rule([.anyOf(.icmpv6Type, [.icmpv6Type(.mldListenerQuery), .icmpv6Type(.mldListenerReport), .icmpv6Type(.mldListenerDone),
+                                   .icmpv6Type(.mld2ListenerReport)]),
+              .compare(.ip6HopLimit, .equal, .number(1)), .verdict(.accept)], comment: "multicast listener discovery"),
+    ]
+
+    // MARK: forward
+
+    mutating func addForward(items: [(AddressRange, Int)], destinations: [Int: [AddressRange]], web: Bool) {
+        let granted: Verdict = web ? .goto("web_gate") : .accept
+        var rules: [Rule] = [Rule([.conntrackState([.invalid]), .verdict(.drop)])]
+        if web {
+            let denied = layout.webMark(.denied)
+            rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, denied),
+                               .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)], comment: "web rule denied this flow: reset both ways"))
+            rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, denied), .verdict(.drop)]))
+        }
+        rules.append(Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)], comment: "replies of granted flows"))
+        rules.append(Rule([.conntrackState([.related]), .verdict(.accept)]))
+        rules += Self.essentialICMP.prefix(2)
+        if web && config.blocksQUIC(hasWebRules: true) {
+            rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.udp)), .compare(.udpDestinationPort, .equal, .port(443)),
+                               .reject(.icmpxPortUnreachable)], comment: "QUIC: fall back to TCP where the SNI is visible"))
+        }
+        rules.append(Rule([markedActive, .verdict(granted)], comment: "flows granted by a policy still in force"))
+        rules += classify(prefix: "fwd", items: items, destinations: destinations)
+        rules.append(Rule([markedActive, .verdict(granted)], comment: "granted just now"))
+        rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
+                          comment: "its policy no longer grants it: cut the flow"))
+        let at = table.chains.firstIndex { $0.name == "input" }.map { $0 + 1 } ?? 0
+        table.chains.insert(Chain(name: "forward", base: BaseChain(hook: .forward, priority: 0, policy: .drop), rules: rules,
+                                  comment: "gateway: default deny"), at: at)
+        if web { addWebChains() }
+    }
+
+    private mutating func addWebChains() {
+        table.sets.append(NamedSet(name: "web_ports", key: [.inetService],
+                                   elements: config.webPorts.sorted().map { SetElement([.ports(PortRange(first: $0, last: $0))]) },
+                                   comment: "flows to these ports are inspected by the worker"))
+        let gate = Chain(name: "web_gate", rules: [
+            Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .notEqual, 0), .verdict(.accept)], comment: "the worker has decided"),
+            Rule([.compare(.l4Protocol, .notEqual, .proto(.tcp)), .verdict(.accept)]),
+            Rule([.lookup([.tcpDestinationPort], mask: nil, set: "web_ports"), .tcpFlags(mask: 0x02, equal: 0x02), .verdict(.accept)],
+                 comment: "the handshake carries no name yet"),
+            Rule([.lookup([.tcpDestinationPort], mask: nil, set: "web_ports"), .queue(number: config.queue, bypass: config.queueFail == .open)],
+                 comment: "until the worker decides"),
+            Rule([.verdict(.accept)]),
+        ], comment: "web rules: SNI and Host inspection")
+        table.chains.append(gate)
+        // The worker's verdict comes back as a packet mark; keep it on the flow.
+        var verdictRules: [Rule] = []
+        for state in [WebFlowState.permitted, .denied, .redirected] {
+            let mark = layout.webMark(state)
+            var rule: [Expression] = [.maskedCompare(.packetMark, mask: layout.webMask, .equal, mark),
+                                      .setConntrackMark(keep: ~layout.webMask, value: mark)]
+            if state == .denied { rule.append(.reject(.tcpReset)) }
+            verdictRules.append(Rule(rule, comment: "worker: \(state)"))
+        }
+        table.chains.append(Chain(name: "web_verdict", base: BaseChain(hook: .forward, priority: 10, policy: .accept),
+                                  rules: verdictRules, comment: "records the worker's decision on the flow"))
+    }
+
+    // MARK: classes
+
+    /// Sender-class dispatch: rules for the base chain, plus the maps and chains behind them.
+    private mutating func classify(prefix: String, items: [(AddressRange, Int)], destinations: [Int: [AddressRange]]?) -> [Rule] {
+        let segments = partition(items)
+        var classNames: [[Int]: String] = [:]
+        var v4: [SetElement] = []
+        var v6: [SetElement] = []
+        for segment in segments {
+            let ids = segment.labels.sorted()
+            let name: String
+            if let known = classNames[ids] { name = known } else {
+                name = "\(prefix)_\(Self.classTag(ids))"
+                classNames[ids] = name
+            }
+            let element = SetElement([.addresses(segment.range)], verdict: .jump(name))
+            if segment.range.first.family == .v4 { v4.append(element) } else { v6.append(element) }
+        }
+        table.sets.append(NamedSet(name: "\(prefix)_senders_v4", key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
+                                   comment: "IPv4 sender address to sender class"))
+        table.sets.append(NamedSet(name: "\(prefix)_senders_v6", key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
+                                   comment: "IPv6 sender address to sender class"))
+        for (ids, name) in classNames.sorted(by: { $0.value < $1.value }) {
+            addClass(name: name, policies: ids, destinations: destinations)
+        }
+        return [
+            Rule([.verdictMap([.ipSource], map: "\(prefix)_senders_v4")]),
+            Rule([.verdictMap([.ip6Source], map: "\(prefix)_senders_v6")]),
+        ]
+    }
+
+    /// A short stable name for a set of policy ids, so class chains keep their names when
+    /// unrelated policies change.
+    static func classTag(_ ids: [Int]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for id in ids {
+            for byte in withUnsafeBytes(of: UInt32(id).littleEndian, Array.init) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        }
+        return String(hash >> 32, radix: 16).leftPadded(to: 8)
+    }
+
+    private mutating func addClass(name: String, policies: [Int], destinations: [Int: [AddressRange]]?) {
+        let names = policies.compactMap { byID[$0]?.policy.name }
+        var rules: [Rule] = []
+        if let destinations {
+            for family in [IPFamily.v4, .v6] {
+                let field: Field = family == .v4 ? .ipDestination : .ip6Destination
+                let addressType: KeyType = family == .v4 ? .ipv4Address : .ipv6Address
+                let suffix = family == .v4 ? "v4" : "v6"
+                var items: [(AddressRange, Int)] = []
+                for id in policies where isActive(id) {
+                    for range in destinations[id] ?? [] where range.first.family == family { items.append((range, id)) }
+                }
+                var ports: [SetElement] = [], protos: [SetElement] = [], other: [SetElement] = []
+                for segment in partition(items) {
+                    let grants = grantsByService(segment.labels.sorted())
+                    ports += grants.ports.map { SetElement([.addresses(segment.range), .proto($0.proto), .ports($0.ports)], verdict: .goto(grantChain($0.id))) }
+                    protos += grants.protocols.map { SetElement([.addresses(segment.range), .proto($0.proto)], verdict: .goto(grantChain($0.id))) }
+                    if let id = grants.anyProtocol { other.append(SetElement([.addresses(segment.range)], verdict: .goto(grantChain(id)))) }
+                }
+                let portsMap = "\(name)_\(suffix)_ports", protosMap = "\(name)_\(suffix)_protocols", otherMap = "\(name)_\(suffix)_other"
+                table.sets.append(NamedSet(name: portsMap, key: [addressType, .inetProtocol, .inetService], data: .verdict, flags: .interval, elements: ports))
+                table.sets.append(NamedSet(name: protosMap, key: [addressType, .inetProtocol], data: .verdict, flags: .interval, elements: protos))
+                table.sets.append(NamedSet(name: otherMap, key: [addressType], data: .verdict, flags: .interval, elements: other))
+                rules.append(Rule([.verdictMap([field, .l4Protocol, .transportDestinationPort], map: portsMap)]))
+                rules.append(Rule([.verdictMap([field, .l4Protocol], map: protosMap)]))
+                rules.append(Rule([.verdictMap([field], map: otherMap)]))
+            }
+        } else {
+            let grants = grantsByService(policies.filter(isActive))
+            let portsMap = "\(name)_ports", protosMap = "\(name)_protocols"
+            table.sets.append(NamedSet(name: portsMap, key: [.inetProtocol, .inetService], data: .verdict, flags: .interval,
+                                       elements: grants.ports.map { SetElement([.proto($0.proto), .ports($0.ports)], verdict: .goto(grantChain($0.id))) }))
+            table.sets.append(NamedSet(name: protosMap, key: [.inetProtocol], data: .verdict,
+                                       elements: grants.protocols.map { SetElement([.proto($0.proto)], verdict: .goto(grantChain($0.id))) }))
+            rules.append(Rule([.verdictMap([.l4Protocol, .transportDestinationPort], map: portsMap)]))
+            rules.append(Rule([.verdictMap([.l4Protocol], map: protosMap)]))
+            if let id = grants.anyProtocol { rules.append(Rule([.verdict(.goto(grantChain(id)))], comment: "allow: any")) }
+        }
+        table.chains.append(Chain(name: name, rules: rules, comment: "senders of: \(names.joined(separator: ", "))"))
+    }
+
+    /// The chain that records which policy granted a flow.
+    private mutating func grantChain(_ id: Int) -> String {
+        let name = "grant_\(id)"
+        if grantChains.insert(id).inserted {
+            table.chains.append(Chain(name: name, rules: [
+                Rule([.setConntrackMark(keep: ~layout.policyMask, value: layout.policyMark(id))]),
+            ], comment: byID[id].map { "\($0.policy.kindWord) \($0.policy.name)" }))
+        }
+        return name
+    }
+
+    struct ServiceGrants {
+        var ports: [(proto: IPProtocol, ports: PortRange, id: Int)] = []
+        var protocols: [(proto: IPProtocol, id: Int)] = []
+        var anyProtocol: Int?
+    }
+
+    /// Disjoint service keys for policies listed in precedence order; where several grant
+    /// the same port, the first in load order is recorded as the granting policy.
+    func grantsByService(_ ids: [Int]) -> ServiceGrants {
+        var grants = ServiceGrants()
+        let ordered = ids.sorted()
+        for proto in [IPProtocol.tcp, .udp] {
+            var items: [(PortRange, Int)] = []
+            for id in ordered {
+                for service in byID[id]?.policy.allow ?? [] {
+                    switch (service, proto) {
+                    case (.any, _), (.tcp(nil), .tcp), (.udp(nil), .udp): items.append((PortRange.all, id))
+                    case (.tcp(let r?), .tcp), (.udp(let r?), .udp): items.append((r, id))
+                    default: break
+                    }
+                }
+            }
+            var merged: [(proto: IPProtocol, ports: PortRange, id: Int)] = []
+            for segment in partition(items) {
+                guard let winner = segment.labels.min() else { continue }
+                if let last = merged.last, last.id == winner, last.ports.last &+ 1 == segment.range.first, last.ports.last != .max {
+                    merged[merged.count - 1].ports = PortRange(first: last.ports.first, last: segment.range.last)
+                } else {
+                    merged.append((proto, segment.range, winner))
+                }
+            }
+            grants.ports += merged
+        }
+        for proto in [IPProtocol.icmp, .icmpv6] {
+            let winner = ordered.first { id in (byID[id]?.policy.allow ?? []).contains { $0 == .any || $0 == .icmp } }
+            if let winner { grants.protocols.append((proto, winner)) }
+        }
+        grants.anyProtocol = ordered.first { id in (byID[id]?.policy.allow ?? []).contains(.any) }
+        return grants
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int, with pad: Character = "0") -> String {
+        count >= width ? self : String(repeating: pad, count: width - count) + self
+    }
+}

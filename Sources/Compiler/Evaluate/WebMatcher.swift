@@ -1,0 +1,132 @@
+import Foundation
+
+/// What the worker knows about a flow when it decides: for TLS only the SNI, for plain
+/// HTTP the request line and headers.
+public struct WebRequest: Sendable {
+    public var host: String
+    /// `http://host/path?query`, or `https://SNI/` for TLS.
+    public var url: String
+    public var isTLS: Bool
+    public var source: IPAddress?
+    public var userAgent: String?
+
+    public init(host: String, url: String, isTLS: Bool, source: IPAddress? = nil, userAgent: String? = nil) {
+        self.host = host
+        self.url = url
+        self.isTLS = isTLS
+        self.source = source
+        self.userAgent = userAgent
+    }
+
+    /// A request as `test-uri` gets it. For https the worker sees only the SNI (seed 003,
+    /// "peek"), so the path is dropped; `droppedPath` says so.
+    public static func fromURL(_ text: String, source: IPAddress? = nil) throws(ValueError) -> (request: WebRequest, droppedPath: Bool) {
+        let lower = text.lowercased()
+        let isTLS: Bool
+        if lower.hasPrefix("https://") { isTLS = true } else if lower.hasPrefix("http://") { isTLS = false } else {
+            throw ValueError("URL must start with http:// or https://, found '\(text)'")
+        }
+        let rest = text.dropFirst(isTLS ? 8 : 7)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        var host = String(authority.split(separator: "@").last ?? "")
+        if host.hasPrefix("[") {
+            host = String(host.dropFirst().prefix { $0 != "]" })
+        } else if let colon = host.lastIndex(of: ":") {
+            host = String(host[..<colon])
+        }
+        host = host.lowercased()
+        if host.hasSuffix(".") { host.removeLast() }
+        guard !host.isEmpty else { throw ValueError("URL '\(text)' has no host", at: isTLS ? 8 : 7) }
+        var path = String(rest.dropFirst(authority.count))
+        if let hash = path.firstIndex(of: "#") { path = String(path[..<hash]) }
+        if path.isEmpty { path = "/" }
+        let scheme = isTLS ? "https" : "http"
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        if isTLS {
+            return (WebRequest(host: host, url: "https://\(shownHost)/", isTLS: true, source: source), path != "/")
+        }
+        return (WebRequest(host: host, url: "\(scheme)://\(shownHost)\(path)", isTLS: false, source: source), false)
+    }
+}
+
+public struct WebDecision: Sendable, CustomStringConvertible {
+    public var action: WebAction
+    /// nil when no rule matched and `default_action` decided.
+    public var rule: String?
+    /// The domain-list entry or pattern that matched.
+    public var pattern: String?
+    public var ruleDescription: String?
+
+    public var description: String {
+        guard let rule else { return "\(action.rawValue) default_action (no rule matched)" }
+        return "\(action.rawValue) rule '\(rule)'" + (pattern.map { " pattern \($0)" } ?? "")
+    }
+}
+
+/// First-match evaluation of web rules (SPEC §2 semantics 5–7). The worker and `test-uri`
+/// share it; patterns were compiled once when the policy was loaded.
+public struct WebMatcher: Sendable {
+    public let rules: [WebRule]
+    public let defaultAction: WebAction
+
+    public init(rules: [WebRule], defaultAction: WebAction) {
+        self.rules = rules.sorted { $0.order < $1.order }
+        self.defaultAction = defaultAction
+    }
+
+    public func decide(_ request: WebRequest, at instant: Date) -> WebDecision {
+        for rule in rules {
+            if let window = rule.timeWindow, !window.contains(instant, in: rule.timeZone) { continue }
+            if let pattern = match(rule, request) {
+                return WebDecision(action: rule.action, rule: rule.name, pattern: pattern, ruleDescription: rule.description)
+            }
+        }
+        return WebDecision(action: defaultAction, rule: nil, pattern: nil, ruleDescription: nil)
+    }
+
+    /// nil when the rule does not match; otherwise what matched (for the log), AND over keys.
+    private func match(_ rule: WebRule, _ request: WebRequest) -> String? {
+        var matched: [String] = []
+        if !rule.domains.isEmpty {
+            guard let entry = rule.domains.lazy.compactMap({ $0.match(request.host) }).first else { return nil }
+            matched.append("domain \(entry)")
+        }
+        if let sni = rule.sni {
+            guard request.isTLS, let entry = sni.match(request.host) else { return nil }
+            matched.append("sni \(entry)")
+        }
+        if !rule.uriPatterns.isEmpty {
+            guard let p = rule.uriPatterns.first(where: { $0.matches(request.url) }) else { return nil }
+            matched.append(p.source)
+        }
+        if !rule.hostPatterns.isEmpty {
+            guard let p = rule.hostPatterns.first(where: { $0.matches(request.host) }) else { return nil }
+            matched.append(p.source)
+        }
+        if !rule.userAgentPatterns.isEmpty {
+            guard let agent = request.userAgent, let p = rule.userAgentPatterns.first(where: { $0.matches(agent) }) else { return nil }
+            matched.append(p.source)
+        }
+        if !rule.sources.isEmpty {
+            guard let source = request.source, let hit = rule.sources.first(where: { $0.contains(source) }) else { return nil }
+            matched.append("source \(hit)")
+        }
+        return matched.joined(separator: " and ")
+    }
+}
+
+extension WebSource: CustomStringConvertible {
+    func contains(_ address: IPAddress) -> Bool {
+        switch self {
+        case .block(let block): block.contains(address)
+        case .tag(_, let blocks): blocks.contains { $0.contains(address) }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .block(let block): block.description
+        case .tag(let tag, _): tag
+        }
+    }
+}

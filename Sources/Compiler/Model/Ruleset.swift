@@ -1,0 +1,235 @@
+/// The typed nftables ruleset enforcer owns: what `apply --dry-run` prints and what
+/// `apply` encodes for the kernel. One model, two views.
+public struct Ruleset: Hashable, Sendable {
+    public var table: Table
+    public init(table: Table) { self.table = table }
+}
+
+public enum TableFamily: String, Hashable, Sendable { case inet, ip, ip6 }
+
+public struct Table: Hashable, Sendable {
+    public var family: TableFamily
+    public var name: String
+    public var sets: [NamedSet]
+    public var chains: [Chain]
+
+    public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
+    public func chain(named name: String) -> Chain? { chains.first { $0.name == name } }
+}
+
+public enum Hook: String, Hashable, Sendable { case prerouting, input, forward, output, postrouting }
+
+public struct BaseChain: Hashable, Sendable {
+    public var hook: Hook
+    /// Offset from the `filter` priority (0).
+    public var priority: Int
+    public var policy: Verdict
+}
+
+public struct Chain: Hashable, Sendable {
+    public var name: String
+    public var base: BaseChain?
+    public var rules: [Rule]
+    public var comment: String?
+
+    public init(name: String, base: BaseChain? = nil, rules: [Rule] = [], comment: String? = nil) {
+        self.name = name
+        self.base = base
+        self.rules = rules
+        self.comment = comment
+    }
+}
+
+public struct Rule: Hashable, Sendable {
+    public var expressions: [Expression]
+    public var comment: String?
+
+    public init(_ expressions: [Expression], comment: String? = nil) {
+        self.expressions = expressions
+        self.comment = comment
+    }
+}
+
+/// The value types a set key or a match can have; each has a fixed width in the kernel.
+public enum KeyType: String, Hashable, Sendable {
+    case ipv4Address = "ipv4_addr"
+    case ipv6Address = "ipv6_addr"
+    case inetProtocol = "inet_proto"
+    case inetService = "inet_service"
+    case mark = "mark"
+
+    /// Bytes of the key in a set element (each concatenated part is padded to 4 bytes).
+    public var width: Int {
+        switch self {
+        case .ipv4Address, .mark: 4
+        case .ipv6Address: 16
+        case .inetProtocol: 1
+        case .inetService: 2
+        }
+    }
+}
+
+public enum SetData: String, Hashable, Sendable { case verdict, mark }
+
+/// A named set or map.
+public struct NamedSet: Hashable, Sendable {
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let interval = Flags(rawValue: 1)
+        public static let timeout = Flags(rawValue: 2)
+        public static let constant = Flags(rawValue: 4)
+    }
+
+    public var name: String
+    public var key: [KeyType]
+    public var data: SetData?
+    public var flags: Flags
+    public var elements: [SetElement]
+    public var comment: String?
+
+    public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: [SetElement] = [], comment: String? = nil) {
+        self.name = name
+        self.key = key
+        self.data = data
+        self.flags = flags
+        self.elements = elements
+        self.comment = comment
+    }
+
+    public var isMap: Bool { data != nil }
+}
+
+/// One part of an element key: a value, or a closed range where the set has intervals.
+public enum KeyPart: Hashable, Sendable {
+    case addresses(AddressRange)
+    case proto(IPProtocol)
+    case ports(PortRange)
+    case mark(UInt32)
+}
+
+public struct SetElement: Hashable, Sendable {
+    public var key: [KeyPart]
+    public var verdict: Verdict?
+    /// Seconds until the kernel removes the element (sets with the timeout flag).
+    public var timeout: Int?
+    /// Which policy or system put the element here, for the plan and the log.
+    public var comment: String?
+
+    public init(_ key: [KeyPart], verdict: Verdict? = nil, timeout: Int? = nil, comment: String? = nil) {
+        self.key = key
+        self.verdict = verdict
+        self.timeout = timeout
+        self.comment = comment
+    }
+}
+
+/// IP protocol numbers the model uses.
+public enum IPProtocol: UInt8, Hashable, Sendable, Comparable {
+    case icmp = 1
+    case tcp = 6
+    case udp = 17
+    case icmpv6 = 58
+
+    public var name: String {
+        switch self {
+        case .icmp: "icmp"
+        case .tcp: "tcp"
+        case .udp: "udp"
+        case .icmpv6: "ipv6-icmp"
+        }
+    }
+
+    public static func < (a: IPProtocol, b: IPProtocol) -> Bool { a.rawValue < b.rawValue }
+}
+
+public enum Verdict: Hashable, Sendable {
+    case accept
+    case drop
+    case `return`
+    case jump(String)
+    case goto(String)
+}
+
+public enum ConntrackState: String, Hashable, Sendable, CaseIterable {
+    case invalid, established, related, new, untracked
+}
+
+public enum ConntrackDirection: String, Hashable, Sendable { case original, reply }
+
+/// A packet field a rule reads.
+public enum Field: Hashable, Sendable {
+    case inputInterface
+    case l4Protocol
+    case nfProtocol
+    case packetMark
+    case ipSource, ipDestination
+    case ip6Source, ip6Destination
+    case ip6HopLimit
+    case transportSourcePort, transportDestinationPort
+    case udpSourcePort, udpDestinationPort
+    case tcpDestinationPort
+    case icmpType, icmpv6Type
+    case conntrackMark
+    case conntrackDirection
+}
+
+public enum CompareOp: String, Hashable, Sendable { case equal = "==", notEqual = "!=" }
+
+/// A constant a field is compared with.
+public enum Constant: Hashable, Sendable {
+    case number(UInt32)
+    case interface(String)
+    case proto(IPProtocol)
+    case port(UInt16)
+    case direction(ConntrackDirection)
+    case icmpType(ICMPType)
+    case icmpv6Type(ICMPv6Type)
+}
+
+public enum ICMPType: UInt8, Hashable, Sendable {
+    case echoReply = 0, destinationUnreachable = 3, echoRequest = 8, timeExceeded = 11, parameterProblem = 12
+}
+
+public enum ICMPv6Type: UInt8, Hashable, Sendable {
+    case destinationUnreachable = 1, packetTooBig = 2, timeExceeded = 3, parameterProblem = 4
+    case mldListenerQuery = 130, mldListenerReport = 131, mldListenerDone = 132
+    case routerSolicit = 133, routerAdvert = 134, neighborSolicit = 135, neighborAdvert = 136
+    case mld2ListenerReport = 143
+}
+
+public enum RejectKind: Hashable, Sendable {
+    case tcpReset
+    case icmpxPortUnreachable
+    case icmpxAdminProhibited
+}
+
+/// One expression of a rule; a closed family that both the nft text renderer and the
+/// netlink encoder understand.
+public enum Expression: Hashable, Sendable {
+    /// `field op constant`
+    case compare(Field, CompareOp, Constant)
+    /// `field & mask op value`
+    case maskedCompare(Field, mask: UInt32, CompareOp, UInt32)
+    /// `field { a, b, c }` with an anonymous set of constants.
+    case anyOf(Field, [Constant])
+    /// `ct state a,b`
+    case conntrackState([ConntrackState])
+    /// `ct original packets first-last`
+    case originalPackets(first: UInt64, last: UInt64)
+    /// `tcp flags & (syn | ack) == syn` style: flags present under mask.
+    case tcpFlags(mask: UInt8, equal: UInt8)
+    /// Membership of the (masked) field concatenation in a named set.
+    case lookup([Field], mask: UInt32?, set: String)
+    /// Verdict map on the field concatenation.
+    case verdictMap([Field], map: String)
+    /// `ct mark set ct mark & keep | value`
+    case setConntrackMark(keep: UInt32, value: UInt32)
+    /// `meta mark set meta mark & keep | value`
+    case setPacketMark(keep: UInt32, value: UInt32)
+    case counter
+    case reject(RejectKind)
+    /// Hand the packet to userspace; with `bypass` it is accepted while no worker listens.
+    case queue(number: UInt16, bypass: Bool)
+    case verdict(Verdict)
+}

@@ -1,0 +1,169 @@
+/// A CIDR block: an address whose host bits are zero, and a prefix length. A single
+/// address is a block with a full-length prefix (/32 or /128).
+public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
+    public let address: IPAddress
+    public let prefixLength: Int
+
+    /// The block holding just `address`.
+    public init(_ address: IPAddress) {
+        self.address = address
+        prefixLength = address.family.bitWidth
+    }
+
+    /// nil when the prefix is out of range for the family or host bits are set.
+    public init?(address: IPAddress, prefixLength: Int) {
+        guard (0...address.family.bitWidth).contains(prefixLength),
+              address.value & Self.hostMask(address.family, prefixLength) == 0
+        else { return nil }
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    private init(unchecked address: IPAddress, prefixLength: Int) {
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    /// "10.0.0.5" (a /32), "10.0.0.0/8", "2001:db8::/32", "::1/128". The prefix must be
+    /// decimal and the host bits zero; the error for `10.0.0.1/8` suggests `10.0.0.0/8`.
+    public static func parse(_ text: some StringProtocol) throws(ValueError) -> AddressBlock {
+        try parseNetText(text) { bytes throws(NetParseFailure) in try parse(bytes: bytes) }
+    }
+
+    static func parse(bytes: NetBytes) throws(NetParseFailure) -> AddressBlock {
+        guard let slash = bytes.firstIndex(of: NetSyntax.slash) else {
+            return AddressBlock(try IPAddress.parse(bytes: bytes))
+        }
+        if slash == 0 { throw NetParseFailure("missing address before '/'", at: 0) }
+        let address = try IPAddress.parse(bytes: NetSyntax.slice(bytes, 0..<slash))
+        let family = address.family
+        let prefixStart = slash + 1
+        guard prefixStart < bytes.count else {
+            throw NetParseFailure("missing prefix length after '/'", at: prefixStart)
+        }
+        let (length, end) = NetSyntax.scanDecimal(bytes, from: prefixStart, limit: 999)
+        let prefixText = NetSyntax.text(bytes, prefixStart..<bytes.count)
+        guard end == bytes.count else {
+            // A netmask gets a pointed hint rather than a bare "not a number".
+            if family == .v4, let mask = try? IPAddress.parse(bytes: NetSyntax.slice(bytes, prefixStart..<bytes.count)),
+               mask.family == .v4, let maskLength = Self.prefixLength(ofNetmask: mask.value) {
+                throw NetParseFailure(
+                    "write the netmask '\(prefixText)' as a prefix length: /\(maskLength)", at: prefixStart)
+            }
+            throw NetParseFailure("prefix length must be a decimal number, found '\(prefixText)'", at: prefixStart)
+        }
+        guard length <= family.bitWidth else {
+            throw NetParseFailure(
+                "prefix /\(prefixText) is too long for an \(family) address (at most /\(family.bitWidth))",
+                at: slash)
+        }
+        let hostMask = Self.hostMask(family, length)
+        guard address.value & hostMask == 0 else {
+            let network = AddressBlock(unchecked: IPAddress(family: family, value: address.value & ~hostMask),
+                                       prefixLength: length)
+            throw NetParseFailure(
+                "host bits set in '\(NetSyntax.text(bytes))' (did you mean \(network.address)/\(length)?)", at: slash)
+        }
+        return AddressBlock(unchecked: address, prefixLength: length)
+    }
+
+    /// Bits of the family's width below the prefix.
+    static func hostMask(_ family: IPFamily, _ prefixLength: Int) -> UInt128 {
+        // A smart shift: a full-length prefix shifts everything out, leaving 0.
+        family.maxValue >> prefixLength
+    }
+
+    /// The prefix length of a contiguous IPv4 netmask such as 255.255.0.0, else nil.
+    static func prefixLength(ofNetmask mask: UInt128) -> Int? {
+        let mask32 = UInt32(truncatingIfNeeded: mask)
+        let length = (~mask32).leadingZeroBitCount  // leading one bits
+        return hostMask(.v4, length) == UInt128(~mask32) ? length : nil
+    }
+
+    public var first: IPAddress { address }
+
+    public var last: IPAddress {
+        IPAddress(family: address.family, value: address.value | Self.hostMask(address.family, prefixLength))
+    }
+
+    public var range: AddressRange { AddressRange(first: first, last: last) }
+
+    public func contains(_ other: IPAddress) -> Bool {
+        other.family == address.family && other.value & ~Self.hostMask(address.family, prefixLength) == address.value
+    }
+
+    /// "10.0.0.0/8", or the bare address for a full-length prefix, as nft prints them.
+    public var description: String {
+        prefixLength == address.family.bitWidth ? address.description : "\(address)/\(prefixLength)"
+    }
+}
+
+/// A closed range of addresses of one family, `first <= last`.
+public struct AddressRange: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var first: IPAddress
+    public var last: IPAddress
+
+    /// Precondition: same family and `first <= last` (a programming error otherwise; parse
+    /// user text with `AddressRange.parse`).
+    public init(first: IPAddress, last: IPAddress) {
+        precondition(first.family == last.family && first <= last, "invalid address range \(first)-\(last)")
+        self.first = first
+        self.last = last
+    }
+
+    public init(_ address: IPAddress) {
+        self.init(first: address, last: address)
+    }
+
+    public init(_ block: AddressBlock) {
+        self.init(first: block.first, last: block.last)
+    }
+
+    public var family: IPFamily { first.family }
+
+    public func contains(_ address: IPAddress) -> Bool {
+        first <= address && address <= last
+    }
+
+    public static func < (a: AddressRange, b: AddressRange) -> Bool {
+        a.first != b.first ? a.first < b.first : a.last < b.last
+    }
+
+    /// "10.0.0.1-10.0.0.6" as nft writes ranges, or the single address.
+    public var description: String { first == last ? first.description : "\(first)-\(last)" }
+
+    /// "10.0.0.1-10.0.0.6", a CIDR block, or a single address.
+    public static func parse(_ text: some StringProtocol) throws(ValueError) -> AddressRange {
+        try parseNetText(text) { bytes throws(NetParseFailure) in
+            guard let dash = bytes.firstIndex(of: NetSyntax.dash) else {
+                return AddressRange(try AddressBlock.parse(bytes: bytes))
+            }
+            if dash == 0 { throw NetParseFailure("missing address before '-'", at: 0) }
+            if dash + 1 == bytes.count { throw NetParseFailure("missing address after '-'", at: dash + 1) }
+            let first = try IPAddress.parse(bytes: NetSyntax.slice(bytes, 0..<dash))
+            let last: IPAddress
+            do throws(NetParseFailure) {
+                last = try IPAddress.parse(bytes: NetSyntax.slice(bytes, dash + 1..<bytes.count))
+            } catch {
+                throw NetParseFailure(error, shiftedBy: dash + 1)
+            }
+            guard first.family == last.family else {
+                throw NetParseFailure(
+                    "a range cannot mix an \(first.family) and an \(last.family) address", at: dash + 1)
+            }
+            guard first <= last else {
+                throw NetParseFailure(
+                    "reversed range '\(NetSyntax.text(bytes))' (did you mean \(last)-\(first)?)", at: 0)
+            }
+            return AddressRange(first: first, last: last)
+        }
+    }
+}
+
+extension NetParseFailure {
+    /// The same failure for text that was parsed from `offset` of a longer input.
+    init(_ failure: NetParseFailure, shiftedBy offset: Int) {
+        self = failure
+        byteOffset += offset
+    }
+}

@@ -1,0 +1,286 @@
+import Foundation
+
+/// `enforcer.conf`: the settings that are not policy.
+public struct Config: Sendable {
+    public enum TimeZoneSetting: Sendable, Hashable {
+        case local, utc, named(String)
+    }
+    public enum FailMode: String, Sendable, Hashable { case open, closed }
+
+    // [policy]
+    public var defaultAction: WebAction = .permit
+    public var timeWindowZone: TimeZoneSetting = .local
+    // [kernel]
+    public var table: String = "enforcer"
+    /// The bits of the conntrack mark enforcer may use; everything else is left alone.
+    public var markMask: UInt32 = 0x00ff_ff00
+    public var queue: UInt16 = 0
+    /// What the kernel does while no worker listens on the queue.
+    public var queueFail: FailMode = .open
+    public var webPorts: [UInt16] = [80, 443]
+    // [web]
+    /// Verdict for flows whose first bytes cannot be parsed.
+    public var webFail: FailMode = .closed
+    public var portalURL: String = "http://127.0.0.1:8088/"
+    public var blockQUIC: Bool? = nil
+    // [state]
+    public var stateDirectory: String = "/var/lib/enforcer"
+
+    public init() {}
+
+    /// The zone web-rule windows and policies without `timezone:` are evaluated in.
+    public var defaultTimeZone: TimeZone {
+        switch timeWindowZone {
+        case .local: TimeZone.current
+        case .utc: TimeZone(identifier: "UTC")!
+        case .named(let name): TimeZone(identifier: name) ?? TimeZone(identifier: "UTC")!
+        }
+    }
+
+    /// QUIC is blocked by default when web rules exist, so browsers fall back to TCP where SNI is visible.
+    public func blocksQUIC(hasWebRules: Bool) -> Bool { blockQUIC ?? hasWebRules }
+
+    /// Reads `enforcer.conf`; unknown sections and keys are errors, so typos do not pass silently.
+    public static func parse(file: String, text: String) -> (Config, [Diagnostic]) {
+        var config = Config()
+        var diagnostics: [Diagnostic] = []
+        let document = TOMLDocument(file: file, text: text)
+        diagnostics += document.diagnostics
+        for entry in document.entries {
+            func fail(_ message: String) { diagnostics.append(.error(entry.valueLocation, message)) }
+            switch (entry.table, entry.key) {
+            case ("policy", "default_action"):
+                guard case .string(let s) = entry.value, let action = WebAction(rawValue: s) else {
+                    fail("default_action must be one of \"permit\", \"deny\", \"warn\", \"aup\""); continue
+                }
+                config.defaultAction = action
+            case ("policy", "time_window_tz"):
+                guard case .string(let s) = entry.value else { fail("time_window_tz must be a string"); continue }
+                switch s.lowercased() {
+                case "local": config.timeWindowZone = .local
+                case "utc": config.timeWindowZone = .utc
+                default:
+                    guard TimeZone(identifier: s) != nil else { fail("unknown timezone '\(s)' (expected local, utc or an IANA name such as Europe/Berlin)"); continue }
+                    config.timeWindowZone = .named(s)
+                }
+            case ("kernel", "table"):
+                guard case .string(let s) = entry.value, !s.isEmpty,
+                      s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+                    fail("table must be a plain name such as \"enforcer\""); continue
+                }
+                config.table = s
+            case ("kernel", "mark_mask"):
+                let raw: Int?
+                switch entry.value {
+                case .integer(let i): raw = i
+                case .string(let s): raw = s.lowercased().hasPrefix("0x") ? Int(s.dropFirst(2), radix: 16) : Int(s)
+                default: raw = nil
+                }
+                guard let raw, let mask = UInt32(exactly: raw), mask != 0 else { fail("mark_mask must be a non-zero 32-bit mask such as 0x00ffff00"); continue }
+                let shifted = mask >> mask.trailingZeroBitCount
+                guard shifted & (shifted &+ 1) == 0 else { fail("mark_mask must be one contiguous run of bits, such as 0x00ffff00"); continue }
+                guard mask.nonzeroBitCount >= 4 else { fail("mark_mask needs at least 4 bits (2 for web verdicts, 2 or more for policy ids)"); continue }
+                config.markMask = mask
+            case ("kernel", "queue"):
+                guard case .integer(let i) = entry.value, let q = UInt16(exactly: i) else { fail("queue must be a number from 0 to 65535"); continue }
+                config.queue = q
+            case ("kernel", "queue_fail"):
+                guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else { fail("queue_fail must be \"open\" or \"closed\""); continue }
+                config.queueFail = mode
+            case ("kernel", "web_ports"):
+                guard case .array(let items) = entry.value else { fail("web_ports must be a list of ports, such as [80, 443]"); continue }
+                var ports: [UInt16] = []
+                for item in items {
+                    guard case .integer(let i) = item, let p = UInt16(exactly: i), p > 0 else { fail("web_ports must hold ports from 1 to 65535"); break }
+                    ports.append(p)
+                }
+                config.webPorts = ports
+            case ("web", "fail"):
+                guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else { fail("fail must be \"open\" or \"closed\""); continue }
+                config.webFail = mode
+            case ("web", "portal_url"):
+                guard case .string(let s) = entry.value, s.hasPrefix("http://") || s.hasPrefix("https://") else { fail("portal_url must be an http:// or https:// URL"); continue }
+                config.portalURL = s
+            case ("web", "block_quic"):
+                guard case .bool(let b) = entry.value else { fail("block_quic must be true or false"); continue }
+                config.blockQUIC = b
+            case ("state", "directory"):
+                guard case .string(let s) = entry.value, s.hasPrefix("/") else { fail("directory must be an absolute path"); continue }
+                config.stateDirectory = s
+            default:
+                let known: [String: [String]] = [
+                    "policy": ["default_action", "time_window_tz"],
+                    "kernel": ["table", "mark_mask", "queue", "queue_fail", "web_ports"],
+                    "web": ["fail", "portal_url", "block_quic"],
+                    "state": ["directory"],
+                ]
+                if let keys = known[entry.table] {
+                    diagnostics.append(.error(entry.keyLocation, "unknown key '\(entry.key)' in [\(entry.table)] (expected \(keys.joined(separator: ", ")))"))
+                } else {
+                    diagnostics.append(.error(entry.keyLocation, entry.table.isEmpty
+                        ? "key '\(entry.key)' must be inside a section such as [policy]"
+                        : "unknown section [\(entry.table)] (expected [policy], [kernel], [web] or [state])"))
+                }
+            }
+        }
+        return (config, diagnostics)
+    }
+}
+
+/// The part of TOML that `enforcer.conf` needs: sections, and keys holding strings,
+/// integers (decimal or 0x), booleans, or arrays of them.
+struct TOMLDocument {
+    enum Value: Equatable { case string(String), integer(Int), bool(Bool), array([Value]) }
+    struct Entry {
+        var table: String
+        var key: String
+        var keyLocation: SourceLocation
+        var value: Value
+        var valueLocation: SourceLocation
+    }
+
+    private(set) var entries: [Entry] = []
+    private(set) var diagnostics: [Diagnostic] = []
+
+    init(file: String, text: String) {
+        var table = ""
+        var seen: [String: SourceLocation] = [:]
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        var lineIndex = 0
+        while lineIndex < lines.count {
+            let number = lineIndex + 1
+            var line = Substring(lines[lineIndex])
+            lineIndex += 1
+            func location(_ index: Substring.Index) -> SourceLocation {
+                SourceLocation(file: file, line: number, column: 1 + line.distance(from: line.startIndex, to: index))
+            }
+            let content = Self.stripComment(line)
+            let trimmed = content.trimmingBlanks
+            if trimmed.isEmpty { continue }
+            if trimmed.hasPrefix("[") {
+                guard trimmed.hasSuffix("]"), !trimmed.hasPrefix("[[") else {
+                    diagnostics.append(.error(location(line.firstIndex(of: "[")!), "expected a section header such as [policy], found '\(trimmed)'"))
+                    continue
+                }
+                table = String(trimmed.dropFirst().dropLast()).trimmingBlanks
+                continue
+            }
+            guard let equals = content.firstIndex(of: "=") else {
+                diagnostics.append(.error(location(line.firstIndex { $0 != " " && $0 != "\t" } ?? line.startIndex), "expected 'key = value', found '\(trimmed)'"))
+                continue
+            }
+            let keyStart = content.firstIndex { $0 != " " && $0 != "\t" } ?? content.startIndex
+            let key = String(content[keyStart..<equals]).trimmingBlanks
+            var valueText = String(content[content.index(after: equals)...]).trimmingBlanks
+            let valueStart = content[content.index(after: equals)...].firstIndex { $0 != " " && $0 != "\t" } ?? equals
+            // A multi-line array continues until its brackets balance.
+            if valueText.hasPrefix("[") {
+                while Self.bracketDepth(valueText) > 0 && lineIndex < lines.count {
+                    valueText += " " + Self.stripComment(Substring(lines[lineIndex])).trimmingBlanks
+                    lineIndex += 1
+                }
+            }
+            let keyLocation = location(keyStart)
+            let valueLocation = location(valueStart)
+            if key.isEmpty || !key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
+                diagnostics.append(.error(keyLocation, "bad key '\(key)'"))
+                continue
+            }
+            let qualified = table + "." + key
+            if let first = seen[qualified] {
+                diagnostics.append(.error(keyLocation, "duplicate key '\(key)' in [\(table)]",
+                                          notes: [Diagnostic(.note, first, "first set here")]))
+                continue
+            }
+            seen[qualified] = keyLocation
+            var parser = ValueParser(text: valueText[...])
+            do throws(ValueError) {
+                let value = try parser.parseValue()
+                parser.skipBlanks()
+                guard parser.text.isEmpty else { throw ValueError("unexpected '\(parser.text)' after the value") }
+                entries.append(Entry(table: table, key: key, keyLocation: keyLocation, value: value, valueLocation: valueLocation))
+            } catch {
+                diagnostics.append(.error(valueLocation, error.message))
+            }
+            line = ""
+        }
+    }
+
+    private static func stripComment(_ line: Substring) -> Substring {
+        var inString: Character? = nil
+        var escaped = false
+        for index in line.indices {
+            let c = line[index]
+            if let quote = inString {
+                if escaped { escaped = false } else if c == "\\" && quote == "\"" { escaped = true } else if c == quote { inString = nil }
+            } else if c == "\"" || c == "'" {
+                inString = c
+            } else if c == "#" {
+                return line[..<index]
+            }
+        }
+        return line
+    }
+
+    private static func bracketDepth(_ text: String) -> Int {
+        var depth = 0
+        var inString = false
+        for c in text {
+            if c == "\"" { inString.toggle() } else if !inString && c == "[" { depth += 1 } else if !inString && c == "]" { depth -= 1 }
+        }
+        return depth
+    }
+
+    private struct ValueParser {
+        var text: Substring
+
+        mutating func skipBlanks() { text = text.drop { $0 == " " || $0 == "\t" } }
+
+        mutating func parseValue() throws(ValueError) -> Value {
+            skipBlanks()
+            guard let first = text.first else { throw ValueError("missing value") }
+            switch first {
+            case "\"", "'":
+                text = text.dropFirst()
+                var out = ""
+                while let c = text.first {
+                    text = text.dropFirst()
+                    if c == first { return .string(out) }
+                    if c == "\\" && first == "\"", let next = text.first {
+                        text = text.dropFirst()
+                        switch next {
+                        case "n": out.append("\n")
+                        case "t": out.append("\t")
+                        case "\"", "\\": out.append(next)
+                        default: throw ValueError("unsupported escape '\\\(next)'")
+                        }
+                        continue
+                    }
+                    out.append(c)
+                }
+                throw ValueError("unterminated string")
+            case "[":
+                text = text.dropFirst()
+                var items: [Value] = []
+                while true {
+                    skipBlanks()
+                    if text.first == "]" { text = text.dropFirst(); return .array(items) }
+                    items.append(try parseValue())
+                    skipBlanks()
+                    if text.first == "," { text = text.dropFirst(); continue }
+                    if text.first == "]" { text = text.dropFirst(); return .array(items) }
+                    throw ValueError("expected ',' or ']' in array")
+                }
+            default:
+                let word = text.prefix { !($0 == "," || $0 == "]" || $0 == " " || $0 == "\t") }
+                text = text.dropFirst(word.count)
+                if word == "true" { return .bool(true) }
+                if word == "false" { return .bool(false) }
+                let digits = word.replacingOccurrences(of: "_", with: "")
+                if digits.hasPrefix("0x"), let i = Int(digits.dropFirst(2), radix: 16) { return .integer(i) }
+                if let i = Int(digits) { return .integer(i) }
+                throw ValueError("bad value '\(word)' (expected a \"string\", a number, true/false or [a, list])")
+            }
+        }
+    }
+}

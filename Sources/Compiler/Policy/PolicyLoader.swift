@@ -1,0 +1,552 @@
+import Foundation
+
+/// Reads a policy directory (`enforcer.conf` and `rules.d/NN-name.policy`), checks every
+/// block, and resolves names. All problems are collected; nothing stops at the first.
+public struct PolicyLoader {
+    public struct Result: Sendable {
+        /// nil when any error was found.
+        public var policySet: PolicySet?
+        public var diagnostics: [Diagnostic]
+        public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+    }
+
+    public static func load(directory: String) -> Result {
+        var loader = PolicyLoader(directory: directory)
+        return loader.run()
+    }
+
+    private let directory: String
+    private var diagnostics: [Diagnostic] = []
+    private var config = Config()
+
+    private init(directory: String) {
+        self.directory = directory
+    }
+
+    private struct PendingBlock {
+        var block: RawBlock
+        var file: String
+        var order: Int
+    }
+
+    private mutating func run() -> Result {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            let here = SourceLocation(file: directory, line: 1, column: 1)
+            return Result(policySet: nil, diagnostics: [.error(here, "no policy directory at '\(directory)'")])
+        }
+        let confPath = (directory as NSString).appendingPathComponent("enforcer.conf")
+        if fm.fileExists(atPath: confPath) {
+            if let text = readText(confPath) {
+                let (parsed, confDiagnostics) = Config.parse(file: confPath, text: text)
+                config = parsed
+                diagnostics += confDiagnostics
+            }
+        }
+        let rulesPath = (directory as NSString).appendingPathComponent("rules.d")
+        var files: [String] = []
+        if fm.fileExists(atPath: rulesPath, isDirectory: &isDirectory), isDirectory.boolValue {
+            let names = (try? fm.contentsOfDirectory(atPath: rulesPath)) ?? []
+            for name in names.sorted() where name.hasSuffix(".policy") {
+                let path = (rulesPath as NSString).appendingPathComponent(name)
+                if !Self.isWellFormedFileName(name) {
+                    diagnostics.append(.error(SourceLocation(file: path, line: 1, column: 1),
+                                              "policy file name '\(name)' must be NN-name.policy (two digits, a hyphen, a name)"))
+                    continue
+                }
+                files.append(path)
+            }
+        } else {
+            diagnostics.append(.error(SourceLocation(file: directory, line: 1, column: 1), "no rules.d/ directory in '\(directory)'"))
+        }
+
+        var pending: [PendingBlock] = []
+        for file in files {
+            guard let bytes = readBytes(file) else { continue }
+            let parser = BlockParser(file: file, bytes: bytes)
+            diagnostics += parser.diagnostics
+            for block in parser.blocks {
+                pending.append(PendingBlock(block: block, file: file, order: pending.count))
+            }
+        }
+
+        // Names are unique per kind across all files.
+        var firstPlace: [String: SourceLocation] = [:]
+        var unique: [PendingBlock] = []
+        for item in pending {
+            let kind = item.block.kind ?? "web-rule"
+            let key = kind + "\u{0}" + item.block.name
+            if let first = firstPlace[key] {
+                let what = item.block.kind.map { "\($0) '\(item.block.name)'" } ?? "web rule '\(item.block.name)'"
+                diagnostics.append(.error(item.block.nameLocation, "duplicate \(what)",
+                                          notes: [Diagnostic(.note, first, "'\(item.block.name)' is first defined here")]))
+                continue
+            }
+            firstPlace[key] = item.block.nameLocation
+            unique.append(item)
+        }
+
+        var systems: [SystemDefinition] = []
+        var policyBlocks: [PendingBlock] = []
+        var webBlocks: [PendingBlock] = []
+        var expectBlocks: [PendingBlock] = []
+        for item in unique {
+            switch item.block.kind {
+            case "system": if let system = system(item.block) { systems.append(system) }
+            case "policy", "gateway-policy": policyBlocks.append(item)
+            case "expect": expectBlocks.append(item)
+            case nil: webBlocks.append(item)
+            case let other?:
+                diagnostics.append(.error(item.block.kindLocation,
+                    "unknown kind '\(other)' (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"]))"))
+            }
+        }
+        let scope = NameScope(systems: systems)
+        let policies = policyBlocks.compactMap { policy($0.block, order: $0.order, scope: scope) }
+        let webRules = webBlocks.compactMap { webRule($0.block, file: $0.file, order: $0.order, scope: scope) }
+        let expectations = expectBlocks.compactMap { expectation($0.block, scope: scope) }
+
+        for policy in policies where policy.allow == nil {
+            diagnostics.append(.warning(policy.location, "\(policy.kindWord) '\(policy.name)' has no 'allow': it grants nothing (default deny); add 'allow: any' or a list such as 'allow: tcp/22'"))
+        }
+        for rule in webRules where rule.matchesOnlyByURI {
+            diagnostics.append(.warning(rule.location, "web rule '\(rule.name)' matches only by URI regex: for TLS only the host is visible, so it is matched against https://SNI/ and cannot see paths"))
+        }
+
+        diagnostics.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
+        let hasErrors = diagnostics.contains { $0.severity == .error }
+        let set = PolicySet(directory: directory, config: config, systems: systems, policies: policies,
+                            webRules: webRules, expectations: expectations, files: files)
+        return Result(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
+    }
+
+    static func isWellFormedFileName(_ name: String) -> Bool {
+        let stem = name.dropLast(".policy".count)
+        guard stem.count >= 4 else { return false }
+        let chars = Array(stem)
+        return chars[0].isASCII && chars[0].isNumber && chars[1].isASCII && chars[1].isNumber && chars[2] == "-"
+            && chars[3...].allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }
+    }
+
+    // MARK: - Files
+
+    private mutating func readBytes(_ path: String) -> [UInt8]? {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            diagnostics.append(.error(SourceLocation(file: path, line: 1, column: 1), "cannot read '\(path)': \(Self.errnoText(path))"))
+            return nil
+        }
+        if data.count > 0, String(data: data, encoding: .utf8) == nil {
+            diagnostics.append(.error(SourceLocation(file: path, line: 1, column: 1), "'\(path)' is not UTF-8 text"))
+            return nil
+        }
+        return [UInt8](data)
+    }
+
+    private mutating func readText(_ path: String) -> String? {
+        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func errnoText(_ path: String) -> String {
+        if !FileManager.default.fileExists(atPath: path) { return "no such file" }
+        if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
+        return "unreadable"
+    }
+
+    // MARK: - Blocks
+
+    /// The keys of one block, checked for unknown and repeated keys.
+    private struct Keys {
+        var entries: [String: [RawEntry]] = [:]
+        func one(_ key: String) -> RawEntry? { entries[key]?.first }
+        func all(_ key: String) -> [RawEntry] { entries[key] ?? [] }
+    }
+
+    private mutating func keys(of block: RawBlock, allowed: [String], repeatable: Set<String> = [], what: String) -> Keys {
+        var keys = Keys()
+        for entry in block.entries {
+            let key = entry.key.lowercased()
+            guard allowed.contains(key) else {
+                diagnostics.append(.error(entry.keyLocation,
+                    "unknown key '\(entry.key)' in \(what) '\(block.name)'\(Self.suggestion(key, among: allowed)) (expected \(allowed.joined(separator: ", ")))"))
+                continue
+            }
+            if let first = keys.entries[key]?.first, !repeatable.contains(key) {
+                diagnostics.append(.error(entry.keyLocation, "duplicate key '\(entry.key)' in \(what) '\(block.name)'",
+                                          notes: [Diagnostic(.note, first.keyLocation, "first given here")]))
+                continue
+            }
+            keys.entries[key, default: []].append(entry)
+        }
+        return keys
+    }
+
+    private mutating func require(_ key: String, in keys: Keys, block: RawBlock, what: String) -> RawEntry? {
+        if let entry = keys.one(key) { return entry }
+        diagnostics.append(.error(block.nameLocation, "\(what) '\(block.name)' needs '\(key):'"))
+        return nil
+    }
+
+    private mutating func system(_ block: RawBlock) -> SystemDefinition? {
+        let keys = keys(of: block, allowed: ["address", "tags"], repeatable: ["address", "tags"], what: "system")
+        var addresses: [AddressBlock] = []
+        for entry in keys.all("address") {
+            for item in Self.listItems(entry) {
+                do { addresses.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
+            }
+        }
+        if keys.all("address").isEmpty {
+            diagnostics.append(.error(block.nameLocation, "system '\(block.name)' needs 'address:'"))
+        }
+        var tags: [String] = []
+        for entry in keys.all("tags") {
+            for item in Self.listItems(entry) {
+                guard Self.isValidTag(item.text) else {
+                    diagnostics.append(.error(item.location, "bad tag '\(item.text)': use letters, digits, '.', '_', '-'")); continue
+                }
+                if !tags.contains(item.text) { tags.append(item.text) }
+            }
+        }
+        return SystemDefinition(name: block.name, location: block.nameLocation, addresses: addresses, tags: tags)
+    }
+
+    private static let scheduleKeys = ["allow", "active-hours", "timezone", "trust", "expires", "enabled", "description"]
+
+    private mutating func policy(_ block: RawBlock, order: Int, scope: NameScope) -> AccessPolicy? {
+        let isGateway = block.kind == "gateway-policy"
+        let what = isGateway ? "gateway-policy" : "policy"
+        let allowed = (isGateway ? ["senders", "gateway", "subnets"] : ["senders", "receivers"]) + Self.scheduleKeys
+        let keys = keys(of: block, allowed: allowed, what: what)
+        let before = diagnostics.count
+
+        let senders = tags(keys.one("senders"), scope: scope)
+        if keys.one("senders") == nil { _ = require("senders", in: keys, block: block, what: what) }
+        let reach: AccessPolicy.Reach
+        if isGateway {
+            var gateway = ""
+            if let entry = require("gateway", in: keys, block: block, what: what) {
+                gateway = entry.value
+                if scope.system(gateway) == nil {
+                    diagnostics.append(.error(entry.valueLocation, "unknown system '\(gateway)'\(Self.suggestion(gateway, among: scope.systemNames))"))
+                }
+            }
+            var subnets: [AddressBlock] = []
+            if let entry = require("subnets", in: keys, block: block, what: what) {
+                for item in Self.listItems(entry) {
+                    do { subnets.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
+                }
+            }
+            reach = .gateway(gateway: gateway, subnets: subnets)
+        } else {
+            if keys.one("receivers") == nil { _ = require("receivers", in: keys, block: block, what: what) }
+            reach = .direct(receivers: tags(keys.one("receivers"), scope: scope))
+        }
+
+        var allow: [Service]?
+        if let entry = keys.one("allow") {
+            var services: [Service] = []
+            for item in Self.listItems(entry) {
+                do { services.append(try Service.parse(item.text)) } catch { report(error, item) }
+            }
+            allow = services
+        }
+        let schedule = schedule(keys, timeWindowKey: "active-hours")
+        var trust: [String] = []
+        if let entry = keys.one("trust") {
+            for item in Self.listItems(entry) {
+                guard Self.isValidTag(item.text) else { diagnostics.append(.error(item.location, "bad trust requirement '\(item.text)'")); continue }
+                trust.append(item.text)
+            }
+        }
+        guard diagnostics.count == before || !diagnostics[before...].contains(where: { $0.severity == .error }) else { return nil }
+        return AccessPolicy(name: block.name, location: block.nameLocation, order: order, senders: senders, reach: reach,
+                            allow: allow, schedule: schedule, trust: trust, description: keys.one("description")?.value)
+    }
+
+    private mutating func schedule(_ keys: Keys, timeWindowKey: String) -> Schedule {
+        var schedule = Schedule.always
+        schedule.timeZone = config.defaultTimeZone
+        if let entry = keys.one("timezone") {
+            if let zone = Self.timeZone(entry.value) { schedule.timeZone = zone } else {
+                diagnostics.append(.error(entry.valueLocation, "unknown timezone '\(entry.value)' (expected an IANA name such as Europe/Berlin, or utc/local)"))
+            }
+        }
+        if let entry = keys.one(timeWindowKey) {
+            do { schedule.activeHours = try TimeSpec.parse(entry.value) } catch { report(error, entry) }
+        }
+        if let entry = keys.one("expires") {
+            do { schedule.expires = try Instant.parse(entry.value, defaultZone: schedule.timeZone) } catch { report(error, entry) }
+        }
+        if let entry = keys.one("enabled") {
+            switch entry.value.lowercased() {
+            case "yes", "true", "on": schedule.enabled = true
+            case "no", "false", "off": schedule.enabled = false
+            default: diagnostics.append(.error(entry.valueLocation, "enabled must be yes or no, found '\(entry.value)'"))
+            }
+        }
+        return schedule
+    }
+
+    static func timeZone(_ name: String) -> TimeZone? {
+        switch name.lowercased() {
+        case "utc": TimeZone(identifier: "UTC")
+        case "local": TimeZone.current
+        default: TimeZone(identifier: name)
+        }
+    }
+
+    private static let webMatchKeys = ["match-domain", "match-domain-list", "match-sni", "match-uri-regex",
+                                       "match-host-regex", "match-source", "match-user-agent"]
+
+    private mutating func webRule(_ block: RawBlock, file: String, order: Int, scope: NameScope) -> WebRule? {
+        let keys = keys(of: block, allowed: Self.webMatchKeys + ["action", "description", "time-window"],
+                        repeatable: Set(Self.webMatchKeys), what: "web rule")
+        let before = diagnostics.count
+        if !Self.webMatchKeys.contains(where: { keys.one($0) != nil }) {
+            diagnostics.append(.error(block.nameLocation, "web rule '\(block.name)' has no match key (expected one of \(Self.webMatchKeys.joined(separator: ", ")))"))
+        }
+        var action = WebAction.permit
+        if let entry = require("action", in: keys, block: block, what: "web rule") {
+            if let parsed = WebAction(rawValue: entry.value.lowercased()) { action = parsed } else {
+                diagnostics.append(.error(entry.valueLocation, "bad action '\(entry.value)' (expected permit, deny, warn or aup)"))
+            }
+        }
+        var domainNames: [String] = []
+        for entry in keys.all("match-domain") {
+            for item in Self.listItems(entry) {
+                do { domainNames.append(try Self.checkedDomain(item.text)) } catch { report(error, item) }
+            }
+        }
+        var domains: [DomainSet] = domainNames.isEmpty ? [] : [DomainSet(domainNames)]
+        var listPaths: [String] = []
+        for entry in keys.all("match-domain-list") {
+            for item in Self.listItems(entry) {
+                let path = Self.resolve(item.text, relativeTo: file)
+                listPaths.append(path)
+                do {
+                    let list = try DomainSet.load(contentsOf: path)
+                    domains.append(list)
+                } catch {
+                    if error.line == 0 {
+                        diagnostics.append(.error(item.location, "\(error.message): '\(error.path)'"))
+                    } else {
+                        var diagnostic = error.diagnostic
+                        diagnostic.notes.append(Diagnostic(.note, item.location, "list named here"))
+                        diagnostics.append(diagnostic)
+                    }
+                }
+            }
+        }
+        var sniNames: [String] = []
+        for entry in keys.all("match-sni") {
+            for item in Self.listItems(entry) {
+                do { sniNames.append(try Self.checkedDomain(item.text)) } catch { report(error, item) }
+            }
+        }
+        let uri = patterns(keys.all("match-uri-regex"), caseless: false)
+        let host = patterns(keys.all("match-host-regex"), caseless: true)
+        let agent = patterns(keys.all("match-user-agent"), caseless: false)
+        var sources: [WebSource] = []
+        for entry in keys.all("match-source") {
+            for item in Self.listItems(entry) {
+                if let block = try? AddressBlock.parse(item.text) {
+                    sources.append(.block(block))
+                } else if scope.tags.contains(item.text) {
+                    sources.append(.tag(item.text, scope.systems(tagged: item.text).flatMap(\.addresses)))
+                } else if let system = scope.system(item.text) {
+                    sources.append(.tag(item.text, system.addresses))
+                } else {
+                    do { _ = try AddressBlock.parse(item.text) } catch {
+                        if item.text.contains(where: { $0 == "." || $0 == ":" || $0 == "/" }) && item.text.first?.isNumber == true || item.text.contains(":") {
+                            report(error, item)
+                        } else {
+                            diagnostics.append(.error(item.location, "unknown tag or system '\(item.text)' in match-source\(Self.suggestion(item.text, among: Array(scope.tags) + scope.systemNames))"))
+                        }
+                    }
+                }
+            }
+        }
+        var timeWindow: TimeSpec?
+        if let entry = keys.one("time-window") {
+            do { timeWindow = try TimeSpec.parse(entry.value) } catch { report(error, entry) }
+        }
+        guard !diagnostics[before...].contains(where: { $0.severity == .error }) else { return nil }
+        return WebRule(name: block.name, location: block.nameLocation, order: order, domains: domains,
+                       domainListPaths: listPaths, sni: sniNames.isEmpty ? nil : DomainSet(sniNames),
+                       uriPatterns: uri, hostPatterns: host, userAgentPatterns: agent, sources: sources,
+                       action: action, description: keys.one("description")?.value,
+                       timeWindow: timeWindow, timeZone: config.defaultTimeZone)
+    }
+
+    /// Each entry is one PCRE2 pattern (not comma-split: patterns contain commas), compiled once.
+    private mutating func patterns(_ entries: [RawEntry], caseless: Bool) -> [Pattern] {
+        var out: [Pattern] = []
+        for entry in entries {
+            do { out.append(try Pattern(entry.value, caseless: caseless)) } catch {
+                diagnostics.append(.error(Self.shift(entry.valueLocation, by: error.offset),
+                                          "bad regular expression '\(entry.value)': \(error.message) at offset \(error.offset)"))
+            }
+        }
+        return out
+    }
+
+    private mutating func expectation(_ block: RawBlock, scope: NameScope) -> Expectation? {
+        let keys = keys(of: block, allowed: ["from", "to", "allow", "deny", "at", "url", "verdict"], what: "expect")
+        let before = diagnostics.count
+        var at: Date?
+        if let entry = keys.one("at") {
+            do { at = try Instant.parse(entry.value, defaultZone: config.defaultTimeZone) } catch { report(error, entry) }
+        }
+        let check: Expectation.Check
+        if let urlEntry = keys.one("url") {
+            for key in ["to", "allow", "deny"] {
+                if let entry = keys.one(key) { diagnostics.append(.error(entry.keyLocation, "'\(key)' does not go with 'url' (a web expectation takes url, verdict, from, at)")) }
+            }
+            var verdict = WebAction.permit
+            if let entry = require("verdict", in: keys, block: block, what: "expect") {
+                if let parsed = WebAction(rawValue: entry.value.lowercased()) { verdict = parsed } else {
+                    diagnostics.append(.error(entry.valueLocation, "bad verdict '\(entry.value)' (expected permit, deny, warn or aup)"))
+                }
+            }
+            var from: IPAddress?
+            if let entry = keys.one("from") {
+                switch endpoint(entry, scope: scope) {
+                case .address(let a)?: from = a
+                case .system(let name)?: from = scope.system(name)?.addresses.first?.address
+                case nil: break
+                }
+            }
+            if !(urlEntry.value.hasPrefix("http://") || urlEntry.value.hasPrefix("https://")) {
+                diagnostics.append(.error(urlEntry.valueLocation, "url must start with http:// or https://, found '\(urlEntry.value)'"))
+            }
+            check = .web(url: urlEntry.value, verdict: verdict, from: from)
+        } else {
+            if let entry = keys.one("verdict") { diagnostics.append(.error(entry.keyLocation, "'verdict' goes with 'url'; a flow expectation takes from, to, allow, deny")) }
+            let from = require("from", in: keys, block: block, what: "expect").flatMap { endpoint($0, scope: scope) }
+            let to = require("to", in: keys, block: block, what: "expect").flatMap { endpoint($0, scope: scope) }
+            var lists: [String: [Service]] = [:]
+            for key in ["allow", "deny"] {
+                guard let entry = keys.one(key) else { continue }
+                for item in Self.listItems(entry) {
+                    do { lists[key, default: []].append(try Service.parse(item.text)) } catch { report(error, item) }
+                }
+            }
+            if keys.one("allow") == nil && keys.one("deny") == nil {
+                diagnostics.append(.error(block.nameLocation, "expect '\(block.name)' needs 'allow:' or 'deny:' (or 'url:' and 'verdict:')"))
+            }
+            guard let from, let to else { return nil }
+            check = .flow(from: from, to: to, allow: lists["allow"] ?? [], deny: lists["deny"] ?? [])
+        }
+        guard !diagnostics[before...].contains(where: { $0.severity == .error }) else { return nil }
+        return Expectation(name: block.name, location: block.nameLocation, check: check, at: at)
+    }
+
+    private mutating func endpoint(_ entry: RawEntry, scope: NameScope) -> Expectation.Endpoint? {
+        if scope.system(entry.value) != nil { return .system(entry.value) }
+        if let address = try? IPAddress.parse(entry.value) { return .address(address) }
+        diagnostics.append(.error(entry.valueLocation, "unknown system '\(entry.value)' (expected a system name or an address)\(Self.suggestion(entry.value, among: scope.systemNames))"))
+        return nil
+    }
+
+    private mutating func tags(_ entry: RawEntry?, scope: NameScope) -> [String] {
+        guard let entry else { return [] }
+        var out: [String] = []
+        for item in Self.listItems(entry) {
+            if scope.tags.contains(item.text) {
+                if !out.contains(item.text) { out.append(item.text) }
+            } else {
+                diagnostics.append(.error(item.location, "unknown tag '\(item.text)': no system carries it\(Self.suggestion(item.text, among: Array(scope.tags)))"))
+            }
+        }
+        return out
+    }
+
+    // MARK: - Values
+
+    struct ListItem { var text: String; var location: SourceLocation }
+
+    /// Comma-separated items with their own columns.
+    static func listItems(_ entry: RawEntry) -> [ListItem] {
+        var items: [ListItem] = []
+        var offset = 0
+        for part in entry.value.split(separator: ",", omittingEmptySubsequences: false) {
+            let leading = part.prefix { $0 == " " || $0 == "\t" }.count
+            let text = part.trimmingBlanks
+            items.append(ListItem(text: text, location: shift(entry.valueLocation, by: offset + leading)))
+            offset += part.count + 1
+        }
+        return items.filter { !$0.text.isEmpty }
+    }
+
+    static func shift(_ location: SourceLocation, by characters: Int) -> SourceLocation {
+        var shifted = location
+        shifted.column += characters
+        return shifted
+    }
+
+    private mutating func report(_ error: ValueError, _ item: ListItem) {
+        diagnostics.append(.error(Self.shift(item.location, by: error.offset), error.message))
+    }
+
+    private mutating func report(_ error: ValueError, _ entry: RawEntry) {
+        diagnostics.append(.error(Self.shift(entry.valueLocation, by: error.offset), error.message))
+    }
+
+    static func resolve(_ path: String, relativeTo file: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let base = (file as NSString).deletingLastPathComponent
+        return ((base as NSString).appendingPathComponent(path) as NSString).standardizingPath
+    }
+
+    /// An inline `match-domain`/`match-sni` entry, validated like a domain-list line.
+    static func checkedDomain(_ text: String) throws(ValueError) -> String {
+        do { _ = try DomainSet.parse(text, path: "") } catch { throw ValueError(error.message, at: max(0, error.column - 1)) }
+        return text
+    }
+
+    static func isValidTag(_ text: String) -> Bool {
+        !text.isEmpty && text.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == ":") }
+    }
+
+    /// ", did you mean 'x'?" for a near miss.
+    static func suggestion(_ word: String, among candidates: [String]) -> String {
+        let lower = word.lowercased()
+        let best = candidates.map { ($0, editDistance(lower, $0.lowercased())) }.min { $0.1 < $1.1 }
+        guard let best, best.1 > 0, best.1 <= max(1, word.count / 3) else { return "" }
+        return ", did you mean '\(best.0)'?"
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}
+
+/// Systems and tags by name, for resolving references.
+struct NameScope {
+    private var byName: [String: SystemDefinition] = [:]
+    private var byTag: [String: [SystemDefinition]] = [:]
+    let systemNames: [String]
+    var tags: Set<String> { Set(byTag.keys) }
+
+    init(systems: [SystemDefinition]) {
+        systemNames = systems.map(\.name)
+        for system in systems {
+            byName[system.name] = system
+            for tag in system.tags { byTag[tag, default: []].append(system) }
+        }
+    }
+
+    func system(_ name: String) -> SystemDefinition? { byName[name] }
+    func systems(tagged tag: String) -> [SystemDefinition] { byTag[tag] ?? [] }
+}

@@ -1,0 +1,230 @@
+import Foundation
+
+/// What a policy's `allow` grants on the receiving side: a protocol, optionally limited to ports.
+public enum Service: Hashable, Sendable, CustomStringConvertible {
+    /// Every protocol, every port.
+    case any
+    /// ICMP and ICMPv6.
+    case icmp
+    case tcp(PortRange?)
+    case udp(PortRange?)
+
+    public var description: String {
+        switch self {
+        case .any: "any"
+        case .icmp: "icmp"
+        case .tcp(nil): "tcp"
+        case .tcp(let ports?): "tcp/\(ports)"
+        case .udp(nil): "udp"
+        case .udp(let ports?): "udp/\(ports)"
+        }
+    }
+
+    public static func parse(_ text: String) throws(ValueError) -> Service {
+        let lower = text.lowercased()
+        switch lower {
+        case "any", "all": return .any
+        case "icmp", "icmpv6": return .icmp
+        case "tcp": return .tcp(nil)
+        case "udp": return .udp(nil)
+        default: break
+        }
+        guard let slash = lower.firstIndex(of: "/") else {
+            throw ValueError("unknown protocol '\(text)' (expected any, icmp, tcp, udp, tcp/PORT or udp/FIRST-LAST)")
+        }
+        let proto = lower[..<slash]
+        let portText = lower[lower.index(after: slash)...]
+        let offset = lower.distance(from: lower.startIndex, to: slash) + 1
+        let ports: PortRange
+        do { ports = try PortRange.parse(portText) } catch {
+            throw ValueError(error.message, at: offset + error.offset)
+        }
+        switch proto {
+        case "tcp": return .tcp(ports)
+        case "udp": return .udp(ports)
+        case "icmp", "any": throw ValueError("'\(proto)' takes no port", at: offset - 1)
+        default: throw ValueError("unknown protocol '\(proto)' (expected tcp or udp before a port)")
+        }
+    }
+}
+
+/// A transport protocol as a flow carries it.
+public enum FlowProtocol: String, Hashable, Sendable, CaseIterable {
+    case tcp, udp, icmp
+}
+
+extension Service {
+    /// Whether this service admits a flow of `proto` to `port`.
+    public func admits(_ proto: FlowProtocol, port: UInt16?) -> Bool {
+        switch (self, proto) {
+        case (.any, _): true
+        case (.icmp, .icmp): true
+        case (.tcp(let ports), .tcp), (.udp(let ports), .udp):
+            ports.map { range in port.map { range.first <= $0 && $0 <= range.last } ?? false } ?? true
+        default: false
+        }
+    }
+}
+
+/// A name as written, and where.
+public struct Located<Value: Sendable>: Sendable {
+    public var value: Value
+    public var location: SourceLocation
+    public init(_ value: Value, at location: SourceLocation) {
+        self.value = value
+        self.location = location
+    }
+}
+extension Located: Equatable where Value: Equatable {}
+extension Located: Hashable where Value: Hashable {}
+
+/// An enrolled host and the tags it carries.
+public struct SystemDefinition: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var addresses: [AddressBlock]
+    public var tags: [String]
+}
+
+/// When a policy or rule is in force.
+public struct Schedule: Sendable, Hashable {
+    public var activeHours: TimeSpec?
+    public var timeZone: TimeZone
+    public var expires: Date?
+    public var enabled: Bool
+
+    public static let always = Schedule(activeHours: nil, timeZone: TimeZone(identifier: "UTC")!, expires: nil, enabled: true)
+
+    /// Why the schedule grants nothing at `instant`, or nil when it is in force.
+    public func inactiveReason(at instant: Date) -> String? {
+        if !enabled { return "enabled: no" }
+        if let expires, instant >= expires { return "expired \(ISO8601Format.string(expires))" }
+        if let hours = activeHours, !hours.contains(instant, in: timeZone) {
+            return "outside active hours \(hours) (\(timeZone.identifier))"
+        }
+        return nil
+    }
+
+    /// The next instant after `instant` when the schedule changes between in force and not.
+    public func nextFlip(after instant: Date) -> Date? {
+        guard enabled else { return nil }
+        if let expires, instant >= expires { return nil }
+        var candidates: [Date] = []
+        if let expires { candidates.append(expires) }
+        if let hours = activeHours, let flip = hours.nextFlip(after: instant, in: timeZone) { candidates.append(flip) }
+        return candidates.min()
+    }
+}
+
+/// A direct or gateway access policy.
+public struct AccessPolicy: Sendable {
+    public enum Reach: Sendable {
+        /// Senders reach the systems holding a receiver tag.
+        case direct(receivers: [String])
+        /// Senders reach any address in `subnets`, routed by the `gateway` system.
+        case gateway(gateway: String, subnets: [AddressBlock])
+    }
+
+    public var name: String
+    public var location: SourceLocation
+    /// Position in load order (file order, then block order), which breaks ties.
+    public var order: Int
+    public var senders: [String]
+    public var reach: Reach
+    /// nil: no `allow` key, which grants nothing.
+    public var allow: [Service]?
+    public var schedule: Schedule
+    public var trust: [String]
+    public var description: String?
+
+    public var isGateway: Bool { if case .gateway = reach { true } else { false } }
+    public var kindWord: String { isGateway ? "gateway-policy" : "policy" }
+}
+
+/// A web-rule action (seed 003).
+public enum WebAction: String, Sendable, Hashable, CaseIterable {
+    case permit, deny, warn, aup
+}
+
+/// A rule of the NFQUEUE worker: all match keys must match (AND); a list matches if any entry does.
+public struct WebRule: Sendable {
+    public var name: String
+    public var location: SourceLocation
+    public var order: Int
+    /// `match-domain` entries and each `match-domain-list` file; the key matches if any set does.
+    public var domains: [DomainSet]
+    public var domainListPaths: [String]
+    public var sni: DomainSet?
+    public var uriPatterns: [Pattern]
+    public var hostPatterns: [Pattern]
+    public var userAgentPatterns: [Pattern]
+    public var sources: [WebSource]
+    public var action: WebAction
+    public var description: String?
+    public var timeWindow: TimeSpec?
+    public var timeZone: TimeZone
+
+    /// Only a URI regex: for TLS it sees `https://SNI/` and no path.
+    public var matchesOnlyByURI: Bool {
+        !uriPatterns.isEmpty && domains.isEmpty && sni == nil && hostPatterns.isEmpty && userAgentPatterns.isEmpty
+    }
+}
+
+/// `match-source`: an address block, or a tag resolved to its systems' addresses.
+public enum WebSource: Sendable, Hashable {
+    case block(AddressBlock)
+    case tag(String, [AddressBlock])
+}
+
+/// A policy test run by `check` and before every apply.
+public struct Expectation: Sendable {
+    public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
+        case system(String)
+        case address(IPAddress)
+        public var description: String {
+            switch self {
+            case .system(let name): name
+            case .address(let address): address.description
+            }
+        }
+    }
+    public enum Check: Sendable {
+        case flow(from: Endpoint, to: Endpoint, allow: [Service], deny: [Service])
+        case web(url: String, verdict: WebAction, from: IPAddress?)
+    }
+    public var name: String
+    public var location: SourceLocation
+    public var check: Check
+    public var at: Date?
+}
+
+/// Everything a policy directory says, checked and resolved.
+public struct PolicySet: Sendable {
+    public var directory: String
+    public var config: Config
+    public var systems: [SystemDefinition]
+    public var policies: [AccessPolicy]
+    public var webRules: [WebRule]
+    public var expectations: [Expectation]
+    /// Files in `rules.d/` in load order.
+    public var files: [String]
+
+    public func system(named name: String) -> SystemDefinition? { systems.first { $0.name == name } }
+
+    /// Systems holding `tag`, in definition order.
+    public func systems(tagged tag: String) -> [SystemDefinition] { systems.filter { $0.tags.contains(tag) } }
+
+    /// The system that owns `address` (one of its addresses or inside one of its blocks).
+    public func system(owning address: IPAddress) -> SystemDefinition? {
+        systems.first { $0.addresses.contains { $0.contains(address) } }
+    }
+}
+
+enum ISO8601Format {
+    static func string(_ date: Date, in zone: TimeZone = TimeZone(identifier: "UTC")!) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = zone
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Compiler
+import Foundation
+
+struct TestFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "The verdict for one flow and the policy that decides it.",
+        discussion: "Prints 'allow' or 'deny' first, then what decided it. Exit 0 allow, 1 deny, 2 usage or policy error.")
+
+    @OptionGroup var directory: PolicyDirectoryOption
+    @Option(help: ArgumentHelp("Source address or system name.", valueName: "ADDR")) var from: String
+    @Option(help: ArgumentHelp("Destination address or system name.", valueName: "ADDR")) var to: String
+    @Option(help: ArgumentHelp("tcp, udp or icmp.", valueName: "P")) var proto: String
+    @Option(help: ArgumentHelp("Destination port (tcp and udp).", valueName: "N")) var port: UInt16?
+    @Option(help: ArgumentHelp("Judge as this system's ruleset would.", valueName: "NAME")) var system: String?
+    @OptionGroup var time: InstantOption
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func validate() throws {
+        guard let p = FlowProtocol(rawValue: proto.lowercased()) else {
+            throw ValidationError("--proto must be tcp, udp or icmp, not '\(proto)'")
+        }
+        if p == .icmp && port != nil { throw ValidationError("--port does not apply to icmp") }
+        if p != .icmp && port == nil { throw ValidationError("--port is required for \(p.rawValue)") }
+        if port == 0 { throw ValidationError("--port must be 1 to 65535") }
+    }
+
+    func run() throws {
+        let set: PolicySet
+        do { set = try loadPolicy(directory, quietWarnings: true) } catch { throw ExitCode(2) }
+        let instant = try time.instant()
+        let source = try endpoint(from, "--from", in: set)
+        let destination = try endpoint(to, "--to", in: set)
+        let host = try system.map { try resolveSystem($0, in: set) }
+        let graph = AccessGraph(set)
+        let query = FlowQuery(from: source, to: destination, proto: FlowProtocol(rawValue: proto.lowercased())!, port: port, at: instant)
+        let decision = FlowEvaluator(graph: graph, system: host).decide(query)
+        if json {
+            print(Output.json(["verdict": decision.allowed ? "allow" : "deny", "policy": decision.policy, "reason": decision.reason,
+                               "from": source.description, "to": destination.description, "proto": query.proto.rawValue,
+                               "port": port.map(Int.init), "at": ISO8601DateFormatter().string(from: instant)]))
+        } else {
+            print(decision.description)
+        }
+        if !decision.allowed { throw ExitCode(1) }
+    }
+
+    private func endpoint(_ text: String, _ flag: String, in set: PolicySet) throws -> IPAddress {
+        if let system = set.system(named: text), let address = system.addresses.first?.address { return address }
+        do { return try IPAddress.parse(text) } catch {
+            throw ValidationError("\(flag) '\(text)' is neither an address nor a system: \(error.message)")
+        }
+    }
+}
+
+struct TestURI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test-uri",
+        abstract: "The web verdict for a URL, with the rule and pattern that decide it.",
+        discussion: "Prints permit, deny, warn or aup first. For https only the host is visible (SNI), so the path is not matched. Exit 0 permit, 1 deny/warn/aup, 2 usage or policy error.")
+
+    @OptionGroup var directory: PolicyDirectoryOption
+    @Argument(help: ArgumentHelp("http:// or https:// URL.", valueName: "URL")) var url: String
+    @Option(help: ArgumentHelp("Client address or system name (for match-source).", valueName: "ADDR")) var from: String?
+    @OptionGroup var time: InstantOption
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let set: PolicySet
+        do { set = try loadPolicy(directory, quietWarnings: true) } catch { throw ExitCode(2) }
+        let instant = try time.instant()
+        var source: IPAddress?
+        if let from {
+            if let system = set.system(named: from) { source = system.addresses.first?.address } else {
+                do { source = try IPAddress.parse(from) } catch { throw ValidationError("--from '\(from)': \(error.message)") }
+            }
+        }
+        let parsed: (request: WebRequest, droppedPath: Bool)
+        do { parsed = try WebRequest.fromURL(url, source: source) } catch { throw ValidationError(error.message) }
+        let decision = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction).decide(parsed.request, at: instant)
+        if json {
+            print(Output.json(["verdict": decision.action.rawValue, "rule": decision.rule, "pattern": decision.pattern,
+                               "description": decision.ruleDescription, "matched_url": parsed.request.url,
+                               "tls": parsed.request.isTLS, "at": ISO8601DateFormatter().string(from: instant)]))
+        } else {
+            print(decision.description + (decision.ruleDescription.map { ": \($0)" } ?? ""))
+            if parsed.droppedPath {
+                print("note: TLS shows only the host, so this was matched as \(parsed.request.url)")
+            }
+        }
+        if decision.action != .permit { throw ExitCode(1) }
+    }
+}

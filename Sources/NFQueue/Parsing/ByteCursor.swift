@@ -1,0 +1,171 @@
+/// The three answers a stream parser can give about the first bytes of a flow.
+///
+/// "Need more data" and "malformed" are kept apart on purpose: the first means the
+/// bytes seen so far are a valid prefix and the worker should wait for the next
+/// segment; the second means no continuation can make the input valid, so the caller
+/// applies its configured fail verdict at once instead of waiting.
+public enum ParseResult<Value> {
+    case complete(Value)
+    /// The input is a valid prefix. `atLeast` is a lower bound on how many more bytes
+    /// are needed, when the parser can tell.
+    case needMoreData(atLeast: Int?)
+    case malformed(reason: String)
+}
+
+extension ParseResult: Sendable where Value: Sendable {}
+extension ParseResult: Equatable where Value: Equatable {}
+extension ParseResult: Hashable where Value: Hashable {}
+
+extension ParseResult {
+    /// The parsed value when the answer is `.complete`.
+    public var value: Value? {
+        if case .complete(let value) = self { return value }
+        return nil
+    }
+
+    public var isNeedMoreData: Bool {
+        if case .needMoreData = self { return true }
+        return false
+    }
+
+    public var malformedReason: String? {
+        if case .malformed(let reason) = self { return reason }
+        return nil
+    }
+}
+
+/// Thrown inside the parsers and turned into `.malformed(reason:)` at their entry
+/// points; typed so that nothing else can escape.
+struct MalformedInput: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+/// A bounds-checked reader over a byte buffer.
+///
+/// Every read either succeeds and advances, or returns nil/false and leaves the
+/// cursor untouched, so hostile length fields can only ever produce "not enough
+/// bytes", never an out-of-range index. Length-prefixed fields come back as
+/// sub-cursors capped at their declared length, which is what keeps one field from
+/// reading into the next.
+struct ByteCursor {
+    private let storage: [UInt8]
+    /// Index in `storage` of the next byte to read.
+    private(set) var position: Int
+    /// One past the last index this cursor may read; never beyond `storage.count`.
+    let end: Int
+
+    init(_ bytes: [UInt8]) {
+        storage = bytes
+        position = 0
+        end = bytes.count
+    }
+
+    /// A cursor over `range` of `bytes`, clamped to the buffer.
+    init(_ bytes: [UInt8], range: Range<Int>) {
+        storage = bytes
+        end = Swift.min(Swift.max(range.upperBound, 0), bytes.count)
+        position = Swift.min(Swift.max(range.lowerBound, 0), end)
+    }
+
+    private init(storage: [UInt8], position: Int, end: Int) {
+        self.storage = storage
+        self.position = position
+        self.end = end
+    }
+
+    var remaining: Int { end - position }
+    var isAtEnd: Bool { position >= end }
+
+    /// The unread bytes, without consuming them.
+    var remainingBytes: ArraySlice<UInt8> { storage[position..<end] }
+
+    /// The byte `offset` places ahead, without consuming anything.
+    func peekUInt8(at offset: Int = 0) -> UInt8? {
+        guard offset >= 0, offset < remaining else { return nil }
+        return storage[position + offset]
+    }
+
+    mutating func readUInt8() -> UInt8? {
+        guard position < end else { return nil }
+        defer { position += 1 }
+        return storage[position]
+    }
+
+    mutating func readUInt16() -> UInt16? {
+        guard let value = readBigEndian(byteCount: 2) else { return nil }
+        return UInt16(truncatingIfNeeded: value)
+    }
+
+    mutating func readUInt24() -> UInt32? {
+        guard let value = readBigEndian(byteCount: 3) else { return nil }
+        return UInt32(truncatingIfNeeded: value)
+    }
+
+    mutating func readUInt32() -> UInt32? {
+        guard let value = readBigEndian(byteCount: 4) else { return nil }
+        return UInt32(truncatingIfNeeded: value)
+    }
+
+    /// At most 8 bytes, so the shifts below stay within a UInt64.
+    private mutating func readBigEndian(byteCount: Int) -> UInt64? {
+        guard byteCount >= 0, byteCount <= 8, byteCount <= remaining else { return nil }
+        var value: UInt64 = 0
+        for index in position..<(position + byteCount) {
+            value = value << 8 | UInt64(storage[index])
+        }
+        position += byteCount
+        return value
+    }
+
+    mutating func readBytes(_ count: Int) -> ArraySlice<UInt8>? {
+        guard count >= 0, count <= remaining else { return nil }
+        defer { position += count }
+        return storage[position..<(position + count)]
+    }
+
+    /// Reads up to `count` bytes: whatever is there when fewer remain.
+    mutating func readAvailableBytes(upTo count: Int) -> ArraySlice<UInt8> {
+        let taken = Swift.max(0, Swift.min(count, remaining))
+        defer { position += taken }
+        return storage[position..<(position + taken)]
+    }
+
+    @discardableResult
+    mutating func skip(_ count: Int) -> Bool {
+        guard count >= 0, count <= remaining else { return false }
+        position += count
+        return true
+    }
+
+    /// The next `count` bytes as a cursor of their own, consumed from this one.
+    mutating func readCursor(count: Int) -> ByteCursor? {
+        guard count >= 0, count <= remaining else { return nil }
+        let sub = ByteCursor(storage: storage, position: position, end: position + count)
+        position += count
+        return sub
+    }
+
+    /// A field prefixed by a one-byte length, as a capped sub-cursor.
+    mutating func readLengthPrefixed8() -> ByteCursor? {
+        readLengthPrefixed { $0.readUInt8().map(Int.init) }
+    }
+
+    /// A field prefixed by a two-byte big-endian length, as a capped sub-cursor.
+    mutating func readLengthPrefixed16() -> ByteCursor? {
+        readLengthPrefixed { $0.readUInt16().map(Int.init) }
+    }
+
+    /// A field prefixed by a three-byte big-endian length, as a capped sub-cursor.
+    mutating func readLengthPrefixed24() -> ByteCursor? {
+        readLengthPrefixed { $0.readUInt24().map(Int.init) }
+    }
+
+    /// All or nothing: when the body is short the length prefix is not consumed either.
+    private mutating func readLengthPrefixed(_ readLength: (inout ByteCursor) -> Int?) -> ByteCursor? {
+        var probe = self
+        guard let length = readLength(&probe), let sub = probe.readCursor(count: length) else { return nil }
+        self = probe
+        return sub
+    }
+}

@@ -1,0 +1,299 @@
+/// What the enforcer needs from a TLS ClientHello to decide on a flow.
+public struct ClientHello: Sendable, Hashable {
+    /// The host_name from the server_name extension exactly as sent (case and any
+    /// trailing dot kept): normalising it is the caller's job, so the one place that
+    /// compares names also decides how.
+    public var serverName: String?
+    /// Application protocols offered in the ALPN extension, in the client's order.
+    public var alpn: [String]
+    /// Whether the encrypted_client_hello extension (0xfe0d) is present; when it is,
+    /// `serverName` is only the public (outer) name.
+    public var hasEncryptedClientHello: Bool
+    /// ClientHello.legacy_version (0x0303 for TLS 1.2 and 1.3 clients).
+    public var legacyVersion: UInt16
+    /// The supported_versions extension's list, GREASE values included; empty when absent.
+    public var supportedVersions: [UInt16]
+
+    public init(serverName: String? = nil, alpn: [String] = [], hasEncryptedClientHello: Bool = false,
+                legacyVersion: UInt16 = 0x0303, supportedVersions: [UInt16] = []) {
+        self.serverName = serverName
+        self.alpn = alpn
+        self.hasEncryptedClientHello = hasEncryptedClientHello
+        self.legacyVersion = legacyVersion
+        self.supportedVersions = supportedVersions
+    }
+}
+
+/// Reads a ClientHello from the first bytes a TLS client sends on a TCP connection.
+///
+/// The input is the byte stream from its start: one or more handshake records (content
+/// type 22) whose fragments concatenate to the ClientHello message. Every answer about
+/// a prefix of a valid stream is `.needMoreData`; `.malformed` is only given when no
+/// continuation could make the input valid, so hostile lengths are refused early
+/// instead of keeping the flow waiting.
+public enum ClientHelloParser {
+    /// TLSCiphertext's ceiling (RFC 8446 §5.2); plaintext records are smaller still, so
+    /// anything larger is not TLS and must not make the worker wait for it.
+    public static let maxRecordLength = (1 << 14) + 2048
+    /// Cap on the whole handshake message, header included. Real ClientHellos, even
+    /// with post-quantum key shares, are a few KiB.
+    public static let maxHandshakeLength = 64 * 1024
+
+    static let handshakeContentType: UInt8 = 22
+    static let clientHelloMessageType: UInt8 = 1
+
+    enum ExtensionType {
+        static let serverName: UInt16 = 0
+        static let alpn: UInt16 = 16
+        static let preSharedKey: UInt16 = 41
+        static let supportedVersions: UInt16 = 43
+        static let encryptedClientHello: UInt16 = 0xfe0d
+    }
+
+    public static func parse(_ stream: some Collection<UInt8>) -> ParseResult<ClientHello> {
+        let bytes = stream as? [UInt8] ?? Array(stream)
+        switch reassembleHandshakeMessage(bytes) {
+        case .complete(let message):
+            do {
+                return .complete(try parseClientHelloMessage(message))
+            } catch {
+                return .malformed(reason: error.reason)
+            }
+        case .needMoreData(let atLeast):
+            return .needMoreData(atLeast: atLeast)
+        case .malformed(let reason):
+            return .malformed(reason: reason)
+        }
+    }
+
+    /// Concatenates record fragments until the handshake message is whole.
+    ///
+    /// Headers are checked byte by byte as they arrive, and the handshake header is
+    /// checked as soon as its four bytes are in, so garbage fails on its first bytes.
+    /// The message must end exactly where a record ends: the client's first flight
+    /// holds only the ClientHello, so a record reaching past it is malformed.
+    static func reassembleHandshakeMessage(_ bytes: [UInt8]) -> ParseResult<[UInt8]> {
+        var stream = ByteCursor(bytes)
+        var message: [UInt8] = []
+        /// Header plus body length, once the handshake header has been read.
+        var messageLength: Int?
+
+        while true {
+            guard let contentType = stream.readUInt8() else { return .needMoreData(atLeast: 5) }
+            guard contentType == handshakeContentType else {
+                return .malformed(reason: "record content type \(contentType) is not handshake (22)")
+            }
+            guard let major = stream.readUInt8() else { return .needMoreData(atLeast: 4) }
+            guard major == 3 else {
+                return .malformed(reason: "record version major \(major) is not 3")
+            }
+            guard stream.skip(1) else { return .needMoreData(atLeast: 3) }
+            guard let declared = stream.readUInt16() else {
+                return .needMoreData(atLeast: 2 - stream.remaining)
+            }
+            let recordLength = Int(declared)
+            guard recordLength > 0 else {
+                return .malformed(reason: "empty handshake record")
+            }
+            guard recordLength <= maxRecordLength else {
+                return .malformed(reason: "record length \(recordLength) exceeds \(maxRecordLength)")
+            }
+
+            let before = message.count
+            let fragment = stream.readAvailableBytes(upTo: recordLength)
+            message.append(contentsOf: fragment)
+
+            if let messageType = message.first, messageType != clientHelloMessageType {
+                return .malformed(reason: "handshake message type \(messageType) is not ClientHello")
+            }
+            if messageLength == nil, message.count >= 4 {
+                let bodyLength = Int(message[1]) << 16 | Int(message[2]) << 8 | Int(message[3])
+                guard bodyLength <= maxHandshakeLength - 4 else {
+                    return .malformed(reason: "handshake length \(bodyLength) exceeds \(maxHandshakeLength - 4)")
+                }
+                messageLength = 4 + bodyLength
+            }
+            if let total = messageLength, before + recordLength > total {
+                return .malformed(reason: "record extends \(before + recordLength - total) bytes past the ClientHello")
+            }
+            if fragment.count < recordLength {
+                return .needMoreData(atLeast: recordLength - fragment.count)
+            }
+            if let total = messageLength, message.count == total {
+                return .complete(message)
+            }
+            // Record complete but the message is not: it continues in the next record.
+        }
+    }
+
+    /// Parses a whole handshake message (4-byte header included) as a ClientHello
+    /// (RFC 8446 §4.1.2; the extension-less TLS 1.0-era form is accepted too).
+    static func parseClientHelloMessage(_ message: [UInt8]) throws(MalformedInput) -> ClientHello {
+        var header = ByteCursor(message)
+        guard header.readUInt8() == clientHelloMessageType, var body = header.readLengthPrefixed24(),
+              header.isAtEnd else {
+            throw MalformedInput("handshake length does not match the message")
+        }
+
+        guard let legacyVersion = body.readUInt16() else { throw MalformedInput("truncated legacy_version") }
+        guard legacyVersion >> 8 == 3 else {
+            throw MalformedInput("legacy_version 0x\(hexDigits(legacyVersion)) is not TLS")
+        }
+        guard body.skip(32) else { throw MalformedInput("truncated random") }
+        guard let sessionID = body.readLengthPrefixed8() else {
+            throw MalformedInput("session id length exceeds the message")
+        }
+        guard sessionID.remaining <= 32 else {
+            throw MalformedInput("session id length \(sessionID.remaining) exceeds 32")
+        }
+        guard let cipherSuites = body.readLengthPrefixed16() else {
+            throw MalformedInput("cipher suites length exceeds the message")
+        }
+        guard cipherSuites.remaining >= 2, cipherSuites.remaining % 2 == 0 else {
+            throw MalformedInput("cipher suites length \(cipherSuites.remaining) is not a positive even number")
+        }
+        guard let compression = body.readLengthPrefixed8() else {
+            throw MalformedInput("compression methods length exceeds the message")
+        }
+        guard compression.remaining >= 1 else { throw MalformedInput("no compression methods") }
+
+        var hello = ClientHello(legacyVersion: legacyVersion)
+        // Before TLS 1.2 extensions were optional: the body may simply end here.
+        if body.isAtEnd { return hello }
+
+        guard var extensions = body.readLengthPrefixed16() else {
+            throw MalformedInput("extensions length exceeds the message")
+        }
+        guard body.isAtEnd else {
+            throw MalformedInput("\(body.remaining) trailing bytes after the extensions")
+        }
+
+        var seen = Set<UInt16>()
+        while !extensions.isAtEnd {
+            guard let type = extensions.readUInt16(), var data = extensions.readLengthPrefixed16() else {
+                throw MalformedInput("truncated extension")
+            }
+            // A second copy of an extension is the classic way to show a filter one
+            // value and the server another.
+            guard seen.insert(type).inserted else {
+                throw MalformedInput("duplicate extension 0x\(hexDigits(type))")
+            }
+            switch type {
+            case ExtensionType.serverName:
+                hello.serverName = try parseServerName(&data)
+            case ExtensionType.alpn:
+                hello.alpn = try parseALPN(&data)
+            case ExtensionType.supportedVersions:
+                hello.supportedVersions = try parseSupportedVersions(&data)
+            case ExtensionType.encryptedClientHello:
+                hello.hasEncryptedClientHello = true
+            case ExtensionType.preSharedKey:
+                guard extensions.isAtEnd else {
+                    throw MalformedInput("pre_shared_key is not the last extension")
+                }
+            default:
+                break
+            }
+        }
+        return hello
+    }
+
+    /// server_name (RFC 6066 §3): a non-empty list; entries of unknown name types are
+    /// skipped, at most one host_name is allowed.
+    static func parseServerName(_ data: inout ByteCursor) throws(MalformedInput) -> String? {
+        guard var list = data.readLengthPrefixed16(), data.isAtEnd else {
+            throw MalformedInput("server_name list length does not match the extension")
+        }
+        guard !list.isAtEnd else { throw MalformedInput("empty server_name list") }
+        var hostName: String?
+        while !list.isAtEnd {
+            guard let nameType = list.readUInt8(), let name = list.readLengthPrefixed16() else {
+                throw MalformedInput("server name length exceeds the list")
+            }
+            guard !name.isAtEnd else { throw MalformedInput("empty server name") }
+            guard nameType == 0 else { continue }
+            guard hostName == nil else { throw MalformedInput("more than one host_name in server_name") }
+            hostName = try validatedServerName(name.remainingBytes)
+        }
+        return hostName
+    }
+
+    /// The name must look like DNS text: letters, digits, hyphen, underscore and dots,
+    /// labels of 1–63 bytes, at most 253 bytes besides one optional trailing dot.
+    /// Anything else (NUL, non-ASCII, spaces) would compare differently in the filter
+    /// and in the server, so it is refused rather than passed on.
+    static func validatedServerName(_ bytes: ArraySlice<UInt8>) throws(MalformedInput) -> String {
+        for byte in bytes where !HostNameSyntax.isNameByte(byte) {
+            switch byte {
+            case 0: throw MalformedInput("NUL byte in server name")
+            case 0x80...: throw MalformedInput("non-ASCII byte 0x\(hexDigits(byte)) in server name")
+            default: throw MalformedInput("byte 0x\(hexDigits(byte)) not allowed in server name")
+            }
+        }
+        guard HostNameSyntax.hasPlausibleLabels(bytes) else {
+            throw MalformedInput("server name is not a plausible DNS name")
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// ALPN (RFC 7301 §3.1): a non-empty list of non-empty protocol names.
+    static func parseALPN(_ data: inout ByteCursor) throws(MalformedInput) -> [String] {
+        guard var list = data.readLengthPrefixed16(), data.isAtEnd else {
+            throw MalformedInput("ALPN list length does not match the extension")
+        }
+        guard !list.isAtEnd else { throw MalformedInput("empty ALPN list") }
+        var protocols: [String] = []
+        while !list.isAtEnd {
+            guard let name = list.readLengthPrefixed8() else {
+                throw MalformedInput("ALPN protocol length exceeds the list")
+            }
+            guard !name.isAtEnd else { throw MalformedInput("empty ALPN protocol name") }
+            protocols.append(String(decoding: name.remainingBytes, as: UTF8.self))
+        }
+        return protocols
+    }
+
+    /// supported_versions in a ClientHello (RFC 8446 §4.2.1): a list of 1–127 versions.
+    static func parseSupportedVersions(_ data: inout ByteCursor) throws(MalformedInput) -> [UInt16] {
+        guard var list = data.readLengthPrefixed8(), data.isAtEnd else {
+            throw MalformedInput("supported_versions length does not match the extension")
+        }
+        guard list.remaining >= 2, list.remaining % 2 == 0 else {
+            throw MalformedInput("supported_versions length \(list.remaining) is not a positive even number")
+        }
+        var versions: [UInt16] = []
+        while let version = list.readUInt16() {
+            versions.append(version)
+        }
+        return versions
+    }
+}
+
+/// Syntax checks shared by the SNI and HTTP Host parsers, so both judge names alike.
+enum HostNameSyntax {
+    /// Letters, digits, hyphen, underscore and dot: what DNS names are written with.
+    static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Labels of 1–63 bytes, at most 253 bytes in all, one trailing dot (the root) allowed.
+    static func hasPlausibleLabels(_ name: some Collection<UInt8>) -> Bool {
+        var labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
+        let length = labels.reduce(0) { $0 + $1.count } + labels.count - 1
+        return length <= 253 && labels.allSatisfy { (1...63).contains($0.count) }
+    }
+}
+
+/// Fixed-width lowercase hex, for reasons that name a byte or an extension type.
+private func hexDigits(_ value: some FixedWidthInteger) -> String {
+    let digits = String(value, radix: 16)
+    let width = value.bitWidth / 4
+    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+}

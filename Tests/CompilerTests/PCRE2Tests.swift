@@ -1,0 +1,129 @@
+import Testing
+@testable import Compiler
+
+@Suite struct PCRE2Tests {
+    // MARK: Compile errors carry PCRE2's own message and a character offset
+
+    @Test(arguments: [
+        ("a(b", "missing closing parenthesis", 3),
+        ("[ab", "missing terminating ] for character class", 3),
+        ("*a", "quantifier does not follow a repeatable item", 0),
+        ("a{3,1}", "numbers out of order in {} quantifier", 5),
+        ("ab)", "unmatched closing parenthesis", 2),
+        ("(?<n>a)(?<n>b)", "two named subpatterns have the same name (PCRE2_DUPNAMES not set)", 12),
+        ("ééé(", "missing closing parenthesis", 4),  // offset counts characters, not bytes
+    ])
+    func compileError(pattern: String, message: String, offset: Int) {
+        #expect(throws: PatternError(message, at: offset)) { try Pattern(pattern) }
+    }
+
+    @Test func errorDescriptionAndValueError() {
+        do {
+            _ = try Pattern("a(b")
+            Issue.record("compiled")
+        } catch {
+            #expect(error.description == "missing closing parenthesis at offset 3")
+            #expect(error.valueError == ValueError("missing closing parenthesis", at: 3))
+        }
+    }
+
+    @Test func keepsSourceAndOptions() throws {
+        let pattern = try Pattern("^a+$", caseless: true)
+        #expect(pattern.source == "^a+$")
+        #expect(pattern.caseless)
+    }
+
+    @Test func jitCompiled() throws {
+        // Debian's libpcre2 has the JIT on these architectures.
+        #if arch(x86_64) || arch(arm64)
+        #expect(try Pattern("^(https?:\\/\\/)?[^\\/]+[.]ch").isJITCompiled)
+        #endif
+    }
+
+    // MARK: Matching
+
+    @Test(arguments: [
+        ("EXAMPLE.com", false, false),
+        ("EXAMPLE.com", true, true),
+        ("ÉTÉ", false, false),
+        ("ÉTÉ", true, true),  // UTF mode: caseless applies beyond ASCII
+        ("example.com", false, true),
+    ])
+    func caseless(subject: String, caseless: Bool, expected: Bool) throws {
+        let pattern = try Pattern("^(example|été)", caseless: caseless)
+        #expect(pattern.matches(subject) == expected)
+    }
+
+    static let seed = "^(https?:\\/\\/)?[^\\/]+[.]ch"
+
+    @Test(arguments: [
+        ("https://www.admin.ch/", true),
+        ("http://example.ch", true),
+        ("example.ch/path?q=1", true),
+        ("sub.domain.example.ch:8443/", true),
+        ("https://example.chat/", true),  // no end anchor: ".ch" as a prefix of the TLD
+        ("https://example.com/page.ch", false),  // ".ch" only after the first "/"
+        ("https://example.com/?next=evil.ch", false),
+        ("ftp://example.ch", false),  // "ftp:" is not followed by ".ch" before a "/"
+        ("https://.ch", false),  // something must precede ".ch"
+        ("https://ch", false),
+        ("", false),
+    ])
+    func seedRegex(url: String, expected: Bool) throws {
+        let pattern = try Pattern(Self.seed)
+        #expect(pattern.matches(url) == expected)
+        let matcher = PatternMatcher()
+        #expect(matcher.matches(pattern, Array(url.utf8)) == expected)
+    }
+
+    @Test func matcherReuseAcrossPatternsAndSubjectKinds() throws {
+        let ch = try Pattern(Self.seed)
+        let agent = try Pattern("curl/[0-9]+", caseless: true)
+        let empty = try Pattern("")
+        let matcher = PatternMatcher()
+        for _ in 0 ..< 1000 {
+            #expect(matcher.matches(ch, "https://www.admin.ch/"))
+            #expect(!matcher.matches(ch, "https://www.admin.de/"))
+            #expect(matcher.matches(agent, "User-Agent: CURL/8.1".dropFirst(12)))  // Substring
+            #expect(!matcher.matches(agent, Array("Wget/1.21".utf8)))
+            let spanMatched = matcher.matches(agent, "curl/7".utf8.span)  // #expect cannot hold a Span
+            #expect(spanMatched)
+            #expect(matcher.matches(agent, "xcurl/7y".utf8.dropFirst()))  // Substring.UTF8View-like slice
+            #expect(matcher.matches(empty, ""))
+            #expect(matcher.matches(empty, [UInt8]()))
+            #expect(!matcher.matches(ch, [UInt8]()))
+        }
+    }
+
+    @Test func invalidUTF8SubjectStillMatches() throws {
+        // Bytes off the wire need not be UTF-8; junk must not make a blocking pattern miss.
+        let pattern = try Pattern("[.]ch(/|$)")
+        let matcher = PatternMatcher()
+        #expect(matcher.matches(pattern, [0xFF, 0xC3] + Array("evil.ch/".utf8)))
+        #expect(!matcher.matches(pattern, [0xFF, 0xC3] + Array("evil.de/".utf8)))
+    }
+
+    @Test func runawayBacktrackingIsNoMatchNotACrash() throws {
+        let pattern = try Pattern("^(a+)+$")
+        let subject = String(repeating: "a", count: 40) + "b"
+        #expect(!pattern.matches(subject))
+    }
+
+    @Test func sharedPatternAcrossThreads() async throws {
+        let pattern = try Pattern(Self.seed)
+        let hits = await withTaskGroup(of: Int.self) { group in
+            for worker in 0 ..< 8 {
+                group.addTask {
+                    let matcher = PatternMatcher()  // one per worker
+                    var hits = 0
+                    for i in 0 ..< 2000 where matcher.matches(pattern, "https://host\(worker)-\(i).\(i % 2 == 0 ? "ch" : "de")/") {
+                        hits += 1
+                    }
+                    return hits
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(hits == 8 * 1000)
+    }
+}
