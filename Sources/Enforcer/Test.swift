@@ -39,7 +39,7 @@ struct TestFlow: ParsableCommand {
         if json {
             print(Output.json(["verdict": decision.allowed ? "allow" : "deny", "policy": decision.policy, "reason": decision.reason,
                                "from": source.description, "to": destination.description, "proto": query.proto.rawValue,
-                               "port": port.map(Int.init), "at": ISO8601DateFormatter().string(from: instant)]))
+                               "port": port.map { Int($0) }, "at": ISO8601DateFormatter().string(from: instant)]))
         } else {
             print(decision.description)
         }

@@ -83,7 +83,8 @@ public struct HostCompiler {
 
         let byID = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, $0) })
         let isActive = { (id: Int) in active[id].map { $0 == nil } ?? false }
-        var builder = RulesetBuilder(config: config, layout: layout, byID: byID, isActive: isActive)
+        let enforcedIDs = Set(enforced.map(\.entry.id)).sorted()
+        var builder = RulesetBuilder(config: config, layout: layout, byID: byID, enforced: enforcedIDs, isActive: isActive)
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
         builder.addInput(items: inputItems)
         if isGateway {
@@ -97,6 +98,7 @@ public struct HostCompiler {
                 queued.append("forward: UDP to port 443 (QUIC) rejected, so browsers fall back to TCP where the SNI is visible")
             }
         }
+        builder.finish()
         return CompiledHost(ruleset: Ruleset(table: builder.table), system: system, instant: instant,
                             isGateway: isGateway, queuedFlows: queued, enforced: enforced)
     }
@@ -109,15 +111,16 @@ struct RulesetBuilder {
     let byID: [Int: AccessGraph.Entry]
     let isActive: (Int) -> Bool
     private(set) var table: Table
-    private var grantChains: Set<Int> = []
+    let enforced: [Int]
 
-    init(config: Config, layout: MarkLayout, byID: [Int: AccessGraph.Entry], isActive: @escaping (Int) -> Bool) {
+    init(config: Config, layout: MarkLayout, byID: [Int: AccessGraph.Entry], enforced: [Int], isActive: @escaping (Int) -> Bool) {
         self.config = config
         self.layout = layout
         self.byID = byID
+        self.enforced = enforced
         self.isActive = isActive
         table = Table(family: .inet, name: config.table, sets: [], chains: [])
-        let activeElements = byID.keys.sorted().filter(isActive).map {
+        let activeElements = enforced.filter(isActive).map {
             SetElement([.mark(layout.policyMark($0))], comment: byID[$0]?.policy.name)
         }
         table.sets.append(NamedSet(name: "active_policies", key: [.mark], elements: activeElements,
@@ -145,8 +148,8 @@ struct RulesetBuilder {
         rules.append(Rule([markedActive, .verdict(.accept)], comment: "granted just now"))
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
-        table.chains.insert(Chain(name: "input", base: BaseChain(hook: .input, priority: 0, policy: .drop), rules: rules,
-                                  comment: "receiver side: default deny"), at: 0)
+        table.chains.append(Chain(name: "input", base: BaseChain(hook: .input, priority: 0, policy: .drop), rules: rules,
+                                  comment: "receiver side: default deny"))
     }
 
     static let essentialICMP: [Rule] = [
@@ -185,9 +188,8 @@ struct RulesetBuilder {
         rules.append(Rule([markedActive, .verdict(granted)], comment: "granted just now"))
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
-        let at = table.chains.firstIndex { $0.name == "input" }.map { $0 + 1 } ?? 0
-        table.chains.insert(Chain(name: "forward", base: BaseChain(hook: .forward, priority: 0, policy: .drop), rules: rules,
-                                  comment: "gateway: default deny"), at: at)
+        table.chains.append(Chain(name: "forward", base: BaseChain(hook: .forward, priority: 0, policy: .drop), rules: rules,
+                                  comment: "gateway: default deny"))
         if web { addWebChains() }
     }
 
@@ -275,7 +277,7 @@ struct RulesetBuilder {
                 for segment in partition(items) {
                     let grants = grantsByService(segment.labels.sorted())
                     ports += grants.ports.map { SetElement([.addresses(segment.range), .proto($0.proto), .ports($0.ports)], verdict: .goto(grantChain($0.id))) }
-                    protos += grants.protocols.map { SetElement([.addresses(segment.range), .proto($0.proto)], verdict: .goto(grantChain($0.id))) }
+                    protos += grants.protocols.filter { ($0.proto == .icmp) == (family == .v4) }.map { SetElement([.addresses(segment.range), .proto($0.proto)], verdict: .goto(grantChain($0.id))) }
                     if let id = grants.anyProtocol { other.append(SetElement([.addresses(segment.range)], verdict: .goto(grantChain(id)))) }
                 }
                 let portsMap = "\(name)_\(suffix)_ports", protosMap = "\(name)_\(suffix)_protocols", otherMap = "\(name)_\(suffix)_other"
@@ -301,14 +303,23 @@ struct RulesetBuilder {
     }
 
     /// The chain that records which policy granted a flow.
-    private mutating func grantChain(_ id: Int) -> String {
-        let name = "grant_\(id)"
-        if grantChains.insert(id).inserted {
-            table.chains.append(Chain(name: name, rules: [
+    private func grantChain(_ id: Int) -> String { "grant_\(id)" }
+
+    /// Adds one grant chain per policy enforced here, active or not, so that a flip
+    /// changes set elements only; then orders chains: hooks, web, classes, grants.
+    mutating func finish() {
+        for id in enforced {
+            table.chains.append(Chain(name: grantChain(id), rules: [
                 Rule([.setConntrackMark(keep: ~layout.policyMask, value: layout.policyMark(id))]),
             ], comment: byID[id].map { "\($0.policy.kindWord) \($0.policy.name)" }))
         }
-        return name
+        func rank(_ chain: Chain) -> (Int, Int, String) {
+            if let base = chain.base { return (0, base.hook == .input ? 0 : 1 + base.priority, chain.name) }
+            if chain.name.hasPrefix("web_") { return (1, 0, chain.name) }
+            if chain.name.hasPrefix("grant_") { return (3, Int(chain.name.dropFirst(6)) ?? 0, chain.name) }
+            return (2, 0, chain.name)
+        }
+        table.chains.sort { rank($0) < rank($1) }
     }
 
     struct ServiceGrants {

@@ -82,7 +82,7 @@ public struct TimeSpec: Hashable, Sendable, CustomStringConvertible {
         // tomorrow normally begins after `instant`, but a fall-back across midnight could
         // make tomorrow's midnight come first, so look at it too.
         let second = instant.timeIntervalSince1970
-        return spans(startingOn: (today - 1)...(today + 1), clock: clock).contains { span in
+        return spans(startingOn: (today - 1)...today, clock: clock).contains { span in
             TimeInterval(span.start) <= second && second < TimeInterval(span.end)
         }
     }

@@ -68,7 +68,7 @@ extension DomainSet {
 /// Splits a byte stream into lines and adds each entry to a `DomainSet`.
 struct DomainListParser {
     let path: String
-    private(set) var set = DomainSet()
+    private var builder = DomainSet.Builder()
     /// The start of a line whose end is in a later chunk.
     private var partial: [UInt8] = []
     private var line = 0
@@ -101,7 +101,9 @@ struct DomainListParser {
             partial = []
             try parseLine(last.span, 0, last.count)
         }
-        return set
+        var entries = DomainSet.Builder()
+        swap(&entries, &builder)  // hand over the only reference, so indexing copies nothing
+        return DomainSet(indexing: consume entries)
     }
 
     /// One line, `text[from ..< to]`, without its "\n".
@@ -128,7 +130,7 @@ struct DomainListParser {
                                   message: "bad domain '\(entry)': \(problem.reason)")
         }
         if let (name, end) = DomainSet.trimDecorations(text, low, high) {
-            set.insert(text, name, end)
+            builder.append(text, name, end)
         }
     }
 

@@ -9,14 +9,16 @@
 /// every parent (`com`, `example.com`, `www.example.com`) and a lookup costs one probe per
 /// label, whatever the size of the list.
 public struct DomainSet: Sendable {
-    /// Every entry, normalised (ASCII lowercase, no leading `*.`, no trailing dot), back to back.
+    /// Every distinct entry, normalised (ASCII lowercase, no leading `*.`, no trailing
+    /// dot), back to back.
     private var bytes: [UInt8] = []
-    /// Entry `i` is `bytes[starts[i] ..< starts[i + 1]]`; 32-bit to halve the index.
-    private var starts: [UInt32] = [0]
-    /// Linear-probing table, at most half full. A slot is `tag << 32 | (entry + 1)`, where
-    /// the tag is the upper half of the mixed hash, so most mismatches are rejected
-    /// without touching `bytes`; 0 marks an empty slot.
+    /// Linear-probing table, at most half full. A slot is `tag << 40 | length << 32 | offset`
+    /// for the entry `bytes[offset ..< offset + length]`; 0 marks an empty slot. The tag
+    /// (24 hash bits the position did not use) rejects nearly every mismatch without
+    /// touching `bytes`, and a hit costs one more memory access, not two.
     private var slots: [UInt64] = Array(repeating: 0, count: 16)
+    /// Number of distinct entries.
+    public private(set) var count = 0
     /// Per-set hash seed, so which names collide is not predictable from outside.
     private let seed: UInt64 = .random(in: .min ... .max)
 
@@ -24,9 +26,11 @@ public struct DomainSet: Sendable {
     public init() {}
 
     /// A set of the given names. Each is normalised (surrounding whitespace trimmed, ASCII
-    /// lowercased, a leading `*.` and a trailing dot dropped); empty names are skipped and
-    /// duplicates are fine. Names are not validated: `load(contentsOf:)` does that for files.
+    /// lowercased, a leading `*.` and a trailing dot dropped); empty names and names
+    /// longer than 253 bytes are skipped, duplicates are fine. Names are not otherwise
+    /// validated: `load(contentsOf:)` does that for files.
     public init(_ domains: some Sequence<some StringProtocol>) {
+        var builder = Builder()
         for domain in domains {
             let name = String(domain)
             let utf8 = name.utf8.span
@@ -34,34 +38,33 @@ public struct DomainSet: Sendable {
             while low < high, Self.isSpace(utf8[low]) { low += 1 }
             while high > low, Self.isSpace(utf8[high - 1]) { high -= 1 }
             if let (from, to) = Self.trimDecorations(utf8, low, high) {
-                insert(utf8, from, to)
+                builder.append(utf8, from, to)
             }
         }
+        self.init(indexing: consume builder)
     }
 
-    /// Number of distinct entries.
-    public var count: Int { starts.count - 1 }
     public var isEmpty: Bool { count == 0 }
 
     /// The listed entry that matches `host` or a parent of it, if any, in its normalised
     /// form (lowercase, without `*.`). When several do, the shortest (broadest) one.
     @inlinable
     public func match(_ host: some StringProtocol) -> String? {
-        entry(Self.withUTF8(host) { entryIndex($0) })
+        entry(Self.withUTF8(host) { lookup($0) })
     }
 
     /// Same as `match`, for a host name still in wire bytes (TLS SNI, HTTP Host).
     public func match(_ host: Span<UInt8>) -> String? {
-        entry(entryIndex(host))
+        entry(lookup(host))
     }
 
     @inlinable
     public func contains(domainOrParentOf host: some StringProtocol) -> Bool {
-        Self.withUTF8(host) { entryIndex($0) } != nil
+        Self.withUTF8(host) { lookup($0) } != nil
     }
 
     public func contains(domainOrParentOf host: Span<UInt8>) -> Bool {
-        entryIndex(host) != nil
+        lookup(host) != nil
     }
 
     // MARK: Lookup
@@ -76,15 +79,16 @@ public struct DomainSet: Sendable {
     }
 
     @usableFromInline
-    func entry(_ index: Int?) -> String? {
-        guard let index else { return nil }
-        return String(decoding: bytes[Int(starts[index]) ..< Int(starts[index + 1])], as: UTF8.self)
+    func entry(_ slot: UInt64?) -> String? {
+        guard let slot else { return nil }
+        let offset = Int(truncatingIfNeeded: slot & 0xffff_ffff)
+        return String(decoding: bytes[offset ..< offset + Self.length(slot)], as: UTF8.self)
     }
 
-    /// Index of the broadest entry equal to `host` (case-insensitive, one trailing dot
+    /// The slot of the broadest entry equal to `host` (case-insensitive, one trailing dot
     /// ignored) or to one of its parents.
     @usableFromInline
-    func entryIndex(_ host: Span<UInt8>) -> Int? {
+    func lookup(_ host: Span<UInt8>) -> UInt64? {
         var end = host.count
         if end > 0, host[end - 1] == Self.dot { end -= 1 }
         guard end > 0 else { return nil }
@@ -97,85 +101,113 @@ public struct DomainSet: Sendable {
         var numeric = true
         for i in (lastDot + 1) ..< end where !Self.isDigit(host[i]) { numeric = false }
 
+        // Candidates are collected right to left (`com`, `example.com`, ...), and the first
+        // slot of each batch of candidates is read before any is examined: those reads are
+        // independent cache misses, so they overlap instead of queueing one per label.
+        var froms = InlineArray<8, Int>(repeating: 0)
+        var mixed = InlineArray<8, UInt64>(repeating: 0)
+        var firstSlots = InlineArray<8, UInt64>(repeating: 0)
+        var pending = 0
+        let mask = slots.count - 1
         var hash = seed
         var i = end - 1
-        while i >= 0 {
-            let byte = Self.lowercased(host[i])
-            // At a dot, `hash` covers exactly the parent name to its right.
-            if byte == Self.dot, !numeric, let index = find(hash, host, i + 1, end) {
-                return index
+        while true {
+            // At a dot (and at the start), `hash` covers exactly the name to its right.
+            if i < 0 || (!numeric && host[i] == Self.dot) {
+                let m = Self.mix(hash)
+                froms[pending] = i + 1
+                mixed[pending] = m
+                firstSlots[pending] = slots[Int(truncatingIfNeeded: m) & mask]
+                pending += 1
+                if pending == 8 || i < 0 {
+                    for j in 0 ..< pending where firstSlots[j] != 0 {
+                        if let slot = find(mixed[j], host, froms[j], end).slot { return slot }
+                    }
+                    pending = 0
+                }
+                if i < 0 { return nil }
             }
-            hash = Self.step(hash, byte)
+            hash = Self.step(hash, Self.lowercased(host[i]))
             i -= 1
         }
-        return find(hash, host, 0, end)
     }
 
-    /// The entry equal to `key[from ..< to]` (compared ASCII-lowercased), given its hash.
-    private func find(_ hash: UInt64, _ key: Span<UInt8>, _ from: Int, _ to: Int) -> Int? {
-        let mixed = Self.mix(hash)
-        let tag = mixed >> 32
+    /// Probes for `key[from ..< to]` (compared ASCII-lowercased) given its mixed hash:
+    /// the matching slot if present, and the position it occupies or would occupy.
+    private func find(_ mixed: UInt64, _ key: Span<UInt8>, _ from: Int, _ to: Int) -> (slot: UInt64?, position: Int) {
+        let tag = mixed >> 40
+        let length = to - from
         let mask = slots.count - 1
         var position = Int(truncatingIfNeeded: mixed) & mask
         while true {
             let slot = slots[position]
-            if slot == 0 { return nil }
-            if slot >> 32 == tag {
-                let index = Int(truncatingIfNeeded: slot & 0xffff_ffff) - 1
-                if equals(index, key, from, to) { return index }
+            if slot == 0 { return (nil, position) }
+            if slot >> 40 == tag, Self.length(slot) == length {
+                let offset = Int(truncatingIfNeeded: slot & 0xffff_ffff)
+                var equal = true
+                for k in 0 ..< length where bytes[offset + k] != Self.lowercased(key[from + k]) {
+                    equal = false
+                    break
+                }
+                if equal { return (slot, position) }
             }
             position = (position + 1) & mask
         }
     }
 
-    private func equals(_ index: Int, _ key: Span<UInt8>, _ from: Int, _ to: Int) -> Bool {
-        let start = Int(starts[index])
-        guard Int(starts[index + 1]) - start == to - from else { return false }
-        for offset in 0 ..< (to - from) where bytes[start + offset] != Self.lowercased(key[from + offset]) {
-            return false
-        }
-        return true
-    }
+    @inline(__always)
+    private static func length(_ slot: UInt64) -> Int { Int(truncatingIfNeeded: (slot >> 32) & 0xff) }
 
     // MARK: Building
 
-    /// Adds `key[from ..< to]`, lowercased, unless already present.
-    mutating func insert(_ key: Span<UInt8>, _ from: Int, _ to: Int) {
-        var hash = seed
-        for i in stride(from: to - 1, through: from, by: -1) {
-            hash = Self.step(hash, Self.lowercased(key[i]))
-        }
-        if find(hash, key, from, to) != nil { return }
+    /// Collects entries first and indexes them once at the end: with the final size known
+    /// the table is never rehashed, which is most of the cost of a growing table.
+    struct Builder {
+        /// Entries, lowercased, back to back; duplicates included until indexing.
+        fileprivate var bytes: [UInt8] = []
+        fileprivate var lengths: [UInt8] = []
 
-        for i in from ..< to { bytes.append(Self.lowercased(key[i])) }
+        /// Adds `text[from ..< to]`, lowercased; empty names and names over 253 bytes
+        /// (no host can have them) are skipped.
+        mutating func append(_ text: Span<UInt8>, _ from: Int, _ to: Int) {
+            guard to > from, to - from <= 253 else { return }
+            for i in from ..< to { bytes.append(DomainSet.lowercased(text[i])) }
+            lengths.append(UInt8(to - from))
+        }
+    }
+
+    init(indexing builder: consuming Builder) {
+        let lengths = builder.lengths
+        bytes = builder.bytes
+        builder = Builder()  // so `bytes` is uniquely referenced and compacts without a copy
+        // Offsets are 32-bit to fit in a slot.
         precondition(bytes.count <= UInt32.max, "domain list larger than 4 GiB")
-        starts.append(UInt32(bytes.count))
-        if count * 2 > slots.count {
-            grow()
-        } else {
-            place(count - 1, hash: hash)
-        }
-    }
+        var capacity = 16
+        while capacity < lengths.count * 2 { capacity *= 2 }
+        slots = Array(repeating: 0, count: capacity)
 
-    private mutating func place(_ index: Int, hash: UInt64) {
-        let mixed = Self.mix(hash)
-        let mask = slots.count - 1
-        var position = Int(truncatingIfNeeded: mixed) & mask
-        while slots[position] != 0 { position = (position + 1) & mask }
-        slots[position] = (mixed >> 32) << 32 | UInt64(index + 1)
-    }
-
-    /// Doubles the table and re-places every entry (hashes are recomputed from `bytes`
-    /// rather than stored, to keep the set at ~8 bytes of table per entry).
-    private mutating func grow() {
-        slots = Array(repeating: 0, count: slots.count * 2)
-        for index in 0 ..< count {
+        // Duplicates are dropped by compacting `bytes` in place: each new entry moves
+        // down to `write`, which never passes `read`.
+        var read = 0, write = 0
+        for length in lengths {
+            let length = Int(length)
             var hash = seed
-            for i in stride(from: Int(starts[index + 1]) - 1, through: Int(starts[index]), by: -1) {
+            for i in stride(from: read + length - 1, through: read, by: -1) {
                 hash = Self.step(hash, bytes[i])
             }
-            place(index, hash: hash)
+            let mixed = Self.mix(hash)
+            let (existing, position) = find(mixed, bytes.span, read, read + length)
+            if existing == nil {
+                if write != read {
+                    for k in 0 ..< length { bytes[write + k] = bytes[read + k] }
+                }
+                slots[position] = (mixed >> 40) << 40 | UInt64(length) << 32 | UInt64(write)
+                write += length
+                count += 1
+            }
+            read += length
         }
+        bytes.removeSubrange(write...)
     }
 
     // MARK: Bytes
