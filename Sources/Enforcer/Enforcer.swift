@@ -78,7 +78,7 @@ enum Output {
 
     static func json(_ object: [String: Any?]) -> String {
         let compact = object.compactMapValues { $0 }
-        let data = (try? JSONSerialization.data(withJSONObject: compact, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let data = (try? JSONSerialization.data(withJSONObject: compact, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 }

@@ -127,7 +127,7 @@ struct RulesetBuilder {
                                    comment: "policies in force now; flows they granted keep flowing"))
     }
 
-    private var markedActive: Expression { .lookup([.conntrackMark], mask: layout.policyMask, set: "active_policies") }
+    private var markedActive: RuleExpression { .lookup([.conntrackMark], mask: layout.policyMask, set: "active_policies") }
 
     // MARK: input
 
@@ -211,7 +211,7 @@ struct RulesetBuilder {
         var verdictRules: [Rule] = []
         for state in [WebFlowState.permitted, .denied, .redirected] {
             let mark = layout.webMark(state)
-            var rule: [Expression] = [.maskedCompare(.packetMark, mask: layout.webMask, .equal, mark),
+            var rule: [RuleExpression] = [.maskedCompare(.packetMark, mask: layout.webMask, .equal, mark),
                                       .setConntrackMark(keep: ~layout.webMask, value: mark)]
             if state == .denied { rule.append(.reject(.tcpReset)) }
             verdictRules.append(Rule(rule, comment: "worker: \(state)"))

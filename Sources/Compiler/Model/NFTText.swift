@@ -71,7 +71,7 @@ public enum NFTText {
         return words.joined(separator: " ")
     }
 
-    static func text(_ expression: Expression) -> String {
+    static func text(_ expression: RuleExpression) -> String {
         switch expression {
         case let .compare(field, op, constant):
             let value = text(constant, for: field)

@@ -41,10 +41,10 @@ public struct Chain: Hashable, Sendable {
 }
 
 public struct Rule: Hashable, Sendable {
-    public var expressions: [Expression]
+    public var expressions: [RuleExpression]
     public var comment: String?
 
-    public init(_ expressions: [Expression], comment: String? = nil) {
+    public init(_ expressions: [RuleExpression], comment: String? = nil) {
         self.expressions = expressions
         self.comment = comment
     }
@@ -206,7 +206,7 @@ public enum RejectKind: Hashable, Sendable {
 
 /// One expression of a rule; a closed family that both the nft text renderer and the
 /// netlink encoder understand.
-public enum Expression: Hashable, Sendable {
+public enum RuleExpression: Hashable, Sendable {
     /// `field op constant`
     case compare(Field, CompareOp, Constant)
     /// `field & mask op value`

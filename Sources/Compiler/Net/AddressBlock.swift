@@ -42,8 +42,8 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
             throw NetParseFailure("missing prefix length after '/'", at: prefixStart)
         }
         let (length, end) = NetSyntax.scanDecimal(bytes, from: prefixStart, limit: 999)
-        let prefixText = NetSyntax.text(bytes, prefixStart..<bytes.count)
         guard end == bytes.count else {
+            let prefixText = NetSyntax.text(bytes, prefixStart..<bytes.count)
             // A netmask gets a pointed hint rather than a bare "not a number".
             if family == .v4, let mask = try? IPAddress.parse(bytes: NetSyntax.slice(bytes, prefixStart..<bytes.count)),
                mask.family == .v4, let maskLength = Self.prefixLength(ofNetmask: mask.value) {
@@ -53,16 +53,16 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
             throw NetParseFailure("prefix length must be a decimal number, found '\(prefixText)'", at: prefixStart)
         }
         guard length <= family.bitWidth else {
+            let prefixText = NetSyntax.text(bytes, prefixStart..<bytes.count)
             throw NetParseFailure(
                 "prefix /\(prefixText) is too long for an \(family) address (at most /\(family.bitWidth))",
                 at: slash)
         }
         let hostMask = Self.hostMask(family, length)
         guard address.value & hostMask == 0 else {
-            let network = AddressBlock(unchecked: IPAddress(family: family, value: address.value & ~hostMask),
-                                       prefixLength: length)
+            let network = IPAddress(family: family, value: address.value & ~hostMask)
             throw NetParseFailure(
-                "host bits set in '\(NetSyntax.text(bytes))' (did you mean \(network.address)/\(length)?)", at: slash)
+                "host bits set in '\(NetSyntax.text(bytes))' (did you mean \(network)/\(length)?)", at: slash)
         }
         return AddressBlock(unchecked: address, prefixLength: length)
     }
@@ -113,6 +113,12 @@ public struct AddressRange: Hashable, Comparable, Sendable, CustomStringConverti
 
     public init(_ address: IPAddress) {
         self.init(first: address, last: address)
+    }
+
+    /// For results of range arithmetic, which are valid by construction.
+    init(unchecked first: IPAddress, _ last: IPAddress) {
+        self.first = first
+        self.last = last
     }
 
     public init(_ block: AddressBlock) {

@@ -126,13 +126,14 @@ extension IPAddress {
                 }
                 throw .unexpected(at: index, in: context)
             }
-            let digits = NetSyntax.text(bytes, numberStart..<index)
             if index - numberStart > 1 && bytes[numberStart] == NetSyntax.zero {
                 let hint = number <= 255 ? "; write \(number)" : ""
+                let digits = NetSyntax.text(bytes, numberStart..<index)
                 throw NetParseFailure(
                     "ambiguous leading zero in '\(digits)' (some tools read it as octal)\(hint)", at: numberStart)
             }
             if number > 255 {
+                let digits = NetSyntax.text(bytes, numberStart..<index)
                 throw NetParseFailure("'\(digits)' is out of range for an IPv4 address part (0-255)", at: numberStart)
             }
             value = value << 8 | UInt32(number)

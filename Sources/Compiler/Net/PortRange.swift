@@ -63,10 +63,9 @@ public struct PortRange: Hashable, Comparable, Sendable, CustomStringConvertible
             throw NetParseFailure(
                 "expected a port number, found '\(NetSyntax.text(bytes, start..<wordEnd))'", at: start)
         }
-        let digits = NetSyntax.text(bytes, start..<end)
         guard number != 0 else { throw NetParseFailure("port 0 is not a valid port", at: start) }
         guard number <= Int(UInt16.max) else {
-            throw NetParseFailure("port \(digits) is out of range (1-65535)", at: start)
+            throw NetParseFailure("port \(NetSyntax.text(bytes, start..<end)) is out of range (1-65535)", at: start)
         }
         return (UInt16(number), end)
     }

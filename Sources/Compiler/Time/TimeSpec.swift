@@ -82,7 +82,7 @@ public struct TimeSpec: Hashable, Sendable, CustomStringConvertible {
         // tomorrow normally begins after `instant`, but a fall-back across midnight could
         // make tomorrow's midnight come first, so look at it too.
         let second = instant.timeIntervalSince1970
-        return spans(startingOn: (today - 1)...today, clock: clock).contains { span in
+        return spans(startingOn: (today - 1)...(today + 1), clock: clock).contains { span in
             TimeInterval(span.start) <= second && second < TimeInterval(span.end)
         }
     }
@@ -144,8 +144,8 @@ public struct TimeSpec: Hashable, Sendable, CustomStringConvertible {
 
     /// The canonical form: windows in their given order separated by `; `, days as
     /// `daily` or ascending ranges and single days (`mon-fri`, `sat-mon`, `tue,thu`),
-    /// times as `HH:MM` with `24:00` for a window ending at midnight. Parses back to an
-    /// equal value.
+    /// times as `HH:MM` with `24:00` for a window ending at midnight. Any value `parse`
+    /// returns parses back from its description to an equal value.
     public var description: String {
         windows.map { window in
             "\(Self.describe(window.days)) \(Self.clock(window.start))-\(Self.clock(window.end))"

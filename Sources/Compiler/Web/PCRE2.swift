@@ -1,4 +1,4 @@
-// The only file in Compiler that touches pointers: a thin owner of PCRE2's handles.
+// Unsafe code for PCRE2 lives here and nowhere else: thin owners of its C handles.
 // PCRE2's 8-bit API is a set of macros over the `_8` functions, so those are called by name.
 
 import CPCRE2

@@ -6,8 +6,9 @@ public struct ClientHello: Sendable, Hashable {
     public var serverName: String?
     /// Application protocols offered in the ALPN extension, in the client's order.
     public var alpn: [String]
-    /// Whether the encrypted_client_hello extension (0xfe0d) is present; when it is,
-    /// `serverName` is only the public (outer) name.
+    /// Whether the encrypted_client_hello extension (0xfe0d) is present. When it is,
+    /// `serverName` may be only the public (outer) name; a GREASE ECH extension looks the
+    /// same on the wire by design, so this says "possibly hidden", not "hidden".
     public var hasEncryptedClientHello: Bool
     /// ClientHello.legacy_version (0x0303 for TLS 1.2 and 1.3 clients).
     public var legacyVersion: UInt16

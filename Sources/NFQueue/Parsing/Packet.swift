@@ -235,8 +235,9 @@ public struct PacketView: Sendable {
                 payloadRange = (start + headerLength)..<end
             }
         case ProtocolNumber.udp:
+            // All 8 header bytes (checksum included) must be there before a payload can start.
             guard let sourcePort = header.readUInt16(), let destinationPort = header.readUInt16(),
-                  let length = header.readUInt16() else { return }
+                  let length = header.readUInt16(), header.skip(2) else { return }
             udp = UDPDatagramHeader(sourcePort: sourcePort, destinationPort: destinationPort, length: length)
             let datagramEnd = start + Int(length)
             if length >= 8, datagramEnd <= declaredEnd {

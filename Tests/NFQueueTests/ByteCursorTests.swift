@@ -1,0 +1,82 @@
+import Testing
+@testable import NFQueue
+
+@Suite("Byte cursor")
+struct ByteCursorTests {
+    @Test("big-endian reads advance and stop at the end")
+    func reads() {
+        var cursor = ByteCursor([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a])
+        let values = [cursor.readUInt8().map(UInt32.init), cursor.readUInt16().map(UInt32.init),
+                      cursor.readUInt24(), cursor.readUInt32()]
+        #expect(values == [0x01, 0x0203, 0x04_0506, 0x0708_090a])
+        #expect(cursor.isAtEnd)
+        let beyond = cursor.readUInt8()
+        #expect(beyond == nil)
+    }
+
+    @Test("a short read consumes nothing", arguments: [1, 2, 3, 4])
+    func shortRead(_ available: Int) {
+        var cursor = ByteCursor(Array(repeating: 0xab, count: available), range: 0..<(available - 1))
+        let before = cursor.position
+        let value: UInt32? = switch available {
+        case 1: cursor.readUInt8().map(UInt32.init)
+        case 2: cursor.readUInt16().map(UInt32.init)
+        case 3: cursor.readUInt24()
+        default: cursor.readUInt32()
+        }
+        #expect(value == nil)
+        #expect(cursor.position == before)
+    }
+
+    @Test("length-prefixed fields become capped sub-cursors")
+    func lengthPrefixed() throws {
+        var cursor = ByteCursor([0x00, 0x02, 0xaa, 0xbb, 0xcc])
+        let prefixed = cursor.readLengthPrefixed16()
+        var field = try #require(prefixed)
+        #expect(field.remaining == 2)
+        let inside = field.readUInt16()
+        let past = field.readUInt8()
+        let after = cursor.readUInt8()
+        #expect(inside == 0xaabb)
+        #expect(past == nil, "the sub-cursor must not read past its declared length")
+        #expect(after == 0xcc)
+    }
+
+    @Test("an overlong length prefix consumes nothing", arguments: [
+        [0x05, 1, 2, 3] as [UInt8],
+        [0x00, 0x09, 1, 2],
+        [0x00, 0x00, 0x04, 1, 2, 3],
+    ])
+    func overlong(_ bytes: [UInt8]) {
+        var cursor = ByteCursor(bytes)
+        let result: ByteCursor? = switch bytes.count {
+        case 4 where bytes[0] == 0x05: cursor.readLengthPrefixed8()
+        case 4: cursor.readLengthPrefixed16()
+        default: cursor.readLengthPrefixed24()
+        }
+        #expect(result == nil)
+        #expect(cursor.position == 0)
+    }
+
+    @Test("ranges are clamped to the buffer", arguments: [(-5, 2), (1, 99), (4, 2), (10, 20)] as [(Int, Int)])
+    func clamped(_ lower: Int, _ upper: Int) {
+        let cursor = ByteCursor([1, 2, 3], range: lower..<max(lower, upper))
+        #expect(cursor.remaining >= 0 && cursor.remaining <= 3)
+        #expect(cursor.remainingBytes.count == cursor.remaining)
+    }
+
+    @Test("negative counts are refused")
+    func negative() {
+        var cursor = ByteCursor([1, 2, 3])
+        let bytes = cursor.readBytes(-1)
+        let skipped = cursor.skip(-1)
+        let sub = cursor.readCursor(count: -1)
+        let none = cursor.readAvailableBytes(upTo: -1)
+        #expect(bytes == nil && !skipped && sub == nil && none.isEmpty)
+        #expect(cursor.peekUInt8(at: -1) == nil)
+        #expect(cursor.peekUInt8(at: 3) == nil)
+        #expect(cursor.peekUInt8(at: 2) == 3)
+        let all = cursor.readAvailableBytes(upTo: 10)
+        #expect(all == [1, 2, 3])
+    }
+}
