@@ -102,7 +102,7 @@ struct SemanticsTests {
         ("srv-1", "srv-2", "tcp", 22, monday10NY, true, "mesh"),         // full mesh both ways
         ("srv-2", "srv-1", "tcp", 22, monday10NY, true, "mesh"),
         ("srv-1", "srv-2", "tcp", 443, monday10NY, false, "mesh"),
-        X
+        ("dev-1", "srv-1", "tcp", 22, monday10NY, false, "db-for-devs"), // mesh grants tcp/22 to servers only
         ("dev-1", "srv-1", "tcp", 5432, monday10NY, true, "db-for-devs"),
         ("dev-1", "srv-1", "tcp", 5432, monday22NY, false, "db-for-devs"), // outside active hours
         ("dev-1", "srv-1", "tcp", 8080, monday22NY, true, "db-web"),     // additive, own port
