@@ -26,51 +26,106 @@ extension IPAddress {
 /// Adjacent pieces with equal label sets are merged; uncovered gaps are left out.
 ///
 /// Pieces with the same label set share one `Set` instance.
+@inlinable
 public func partition<Label: Hashable & Sendable>(
     _ items: [(AddressRange, Label)]
 ) -> [(range: AddressRange, labels: Set<Label>)] {
-    var labels = LabelInterner<Label>()
-    var v4 = IntervalSweep<UInt32>()
-    var v6 = IntervalSweep<UInt128>()
-    for (range, label) in items {
-        let id = labels.id(of: label)
-        switch range.family {
-        case .v4:
-            v4.add(first: UInt32(truncatingIfNeeded: range.first.value),
-                   last: UInt32(truncatingIfNeeded: range.last.value), label: id)
-        case .v6:
-            v6.add(first: range.first.value, last: range.last.value, label: id)
-        }
-    }
-    var table = LabelSetTable(labelCount: labels.count)
-    let pieces4 = v4.partition(&table)
-    let pieces6 = v6.partition(&table)
-    var result: [(range: AddressRange, labels: Set<Label>)] = []
-    result.reserveCapacity(pieces4.count + pieces6.count)
-    for piece in pieces4 {
-        let range = AddressRange(unchecked: IPAddress(v4: piece.first), IPAddress(v4: piece.last))
-        result.append((range, labels.set(piece.set, in: table)))
-    }
-    for piece in pieces6 {
-        let range = AddressRange(unchecked: IPAddress(v6: piece.first), IPAddress(v6: piece.last))
-        result.append((range, labels.set(piece.set, in: table)))
-    }
-    return result
+    partitionInterningLabels(items, sweep: partitionAddressRanges)
 }
 
 /// `partition` for port ranges.
+@inlinable
 public func partition<Label: Hashable & Sendable>(
     _ items: [(PortRange, Label)]
 ) -> [(range: PortRange, labels: Set<Label>)] {
-    var labels = LabelInterner<Label>()
-    var sweep = IntervalSweep<UInt16>()
+    partitionInterningLabels(items, sweep: partitionPortRanges)
+}
+
+/// Turns labels into dense ids for a non-generic sweep, then builds one `Set` per distinct
+/// label set. Inlinable so that `Label` is specialized in callers in other modules too;
+/// the sweep itself is compiled once, here.
+@inlinable
+func partitionInterningLabels<Range, Label: Hashable>(
+    _ items: [(Range, Label)],
+    sweep: (_ ranges: [Range], _ labels: [Int32], _ labelCount: Int) -> (pieces: [(range: Range, set: Int32)], sets: [[Int32]])
+) -> [(range: Range, labels: Set<Label>)] {
+    var labels: [Label] = []
+    var idsByLabel: [Label: Int32] = [:]
+    var previous: (label: Label, id: Int32)?
+    var ranges: [Range] = []
+    var ids: [Int32] = []
+    ranges.reserveCapacity(items.count)
+    ids.reserveCapacity(items.count)
     for (range, label) in items {
-        sweep.add(first: range.first, last: range.last, label: labels.id(of: label))
+        let id: Int32
+        if let previous, previous.label == label {
+            // Consecutive items often share a label; equality is cheaper than hashing.
+            id = previous.id
+        } else if let known = idsByLabel[label] {
+            id = known
+        } else {
+            id = Int32(labels.count)
+            labels.append(label)
+            idsByLabel[label] = id
+        }
+        previous = (label, id)
+        ranges.append(range)
+        ids.append(id)
     }
-    var table = LabelSetTable(labelCount: labels.count)
-    return sweep.partition(&table).map { piece in
-        (PortRange(first: piece.first, last: piece.last), labels.set(piece.set, in: table))
+    let (pieces, sets) = sweep(ranges, ids, labels.count)
+    var materialized = [Set<Label>?](repeating: nil, count: sets.count)
+    return pieces.map { piece in
+        if let known = materialized[Int(piece.set)] { return (piece.range, known) }
+        let members = sets[Int(piece.set)]
+        var labelSet = Set<Label>(minimumCapacity: members.count)
+        for member in members { labelSet.insert(labels[Int(member)]) }
+        materialized[Int(piece.set)] = labelSet
+        return (piece.range, labelSet)
     }
+}
+
+/// The sweep behind `partition` for addresses: the families are swept separately.
+@usableFromInline
+func partitionAddressRanges(
+    _ ranges: [AddressRange], _ labels: [Int32], _ labelCount: Int
+) -> (pieces: [(range: AddressRange, set: Int32)], sets: [[Int32]]) {
+    var v4 = IntervalSweep<UInt32>()
+    var v6 = IntervalSweep<UInt128>()
+    for (range, label) in zip(ranges, labels) {
+        switch range.family {
+        case .v4:
+            v4.add(first: UInt32(truncatingIfNeeded: range.first.value),
+                   last: UInt32(truncatingIfNeeded: range.last.value), label: label)
+        case .v6:
+            v6.add(first: range.first.value, last: range.last.value, label: label)
+        }
+    }
+    var table = LabelSetTable(labelCount: labelCount)
+    let pieces4 = v4.partition(&table)
+    let pieces6 = v6.partition(&table)
+    var pieces: [(range: AddressRange, set: Int32)] = []
+    pieces.reserveCapacity(pieces4.count + pieces6.count)
+    for piece in pieces4 {
+        pieces.append((AddressRange(unchecked: IPAddress(v4: piece.first), IPAddress(v4: piece.last)), piece.set))
+    }
+    for piece in pieces6 {
+        pieces.append((AddressRange(unchecked: IPAddress(v6: piece.first), IPAddress(v6: piece.last)), piece.set))
+    }
+    return (pieces, table.sets)
+}
+
+/// The sweep behind `partition` for ports.
+@usableFromInline
+func partitionPortRanges(
+    _ ranges: [PortRange], _ labels: [Int32], _ labelCount: Int
+) -> (pieces: [(range: PortRange, set: Int32)], sets: [[Int32]]) {
+    var sweep = IntervalSweep<UInt16>()
+    for (range, label) in zip(ranges, labels) {
+        sweep.add(first: range.first, last: range.last, label: label)
+    }
+    var table = LabelSetTable(labelCount: labelCount)
+    let pieces = sweep.partition(&table).map { (PortRange(first: $0.first, last: $0.last), $0.set) }
+    return (pieces, table.sets)
 }
 
 /// Merges overlapping and adjacent ranges into the minimal sorted list, IPv4 first.
@@ -264,43 +319,7 @@ func radixSort<Key: FixedWidthInteger & UnsignedInteger, Payload>(_ items: inout
     if sortedIsInScratch { items = scratch }
 }
 
-// MARK: - Label interning
-
-/// Labels as dense ids, and the label sets materialized once per interned set.
-struct LabelInterner<Label: Hashable> {
-    private var labels: [Label] = []
-    private var ids: [Label: Int32] = [:]
-    private var previous: (label: Label, id: Int32)?
-    /// Materialized sets by interned set id.
-    private var sets: [Set<Label>?] = []
-
-    var count: Int { labels.count }
-
-    mutating func id(of label: Label) -> Int32 {
-        // Consecutive items often share a label; equality is cheaper than hashing.
-        if let previous, previous.label == label { return previous.id }
-        let id: Int32
-        if let known = ids[label] {
-            id = known
-        } else {
-            id = Int32(labels.count)
-            labels.append(label)
-            ids[label] = id
-        }
-        previous = (label, id)
-        return id
-    }
-
-    mutating func set(_ set: Int32, in table: LabelSetTable) -> Set<Label> {
-        if sets.count < table.setCount { sets += repeatElement(nil, count: table.setCount - sets.count) }
-        if let known = sets[Int(set)] { return known }
-        let members = table.members(of: set)
-        var labelSet = Set<Label>(minimumCapacity: members.count)
-        for member in members { labelSet.insert(labels[Int(member)]) }
-        sets[Int(set)] = labelSet
-        return labelSet
-    }
-}
+// MARK: - Label sets
 
 /// The interned label sets of a sweep and the multiset of labels currently active.
 ///
@@ -333,10 +352,8 @@ struct LabelSetTable {
         activeSlot = Array(repeating: -1, count: labelCount)
     }
 
-    var setCount: Int { setMembers.count }
-
-    /// The labels of an interned set, sorted by id.
-    func members(of set: Int32) -> [Int32] { setMembers[Int(set)] }
+    /// The members of each interned set by id, each sorted by label id.
+    var sets: [[Int32]] { setMembers }
 
     mutating func add(_ label: Int32) {
         counts[Int(label)] += 1

@@ -1,0 +1,37 @@
+# enforcer: `make demo` shows it working, `make test` runs every test.
+# Both install the Debian packages they need first (as root, or through sudo).
+
+SWIFT       ?= swift
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEB_PACKAGES := nftables libnftnl-dev libmnl-dev libnetfilter-queue-dev libpcre2-dev pkg-config \
+                iproute2 iputils-ping tzdata curl socat openssl gnutls-bin netcat-openbsd python3
+ENFORCER    := .build/debug/enforcer
+
+.PHONY: all deps build test demo bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+# Unit tests, CLI golden tests, and the kernel tests in throwaway network namespaces (root).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SUDO) $(SWIFT) test --skip-build --parallel --num-workers 2
+
+demo: build
+	@bash scripts/demo.sh $(ENFORCER)
+
+bench: deps
+	$(SWIFT) build -c release --product enforcer-bench
+	.build/release/enforcer-bench
+
+clean:
+	rm -rf .build
