@@ -24,7 +24,7 @@ build: deps
 # Unit tests, CLI golden tests, and the kernel tests in throwaway network namespaces (root).
 test: deps
 	$(SWIFT) build --build-tests
-	$(SUDO) $(SWIFT) test --skip-build --parallel --num-workers 2
+	$(SUDO) $(SWIFT) test --skip-build
 
 demo: build
 	@bash scripts/demo.sh $(ENFORCER)

@@ -33,6 +33,6 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "EnforcerTests", dependencies: ["Compiler"]),
+        .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
     ]
 )

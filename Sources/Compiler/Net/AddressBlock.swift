@@ -26,10 +26,12 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
 
     /// "10.0.0.5" (a /32), "10.0.0.0/8", "2001:db8::/32", "::1/128". The prefix must be
     /// decimal and the host bits zero; the error for `10.0.0.1/8` suggests `10.0.0.0/8`.
+    @inlinable
     public static func parse(_ text: some StringProtocol) throws(ValueError) -> AddressBlock {
-        try parseNetText(text) { bytes throws(NetParseFailure) in try parse(bytes: bytes) }
+        try parseNetText(text, parse(bytes:))
     }
 
+    @usableFromInline
     static func parse(bytes: NetBytes) throws(NetParseFailure) -> AddressBlock {
         guard let slash = bytes.firstIndex(of: NetSyntax.slash) else {
             return AddressBlock(try IPAddress.parse(bytes: bytes))
@@ -139,30 +141,34 @@ public struct AddressRange: Hashable, Comparable, Sendable, CustomStringConverti
     public var description: String { first == last ? first.description : "\(first)-\(last)" }
 
     /// "10.0.0.1-10.0.0.6", a CIDR block, or a single address.
+    @inlinable
     public static func parse(_ text: some StringProtocol) throws(ValueError) -> AddressRange {
-        try parseNetText(text) { bytes throws(NetParseFailure) in
-            guard let dash = bytes.firstIndex(of: NetSyntax.dash) else {
-                return AddressRange(try AddressBlock.parse(bytes: bytes))
-            }
-            if dash == 0 { throw NetParseFailure("missing address before '-'", at: 0) }
-            if dash + 1 == bytes.count { throw NetParseFailure("missing address after '-'", at: dash + 1) }
-            let first = try IPAddress.parse(bytes: NetSyntax.slice(bytes, 0..<dash))
-            let last: IPAddress
-            do throws(NetParseFailure) {
-                last = try IPAddress.parse(bytes: NetSyntax.slice(bytes, dash + 1..<bytes.count))
-            } catch {
-                throw NetParseFailure(error, shiftedBy: dash + 1)
-            }
-            guard first.family == last.family else {
-                throw NetParseFailure(
-                    "a range cannot mix an \(first.family) and an \(last.family) address", at: dash + 1)
-            }
-            guard first <= last else {
-                throw NetParseFailure(
-                    "reversed range '\(NetSyntax.text(bytes))' (did you mean \(last)-\(first)?)", at: 0)
-            }
-            return AddressRange(first: first, last: last)
+        try parseNetText(text, parse(bytes:))
+    }
+
+    @usableFromInline
+    static func parse(bytes: NetBytes) throws(NetParseFailure) -> AddressRange {
+        guard let dash = bytes.firstIndex(of: NetSyntax.dash) else {
+            return AddressRange(try AddressBlock.parse(bytes: bytes))
         }
+        if dash == 0 { throw NetParseFailure("missing address before '-'", at: 0) }
+        if dash + 1 == bytes.count { throw NetParseFailure("missing address after '-'", at: dash + 1) }
+        let first = try IPAddress.parse(bytes: NetSyntax.slice(bytes, 0..<dash))
+        let last: IPAddress
+        do throws(NetParseFailure) {
+            last = try IPAddress.parse(bytes: NetSyntax.slice(bytes, dash + 1..<bytes.count))
+        } catch {
+            throw NetParseFailure(error, shiftedBy: dash + 1)
+        }
+        guard first.family == last.family else {
+            throw NetParseFailure(
+                "a range cannot mix an \(first.family) and an \(last.family) address", at: dash + 1)
+        }
+        guard first <= last else {
+            throw NetParseFailure(
+                "reversed range '\(NetSyntax.text(bytes))' (did you mean \(last)-\(first)?)", at: 0)
+        }
+        return AddressRange(first: first, last: last)
     }
 }
 

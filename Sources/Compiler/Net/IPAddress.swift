@@ -15,8 +15,8 @@ public enum IPFamily: Sendable, Hashable, Comparable, CustomStringConvertible {
 /// first. An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is an IPv6 address, as it is for
 /// nftables.
 public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
-    // `value` is declared first so the struct packs into 17 bytes: arrays of addresses
-    // (and of address/label pairs in `partition`) stay small.
+    // `value` comes first so the struct is 17 bytes rather than 32: other values can pack
+    // their fields into its tail padding.
     /// The address as a number; an IPv4 address uses the low 32 bits.
     public let value: UInt128
     public let family: IPFamily
@@ -62,8 +62,9 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     /// means 8 to inet_aton but 10 to most people). IPv6 accepts 1–4 hex digits per group in
     /// either case, one `::`, and a trailing embedded IPv4 address. Zone ids (`fe80::1%eth0`)
     /// are rejected: nftables has no use for them.
+    @inlinable
     public static func parse(_ text: some StringProtocol) throws(ValueError) -> IPAddress {
-        try parseNetText(text) { bytes throws(NetParseFailure) in try parse(bytes: bytes) }
+        try parseNetText(text, parse(bytes:))
     }
 
     /// The address in the form `nft list ruleset` prints: dotted quad for IPv4; for IPv6
@@ -78,6 +79,7 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
 // MARK: - Parsing
 
 extension IPAddress {
+    @usableFromInline
     static func parse(bytes: NetBytes) throws(NetParseFailure) -> IPAddress {
         guard !bytes.isEmpty else { throw NetParseFailure("expected an IP address, found nothing", at: 0) }
         if bytes[0] == NetSyntax.openBracket {

@@ -45,14 +45,15 @@ public func partition<Label: Hashable & Sendable>(
 /// label set. Inlinable so that `Label` is specialized in callers in other modules too;
 /// the sweep itself is compiled once, here.
 @inlinable
-func partitionInterningLabels<Range, Label: Hashable>(
-    _ items: [(Range, Label)],
-    sweep: (_ ranges: [Range], _ labels: [Int32], _ labelCount: Int) -> (pieces: [(range: Range, set: Int32)], sets: [[Int32]])
-) -> [(range: Range, labels: Set<Label>)] {
+func partitionInterningLabels<R, Label: Hashable>(
+    _ items: [(R, Label)],
+    sweep: (_ ranges: [R], _ labels: [Int32], _ labelCount: Int)
+        -> (pieces: [(range: R, set: Int32)], sets: (members: [Int32], bounds: [Int]))
+) -> [(range: R, labels: Set<Label>)] {
     var labels: [Label] = []
     var idsByLabel: [Label: Int32] = [:]
     var previous: (label: Label, id: Int32)?
-    var ranges: [Range] = []
+    var ranges: [R] = []
     var ids: [Int32] = []
     ranges.reserveCapacity(items.count)
     ids.reserveCapacity(items.count)
@@ -73,13 +74,14 @@ func partitionInterningLabels<Range, Label: Hashable>(
         ids.append(id)
     }
     let (pieces, sets) = sweep(ranges, ids, labels.count)
-    var materialized = [Set<Label>?](repeating: nil, count: sets.count)
+    var materialized = [Set<Label>?](repeating: nil, count: sets.bounds.count - 1)
     return pieces.map { piece in
-        if let known = materialized[Int(piece.set)] { return (piece.range, known) }
-        let members = sets[Int(piece.set)]
+        let set = Int(piece.set)
+        if let known = materialized[set] { return (piece.range, known) }
+        let members = sets.members[sets.bounds[set]..<sets.bounds[set + 1]]
         var labelSet = Set<Label>(minimumCapacity: members.count)
         for member in members { labelSet.insert(labels[Int(member)]) }
-        materialized[Int(piece.set)] = labelSet
+        materialized[set] = labelSet
         return (piece.range, labelSet)
     }
 }
@@ -88,7 +90,7 @@ func partitionInterningLabels<Range, Label: Hashable>(
 @usableFromInline
 func partitionAddressRanges(
     _ ranges: [AddressRange], _ labels: [Int32], _ labelCount: Int
-) -> (pieces: [(range: AddressRange, set: Int32)], sets: [[Int32]]) {
+) -> (pieces: [(range: AddressRange, set: Int32)], sets: (members: [Int32], bounds: [Int])) {
     var v4 = IntervalSweep<UInt32>()
     var v6 = IntervalSweep<UInt128>()
     for (range, label) in zip(ranges, labels) {
@@ -118,7 +120,7 @@ func partitionAddressRanges(
 @usableFromInline
 func partitionPortRanges(
     _ ranges: [PortRange], _ labels: [Int32], _ labelCount: Int
-) -> (pieces: [(range: PortRange, set: Int32)], sets: [[Int32]]) {
+) -> (pieces: [(range: PortRange, set: Int32)], sets: (members: [Int32], bounds: [Int])) {
     var sweep = IntervalSweep<UInt16>()
     for (range, label) in zip(ranges, labels) {
         sweep.add(first: range.first, last: range.last, label: label)
@@ -341,7 +343,11 @@ struct LabelSetTable {
     /// Labels whose presence changed since the last `resolve`.
     private var toggled: [(label: Int32, added: Bool)] = []
 
-    private var setMembers: [[Int32]] = [[]]
+    /// The members of every interned set, back to back: set i is
+    /// `members[memberBounds[i]..<memberBounds[i + 1]]`. One flat array instead of an
+    /// array per set saves an allocation for every new set.
+    private var members: [Int32] = []
+    private var memberBounds: [Int] = [0, 0]  // set 0 is empty
     /// First set with a given hash, and the next set sharing a hash.
     private var setsByHash: [UInt64: Int32] = [0: 0]
     private var nextWithSameHash: [Int32] = [-1]
@@ -352,8 +358,8 @@ struct LabelSetTable {
         activeSlot = Array(repeating: -1, count: labelCount)
     }
 
-    /// The members of each interned set by id, each sorted by label id.
-    var sets: [[Int32]] { setMembers }
+    /// The interned sets, in the flat layout described at `members`.
+    var sets: (members: [Int32], bounds: [Int]) { (members, memberBounds) }
 
     mutating func add(_ label: Int32) {
         counts[Int(label)] += 1
@@ -402,18 +408,20 @@ struct LabelSetTable {
         let first = setsByHash[activeHash] ?? -1
         var candidate = first
         while candidate >= 0 {
-            if matchesActive(setMembers[Int(candidate)]) { return (candidate, false) }
+            if matchesActive(Int(candidate)) { return (candidate, false) }
             candidate = nextWithSameHash[Int(candidate)]
         }
-        let id = Int32(setMembers.count)
-        setMembers.append(active.sorted())
+        let id = Int32(memberBounds.count - 1)
+        members.append(contentsOf: active)
+        memberBounds.append(members.count)
         nextWithSameHash.append(first)
         setsByHash[activeHash] = id
         return (id, true)
     }
 
-    private func matchesActive(_ members: [Int32]) -> Bool {
-        members.count == active.count && members.allSatisfy { counts[Int($0)] > 0 }
+    private func matchesActive(_ set: Int) -> Bool {
+        let range = memberBounds[set]..<memberBounds[set + 1]
+        return range.count == active.count && members[range].allSatisfy { counts[Int($0)] > 0 }
     }
 
     /// SplitMix64's finalizer: spreads label ids over 64 bits so XOR-ed sets rarely collide.

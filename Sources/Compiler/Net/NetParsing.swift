@@ -4,6 +4,7 @@
 // character offset that `ValueError` promises.
 
 /// A parse failure located by UTF-8 byte offset; turned into a `ValueError` at the API edge.
+@usableFromInline
 struct NetParseFailure: Error {
     enum Message {
         case text(String)
@@ -26,7 +27,8 @@ struct NetParseFailure: Error {
         return failure
     }
 
-    func valueError(in text: some StringProtocol) -> ValueError {
+    @usableFromInline
+    func valueError(in text: String) -> ValueError {
         // Find the character containing the failing byte.
         var characters = 0
         var bytes = 0
@@ -81,6 +83,7 @@ enum NetSyntax {
     }
 }
 
+@usableFromInline
 typealias NetBytes = UnsafeBufferPointer<UInt8>
 
 extension NetSyntax {
@@ -109,6 +112,8 @@ extension NetSyntax {
 }
 
 /// Runs a byte-level parser over `text`, converting its failure into a `ValueError`.
+/// Inlinable so that callers in other modules get it specialized for their string type.
+@inlinable
 func parseNetText<T>(
     _ text: some StringProtocol, _ parser: (NetBytes) throws(NetParseFailure) -> T
 ) throws(ValueError) -> T {
@@ -125,6 +130,6 @@ func parseNetText<T>(
     }
     switch result {
     case .success(let value): return value
-    case .failure(let failure): throw failure.valueError(in: text)
+    case .failure(let failure): throw failure.valueError(in: String(text))
     }
 }

@@ -27,24 +27,28 @@ public struct PortRange: Hashable, Comparable, Sendable, CustomStringConvertible
     public var description: String { first == last ? "\(first)" : "\(first)-\(last)" }
 
     /// "22" or "8000-8100": decimal ports 1-65535, low end first.
+    @inlinable
     public static func parse(_ text: some StringProtocol) throws(ValueError) -> PortRange {
-        try parseNetText(text) { bytes throws(NetParseFailure) in
-            let first = try port(in: bytes, from: 0)
-            guard first.end < bytes.count else { return PortRange(first.value) }
-            guard bytes[first.end] == NetSyntax.dash else {
-                throw .unexpected(at: first.end, in: "port")
-            }
-            let last = try port(in: bytes, from: first.end + 1)
-            guard last.end == bytes.count else {
-                throw .unexpected(at: last.end, in: "port range")
-            }
-            guard first.value <= last.value else {
-                throw NetParseFailure(
-                    "reversed port range '\(NetSyntax.text(bytes))' (did you mean \(last.value)-\(first.value)?)",
-                    at: 0)
-            }
-            return PortRange(first: first.value, last: last.value)
+        try parseNetText(text, parse(bytes:))
+    }
+
+    @usableFromInline
+    static func parse(bytes: NetBytes) throws(NetParseFailure) -> PortRange {
+        let first = try port(in: bytes, from: 0)
+        guard first.end < bytes.count else { return PortRange(first.value) }
+        guard bytes[first.end] == NetSyntax.dash else {
+            throw .unexpected(at: first.end, in: "port")
         }
+        let last = try port(in: bytes, from: first.end + 1)
+        guard last.end == bytes.count else {
+            throw .unexpected(at: last.end, in: "port range")
+        }
+        guard first.value <= last.value else {
+            throw NetParseFailure(
+                "reversed port range '\(NetSyntax.text(bytes))' (did you mean \(last.value)-\(first.value)?)",
+                at: 0)
+        }
+        return PortRange(first: first.value, last: last.value)
     }
 
     private static func port(in bytes: NetBytes, from start: Int) throws(NetParseFailure) -> (value: UInt16, end: Int) {

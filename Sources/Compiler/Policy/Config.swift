@@ -46,8 +46,21 @@ public struct Config: Sendable {
         var diagnostics: [Diagnostic] = []
         let document = TOMLDocument(file: file, text: text)
         diagnostics += document.diagnostics
+        let known: [String: [String]] = [
+            "policy": ["default_action", "time_window_tz"],
+            "kernel": ["table", "mark_mask", "queue", "queue_fail", "web_ports"],
+            "web": ["fail", "portal_url", "block_quic"],
+            "state": ["directory"],
+        ]
+        let sections = ["policy", "kernel", "web", "state"]
+        // An unknown section is reported once, at its header; its keys are not reported again.
+        for (table, location) in document.tables where known[table] == nil {
+            let meant = PolicyLoader.nearest(table, among: sections).map { ", did you mean [\($0)]?" } ?? ""
+            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web] or [state])"))
+        }
         for entry in document.entries {
-            func fail(_ message: String) { diagnostics.append(.error(entry.valueLocation, message)) }
+            /// The rule the value breaks, and the value as written.
+            func fail(_ message: String) { diagnostics.append(.error(entry.valueLocation, "\(message); found \(entry.valueText)")) }
             switch (entry.table, entry.key) {
             case ("policy", "default_action"):
                 guard case .string(let s) = entry.value, let action = WebAction(rawValue: s) else {
@@ -60,7 +73,11 @@ public struct Config: Sendable {
                 case "local": config.timeWindowZone = .local
                 case "utc": config.timeWindowZone = .utc
                 default:
-                    guard TimeZone(identifier: s) != nil else { fail("unknown timezone '\(s)' (expected local, utc or an IANA name such as Europe/Berlin)"); continue }
+                    guard TimeZone(identifier: s) != nil else {
+                        let meant = PolicyLoader.suggestion(s, among: TimeZone.knownTimeZoneIdentifiers)
+                        diagnostics.append(.error(entry.valueLocation, "unknown timezone '\(s)'\(meant) (expected local, utc or an IANA name such as Europe/Berlin)"))
+                        continue
+                    }
                     config.timeWindowZone = .named(s)
                 }
             case ("kernel", "table"):
@@ -108,18 +125,10 @@ public struct Config: Sendable {
                 guard case .string(let s) = entry.value, s.hasPrefix("/") else { fail("directory must be an absolute path"); continue }
                 config.stateDirectory = s
             default:
-                let known: [String: [String]] = [
-                    "policy": ["default_action", "time_window_tz"],
-                    "kernel": ["table", "mark_mask", "queue", "queue_fail", "web_ports"],
-                    "web": ["fail", "portal_url", "block_quic"],
-                    "state": ["directory"],
-                ]
                 if let keys = known[entry.table] {
-                    diagnostics.append(.error(entry.keyLocation, "unknown key '\(entry.key)' in [\(entry.table)] (expected \(keys.joined(separator: ", ")))"))
-                } else {
-                    diagnostics.append(.error(entry.keyLocation, entry.table.isEmpty
-                        ? "key '\(entry.key)' must be inside a section such as [policy]"
-                        : "unknown section [\(entry.table)] (expected [policy], [kernel], [web] or [state])"))
+                    diagnostics.append(.error(entry.keyLocation, "unknown key '\(entry.key)' in [\(entry.table)]\(PolicyLoader.suggestion(entry.key, among: keys)) (expected \(keys.joined(separator: ", ")))"))
+                } else if entry.table.isEmpty {
+                    diagnostics.append(.error(entry.keyLocation, "key '\(entry.key)' must be inside a section such as [policy]"))
                 }
             }
         }
@@ -137,9 +146,13 @@ struct TOMLDocument {
         var keyLocation: SourceLocation
         var value: Value
         var valueLocation: SourceLocation
+        /// The value as written, for messages.
+        var valueText: String
     }
 
     private(set) var entries: [Entry] = []
+    /// Each section header, where it first appears.
+    private(set) var tables: [(name: String, location: SourceLocation)] = []
     private(set) var diagnostics: [Diagnostic] = []
 
     init(file: String, text: String) {
@@ -163,6 +176,9 @@ struct TOMLDocument {
                     continue
                 }
                 table = String(trimmed.dropFirst().dropLast()).trimmingBlanks
+                if !tables.contains(where: { $0.name == table }) {
+                    tables.append((table, location(line.firstIndex(of: "[")!)))
+                }
                 continue
             }
             guard let equals = content.firstIndex(of: "=") else {
@@ -198,7 +214,8 @@ struct TOMLDocument {
                 let value = try parser.parseValue()
                 parser.skipBlanks()
                 guard parser.text.isEmpty else { throw ValueError("unexpected '\(parser.text)' after the value") }
-                entries.append(Entry(table: table, key: key, keyLocation: keyLocation, value: value, valueLocation: valueLocation))
+                entries.append(Entry(table: table, key: key, keyLocation: keyLocation, value: value, valueLocation: valueLocation,
+                                     valueText: valueText))
             } catch {
                 diagnostics.append(.error(valueLocation, error.message))
             }

@@ -99,7 +99,7 @@ public struct PolicyLoader {
             case nil: webBlocks.append(item)
             case let other?:
                 diagnostics.append(.error(item.block.kindLocation,
-                    "unknown kind '\(other)' (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"]))"))
+                    "unknown kind '\(other)'\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"])) (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"))
             }
         }
         let scope = NameScope(systems: systems)
@@ -158,6 +158,9 @@ public struct PolicyLoader {
     /// The keys of one block, checked for unknown and repeated keys.
     private struct Keys {
         var entries: [String: [RawEntry]] = [:]
+        /// Keys that a misspelt key was taken for (`adress` → `address`): already reported,
+        /// so their absence is not reported again.
+        var misspelt: Set<String> = []
         func one(_ key: String) -> RawEntry? { entries[key]?.first }
         func all(_ key: String) -> [RawEntry] { entries[key] ?? [] }
     }
@@ -167,6 +170,7 @@ public struct PolicyLoader {
         for entry in block.entries {
             let key = entry.key.lowercased()
             guard allowed.contains(key) else {
+                if let meant = Self.nearest(key, among: allowed) { keys.misspelt.insert(meant) }
                 diagnostics.append(.error(entry.keyLocation,
                     "unknown key '\(entry.key)' in \(what) '\(block.name)'\(Self.suggestion(key, among: allowed)) (expected \(allowed.joined(separator: ", ")))"))
                 continue
@@ -183,6 +187,7 @@ public struct PolicyLoader {
 
     private mutating func require(_ key: String, in keys: Keys, block: RawBlock, what: String) -> RawEntry? {
         if let entry = keys.one(key) { return entry }
+        if keys.misspelt.contains(key) { return nil }
         diagnostics.append(.error(block.nameLocation, "\(what) '\(block.name)' needs '\(key):'"))
         return nil
     }
@@ -195,7 +200,7 @@ public struct PolicyLoader {
                 do { addresses.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
             }
         }
-        if keys.all("address").isEmpty {
+        if keys.all("address").isEmpty && !keys.misspelt.contains("address") {
             diagnostics.append(.error(block.nameLocation, "system '\(block.name)' needs 'address:'"))
         }
         var tags: [String] = []
@@ -216,8 +221,8 @@ public struct PolicyLoader {
         let isGateway = block.kind == "gateway-policy"
         let what = isGateway ? "gateway-policy" : "policy"
         let allowed = (isGateway ? ["senders", "gateway", "subnets"] : ["senders", "receivers"]) + Self.scheduleKeys
-        let keys = keys(of: block, allowed: allowed, what: what)
         let before = diagnostics.count
+        let keys = keys(of: block, allowed: allowed, what: what)
 
         let senders = tags(keys.one("senders"), scope: scope)
         if keys.one("senders") == nil { _ = require("senders", in: keys, block: block, what: what) }
@@ -268,7 +273,7 @@ public struct PolicyLoader {
         schedule.timeZone = config.defaultTimeZone
         if let entry = keys.one("timezone") {
             if let zone = Self.timeZone(entry.value) { schedule.timeZone = zone } else {
-                diagnostics.append(.error(entry.valueLocation, "unknown timezone '\(entry.value)' (expected an IANA name such as Europe/Berlin, or utc/local)"))
+                diagnostics.append(.error(entry.valueLocation, "unknown timezone '\(entry.value)'\(Self.suggestion(entry.value, among: TimeZone.knownTimeZoneIdentifiers)) (expected an IANA name such as Europe/Berlin, or utc/local)"))
             }
         }
         if let entry = keys.one(timeWindowKey) {
@@ -299,10 +304,10 @@ public struct PolicyLoader {
                                        "match-host-regex", "match-source", "match-user-agent"]
 
     private mutating func webRule(_ block: RawBlock, file: String, order: Int, scope: NameScope) -> WebRule? {
+        let before = diagnostics.count
         let keys = keys(of: block, allowed: Self.webMatchKeys + ["action", "description", "time-window"],
                         repeatable: Set(Self.webMatchKeys), what: "web rule")
-        let before = diagnostics.count
-        if !Self.webMatchKeys.contains(where: { keys.one($0) != nil }) {
+        if !Self.webMatchKeys.contains(where: { keys.one($0) != nil || keys.misspelt.contains($0) }) {
             diagnostics.append(.error(block.nameLocation, "web rule '\(block.name)' has no match key (expected one of \(Self.webMatchKeys.joined(separator: ", ")))"))
         }
         var action = WebAction.permit
@@ -391,8 +396,8 @@ public struct PolicyLoader {
     }
 
     private mutating func expectation(_ block: RawBlock, scope: NameScope) -> Expectation? {
-        let keys = keys(of: block, allowed: ["from", "to", "allow", "deny", "at", "url", "verdict"], what: "expect")
         let before = diagnostics.count
+        let keys = keys(of: block, allowed: ["from", "to", "allow", "deny", "at", "url", "verdict"], what: "expect")
         var at: Date?
         if let entry = keys.one("at") {
             do { at = try Instant.parse(entry.value, defaultZone: config.defaultTimeZone) } catch { report(error, entry) }
@@ -431,7 +436,7 @@ public struct PolicyLoader {
                     do { lists[key, default: []].append(try Service.parse(item.text)) } catch { report(error, item) }
                 }
             }
-            if keys.one("allow") == nil && keys.one("deny") == nil {
+            if keys.one("allow") == nil && keys.one("deny") == nil && keys.misspelt.isDisjoint(with: ["allow", "deny"]) {
                 diagnostics.append(.error(block.nameLocation, "expect '\(block.name)' needs 'allow:' or 'deny:' (or 'url:' and 'verdict:')"))
             }
             guard let from, let to else { return nil }
@@ -443,8 +448,14 @@ public struct PolicyLoader {
 
     private mutating func endpoint(_ entry: RawEntry, scope: NameScope) -> Expectation.Endpoint? {
         if scope.system(entry.value) != nil { return .system(entry.value) }
-        if let address = try? IPAddress.parse(entry.value) { return .address(address) }
-        diagnostics.append(.error(entry.valueLocation, "unknown system '\(entry.value)' (expected a system name or an address)\(Self.suggestion(entry.value, among: scope.systemNames))"))
+        do { return .address(try IPAddress.parse(entry.value)) } catch {
+            // Text that is plainly meant as an address gets the address parser's own error.
+            if entry.value.first?.isNumber == true && entry.value.contains(".") || entry.value.contains(":") {
+                report(error, entry)
+                return nil
+            }
+        }
+        diagnostics.append(.error(entry.valueLocation, "unknown system '\(entry.value)'\(Self.suggestion(entry.value, among: scope.systemNames)) (expected a system name or an address)"))
         return nil
     }
 
@@ -510,10 +521,15 @@ public struct PolicyLoader {
 
     /// ", did you mean 'x'?" for a near miss.
     static func suggestion(_ word: String, among candidates: [String]) -> String {
+        nearest(word, among: candidates).map { ", did you mean '\($0)'?" } ?? ""
+    }
+
+    /// The candidate a near miss probably meant, if one is close enough.
+    static func nearest(_ word: String, among candidates: [String]) -> String? {
         let lower = word.lowercased()
         let best = candidates.map { ($0, editDistance(lower, $0.lowercased())) }.min { $0.1 < $1.1 }
-        guard let best, best.1 > 0, best.1 <= max(1, word.count / 3) else { return "" }
-        return ", did you mean '\(best.0)'?"
+        guard word.count > 2, let best, best.1 > 0, best.1 <= max(1, word.count / 3) else { return nil }
+        return best.0
     }
 
     static func editDistance(_ a: String, _ b: String) -> Int {

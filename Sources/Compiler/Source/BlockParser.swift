@@ -31,14 +31,16 @@ struct BlockParser {
     private mutating func parse() {
         var open: RawBlock?
         var openLine = 0
+        // After a header too broken to open a block: skip to its '}' or the next header.
         var skippingBrokenBlock = false
         for line in text.lines {
             var cursor = LineCursor(line: line, text: text)
             cursor.skipBlanks()
             if cursor.atEnd { continue }
             if skippingBrokenBlock {
-                if cursor.peek == .closeBrace { skippingBrokenBlock = false }
-                continue
+                if cursor.peek == .closeBrace { skippingBrokenBlock = false; continue }
+                if !line.looksLikeHeader { continue }
+                skippingBrokenBlock = false
             }
             if var block = open {
                 if cursor.peek == .closeBrace {
@@ -51,25 +53,35 @@ struct BlockParser {
                     open = nil
                     continue
                 }
-                if let entry = parseEntry(&cursor) { block.entries.append(entry) }
-                open = block
-                continue
+                if !line.looksLikeHeader {
+                    if let entry = parseEntry(&cursor) { block.entries.append(entry) }
+                    open = block
+                    continue
+                }
+                // A new header inside a block: the '}' is missing. Keep what the block said,
+                // so that its names still resolve, and read the new header.
+                diagnostics.append(.error(block.nameLocation,
+                                          "block '\(block.name)' opened on line \(openLine) is never closed (missing '}' before line \(line.number))"))
+                blocks.append(block)
+                open = nil
             }
             switch parseHeader(&cursor) {
             case .block(let block): open = block; openLine = line.number
-            case .broken(let hasBrace): skippingBrokenBlock = hasBrace
+            case .closed(let block): blocks.append(block)
+            case .broken: skippingBrokenBlock = true
             }
         }
-        if let block = open {
+        // An unterminated '/*' already explains a missing '}' (the comment swallowed it).
+        if let block = open, !text.hasUnterminatedComment {
             diagnostics.append(.error(block.nameLocation,
                                       "block '\(block.name)' opened on line \(openLine) is never closed (missing '}')"))
+            blocks.append(block)
         }
     }
 
-    private enum Header { case block(RawBlock), broken(hasBrace: Bool) }
+    private enum Header { case block(RawBlock), closed(RawBlock), broken }
 
     private mutating func parseHeader(_ cursor: inout LineCursor) -> Header {
-        let hasBrace = cursor.rest.contains("{")
         var kind: String?
         var kindLocation = cursor.location
         if cursor.peek == .openBracket {
@@ -80,7 +92,7 @@ struct BlockParser {
             cursor.skipBlanks()
             guard cursor.peek == .closeBracket, !word.isEmpty else {
                 diagnostics.append(.error(kindLocation, "expected a kind word and ']' in a block header, found '\(cursor.line.textTrimmed)'"))
-                return .broken(hasBrace: hasBrace)
+                return .broken
             }
             cursor.advance()
             cursor.skipBlanks()
@@ -91,49 +103,82 @@ struct BlockParser {
         if cursor.peek == .quote {
             guard let quoted = cursor.takeQuoted() else {
                 diagnostics.append(.error(nameLocation, "unterminated quoted name"))
-                return .broken(hasBrace: hasBrace)
+                return .broken
             }
             name = quoted
         } else {
             name = cursor.take { $0 != .colon && !$0.isBlank && $0 != .openBrace }
         }
         cursor.skipBlanks()
-        if name.isEmpty {
-            diagnostics.append(.error(nameLocation, "expected a block '[kind] name: {', found '\(cursor.line.textTrimmed)'"))
-            return .broken(hasBrace: hasBrace)
+        if name.isEmpty || (kind == nil && cursor.atEnd) {
+            // Nothing here reads as a header (a stray word, a lone '}'): quote the line.
+            diagnostics.append(.error(kind == nil ? cursor.line.startLocation(text) : nameLocation,
+                                      "expected a block '[kind] name: {', found '\(cursor.line.textTrimmed)'"))
+            return .broken
         }
         if !Self.isValidName(name) {
             diagnostics.append(.error(nameLocation, "bad name '\(name)': use letters, digits, '.', '_', '-', or quote it"))
-            return .broken(hasBrace: hasBrace)
+            return .broken
         }
-        guard cursor.peek == .colon else {
+        let block = RawBlock(kind: kind, kindLocation: kindLocation, name: name, nameLocation: nameLocation, entries: [])
+        if cursor.peek == .colon {
+            cursor.advance()
+            cursor.skipBlanks()
+        } else if cursor.peek == .openBrace {
+            // `name {`: report the missing ':' and read the block as intended.
             diagnostics.append(.error(cursor.location, "expected ':' after the name '\(name)', found '\(cursor.rest)'"))
-            return .broken(hasBrace: hasBrace)
+        } else {
+            diagnostics.append(.error(cursor.location, "expected ':' after the name '\(name)'\(cursor.atEnd ? "" : ", found '\(cursor.rest)'")"))
+            return .broken
         }
-        cursor.advance()
-        cursor.skipBlanks()
+        if cursor.atEnd {
+            // `name:` alone: the '{' is missing; read the lines below as the block's keys.
+            diagnostics.append(.error(cursor.location, "expected '{' to open block '\(name)'"))
+            return .block(block)
+        }
         guard cursor.peek == .openBrace else {
-            diagnostics.append(.error(cursor.location, "expected '{' to open block '\(name)'\(cursor.atEnd ? "" : ", found '\(cursor.rest)'")"))
-            return .broken(hasBrace: hasBrace)
+            diagnostics.append(.error(cursor.location, "expected '{' to open block '\(name)', found '\(cursor.rest)'"))
+            return .broken
         }
         cursor.advance()
         cursor.skipBlanks()
+        var opened = block
         if !cursor.atEnd {
             diagnostics.append(.error(cursor.location, "unexpected '\(cursor.rest)' after '{': put each 'key: value' on its own line"))
+            // Keep the entry if it reads as one, so no "needs 'key:'" error follows; a
+            // one-line block `{ key: value }` is closed on the same line.
+            var line = cursor.line
+            let closing = line.bytes.lastIndex { !$0.isBlank }.flatMap { line.bytes[$0] == .closeBrace ? $0 : nil }
+            if let closing { line.bytes = line.bytes[..<closing] }
+            var rest = LineCursor(line: line, text: text)
+            rest.index = cursor.index
+            let reported = diagnostics.count
+            if !rest.atEnd, let entry = parseEntry(&rest) { opened.entries.append(entry) }
+            diagnostics.removeSubrange(reported...)
+            if closing != nil { return .closed(opened) }
         }
-        return .block(RawBlock(kind: kind, kindLocation: kindLocation, name: name, nameLocation: nameLocation, entries: []))
+        return .block(opened)
     }
 
     private mutating func parseEntry(_ cursor: inout LineCursor) -> RawEntry? {
         let keyLocation = cursor.location
         let key = cursor.take { $0 != .colon && !$0.isBlank }
         cursor.skipBlanks()
-        guard !key.isEmpty, cursor.peek == .colon else {
+        guard !key.isEmpty, cursor.peek == .colon || !cursor.atEnd else {
             diagnostics.append(.error(keyLocation, "expected 'key: value', found '\(cursor.line.textTrimmed)'"))
             return nil
         }
-        cursor.advance()
-        cursor.skipBlanks()
+        let valueStart: SourceLocation
+        if cursor.peek == .colon {
+            cursor.advance()
+            valueStart = cursor.location
+            cursor.skipBlanks()
+        } else {
+            // `key value`: report the missing ':' and keep the entry, so nothing else cascades.
+            diagnostics.append(.error(cursor.location, "expected ':' after the key '\(key)', found '\(cursor.rest)'"))
+            if cursor.peek == UInt8(ascii: "=") { cursor.advance(); cursor.skipBlanks() }  // `key = value`
+            valueStart = cursor.location
+        }
         let valueLocation = cursor.location
         var value = cursor.restTrimmingTrailingBlanks
         if value.hasPrefix("\"") {
@@ -150,7 +195,7 @@ struct BlockParser {
             value = unquoted
         }
         if value.isEmpty {
-            diagnostics.append(.error(valueLocation, "missing value for '\(key)'"))
+            diagnostics.append(.error(valueStart, "missing value for '\(key)'"))
             return nil
         }
         return RawEntry(key: key, keyLocation: keyLocation, value: value, valueLocation: valueLocation)
@@ -217,6 +262,19 @@ private struct LineCursor {
 
 extension SourceText.Line {
     var textTrimmed: String { String(decoding: bytes, as: UTF8.self).trimmingBlanks }
+
+    /// Where the line's first non-blank character is.
+    func startLocation(_ text: SourceText) -> SourceLocation {
+        text.location(line: self, byte: bytes.firstIndex { !$0.isBlank } ?? bytes.startIndex)
+    }
+
+    /// `[kind] …` or `name: {`: a block header, even where a '}' is missing before it.
+    var looksLikeHeader: Bool {
+        let trimmed = textTrimmed
+        if trimmed.hasPrefix("[") { return true }
+        guard trimmed.hasSuffix("{") else { return false }
+        return trimmed.dropLast().trimmingBlanks.hasSuffix(":")
+    }
 }
 
 extension StringProtocol {

@@ -13,6 +13,8 @@ struct SourceText {
     let file: String
     private(set) var lines: [Line] = []
     private(set) var diagnostics: [Diagnostic] = []
+    /// A `/*` without its `*/`: everything after it was blanked.
+    var hasUnterminatedComment: Bool { !diagnostics.isEmpty }
 
     init(file: String, bytes: [UInt8]) {
         self.file = file
