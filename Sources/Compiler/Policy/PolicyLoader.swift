@@ -476,17 +476,28 @@ public struct PolicyLoader {
 
     struct ListItem { var text: String; var location: SourceLocation }
 
-    /// Comma-separated items with their own columns.
+    /// Comma-separated items with their own columns. Policy files can hold a million
+    /// addresses, so this splits UTF-8 bytes and counts characters only when the value
+    /// is not plain ASCII.
     static func listItems(_ entry: RawEntry) -> [ListItem] {
+        let value = entry.value
+        let bytes = value.utf8
+        let ascii = bytes.allSatisfy { $0 < 0x80 }
         var items: [ListItem] = []
-        var offset = 0
-        for part in entry.value.split(separator: ",", omittingEmptySubsequences: false) {
-            let leading = part.prefix { $0 == " " || $0 == "\t" }.count
-            let text = part.trimmingBlanks
-            items.append(ListItem(text: text, location: shift(entry.valueLocation, by: offset + leading)))
-            offset += part.count + 1
+        var start = bytes.startIndex
+        while true {
+            let end = bytes[start...].firstIndex(of: .comma) ?? bytes.endIndex
+            var first = start, last = end
+            while first < last && bytes[first].isBlank { first = bytes.index(after: first) }
+            while last > first && bytes[bytes.index(before: last)].isBlank { last = bytes.index(before: last) }
+            if first < last {
+                let offset = ascii ? bytes.distance(from: bytes.startIndex, to: first) : value.distance(from: value.startIndex, to: first)
+                items.append(ListItem(text: String(value[first..<last]), location: shift(entry.valueLocation, by: offset)))
+            }
+            guard end < bytes.endIndex else { break }
+            start = bytes.index(after: end)
         }
-        return items.filter { !$0.text.isEmpty }
+        return items
     }
 
     static func shift(_ location: SourceLocation, by characters: Int) -> SourceLocation {

@@ -278,11 +278,17 @@ extension SourceText.Line {
 }
 
 extension StringProtocol {
-    /// Trims spaces, tabs and carriage returns (not Unicode whitespace in general).
+    /// Trims spaces, tabs and carriage returns (not Unicode whitespace in general). Works on
+    /// UTF-8 bytes: the blanks are ASCII, so byte positions are character boundaries.
     var trimmingBlanks: String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { $0 != " " && $0 != "\t" && $0 != "\r" }) else { return "" }
-        let last = scalars.lastIndex(where: { $0 != " " && $0 != "\t" && $0 != "\r" })!
-        return String(String.UnicodeScalarView(scalars[first...last]))
+        let bytes = utf8
+        guard var end = bytes.firstIndex(where: { !$0.isBlank }) else { return "" }
+        let first = end
+        var index = first
+        while index != bytes.endIndex {
+            if !bytes[index].isBlank { end = bytes.index(after: index) }
+            index = bytes.index(after: index)
+        }
+        return String(self[first..<end])
     }
 }
