@@ -120,6 +120,9 @@ struct PolicyDiagnosticsTests {
         C("bad address as expect target", "[expect] e: {\n    from: ws-1\n    to: 10.0.0.256\n    deny: any\n}", ["3:16: error: '256' is out of range for an IPv4 address part (0-255)"]),
 
         // MARK: Addresses
+        C("address range mixing families", "[system] a: {\n    address: 10.0.0.1-fd00::5\n}", ["2:23: error: a range cannot mix an IPv4 and an IPv6 address"]),
+        C("address range that is one CIDR", "[system] a: {\n    address: 10.0.0.0-10.0.0.255\n}", ["2:14: error: write the range '10.0.0.0-10.0.0.255' as the CIDR block 10.0.0.0/24"]),
+        C("address range of several blocks", "[system] a: {\n    address: 10.0.0.1-10.0.0.255\n}", ["2:22: error: address ranges are not accepted here; write addresses or CIDR blocks (this range is 8 blocks)"]),
         C("address part out of range", "[system] a: {\n    address: 10.0.0.256\n}", ["2:21: error: '256' is out of range for an IPv4 address part (0-255)"]),
         C("bad address, second in a list", "[system] a: {\n    address: 10.0.0.9, 10.0.0.300\n}", ["2:31: error: '300' is out of range for an IPv4 address part (0-255)"]),
         C("incomplete address", "[system] a: {\n    address: 10.0.9\n}", ["2:20: error: incomplete IPv4 address: expected 4 numbers separated by dots, found 3"]),

@@ -33,6 +33,16 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
 
     @usableFromInline
     static func parse(bytes: NetBytes) throws(NetParseFailure) -> AddressBlock {
+        if let dash = bytes.firstIndex(of: NetSyntax.dash), dash < (bytes.firstIndex(of: NetSyntax.slash) ?? bytes.count) {
+            // Neither notation has a '-'; a range gets its own message (and the CIDR it equals, if any).
+            let range = try AddressRange.parse(bytes: bytes)
+            let blocks = Compiler.blocks(of: range)
+            if blocks.count == 1 {
+                throw NetParseFailure("write the range '\(NetSyntax.text(bytes))' as the CIDR block \(blocks[0])", at: 0)
+            }
+            throw NetParseFailure(
+                "address ranges are not accepted here; write addresses or CIDR blocks (this range is \(blocks.count) blocks)", at: dash)
+        }
         guard let slash = bytes.firstIndex(of: NetSyntax.slash) else {
             return AddressBlock(try IPAddress.parse(bytes: bytes))
         }

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+@testable import Compiler
+
+/// SPEC §2 semantics 5–7: web rules are evaluated in file order, then block order; the first
+/// rule whose keys all match decides; a rule outside its time window is skipped as if absent;
+/// nothing matching means `default_action`.
+struct WebMatcherTests {
+    /// Three files, so "first match" has to cross file boundaries; the middle file has a
+    /// window (weekdays 08:00-18:00 UTC) and an AND of two keys.
+    static let fixture = PolicyFixture([
+        "rules.d/10-first.policy": """
+            [system] lab-1: {
+                address: 10.9.0.1
+                tags: lab
+            }
+            [system] office-1: {
+                address: 10.8.0.1
+                tags: office
+            }
+            permit-mozilla: {
+                match-domain: mozilla.org
+                action: permit
+            }
+            deny-ozilla: {
+                match-domain: ozilla.org, Example.COM
+                action: deny
+            }
+            """,
+        "rules.d/20-window.policy": """
+            work-hours-video: {
+                match-domain-list: lists/video.txt
+                time-window: weekdays 08:00-18:00
+                action: deny
+                description: No video during work hours
+            }
+            lab-curl-only: {
+                match-host-regex: ^api[.]
+                match-user-agent: ^curl/
+                action: permit
+            }
+            lab-api: {
+                match-host-regex: ^api[.]
+                match-source: lab
+                action: warn
+            }
+            sni-only: {
+                match-sni: tls-only.test
+                action: aup
+            }
+            """,
+        "rules.d/30-last.policy": """
+            # Reached only when nothing above matched (or the window above is closed).
+            video-fallback: {
+                match-domain: video.test
+                action: warn
+            }
+            paths: {
+                match-uri-regex: ^http://[^/]+/admin(/|$)
+                action: deny
+            }
+            """,
+        "rules.d/lists/video.txt": "# video sites\nvideo.test\nclips.test\n",
+    ], config: "[policy]\ndefault_action = \"deny\"\ntime_window_tz = \"UTC\"\n")
+
+    struct Case: Sendable, CustomStringConvertible {
+        var url: String
+        var at: String = "2026-11-23T10:00:00Z"  // a Monday, inside the window
+        var source: String? = nil
+        var agent: String? = nil
+        var action: WebAction
+        var rule: String?
+        var description: String { "\(url) at \(at) from \(source ?? "-") ua \(agent ?? "-")" }
+    }
+
+    static let cases: [Case] = [
+        // First match across files; subdomains; whole labels only; case-insensitive.
+        Case(url: "https://mozilla.org/", action: .permit, rule: "permit-mozilla"),
+        Case(url: "https://www.MOZILLA.org/", action: .permit, rule: "permit-mozilla"),
+        Case(url: "https://ozilla.org/", action: .deny, rule: "deny-ozilla"),
+        Case(url: "https://a.b.ozilla.org/", action: .deny, rule: "deny-ozilla"),
+        Case(url: "http://www.example.com./x", action: .deny, rule: "deny-ozilla"),
+        Case(url: "https://notexample.com/", action: .deny, rule: nil),  // default_action
+        // A window: inside it the first file's rule decides, outside it falls through to the next match.
+        Case(url: "https://video.test/", action: .deny, rule: "work-hours-video"),
+        Case(url: "https://www.video.test/", action: .deny, rule: "work-hours-video"),
+        Case(url: "https://video.test/", at: "2026-11-23T18:00:00Z", action: .warn, rule: "video-fallback"),
+        Case(url: "https://video.test/", at: "2026-11-22T10:00:00Z", action: .warn, rule: "video-fallback"),  // Sunday
+        Case(url: "https://clips.test/", at: "2026-11-23T19:00:00Z", action: .deny, rule: nil),  // falls through to default
+        Case(url: "https://clips.test/", at: "2026-11-23T17:59:59Z", action: .deny, rule: "work-hours-video"),
+        // AND within a block: both keys or the block does not match.
+        Case(url: "http://api.x.test/", agent: "curl/8.0", action: .permit, rule: "lab-curl-only"),
+        Case(url: "http://api.x.test/", source: "10.9.0.1", agent: "Mozilla/5.0", action: .warn, rule: "lab-api"),
+        Case(url: "http://api.x.test/", source: "10.8.0.1", agent: "Mozilla/5.0", action: .deny, rule: nil),
+        Case(url: "https://api.x.test/", source: "10.9.0.1", action: .warn, rule: "lab-api"),  // TLS: no user agent
+        // match-sni applies only to TLS.
+        Case(url: "https://tls-only.test/", action: .aup, rule: "sni-only"),
+        Case(url: "http://tls-only.test/", action: .deny, rule: nil),
+        // URI regexes see the path of plain HTTP, only https://SNI/ of TLS.
+        Case(url: "http://site.test/admin/users", action: .deny, rule: "paths"),
+        Case(url: "http://site.test/administrator", action: .deny, rule: nil),
+    ]
+
+    @Test(arguments: cases)
+    func firstMatchWins(_ c: Case) throws {
+        let set = try Self.fixture.policySet()
+        let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
+        var request = try WebRequest.fromURL(c.url, source: c.source.map(address)).request
+        request.userAgent = c.agent
+        let decision = matcher.decide(request, at: instant(c.at))
+        #expect(decision.action == c.action)
+        #expect(decision.rule == c.rule)
+    }
+
+    @Test func ruleOrderFollowsFilesThenBlocks() throws {
+        let set = try Self.fixture.policySet()
+        let names = WebMatcher(rules: set.webRules, defaultAction: .permit).rules.map(\.name)
+        #expect(names == ["permit-mozilla", "deny-ozilla", "work-hours-video", "lab-curl-only", "lab-api",
+                          "sni-only", "video-fallback", "paths"])
+    }
+
+    @Test func defaultActionPermitWhenUnset() throws {
+        let fixture = PolicyFixture(["rules.d/10-a.policy": "only: {\n    match-domain: a.test\n    action: deny\n}\n"])
+        let set = try fixture.policySet()
+        let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
+        let decision = matcher.decide(try WebRequest.fromURL("https://b.test/").request, at: instant("2026-11-23T10:00:00Z"))
+        #expect(decision.action == .permit)
+        #expect(decision.rule == nil)
+        #expect(decision.description == "permit default_action (no rule matched)")
+    }
+}
