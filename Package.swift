@@ -7,6 +7,7 @@ let package = Package(
         .executable(name: "enforcer", targets: ["Enforcer"]),
         .library(name: "Compiler", targets: ["Compiler"]),
         .library(name: "NFQueue", targets: ["NFQueue"]),
+        .library(name: "Kernel", targets: ["Kernel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,8 +24,10 @@ let package = Package(
 
         .target(name: "Compiler", dependencies: ["CPCRE2"]),
         .target(name: "NFQueue", dependencies: ["Compiler", "CNetfilterQueue"]),
+        // The ruleset model into the kernel: libnftnl messages, one netlink batch per change.
+        .target(name: "Kernel", dependencies: ["Compiler", "CNFTables"]),
         .executableTarget(name: "Enforcer", dependencies: [
-            "Compiler", "NFQueue",
+            "Compiler", "NFQueue", "Kernel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enforcer-bench", dependencies: ["Compiler"], path: "bench/Sources"),
@@ -33,6 +36,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
                     resources: [.copy("Fixtures")]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
     ]
 )

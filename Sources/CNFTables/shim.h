@@ -1,6 +1,7 @@
 #ifndef ENFORCER_CNFTABLES_SHIM_H
 #define ENFORCER_CNFTABLES_SHIM_H
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>

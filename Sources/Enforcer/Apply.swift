@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import Foundation
+import Kernel
 
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,10 +16,6 @@ struct Apply: ParsableCommand {
     @OptionGroup var time: InstantOption
 
     func run() throws {
-        guard dryRun else {
-            Output.error("enforcer: loading into the kernel is not in this build yet; use --dry-run to see the plan")
-            throw ExitCode(2)
-        }
         let set = try loadPolicy(directory, quietWarnings: true)
         let host = try resolveSystem(system, in: set)
         let instant = try time.instant()
@@ -28,6 +25,24 @@ struct Apply: ParsableCommand {
             Output.print(failures)
             Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing would be applied")
             throw ExitCode(1)
+        }
+        if !dryRun {
+            let compiled: CompiledHost
+            do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
+                Output.error("enforcer: \(error)")
+                throw ExitCode(1)
+            }
+            do {
+                let connection = try NFTablesConnection()
+                let queue = try KernelTable.probeQueueEncoding(connection: connection)
+                let table = KernelTable(family: compiled.ruleset.table.family, name: compiled.ruleset.table.name, connection: connection)
+                let report = try table.replace(with: compiled.ruleset, comment: "enforcer: \(host.name)", encoder: RulesetEncoder(queue: queue))
+                print("applied: table \(compiled.ruleset.table.family.rawValue) \(compiled.ruleset.table.name) for \(host.name) (\(report.messages) messages, \(report.bytes) bytes, queue via \(queue.rawValue))")
+            } catch {
+                Output.error("enforcer: \(error); the previous ruleset stays live")
+                throw ExitCode(1)
+            }
+            return
         }
         do {
             let compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()

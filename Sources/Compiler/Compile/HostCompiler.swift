@@ -213,7 +213,11 @@ struct RulesetBuilder {
             let mark = layout.webMark(state)
             var rule: [RuleExpression] = [.maskedCompare(.packetMark, mask: layout.webMask, .equal, mark),
                                       .setConntrackMark(keep: ~layout.webMask, value: mark)]
-            if state == .denied { rule.append(.reject(.tcpReset)) }
+            if state == .denied {
+                // Only TCP is queued; say so, or a reset would turn into a drop for anything else.
+                rule.insert(.compare(.l4Protocol, .equal, .proto(.tcp)), at: 0)
+                rule.append(.reject(.tcpReset))
+            }
             verdictRules.append(Rule(rule, comment: "worker: \(state)"))
         }
         table.chains.append(Chain(name: "web_verdict", base: BaseChain(hook: .forward, priority: 10, policy: .accept),

@@ -82,8 +82,6 @@ public enum NFTText {
             return "\(text(field)) { \(constants.map { text($0, for: field) }.joined(separator: ", ")) }"
         case .conntrackState(let states):
             return "ct state \(states.map(\.rawValue).joined(separator: ","))"
-        case let .originalPackets(first, last):
-            return first == last ? "ct original packets \(first)" : "ct original packets \(first)-\(last)"
         case let .tcpFlags(mask, equal):
             return "tcp flags & \(flagNames(mask)) == \(flagNames(equal))"
         case let .lookup(fields, mask, set):

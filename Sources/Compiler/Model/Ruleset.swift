@@ -69,7 +69,7 @@ public enum KeyType: String, Hashable, Sendable {
     }
 }
 
-public enum SetData: String, Hashable, Sendable { case verdict, mark }
+public enum SetData: String, Hashable, Sendable { case verdict }
 
 /// A named set or map.
 public struct NamedSet: Hashable, Sendable {
@@ -215,8 +215,6 @@ public enum RuleExpression: Hashable, Sendable {
     case anyOf(Field, [Constant])
     /// `ct state a,b`
     case conntrackState([ConntrackState])
-    /// `ct original packets first-last`
-    case originalPackets(first: UInt64, last: UInt64)
     /// `tcp flags & (syn | ack) == syn` style: flags present under mask.
     case tcpFlags(mask: UInt8, equal: UInt8)
     /// Membership of the (masked) field concatenation in a named set.

@@ -74,7 +74,7 @@ struct RulesetInterpreter {
             return constants.contains { value == .constant($0) } ? .next : .noMatch
         case .conntrackState(let states):
             return states.contains(packet.state) ? .next : .noMatch
-        case .originalPackets, .tcpFlags:
+        case .tcpFlags:
             return .noMatch
         case let .lookup(fields, mask, name):
             let key = fields.compactMap { read($0, packet) }

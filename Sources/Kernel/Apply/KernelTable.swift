@@ -1,0 +1,74 @@
+import Compiler
+import Glibc
+
+/// enforcer's own table in the kernel. Every change is one transaction, and nothing outside
+/// the table is ever named in one, so other tables (docker, iptables-nft, firewalld) are
+/// untouched by construction.
+public struct KernelTable {
+    public let family: TableFamily
+    public let name: String
+    let connection: NFTablesConnection
+
+    public init(family: TableFamily = .inet, name: String, connection: NFTablesConnection) {
+        self.family = family
+        self.name = name
+        self.connection = connection
+    }
+
+    /// Which queue encoding this kernel accepts: a transaction that creates a throwaway
+    /// table with a native `queue` rule and deletes it again (a no-op when it commits). If
+    /// the kernel lacks nft_queue, the xtables NFQUEUE target is checked the same way.
+    public static func probeQueueEncoding(connection: NFTablesConnection) throws(KernelError) -> QueueEncoding {
+        let probe = "enforcer_probe_\(getpid())"
+        func attempt(_ encoding: QueueEncoding) throws(KernelError) -> Bool {
+            let family = TableFamily.inet.number
+            let messages: [EncodedMessage] = [
+                EncodedMessage(.newTable(NFTTableSpec(family: family, name: probe, userData: [])), origin: "probe table"),
+                EncodedMessage(.newChain(NFTChainSpec(family: family, table: probe, name: "probe", hook: nil, userData: [])), origin: "probe chain"),
+                EncodedMessage(.newRule(NFTRuleSpec(family: family, table: probe, chain: "probe",
+                                                    expressions: [RulesetEncoder.queueExpression(number: 0, bypass: true, encoding: encoding)],
+                                                    userData: [])), origin: "probe rule (\(encoding.rawValue))"),
+                EncodedMessage(.deleteTable(family: family, name: probe), origin: "probe table"),
+            ]
+            do {
+                try connection.commit(messages)
+                return true
+            } catch .rejected(let rejection) where rejection.refusals.allSatisfy({ $0.kind == "add rule" }) {
+                return false
+            }
+        }
+        if try attempt(.native) { return .native }
+        if try attempt(.xtablesTarget) { return .xtablesTarget }
+        throw .rejected(KernelRejection(refusals: [.init(origin: "queue probe", kind: "add rule", errno: ENOENT,
+                                                         kernelMessage: "neither nft queue nor the xt NFQUEUE target is available")]))
+    }
+
+    /// The comment enforcer left on its table (its generation), nil when there is no table.
+    public func comment() throws(KernelError) -> String?? {
+        try connection.tableComment(family: family.number, name: name)
+    }
+
+    /// Replaces the whole table in one transaction: created if missing, else deleted and
+    /// created anew, so the old ruleset stays live if anything is refused.
+    @discardableResult
+    public func replace(with ruleset: Ruleset, comment: String?, encoder: RulesetEncoder) throws(KernelError) -> CommitReport {
+        precondition(ruleset.table.name == name && ruleset.table.family == family)
+        let created: [EncodedMessage]
+        do { created = try encoder.create(ruleset, tableComment: comment) } catch {
+            throw .rejected(KernelRejection(refusals: [.init(origin: "\(error)", kind: "encode", errno: EINVAL, kernelMessage: nil)]))
+        }
+        return try connection.commit(removal() + created)
+    }
+
+    /// Removes the table and everything in it; a no-op when it does not exist.
+    @discardableResult
+    public func flush() throws(KernelError) -> CommitReport {
+        try connection.commit(removal())
+    }
+
+    /// Create-if-missing then delete: both succeed whether or not the table exists.
+    private func removal() -> [EncodedMessage] {
+        [EncodedMessage(.newTable(NFTTableSpec(family: family.number, name: name, userData: [])), origin: "table \(name)"),
+         EncodedMessage(.deleteTable(family: family.number, name: name), origin: "table \(name)")]
+    }
+}

@@ -1,0 +1,529 @@
+import Compiler
+
+/// How the kernel is asked to queue a packet to userspace. Kernels without nft_queue (as on
+/// this project's machines) still have the xtables NFQUEUE target through nft_compat.
+public enum QueueEncoding: String, Hashable, Sendable {
+    case native
+    case xtablesTarget = "xt NFQUEUE"
+}
+
+public enum EncodeError: Error, Equatable, CustomStringConvertible, Sendable {
+    case unknownInterface(String)
+
+    public var description: String {
+        switch self {
+        case .unknownInterface(let name): "interface '\(name)' does not exist in this network namespace"
+        }
+    }
+}
+
+/// Turns the ruleset model into nf_tables messages: the same model `apply --dry-run` prints.
+public struct RulesetEncoder: Sendable {
+    public var queue: QueueEncoding
+    /// Element messages stop growing past this many bytes (a netlink attribute holds < 64 KiB).
+    public var elementBytesPerMessage = 48 * 1024
+
+    public init(queue: QueueEncoding) { self.queue = queue }
+
+    // MARK: Whole table
+
+    /// Everything needed to create `ruleset` from nothing: table, sets, chains, elements,
+    /// then rules (elements and rules may refer to any chain or set).
+    public func create(_ ruleset: Ruleset, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
+        let table = ruleset.table
+        var ids = SetIDs()
+        var out: [EncodedMessage] = [EncodedMessage(.newTable(NFTTableSpec(
+            family: table.family.number, name: table.name, userData: UserData.comment(tableComment))), origin: "table \(table.name)")]
+        for set in table.sets { out.append(newSet(set, in: table, ids: &ids)) }
+        for chain in table.chains { out.append(newChain(chain, in: table)) }
+        for set in table.sets { out += addElements(set.elements, to: set, in: table) }
+        for chain in table.chains { out += try rules(of: chain, in: table, ids: &ids) }
+        return out
+    }
+
+    public func newSet(_ set: NamedSet, in table: Table, ids: inout SetIDs) -> EncodedMessage {
+        var flags: UInt32 = 0
+        if set.isMap { flags |= NFTConstants.setMap }
+        if set.flags.contains(.interval) { flags |= NFTConstants.setInterval }
+        if set.flags.contains(.constant) { flags |= NFTConstants.setConstant }
+        if set.flags.contains(.timeout) { flags |= NFTConstants.setTimeout }
+        if set.key.count > 1 { flags |= NFTConstants.setConcat }
+        let keyOrder: UInt32 = set.key == [.mark] ? 1 : 2  // host / big endian, for `nft list`
+        var userData = UserData.record(type: 0, withUnsafeBytes(of: keyOrder) { Array($0) })
+        if let comment = set.comment, !comment.isEmpty {
+            userData += UserData.record(type: 7, Array(comment.utf8.prefix(126)) + [0])
+        }
+        let spec = NFTSetSpec(
+            family: table.family.number, table: table.name, name: set.name, id: ids.next(),
+            flags: flags, keyType: Self.keyType(set.key), keyLength: UInt32(Self.keyLength(set.key)),
+            concatLengths: set.key.count > 1 ? set.key.map { UInt8($0.width) } : [],
+            dataType: set.isMap ? NFTConstants.dataVerdict : nil, dataLength: nil, userData: userData)
+        return EncodedMessage(.newSet(spec), origin: "set \(set.name)" + (set.comment.map { " (\($0))" } ?? ""))
+    }
+
+    public func newChain(_ chain: Chain, in table: Table) -> EncodedMessage {
+        let hook = chain.base.map { base in
+            NFTChainSpec.Hook(number: base.hook.number, priority: Int32(base.priority),
+                              policy: base.policy == .accept ? NFTConstants.accept : NFTConstants.drop)
+        }
+        return EncodedMessage(.newChain(NFTChainSpec(family: table.family.number, table: table.name, name: chain.name,
+                                                     hook: hook, userData: UserData.comment(chain.comment))),
+                              origin: "chain \(chain.name)")
+    }
+
+    // MARK: Elements
+
+    /// The kernel's elements for model elements: an interval set without concatenation keeps
+    /// start points and interval-end points (as nft does); a concatenated interval set keeps
+    /// key and key-end in one element.
+    public static func kernelElements(_ elements: [SetElement], of set: NamedSet) -> [NFTElement] {
+        let interval = set.flags.contains(.interval)
+        let concat = set.key.count > 1
+        if interval && !concat {
+            return intervalPoints(elements, width: set.key[0].width)
+        }
+        return elements.map { element in
+            var key: [UInt8] = [], end: [UInt8] = []
+            for (part, type) in zip(element.key, set.key) {
+                let (low, high) = bounds(part, type)
+                key += concat ? padded(low) : low
+                end += concat ? padded(high) : high
+            }
+            return NFTElement(key: key, keyEnd: interval ? end : nil, verdict: element.verdict.map(Self.verdict),
+                              timeoutMilliseconds: element.timeout.map { UInt64($0) * 1000 },
+                              userData: UserData.comment(element.comment))
+        }
+    }
+
+    /// Start points and end points of sorted, disjoint ranges. An end point is left out where
+    /// the next range starts right after (its start ends the previous one) or at the top.
+    static func intervalPoints(_ elements: [SetElement], width: Int) -> [NFTElement] {
+        struct Span { var low: UInt128; var high: UInt128; var element: SetElement }
+        let spans = elements.map { element -> Span in
+            let (low, high) = integerBounds(element.key[0])
+            return Span(low: low, high: high, element: element)
+        }.sorted { $0.low < $1.low }
+        let top: UInt128 = width >= 16 ? .max : (UInt128(1) << (width * 8)) - 1
+        var points: [NFTElement] = []
+        points.reserveCapacity(spans.count * 2)
+        for (index, span) in spans.enumerated() {
+            points.append(NFTElement(key: bigEndian(span.low, width: width), verdict: span.element.verdict.map(verdict),
+                                     timeoutMilliseconds: span.element.timeout.map { UInt64($0) * 1000 },
+                                     userData: UserData.comment(span.element.comment)))
+            guard span.high < top else { continue }
+            if index + 1 < spans.count, spans[index + 1].low == span.high + 1 { continue }
+            points.append(NFTElement(key: bigEndian(span.high + 1, width: width), flags: NFTConstants.elementIntervalEnd))
+        }
+        return points
+    }
+
+    /// NEWSETELEM messages, each kept under `elementBytesPerMessage`.
+    public func addElements(_ elements: [SetElement], to set: NamedSet, in table: Table) -> [EncodedMessage] {
+        chunks(Self.kernelElements(elements, of: set), of: set, in: table, delete: false)
+    }
+
+    public func chunks(_ elements: [NFTElement], of set: NamedSet, in table: Table, delete: Bool) -> [EncodedMessage] {
+        var out: [EncodedMessage] = []
+        var start = 0
+        while start < elements.count {
+            var bytes = 0, end = start
+            while end < elements.count && (end == start || bytes < elementBytesPerMessage) {
+                bytes += Self.estimatedSize(elements[end])
+                end += 1
+            }
+            let spec = NFTElementsSpec(family: table.family.number, table: table.name, set: set.name, setID: nil,
+                                       elements: Array(elements[start..<end]))
+            out.append(EncodedMessage(delete ? .deleteElements(spec) : .newElements(spec),
+                                      origin: "set \(set.name) elements \(start + 1)-\(end) of \(elements.count)"))
+            start = end
+        }
+        return out
+    }
+
+    static func estimatedSize(_ element: NFTElement) -> Int {
+        var size = 4 + 8 + element.key.count + 4
+        if let end = element.keyEnd { size += 8 + end.count + 4 }
+        if element.flags != 0 { size += 8 }
+        if let verdict = element.verdict { size += 24 + (verdict.chain?.utf8.count ?? 0) + 4 }
+        if element.timeoutMilliseconds != nil { size += 12 }
+        size += element.userData.count + 8
+        return size
+    }
+
+    // MARK: Rules
+
+    public func rules(of chain: Chain, in table: Table, ids: inout SetIDs) throws(EncodeError) -> [EncodedMessage] {
+        var out: [EncodedMessage] = []
+        for (index, rule) in chain.rules.enumerated() {
+            var prelude: [EncodedMessage] = []
+            let expressions = try encode(rule, in: table, ids: &ids, anonymousSets: &prelude)
+            let origin = "rule \(index + 1) of chain \(chain.name): \(NFTText.text(rule))"
+            out += prelude.map { EncodedMessage($0.message, origin: origin) }
+            out.append(EncodedMessage(.newRule(NFTRuleSpec(family: table.family.number, table: table.name, chain: chain.name,
+                                                           expressions: expressions, userData: UserData.comment(rule.comment))),
+                                      origin: origin))
+        }
+        return out
+    }
+
+    private enum Dependency: Hashable { case nfproto(UInt8), l4proto(UInt8) }
+
+    func encode(_ rule: Rule, in table: Table, ids: inout SetIDs, anonymousSets: inout [EncodedMessage]) throws(EncodeError) -> [NFTExpression] {
+        var out: [NFTExpression] = []
+        var satisfied: Set<Dependency> = []
+        let r0 = NFTConstants.reg32(0)
+        func require(_ fields: [Field]) {
+            for field in fields {
+                for dependency in Self.dependencies(of: field) where !satisfied.contains(dependency) {
+                    satisfied.insert(dependency)
+                    switch dependency {
+                    case .nfproto(let family):
+                        out += [.meta(key: NFTConstants.metaNFProto, destination: r0), .cmp(op: NFTConstants.cmpEq, source: r0, data: [family])]
+                    case .l4proto(let proto):
+                        out += [.meta(key: NFTConstants.metaL4Proto, destination: r0), .cmp(op: NFTConstants.cmpEq, source: r0, data: [proto])]
+                    }
+                }
+            }
+        }
+        for expression in rule.expressions {
+            switch expression {
+            case let .compare(field, op, constant):
+                require([field])
+                out.append(Self.load(field, into: r0))
+                out.append(.cmp(op: op == .equal ? NFTConstants.cmpEq : NFTConstants.cmpNeq, source: r0,
+                                data: try Self.bytes(constant, for: field)))
+                if op == .equal {
+                    if field == .nfProtocol, case .number(let n) = constant { satisfied.insert(.nfproto(UInt8(truncatingIfNeeded: n))) }
+                    if field == .l4Protocol, case .proto(let p) = constant { satisfied.insert(.l4proto(p.rawValue)) }
+                }
+            case let .maskedCompare(field, mask, op, value):
+                require([field])
+                let width = Self.width(field)
+                out.append(Self.load(field, into: r0))
+                out.append(.bitwise(source: r0, destination: r0, mask: Self.hostBytes(mask, width: width), xor: [UInt8](repeating: 0, count: width)))
+                out.append(.cmp(op: op == .equal ? NFTConstants.cmpEq : NFTConstants.cmpNeq, source: r0, data: Self.hostBytes(value, width: width)))
+            case let .anyOf(field, constants):
+                require([field])
+                let id = ids.next()
+                let width = Self.width(field)
+                let spec = NFTSetSpec(family: table.family.number, table: table.name, name: "__set%d", id: id,
+                                      flags: NFTConstants.setAnonymous | NFTConstants.setConstant,
+                                      keyType: Self.anonymousKeyType(field), keyLength: UInt32(width), concatLengths: [],
+                                      dataType: nil, dataLength: nil, userData: [])
+                anonymousSets.append(EncodedMessage(.newSet(spec), origin: ""))
+                var elements: [NFTElement] = []
+                for constant in constants { elements.append(NFTElement(key: try Self.bytes(constant, for: field))) }
+                anonymousSets.append(EncodedMessage(.newElements(NFTElementsSpec(
+                    family: table.family.number, table: table.name, set: "__set%d", setID: id, elements: elements)), origin: ""))
+                out.append(Self.load(field, into: r0))
+                out.append(.lookup(source: r0, set: "__set%d", setID: id, destination: nil))
+            case .conntrackState(let states):
+                let bits = states.reduce(UInt32(0)) { $0 | $1.bit }
+                out.append(.ct(key: NFTConstants.ctState, destination: r0, direction: nil))
+                out.append(.bitwise(source: r0, destination: r0, mask: Self.hostBytes(bits, width: 4), xor: [0, 0, 0, 0]))
+                out.append(.cmp(op: NFTConstants.cmpNeq, source: r0, data: [0, 0, 0, 0]))
+            case let .tcpFlags(mask, equal):
+                require([.tcpDestinationPort])
+                out.append(.payload(base: NFTConstants.transportHeader, offset: 13, length: 1, destination: r0))
+                out.append(.bitwise(source: r0, destination: r0, mask: [mask], xor: [0]))
+                out.append(.cmp(op: NFTConstants.cmpEq, source: r0, data: [equal]))
+            case let .lookup(fields, mask, set):
+                require(fields)
+                out += Self.loadConcatenation(fields)
+                if let mask {
+                    out.append(.bitwise(source: r0, destination: r0, mask: Self.hostBytes(mask, width: 4), xor: [0, 0, 0, 0]))
+                }
+                out.append(.lookup(source: r0, set: set, setID: nil, destination: nil))
+            case let .verdictMap(fields, map):
+                require(fields)
+                out += Self.loadConcatenation(fields)
+                out.append(.lookup(source: r0, set: map, setID: nil, destination: NFTConstants.regVerdict))
+            case let .setConntrackMark(keep, value):
+                out.append(.ct(key: NFTConstants.ctMark, destination: r0, direction: nil))
+                out.append(.bitwise(source: r0, destination: r0, mask: Self.hostBytes(keep, width: 4), xor: Self.hostBytes(value, width: 4)))
+                out.append(.ctSet(key: NFTConstants.ctMark, source: r0))
+            case let .setPacketMark(keep, value):
+                out.append(.meta(key: NFTConstants.metaMark, destination: r0))
+                out.append(.bitwise(source: r0, destination: r0, mask: Self.hostBytes(keep, width: 4), xor: Self.hostBytes(value, width: 4)))
+                out.append(.metaSet(key: NFTConstants.metaMark, source: r0))
+            case .counter:
+                out.append(.counter)
+            case .reject(let kind):
+                switch kind {
+                case .tcpReset: out.append(.reject(type: NFTConstants.rejectTCPReset, code: 0))
+                case .icmpxPortUnreachable: out.append(.reject(type: NFTConstants.rejectICMPX, code: NFTConstants.icmpxPortUnreachable))
+                case .icmpxAdminProhibited: out.append(.reject(type: NFTConstants.rejectICMPX, code: NFTConstants.icmpxAdminProhibited))
+                }
+            case let .queue(number, bypass):
+                out.append(Self.queueExpression(number: number, bypass: bypass, encoding: queue))
+            case .verdict(let verdict):
+                out.append(.immediate(Self.verdict(verdict)))
+            }
+        }
+        return out
+    }
+
+    /// `queue num N [bypass]` as the native expression or as xt NFQUEUE revision 3
+    /// (`struct xt_NFQ_info_v3 { u16 queuenum, queues_total, flags, ccpu }`, host order).
+    public static func queueExpression(number: UInt16, bypass: Bool, encoding: QueueEncoding) -> NFTExpression {
+        switch encoding {
+        case .native:
+            return .queue(number: number, total: 1, flags: bypass ? NFTConstants.queueBypass : 0)
+        case .xtablesTarget:
+            var info: [UInt8] = []
+            for value in [number, 1, bypass ? NFTConstants.xtQueueBypass : 0, 0] as [UInt16] {
+                withUnsafeBytes(of: value) { info += $0 }
+            }
+            return .target(name: "NFQUEUE", revision: 3, info: info)
+        }
+    }
+
+    // MARK: Fields
+
+    private static func dependencies(of field: Field) -> [Dependency] {
+        switch field {
+        case .ipSource, .ipDestination: [.nfproto(2)]
+        case .ip6Source, .ip6Destination, .ip6HopLimit: [.nfproto(10)]
+        case .udpSourcePort, .udpDestinationPort: [.l4proto(17)]
+        case .tcpDestinationPort: [.l4proto(6)]
+        case .icmpType: [.nfproto(2), .l4proto(1)]
+        case .icmpv6Type: [.nfproto(10), .l4proto(58)]
+        case .inputInterface, .l4Protocol, .nfProtocol, .packetMark, .transportSourcePort, .transportDestinationPort,
+             .conntrackMark, .conntrackDirection: []
+        }
+    }
+
+    static func width(_ field: Field) -> Int {
+        switch field {
+        case .inputInterface, .packetMark, .ipSource, .ipDestination, .conntrackMark: 4
+        case .ip6Source, .ip6Destination: 16
+        case .l4Protocol, .nfProtocol, .ip6HopLimit, .icmpType, .icmpv6Type, .conntrackDirection: 1
+        case .transportSourcePort, .transportDestinationPort, .udpSourcePort, .udpDestinationPort, .tcpDestinationPort: 2
+        }
+    }
+
+    static func load(_ field: Field, into register: UInt32) -> NFTExpression {
+        switch field {
+        case .inputInterface: .meta(key: NFTConstants.metaIIF, destination: register)
+        case .l4Protocol: .meta(key: NFTConstants.metaL4Proto, destination: register)
+        case .nfProtocol: .meta(key: NFTConstants.metaNFProto, destination: register)
+        case .packetMark: .meta(key: NFTConstants.metaMark, destination: register)
+        case .conntrackMark: .ct(key: NFTConstants.ctMark, destination: register, direction: nil)
+        case .conntrackDirection: .ct(key: NFTConstants.ctDirection, destination: register, direction: nil)
+        case .ipSource: .payload(base: NFTConstants.networkHeader, offset: 12, length: 4, destination: register)
+        case .ipDestination: .payload(base: NFTConstants.networkHeader, offset: 16, length: 4, destination: register)
+        case .ip6Source: .payload(base: NFTConstants.networkHeader, offset: 8, length: 16, destination: register)
+        case .ip6Destination: .payload(base: NFTConstants.networkHeader, offset: 24, length: 16, destination: register)
+        case .ip6HopLimit: .payload(base: NFTConstants.networkHeader, offset: 7, length: 1, destination: register)
+        case .transportSourcePort, .udpSourcePort: .payload(base: NFTConstants.transportHeader, offset: 0, length: 2, destination: register)
+        case .transportDestinationPort, .udpDestinationPort, .tcpDestinationPort:
+            .payload(base: NFTConstants.transportHeader, offset: 2, length: 2, destination: register)
+        case .icmpType, .icmpv6Type: .payload(base: NFTConstants.transportHeader, offset: 0, length: 1, destination: register)
+        }
+    }
+
+    /// Loads fields into consecutive 32-bit registers, each field padded to whole registers,
+    /// the layout the kernel expects for a concatenated set key.
+    static func loadConcatenation(_ fields: [Field]) -> [NFTExpression] {
+        var word: UInt32 = 0
+        var out: [NFTExpression] = []
+        for field in fields {
+            out.append(load(field, into: NFTConstants.reg32(word)))
+            word += UInt32((width(field) + 3) / 4)
+        }
+        return out
+    }
+
+    static func bytes(_ constant: Constant, for field: Field) throws(EncodeError) -> [UInt8] {
+        switch constant {
+        case .number(let n): return hostBytes(n, width: width(field))
+        case .interface(let name):
+            guard let index = interfaceIndex(name) else { throw .unknownInterface(name) }
+            return hostBytes(index, width: 4)
+        case .proto(let proto): return [proto.rawValue]
+        case .port(let port): return [UInt8(port >> 8), UInt8(port & 0xff)]
+        case .direction(let direction): return [direction == .original ? 0 : 1]
+        case .icmpType(let type): return [type.rawValue]
+        case .icmpv6Type(let type): return [type.rawValue]
+        }
+    }
+
+    /// A register value in host byte order (marks, ct state, interface index), cut to `width`.
+    static func hostBytes(_ value: UInt32, width: Int) -> [UInt8] {
+        if width == 1 { return [UInt8(truncatingIfNeeded: value)] }
+        return Array(withUnsafeBytes(of: value) { Array($0) }.prefix(width))
+    }
+
+    // MARK: Keys
+
+    static func keyType(_ key: [KeyType]) -> UInt32 {
+        key.reduce(UInt32(0)) { ($0 << 6) | $1.datatype }
+    }
+
+    static func keyLength(_ key: [KeyType]) -> Int {
+        key.count == 1 ? key[0].width : key.reduce(0) { $0 + ($1.width + 3) / 4 * 4 }
+    }
+
+    static func anonymousKeyType(_ field: Field) -> UInt32 {
+        switch field {
+        case .icmpType: 14
+        case .icmpv6Type: 29
+        case .l4Protocol: 12
+        case .ipSource, .ipDestination: 7
+        case .ip6Source, .ip6Destination: 8
+        case .transportSourcePort, .transportDestinationPort, .udpSourcePort, .udpDestinationPort, .tcpDestinationPort: 13
+        case .packetMark, .conntrackMark: 19
+        case .inputInterface: 20
+        case .nfProtocol: 2
+        case .conntrackDirection: 27
+        case .ip6HopLimit: 4
+        }
+    }
+
+    static func bounds(_ part: KeyPart, _ type: KeyType) -> ([UInt8], [UInt8]) {
+        if case .mark(let mark) = part { return (hostBytes(mark, width: 4), hostBytes(mark, width: 4)) }
+        let (low, high) = integerBounds(part)
+        return (bigEndian(low, width: type.width), bigEndian(high, width: type.width))
+    }
+
+    static func integerBounds(_ part: KeyPart) -> (UInt128, UInt128) {
+        switch part {
+        case .addresses(let range): (range.first.value, range.last.value)
+        case .proto(let proto): (UInt128(proto.rawValue), UInt128(proto.rawValue))
+        case .ports(let ports): (UInt128(ports.first), UInt128(ports.last))
+        case .mark(let mark): (UInt128(mark), UInt128(mark))
+        }
+    }
+
+    /// Keys are big endian except marks, which the kernel compares in host order.
+    static func bigEndian(_ value: UInt128, width: Int) -> [UInt8] {
+        (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * (width - 1 - $0))) }
+    }
+
+    static func padded(_ bytes: [UInt8]) -> [UInt8] {
+        bytes + [UInt8](repeating: 0, count: (4 - bytes.count % 4) % 4)
+    }
+
+    static func verdict(_ verdict: Verdict) -> NFTVerdict {
+        switch verdict {
+        case .accept: NFTVerdict(code: NFTConstants.accept.signed, chain: nil)
+        case .drop: NFTVerdict(code: NFTConstants.drop.signed, chain: nil)
+        case .return: NFTVerdict(code: NFTConstants.verdictReturn, chain: nil)
+        case .jump(let chain): NFTVerdict(code: NFTConstants.verdictJump, chain: chain)
+        case .goto(let chain): NFTVerdict(code: NFTConstants.verdictGoto, chain: chain)
+        }
+    }
+}
+
+/// A message with what it came from, so a kernel rejection can name the policy object.
+public struct EncodedMessage: Hashable, Sendable {
+    public var message: NFTMessage
+    public var origin: String
+    public init(_ message: NFTMessage, origin: String) {
+        self.message = message
+        self.origin = origin
+    }
+}
+
+/// Transaction-local set ids (anonymous sets are found by id, not by name).
+public struct SetIDs: Sendable {
+    private var last: UInt32 = 0
+    public init() {}
+    public mutating func next() -> UInt32 {
+        last += 1
+        return last
+    }
+}
+
+/// Values of linux/netfilter/nf_tables.h that the encoder uses, spelled out so the model
+/// layer does not need the C module.
+enum NFTConstants {
+    static let regVerdict: UInt32 = 0
+    static func reg32(_ word: UInt32) -> UInt32 { 8 + word }
+    static let accept: UInt32 = 1
+    static let drop: UInt32 = 0
+    static let verdictJump: Int32 = -3
+    static let verdictGoto: Int32 = -4
+    static let verdictReturn: Int32 = -5
+    static let dataVerdict: UInt32 = 0xffff_ff00
+
+    static let setAnonymous: UInt32 = 0x1
+    static let setConstant: UInt32 = 0x2
+    static let setInterval: UInt32 = 0x4
+    static let setMap: UInt32 = 0x8
+    static let setTimeout: UInt32 = 0x10
+    static let setConcat: UInt32 = 0x80
+    static let elementIntervalEnd: UInt32 = 0x1
+
+    static let cmpEq: UInt32 = 0
+    static let cmpNeq: UInt32 = 1
+    static let networkHeader: UInt32 = 1
+    static let transportHeader: UInt32 = 2
+
+    static let metaMark: UInt32 = 3
+    static let metaIIF: UInt32 = 4
+    static let metaNFProto: UInt32 = 15
+    static let metaL4Proto: UInt32 = 16
+    static let ctState: UInt32 = 0
+    static let ctMark: UInt32 = 3
+    static let ctDirection: UInt32 = 1
+
+    static let rejectTCPReset: UInt32 = 1
+    static let rejectICMPX: UInt32 = 2
+    static let icmpxPortUnreachable: UInt8 = 1
+    static let icmpxAdminProhibited: UInt8 = 3
+
+    static let queueBypass: UInt16 = 0x1
+    static let xtQueueBypass: UInt16 = 0x1
+}
+
+extension UInt32 {
+    var signed: Int32 { Int32(bitPattern: self) }
+}
+
+extension TableFamily {
+    var number: UInt8 {
+        switch self {
+        case .inet: 1
+        case .ip: 2
+        case .ip6: 10
+        }
+    }
+}
+
+extension Hook {
+    var number: UInt32 {
+        switch self {
+        case .prerouting: 0
+        case .input: 1
+        case .forward: 2
+        case .output: 3
+        case .postrouting: 4
+        }
+    }
+}
+
+extension KeyType {
+    /// nft's datatype numbers (src/datatype.h), which `nft list` uses to print keys.
+    var datatype: UInt32 {
+        switch self {
+        case .ipv4Address: 7
+        case .ipv6Address: 8
+        case .inetProtocol: 12
+        case .inetService: 13
+        case .mark: 19
+        }
+    }
+}
+
+extension ConntrackState {
+    var bit: UInt32 {
+        switch self {
+        case .invalid: 1
+        case .established: 2
+        case .related: 4
+        case .new: 8
+        case .untracked: 0x40
+        }
+    }
+}

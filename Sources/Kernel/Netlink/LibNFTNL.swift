@@ -1,0 +1,333 @@
+internal import CNFTables
+import Glibc
+
+// The only file of the Kernel target that touches libnftnl/libmnl pointers. Everything it
+// hands out is Swift values: message bytes in, message bytes out.
+
+/// Errors of the netlink socket itself (not the kernel's answers to messages).
+public struct NetlinkError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var errno: Int32
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}
+
+enum LibNFTNL {
+    /// Large enough for any single message the encoder builds (element messages are capped
+    /// well below 64 KiB, the limit of a netlink attribute).
+    private static let scratchSize = 256 * 1024
+
+    static func batchBegin(sequence: UInt32) -> [UInt8] {
+        withScratch { buffer in
+            _ = nftnl_batch_begin(buffer, sequence)
+        }
+    }
+
+    static func batchEnd(sequence: UInt32) -> [UInt8] {
+        withScratch { buffer in
+            _ = nftnl_batch_end(buffer, sequence)
+        }
+    }
+
+    /// One nf_tables message with NLM_F_ACK, so the kernel answers every message of a batch.
+    static func encode(_ message: NFTMessage, sequence: UInt32) -> [UInt8] {
+        let ack = UInt16(NLM_F_ACK)
+        let create = UInt16(NLM_F_CREATE)
+        return withScratch { buffer in
+            switch message {
+            case .newTable(let spec):
+                let table = nftnl_table_alloc()!
+                defer { nftnl_table_free(table) }
+                nftnl_table_set_str(table, attr(NFTNL_TABLE_NAME), spec.name)
+                nftnl_table_set_u32(table, attr(NFTNL_TABLE_FAMILY), UInt32(spec.family))
+                if !spec.userData.isEmpty {
+                    spec.userData.withUnsafeBytes { raw in
+                        _ = nftnl_table_set_data(table, attr(NFTNL_TABLE_USERDATA), raw.baseAddress, UInt32(raw.count))
+                    }
+                }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_NEWTABLE.rawValue), UInt16(spec.family), create | ack, sequence)
+                nftnl_table_nlmsg_build_payload(header, table)
+            case let .deleteTable(family, name):
+                let table = nftnl_table_alloc()!
+                defer { nftnl_table_free(table) }
+                nftnl_table_set_str(table, attr(NFTNL_TABLE_NAME), name)
+                nftnl_table_set_u32(table, attr(NFTNL_TABLE_FAMILY), UInt32(family))
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_DELTABLE.rawValue), UInt16(family), ack, sequence)
+                nftnl_table_nlmsg_build_payload(header, table)
+            case .newChain(let spec):
+                let chain = chainObject(family: spec.family, table: spec.table, name: spec.name)
+                defer { nftnl_chain_free(chain) }
+                if let hook = spec.hook {
+                    nftnl_chain_set_u32(chain, attr(NFTNL_CHAIN_HOOKNUM), hook.number)
+                    nftnl_chain_set_s32(chain, attr(NFTNL_CHAIN_PRIO), hook.priority)
+                    nftnl_chain_set_u32(chain, attr(NFTNL_CHAIN_POLICY), hook.policy)
+                    nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_TYPE), "filter")
+                }
+                if !spec.userData.isEmpty {
+                    spec.userData.withUnsafeBytes { raw in
+                        _ = nftnl_chain_set_data(chain, attr(NFTNL_CHAIN_USERDATA), raw.baseAddress, UInt32(raw.count))
+                    }
+                }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_NEWCHAIN.rawValue), UInt16(spec.family), create | ack, sequence)
+                nftnl_chain_nlmsg_build_payload(header, chain)
+            case let .deleteChain(family, table, name):
+                let chain = chainObject(family: family, table: table, name: name)
+                defer { nftnl_chain_free(chain) }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_DELCHAIN.rawValue), UInt16(family), ack, sequence)
+                nftnl_chain_nlmsg_build_payload(header, chain)
+            case let .flushChain(family, table, name):
+                let rule = nftnl_rule_alloc()!
+                defer { nftnl_rule_free(rule) }
+                nftnl_rule_set_str(rule, attr(NFTNL_RULE_TABLE), table)
+                nftnl_rule_set_str(rule, attr(NFTNL_RULE_CHAIN), name)
+                nftnl_rule_set_u32(rule, attr(NFTNL_RULE_FAMILY), UInt32(family))
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_DELRULE.rawValue), UInt16(family), ack, sequence)
+                nftnl_rule_nlmsg_build_payload(header, rule)
+            case .newRule(let spec):
+                let rule = nftnl_rule_alloc()!
+                defer { nftnl_rule_free(rule) }
+                nftnl_rule_set_str(rule, attr(NFTNL_RULE_TABLE), spec.table)
+                nftnl_rule_set_str(rule, attr(NFTNL_RULE_CHAIN), spec.chain)
+                nftnl_rule_set_u32(rule, attr(NFTNL_RULE_FAMILY), UInt32(spec.family))
+                if !spec.userData.isEmpty {
+                    spec.userData.withUnsafeBytes { raw in
+                        _ = nftnl_rule_set_data(rule, attr(NFTNL_RULE_USERDATA), raw.baseAddress, UInt32(raw.count))
+                    }
+                }
+                for expression in spec.expressions { nftnl_rule_add_expr(rule, expressionObject(expression)) }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_NEWRULE.rawValue), UInt16(spec.family),
+                                                   create | UInt16(NLM_F_APPEND) | ack, sequence)
+                nftnl_rule_nlmsg_build_payload(header, rule)
+            case .newSet(let spec):
+                let set = setObject(family: spec.family, table: spec.table, name: spec.name, id: spec.id)
+                defer { nftnl_set_free(set) }
+                nftnl_set_set_u32(set, attr(NFTNL_SET_FLAGS), spec.flags)
+                nftnl_set_set_u32(set, attr(NFTNL_SET_KEY_TYPE), spec.keyType)
+                nftnl_set_set_u32(set, attr(NFTNL_SET_KEY_LEN), spec.keyLength)
+                if let dataType = spec.dataType { nftnl_set_set_u32(set, attr(NFTNL_SET_DATA_TYPE), dataType) }
+                if let dataLength = spec.dataLength { nftnl_set_set_u32(set, attr(NFTNL_SET_DATA_LEN), dataLength) }
+                if !spec.concatLengths.isEmpty {
+                    spec.concatLengths.withUnsafeBytes { raw in
+                        _ = nftnl_set_set_data(set, attr(NFTNL_SET_DESC_CONCAT), raw.baseAddress, UInt32(raw.count))
+                    }
+                }
+                if !spec.userData.isEmpty {
+                    spec.userData.withUnsafeBytes { raw in
+                        _ = nftnl_set_set_data(set, attr(NFTNL_SET_USERDATA), raw.baseAddress, UInt32(raw.count))
+                    }
+                }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_NEWSET.rawValue), UInt16(spec.family), create | ack, sequence)
+                nftnl_set_nlmsg_build_payload(header, set)
+            case let .deleteSet(family, table, name):
+                let set = setObject(family: family, table: table, name: name, id: nil)
+                defer { nftnl_set_free(set) }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_DELSET.rawValue), UInt16(family), ack, sequence)
+                nftnl_set_nlmsg_build_payload(header, set)
+            case .newElements(let spec), .deleteElements(let spec):
+                let isNew: Bool = if case .newElements = message { true } else { false }
+                let set = setObject(family: spec.family, table: spec.table, name: spec.set, id: spec.setID)
+                defer { nftnl_set_free(set) }
+                for element in spec.elements { nftnl_set_elem_add(set, elementObject(element)) }
+                let type = isNew ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(type.rawValue), UInt16(spec.family),
+                                                   (isNew ? create : 0) | ack, sequence)
+                nftnl_set_elems_nlmsg_build_payload(header, set)
+            }
+        }
+    }
+
+    /// A GETTABLE request for one table (answered with NEWTABLE or an error).
+    static func getTable(family: UInt8, name: String, sequence: UInt32) -> [UInt8] {
+        withScratch { buffer in
+            let table = nftnl_table_alloc()!
+            defer { nftnl_table_free(table) }
+            nftnl_table_set_str(table, attr(NFTNL_TABLE_NAME), name)
+            let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETTABLE.rawValue), UInt16(family), UInt16(NLM_F_ACK), sequence)
+            nftnl_table_nlmsg_build_payload(header, table)
+        }
+    }
+
+    // MARK: libnftnl objects
+
+    private static func chainObject(family: UInt8, table: String, name: String) -> OpaquePointer {
+        let chain = nftnl_chain_alloc()!
+        nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_TABLE), table)
+        nftnl_chain_set_str(chain, attr(NFTNL_CHAIN_NAME), name)
+        nftnl_chain_set_u32(chain, attr(NFTNL_CHAIN_FAMILY), UInt32(family))
+        return chain
+    }
+
+    private static func setObject(family: UInt8, table: String, name: String, id: UInt32?) -> OpaquePointer {
+        let set = nftnl_set_alloc()!
+        nftnl_set_set_str(set, attr(NFTNL_SET_TABLE), table)
+        nftnl_set_set_str(set, attr(NFTNL_SET_NAME), name)
+        nftnl_set_set_u32(set, attr(NFTNL_SET_FAMILY), UInt32(family))
+        if let id { nftnl_set_set_u32(set, attr(NFTNL_SET_ID), id) }
+        return set
+    }
+
+    private static func elementObject(_ element: NFTElement) -> OpaquePointer {
+        let object = nftnl_set_elem_alloc()!
+        element.key.withUnsafeBytes { raw in
+            _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
+        }
+        if let end = element.keyEnd {
+            end.withUnsafeBytes { raw in
+                _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY_END), raw.baseAddress, UInt32(raw.count))
+            }
+        }
+        if element.flags != 0 { nftnl_set_elem_set_u32(object, attr(NFTNL_SET_ELEM_FLAGS), element.flags) }
+        if let verdict = element.verdict {
+            nftnl_set_elem_set_u32(object, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: verdict.code))
+            if let chain = verdict.chain { nftnl_set_elem_set_str(object, attr(NFTNL_SET_ELEM_CHAIN), chain) }
+        }
+        if let timeout = element.timeoutMilliseconds {
+            nftnl_set_elem_set_u64(object, attr(NFTNL_SET_ELEM_TIMEOUT), timeout)
+        }
+        if !element.userData.isEmpty {
+            element.userData.withUnsafeBytes { raw in
+                _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_USERDATA), raw.baseAddress, UInt32(raw.count))
+            }
+        }
+        return object
+    }
+
+    private static func expressionObject(_ expression: NFTExpression) -> OpaquePointer {
+        let e = nftnl_expr_alloc(expression.name)!
+        func u32(_ attribute: UInt16, _ value: UInt32) { nftnl_expr_set_u32(e, attribute, value) }
+        func data(_ attribute: UInt16, _ bytes: [UInt8]) {
+            bytes.withUnsafeBytes { raw in _ = nftnl_expr_set(e, attribute, raw.baseAddress, UInt32(raw.count)) }
+        }
+        switch expression {
+        case let .meta(key, destination):
+            u32(attr(NFTNL_EXPR_META_KEY), key)
+            u32(attr(NFTNL_EXPR_META_DREG), destination)
+        case let .metaSet(key, source):
+            u32(attr(NFTNL_EXPR_META_KEY), key)
+            u32(attr(NFTNL_EXPR_META_SREG), source)
+        case let .ct(key, destination, direction):
+            u32(attr(NFTNL_EXPR_CT_KEY), key)
+            u32(attr(NFTNL_EXPR_CT_DREG), destination)
+            if let direction { nftnl_expr_set_u8(e, attr(NFTNL_EXPR_CT_DIR), direction) }
+        case let .ctSet(key, source):
+            u32(attr(NFTNL_EXPR_CT_KEY), key)
+            u32(attr(NFTNL_EXPR_CT_SREG), source)
+        case let .payload(base, offset, length, destination):
+            u32(attr(NFTNL_EXPR_PAYLOAD_BASE), base)
+            u32(attr(NFTNL_EXPR_PAYLOAD_OFFSET), offset)
+            u32(attr(NFTNL_EXPR_PAYLOAD_LEN), length)
+            u32(attr(NFTNL_EXPR_PAYLOAD_DREG), destination)
+        case let .cmp(op, source, bytes):
+            u32(attr(NFTNL_EXPR_CMP_SREG), source)
+            u32(attr(NFTNL_EXPR_CMP_OP), op)
+            data(attr(NFTNL_EXPR_CMP_DATA), bytes)
+        case let .range(op, source, from, to):
+            u32(attr(NFTNL_EXPR_RANGE_SREG), source)
+            u32(attr(NFTNL_EXPR_RANGE_OP), op)
+            data(attr(NFTNL_EXPR_RANGE_FROM_DATA), from)
+            data(attr(NFTNL_EXPR_RANGE_TO_DATA), to)
+        case let .bitwise(source, destination, mask, xor):
+            u32(attr(NFTNL_EXPR_BITWISE_SREG), source)
+            u32(attr(NFTNL_EXPR_BITWISE_DREG), destination)
+            u32(attr(NFTNL_EXPR_BITWISE_LEN), UInt32(mask.count))
+            data(attr(NFTNL_EXPR_BITWISE_MASK), mask)
+            data(attr(NFTNL_EXPR_BITWISE_XOR), xor)
+        case let .lookup(source, set, setID, destination):
+            u32(attr(NFTNL_EXPR_LOOKUP_SREG), source)
+            nftnl_expr_set_str(e, attr(NFTNL_EXPR_LOOKUP_SET), set)
+            if let setID { u32(attr(NFTNL_EXPR_LOOKUP_SET_ID), setID) }
+            if let destination { u32(attr(NFTNL_EXPR_LOOKUP_DREG), destination) }
+        case .immediate(let verdict):
+            u32(attr(NFTNL_EXPR_IMM_DREG), UInt32(NFT_REG_VERDICT.rawValue))
+            u32(attr(NFTNL_EXPR_IMM_VERDICT), UInt32(bitPattern: verdict.code))
+            if let chain = verdict.chain { nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain) }
+        case .counter:
+            break
+        case let .reject(type, code):
+            u32(attr(NFTNL_EXPR_REJECT_TYPE), type)
+            nftnl_expr_set_u8(e, attr(NFTNL_EXPR_REJECT_CODE), code)
+        case let .queue(number, total, flags):
+            nftnl_expr_set_u16(e, attr(NFTNL_EXPR_QUEUE_NUM), number)
+            nftnl_expr_set_u16(e, attr(NFTNL_EXPR_QUEUE_TOTAL), total)
+            nftnl_expr_set_u16(e, attr(NFTNL_EXPR_QUEUE_FLAGS), flags)
+        case let .target(name, revision, info):
+            nftnl_expr_set_str(e, attr(NFTNL_EXPR_TG_NAME), name)
+            u32(attr(NFTNL_EXPR_TG_REV), revision)
+            // libnftnl keeps (and later frees) the info pointer it is given: hand it a malloc'd copy.
+            let copy = malloc(max(info.count, 1))!
+            info.withUnsafeBytes { raw in if let base = raw.baseAddress { memcpy(copy, base, raw.count) } }
+            _ = nftnl_expr_set(e, attr(NFTNL_EXPR_TG_INFO), copy, UInt32(info.count))
+        }
+        return e
+    }
+
+    /// Runs `build` on a zeroed scratch buffer and returns the netlink message it wrote.
+    private static func withScratch(_ build: (UnsafeMutablePointer<CChar>) -> Void) -> [UInt8] {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 8)
+        defer { buffer.deallocate() }
+        memset(buffer, 0, 64)
+        build(buffer.assumingMemoryBound(to: CChar.self))
+        let length = Int(buffer.load(as: UInt32.self))
+        precondition(length <= scratchSize, "netlink message of \(length) bytes overran the scratch buffer")
+        return Array(UnsafeRawBufferPointer(start: buffer, count: length))
+    }
+}
+
+/// A NETLINK_NETFILTER socket with extended ACKs and capped ACKs (errors carry only the
+/// header of the message they answer, plus the kernel's error text and attribute offset).
+final class NetlinkSocket {
+    private let socket: OpaquePointer
+    let portID: UInt32
+
+    init() throws(NetlinkError) {
+        guard let socket = mnl_socket_open(NETLINK_NETFILTER) else { throw NetlinkError(operation: "netlink socket", errno: errno) }
+        self.socket = socket
+        guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
+            let error = errno
+            mnl_socket_close(socket)
+            throw NetlinkError(operation: "netlink bind", errno: error)
+        }
+        portID = mnl_socket_get_portid(socket)
+        var one: Int32 = 1
+        _ = mnl_socket_setsockopt(socket, NETLINK_EXT_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+        _ = mnl_socket_setsockopt(socket, NETLINK_CAP_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    deinit { mnl_socket_close(socket) }
+
+    /// Socket buffers sized for one batch and its ACKs (root may exceed the sysctl limits).
+    func setBuffers(send: Int, receive: Int) {
+        let fd = mnl_socket_get_fd(socket)
+        var sendSize = Int32(clamping: send)
+        var receiveSize = Int32(clamping: receive)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sendSize, socklen_t(MemoryLayout<Int32>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveSize, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    func setReceiveTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(mnl_socket_get_fd(socket), SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func send(_ bytes: [UInt8]) throws(NetlinkError) {
+        let sent = bytes.withUnsafeBytes { raw in mnl_socket_sendto(socket, raw.baseAddress, raw.count) }
+        guard sent == bytes.count else { throw NetlinkError(operation: "netlink send of \(bytes.count) bytes", errno: errno) }
+    }
+
+    /// One datagram (possibly several netlink messages).
+    func receive() throws(NetlinkError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        let count = buffer.withUnsafeMutableBytes { raw in mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+        guard count >= 0 else { throw NetlinkError(operation: "netlink receive", errno: errno) }
+        return Array(buffer.prefix(count))
+    }
+}
+
+/// The index of a network interface in the current namespace, or nil.
+func interfaceIndex(_ name: String) -> UInt32? {
+    let index = if_nametoindex(name)
+    return index == 0 ? nil : index
+}
+
+/// libnftnl attribute numbers come as named enums or (for expressions) as plain integers.
+private func attr<T: RawRepresentable>(_ value: T) -> UInt16 where T.RawValue: BinaryInteger { UInt16(value.rawValue) }
+private func attr(_ value: Int) -> UInt16 { UInt16(value) }

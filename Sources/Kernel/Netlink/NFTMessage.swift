@@ -1,0 +1,165 @@
+import Compiler
+
+/// The nf_tables messages enforcer sends, as plain values. `RulesetEncoder` produces them
+/// from the ruleset model; `LibNFTNL` turns each into netlink bytes with libnftnl. Keeping
+/// this layer as data makes the encoding testable without a kernel.
+public enum NFTMessage: Hashable, Sendable {
+    case newTable(NFTTableSpec)
+    case deleteTable(family: UInt8, name: String)
+    case newChain(NFTChainSpec)
+    case deleteChain(family: UInt8, table: String, name: String)
+    /// Removes every rule of the chain (a DELRULE that names only the chain).
+    case flushChain(family: UInt8, table: String, name: String)
+    case newRule(NFTRuleSpec)
+    case newSet(NFTSetSpec)
+    case deleteSet(family: UInt8, table: String, name: String)
+    case newElements(NFTElementsSpec)
+    case deleteElements(NFTElementsSpec)
+
+    /// Netlink message type (NFT_MSG_*), for the log and for matching ACKs.
+    public var kind: String {
+        switch self {
+        case .newTable: "add table"
+        case .deleteTable: "delete table"
+        case .newChain: "add chain"
+        case .deleteChain: "delete chain"
+        case .flushChain: "flush chain"
+        case .newRule: "add rule"
+        case .newSet: "add set"
+        case .deleteSet: "delete set"
+        case .newElements: "add elements"
+        case .deleteElements: "delete elements"
+        }
+    }
+}
+
+public struct NFTTableSpec: Hashable, Sendable {
+    public var family: UInt8
+    public var name: String
+    public var userData: [UInt8]
+}
+
+public struct NFTChainSpec: Hashable, Sendable {
+    public struct Hook: Hashable, Sendable {
+        public var number: UInt32
+        public var priority: Int32
+        /// NF_ACCEPT or NF_DROP.
+        public var policy: UInt32
+    }
+    public var family: UInt8
+    public var table: String
+    public var name: String
+    public var hook: Hook?
+    public var userData: [UInt8]
+}
+
+public struct NFTRuleSpec: Hashable, Sendable {
+    public var family: UInt8
+    public var table: String
+    public var chain: String
+    public var expressions: [NFTExpression]
+    public var userData: [UInt8]
+}
+
+public struct NFTSetSpec: Hashable, Sendable {
+    public var family: UInt8
+    public var table: String
+    public var name: String
+    /// Transaction-local id; lookups of anonymous sets refer to it.
+    public var id: UInt32
+    public var flags: UInt32
+    public var keyType: UInt32
+    public var keyLength: UInt32
+    /// Field lengths of a concatenated key (NFTA_SET_DESC_CONCAT); empty otherwise.
+    public var concatLengths: [UInt8]
+    public var dataType: UInt32?
+    public var dataLength: UInt32?
+    public var userData: [UInt8]
+}
+
+public struct NFTElement: Hashable, Sendable {
+    public var key: [UInt8]
+    /// Upper bound of a concatenated-interval element (NFTA_SET_ELEM_KEY_END).
+    public var keyEnd: [UInt8]?
+    public var flags: UInt32
+    public var verdict: NFTVerdict?
+    public var timeoutMilliseconds: UInt64?
+    public var userData: [UInt8]
+
+    public init(key: [UInt8], keyEnd: [UInt8]? = nil, flags: UInt32 = 0, verdict: NFTVerdict? = nil,
+                timeoutMilliseconds: UInt64? = nil, userData: [UInt8] = []) {
+        self.key = key
+        self.keyEnd = keyEnd
+        self.flags = flags
+        self.verdict = verdict
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.userData = userData
+    }
+}
+
+public struct NFTElementsSpec: Hashable, Sendable {
+    public var family: UInt8
+    public var table: String
+    public var set: String
+    public var setID: UInt32?
+    public var elements: [NFTElement]
+}
+
+public struct NFTVerdict: Hashable, Sendable {
+    /// NF_ACCEPT, NF_DROP, NFT_RETURN, NFT_JUMP, NFT_GOTO.
+    public var code: Int32
+    public var chain: String?
+}
+
+/// One nf_tables expression. Registers are the 32-bit register numbers (NFT_REG32_00 = 8)
+/// or NFT_REG_VERDICT (0); data is in the byte order the kernel compares.
+public enum NFTExpression: Hashable, Sendable {
+    case meta(key: UInt32, destination: UInt32)
+    case ct(key: UInt32, destination: UInt32, direction: UInt8?)
+    case ctSet(key: UInt32, source: UInt32)
+    case metaSet(key: UInt32, source: UInt32)
+    case payload(base: UInt32, offset: UInt32, length: UInt32, destination: UInt32)
+    case cmp(op: UInt32, source: UInt32, data: [UInt8])
+    case range(op: UInt32, source: UInt32, from: [UInt8], to: [UInt8])
+    case bitwise(source: UInt32, destination: UInt32, mask: [UInt8], xor: [UInt8])
+    case lookup(source: UInt32, set: String, setID: UInt32?, destination: UInt32?)
+    case immediate(NFTVerdict)
+    case counter
+    case reject(type: UInt32, code: UInt8)
+    /// The native queue expression (nft_queue).
+    case queue(number: UInt16, total: UInt16, flags: UInt16)
+    /// An xtables target through nft_compat, e.g. NFQUEUE revision 3.
+    case target(name: String, revision: UInt32, info: [UInt8])
+
+    public var name: String {
+        switch self {
+        case .meta, .metaSet: "meta"
+        case .ct, .ctSet: "ct"
+        case .payload: "payload"
+        case .cmp: "cmp"
+        case .range: "range"
+        case .bitwise: "bitwise"
+        case .lookup: "lookup"
+        case .immediate: "immediate"
+        case .counter: "counter"
+        case .reject: "reject"
+        case .queue: "queue"
+        case .target: "target"
+        }
+    }
+}
+
+/// nftables userdata: type-length-value records (libnftnl's udata format). Comments are
+/// record type 0 with a NUL-terminated string, as nft writes them, so `nft list` shows them.
+enum UserData {
+    static func comment(_ text: String?) -> [UInt8] {
+        guard let text, !text.isEmpty else { return [] }
+        var bytes = Array(text.utf8.prefix(253))
+        bytes.append(0)
+        return [0, UInt8(bytes.count)] + bytes
+    }
+
+    static func record(type: UInt8, _ value: [UInt8]) -> [UInt8] {
+        [type, UInt8(value.count)] + value
+    }
+}

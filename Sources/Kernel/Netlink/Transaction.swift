@@ -1,0 +1,214 @@
+import Glibc
+
+/// The kernel refused a transaction; nothing of it took effect.
+public struct KernelRejection: Error, CustomStringConvertible, Sendable {
+    public struct Refusal: Sendable {
+        /// What the refused message came from ("rule 3 of chain input: …", "set …").
+        public var origin: String
+        public var kind: String
+        public var errno: Int32
+        /// The kernel's extended-ACK text, when it gave one.
+        public var kernelMessage: String?
+    }
+    public var refusals: [Refusal]
+
+    public var description: String {
+        refusals.map { refusal in
+            var text = "the kernel refused \(refusal.kind) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
+            if let message = refusal.kernelMessage, !message.isEmpty { text += " (\(message))" }
+            return text
+        }.joined(separator: "\n")
+    }
+}
+
+public enum KernelError: Error, CustomStringConvertible, Sendable {
+    case socket(NetlinkError)
+    case rejected(KernelRejection)
+    /// The kernel stopped answering before every message of the batch was acknowledged.
+    case incompleteAcknowledgement(expected: Int, received: Int)
+
+    public var description: String {
+        switch self {
+        case .socket(let error): "netlink: \(error)"
+        case .rejected(let rejection): rejection.description
+        case let .incompleteAcknowledgement(expected, received):
+            "the kernel acknowledged \(received) of \(expected) messages; the outcome of the transaction is unknown"
+        }
+    }
+}
+
+public struct CommitReport: Sendable {
+    public var messages: Int
+    public var bytes: Int
+}
+
+/// One netfilter netlink connection: batches in, acknowledgements out.
+public final class NFTablesConnection {
+    private let socket: NetlinkSocket
+    private var sequence: UInt32
+
+    public init() throws(KernelError) {
+        do { socket = try NetlinkSocket() } catch { throw .socket(error) }
+        sequence = UInt32(truncatingIfNeeded: time(nil))
+    }
+
+    /// Sends `messages` as one batch (all or nothing) with one sequence number per message
+    /// and waits for the acknowledgement of every one of them.
+    @discardableResult
+    public func commit(_ messages: [EncodedMessage]) throws(KernelError) -> CommitReport {
+        guard !messages.isEmpty else { return CommitReport(messages: 0, bytes: 0) }
+        let begin = nextSequence(count: messages.count + 2)
+        var batch = LibNFTNL.batchBegin(sequence: begin)
+        for (index, message) in messages.enumerated() {
+            batch += LibNFTNL.encode(message.message, sequence: begin + 1 + UInt32(index))
+        }
+        batch += LibNFTNL.batchEnd(sequence: begin + UInt32(messages.count) + 1)
+        socket.setBuffers(send: batch.count + 65536, receive: max(4 << 20, messages.count * 1024))
+        socket.setReceiveTimeout(seconds: 30)
+        do { try socket.send(batch) } catch { throw .socket(error) }
+
+        var acknowledged = Set<UInt32>()
+        var refusals: [KernelRejection.Refusal] = []
+        let first = begin + 1, last = begin + UInt32(messages.count)
+        receiving: while acknowledged.count < messages.count {
+            let datagram: [UInt8]
+            do { datagram = try socket.receive() } catch {
+                if error.errno == EAGAIN || error.errno == EWOULDBLOCK { break receiving }
+                throw .socket(error)
+            }
+            for reply in NetlinkReply.parse(datagram) {
+                guard case let .acknowledgement(error, sequence, message) = reply else { continue }
+                if sequence == begin || sequence == last + 1 {
+                    // The batch itself was refused (e.g. no permission): nothing else will come.
+                    if error != 0 {
+                        refusals.append(.init(origin: "the batch", kind: "the transaction", errno: -error, kernelMessage: message))
+                        break receiving
+                    }
+                    continue
+                }
+                guard sequence >= first && sequence <= last else { continue }
+                acknowledged.insert(sequence)
+                if error != 0 {
+                    let source = messages[Int(sequence - first)]
+                    refusals.append(.init(origin: source.origin, kind: source.message.kind, errno: -error, kernelMessage: message))
+                }
+            }
+        }
+        if !refusals.isEmpty { throw .rejected(KernelRejection(refusals: refusals)) }
+        guard acknowledged.count == messages.count else {
+            throw .incompleteAcknowledgement(expected: messages.count, received: acknowledged.count)
+        }
+        return CommitReport(messages: messages.count, bytes: batch.count)
+    }
+
+    /// The comment stored on a table, or nil when the table does not exist.
+    public func tableComment(family: UInt8, name: String) throws(KernelError) -> String?? {
+        let sequence = nextSequence(count: 1)
+        do { try socket.send(LibNFTNL.getTable(family: family, name: name, sequence: sequence)) } catch { throw .socket(error) }
+        socket.setReceiveTimeout(seconds: 5)
+        var comment: String?? = nil
+        while true {
+            let datagram: [UInt8]
+            do { datagram = try socket.receive() } catch { throw .socket(error) }
+            for reply in NetlinkReply.parse(datagram) {
+                switch reply {
+                case let .table(seq, _, userData) where seq == sequence:
+                    comment = .some(UserDataRecords.comment(in: userData))
+                case let .acknowledgement(error, seq, _) where seq == sequence:
+                    if error == -ENOENT { return nil }
+                    if error != 0 {
+                        throw .rejected(KernelRejection(refusals: [.init(origin: "table \(name)", kind: "get table", errno: -error, kernelMessage: nil)]))
+                    }
+                    return comment
+                default: continue
+                }
+            }
+        }
+    }
+
+    private func nextSequence(count: Int) -> UInt32 {
+        let start = sequence
+        sequence &+= UInt32(count)
+        return start
+    }
+}
+
+/// Netlink messages the kernel sends back, parsed from bytes (host byte order).
+enum NetlinkReply {
+    case acknowledgement(error: Int32, sequence: UInt32, message: String?)
+    case table(sequence: UInt32, name: String, userData: [UInt8])
+    case other(type: UInt16)
+
+    static let errorType: UInt16 = 2
+    static let newTableType: UInt16 = 10 << 8  // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE
+    static let acknowledgementTLVs: UInt16 = 0x200
+
+    static func parse(_ bytes: [UInt8]) -> [NetlinkReply] {
+        var out: [NetlinkReply] = []
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let length = Int(u32(bytes, offset))
+            guard length >= 16, offset + length <= bytes.count else { break }
+            let type = u16(bytes, offset + 4), flags = u16(bytes, offset + 6), sequence = u32(bytes, offset + 8)
+            let body = offset + 16
+            switch type {
+            case errorType where length >= 36:
+                let error = Int32(bitPattern: u32(bytes, body))
+                let original = body + 4
+                let originalSequence = u32(bytes, original + 8)
+                var message: String?
+                if flags & acknowledgementTLVs != 0 {
+                    // With NETLINK_CAP_ACK only the original header is echoed; TLVs follow it.
+                    for (attribute, value) in attributes(bytes, from: original + 16, to: offset + length) where attribute == 1 {
+                        message = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
+                    }
+                }
+                out.append(.acknowledgement(error: error, sequence: originalSequence, message: message))
+            case newTableType:
+                var name = "", userData: [UInt8] = []
+                for (attribute, value) in attributes(bytes, from: body + 4, to: offset + length) {
+                    if attribute == 1 { name = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self) }
+                    if attribute == 6 { userData = value }
+                }
+                out.append(.table(sequence: sequence, name: name, userData: userData))
+            default:
+                out.append(.other(type: type))
+            }
+            offset += (length + 3) & ~3
+        }
+        return out
+    }
+
+    static func attributes(_ bytes: [UInt8], from start: Int, to end: Int) -> [(UInt16, [UInt8])] {
+        var out: [(UInt16, [UInt8])] = []
+        var offset = start
+        while offset + 4 <= end {
+            let length = Int(u16(bytes, offset))
+            guard length >= 4, offset + length <= end else { break }
+            out.append((u16(bytes, offset + 2) & 0x3fff, Array(bytes[(offset + 4)..<(offset + length)])))
+            offset += (length + 3) & ~3
+        }
+        return out
+    }
+
+    static func u16(_ bytes: [UInt8], _ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
+    static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+    }
+}
+
+enum UserDataRecords {
+    /// Record type 0 of table/chain/rule userdata: the comment.
+    static func comment(in bytes: [UInt8]) -> String? {
+        var offset = 0
+        while offset + 2 <= bytes.count {
+            let type = bytes[offset], length = Int(bytes[offset + 1])
+            guard offset + 2 + length <= bytes.count else { return nil }
+            if type == 0 {
+                return String(decoding: bytes[(offset + 2)..<(offset + 2 + length)].prefix { $0 != 0 }, as: UTF8.self)
+            }
+            offset += 2 + length
+        }
+        return nil
+    }
+}
