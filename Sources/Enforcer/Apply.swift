@@ -9,10 +9,14 @@ struct Apply: ParsableCommand {
         discussion: "--dry-run prints the plan (ruleset in nft syntax, pair counts, queued flows, next flips, difference from live) and needs no root.")
 
     @OptionGroup var directory: PolicyDirectoryOption
+    @Option(help: ArgumentHelp("Where applied generations are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
+    var stateDir: String?
     @Option(help: ArgumentHelp("The inventory system this host is (default: found by this host's addresses).", valueName: "NAME"))
     var system: String?
     @Flag(help: "Print the plan instead of loading it.")
     var dryRun = false
+    @Flag(help: "Replace enforcer's table in one transaction instead of sending a delta.")
+    var replace = false
     @OptionGroup var time: InstantOption
 
     func run() throws {
@@ -33,13 +37,17 @@ struct Apply: ParsableCommand {
                 throw ExitCode(1)
             }
             do {
-                let connection = try NFTablesConnection()
-                let queue = try KernelTable.probeQueueEncoding(connection: connection)
-                let table = KernelTable(family: compiled.ruleset.table.family, name: compiled.ruleset.table.name, connection: connection)
-                let report = try table.replace(with: compiled.ruleset, comment: "enforcer: \(host.name)", encoder: RulesetEncoder(queue: queue))
-                print("applied: table \(compiled.ruleset.table.family.rawValue) \(compiled.ruleset.table.name) for \(host.name) (\(report.messages) messages, \(report.bytes) bytes, queue via \(queue.rawValue))")
+                let applier = try Applier(stateDirectory: stateDir ?? set.config.stateDirectory)
+                let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: directory.dir, forceReplace: replace)
+                switch outcome.mode {
+                case .unchanged:
+                    print("unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent")
+                case .delta, .replaced:
+                    print("applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction; queue via \(outcome.queue.rawValue))")
+                }
             } catch {
-                Output.error("enforcer: \(error); the previous ruleset stays live")
+                Output.error("enforcer: \(error)")
+                Output.error("enforcer: nothing was changed; the previous ruleset stays live")
                 throw ExitCode(1)
             }
             return

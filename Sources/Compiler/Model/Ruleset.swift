@@ -1,13 +1,13 @@
 /// The typed nftables ruleset enforcer owns: what `apply --dry-run` prints and what
 /// `apply` encodes for the kernel. One model, two views.
-public struct Ruleset: Hashable, Sendable {
+public struct Ruleset: Hashable, Sendable, Codable {
     public var table: Table
     public init(table: Table) { self.table = table }
 }
 
-public enum TableFamily: String, Hashable, Sendable { case inet, ip, ip6 }
+public enum TableFamily: String, Hashable, Sendable, Codable { case inet, ip, ip6 }
 
-public struct Table: Hashable, Sendable {
+public struct Table: Hashable, Sendable, Codable {
     public var family: TableFamily
     public var name: String
     public var sets: [NamedSet]
@@ -17,16 +17,16 @@ public struct Table: Hashable, Sendable {
     public func chain(named name: String) -> Chain? { chains.first { $0.name == name } }
 }
 
-public enum Hook: String, Hashable, Sendable { case prerouting, input, forward, output, postrouting }
+public enum Hook: String, Hashable, Sendable, Codable { case prerouting, input, forward, output, postrouting }
 
-public struct BaseChain: Hashable, Sendable {
+public struct BaseChain: Hashable, Sendable, Codable {
     public var hook: Hook
     /// Offset from the `filter` priority (0).
     public var priority: Int
     public var policy: Verdict
 }
 
-public struct Chain: Hashable, Sendable {
+public struct Chain: Hashable, Sendable, Codable {
     public var name: String
     public var base: BaseChain?
     public var rules: [Rule]
@@ -40,7 +40,7 @@ public struct Chain: Hashable, Sendable {
     }
 }
 
-public struct Rule: Hashable, Sendable {
+public struct Rule: Hashable, Sendable, Codable {
     public var expressions: [RuleExpression]
     public var comment: String?
 
@@ -51,7 +51,7 @@ public struct Rule: Hashable, Sendable {
 }
 
 /// The value types a set key or a match can have; each has a fixed width in the kernel.
-public enum KeyType: String, Hashable, Sendable {
+public enum KeyType: String, Hashable, Sendable, Codable {
     case ipv4Address = "ipv4_addr"
     case ipv6Address = "ipv6_addr"
     case inetProtocol = "inet_proto"
@@ -69,11 +69,11 @@ public enum KeyType: String, Hashable, Sendable {
     }
 }
 
-public enum SetData: String, Hashable, Sendable { case verdict }
+public enum SetData: String, Hashable, Sendable, Codable { case verdict }
 
 /// A named set or map.
-public struct NamedSet: Hashable, Sendable {
-    public struct Flags: OptionSet, Hashable, Sendable {
+public struct NamedSet: Hashable, Sendable, Codable {
+    public struct Flags: OptionSet, Hashable, Sendable, Codable {
         public let rawValue: UInt8
         public init(rawValue: UInt8) { self.rawValue = rawValue }
         public static let interval = Flags(rawValue: 1)
@@ -101,14 +101,14 @@ public struct NamedSet: Hashable, Sendable {
 }
 
 /// One part of an element key: a value, or a closed range where the set has intervals.
-public enum KeyPart: Hashable, Sendable {
+public enum KeyPart: Hashable, Sendable, Codable {
     case addresses(AddressRange)
     case proto(IPProtocol)
     case ports(PortRange)
     case mark(UInt32)
 }
 
-public struct SetElement: Hashable, Sendable {
+public struct SetElement: Hashable, Sendable, Codable {
     public var key: [KeyPart]
     public var verdict: Verdict?
     /// Seconds until the kernel removes the element (sets with the timeout flag).
@@ -125,7 +125,7 @@ public struct SetElement: Hashable, Sendable {
 }
 
 /// IP protocol numbers the model uses.
-public enum IPProtocol: UInt8, Hashable, Sendable, Comparable {
+public enum IPProtocol: UInt8, Hashable, Sendable, Comparable, Codable {
     case icmp = 1
     case tcp = 6
     case udp = 17
@@ -143,7 +143,7 @@ public enum IPProtocol: UInt8, Hashable, Sendable, Comparable {
     public static func < (a: IPProtocol, b: IPProtocol) -> Bool { a.rawValue < b.rawValue }
 }
 
-public enum Verdict: Hashable, Sendable {
+public enum Verdict: Hashable, Sendable, Codable {
     case accept
     case drop
     case `return`
@@ -151,14 +151,14 @@ public enum Verdict: Hashable, Sendable {
     case goto(String)
 }
 
-public enum ConntrackState: String, Hashable, Sendable, CaseIterable {
+public enum ConntrackState: String, Hashable, Sendable, CaseIterable, Codable {
     case invalid, established, related, new, untracked
 }
 
-public enum ConntrackDirection: String, Hashable, Sendable { case original, reply }
+public enum ConntrackDirection: String, Hashable, Sendable, Codable { case original, reply }
 
 /// A packet field a rule reads.
-public enum Field: Hashable, Sendable {
+public enum Field: Hashable, Sendable, Codable {
     case inputInterface
     case l4Protocol
     case nfProtocol
@@ -174,10 +174,10 @@ public enum Field: Hashable, Sendable {
     case conntrackDirection
 }
 
-public enum CompareOp: String, Hashable, Sendable { case equal = "==", notEqual = "!=" }
+public enum CompareOp: String, Hashable, Sendable, Codable { case equal = "==", notEqual = "!=" }
 
 /// A constant a field is compared with.
-public enum Constant: Hashable, Sendable {
+public enum Constant: Hashable, Sendable, Codable {
     case number(UInt32)
     case interface(String)
     case proto(IPProtocol)
@@ -187,18 +187,18 @@ public enum Constant: Hashable, Sendable {
     case icmpv6Type(ICMPv6Type)
 }
 
-public enum ICMPType: UInt8, Hashable, Sendable {
+public enum ICMPType: UInt8, Hashable, Sendable, Codable {
     case echoReply = 0, destinationUnreachable = 3, echoRequest = 8, timeExceeded = 11, parameterProblem = 12
 }
 
-public enum ICMPv6Type: UInt8, Hashable, Sendable {
+public enum ICMPv6Type: UInt8, Hashable, Sendable, Codable {
     case destinationUnreachable = 1, packetTooBig = 2, timeExceeded = 3, parameterProblem = 4
     case mldListenerQuery = 130, mldListenerReport = 131, mldListenerDone = 132
     case routerSolicit = 133, routerAdvert = 134, neighborSolicit = 135, neighborAdvert = 136
     case mld2ListenerReport = 143
 }
 
-public enum RejectKind: Hashable, Sendable {
+public enum RejectKind: Hashable, Sendable, Codable {
     case tcpReset
     case icmpxPortUnreachable
     case icmpxAdminProhibited
@@ -206,7 +206,7 @@ public enum RejectKind: Hashable, Sendable {
 
 /// One expression of a rule; a closed family that both the nft text renderer and the
 /// netlink encoder understand.
-public enum RuleExpression: Hashable, Sendable {
+public enum RuleExpression: Hashable, Sendable, Codable {
     /// `field op constant`
     case compare(Field, CompareOp, Constant)
     /// `field & mask op value`

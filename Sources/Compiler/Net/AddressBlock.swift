@@ -111,7 +111,7 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A closed range of addresses of one family, `first <= last`.
-public struct AddressRange: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct AddressRange: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     public var first: IPAddress
     public var last: IPAddress
 

@@ -1,5 +1,5 @@
 /// The two address families. IPv4 sorts before IPv6, so mixed lists sort family by family.
-public enum IPFamily: Sendable, Hashable, Comparable, CustomStringConvertible {
+public enum IPFamily: Sendable, Hashable, Comparable, CustomStringConvertible, Codable {
     case v4, v6
 
     /// Address width in bits: 32 or 128.
@@ -14,7 +14,7 @@ public enum IPFamily: Sendable, Hashable, Comparable, CustomStringConvertible {
 /// One IPv4 or IPv6 address. Addresses of different families are never equal; IPv4 sorts
 /// first. An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) is an IPv6 address, as it is for
 /// nftables.
-public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     // `value` comes first so the struct is 17 bytes rather than 32: other values can pack
     // their fields into its tail padding.
     /// The address as a number; an IPv4 address uses the low 32 bits.

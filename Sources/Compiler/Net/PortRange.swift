@@ -1,5 +1,5 @@
 /// A closed range of TCP/UDP ports, `first <= last`; a single port has `first == last`.
-public struct PortRange: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct PortRange: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
     public var first: UInt16
     public var last: UInt16
 

@@ -43,9 +43,15 @@ public struct KernelTable {
                                                          kernelMessage: "neither nft queue nor the xt NFQUEUE target is available")]))
     }
 
-    /// The comment enforcer left on its table (its generation), nil when there is no table.
-    public func comment() throws(KernelError) -> String?? {
-        try connection.tableComment(family: family.number, name: name)
+    /// The table's handle and comment, nil when there is no such table.
+    public func state() throws(KernelError) -> TableState? {
+        try connection.tableState(family: family.number, name: name)
+    }
+
+    /// Sends a delta computed against the live generation.
+    @discardableResult
+    public func update(_ delta: Delta) throws(KernelError) -> CommitReport {
+        try connection.commit(delta.messages)
     }
 
     /// Replaces the whole table in one transaction: created if missing, else deleted and

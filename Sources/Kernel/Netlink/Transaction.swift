@@ -37,6 +37,11 @@ public enum KernelError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+public struct TableState: Sendable, Equatable {
+    public var handle: UInt64
+    public var comment: String?
+}
+
 public struct CommitReport: Sendable {
     public var messages: Int
     public var bytes: Int
@@ -101,25 +106,25 @@ public final class NFTablesConnection {
         return CommitReport(messages: messages.count, bytes: batch.count)
     }
 
-    /// The comment stored on a table, or nil when the table does not exist.
-    public func tableComment(family: UInt8, name: String) throws(KernelError) -> String?? {
+    /// A table's handle and comment, or nil when the table does not exist.
+    public func tableState(family: UInt8, name: String) throws(KernelError) -> TableState? {
         let sequence = nextSequence(count: 1)
         do { try socket.send(LibNFTNL.getTable(family: family, name: name, sequence: sequence)) } catch { throw .socket(error) }
         socket.setReceiveTimeout(seconds: 5)
-        var comment: String?? = nil
+        var state: TableState? = nil
         while true {
             let datagram: [UInt8]
             do { datagram = try socket.receive() } catch { throw .socket(error) }
             for reply in NetlinkReply.parse(datagram) {
                 switch reply {
-                case let .table(seq, _, userData) where seq == sequence:
-                    comment = .some(UserDataRecords.comment(in: userData))
+                case let .table(seq, _, handle, userData) where seq == sequence:
+                    state = TableState(handle: handle, comment: UserDataRecords.comment(in: userData))
                 case let .acknowledgement(error, seq, _) where seq == sequence:
                     if error == -ENOENT { return nil }
                     if error != 0 {
                         throw .rejected(KernelRejection(refusals: [.init(origin: "table \(name)", kind: "get table", errno: -error, kernelMessage: nil)]))
                     }
-                    return comment
+                    return state
                 default: continue
                 }
             }
@@ -136,7 +141,7 @@ public final class NFTablesConnection {
 /// Netlink messages the kernel sends back, parsed from bytes (host byte order).
 enum NetlinkReply {
     case acknowledgement(error: Int32, sequence: UInt32, message: String?)
-    case table(sequence: UInt32, name: String, userData: [UInt8])
+    case table(sequence: UInt32, name: String, handle: UInt64, userData: [UInt8])
     case other(type: UInt16)
 
     static let errorType: UInt16 = 2
@@ -165,12 +170,13 @@ enum NetlinkReply {
                 }
                 out.append(.acknowledgement(error: error, sequence: originalSequence, message: message))
             case newTableType:
-                var name = "", userData: [UInt8] = []
+                var name = "", userData: [UInt8] = [], handle: UInt64 = 0
                 for (attribute, value) in attributes(bytes, from: body + 4, to: offset + length) {
                     if attribute == 1 { name = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self) }
+                    if attribute == 4, value.count == 8 { handle = value.reduce(0) { $0 << 8 | UInt64($1) } }
                     if attribute == 6 { userData = value }
                 }
-                out.append(.table(sequence: sequence, name: name, userData: userData))
+                out.append(.table(sequence: sequence, name: name, handle: handle, userData: userData))
             default:
                 out.append(.other(type: type))
             }

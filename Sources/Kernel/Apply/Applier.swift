@@ -1,0 +1,94 @@
+import Compiler
+import Foundation
+
+public enum ApplyError: Error, CustomStringConvertible {
+    case kernel(KernelError)
+    case state(StateError)
+
+    public var description: String {
+        switch self {
+        case .kernel(let error): error.description
+        case .state(let error): error.description
+        }
+    }
+}
+
+public struct ApplyOutcome: Sendable {
+    public enum Mode: String, Sendable { case unchanged, delta, replaced }
+    public var mode: Mode
+    public var generation: Int
+    public var summary: String
+    public var messages: Int
+    public var bytes: Int
+    public var queue: QueueEncoding
+}
+
+/// Puts a compiled ruleset into the kernel and records it as a generation: a delta
+/// against the live generation when the kernel still holds the table enforcer left there,
+/// otherwise one transaction that replaces the table.
+public struct Applier {
+    public let store: GenerationStore
+    let connection: NFTablesConnection
+
+    public init(stateDirectory: String) throws(ApplyError) {
+        store = GenerationStore(directory: stateDirectory)
+        do { connection = try NFTablesConnection() } catch { throw .kernel(error) }
+    }
+
+    public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false) throws(ApplyError) -> ApplyOutcome {
+        let table = KernelTable(family: ruleset.table.family, name: ruleset.table.name, connection: connection)
+        let queue: QueueEncoding
+        let live: TableState?
+        do {
+            queue = try KernelTable.probeQueueEncoding(connection: connection)
+            live = try table.state()
+        } catch { throw .kernel(error) }
+        let encoder = RulesetEncoder(queue: queue)
+        let next = Snapshot(ruleset)
+        let current = store.currentNumber()
+        let number = (store.numbers().last ?? 0) + 1
+
+        // A delta needs the recorded generation to be what the kernel holds.
+        if !forceReplace, let current, let live, let info = try? store.info(current), info.tableHandle == live.handle, info.networkNamespace == GenerationInfo.currentNetworkNamespace(),
+           let previous = try? store.snapshot(current) {
+            if previous == next {
+                return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
+            }
+            if let delta = try? Delta.between(previous, ruleset, encoder: encoder) {
+                do {
+                    let report = try table.update(delta)
+                    let handle = try table.state()?.handle
+                    record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: delta.summary.description)
+                    return ApplyOutcome(mode: .delta, generation: number, summary: delta.summary.description,
+                                        messages: report.messages, bytes: report.bytes, queue: queue)
+                } catch .rejected {
+                    // The table drifted from the record (edited by hand?): replace it whole below.
+                } catch {
+                    throw .kernel(error)
+                }
+            }
+        }
+        do {
+            let report = try table.replace(with: ruleset, comment: "managed by enforcer: see `enforcer status`", encoder: encoder)
+            let handle = try table.state()?.handle
+            let summary = "table replaced: \(ruleset.table.sets.count) sets, \(ruleset.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
+            record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
+            return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue)
+        } catch { throw .kernel(error) }
+    }
+
+    /// Removes enforcer's table; the generations stay on disk, none is current.
+    public func flush(family: TableFamily, name: String) throws(ApplyError) {
+        do { try KernelTable(family: family, name: name, connection: connection).flush() } catch { throw .kernel(error) }
+        do { try store.setCurrent(nil) } catch { throw .state(error) }
+    }
+
+    private func record(_ snapshot: Snapshot, number: Int, system: String, policyDirectory: String?, handle: UInt64?, summary: String) {
+        let info = GenerationInfo(number: number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
+                                  tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary)
+        do { try store.record(snapshot, info: info, policySource: policyDirectory) } catch {
+            // The kernel has the new ruleset; without a record the next apply replaces the table whole.
+            FileHandle.standardError.write(Data("enforcer: warning: \(error)\n".utf8))
+        }
+    }
+}

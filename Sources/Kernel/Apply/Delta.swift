@@ -1,0 +1,129 @@
+import Compiler
+
+/// What enforcer last put into the kernel: the table's sets and chains, and the kernel
+/// elements of every set. Enough to compute a delta and to restore it (rollback).
+public struct Snapshot: Sendable, Equatable {
+    /// The table with every set's model elements dropped (they are in `elements`).
+    public var table: Table
+    public var elements: [String: [NFTElement]]
+
+    public init(_ ruleset: Ruleset) {
+        var table = ruleset.table
+        var elements: [String: [NFTElement]] = [:]
+        for index in table.sets.indices {
+            elements[table.sets[index].name] = RulesetEncoder.kernelElements(table.sets[index].elements, of: table.sets[index])
+            table.sets[index].elements = []
+        }
+        self.table = table
+        self.elements = elements
+    }
+
+    public init(table: Table, elements: [String: [NFTElement]]) {
+        self.table = table
+        self.elements = elements
+    }
+}
+
+public struct DeltaSummary: Sendable, Equatable, CustomStringConvertible {
+    public var elementsAdded = 0
+    public var elementsRemoved = 0
+    public var setsAdded = 0
+    public var setsRemoved = 0
+    public var chainsAdded = 0
+    public var chainsRemoved = 0
+    public var chainsRewritten = 0
+
+    public var isEmpty: Bool { self == DeltaSummary() }
+
+    public var description: String {
+        var parts: [String] = []
+        func add(_ count: Int, _ what: String) { if count > 0 { parts.append("\(count) \(what)") } }
+        add(elementsAdded, "elements added")
+        add(elementsRemoved, "elements removed")
+        add(setsAdded, "sets added")
+        add(setsRemoved, "sets removed")
+        add(chainsAdded, "chains added")
+        add(chainsRemoved, "chains removed")
+        add(chainsRewritten, "chains rewritten")
+        return parts.isEmpty ? "no change" : parts.joined(separator: ", ")
+    }
+}
+
+public struct Delta: Sendable {
+    public var messages: [EncodedMessage]
+    public var summary: DeltaSummary
+
+    /// The messages that turn `old` (live) into `new`, or nil when only a whole-table
+    /// replacement can do it (a base chain, a set's type or a chain's comment changed).
+    public static func between(_ old: Snapshot, _ new: Ruleset, encoder: RulesetEncoder) throws(EncodeError) -> Delta? {
+        let next = Snapshot(new)
+        let oldTable = old.table, newTable = next.table
+        guard oldTable.family == newTable.family, oldTable.name == newTable.name else { return nil }
+        let oldSets = Dictionary(oldTable.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let oldChains = Dictionary(oldTable.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let newSetNames = Set(newTable.sets.map(\.name)), newChainNames = Set(newTable.chains.map(\.name))
+
+        var summary = DeltaSummary()
+        var addChains: [EncodedMessage] = [], addSets: [EncodedMessage] = [], flush: [EncodedMessage] = []
+        var removeElements: [EncodedMessage] = [], addElements: [EncodedMessage] = [], addRules: [EncodedMessage] = []
+        var removeSets: [EncodedMessage] = [], removeChains: [EncodedMessage] = []
+        var ids = SetIDs()
+        let family = newTable.family.number
+
+        for chain in newTable.chains {
+            guard let previous = oldChains[chain.name] else {
+                addChains.append(encoder.newChain(chain, in: newTable))
+                addRules += try encoder.rules(of: chain, in: newTable, ids: &ids)
+                summary.chainsAdded += 1
+                continue
+            }
+            guard previous.base == chain.base, previous.comment == chain.comment else { return nil }
+            if previous.rules != chain.rules {
+                flush.append(EncodedMessage(.flushChain(family: family, table: newTable.name, name: chain.name), origin: "chain \(chain.name)"))
+                addRules += try encoder.rules(of: chain, in: newTable, ids: &ids)
+                summary.chainsRewritten += 1
+            }
+        }
+        for chain in oldTable.chains where !newChainNames.contains(chain.name) {
+            if !chain.rules.isEmpty {
+                flush.append(EncodedMessage(.flushChain(family: family, table: newTable.name, name: chain.name), origin: "chain \(chain.name)"))
+            }
+            removeChains.append(EncodedMessage(.deleteChain(family: family, table: newTable.name, name: chain.name), origin: "chain \(chain.name)"))
+            summary.chainsRemoved += 1
+        }
+        for set in newTable.sets {
+            let elements = next.elements[set.name] ?? []
+            guard let previous = oldSets[set.name] else {
+                addSets.append(encoder.newSet(set, in: newTable, ids: &ids))
+                addElements += encoder.chunks(elements, of: set, in: newTable, delete: false)
+                summary.setsAdded += 1
+                summary.elementsAdded += elements.count
+                continue
+            }
+            guard previous == set else { return nil }
+            let before = old.elements[set.name] ?? []
+            guard before != elements else { continue }
+            let kept = Set(before).intersection(elements)
+            let removed = before.filter { !kept.contains($0) }
+            let added = elements.filter { !kept.contains($0) }
+            removeElements += encoder.chunks(removed.map(\.identity), of: set, in: newTable, delete: true)
+            addElements += encoder.chunks(added, of: set, in: newTable, delete: false)
+            summary.elementsRemoved += removed.count
+            summary.elementsAdded += added.count
+        }
+        for set in oldTable.sets where !newSetNames.contains(set.name) {
+            removeSets.append(EncodedMessage(.deleteSet(family: family, table: newTable.name, name: set.name), origin: "set \(set.name)"))
+            summary.setsRemoved += 1
+        }
+        // Chains and sets first (elements and rules refer to them), references dropped before
+        // what they refer to is deleted; removals before additions so a changed element can
+        // come back under the same key.
+        let messages = addChains + addSets + flush + removeElements + addElements + addRules + removeSets + removeChains
+        return Delta(messages: messages, summary: summary)
+    }
+}
+
+extension NFTElement {
+    /// What the kernel needs to find an element to delete: its key(s) and flags.
+    var identity: NFTElement { NFTElement(key: key, keyEnd: keyEnd, flags: flags) }
+}
