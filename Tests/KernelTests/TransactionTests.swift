@@ -1,0 +1,166 @@
+import Compiler
+import Foundation
+import Glibc
+import Testing
+@testable import Kernel
+
+/// A throwaway network namespace, and netlink connections opened inside it: a thread joins
+/// the namespace with setns(2) and creates the socket, which stays bound to that namespace.
+final class TestNamespace {
+    let name: String
+
+    init(_ prefix: String) throws {
+        name = "\(prefix)-\(getpid())-\(Int.random(in: 0..<1_000_000))"
+        try shell("ip", "netns", "add", name)
+        try shell("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+    }
+
+    deinit { _ = try? shell("ip", "netns", "del", name) }
+
+    func connection() throws -> NFTablesConnection {
+        final class Box: @unchecked Sendable { var result: Result<NFTablesConnection, Error>? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let path = "/run/netns/\(name)"
+        let thread = Thread {
+            defer { done.signal() }
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0, joinNamespace(fd, cloneNewNet) == 0 else {
+                box.result = .failure(NetlinkError(operation: "setns \(path)", errno: errno))
+                return
+            }
+            close(fd)
+            box.result = Result { try NFTablesConnection() }
+        }
+        thread.start()
+        done.wait()
+        return try box.result!.get()
+    }
+
+    func nft(_ arguments: String...) throws -> String {
+        try shell(["ip", "netns", "exec", name, "nft"] + arguments)
+    }
+}
+
+/// setns(2); Glibc's module leaves it out (it needs _GNU_SOURCE).
+@_silgen_name("setns") private func joinNamespace(_ fd: Int32, _ type: Int32) -> Int32
+private let cloneNewNet: Int32 = 0x4000_0000
+
+@discardableResult
+func shell(_ arguments: String...) throws -> String { try shell(arguments) }
+
+@discardableResult
+func shell(_ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    let errors = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ShellError(command: arguments.joined(separator: " "), status: process.terminationStatus,
+                         stderr: String(decoding: errors, as: UTF8.self))
+    }
+    return String(decoding: output, as: UTF8.self)
+}
+
+struct ShellError: Error, CustomStringConvertible {
+    var command: String
+    var status: Int32
+    var stderr: String
+    var description: String { "`\(command)` exited \(status): \(stderr)" }
+}
+
+func exampleRuleset(_ example: String, system: String) throws -> Ruleset {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let result = PolicyLoader.load(directory: root.path + "/examples/" + example)
+    let set = try #require(result.policySet)
+    let graph = AccessGraph(set)
+    let host = try #require(set.system(named: system))
+    return try HostCompiler(graph: graph, system: host, at: Date(timeIntervalSince1970: 1_795_442_400)).compile().ruleset
+}
+
+@Suite(.serialized)
+struct TransactionTests {
+    init() {
+        precondition(getuid() == 0, "TransactionTests load rulesets into network namespaces and must run as root (CI does)")
+    }
+
+    /// A transaction the kernel refuses changes nothing, and the error names the rule.
+    @Test func rejectedTransactionLeavesThePreviousRulesetLive() throws {
+        let namespace = try TestNamespace("enfk-reject")
+        let connection = try namespace.connection()
+        let queue = try KernelTable.probeQueueEncoding(connection: connection)
+        let good = try exampleRuleset("enclave", system: "db-1")
+        let table = KernelTable(name: good.table.name, connection: connection)
+        try table.replace(with: good, comment: "generation 1", encoder: RulesetEncoder(queue: queue))
+        let before = try namespace.nft("-a", "list", "ruleset")
+        #expect(before.contains("chain input"))
+
+        var broken = good
+        let input = try #require(broken.table.chains.firstIndex { $0.name == "input" })
+        broken.table.chains[input].rules.insert(Rule([.verdict(.goto("no_such_chain"))], comment: "provoked"), at: 2)
+        broken.table.sets.removeAll { $0.name == "in_senders_v4" }  // and a second problem further on
+        let error = try #require(throws: KernelError.self, "the kernel accepted a goto to a chain that does not exist") {
+            try table.replace(with: broken, comment: "generation 2", encoder: RulesetEncoder(queue: queue))
+        }
+        guard case .rejected(let rejection) = error else {
+            Issue.record("expected a kernel rejection, got \(error)")
+            return
+        }
+        let text = rejection.description
+        #expect(text.contains("rule 3 of chain input: goto no_such_chain comment \"provoked\""), "\(text)")
+        #expect(rejection.refusals.contains { $0.errno == ENOENT })
+        #expect(rejection.refusals.contains { $0.origin.contains("ip saddr vmap @in_senders_v4") }, "\(text)")
+        #expect(try namespace.nft("-a", "list", "ruleset") == before)
+    }
+
+    /// The probe leaves nothing behind, and picks the compat target where nft_queue is missing.
+    @Test func queueProbeIsANoOp() throws {
+        let namespace = try TestNamespace("enfk-probe")
+        let connection = try namespace.connection()
+        let encoding = try KernelTable.probeQueueEncoding(connection: connection)
+        #expect(try namespace.nft("list", "ruleset") == "")
+        let nativeAvailable = (try? shell("modprobe", "-n", "nft_queue")) != nil
+            && FileManager.default.fileExists(atPath: "/sys/module/nft_queue")
+        if !nativeAvailable { #expect(encoding == .xtablesTarget) }
+    }
+
+    /// Applying the same ruleset through a delta sends nothing; changing one system's
+    /// address sends only element changes.
+    @Test func deltasTouchOnlyWhatChanged() throws {
+        let namespace = try TestNamespace("enfk-delta")
+        let connection = try namespace.connection()
+        let encoder = RulesetEncoder(queue: try KernelTable.probeQueueEncoding(connection: connection))
+        let first = try exampleRuleset("enclave", system: "db-1")
+        let table = KernelTable(name: first.table.name, connection: connection)
+        try table.replace(with: first, comment: nil, encoder: encoder)
+
+        let same = try #require(try Delta.between(Snapshot(first), first, encoder: encoder))
+        #expect(same.messages.isEmpty)
+        #expect(same.summary.isEmpty)
+
+        // ws-1 moves from 10.10.2.11 to 10.10.2.51: the sender maps change, nothing else.
+        var moved = first
+        for index in moved.table.sets.indices where moved.table.sets[index].name == "in_senders_v4" {
+            moved.table.sets[index].elements = moved.table.sets[index].elements.flatMap { element -> [SetElement] in
+                guard case .addresses(let range) = element.key[0], range.contains(try! IPAddress.parse("10.10.2.11")) else { return [element] }
+                return [SetElement([.addresses(AddressRange(first: try! IPAddress.parse("10.10.2.12"), last: try! IPAddress.parse("10.10.2.12")))], verdict: element.verdict),
+                        SetElement([.addresses(AddressRange(first: try! IPAddress.parse("10.10.2.51"), last: try! IPAddress.parse("10.10.2.51")))], verdict: element.verdict)]
+            }
+        }
+        let delta = try #require(try Delta.between(Snapshot(first), moved, encoder: encoder))
+        #expect(delta.summary.chainsRewritten == 0 && delta.summary.setsAdded == 0 && delta.summary.setsRemoved == 0)
+        #expect(delta.summary.elementsAdded > 0 && delta.summary.elementsRemoved > 0)
+        #expect(delta.messages.allSatisfy { if case .newElements = $0.message { true } else if case .deleteElements = $0.message { true } else { false } })
+        try table.update(delta)
+        let listing = try namespace.nft("list", "map", "inet", "enforcer", "in_senders_v4")
+        #expect(listing.contains("10.10.2.12 : jump"))
+        #expect(listing.contains("10.10.2.51 : jump"))
+        #expect(!listing.contains("10.10.2.11-"))
+    }
+}
