@@ -17,13 +17,20 @@ struct Apply: ParsableCommand {
     var dryRun = false
     @Flag(help: "Replace enforcer's table in one transaction instead of sending a delta.")
     var replace = false
+    @Option(help: ArgumentHelp("Restore the previous generation unless `enforcer confirm` runs within this many seconds.", valueName: "SECONDS"))
+    var confirm: Int?
+    @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in.")
+    var force = false
     @OptionGroup var time: InstantOption
 
     func run() throws {
         let set = try loadPolicy(directory, quietWarnings: true)
         let host = try resolveSystem(system, in: set)
         let instant = try time.instant()
-        let graph = AccessGraph(set)
+        // Policy ids live in the state directory so a flow's mark keeps its meaning across reloads.
+        let store = GenerationStore(directory: stateDir ?? set.config.stateDirectory)
+        let ids = store.policyIDs().assigning(set.policies.map(\.name))
+        let graph = AccessGraph(set, ids: ids)
         let failures = ExpectationRunner(graph: graph, now: instant).run()
         if !failures.isEmpty {
             Output.print(failures)
@@ -36,14 +43,24 @@ struct Apply: ParsableCommand {
                 Output.error("enforcer: \(error)")
                 throw ExitCode(1)
             }
+            if !force, let session = SSHSession.current(), session.wouldBeCut(graph: graph, system: host, at: instant) {
+                Output.error("enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway")
+                throw ExitCode(1)
+            }
             do {
-                let applier = try Applier(stateDirectory: stateDir ?? set.config.stateDirectory)
+                try store.recordPolicyIDs(ids)
+                let previous = store.currentNumber()
+                let applier = try Applier(stateDirectory: store.directory)
                 let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: directory.dir, forceReplace: replace)
                 switch outcome.mode {
                 case .unchanged:
                     print("unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent")
                 case .delta, .replaced:
                     print("applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction; queue via \(outcome.queue.rawValue))")
+                    if let seconds = confirm {
+                        try Watchdog.arm(store: store, generation: outcome.generation, previous: previous, seconds: seconds)
+                        print("run `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored")
+                    }
                 }
             } catch {
                 Output.error("enforcer: \(error)")

@@ -40,7 +40,10 @@ public struct AccessGraph: Sendable {
     public var policySet: PolicySet
     public var trust: TrustGrants
 
-    public init(_ policySet: PolicySet, trust: TrustGrants = TrustGrants()) {
+    /// `ids` fixes the mark value of each policy by name (kept across reloads, so flows keep
+    /// their meaning); policies not in it are numbered after the largest id.
+    public init(_ policySet: PolicySet, trust: TrustGrants = TrustGrants(), ids: PolicyIDs = PolicyIDs()) {
+        let assigned = ids.assigning(policySet.policies.map(\.name)).assigned
         self.policySet = policySet
         self.trust = trust
         var tagged: [String: [SystemDefinition]] = [:]
@@ -55,15 +58,16 @@ public struct AccessGraph: Sendable {
             }
             return out
         }
-        entries = policySet.policies.enumerated().map { index, policy in
+        entries = policySet.policies.map { policy in
+            let id = assigned[policy.name]!
             let senders = holders(policy.senders)
             let trusted = policy.trust.isEmpty ? senders : senders.filter { trust.satisfies($0.name, policy.trust) }
             switch policy.reach {
             case .direct(let receivers):
-                return Entry(policy: policy, id: index + 1, senders: senders, trustedSenders: trusted,
+                return Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
                              receivers: holders(receivers), subnets: [], gateway: nil)
             case .gateway(let gateway, let subnets):
-                return Entry(policy: policy, id: index + 1, senders: senders, trustedSenders: trusted,
+                return Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
                              receivers: [], subnets: subnets, gateway: gateway)
             }
         }
@@ -80,4 +84,24 @@ public struct AccessGraph: Sendable {
 
     /// Systems that route traffic for a gateway policy.
     public var gateways: Set<String> { Set(entries.compactMap(\.gateway)) }
+}
+
+/// Policy name → mark id, kept in the state directory. A policy keeps its id for as long
+/// as the record lives, also while it is removed (re-adding it brings the same id back), so
+/// a conntrack mark never silently changes meaning across reloads.
+public struct PolicyIDs: Codable, Hashable, Sendable {
+    public var assigned: [String: Int]
+
+    public init(assigned: [String: Int] = [:]) { self.assigned = assigned }
+
+    /// Every name in `names` with an id: known names keep theirs, new ones follow the largest.
+    public func assigning(_ names: [String]) -> PolicyIDs {
+        var out = self
+        var next = (assigned.values.max() ?? 0) + 1
+        for name in names where out.assigned[name] == nil {
+            out.assigned[name] = next
+            next += 1
+        }
+        return out
+    }
 }

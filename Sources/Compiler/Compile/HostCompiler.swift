@@ -18,7 +18,7 @@ public enum CompileError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .tooManyPolicies(count, max, mask):
-            "\(count) policies do not fit in mark_mask 0x\(String(mask, radix: 16)) (room for \(max)); widen [kernel] mark_mask"
+            "policy ids up to \(count) do not fit in mark_mask 0x\(String(mask, radix: 16)) (room for \(max)); widen [kernel] mark_mask"
         }
     }
 }
@@ -46,8 +46,9 @@ public struct HostCompiler {
     }
 
     public func compile() throws(CompileError) -> CompiledHost {
-        guard graph.entries.count <= layout.maxPolicyID else {
-            throw .tooManyPolicies(count: graph.entries.count, max: layout.maxPolicyID, mask: config.markMask)
+        let largestID = graph.entries.map(\.id).max() ?? 0
+        guard largestID <= layout.maxPolicyID else {
+            throw .tooManyPolicies(count: largestID, max: layout.maxPolicyID, mask: config.markMask)
         }
         let active = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, graph.inactiveReason($0, at: instant)) })
         let ownAddresses = Set(system.addresses)
@@ -176,7 +177,13 @@ struct RulesetBuilder {
                                .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)], comment: "web rule denied this flow: reset both ways"))
             rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, denied), .verdict(.drop)]))
         }
-        rules.append(Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)], comment: "replies of granted flows"))
+        // Every forwarded flow was granted by a policy, so its replies pass only while that
+        // policy is in force: deactivating it cuts the flow in both directions.
+        let reply = RuleExpression.compare(.conntrackDirection, .equal, .direction(.reply))
+        rules.append(Rule([reply, markedActive, .verdict(.accept)], comment: "replies of flows granted by a policy in force"))
+        rules.append(Rule([reply, .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
+                          comment: "replies of flows no policy grants now: cut"))
+        rules.append(Rule([reply, .verdict(.drop)]))
         rules.append(Rule([.conntrackState([.related]), .verdict(.accept)]))
         rules += Self.essentialICMP.prefix(2)
         if web && config.blocksQUIC(hasWebRules: true) {

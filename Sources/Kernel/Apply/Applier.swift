@@ -1,7 +1,7 @@
 import Compiler
 import Foundation
 
-public enum ApplyError: Error, CustomStringConvertible {
+public enum ApplyError: Error, CustomStringConvertible, Sendable {
     case kernel(KernelError)
     case state(StateError)
 
@@ -36,30 +36,28 @@ public struct Applier {
     }
 
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false) throws(ApplyError) -> ApplyOutcome {
-        let table = KernelTable(family: ruleset.table.family, name: ruleset.table.name, connection: connection)
-        let queue: QueueEncoding
-        let live: TableState?
-        do {
-            queue = try KernelTable.probeQueueEncoding(connection: connection)
-            live = try table.state()
-        } catch { throw .kernel(error) }
-        let encoder = RulesetEncoder(queue: queue)
-        let next = Snapshot(ruleset)
-        let current = store.currentNumber()
-        let number = (store.numbers().last ?? 0) + 1
+        try apply(Snapshot(ruleset), system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil)
+    }
 
-        // A delta needs the recorded generation to be what the kernel holds.
-        if !forceReplace, let current, let live, let info = try? store.info(current), info.tableHandle == live.handle, info.networkNamespace == GenerationInfo.currentNetworkNamespace(),
-           let previous = try? store.snapshot(current) {
+    /// Makes `next` live: nothing when it already is, else a delta, else a replacement.
+    public func apply(_ next: Snapshot, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
+        let table = KernelTable(family: next.table.family, name: next.table.name, connection: connection)
+        let queue: QueueEncoding
+        do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
+        let encoder = RulesetEncoder(queue: queue)
+        let number = (store.numbers().last ?? 0) + 1
+        let prefix = note.map { "\($0): " } ?? ""
+
+        if !forceReplace, let (current, previous) = try liveGeneration(table) {
             if previous == next {
                 return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
             }
-            if let delta = try? Delta.between(previous, ruleset, encoder: encoder) {
+            if let delta = try? Delta.between(previous, next, encoder: encoder) {
                 do {
                     let report = try table.update(delta)
                     let handle = try table.state()?.handle
-                    record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: delta.summary.description)
-                    return ApplyOutcome(mode: .delta, generation: number, summary: delta.summary.description,
+                    record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + delta.summary.description)
+                    return ApplyOutcome(mode: .delta, generation: number, summary: prefix + delta.summary.description,
                                         messages: report.messages, bytes: report.bytes, queue: queue)
                 } catch .rejected {
                     // The table drifted from the record (edited by hand?): replace it whole below.
@@ -69,12 +67,33 @@ public struct Applier {
             }
         }
         do {
-            let report = try table.replace(with: ruleset, comment: "managed by enforcer: see `enforcer status`", encoder: encoder)
+            let report = try table.replace(with: next, comment: "managed by enforcer: see `enforcer status`", encoder: encoder)
             let handle = try table.state()?.handle
-            let summary = "table replaced: \(ruleset.table.sets.count) sets, \(ruleset.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
+            let summary = prefix + "table replaced: \(next.table.sets.count) sets, \(next.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
             record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
             return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue)
         } catch { throw .kernel(error) }
+    }
+
+    /// The current generation and its snapshot, when the kernel still holds exactly the table
+    /// that generation left (same namespace, same table handle).
+    public func liveGeneration(_ table: KernelTable) throws(ApplyError) -> (Int, Snapshot)? {
+        let live: TableState?
+        do { live = try table.state() } catch { throw .kernel(error) }
+        guard let current = store.currentNumber(), let live, let info = try? store.info(current),
+              info.tableHandle == live.handle, info.networkNamespace == GenerationInfo.currentNetworkNamespace(),
+              let snapshot = try? store.snapshot(current) else { return nil }
+        return (current, snapshot)
+    }
+
+    /// Makes an earlier generation live again (recorded as a new generation).
+    public func rollback(to number: Int) throws(ApplyError) -> ApplyOutcome {
+        let info: GenerationInfo, snapshot: Snapshot
+        do {
+            info = try store.info(number)
+            snapshot = try store.snapshot(number)
+        } catch { throw .state(error) }
+        return try apply(snapshot, system: info.system, policyDirectory: nil, note: "rollback to generation \(number)")
     }
 
     /// Removes enforcer's table; the generations stay on disk, none is current.

@@ -56,7 +56,10 @@ public struct Delta: Sendable {
     /// The messages that turn `old` (live) into `new`, or nil when only a whole-table
     /// replacement can do it (a base chain, a set's type or a chain's comment changed).
     public static func between(_ old: Snapshot, _ new: Ruleset, encoder: RulesetEncoder) throws(EncodeError) -> Delta? {
-        let next = Snapshot(new)
+        try between(old, Snapshot(new), encoder: encoder)
+    }
+
+    public static func between(_ old: Snapshot, _ next: Snapshot, encoder: RulesetEncoder) throws(EncodeError) -> Delta? {
         let oldTable = old.table, newTable = next.table
         guard oldTable.family == newTable.family, oldTable.name == newTable.name else { return nil }
         let oldSets = Dictionary(oldTable.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })

@@ -58,9 +58,14 @@ public struct KernelTable {
     /// created anew, so the old ruleset stays live if anything is refused.
     @discardableResult
     public func replace(with ruleset: Ruleset, comment: String?, encoder: RulesetEncoder) throws(KernelError) -> CommitReport {
-        precondition(ruleset.table.name == name && ruleset.table.family == family)
+        try replace(with: Snapshot(ruleset), comment: comment, encoder: encoder)
+    }
+
+    @discardableResult
+    public func replace(with snapshot: Snapshot, comment: String?, encoder: RulesetEncoder) throws(KernelError) -> CommitReport {
+        precondition(snapshot.table.name == name && snapshot.table.family == family)
         let created: [EncodedMessage]
-        do { created = try encoder.create(ruleset, tableComment: comment) } catch {
+        do { created = try encoder.create(snapshot, tableComment: comment) } catch {
             throw .rejected(KernelRejection(refusals: [.init(origin: "\(error)", kind: "encode", errno: EINVAL, kernelMessage: nil)]))
         }
         return try connection.commit(removal() + created)

@@ -30,13 +30,18 @@ public struct RulesetEncoder: Sendable {
     /// Everything needed to create `ruleset` from nothing: table, sets, chains, elements,
     /// then rules (elements and rules may refer to any chain or set).
     public func create(_ ruleset: Ruleset, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
-        let table = ruleset.table
+        try create(Snapshot(ruleset), tableComment: tableComment)
+    }
+
+    /// The same from a recorded generation (its sets hold kernel elements).
+    public func create(_ snapshot: Snapshot, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
+        let table = snapshot.table
         var ids = SetIDs()
         var out: [EncodedMessage] = [EncodedMessage(.newTable(NFTTableSpec(
             family: table.family.number, name: table.name, userData: UserData.comment(tableComment))), origin: "table \(table.name)")]
         for set in table.sets { out.append(newSet(set, in: table, ids: &ids)) }
         for chain in table.chains { out.append(newChain(chain, in: table)) }
-        for set in table.sets { out += addElements(set.elements, to: set, in: table) }
+        for set in table.sets { out += chunks(snapshot.elements[set.name] ?? [], of: set, in: table, delete: false) }
         for chain in table.chains { out += try rules(of: chain, in: table, ids: &ids) }
         return out
     }

@@ -45,6 +45,22 @@ public struct GenerationStore: Sendable {
     private var generationsDirectory: String { directory + "/generations" }
     private func path(of number: Int) -> String { generationsDirectory + "/" + String(format: "%06d", number) }
 
+    /// Policy name → mark id as recorded by earlier applies (empty before the first).
+    public func policyIDs() -> PolicyIDs {
+        guard let data = FileManager.default.contents(atPath: directory + "/policy-ids.json"),
+              let ids = try? Self.decoder.decode(PolicyIDs.self, from: data) else { return PolicyIDs() }
+        return ids
+    }
+
+    public func recordPolicyIDs(_ ids: PolicyIDs) throws(StateError) {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try Self.encoder.encode(ids).write(to: URL(fileURLWithPath: directory + "/policy-ids.json"), options: .atomic)
+        } catch {
+            throw StateError(description: "cannot write \(directory)/policy-ids.json: \(error.localizedDescription)")
+        }
+    }
+
     public func currentNumber() -> Int? {
         guard let text = try? String(contentsOfFile: directory + "/current", encoding: .utf8) else { return nil }
         return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
