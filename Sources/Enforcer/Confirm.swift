@@ -19,28 +19,21 @@ enum Watchdog {
     static func arm(store: GenerationStore, generation: Int, previous: Int?, seconds: Int) throws {
         let pending = Pending(generation: generation, previous: previous, deadline: Date().addingTimeInterval(TimeInterval(seconds)))
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .secondsSince1970  // fractions too: never restore early
         try encoder.encode(pending).write(to: URL(fileURLWithPath: path(store)), options: .atomic)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = ["-f", CommandLine.arguments[0].hasPrefix("/") ? CommandLine.arguments[0] : Bundle.main.executablePath ?? CommandLine.arguments[0],
-                             "confirm-watchdog", "--state-dir", store.directory, "--generation", String(generation)]
-        process.standardInput = FileHandle.nullDevice
-        let log = FileHandle(forWritingAtPath: store.directory + "/watchdog.log") ?? {
-            FileManager.default.createFile(atPath: store.directory + "/watchdog.log", contents: nil)
-            return FileHandle(forWritingAtPath: store.directory + "/watchdog.log")!
-        }()
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        process.waitUntilExit()
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let pid = spawnDetached([executable, "confirm-watchdog", "--state-dir", store.directory, "--generation", String(generation)],
+                                log: store.directory + "/watchdog.log")
+        guard pid > 0 else {
+            try? FileManager.default.removeItem(atPath: path(store))
+            throw ValidationError("cannot start the confirm watchdog: \(String(cString: strerror(-pid)))")
+        }
     }
 
     static func read(_ store: GenerationStore) -> Pending? {
         guard let data = FileManager.default.contents(atPath: path(store)) else { return nil }
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .secondsSince1970
         return try? decoder.decode(Pending.self, from: data)
     }
 }

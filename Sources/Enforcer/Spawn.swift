@@ -1,0 +1,28 @@
+import Foundation
+import Glibc
+
+/// Starts `arguments` as a detached process in a session of its own (POSIX_SPAWN_SETSID), with
+/// stdin from /dev/null and stdout/stderr appended to `log`; does not wait for it. The one
+/// place in the command that handles C pointers (posix_spawn's argv and attributes).
+func spawnDetached(_ arguments: [String], log: String) -> Int32 {
+    var attributes = posix_spawnattr_t()
+    var actions = posix_spawn_file_actions_t()
+    posix_spawnattr_init(&attributes)
+    posix_spawn_file_actions_init(&actions)
+    defer {
+        posix_spawnattr_destroy(&attributes)
+        posix_spawn_file_actions_destroy(&actions)
+    }
+    posix_spawnattr_setflags(&attributes, Int16(0x80))  // POSIX_SPAWN_SETSID (glibc ≥ 2.26)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+    posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // Nothing else is inherited: a caller's pipe held open would keep its reader waiting.
+    let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+    for fd in open where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    let status = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+    return status == 0 ? pid : -status
+}
