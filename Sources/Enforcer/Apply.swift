@@ -71,8 +71,14 @@ struct Apply: ParsableCommand {
         }
         do {
             let compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()
-            let plan = try Plan(graph: graph, compiled: compiled, live: nil,
-                                liveDescription: "no generation applied by enforcer in \(set.config.stateDirectory)")
+            // Without root the kernel cannot be asked; the state directory says what was applied last.
+            var live: Ruleset?
+            var liveDescription = "no generation applied by enforcer in \(store.directory)"
+            if let current = store.currentNumber(), let ruleset = try? store.ruleset(current), let info = try? store.info(current) {
+                live = ruleset
+                liveDescription = "generation \(current), applied \(ISO8601DateFormatter().string(from: info.appliedAt)) for \(info.system), as recorded in \(store.directory)"
+            }
+            let plan = try Plan(graph: graph, compiled: compiled, live: live, liveDescription: liveDescription)
             print(plan.render(directory: directory.dir), terminator: "")
         } catch {
             Output.error("enforcer: \(error)")

@@ -73,7 +73,7 @@ struct ConfirmWatchdog: ParsableCommand {
                 let outcome = try applier.rollback(to: previous)
                 print("\(Date()): generation \(generation) was not confirmed; restored generation \(previous) as generation \(outcome.generation)")
             } else {
-                let table = try store.snapshot(generation).table
+                let table = try store.ruleset(generation).table
                 try applier.flush(family: table.family, name: table.name)
                 print("\(Date()): generation \(generation) was not confirmed; removed table \(table.name) (there was none before)")
             }

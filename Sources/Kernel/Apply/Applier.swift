@@ -36,11 +36,12 @@ public struct Applier {
     }
 
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false) throws(ApplyError) -> ApplyOutcome {
-        try apply(Snapshot(ruleset), system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil)
+        try apply(ruleset, system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil)
     }
 
     /// Makes `next` live: nothing when it already is, else a delta, else a replacement.
-    public func apply(_ next: Snapshot, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
+    public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
+        let next = Snapshot(ruleset)
         let table = KernelTable(family: next.table.family, name: next.table.name, connection: connection)
         let queue: QueueEncoding
         do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
@@ -49,14 +50,14 @@ public struct Applier {
         let prefix = note.map { "\($0): " } ?? ""
 
         if !forceReplace, let (current, previous) = try liveGeneration(table) {
-            if previous == next {
+            if previous == ruleset {
                 return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
             }
-            if let delta = try? Delta.between(previous, next, encoder: encoder) {
+            if let delta = try? Delta.between(Snapshot(previous), next, encoder: encoder) {
                 do {
                     let report = try table.update(delta)
                     let handle = try table.state()?.handle
-                    record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + delta.summary.description)
+                    record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + delta.summary.description)
                     return ApplyOutcome(mode: .delta, generation: number, summary: prefix + delta.summary.description,
                                         messages: report.messages, bytes: report.bytes, queue: queue)
                 } catch .rejected {
@@ -70,30 +71,30 @@ public struct Applier {
             let report = try table.replace(with: next, comment: "managed by enforcer: see `enforcer status`", encoder: encoder)
             let handle = try table.state()?.handle
             let summary = prefix + "table replaced: \(next.table.sets.count) sets, \(next.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
-            record(next, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
+            record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
             return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue)
         } catch { throw .kernel(error) }
     }
 
     /// The current generation and its snapshot, when the kernel still holds exactly the table
     /// that generation left (same namespace, same table handle).
-    public func liveGeneration(_ table: KernelTable) throws(ApplyError) -> (Int, Snapshot)? {
+    public func liveGeneration(_ table: KernelTable) throws(ApplyError) -> (Int, Ruleset)? {
         let live: TableState?
         do { live = try table.state() } catch { throw .kernel(error) }
         guard let current = store.currentNumber(), let live, let info = try? store.info(current),
               info.tableHandle == live.handle, info.networkNamespace == GenerationInfo.currentNetworkNamespace(),
-              let snapshot = try? store.snapshot(current) else { return nil }
-        return (current, snapshot)
+              let ruleset = try? store.ruleset(current) else { return nil }
+        return (current, ruleset)
     }
 
     /// Makes an earlier generation live again (recorded as a new generation).
     public func rollback(to number: Int) throws(ApplyError) -> ApplyOutcome {
-        let info: GenerationInfo, snapshot: Snapshot
+        let info: GenerationInfo, ruleset: Ruleset
         do {
             info = try store.info(number)
-            snapshot = try store.snapshot(number)
+            ruleset = try store.ruleset(number)
         } catch { throw .state(error) }
-        return try apply(snapshot, system: info.system, policyDirectory: nil, note: "rollback to generation \(number)")
+        return try apply(ruleset, system: info.system, policyDirectory: nil, note: "rollback to generation \(number)")
     }
 
     /// Removes enforcer's table; the generations stay on disk, none is current.
@@ -102,10 +103,10 @@ public struct Applier {
         do { try store.setCurrent(nil) } catch { throw .state(error) }
     }
 
-    private func record(_ snapshot: Snapshot, number: Int, system: String, policyDirectory: String?, handle: UInt64?, summary: String) {
+    private func record(_ ruleset: Ruleset, number: Int, system: String, policyDirectory: String?, handle: UInt64?, summary: String) {
         let info = GenerationInfo(number: number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
                                   tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary)
-        do { try store.record(snapshot, info: info, policySource: policyDirectory) } catch {
+        do { try store.record(ruleset, info: info, policySource: policyDirectory) } catch {
             // The kernel has the new ruleset; without a record the next apply replaces the table whole.
             FileHandle.standardError.write(Data("enforcer: warning: \(error)\n".utf8))
         }

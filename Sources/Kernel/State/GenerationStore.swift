@@ -31,7 +31,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
 ///     current                      number of the generation live now
 ///     generations/000042/info.json GenerationInfo
 ///     generations/000042/table.json the table without set elements
-///     generations/000042/elements.bin the kernel elements of every set
+///     generations/000042/elements.bin the elements of every set (binary)
 ///     generations/000042/policy/   the policy directory as it was applied
 ///
 /// Files are written to a temporary name and renamed into place, so a crash leaves either
@@ -79,15 +79,17 @@ public struct GenerationStore: Sendable {
         }
     }
 
-    public func snapshot(_ number: Int) throws(StateError) -> Snapshot {
+    /// The ruleset a generation put into the kernel.
+    public func ruleset(_ number: Int) throws(StateError) -> Ruleset {
         let base = path(of: number)
         do {
-            let table = try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
+            var table = try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: base + "/elements.bin")))
             guard let elements = ElementCodec.decode(bytes) else {
                 throw StateError(description: "generation \(number): \(base)/elements.bin is damaged")
             }
-            return Snapshot(table: table, elements: elements)
+            for index in table.sets.indices { table.sets[index].elements = elements[table.sets[index].name] ?? [] }
+            return Ruleset(table: table)
         } catch let error as StateError {
             throw error
         } catch {
@@ -96,15 +98,21 @@ public struct GenerationStore: Sendable {
     }
 
     /// Records a generation and makes it current.
-    public func record(_ snapshot: Snapshot, info: GenerationInfo, policySource: String?) throws(StateError) {
+    public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?) throws(StateError) {
+        var skeleton = ruleset.table
+        var elements: [String: [SetElement]] = [:]
+        for index in skeleton.sets.indices {
+            elements[skeleton.sets[index].name] = skeleton.sets[index].elements
+            skeleton.sets[index].elements = []
+        }
         let fm = FileManager.default
         let final = path(of: info.number)
         let staging = generationsDirectory + "/.staging-\(info.number)-\(getpid())"
         do {
             try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
             try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staging + "/info.json"))
-            try Self.encoder.encode(snapshot.table).write(to: URL(fileURLWithPath: staging + "/table.json"))
-            try Data(ElementCodec.encode(snapshot.elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
+            try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
+            try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
             if let policySource, fm.fileExists(atPath: policySource) {
                 try fm.copyItem(atPath: policySource, toPath: staging + "/policy")
             }
@@ -162,78 +170,114 @@ public struct GenerationStore: Sendable {
     }
 }
 
-/// A compact binary form of the kernel elements of every set (millions of them).
+/// A compact binary form of set elements (a generation can hold millions of them).
 enum ElementCodec {
-    static func encode(_ sets: [String: [NFTElement]]) -> [UInt8] {
-        var out: [UInt8] = Array("ENFE1".utf8)
+    static let magic = Array("ENFS1".utf8)
+
+    static func encode(_ sets: [String: [SetElement]]) -> [UInt8] {
+        var out = magic
+        func u8(_ v: UInt8) { out.append(v) }
+        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
         func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        func bytes(_ b: [UInt8]) { u32(UInt32(b.count)); out += b }
+        func u128(_ v: UInt128) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        func string(_ s: String?) {
+            guard let s else { u32(.max); return }
+            let bytes = Array(s.utf8)
+            u32(UInt32(bytes.count))
+            out += bytes
+        }
         u32(UInt32(sets.count))
         for (name, elements) in sets.sorted(by: { $0.key < $1.key }) {
-            bytes(Array(name.utf8))
+            string(name)
             u32(UInt32(elements.count))
             for element in elements {
-                bytes(element.key)
-                if let end = element.keyEnd { out.append(1); bytes(end) } else { out.append(0) }
-                u32(element.flags)
-                if let verdict = element.verdict {
-                    out.append(1)
-                    u32(UInt32(bitPattern: verdict.code))
-                    bytes(Array((verdict.chain ?? "").utf8))
-                } else { out.append(0) }
-                if let timeout = element.timeoutMilliseconds { out.append(1); u64(timeout) } else { out.append(0) }
-                bytes(element.userData)
+                u8(UInt8(element.key.count))
+                for part in element.key {
+                    switch part {
+                    case .addresses(let range):
+                        u8(range.family == .v4 ? 4 : 6)
+                        u128(range.first.value)
+                        u128(range.last.value)
+                    case .proto(let proto): u8(1); u8(proto.rawValue)
+                    case .ports(let ports): u8(2); u16(ports.first); u16(ports.last)
+                    case .mark(let mark): u8(3); u32(mark)
+                    }
+                }
+                switch element.verdict {
+                case nil: u8(0)
+                case .accept?: u8(1)
+                case .drop?: u8(2)
+                case .return?: u8(3)
+                case .jump(let chain)?: u8(4); string(chain)
+                case .goto(let chain)?: u8(5); string(chain)
+                }
+                u32(element.timeout.map { UInt32(clamping: $0) } ?? .max)
+                string(element.comment)
             }
         }
         return out
     }
 
-    static func decode(_ input: [UInt8]) -> [String: [NFTElement]]? {
-        var offset = 5
-        guard input.count >= 5, Array(input[0..<5]) == Array("ENFE1".utf8) else { return nil }
-        func u8() -> UInt8? {
-            guard offset < input.count else { return nil }
-            defer { offset += 1 }
-            return input[offset]
+    static func decode(_ input: [UInt8]) -> [String: [SetElement]]? {
+        guard input.count >= magic.count, Array(input[0..<magic.count]) == magic else { return nil }
+        var offset = magic.count
+        func take(_ n: Int) -> ArraySlice<UInt8>? {
+            guard offset + n <= input.count else { return nil }
+            defer { offset += n }
+            return input[offset..<(offset + n)]
         }
-        func u32() -> UInt32? {
-            guard offset + 4 <= input.count else { return nil }
-            defer { offset += 4 }
-            return (0..<4).reduce(UInt32(0)) { $0 | UInt32(input[offset + $1]) << (8 * $1) }
+        func integer<T: FixedWidthInteger>(_: T.Type) -> T? {
+            take(MemoryLayout<T>.size).map { bytes in bytes.reversed().reduce(T(0)) { $0 << 8 | T($1) } }
         }
-        func u64() -> UInt64? {
-            guard let low = u32(), let high = u32() else { return nil }
-            return UInt64(low) | UInt64(high) << 32
+        func string() -> String?? {
+            guard let count = integer(UInt32.self) else { return nil }
+            if count == .max { return .some(nil) }
+            guard let bytes = take(Int(count)) else { return nil }
+            return .some(String(decoding: bytes, as: UTF8.self))
         }
-        func bytes() -> [UInt8]? {
-            guard let count = u32().map(Int.init), offset + count <= input.count else { return nil }
-            defer { offset += count }
-            return Array(input[offset..<(offset + count)])
-        }
-        guard let setCount = u32() else { return nil }
-        var sets: [String: [NFTElement]] = [:]
+        guard let setCount = integer(UInt32.self) else { return nil }
+        var sets: [String: [SetElement]] = [:]
         for _ in 0..<setCount {
-            guard let name = bytes(), let count = u32() else { return nil }
-            var elements: [NFTElement] = []
+            guard let name = string(), let name, let count = integer(UInt32.self) else { return nil }
+            var elements: [SetElement] = []
             elements.reserveCapacity(Int(count))
             for _ in 0..<count {
-                guard let key = bytes(), let hasEnd = u8() else { return nil }
-                var element = NFTElement(key: key)
-                if hasEnd == 1 { guard let end = bytes() else { return nil }; element.keyEnd = end }
-                guard let flags = u32(), let hasVerdict = u8() else { return nil }
-                element.flags = flags
-                if hasVerdict == 1 {
-                    guard let code = u32(), let chain = bytes() else { return nil }
-                    element.verdict = NFTVerdict(code: Int32(bitPattern: code), chain: chain.isEmpty ? nil : String(decoding: chain, as: UTF8.self))
+                guard let parts = integer(UInt8.self) else { return nil }
+                var key: [KeyPart] = []
+                for _ in 0..<parts {
+                    switch integer(UInt8.self) {
+                    case 4?, 6?:
+                        let v4 = input[offset - 1] == 4
+                        guard let first = integer(UInt128.self), let last = integer(UInt128.self), first <= last,
+                              !v4 || last <= UInt128(UInt32.max) else { return nil }
+                        func address(_ value: UInt128) -> IPAddress { v4 ? IPAddress(v4: UInt32(value)) : IPAddress(v6: value) }
+                        key.append(.addresses(AddressRange(first: address(first), last: address(last))))
+                    case 1?:
+                        guard let raw = integer(UInt8.self), let proto = IPProtocol(rawValue: raw) else { return nil }
+                        key.append(.proto(proto))
+                    case 2?:
+                        guard let first = integer(UInt16.self), let last = integer(UInt16.self) else { return nil }
+                        key.append(.ports(PortRange(first: first, last: last)))
+                    case 3?:
+                        guard let mark = integer(UInt32.self) else { return nil }
+                        key.append(.mark(mark))
+                    default: return nil
+                    }
                 }
-                guard let hasTimeout = u8() else { return nil }
-                if hasTimeout == 1 { guard let timeout = u64() else { return nil }; element.timeoutMilliseconds = timeout }
-                guard let userData = bytes() else { return nil }
-                element.userData = userData
-                elements.append(element)
+                let verdict: Verdict?
+                switch integer(UInt8.self) {
+                case 0?: verdict = nil
+                case 1?: verdict = .accept
+                case 2?: verdict = .drop
+                case 3?: verdict = .return
+                case 4?: guard let chain = string(), let chain else { return nil }; verdict = .jump(chain)
+                case 5?: guard let chain = string(), let chain else { return nil }; verdict = .goto(chain)
+                default: return nil
+                }
+                guard let timeout = integer(UInt32.self), let comment = string() else { return nil }
+                elements.append(SetElement(key, verdict: verdict, timeout: timeout == .max ? nil : Int(timeout), comment: comment))
             }
-            sets[String(decoding: name, as: UTF8.self)] = elements
+            sets[name] = elements
         }
         return offset == input.count ? sets : nil
     }
