@@ -21,6 +21,8 @@ public struct ApplyOutcome: Sendable {
     public var messages: Int
     public var bytes: Int
     public var queue: QueueEncoding
+    /// Encoding, sending and the kernel's acknowledgements.
+    public var transactionSeconds: Double = 0
 }
 
 /// Puts a compiled ruleset into the kernel and records it as a generation: a delta
@@ -59,7 +61,7 @@ public struct Applier {
                     let handle = try table.state()?.handle
                     record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + delta.summary.description)
                     return ApplyOutcome(mode: .delta, generation: number, summary: prefix + delta.summary.description,
-                                        messages: report.messages, bytes: report.bytes, queue: queue)
+                                        messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
                 } catch .rejected {
                     // The table drifted from the record (edited by hand?): replace it whole below.
                 } catch {
@@ -72,7 +74,7 @@ public struct Applier {
             let handle = try table.state()?.handle
             let summary = prefix + "table replaced: \(next.table.sets.count) sets, \(next.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
             record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
-            return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue)
+            return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
         } catch { throw .kernel(error) }
     }
 

@@ -45,6 +45,8 @@ public struct TableState: Sendable, Equatable {
 public struct CommitReport: Sendable {
     public var messages: Int
     public var bytes: Int
+    /// From the first byte encoded to the last acknowledgement drained.
+    public var seconds: Double = 0
 }
 
 /// One netfilter netlink connection: batches in, acknowledgements out.
@@ -62,6 +64,7 @@ public final class NFTablesConnection {
     @discardableResult
     public func commit(_ messages: [EncodedMessage]) throws(KernelError) -> CommitReport {
         guard !messages.isEmpty else { return CommitReport(messages: 0, bytes: 0) }
+        let started = monotonicSeconds()
         let begin = nextSequence(count: messages.count + 2)
         var batch = LibNFTNL.batchBegin(sequence: begin)
         for (index, message) in messages.enumerated() {
@@ -103,7 +106,7 @@ public final class NFTablesConnection {
         guard acknowledged.count == messages.count else {
             throw .incompleteAcknowledgement(expected: messages.count, received: acknowledged.count)
         }
-        return CommitReport(messages: messages.count, bytes: batch.count)
+        return CommitReport(messages: messages.count, bytes: batch.count, seconds: monotonicSeconds() - started)
     }
 
     /// A table's handle and comment, or nil when the table does not exist.
@@ -217,4 +220,10 @@ enum UserDataRecords {
         }
         return nil
     }
+}
+
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

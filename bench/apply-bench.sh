@@ -1,0 +1,50 @@
+#!/bin/bash
+# Kernel apply benchmark (issue 3): the generated policy of enforcer-bench (1,000,000 sender
+# addresses; sys-0 receives from all of them), loaded into fresh network namespaces
+#   1. by `nft -f` of the ruleset that `enforcer apply --dry-run` prints,
+#   2. by `enforcer apply`,
+# then a one-system change applied on top (a delta). Wall time and peak RSS from
+# /usr/bin/time; ratios printed. Needs root. Usage: bench/apply-bench.sh [ENFORCER] [POLICY_DIR]
+set -euo pipefail
+ENFORCER=${1:-.build/release/enforcer}
+POLICY=${2:-/tmp/enforcer-bench-policy}
+WORK=$(mktemp -d /tmp/enforcer-apply-bench.XXXXXX)
+NS_NFT=enfb-nft-$$ NS_ENF=enfb-enf-$$
+cleanup() { ip netns del "$NS_NFT" 2>/dev/null || true; ip netns del "$NS_ENF" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+[ -d "$POLICY/rules.d" ] || { echo "no policy at $POLICY: run .build/release/enforcer-bench first" >&2; exit 1; }
+cp -r "$POLICY" "$WORK/policy"
+for ns in "$NS_NFT" "$NS_ENF"; do ip netns add "$ns"; ip netns exec "$ns" ip link set lo up; done
+
+measure() {  # measure LABEL CMD... → prints "LABEL seconds megabytes", keeps output in $WORK/LABEL.out
+    local label=$1; shift
+    /usr/bin/time -f "%e %M" -o "$WORK/$label.time" "$@" > "$WORK/$label.out" 2>&1 || { cat "$WORK/$label.out" >&2; exit 1; }
+    read -r seconds kilobytes < "$WORK/$label.time"
+    printf '%s %s %s\n' "$label" "$seconds" "$((kilobytes / 1024))"
+}
+
+"$ENFORCER" apply --dry-run --dir "$WORK/policy" --system sys-0 --at 2026-11-23T10:00:00Z | awk '/^table inet enforcer/,0' > "$WORK/ruleset.nft"
+elements=$(grep -c ' : jump ' "$WORK/ruleset.nft" || true)
+echo "ruleset: $(du -h "$WORK/ruleset.nft" | cut -f1) of nft text"
+
+read -r _ nft_s nft_mb < <(measure nft ip netns exec "$NS_NFT" nft -f "$WORK/ruleset.nft")
+read -r _ enf_s enf_mb < <(measure enforcer ip netns exec "$NS_ENF" "$ENFORCER" apply --dir "$WORK/policy" --system sys-0 --state-dir "$WORK/state" --at 2026-11-23T10:00:00Z)
+echo "enforcer: $(cat "$WORK/enforcer.out")"
+
+# Same content in both kernels?
+ip netns exec "$NS_NFT" nft list map inet enforcer in_senders_v4 | grep -c ' : jump ' > "$WORK/nft.count" || true
+ip netns exec "$NS_ENF" nft list map inet enforcer in_senders_v4 | grep -c ' : jump ' > "$WORK/enf.count" || true
+
+# One system changes one address: sys-7's first address moves to 11.0.0.7.
+sed -i '0,/^\[system\] sys-7: {/{n;s/address: [0-9.]*,/address: 11.0.0.7,/}' "$WORK/policy/rules.d/10-systems.policy"
+read -r _ delta_s delta_mb < <(measure delta ip netns exec "$NS_ENF" "$ENFORCER" apply --dir "$WORK/policy" --system sys-0 --state-dir "$WORK/state" --at 2026-11-23T10:00:00Z)
+echo "delta: $(cat "$WORK/delta.out")"
+delta_ms=$(sed -n 's/.*one transaction of \([0-9.]*\) ms.*/\1/p' "$WORK/delta.out")
+
+printf '\n%-34s %10s %10s\n' "load of the same ruleset" "wall s" "peak MB"
+printf '%-34s %10s %10s\n' "nft -f (dry-run text)" "$nft_s" "$nft_mb"
+printf '%-34s %10s %10s\n' "enforcer apply (compile + load)" "$enf_s" "$enf_mb"
+awk -v a="$enf_s" -v b="$nft_s" -v c="$enf_mb" -v d="$nft_mb" 'BEGIN { printf "%-34s %9.2fx %9.2fx   (goal <= 0.25x)\n", "ratio enforcer / nft", a / b, c / d }'
+printf '%-34s %10s %10s\n' "one-system delta (end to end)" "$delta_s" "$delta_mb"
+printf '%-34s %9s ms   (goal < 100 ms)\n' "one-system delta (transaction)" "$delta_ms"
+echo "sender map elements listed back: nft $(cat "$WORK/nft.count") lines, enforcer $(cat "$WORK/enf.count") lines"
