@@ -1,0 +1,182 @@
+import Foundation
+import Testing
+
+/// Real connections between network namespaces on one switch, with rulesets loaded by
+/// `enforcer apply`: what a user would observe (a connection that works, one that times out,
+/// one that is reset mid-flight), for IPv4 and IPv6 (so neighbour discovery must work).
+@Suite(.serialized)
+struct LiveTrafficTests {
+    /// Enclave systems on one L2 segment (10.0.0.0/8, fd00::/16 on-link).
+    static let hosts: [(name: String, v4: String, v6: String)] = [
+        ("db-1", "10.20.2.11", "fd00:20:2::11"),
+        ("sre-1", "10.10.1.31", "fd00:10:1::31"),
+        ("ws-1", "10.10.2.11", "fd00:10:2::11"),
+        ("contractor-1", "10.10.1.21", "fd00:10:1::21"),
+    ]
+
+    final class Lab {
+        let tag = "\(getpid() % 10000)-\(Int.random(in: 0..<1000))"
+        let policy: String
+        let state: String
+        var servers: [Process] = []
+
+        func ns(_ host: String) -> String { "enfl-\(tag)-\(host)" }
+
+        init() throws {
+            precondition(getuid() == 0, "LiveTrafficTests build network namespaces and must run as root (CI does)")
+            policy = NSTemporaryDirectory() + "enforcer-live-\(tag)"
+            state = policy + "-state"
+            try FileManager.default.copyItem(atPath: Paths.example("enclave"), toPath: policy)
+            let sw = ns("switch")
+            try sh("ip netns add \(sw) && ip -n \(sw) link add br0 type bridge && ip -n \(sw) link set br0 up")
+            for (index, host) in LiveTrafficTests.hosts.enumerated() {
+                let n = ns(host.name)
+                try sh("""
+                    ip netns add \(n) && ip -n \(n) link set lo up && \
+                    ip link add h\(index)-\(tag) netns \(n) type veth peer name p\(index) netns \(sw) && \
+                    ip -n \(sw) link set p\(index) master br0 up && \
+                    ip -n \(n) link set h\(index)-\(tag) name eth0 && ip -n \(n) link set eth0 up && \
+                    ip -n \(n) addr add \(host.v4)/8 dev eth0 && ip -n \(n) addr add \(host.v6)/16 dev eth0 nodad
+                    """)
+            }
+        }
+
+        deinit {
+            for server in servers where server.isRunning { server.terminate() }
+            for host in LiveTrafficTests.hosts.map(\.name) + ["switch"] { _ = try? sh("ip netns del \(ns(host))") }
+            try? FileManager.default.removeItem(atPath: policy)
+            try? FileManager.default.removeItem(atPath: state)
+        }
+
+        @discardableResult
+        func apply(_ host: String) throws -> String {
+            let result = try run("/usr/sbin/ip", ["netns", "exec", ns(host), Paths.enforcer, "apply", "--dir", policy,
+                                                   "--system", host, "--state-dir", state + "/" + host, "--at", "2026-11-24T15:00:00Z"])
+            try #require(result.status == 0, "apply \(host): \(result.stderr)")
+            return result.stdout
+        }
+
+        /// An echo server on `port`, IPv4 and IPv6.
+        func serve(_ host: String, port: Int) throws {
+            for listen in ["TCP6-LISTEN:\(port),fork,reuseaddr,ipv6only=0"] {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+                process.arguments = ["netns", "exec", ns(host), "socat", listen, "EXEC:/bin/cat"]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                servers.append(process)
+            }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+
+        /// Whether a line sent to `address`:`port` from `host` comes back (1 s to connect).
+        func echoes(from host: String, to address: String, port: Int) throws -> Bool {
+            let result = try run("/usr/sbin/ip", ["netns", "exec", ns(host), "python3", "-c", Self.oneShot, address, String(port)])
+            return result.status == 0
+        }
+
+        /// A client that keeps one connection busy (a line every 50 ms) until it fails.
+        func longLived(from host: String, to address: String, port: Int) throws -> Process {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", ns(host), "python3", "-c", Self.chatter, address, String(port)]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            servers.append(process)
+            return process
+        }
+
+        static let oneShot = """
+            import socket, sys
+            s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+            s.sendall(b"hello\\n")
+            sys.exit(0 if s.recv(16) == b"hello\\n" else 1)
+            """
+        static let chatter = """
+            import socket, sys, time
+            s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+            while True:
+                s.sendall(b"ping\\n")
+                if s.recv(16) != b"ping\\n": sys.exit(1)
+                time.sleep(0.05)
+            """
+    }
+
+    @discardableResult
+    static func sh(_ command: String) throws -> CommandResult {
+        let result = try run("/bin/sh", ["-c", command])
+        try #require(result.status == 0, "\(command): \(result.stderr)")
+        return result
+    }
+
+    @Test func receiverEnforcementWithRealConnections() throws {
+        let lab = try Lab()
+        for host in Self.hosts.map(\.name) { try lab.apply(host) }
+        try lab.serve("db-1", port: 22)
+        try lab.serve("db-1", port: 5432)
+        try lab.serve("sre-1", port: 22)
+        struct Row { var from: String; var port: Int; var to: String; var expected: Bool; var why: String }
+        var rows: [Row] = []
+        for (family, db, sre) in [("v4", "10.20.2.11", "10.10.1.31"), ("v6", "fd00:20:2::11", "fd00:10:1::31")] {
+            rows += [
+                Row(from: "sre-1", port: 5432, to: db, expected: true, why: "Database Servers for SRE (\(family))"),
+                Row(from: "sre-1", port: 22, to: db, expected: true, why: "Database Servers for SRE (\(family))"),
+                Row(from: "ws-1", port: 22, to: db, expected: true, why: "Server access for Workstations (\(family))"),
+                Row(from: "ws-1", port: 5432, to: db, expected: false, why: "port ACL is per policy (\(family))"),
+                Row(from: "contractor-1", port: 22, to: db, expected: false, why: "no policy: default deny (\(family))"),
+                Row(from: "db-1", port: 22, to: sre, expected: false, why: "receiver cannot initiate (\(family))"),
+            ]
+        }
+        var table = "from → to:port  expected  observed  because\n"
+        for row in rows {
+            let observed = try lab.echoes(from: row.from, to: row.to, port: row.port)
+            table += "\(row.from) → \(row.to):\(row.port)  \(row.expected ? "connect" : "refused")  \(observed ? "connect" : "refused")  \(row.why)\n"
+            #expect(observed == row.expected, "\(row.from) → \(row.to):\(row.port): \(row.why)")
+        }
+        print(table)
+    }
+
+    @Test func reloadsKeepUnaffectedConnectionsAndDeactivationCutsAtOnce() throws {
+        let lab = try Lab()
+        try lab.apply("db-1")
+        try lab.serve("db-1", port: 22)
+        try lab.serve("db-1", port: 5432)
+        let sre = try lab.longLived(from: "sre-1", to: "fd00:20:2::11", port: 5432)
+        let ws = try lab.longLived(from: "ws-1", to: "10.20.2.11", port: 22)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(sre.isRunning && ws.isRunning)
+
+        // An unrelated change (a new system with a new tag) is a delta; both connections go on.
+        try "[system] ws-9: {\n    address: 10.10.2.98\n    tags: workstations\n}\n"
+            .write(toFile: lab.policy + "/rules.d/15-more-systems.policy", atomically: true, encoding: .utf8)
+        let delta = try lab.apply("db-1")
+        #expect(delta.contains("applied generation 2") && !delta.contains("table replaced"), "\(delta)")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(sre.isRunning, "the SRE connection did not survive an unrelated reload")
+        #expect(ws.isRunning, "the workstation connection did not survive an unrelated reload")
+
+        // The SRE policy is switched off: its connection is cut at once, the other stays.
+        let file = try #require(try FileManager.default.contentsOfDirectory(atPath: lab.policy + "/rules.d").first { name in
+            (try? String(contentsOfFile: lab.policy + "/rules.d/" + name, encoding: .utf8))?.contains("\"Database Servers for SRE\": {") ?? false
+        })
+        let path = lab.policy + "/rules.d/" + file
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+            .replacingOccurrences(of: "\"Database Servers for SRE\": {", with: "\"Database Servers for SRE\": {\n    enabled: no")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        // The example's own expectation says SRE reaches db-1 around the clock: apply refuses.
+        let refused = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy,
+                                                "--system", "db-1", "--state-dir", lab.state + "/db-1"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("expectation 'sre-db-around-the-clock' failed"))
+        #expect(sre.isRunning)
+        try FileManager.default.removeItem(atPath: lab.policy + "/rules.d/90-expectations.policy")
+        try lab.apply("db-1")
+        let deadline = Date().addingTimeInterval(3)
+        while sre.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!sre.isRunning, "the SRE connection survived its policy being disabled")
+        #expect(ws.isRunning, "the workstation connection was cut although its policy is unchanged")
+        #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432))
+    }
+}
