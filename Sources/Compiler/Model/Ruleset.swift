@@ -13,6 +13,13 @@ public struct Table: Hashable, Sendable, Codable {
     public var sets: [NamedSet]
     public var chains: [Chain]
 
+    public init(family: TableFamily, name: String, sets: [NamedSet], chains: [Chain]) {
+        self.family = family
+        self.name = name
+        self.sets = sets
+        self.chains = chains
+    }
+
     public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
     public func chain(named name: String) -> Chain? { chains.first { $0.name == name } }
 }
