@@ -27,7 +27,7 @@ test: deps
 	$(SUDO) $(SWIFT) test --skip-build
 
 demo: build
-	@bash scripts/demo.sh $(ENFORCER)
+	@$(SUDO) bash scripts/demo.sh $(ENFORCER)
 
 bench: deps
 	$(SWIFT) build -c release --product enforcer-bench

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: check the examples, print a plan, and ask `enforcer test` a few questions.
 set -u
+# (the offline part needs no root)
 enforcer=${1:-.build/debug/enforcer}
 at=2026-11-23T15:00:00Z   # a Monday, 10:00 in New York
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; echo "(exit $?)"; }
@@ -18,3 +19,60 @@ step "$enforcer" test-uri --dir examples/enforcegate https://bit.ly/abc
 step "$enforcer" test-uri --dir examples/enforcegate https://www.admin.ch/
 step "$enforcer" test-uri --dir examples/enforcegate https://www.reddit.com/ --at "$at"
 step "$enforcer" test-uri --dir examples/enforcegate https://www.reddit.com/ --at 2026-11-23T19:00:00Z
+
+# ---------------------------------------------------------------------------------------
+# Live: the Enclave lab in network namespaces, every system's ruleset loaded with
+# `enforcer apply`, then real connections (nc) compared with what the policy says.
+if [ "$(id -u)" != 0 ]; then
+    echo; echo "(the live part needs root: run 'sudo make demo')"; exit 0
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+enforcer=$(realpath "$enforcer")
+state=$(mktemp -d /tmp/enforcer-demo-state.XXXXXX)
+servers=()
+cleanup() { for pid in "${servers[@]}"; do kill -KILL "$pid" 2>/dev/null; done; "$here/lab.sh" down; rm -rf "$state"; }
+trap cleanup EXIT
+printf '\n\033[1m$ scripts/lab.sh up\033[0m   (router-1 with three segments, 13 hosts, IPv4 + IPv6)\n'
+"$here/lab.sh" up
+for system in dev-laptop-1 dev-laptop-2 contractor-1 sre-1 ws-1 ws-2 kiosk-1 k8s-node-1 k8s-node-2 srv-1 srv-2 db-1 router-1; do
+    printf '%-14s ' "$system"
+    ip netns exec "enf-$system" "$enforcer" apply --dir examples/enclave --system "$system" --state-dir "$state/$system" --at "$at" | cut -c1-110
+done
+serve() { ip netns exec "enf-$1" socat "TCP6-LISTEN:$2,fork,reuseaddr,ipv6only=0" EXEC:/bin/cat >/dev/null 2>&1 & servers+=($!); }
+for port in 6443 30080 22; do serve k8s-node-1 $port; done
+for port in 22 443 8080; do serve srv-1 $port; done
+for port in 5432 22; do serve db-1 $port; done
+for port in 631 9100 22; do serve printer-1 $port; done
+for host in dev-laptop-1 contractor-1 ws-2 kiosk-1; do serve $host 22; done
+sleep 0.5
+
+rows="
+dev-laptop-1 10.20.0.11 6443 allow Kubernetes access (developers → pods)
+contractor-1 fd00:20::11 30080 allow Kubernetes access (contractors → pods, IPv6)
+dev-laptop-1 10.20.0.11 22 deny port ACL: tcp/22 is not in Kubernetes access
+k8s-node-1 10.10.1.11 22 deny receivers cannot initiate
+dev-laptop-1 10.10.1.21 22 deny same side: developers and contractors are never connected
+ws-1 10.20.1.11 22 allow Server access for Workstations
+ws-1 fd00:20:1::11 8080 deny port ACL is per policy (8080 only for servers' full mesh)
+srv-2 10.20.1.11 8080 allow Servers full mesh (any)
+sre-1 10.20.2.11 5432 allow Database Servers for SRE
+dev-laptop-1 fd00:20:2::11 5432 allow Database Servers for Developers (Mon 10:00 New York)
+ws-2 10.30.0.5 631 allow Printers for Workstations through router-1
+ws-2 fd00:30::5 9100 allow Printers for Workstations through router-1 (IPv6)
+ws-2 10.30.0.5 22 deny gateway policy grants tcp/631 and tcp/9100 only
+10.30.0.5 10.10.2.12 22 deny the printer subnet cannot initiate back
+dev-laptop-1 10.30.0.5 631 deny developers are not workstations
+ws-1 10.10.2.99 22 deny untagged kiosk-1 gets nothing
+kiosk-1 10.20.1.11 22 deny untagged kiosk-1 gets nothing
+"
+printf '\n\033[1m%-14s %-16s %6s  %-8s %-8s %s\033[0m\n' from to port expected observed because
+ok=0 bad=0
+while read -r from to port expected because; do
+    [ -n "$from" ] || continue
+    [ "$from" = 10.30.0.5 ] && ns=enf-printer-1 || ns="enf-$from"
+    if ip netns exec "$ns" nc -z -w 1 "$to" "$port" 2>/dev/null; then observed=allow; else observed=deny; fi
+    if [ "$observed" = "$expected" ]; then mark=ok; ok=$((ok + 1)); else mark=MISMATCH; bad=$((bad + 1)); fi
+    printf '%-14s %-16s %6s  %-8s %-8s %s  %s\n' "$from" "$to" "$port" "$expected" "$observed" "$because" "$mark"
+done <<< "$rows"
+echo; echo "$ok as the policy says, $bad mismatches"
+[ "$bad" = 0 ]
