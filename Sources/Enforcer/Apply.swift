@@ -38,35 +38,8 @@ struct Apply: ParsableCommand {
             throw ExitCode(1)
         }
         if !dryRun {
-            let compiled: CompiledHost
-            do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
-                Output.error("enforcer: \(error)")
-                throw ExitCode(1)
-            }
-            if !force, let session = SSHSession.current(), session.wouldBeCut(graph: graph, system: host, at: instant) {
-                Output.error("enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway")
-                throw ExitCode(1)
-            }
-            do {
-                try store.recordPolicyIDs(ids)
-                let previous = store.currentNumber()
-                let applier = try Applier(stateDirectory: store.directory)
-                let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: directory.dir, forceReplace: replace)
-                switch outcome.mode {
-                case .unchanged:
-                    print("unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent")
-                case .delta, .replaced:
-                    print("applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(String(format: "%.1f", outcome.transactionSeconds * 1000)) ms; queue via \(outcome.queue.rawValue))")
-                    if let seconds = confirm {
-                        try Watchdog.arm(store: store, generation: outcome.generation, previous: previous, seconds: seconds)
-                        print("run `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored")
-                    }
-                }
-            } catch {
-                Output.error("enforcer: \(error)")
-                Output.error("enforcer: nothing was changed; the previous ruleset stays live")
-                throw ExitCode(1)
-            }
+            try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
+                          replace: replace, force: force, confirm: confirm)
             return
         }
         do {
@@ -82,6 +55,40 @@ struct Apply: ParsableCommand {
             print(plan.render(directory: directory.dir), terminator: "")
         } catch {
             Output.error("enforcer: \(error)")
+            throw ExitCode(1)
+        }
+    }
+    /// Compiles for `host` and loads the ruleset in one transaction (a delta against the
+    /// live generation), guarding the SSH session; `run` uses it too.
+    static func load(graph: AccessGraph, host: SystemDefinition, instant: Date, store: GenerationStore, ids: PolicyIDs,
+                     policyDirectory: String, replace: Bool, force: Bool, confirm: Int?) throws {
+        let compiled: CompiledHost
+        do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
+            Output.error("enforcer: \(error)")
+            throw ExitCode(1)
+        }
+        if !force, let session = SSHSession.current(), session.wouldBeCut(graph: graph, system: host, at: instant) {
+            Output.error("enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway")
+            throw ExitCode(1)
+        }
+        do {
+            try store.recordPolicyIDs(ids)
+            let previous = store.currentNumber()
+            let applier = try Applier(stateDirectory: store.directory)
+            let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: policyDirectory, forceReplace: replace)
+            switch outcome.mode {
+            case .unchanged:
+                print("unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent")
+            case .delta, .replaced:
+                print("applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(String(format: "%.1f", outcome.transactionSeconds * 1000)) ms; queue via \(outcome.queue.rawValue))")
+                if let seconds = confirm {
+                    try Watchdog.arm(store: store, generation: outcome.generation, previous: previous, seconds: seconds)
+                    print("run `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored")
+                }
+            }
+        } catch {
+            Output.error("enforcer: \(error)")
+            Output.error("enforcer: nothing was changed; the previous ruleset stays live")
             throw ExitCode(1)
         }
     }

@@ -176,6 +176,12 @@ struct RulesetBuilder {
             rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, denied),
                                .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)], comment: "web rule denied this flow: reset both ways"))
             rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, denied), .verdict(.drop)]))
+            // After the portal redirect the client only acknowledges and closes; its FIN gets a reset.
+            let redirected = layout.webMark(.redirected)
+            rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, redirected),
+                               .compare(.l4Protocol, .equal, .proto(.tcp)), .tcpFlags(mask: 0x01, equal: 0x01), .reject(.tcpReset)],
+                              comment: "portal redirect sent: close the client's side"))
+            rules.append(Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .equal, redirected), .verdict(.drop)]))
         }
         // Every forwarded flow was granted by a policy, so its replies pass only while that
         // policy is in force: deactivating it cuts the flow in both directions.
@@ -207,8 +213,8 @@ struct RulesetBuilder {
         let gate = Chain(name: "web_gate", rules: [
             Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .notEqual, 0), .verdict(.accept)], comment: "the worker has decided"),
             Rule([.compare(.l4Protocol, .notEqual, .proto(.tcp)), .verdict(.accept)]),
-            Rule([.lookup([.tcpDestinationPort], mask: nil, set: "web_ports"), .tcpFlags(mask: 0x02, equal: 0x02), .verdict(.accept)],
-                 comment: "the handshake carries no name yet"),
+            // From the SYN on: its sequence number lets the worker put split and reordered
+            // ClientHello segments back in order.
             Rule([.lookup([.tcpDestinationPort], mask: nil, set: "web_ports"), .queue(number: config.queue, bypass: config.queueFail == .open)],
                  comment: "until the worker decides"),
             Rule([.verdict(.accept)]),
@@ -220,10 +226,16 @@ struct RulesetBuilder {
             let mark = layout.webMark(state)
             var rule: [RuleExpression] = [.maskedCompare(.packetMark, mask: layout.webMask, .equal, mark),
                                       .setConntrackMark(keep: ~layout.webMask, value: mark)]
-            if state == .denied {
+            switch state {
+            case .denied:
                 // Only TCP is queued; say so, or a reset would turn into a drop for anything else.
                 rule.insert(.compare(.l4Protocol, .equal, .proto(.tcp)), at: 0)
                 rule.append(.reject(.tcpReset))
+            case .redirected:
+                // The worker answered the client itself and reset the server.
+                rule.append(.verdict(.drop))
+            case .permitted, .undecided:
+                break
             }
             verdictRules.append(Rule(rule, comment: "worker: \(state)"))
         }

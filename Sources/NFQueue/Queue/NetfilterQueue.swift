@@ -1,0 +1,176 @@
+internal import CNetfilterQueue
+import Glibc
+
+// The only file of the NFQueue target that touches libnetfilter_queue/libmnl pointers.
+// Packets come out as Swift values; verdicts go in as Swift values.
+
+/// A failed call on the queue's netlink socket, with the kernel's errno.
+public struct QueueError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var errno: Int32
+    public var description: String {
+        let hint = errno == EPERM ? " (needs root, or CAP_NET_ADMIN)" : errno == EBUSY ? " (another process is bound to this queue)" : ""
+        return "\(operation): \(String(cString: strerror(errno)))\(hint)"
+    }
+}
+
+/// One packet the kernel handed to the queue.
+public struct QueuedPacket: Sendable {
+    /// The id the verdict must name.
+    public var id: UInt32
+    /// The packet mark as the kernel had it (the verdict replaces it, so keep other bits).
+    public var mark: UInt32
+    /// The network-layer packet, IP header first.
+    public var bytes: [UInt8]
+}
+
+/// What the kernel does with a queued packet.
+public enum PacketVerdict: Sendable, Hashable {
+    /// Let the packet go on; `mark`, when given, replaces the packet mark.
+    case accept(mark: UInt32?)
+    case drop
+}
+
+/// A netlink socket bound to one NFQUEUE number, in copy-packet mode.
+public final class NetfilterQueue {
+    private let socket: OpaquePointer
+    private let portID: UInt32
+    public let number: UInt16
+    private var receiveBuffer: [UInt8]
+    private var verdictBuffer: [UInt8] = []
+    private var pendingVerdicts = 0
+
+    /// - Parameters:
+    ///   - failOpen: when the queue is full the kernel accepts instead of dropping.
+    ///   - maxLength: packets the kernel holds for this queue before it is "full".
+    public init(number: UInt16, failOpen: Bool, maxLength: UInt32 = 4096) throws(QueueError) {
+        guard let socket = mnl_socket_open(NETLINK_NETFILTER) else { throw QueueError(operation: "mnl_socket_open", errno: Glibc.errno) }
+        self.socket = socket
+        self.number = number
+        receiveBuffer = [UInt8](repeating: 0, count: 0xffff + 8192)
+        guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
+            let code = Glibc.errno
+            mnl_socket_close(socket)
+            throw QueueError(operation: "mnl_socket_bind", errno: code)
+        }
+        portID = mnl_socket_get_portid(socket)
+        // A burst larger than the socket buffer must not make the kernel report ENOBUFS
+        // and drop verdict state; the queue's own length and fail mode decide instead.
+        var one: Int32 = 1
+        _ = setsockopt(mnl_socket_get_fd(socket), Int32(SOL_NETLINK), NETLINK_NO_ENOBUFS, &one, socklen_t(MemoryLayout<Int32>.size))
+        var size: Int32 = 8 << 20
+        _ = setsockopt(mnl_socket_get_fd(socket), SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
+
+        do {
+            try configure { header in nfq_nlmsg_cfg_put_cmd(header, UInt16(AF_UNSPEC), UInt8(NFQNL_CFG_CMD_BIND.rawValue)) }
+            try configure { header in
+                nfq_nlmsg_cfg_put_params(header, UInt8(NFQNL_COPY_PACKET.rawValue), 0xffff)
+                nfq_nlmsg_cfg_put_qmaxlen(header, maxLength)
+                let flags = failOpen ? UInt32(NFQA_CFG_F_FAIL_OPEN) : 0
+                mnl_attr_put_u32(header, UInt16(NFQA_CFG_FLAGS.rawValue), flags.bigEndian)
+                mnl_attr_put_u32(header, UInt16(NFQA_CFG_MASK.rawValue), UInt32(NFQA_CFG_F_FAIL_OPEN).bigEndian)
+            }
+        } catch {
+            mnl_socket_close(socket)
+            throw error
+        }
+    }
+
+    deinit {
+        // Closing the socket unbinds the queue; the kernel applies the bypass setting again.
+        mnl_socket_close(socket)
+    }
+
+    /// A config message with an ACK, so a refusal (EBUSY, EPERM) surfaces here.
+    private func configure(_ fill: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws(QueueError) {
+        var buffer = [CChar](repeating: 0, count: 8192)
+        let sequence = UInt32.random(in: 1...UInt32.max)
+        let sent: Int = buffer.withUnsafeMutableBufferPointer { raw in
+            let header = nfq_nlmsg_put(raw.baseAddress, Int32(NFQNL_MSG_CONFIG.rawValue), UInt32(number))!
+            header.pointee.nlmsg_flags |= UInt16(NLM_F_ACK)
+            header.pointee.nlmsg_seq = sequence
+            fill(header)
+            return mnl_socket_sendto(socket, header, Int(header.pointee.nlmsg_len))
+        }
+        guard sent >= 0 else { throw QueueError(operation: "queue \(number) config", errno: Glibc.errno) }
+        let received = receiveBuffer.withUnsafeMutableBytes { raw in mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+        guard received >= 0 else { throw QueueError(operation: "queue \(number) config", errno: Glibc.errno) }
+        let code = receiveBuffer.withUnsafeBytes { raw -> Int32 in
+            guard received >= MemoryLayout<nlmsghdr>.size + MemoryLayout<nlmsgerr>.size else { return 0 }
+            let header = raw.load(as: nlmsghdr.self)
+            guard header.nlmsg_type == UInt16(NLMSG_ERROR) else { return 0 }
+            return raw.load(fromByteOffset: MemoryLayout<nlmsghdr>.size, as: nlmsgerr.self).error
+        }
+        if code < 0 { throw QueueError(operation: "queue \(number) config", errno: -code) }
+    }
+
+    /// Waits up to `timeoutMilliseconds` for packets and hands each to `body` in arrival
+    /// order. Returns how many were read (0 on timeout or interruption).
+    public func receive(timeoutMilliseconds: Int32, _ body: (QueuedPacket) -> Void) throws(QueueError) -> Int {
+        var poller = pollfd(fd: mnl_socket_get_fd(socket), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, timeoutMilliseconds)
+        if ready < 0 {
+            if Glibc.errno == EINTR { return 0 }
+            throw QueueError(operation: "poll", errno: Glibc.errno)
+        }
+        guard ready > 0 else { return 0 }
+        let received = receiveBuffer.withUnsafeMutableBytes { raw in mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+        if received < 0 {
+            if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == ENOBUFS { return 0 }
+            throw QueueError(operation: "recv on queue \(number)", errno: Glibc.errno)
+        }
+        var packets: [QueuedPacket] = []
+        receiveBuffer.withUnsafeMutableBytes { raw in
+            var remaining = Int32(received)
+            var header = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
+            var attributes = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: Int(__NFQA_MAX.rawValue))
+            while mnl_nlmsg_ok(header, remaining) {
+                if header.pointee.nlmsg_type == UInt16(UInt32(NFNL_SUBSYS_QUEUE) << 8 | NFQNL_MSG_PACKET.rawValue),
+                   attributes.withUnsafeMutableBufferPointer({ nfq_nlmsg_parse(header, $0.baseAddress) }) >= 0,
+                   let packetHeader = attributes[Int(NFQA_PACKET_HDR.rawValue)],
+                   let payload = attributes[Int(NFQA_PAYLOAD.rawValue)] {
+                    let info = UnsafeRawPointer(mnl_attr_get_payload(packetHeader)!).loadUnaligned(as: nfqnl_msg_packet_hdr.self)
+                    let mark = attributes[Int(NFQA_MARK.rawValue)].map { UInt32(bigEndian: mnl_attr_get_u32($0)) } ?? 0
+                    let length = Int(mnl_attr_get_payload_len(payload))
+                    let bytes = [UInt8](UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: length))
+                    packets.append(QueuedPacket(id: UInt32(bigEndian: info.packet_id), mark: mark, bytes: bytes))
+                }
+                for index in attributes.indices { attributes[index] = nil }
+                header = mnl_nlmsg_next(header, &remaining)
+            }
+        }
+        for packet in packets { body(packet) }
+        return packets.count
+    }
+
+    /// Queues a verdict; `flushVerdicts` sends all queued verdicts in one write.
+    public func verdict(_ verdict: PacketVerdict, for id: UInt32) {
+        let messageSize = 64
+        let start = verdictBuffer.count
+        verdictBuffer.append(contentsOf: repeatElement(0, count: messageSize))
+        let length = verdictBuffer.withUnsafeMutableBytes { raw -> Int in
+            let base = raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: CChar.self)
+            let header = nfq_nlmsg_put(base, Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(number))!
+            switch verdict {
+            case .accept(let mark):
+                nfq_nlmsg_verdict_put(header, Int32(bitPattern: id), NF_ACCEPT)
+                if let mark { nfq_nlmsg_verdict_put_mark(header, mark) }
+            case .drop:
+                nfq_nlmsg_verdict_put(header, Int32(bitPattern: id), NF_DROP)
+            }
+            precondition(Int(header.pointee.nlmsg_len) <= messageSize, "verdict message outgrew its slot")
+            return (Int(header.pointee.nlmsg_len) + 3) & ~3
+        }
+        // Messages of one write follow each other at their aligned length.
+        verdictBuffer.removeLast(messageSize - length)
+        pendingVerdicts += 1
+        if verdictBuffer.count > 32 * 1024 { try? flushVerdicts() }
+    }
+
+    public func flushVerdicts() throws(QueueError) {
+        guard pendingVerdicts > 0 else { return }
+        defer { verdictBuffer.removeAll(keepingCapacity: true); pendingVerdicts = 0 }
+        let sent = verdictBuffer.withUnsafeBytes { raw in mnl_socket_sendto(socket, raw.baseAddress, raw.count) }
+        guard sent >= 0 else { throw QueueError(operation: "verdict on queue \(number)", errno: Glibc.errno) }
+    }
+}

@@ -1,0 +1,324 @@
+import Compiler
+import Foundation
+
+/// How a judged flow goes on.
+public enum FlowOutcome: Sendable, Hashable {
+    case permit
+    /// Reset both ways.
+    case deny
+    /// warn/aup on plain HTTP: the client gets the portal redirect, the server a reset.
+    case redirect
+}
+
+/// The worker's settings, from enforcer.conf.
+public struct InspectorSettings: Sendable {
+    public var layout: MarkLayout
+    /// For flows whose first bytes cannot be judged.
+    public var fail: Config.FailMode
+    public var portalURL: String
+    /// Bytes kept per flow while waiting for a whole ClientHello or request head.
+    public var bufferLimit = 32 * 1024
+    /// Data packets a flow may send before it must be judged.
+    public var maxPacketsUndecided = 64
+    public var maxFlows = 65_536
+    public var flowTimeout = 10.0
+
+    public init(layout: MarkLayout, fail: Config.FailMode, portalURL: String) {
+        self.layout = layout
+        self.fail = fail
+        self.portalURL = portalURL
+    }
+
+    public init(config: Config) {
+        self.init(layout: MarkLayout(mask: config.markMask), fail: config.webFail, portalURL: config.portalURL)
+    }
+}
+
+/// One decision, for the log: what was seen and why the flow goes the way it goes.
+public struct Judgement: Sendable, CustomStringConvertible {
+    public var flow: FlowKey
+    public var outcome: FlowOutcome
+    /// "tls" or "http", when the first bytes said which.
+    public var kind: String?
+    public var host: String?
+    /// ALPN and ECH for TLS, method and URL for HTTP.
+    public var details: [String]
+    /// The matcher's answer; nil when the fail verdict decided.
+    public var decision: WebDecision?
+    /// Why the fail verdict was applied, or why a warn/aup acted as deny.
+    public var reason: String?
+
+    public var description: String {
+        var parts = ["\(outcome)", flow.description]
+        if let kind { parts.append(kind) }
+        if let host { parts.append("host=\(host)") }
+        parts += details
+        if let decision { parts.append(decision.description) }
+        if let reason { parts.append("(\(reason))") }
+        return parts.joined(separator: " ")
+    }
+}
+
+/// What to do with one queued packet.
+public struct PacketAction: Sendable {
+    public var verdict: PacketVerdict
+    /// Segments to send (resets, the redirect), IP header first.
+    public var segments: [ForgedSegment] = []
+    public var judgement: Judgement?
+}
+
+/// Queue counters, for `status` and the log.
+public struct WorkerCounters: Sendable, Codable, Hashable {
+    public var packets = 0
+    public var permitted = 0
+    public var denied = 0
+    public var redirected = 0
+    /// Flows that got the fail verdict (unparseable, too long, too slow, table full).
+    public var failVerdicts = 0
+    public var flowsTracked = 0
+    public var flowsExpired = 0
+}
+
+/// Judges flows from their first bytes: the per-packet half of the worker, without I/O.
+///
+/// The kernel queues a web flow's packets from its SYN until the verdict's mark reaches the
+/// flow's conntrack mark. Every packet is answered at once: the segments before the
+/// deciding one pass unmarked (a server cannot answer a partial ClientHello), the deciding
+/// one carries the mark, so no packet waits in the queue for another.
+public struct Inspector: Sendable {
+    public var matcher: WebMatcher
+    public let settings: InspectorSettings
+    public private(set) var flows: FlowTable
+    public private(set) var counters = WorkerCounters()
+
+    public init(matcher: WebMatcher, settings: InspectorSettings) {
+        self.matcher = matcher
+        self.settings = settings
+        flows = FlowTable(capacity: settings.maxFlows, timeout: settings.flowTimeout)
+    }
+
+    /// - Parameters:
+    ///   - now: monotonic seconds, for timeouts.
+    ///   - wallClock: the instant time windows are evaluated at.
+    public mutating func inspect(_ packet: QueuedPacket, now: Double, wallClock: Date) -> PacketAction {
+        counters.packets += 1
+        let view = PacketView(packet.bytes)
+        guard let tcp = view.tcp, let client = view.source, let server = view.destination, let payload = view.payload else {
+            return PacketAction(verdict: .accept(mark: nil))
+        }
+        let key = FlowKey(client: client, server: server, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+
+        if tcp.flags.contains(.syn) {
+            // A new flow, or the same 5-tuple reused: the SYN's sequence number starts it.
+            if flows[key] == nil && flows.isFull { flows.expireIdle(now: now, counters: &counters) }
+            if flows.isFull {
+                return failure(key, packet: packet, tcp: tcp, flow: nil, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
+            }
+            flows[key] = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
+            counters.flowsTracked = flows.count
+            return PacketAction(verdict: .accept(mark: nil))
+        }
+        var flow: Flow
+        if let known = flows[key] {
+            flow = known
+        } else if tcp.flags.contains(.rst) || tcp.flags.contains(.fin) && payload.isEmpty {
+            return PacketAction(verdict: .accept(mark: nil))
+        } else {
+            // Begun before the worker ran: the first packet seen starts the stream.
+            flow = Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
+        }
+        flow.lastSeen = now
+        if let outcome = flow.outcome {
+            // A retransmission, or a packet queued before the mark reached the flow.
+            flows[key] = flow
+            return PacketAction(verdict: .accept(mark: mark(outcome, packet)))
+        }
+        if tcp.flags.contains(.rst) {
+            flows[key] = nil
+            counters.flowsTracked = flows.count
+            return PacketAction(verdict: .accept(mark: nil))
+        }
+        guard !payload.isEmpty else {
+            flows[key] = flow
+            counters.flowsTracked = flows.count
+            return PacketAction(verdict: .accept(mark: nil))
+        }
+        if now - flow.started >= settings.flowTimeout {
+            return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "no ClientHello or request head within \(Int(settings.flowTimeout)) s", now: now)
+        }
+        flow.dataPackets += 1
+        let delivered = flow.stream.bytes.count
+        flow.stream.insert(offset: Int(Int32(bitPattern: tcp.sequenceNumber &- flow.base)), payload)
+        if flow.stream.bytes.count == delivered {
+            // Out of order or a duplicate: nothing new to read yet.
+            if flow.stream.overflowed || flow.dataPackets > settings.maxPacketsUndecided {
+                return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
+            }
+            flows[key] = flow
+            counters.flowsTracked = flows.count
+            return PacketAction(verdict: .accept(mark: nil))
+        }
+
+        let stream = flow.stream.bytes
+        var judgement = Judgement(flow: key, outcome: .permit, kind: nil, host: nil, details: [], decision: nil, reason: nil)
+        let request: WebRequest
+        if stream.first == 0x16 {
+            judgement.kind = "tls"
+            switch ClientHelloParser.parse(stream) {
+            case .needMoreData:
+                return waiting(key, flow, packet: packet, tcp: tcp, now: now)
+            case .malformed(let reason):
+                return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "malformed ClientHello: \(reason)", judgement: judgement, now: now)
+            case .complete(let hello):
+                judgement.details = ["alpn=\(hello.alpn.isEmpty ? "-" : hello.alpn.joined(separator: ","))", "ech=\(hello.hasEncryptedClientHello ? "yes" : "no")"]
+                guard let name = hello.serverName.map(Self.canonicalHost), !name.isEmpty else {
+                    return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "ClientHello without a server name", judgement: judgement, now: now)
+                }
+                judgement.host = name
+                let shown = name.contains(":") ? "[\(name)]" : name
+                request = WebRequest(host: name, url: "https://\(shown)/", isTLS: true, source: IPAddress(bytes: client.bytes))
+            }
+        } else {
+            judgement.kind = "http"
+            switch HTTPRequestParser.parse(stream, maxHeadLength: settings.bufferLimit) {
+            case .needMoreData:
+                return waiting(key, flow, packet: packet, tcp: tcp, now: now)
+            case .malformed(let reason):
+                judgement.kind = nil
+                return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "not a readable HTTP request: \(reason)", judgement: judgement, now: now)
+            case .complete(let head):
+                // An HTTP/1.0 request without Host names the server by its address.
+                let host = head.host ?? server.description
+                let shown = host.contains(":") ? "[\(host)]" : host
+                let url = head.host == nil ? "http://\(shown)\(head.url)" : head.url
+                judgement.host = host
+                judgement.details = ["\(head.method) \(url)"]
+                request = WebRequest(host: host, url: url, isTLS: false, source: IPAddress(bytes: client.bytes), userAgent: head.userAgent)
+            }
+        }
+        let decision = matcher.decide(request, at: wallClock)
+        judgement.decision = decision
+        let outcome: FlowOutcome
+        switch decision.action {
+        case .permit: outcome = .permit
+        case .deny: outcome = .deny
+        case .warn, .aup:
+            if request.isTLS {
+                outcome = .deny
+                judgement.reason = "\(decision.action.rawValue) acts as deny on TLS: no page can be shown in the handshake"
+            } else {
+                outcome = .redirect
+            }
+        }
+        judgement.outcome = outcome
+        return decide(key, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, judgement: judgement,
+                      redirect: outcome == .redirect ? redirectResponse(rule: decision.rule ?? "", url: request.url) : nil)
+    }
+
+    /// Forgets flows idle past the timeout; the worker calls this about once a second.
+    public mutating func expire(now: Double) {
+        flows.expireIdle(now: now, counters: &counters)
+    }
+
+    /// Host text as rules compare it: lowercase, without one trailing dot.
+    static func canonicalHost(_ name: String) -> String {
+        var host = name.lowercased()
+        if host.hasSuffix(".") { host.removeLast() }
+        return host
+    }
+
+    private mutating func waiting(_ key: FlowKey, _ flow: Flow, packet: QueuedPacket, tcp: TCPSegmentHeader, now: Double) -> PacketAction {
+        if flow.stream.overflowed || flow.stream.bytes.count >= settings.bufferLimit || flow.dataPackets > settings.maxPacketsUndecided {
+            return failure(key, packet: packet, tcp: tcp, flow: flow,
+                           reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
+        }
+        flows[key] = flow
+        counters.flowsTracked = flows.count
+        return PacketAction(verdict: .accept(mark: nil))
+    }
+
+    private mutating func failure(_ key: FlowKey, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: Flow?, reason: String,
+                                  judgement: Judgement? = nil, now: Double) -> PacketAction {
+        counters.failVerdicts += 1
+        var judgement = judgement ?? Judgement(flow: key, outcome: .deny, kind: nil, host: nil, details: [], decision: nil, reason: nil)
+        let outcome: FlowOutcome = settings.fail == .open ? .permit : .deny
+        judgement.outcome = outcome
+        judgement.reason = "fail \(settings.fail.rawValue): \(reason)"
+        let flow = flow ?? Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: 0), started: now, lastSeen: now)
+        return decide(key, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: flow.stream.bytes.count, judgement: judgement, redirect: nil)
+    }
+
+    /// Records the outcome on the flow and says how to carry it out. `delivered` is how
+    /// many stream bytes the server has been let through, so its reset lands exactly on
+    /// the next sequence number it expects.
+    private mutating func decide(_ key: FlowKey, _ flow: Flow, outcome: FlowOutcome, packet: QueuedPacket, tcp: TCPSegmentHeader,
+                                 delivered: Int, judgement: Judgement, redirect: [UInt8]?) -> PacketAction {
+        var flow = flow
+        flow.outcome = outcome
+        if !flows.isFull || flows[key] != nil { flows[key] = flow }
+        counters.flowsTracked = flows.count
+        switch outcome {
+        case .permit: counters.permitted += 1
+        case .deny: counters.denied += 1
+        case .redirect: counters.redirected += 1
+        }
+        var segments: [ForgedSegment] = []
+        if outcome != .permit && !tcp.flags.contains(.syn) {
+            // The server has an open connection waiting for bytes it will never get.
+            segments.append(ForgedSegment(source: key.client, destination: key.server, sourcePort: key.clientPort, destinationPort: key.serverPort,
+                                          sequence: flow.base &+ UInt32(truncatingIfNeeded: delivered), acknowledgment: tcp.acknowledgmentNumber,
+                                          flags: [.rst, .ack]))
+        }
+        if let redirect {
+            // The server has sent nothing past its SYN-ACK, so the client's ack is the
+            // server's next sequence number; this acknowledges everything the client sent.
+            segments.append(ForgedSegment(source: key.server, destination: key.client, sourcePort: key.serverPort, destinationPort: key.clientPort,
+                                          sequence: tcp.acknowledgmentNumber, acknowledgment: flow.base &+ UInt32(truncatingIfNeeded: flow.stream.bytes.count),
+                                          flags: [.psh, .ack, .fin], payload: redirect))
+        }
+        return PacketAction(verdict: .accept(mark: mark(outcome, packet)), segments: segments, judgement: judgement)
+    }
+
+    /// The packet's mark with enforcer's web bits set to the outcome; other bits kept.
+    func mark(_ outcome: FlowOutcome, _ packet: QueuedPacket) -> UInt32 {
+        let state: WebFlowState = switch outcome {
+        case .permit: .permitted
+        case .deny: .denied
+        case .redirect: .redirected
+        }
+        return packet.mark & ~settings.layout.webMask | settings.layout.webMark(state)
+    }
+
+    /// The portal redirect: the rule's name and the URL asked for ride along in the query.
+    func redirectResponse(rule: String, url: String) -> [UInt8] {
+        let separator = settings.portalURL.contains("?") ? "&" : "?"
+        let location = settings.portalURL + separator + "rule=" + Self.percentEncoded(rule) + "&url=" + Self.percentEncoded(url)
+        let text = "HTTP/1.1 302 Found\r\nLocation: \(location)\r\nContent-Length: 0\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+        return Array(text.utf8)
+    }
+
+    static func percentEncoded(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.append(Character(UnicodeScalar(byte)))
+            default:
+                out += "%" + String(byte, radix: 16, uppercase: true).leftPaddedHex
+            }
+        }
+        return out
+    }
+}
+
+extension FlowTable {
+    mutating func expireIdle(now: Double, counters: inout WorkerCounters) {
+        counters.flowsExpired += expire(now: now)
+        counters.flowsTracked = count
+    }
+}
+
+private extension String {
+    var leftPaddedHex: String { count == 1 ? "0" + self : self }
+}
