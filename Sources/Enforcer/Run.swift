@@ -37,7 +37,7 @@ struct Run: ParsableCommand {
         }
         try Apply.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
                        replace: false, force: force, confirm: nil)
-        fflush(stdout)
+        fflush(nil)  // the apply line, before the worker's log
 
         let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
         let inspector = Inspector(matcher: matcher, settings: InspectorSettings(config: set.config))
