@@ -7,7 +7,7 @@ DEB_PACKAGES := nftables libnftnl-dev libmnl-dev libnetfilter-queue-dev libpcre2
                 iproute2 iputils-ping tzdata curl socat openssl gnutls-bin netcat-openbsd python3
 ENFORCER    := .build/debug/enforcer
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench fuzz clean
 
 all: build
 
@@ -29,9 +29,14 @@ test: deps
 demo: build
 	@$(SUDO) bash scripts/demo.sh $(ENFORCER)
 
+# Benchmarks beside their obvious alternatives, printing ratios (root: namespaces, NFQUEUE).
 bench: deps
-	$(SWIFT) build -c release --product enforcer-bench
-	.build/release/enforcer-bench
+	$(SWIFT) build -c release
+	$(SUDO) bash bench/run.sh
+
+# libFuzzer on the TLS and HTTP parsers (its own package under fuzz/). FUZZ_SECONDS=600 by default.
+fuzz: deps
+	bash fuzz/run.sh
 
 clean:
 	rm -rf .build
