@@ -110,8 +110,9 @@ public struct Inspector: Sendable {
 
         if tcp.flags.contains(.syn) {
             // A new flow, or the same 5-tuple reused: the SYN's sequence number starts it.
-            if flows[key] == nil && flows.isFull { flows.expireIdle(now: now, counters: &counters) }
-            if flows.isFull {
+            // Idle flows are swept once a second (`expire`), never here: a SYN flood must
+            // not turn every packet into a walk over the table.
+            if flows[key] == nil && flows.isFull {
                 return failure(key, packet: packet, tcp: tcp, flow: nil, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
             }
             flows[key] = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
