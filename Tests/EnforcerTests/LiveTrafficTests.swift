@@ -184,63 +184,22 @@ struct LiveTrafficTests {
     /// xt NFQUEUE target (this kernel has no nft queue). With no worker listening, queue_fail
     /// "open" lets them through (bypass) and "closed" holds them: both observed with curl.
     @Test func gatewayQueuesWebFlowsFailOpenAndClosed() throws {
-        precondition(getuid() == 0, "LiveTrafficTests build network namespaces and must run as root (CI does)")
-        let tag = "\(getpid() % 10000)-\(Int.random(in: 0..<1000))"
-        let office = "enfg-\(tag)-office", gw = "enfg-\(tag)-gw", web = "enfg-\(tag)-web"
-        let policy = NSTemporaryDirectory() + "enforcer-gw-\(tag)"
-        try FileManager.default.copyItem(atPath: Paths.example("enforcegate"), toPath: policy)
-        var server: Process?
-        defer {
-            server?.terminate()
-            for n in [office, gw, web] { _ = try? run("/usr/sbin/ip", ["netns", "del", n]) }
-            try? FileManager.default.removeItem(atPath: policy)
-            try? FileManager.default.removeItem(atPath: policy + "-state")
-        }
-        try Self.sh("""
-            for n in \(office) \(gw) \(web); do ip netns add $n; ip -n $n link set lo up; done
-            ip link add o\(tag) netns \(office) type veth peer name in0 netns \(gw)
-            ip link add w\(tag) netns \(web) type veth peer name out0 netns \(gw)
-            ip -n \(office) link set o\(tag) name eth0; ip -n \(web) link set w\(tag) name eth0
-            for n in \(office) \(web); do ip -n $n link set eth0 up; done
-            ip -n \(gw) link set in0 up; ip -n \(gw) link set out0 up
-            ip -n \(office) addr add 192.168.50.11/24 dev eth0; ip -n \(office) addr add fd00:50::11/64 dev eth0 nodad
-            ip -n \(gw) addr add 192.168.50.1/24 dev in0; ip -n \(gw) addr add fd00:50::1/64 dev in0 nodad
-            ip -n \(gw) addr add 203.0.113.1/24 dev out0; ip -n \(gw) addr add 2001:db8:1::1/64 dev out0 nodad
-            ip -n \(web) addr add 203.0.113.10/24 dev eth0; ip -n \(web) addr add 2001:db8:1::10/64 dev eth0 nodad
-            ip -n \(office) route add default via 192.168.50.1; ip -n \(office) -6 route add default via fd00:50::1
-            ip -n \(web) route add default via 203.0.113.1; ip -n \(web) -6 route add default via 2001:db8:1::1
-            ip netns exec \(gw) sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-            """)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        process.arguments = ["netns", "exec", web, "python3", "-m", "http.server", "--bind", "::", "80"]
-        process.currentDirectoryURL = URL(fileURLWithPath: policy)
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        server = process
-        Thread.sleep(forTimeInterval: 0.5)
-
+        let lab = try GatewayLab()
+        try lab.serveHTTP()
         func apply() throws {
-            let result = try run("/usr/sbin/ip", ["netns", "exec", gw, Paths.enforcer, "apply", "--dir", policy, "--system", "gw-1",
-                                                   "--state-dir", policy + "-state"])
+            let result = try lab.apply()
             try #require(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("queue via xt NFQUEUE") || result.stdout.contains("queue via native"))
         }
-        func curl(_ url: String) throws -> Bool {
-            try run("/usr/sbin/ip", ["netns", "exec", office, "curl", "-s", "-o", "/dev/null", "-m", "2", url]).status == 0
-        }
         try apply()
-        #expect(try curl("http://203.0.113.10/"), "fail-open: the flow should pass while no worker listens")
-        #expect(try curl("http://[2001:db8:1::10]/"), "fail-open over IPv6")
-        #expect(try !curl("http://203.0.113.10:22/"), "tcp/22 is not granted by 'Internet for Office'")
-        let back = try run("/usr/sbin/ip", ["netns", "exec", web, "nc", "-z", "-w", "1", "192.168.50.11", "22"])
+        #expect(try lab.fetch("http://203.0.113.10/").succeeded, "fail-open: the flow should pass while no worker listens")
+        #expect(try lab.fetch("http://[2001:db8:1::10]/").succeeded, "fail-open over IPv6")
+        #expect(try !lab.fetch("http://203.0.113.10:22/").succeeded, "tcp/22 is not granted by 'Internet for Office'")
+        let back = try run("/usr/sbin/ip", ["netns", "exec", lab.web, "nc", "-z", "-w", "1", "192.168.50.11", "22"])
         #expect(back.status != 0, "the Internet side must not initiate to the office")
 
-        let conf = policy + "/enforcer.conf"
-        try String(contentsOfFile: conf, encoding: .utf8).replacingOccurrences(of: "queue_fail = \"open\"", with: "queue_fail = \"closed\"")
-            .write(toFile: conf, atomically: true, encoding: .utf8)
+        try lab.edit("enforcer.conf") { $0.replacingOccurrences(of: "queue_fail = \"open\"", with: "queue_fail = \"closed\"") }
         try apply()
-        #expect(try !curl("http://203.0.113.10/"), "fail-closed: without a worker the request must not get through")
+        #expect(try lab.fetch("http://203.0.113.10/") == .failed(28), "fail-closed: without a worker the request must not get through")
     }
 }

@@ -1,10 +1,15 @@
 // Compile benchmark: a generated policy of 10,000 systems, 1,000 policies and 1,000,000
 // sender addresses, compiled for the system that receives from all of them.
+// `enforcer-bench domains [DIR]` runs the domain-list benchmark instead (Domains.swift).
 import Compiler
 import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+
+if let mode = CommandLine.arguments.dropFirst().first, mode == "domains" || mode == "domains-load" {
+    exit(DomainBenchmark.main(Array(CommandLine.arguments.dropFirst())))
+}
 
 let systems = 10_000, policies = 1_000, addressesPerSystem = 100, teams = 500
 let root = CommandLine.arguments.dropFirst().first ?? "/tmp/enforcer-bench-policy"

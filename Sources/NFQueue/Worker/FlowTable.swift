@@ -23,6 +23,10 @@ public struct StreamReassembly: Sendable {
     private var pending: [(offset: Int, data: [UInt8])] = []
     /// Set once a segment reached past `limit`: the stream can never be read whole.
     public private(set) var overflowed = false
+    /// Set once a segment disagreed with bytes already in place. A receiver may keep either
+    /// copy (Linux keeps the newer one), so the worker would judge bytes the server never
+    /// reads: an evasion, not a network accident.
+    public private(set) var conflicted = false
     static let maxPendingSegments = 32
 
     public init(limit: Int) { self.limit = limit }
@@ -46,6 +50,12 @@ public struct StreamReassembly: Sendable {
             append(offset: offset, data)
             drainPending()
         } else if pending.count < Self.maxPendingSegments {
+            for other in pending where other.offset < offset + data.count && offset < other.offset + other.data.count {
+                let from = max(offset, other.offset), to = min(offset + data.count, other.offset + other.data.count)
+                if !data[(data.startIndex + from - offset)..<(data.startIndex + to - offset)].elementsEqual(other.data[(from - other.offset)..<(to - other.offset)]) {
+                    conflicted = true
+                }
+            }
             pending.append((offset, Array(data)))
         } else {
             overflowed = true
@@ -54,6 +64,8 @@ public struct StreamReassembly: Sendable {
 
     private mutating func append(offset: Int, _ data: some Collection<UInt8>) {
         let overlap = bytes.count - offset
+        let overlapEnd = min(bytes.count, offset + data.count)
+        if !bytes[offset..<overlapEnd].elementsEqual(data.prefix(overlapEnd - offset)) { conflicted = true }
         guard overlap < data.count else { return }
         bytes.append(contentsOf: data.dropFirst(overlap))
     }

@@ -108,22 +108,23 @@ public struct Inspector: Sendable {
         }
         let key = FlowKey(client: client, server: server, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
 
+        var flow: Flow
         if tcp.flags.contains(.syn) {
             // A new flow, or the same 5-tuple reused: the SYN's sequence number starts it.
             // Idle flows are swept once a second (`expire`), never here: a SYN flood must
             // not turn every packet into a walk over the table.
             if flows[key] == nil && flows.isFull {
-                return failure(key, packet: packet, tcp: tcp, flow: nil, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
+                return failure(key, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
             }
-            flows[key] = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
-            counters.flowsTracked = flows.count
-            return PacketAction(verdict: .accept(mark: nil))
-        }
-        var flow: Flow
-        if let known = flows[key] {
+            flow = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
+        } else if let known = flows[key] {
             flow = known
         } else if tcp.flags.contains(.rst) || tcp.flags.contains(.fin) && payload.isEmpty {
             return PacketAction(verdict: .accept(mark: nil))
+        } else if flows.isFull {
+            // Not tracked, so never judged: with data it gets the fail verdict, without it passes.
+            guard !payload.isEmpty else { return PacketAction(verdict: .accept(mark: nil)) }
+            return failure(key, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
         } else {
             // Begun before the worker ran: the first packet seen starts the stream.
             flow = Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
@@ -144,16 +145,25 @@ public struct Inspector: Sendable {
             counters.flowsTracked = flows.count
             return PacketAction(verdict: .accept(mark: nil))
         }
+        // Bytes the server has been let through: a reset for it must land right after them.
+        let delivered = flow.stream.bytes.count
         if now - flow.started >= settings.flowTimeout {
-            return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "no ClientHello or request head within \(Int(settings.flowTimeout)) s", now: now)
+            return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+                           reason: "no ClientHello or request head within \(Int(settings.flowTimeout)) s", now: now)
         }
         flow.dataPackets += 1
-        let delivered = flow.stream.bytes.count
-        flow.stream.insert(offset: Int(Int32(bitPattern: tcp.sequenceNumber &- flow.base)), payload)
+        // Data on a SYN (TCP Fast Open) starts right after the SYN's own sequence number.
+        let start = tcp.flags.contains(.syn) ? tcp.sequenceNumber &+ 1 : tcp.sequenceNumber
+        flow.stream.insert(offset: Int(Int32(bitPattern: start &- flow.base)), payload)
+        if flow.stream.conflicted {
+            return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+                           reason: "overlapping segments carry different bytes", now: now)
+        }
         if flow.stream.bytes.count == delivered {
             // Out of order or a duplicate: nothing new to read yet.
             if flow.stream.overflowed || flow.dataPackets > settings.maxPacketsUndecided {
-                return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
+                return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+                               reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
             }
             flows[key] = flow
             counters.flowsTracked = flows.count
@@ -167,13 +177,13 @@ public struct Inspector: Sendable {
             judgement.kind = "tls"
             switch ClientHelloParser.parse(stream) {
             case .needMoreData:
-                return waiting(key, flow, packet: packet, tcp: tcp, now: now)
+                return waiting(key, flow, packet: packet, tcp: tcp, delivered: delivered, now: now)
             case .malformed(let reason):
-                return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "malformed ClientHello: \(reason)", judgement: judgement, now: now)
+                return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "malformed ClientHello: \(reason)", judgement: judgement, now: now)
             case .complete(let hello):
                 judgement.details = ["alpn=\(hello.alpn.isEmpty ? "-" : hello.alpn.joined(separator: ","))", "ech=\(hello.hasEncryptedClientHello ? "yes" : "no")"]
                 guard let name = hello.serverName.map(Self.canonicalHost), !name.isEmpty else {
-                    return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "ClientHello without a server name", judgement: judgement, now: now)
+                    return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "ClientHello without a server name", judgement: judgement, now: now)
                 }
                 judgement.host = name
                 let shown = name.contains(":") ? "[\(name)]" : name
@@ -183,10 +193,10 @@ public struct Inspector: Sendable {
             judgement.kind = "http"
             switch HTTPRequestParser.parse(stream, maxHeadLength: settings.bufferLimit) {
             case .needMoreData:
-                return waiting(key, flow, packet: packet, tcp: tcp, now: now)
+                return waiting(key, flow, packet: packet, tcp: tcp, delivered: delivered, now: now)
             case .malformed(let reason):
                 judgement.kind = nil
-                return failure(key, packet: packet, tcp: tcp, flow: flow, reason: "not a readable HTTP request: \(reason)", judgement: judgement, now: now)
+                return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "not a readable HTTP request: \(reason)", judgement: judgement, now: now)
             case .complete(let head):
                 // An HTTP/1.0 request without Host names the server by its address.
                 let host = head.host ?? server.description
@@ -228,9 +238,9 @@ public struct Inspector: Sendable {
         return host
     }
 
-    private mutating func waiting(_ key: FlowKey, _ flow: Flow, packet: QueuedPacket, tcp: TCPSegmentHeader, now: Double) -> PacketAction {
+    private mutating func waiting(_ key: FlowKey, _ flow: Flow, packet: QueuedPacket, tcp: TCPSegmentHeader, delivered: Int, now: Double) -> PacketAction {
         if flow.stream.overflowed || flow.stream.bytes.count >= settings.bufferLimit || flow.dataPackets > settings.maxPacketsUndecided {
-            return failure(key, packet: packet, tcp: tcp, flow: flow,
+            return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
                            reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
         }
         flows[key] = flow
@@ -238,7 +248,7 @@ public struct Inspector: Sendable {
         return PacketAction(verdict: .accept(mark: nil))
     }
 
-    private mutating func failure(_ key: FlowKey, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: Flow?, reason: String,
+    private mutating func failure(_ key: FlowKey, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: Flow?, delivered: Int, reason: String,
                                   judgement: Judgement? = nil, now: Double) -> PacketAction {
         counters.failVerdicts += 1
         var judgement = judgement ?? Judgement(flow: key, outcome: .deny, kind: nil, host: nil, details: [], decision: nil, reason: nil)
@@ -246,7 +256,7 @@ public struct Inspector: Sendable {
         judgement.outcome = outcome
         judgement.reason = "fail \(settings.fail.rawValue): \(reason)"
         let flow = flow ?? Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: 0), started: now, lastSeen: now)
-        return decide(key, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: flow.stream.bytes.count, judgement: judgement, redirect: nil)
+        return decide(key, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, judgement: judgement, redirect: nil)
     }
 
     /// Records the outcome on the flow and says how to carry it out. `delivered` is how

@@ -1,0 +1,217 @@
+import Foundation
+import Testing
+
+/// The NFQUEUE worker in the EnforceGate lab: `enforcer run` on the gateway, real clients
+/// (curl, python ssl) in the office, openssl s_server and python http.server behind the
+/// gateway. What is asserted is what the office user sees: a page, a redirect, or a reset.
+@Suite(.serialized)
+struct WebWorkerLiveTests {
+    /// A daily window around now (open) or a few hours ahead (closed), in UTC as the example's zone.
+    static func window(open: Bool) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        func hhmm(_ date: Date) -> String {
+            let parts = calendar.dateComponents([.hour, .minute], from: date)
+            return String(format: "%02d:%02d", parts.hour ?? 0, parts.minute ?? 0)
+        }
+        let now = Date()
+        let start = open ? now.addingTimeInterval(-3600) : now.addingTimeInterval(2 * 3600)
+        return "daily \(hhmm(start))-\(hhmm(start.addingTimeInterval(2 * 3600)))"
+    }
+
+    /// The seed's rule files plus a warn rule, a rule outside its window and a suffix trap.
+    static func prepare(_ lab: GatewayLab) throws {
+        // The example's expectations pin instants for a weekday window; this test moves the window to now.
+        try FileManager.default.removeItem(atPath: lab.policy + "/rules.d/95-expectations.policy")
+        try lab.edit("rules.d/40-block-social-media.policy") { $0.replacingOccurrences(of: "weekdays 08:00-18:00", with: window(open: true)) }
+        try """
+            warn-news: {
+                match-domain: news.example
+                action: warn
+                description: News sites are for breaks
+            }
+            deny-example-net-later: {
+                match-domain: example.net
+                action: deny
+                time-window: \(window(open: false))
+            }
+            deny-ozilla: {
+                match-domain: ozilla.org
+                action: deny
+            }
+            """.write(toFile: lab.policy + "/rules.d/50-lab.policy", atomically: true, encoding: .utf8)
+    }
+
+    @Test func webRulesDecideWhatTheOfficeSees() throws {
+        let lab = try GatewayLab()
+        try Self.prepare(lab)
+        try lab.serveHTTP()
+        try lab.serveTLS()
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+
+        enum Seen { case page, reset, redirect(String) }
+        struct Row { var url: String; var address = GatewayLab.webV4; var host: String? = nil; var expected: Seen; var why: String }
+        let v6 = GatewayLab.webV6
+        let rows: [Row] = [
+            Row(url: "https://example.org/", expected: .page, why: "no rule matches: default_action permit"),
+            Row(url: "https://bit.ly/", expected: .reset, why: "deny-urlshortening-domains"),
+            Row(url: "https://www.tinyurl.com/", expected: .reset, why: "a subdomain of a listed domain"),
+            Row(url: "https://www.admin.ch/", expected: .page, why: "allow-swissdomains (URI regex on https://SNI/)"),
+            Row(url: "https://www.reddit.com/", expected: .reset, why: "block-social-business-hours, window open now"),
+            Row(url: "https://example.net/", expected: .page, why: "deny-example-net-later is outside its window: falls through"),
+            Row(url: "https://mozilla.org/", expected: .page, why: "an entry ozilla.org must not match mozilla.org"),
+            Row(url: "https://www.ozilla.org/", expected: .reset, why: "deny-ozilla"),
+            Row(url: "https://news.example/", expected: .reset, why: "warn on TLS acts as deny"),
+            Row(url: "https://bit.ly/", address: v6, expected: .reset, why: "IPv6: deny-urlshortening-domains"),
+            Row(url: "https://example.org/", address: v6, expected: .page, why: "IPv6: default_action permit"),
+            Row(url: "http://\(GatewayLab.webV4)/", host: "example.org", expected: .page, why: "HTTP: default_action permit"),
+            Row(url: "http://\(GatewayLab.webV4)/", host: "BIT.LY.", expected: .reset, why: "HTTP Host, case and trailing dot"),
+            Row(url: "http://\(GatewayLab.webV4)/a?b=1", host: "www.news.example", expected: .redirect("rule=warn-news&url=http%3A%2F%2Fwww.news.example%2Fa%3Fb%3D1"),
+                why: "HTTP warn: portal redirect"),
+            Row(url: "http://[\(v6)]/", host: "t.co", expected: .reset, why: "HTTP over IPv6: deny-urlshortening-domains"),
+        ]
+        var table = "url (host)  expected  observed  because\n"
+        for row in rows {
+            let seen = try lab.fetch(row.url, resolveTo: row.address, host: row.host)
+            let ok: Bool
+            switch row.expected {
+            case .page: ok = seen.succeeded
+            case .reset: ok = seen.wasReset
+            case .redirect(let query):
+                if case let .status(302, location?) = seen { ok = location.hasPrefix("http://10.0.0.1:8088/?") && location.contains(query) } else { ok = false }
+            }
+            table += "\(row.url) (\(row.host ?? row.address))  \(row.expected)  \(seen)  \(row.why)\n"
+            #expect(ok, "\(row.url) host \(row.host ?? "-") via \(row.address): expected \(row.expected), saw \(seen) — \(row.why)")
+        }
+        print(table)
+        let text = lab.stopWorker(worker, log: log)
+        #expect(text.contains("deny 192.168.50.11:"), "\(text)")
+        #expect(text.contains("tls host=bit.ly alpn=h2,http/1.1 ech=no deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
+        #expect(text.contains("warn acts as deny on TLS"), "\(text)")
+        #expect(text.contains("worker: stopped (SIGTERM)"), "\(text)")
+    }
+
+    /// A python ssl client that writes its ClientHello in three TCP segments (TCP_NODELAY,
+    /// a pause between them), then finishes the handshake: "ok", or "reset".
+    static let splitHello = """
+        import socket, ssl, sys, time
+        host, address, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_hostname=host)
+        s = socket.create_connection((address, port), timeout=3)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        hello = outgoing.read()
+        cuts = [0, 40, len(hello) // 2, len(hello)]
+        try:
+            for a, b in zip(cuts, cuts[1:]):
+                s.sendall(hello[a:b]); time.sleep(0.05)
+            while True:
+                try:
+                    tls.do_handshake(); break
+                except ssl.SSLWantReadError:
+                    out = outgoing.read()
+                    if out: s.sendall(out)
+                    data = s.recv(65536)
+                    if not data: print("closed"); sys.exit(1)
+                    incoming.write(data)
+            print("ok")
+        except (ConnectionResetError, BrokenPipeError):
+            print("reset"); sys.exit(1)
+        """
+
+    @Test func aClientHelloInThreeSegmentsIsJudgedByItsSNI() throws {
+        let lab = try GatewayLab()
+        try lab.serveTLS()
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        for address in [GatewayLab.webV4, GatewayLab.webV6] {
+            for (name, expected) in [("example.org", "ok"), ("bit.ly", "reset"), ("www.bit.ly", "reset")] {
+                let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", "-c", Self.splitHello, name, address, "443"])
+                #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected,
+                        "\(name) via \(address): \(result.stdout)\(result.stderr.suffix(400))")
+            }
+        }
+        _ = lab.stopWorker(worker, log: log)
+    }
+
+    /// A server that accepts one connection and says how it ended from its side.
+    static let observer = """
+        import socket, sys
+        s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", int(sys.argv[1]))); s.listen(1)
+        c, _ = s.accept(); c.settimeout(3)
+        try:
+            while True:
+                if not c.recv(65536): print("closed", flush=True); break
+        except ConnectionResetError:
+            print("reset", flush=True)
+        except socket.timeout:
+            print("timeout", flush=True)
+        """
+
+    @Test func aDeniedFlowIsResetOnTheServerSideToo() throws {
+        let lab = try GatewayLab()
+        try lab.edit("enforcer.conf") { $0.replacingOccurrences(of: "web_ports = [80, 443]", with: "web_ports = [80, 443, 8443]") }
+        try lab.edit("rules.d/00-gateway.policy") { $0.replacingOccurrences(of: "allow: tcp/80, tcp/443,", with: "allow: tcp/80, tcp/443, tcp/8443,") }
+        let seen = URL(fileURLWithPath: lab.policy + "-observer.out")
+        defer { try? FileManager.default.removeItem(at: seen) }
+        let server = try lab.spawn(in: lab.web, ["python3", "-c", Self.observer, "8443"], output: seen)
+        Thread.sleep(forTimeInterval: 0.3)
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        let client = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "curl", "-sk", "-m", "3", "--resolve", "bit.ly:8443:\(GatewayLab.webV4)", "https://bit.ly:8443/"])
+        #expect(client.status == 35, "the client must see a reset: curl \(client.status) \(client.stderr)")
+        let deadline = Date().addingTimeInterval(5)
+        while server.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let observed = try String(contentsOf: seen, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(observed == "reset", "the server must see a reset too, saw '\(observed)'")
+        _ = lab.stopWorker(worker, log: log)
+    }
+
+    /// UDP to port 443 of the web server (where a UDP echo listens): "echo", "refused" or "timeout".
+    static let quicProbe = """
+        import socket, sys
+        family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(3); s.connect((sys.argv[1], 443))
+        try:
+            s.send(b"quic?"); print("echo" if s.recv(16) == b"quic?" else "other")
+        except ConnectionRefusedError:
+            print("refused")
+        except socket.timeout:
+            print("timeout")
+        """
+
+    static let udpEcho = """
+        import socket
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        s.bind(("::", 443))
+        while True:
+            data, peer = s.recvfrom(2048); s.sendto(data, peer)
+        """
+
+    @Test(arguments: [true, false])
+    func quicIsRejectedSoBrowsersFallBackToTCP(block: Bool) throws {
+        let lab = try GatewayLab()
+        try lab.edit("rules.d/00-gateway.policy") { $0.replacingOccurrences(of: "udp/53,", with: "udp/53, udp/443,") }
+        try lab.edit("enforcer.conf") { $0 + "block_quic = \(block)\n" }
+        try lab.spawn(in: lab.web, ["python3", "-c", Self.udpEcho])
+        Thread.sleep(forTimeInterval: 0.3)
+        let applied = try lab.apply()
+        try #require(applied.status == 0, "\(applied.stderr)")
+        for address in [GatewayLab.webV4, GatewayLab.webV6] {
+            let probe = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", "-c", Self.quicProbe, address])
+            #expect(probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == (block ? "refused" : "echo"),
+                    "block_quic = \(block), UDP 443 to \(address): \(probe.stdout)\(probe.stderr)")
+        }
+    }
+}

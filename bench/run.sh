@@ -1,0 +1,63 @@
+#!/bin/bash
+# Every benchmark, in order. Each prints its result as a ratio against the obvious
+# alternative measured in the same run (absolute times on a shared machine are noisy), with
+# the issue's goal beside it, "met" or "MISSED".
+#   1. compile: a policy of 10,000 systems / 1,000,000 addresses (enforcer-bench; it also
+#      writes /tmp/enforcer-bench-policy, which step 2 loads)
+#   2. kernel apply vs nft -f of the same ruleset (apply-bench.sh)
+#   3. worker verdict rate vs a no-op NFQUEUE loop in C (queue-bench.sh)
+#   4. TLS connections through the gateway with SNI inspection vs without (tls-bench.sh)
+#   5. domain lists: DomainSet vs Set<String> with a suffix walk (enforcer-bench domains)
+# Network traffic stays on loopback and in network namespaces the scripts make and delete.
+#
+# Usage: bench/run.sh [BUILD_DIR]   (as root; default .build/release, what `make bench` builds)
+# The output is also kept in bench/out/run-TIMESTAMP.txt.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-.build/release}
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh: needs root (network namespaces, nftables, NFQUEUE)" >&2; exit 1; }
+for f in enforcer enforcer-bench; do
+    [ -x "$BUILD/$f" ] || { echo "bench/run.sh: no $BUILD/$f (build with: swift build -c release)" >&2; exit 1; }
+done
+
+# What the benchmarks need beyond `make deps`: iptables-nft (this kernel has no native nft
+# queue, so enforcer queues through xt NFQUEUE), gcc for the C baseline and packet source.
+missing=""
+for p in iptables gcc libc6-dev pkg-config libnetfilter-queue-dev libmnl-dev openssl python3 iproute2 util-linux time; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null || exit 1
+fi
+
+mkdir -p bench/out
+LOG=bench/out/run-$(date -u +%Y%m%dT%H%M%SZ).txt
+GOALS=$(mktemp /tmp/enforcer-bench-goals.XXXXXX) PART=$(mktemp /tmp/enforcer-bench-step.XXXXXX)
+trap 'rm -f "$GOALS" "$PART"' EXIT
+failed=()
+
+step() {  # step TITLE CMD...: runs one benchmark, keeps its goal lines for the summary
+    local title=$1; shift
+    printf '\n=== %s\n' "$title" | tee -a "$LOG"
+    "$@" 2>&1 | tee "$PART"
+    local status=${PIPESTATUS[0]}
+    cat "$PART" >> "$LOG"
+    grep -i 'goal' "$PART" | sed "s/^ */[$title] /" >> "$GOALS"
+    if [ "$status" -ne 0 ]; then echo "=== $title: FAILED (exit $status)" | tee -a "$LOG"; failed+=("$title"); fi
+}
+
+{ echo "enforcer benchmarks, $(date -u +%FT%TZ), $(uname -r), $(nproc) cores, build $BUILD, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"; } | tee "$LOG"
+step "1 compile" "$BUILD/enforcer-bench"
+step "2 apply" bash bench/apply-bench.sh "$BUILD/enforcer"
+step "3 worker verdicts" bash bench/queue-bench.sh "$BUILD/enforcer"
+step "4 TLS through the gateway" bash bench/tls-bench.sh "$BUILD/enforcer"
+step "5 domain lists" "$BUILD/enforcer-bench" domains
+
+{
+    printf '\n=== summary (the goal lines)\n'
+    cat "$GOALS"
+    for title in "${failed[@]}"; do echo "[$title] FAILED to run"; done
+    echo "full output: $LOG"
+} | tee -a "$LOG"
+[ ${#failed[@]} -eq 0 ]
