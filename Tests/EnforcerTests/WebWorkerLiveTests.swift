@@ -86,7 +86,19 @@ struct WebWorkerLiveTests {
             #expect(ok, "\(row.url) host \(row.host ?? "-") via \(row.address): expected \(row.expected), saw \(seen) — \(row.why)")
         }
         print(table)
+
+        // After the verdict the flow is the kernel's: a 4 MB download (about 1,500 ACKs from
+        // the client) adds only the handful of packets queued before the mark took effect.
+        try Data(count: 4 << 20).write(to: URL(fileURLWithPath: lab.policy + "/big.bin"))
+        let download = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "curl", "-s", "-o", "/dev/null", "-m", "10", "-w", "%{size_download}",
+                                                 "-H", "Host: example.org", "http://\(GatewayLab.webV4)/big.bin"])
+        #expect(download.stdout == "\(4 << 20)", "download: \(download.stdout) \(download.stderr)")
+
         let text = lab.stopWorker(worker, log: log)
+        let packets = text.split(separator: "\n").last { $0.contains("worker: stopped") }
+            .flatMap { $0.split(separator: "packets ").last?.prefix { $0.isNumber } }.flatMap { Int($0) }
+        print("worker queued \(packets.map(String.init) ?? "?") packets for \(rows.count + 1) flows, a 4 MB download among them")
+        #expect((packets ?? .max) <= 8 * (rows.count + 1), "packets queued in all: \(packets.map(String.init) ?? "?") for \(rows.count + 1) flows")
         #expect(text.contains("deny 192.168.50.11:"), "\(text)")
         #expect(text.contains("tls host=bit.ly alpn=h2,http/1.1 ech=no deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
         #expect(text.contains("warn acts as deny on TLS"), "\(text)")
