@@ -21,13 +21,15 @@ let package = Package(
                        providers: [.apt(["libnetfilter-queue-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8",
                        providers: [.apt(["libpcre2-dev"])]),
+        // libc's timerfd and signalfd, which the Glibc module leaves out (no library to link).
+        .systemLibrary(name: "CLinux"),
 
         .target(name: "Compiler", dependencies: ["CPCRE2"]),
         .target(name: "NFQueue", dependencies: ["Compiler", "CNetfilterQueue"]),
         // The ruleset model into the kernel: libnftnl messages, one netlink batch per change.
         .target(name: "Kernel", dependencies: ["Compiler", "CNFTables"]),
         .executableTarget(name: "Enforcer", dependencies: [
-            "Compiler", "NFQueue", "Kernel",
+            "Compiler", "NFQueue", "Kernel", "CLinux",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enforcer-bench", dependencies: ["Compiler"], path: "bench/Sources"),

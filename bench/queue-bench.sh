@@ -14,20 +14,23 @@
 # Consumers: bench/noop-queue.c (one verdict per packet: the goal's baseline), the same
 # with batched verdicts (for information), and `enforcer run`. Rounds alternate them.
 #
-# Usage: bench/queue-bench.sh [ENFORCER]   (root; env CYCLES=40 ROUNDS=2)
+# Usage: bench/queue-bench.sh [ENFORCER]   (root; env CYCLES=30 ROUNDS=3; WORKER_PROFILE=FILE records the
+# worker's runs with `perf record -g` into FILE (slowing them), for `perf report -i FILE`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENFORCER=$(realpath "${1:-.build/release/enforcer}")
 HELLO=$PWD/Tests/NFQueueTests/Fixtures/python-python.example.bin
-CYCLES=${CYCLES:-40} ROUNDS=${ROUNDS:-2} FLOWS=2000
+CYCLES=${CYCLES:-30} ROUNDS=${ROUNDS:-3} FLOWS=2000 PROFILE=${WORKER_PROFILE:-}
 [ "$(id -u)" = 0 ] || { echo "queue-bench: needs root (network namespace, NFQUEUE)" >&2; exit 1; }
 [ -x "$ENFORCER" ] || { echo "queue-bench: no enforcer at $ENFORCER" >&2; exit 1; }
 command -v iptables-nft >/dev/null || { echo "queue-bench: needs iptables-nft (Debian package iptables)" >&2; exit 1; }
 
 WORK=$(mktemp -d /tmp/enforcer-queue-bench.XXXXXX)
 NS=enfq-$$
-CONSUMER=""
+CONSUMER="" FEEDER=""
 cleanup() {
+    # The feeder first: it may otherwise stop the consumer again after it is let go.
+    if [ -n "$FEEDER" ]; then kill -TERM "$FEEDER" 2>/dev/null || true; wait "$FEEDER" 2>/dev/null || true; fi
     if [ -n "$CONSUMER" ]; then kill -CONT "$CONSUMER" 2>/dev/null || true; kill -TERM "$CONSUMER" 2>/dev/null || true; wait "$CONSUMER" 2>/dev/null || true; fi
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
@@ -61,7 +64,15 @@ measure() {  # measure LABEL CMD...: one consumer, CYCLES timed drains; rates ap
     $PIN_CONSUMER ip netns exec "$NS" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" &
     CONSUMER=$!
     case $label in worker) wait_for "$WORK/$label.err" "worker: judging queue" ;; *) wait_for "$WORK/$label.err" "bound queue" ;; esac
-    $PIN_FEED ip netns exec "$NS" "$WORK/queue-feed" drain -p "$CONSUMER" -f "$HELLO" -k "$FLOWS" -c "$CYCLES" > "$WORK/feed.out"
+    local profiler=""
+    if [ -n "$PROFILE" ] && [ "$label" = worker ]; then
+        perf record -q -g -o "$PROFILE" -p "$CONSUMER" > /dev/null 2>&1 & profiler=$!
+        sleep 0.5
+    fi
+    $PIN_FEED ip netns exec "$NS" "$WORK/queue-feed" drain -p "$CONSUMER" -f "$HELLO" -k "$FLOWS" -c "$CYCLES" > "$WORK/feed.out" &
+    FEEDER=$!
+    wait "$FEEDER"; FEEDER=""
+    if [ -n "$profiler" ]; then kill -INT "$profiler"; wait "$profiler" || true; fi
     kill -TERM "$CONSUMER"; wait "$CONSUMER" || true; CONSUMER=""
     sed -n 's/^queue-feed: rates //p' "$WORK/feed.out" | tr ' ' '\n' >> "$WORK/$label.rates"
     printf '  %-13s %s\n' "$label" "$(grep -v '^queue-feed: rates' "$WORK/feed.out" | sed 's/^queue-feed: //')"
@@ -73,7 +84,7 @@ for round in $(seq "$ROUNDS"); do
     measure noop "$WORK/noop-queue"
     measure noop-batch "$WORK/noop-queue" -b
     measure worker "$ENFORCER" run --dir "$WORK/policy" --system gw-1 --state-dir "$WORK/state"
-    echo "  $(grep -o 'worker: stopped.*' "$WORK/worker.err" | tail -1)"
+    echo "  $(grep -E '^[^ ]+ [a-z]+: stopped \(' "$WORK/worker.err" | tail -1 | cut -d' ' -f2-)"
 done
 
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -15,11 +15,11 @@
 #                       no queue at all.
 # Rounds alternate without / with, so drift of this shared machine hits both alike.
 #
-# Usage: bench/tls-bench.sh [ENFORCER]   (root; env SECONDS_PER_RUN=8 ROUNDS=2)
+# Usage: bench/tls-bench.sh [ENFORCER]   (root; env SECONDS_PER_RUN=6 ROUNDS=3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENFORCER=$(realpath "${1:-.build/release/enforcer}")
-RUN_SECONDS=${SECONDS_PER_RUN:-8} ROUNDS=${ROUNDS:-2}
+RUN_SECONDS=${SECONDS_PER_RUN:-6} ROUNDS=${ROUNDS:-3}
 [ "$(id -u)" = 0 ] || { echo "tls-bench: needs root (network namespaces)" >&2; exit 1; }
 [ -x "$ENFORCER" ] || { echo "tls-bench: no enforcer at $ENFORCER" >&2; exit 1; }
 command -v iptables-nft >/dev/null || { echo "tls-bench: needs iptables-nft (Debian package iptables) for enforcer's xt NFQUEUE fallback" >&2; exit 1; }
@@ -27,9 +27,9 @@ command -v iptables-nft >/dev/null || { echo "tls-bench: needs iptables-nft (Deb
 WORK=$(mktemp -d /tmp/enforcer-tls-bench.XXXXXX)
 T=$$
 CLI=enft-$T-cli GW=enft-$T-gw SRV=enft-$T-srv
-SERVER="" WORKER=""
+SERVER="" WORKER="" CLIENT=""
 cleanup() {
-    for pid in $WORKER $SERVER; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    for pid in $CLIENT $WORKER $SERVER; do kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
     for ns in "$CLI" "$GW" "$SRV"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
@@ -88,7 +88,9 @@ for _ in $(seq 50); do ip netns exec "$SRV" ss -Hltn 'sport = :443' | grep -q . 
 
 handshakes() {  # handshakes LABEL: one client run; latencies appended to WORK/LABEL.lat
     ip netns exec "$CLI" python3 bench/tls-handshakes.py 203.0.113.10 443 example.org "$WORK/cert.pem" 1 "$WORK/warmup.lat" > /dev/null
-    ip netns exec "$CLI" python3 bench/tls-handshakes.py 203.0.113.10 443 example.org "$WORK/cert.pem" "$RUN_SECONDS" "$WORK/run.lat" > "$WORK/run.out"
+    ip netns exec "$CLI" python3 bench/tls-handshakes.py 203.0.113.10 443 example.org "$WORK/cert.pem" "$RUN_SECONDS" "$WORK/run.lat" > "$WORK/run.out" &
+    CLIENT=$!
+    wait "$CLIENT"; CLIENT=""
     read -r _ count _ failures _ seconds < "$WORK/run.out"
     cat "$WORK/run.lat" >> "$WORK/$1.lat"
     echo "$count $seconds" >> "$WORK/$1.runs"
@@ -108,7 +110,7 @@ for round in $(seq "$ROUNDS"); do
     grep -q "worker: judging queue" "$WORK/worker.err" || { echo "tls-bench: the worker did not start" >&2; cat "$WORK/worker.err" >&2; exit 1; }
     handshakes "with inspection"
     kill -TERM "$WORKER"; wait "$WORKER" || true; WORKER=""
-    echo "  $(grep -o 'worker: stopped.*' "$WORK/worker.err")"
+    echo "  $(grep -E '^[^ ]+ [a-z]+: stopped \(' "$WORK/worker.err" | tail -1 | cut -d' ' -f2-)"
     judged=$(grep -c ' tls host=example.org ' "$WORK/worker.err" || true)
     echo "  worker log: $judged flows judged tls host=example.org, $(grep -c ' deny ' "$WORK/worker.err" || true) denied"
 done

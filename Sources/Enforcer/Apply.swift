@@ -38,8 +38,13 @@ struct Apply: ParsableCommand {
             throw ExitCode(1)
         }
         if !dryRun {
-            try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
-                          replace: replace, force: force, confirm: confirm)
+            do {
+                print(try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
+                                    replace: replace, force: force, confirm: confirm))
+            } catch {
+                for line in error.lines { Output.error(line) }
+                throw ExitCode(1)
+            }
             return
         }
         do {
@@ -59,17 +64,15 @@ struct Apply: ParsableCommand {
         }
     }
     /// Compiles for `host` and loads the ruleset in one transaction (a delta against the
-    /// live generation), guarding the SSH session; `run` uses it too.
+    /// live generation), guarding the SSH session; `run` uses it too. Returns what to report.
     static func load(graph: AccessGraph, host: SystemDefinition, instant: Date, store: GenerationStore, ids: PolicyIDs,
-                     policyDirectory: String, replace: Bool, force: Bool, confirm: Int?) throws {
+                     policyDirectory: String, replace: Bool, force: Bool, confirm: Int?) throws(ApplyFailure) -> String {
         let compiled: CompiledHost
         do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
-            Output.error("enforcer: \(error)")
-            throw ExitCode(1)
+            throw ApplyFailure(lines: ["enforcer: \(error)"])
         }
         if !force, let session = SSHSession.current(), session.wouldBeCut(graph: graph, system: host, at: instant) {
-            Output.error("enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway")
-            throw ExitCode(1)
+            throw ApplyFailure(lines: ["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])
         }
         do {
             try store.recordPolicyIDs(ids)
@@ -78,18 +81,23 @@ struct Apply: ParsableCommand {
             let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: policyDirectory, forceReplace: replace)
             switch outcome.mode {
             case .unchanged:
-                print("unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent")
+                return "unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent"
             case .delta, .replaced:
-                print("applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(String(format: "%.1f", outcome.transactionSeconds * 1000)) ms; queue via \(outcome.queue.rawValue))")
+                var report = "applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(String(format: "%.1f", outcome.transactionSeconds * 1000)) ms; queue via \(outcome.queue.rawValue))"
                 if let seconds = confirm {
                     try Watchdog.arm(store: store, generation: outcome.generation, previous: previous, seconds: seconds)
-                    print("run `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored")
+                    report += "\nrun `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored"
                 }
+                return report
             }
         } catch {
-            Output.error("enforcer: \(error)")
-            Output.error("enforcer: nothing was changed; the previous ruleset stays live")
-            throw ExitCode(1)
+            throw ApplyFailure(lines: ["enforcer: \(error)", "enforcer: nothing was changed; the previous ruleset stays live"])
         }
     }
+}
+
+/// An apply that did not happen, and why (the previous ruleset stays live).
+struct ApplyFailure: Error, CustomStringConvertible {
+    var lines: [String]
+    var description: String { lines.joined(separator: "\n") }
 }

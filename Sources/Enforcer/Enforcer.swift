@@ -11,7 +11,7 @@ struct Enforcer: ParsableCommand {
             Exit status: 0 success or allow/permit, 1 policy error or deny, 2 usage error.
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
-        subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, ConfirmWatchdog.self]
+        subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, ConfirmWatchdog.self]
     )
 
     /// Usage errors exit 2 (ArgumentParser's default is 64).
@@ -85,11 +85,15 @@ enum Output {
 
 /// Loads and checks a policy directory; prints diagnostics; exits 1 on errors.
 func loadPolicy(_ options: PolicyDirectoryOption, quietWarnings: Bool = false) throws -> PolicySet {
-    let result = PolicyLoader.load(directory: options.dir)
+    try loadPolicy(directory: options.dir, quietWarnings: quietWarnings)
+}
+
+func loadPolicy(directory: String, quietWarnings: Bool = false) throws -> PolicySet {
+    let result = PolicyLoader.load(directory: directory)
     Output.print(result.diagnostics.filter { !quietWarnings || $0.severity == .error })
     guard let set = result.policySet else {
         let errors = result.diagnostics.filter { $0.severity == .error }.count
-        Output.error("enforcer: \(errors) error\(errors == 1 ? "" : "s") in \(options.dir)")
+        Output.error("enforcer: \(errors) error\(errors == 1 ? "" : "s") in \(directory)")
         throw ExitCode(1)
     }
     return set

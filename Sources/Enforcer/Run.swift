@@ -1,17 +1,19 @@
 import ArgumentParser
 import Compiler
 import Foundation
-import Kernel
-import NFQueue
-import Synchronization
 
-/// `enforcer run`: applies the policy, then judges queued web flows until SIGTERM or SIGINT.
+/// `enforcer run`: the daemon (see `Daemon`).
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply the policy and run the NFQUEUE worker (TLS SNI, HTTP Host/URL) until stopped.",
+        abstract: "Apply the policy, judge queued web flows, flip time windows and expiries, reload on change.",
         discussion: """
-            Needs root. Logs one line per judged flow to standard error. On SIGTERM or SIGINT the \
-            worker stops and the ruleset stays in place: queued flows then follow [kernel] queue_fail.
+            Needs root. Applies the policy, runs the NFQUEUE worker when web rules need it, and keeps \
+            the kernel in step with time: each active-hours window, expiry and enabled change is applied \
+            at its boundary (a wall-clock timer, recomputed at once when the clock is set). SIGHUP or \
+            any change under the policy directory reloads: a valid policy is applied as a delta, an \
+            invalid one is refused and logged while the running generation stays live. SIGTERM or \
+            SIGINT stops; the ruleset stays in force unless [run] on_stop = "flush". Logs to standard \
+            error; `enforcer status` reads what it reports in the state directory.
             """)
 
     @OptionGroup var directory: PolicyDirectoryOption
@@ -23,64 +25,25 @@ struct Run: ParsableCommand {
     var force = false
 
     func run() throws {
-        let set = try loadPolicy(directory, quietWarnings: true)
-        let host = try resolveSystem(system, in: set)
-        let store = GenerationStore(directory: stateDir ?? set.config.stateDirectory)
-        let ids = store.policyIDs().assigning(set.policies.map(\.name))
-        let graph = AccessGraph(set, ids: ids)
-        let instant = Date()
-        let failures = ExpectationRunner(graph: graph, now: instant).run()
-        if !failures.isEmpty {
-            Output.print(failures)
-            Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing was applied")
-            throw ExitCode(1)
-        }
-        try Apply.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
-                       replace: false, force: force, confirm: nil)
-        fflush(nil)  // the apply line, before the worker's log
-
-        let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
-        let inspector = Inspector(matcher: matcher, settings: InspectorSettings(config: set.config))
-        let worker: Worker
+        let daemon: Daemon
         do {
-            worker = try Worker(queueNumber: set.config.queue, queueFailOpen: set.config.queueFail == .open, inspector: inspector, log: Log.line)
+            daemon = try Daemon(options: .init(directory: directory.dir, system: system, stateDirectory: stateDir, force: force))
+        } catch let error as ApplyFailure {
+            for line in error.lines { Output.error(line) }
+            throw ExitCode(1)
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as ValidationError {
+            throw error
         } catch {
-            Output.error("enforcer: worker: \(error)")
+            Output.error("enforcer: \(error)")
             throw ExitCode(1)
         }
-        let stop = StopSignal()
-        Log.line("worker: judging queue \(set.config.queue) with \(set.webRules.count) web rule\(set.webRules.count == 1 ? "" : "s"); default_action \(set.config.defaultAction.rawValue), fail \(set.config.webFail.rawValue)")
-        do { try worker.run(shouldStop: stop.isRaised) } catch {
-            Output.error("enforcer: worker: \(error)")
+        do { try daemon.run() } catch {
+            Output.error("enforcer: \(error)")
             throw ExitCode(1)
         }
-        let counters = worker.inspector.counters
-        Log.line("worker: stopped (\(stop.name ?? "stop")); packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts)")
     }
-}
-
-/// SIGTERM and SIGINT, turned into a flag the worker loop reads.
-final class StopSignal {
-    private final class Flag: Sendable {
-        let raised = Mutex<String?>(nil)
-    }
-    private let flag = Flag()
-    private var sources: [DispatchSourceSignal] = []
-
-    init() {
-        let queue = DispatchQueue(label: "enforcer.signals")
-        let flag = self.flag
-        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            source.setEventHandler { flag.raised.withLock { $0 = name } }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    var name: String? { flag.raised.withLock { $0 } }
-    func isRaised() -> Bool { name != nil }
 }
 
 enum Log {

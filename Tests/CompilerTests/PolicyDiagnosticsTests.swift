@@ -174,7 +174,7 @@ struct PolicyDiagnosticsTests {
         C("bad expect verdict", "[expect] e: {\n    url: https://example.org/\n    verdict: block\n}", ["3:14: error: bad verdict 'block' (expected permit, deny, warn or aup)"]),
 
         // MARK: enforcer.conf
-        C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web] or [state])"],
+        C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web], [state] or [run])"],
           files: ["enforcer.conf": "[polcy]\ndefault_action = \"deny\"\ntime_window_tz = \"utc\"\n"]),
         C("conf: unknown key with did-you-mean", "", ["enforcer.conf:2:1: error: unknown key 'default_actoin' in [policy], did you mean 'default_action'? (expected default_action, time_window_tz)"],
           files: ["enforcer.conf": "[policy]\ndefault_actoin = \"deny\"\n"]),

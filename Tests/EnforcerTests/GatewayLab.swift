@@ -58,7 +58,7 @@ final class GatewayLab {
         var text = ""
         while Date() < deadline {
             text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if text.contains("worker: stopped") { break }
+            if text.contains("run: stopped") { break }
             Thread.sleep(forTimeInterval: 0.05)
         }
         return text

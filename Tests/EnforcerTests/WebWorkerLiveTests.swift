@@ -95,14 +95,14 @@ struct WebWorkerLiveTests {
         #expect(download.stdout == "\(4 << 20)", "download: \(download.stdout) \(download.stderr)")
 
         let text = lab.stopWorker(worker, log: log)
-        let packets = text.split(separator: "\n").last { $0.contains("worker: stopped") }
+        let packets = text.split(separator: "\n").last { $0.contains("run: stopped") }
             .flatMap { $0.split(separator: "packets ").last?.prefix { $0.isNumber } }.flatMap { Int($0) }
         print("worker queued \(packets.map(String.init) ?? "?") packets for \(rows.count + 1) flows, a 4 MB download among them")
         #expect((packets ?? .max) <= 8 * (rows.count + 1), "packets queued in all: \(packets.map(String.init) ?? "?") for \(rows.count + 1) flows")
         #expect(text.contains("deny 192.168.50.11:"), "\(text)")
         #expect(text.contains("tls host=bit.ly alpn=h2,http/1.1 ech=no deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
         #expect(text.contains("warn acts as deny on TLS"), "\(text)")
-        #expect(text.contains("worker: stopped (SIGTERM)"), "\(text)")
+        #expect(text.contains("run: stopped (SIGTERM); the ruleset stays in force"), "\(text)")
     }
 
     /// A python ssl client that writes its ClientHello in three TCP segments (TCP_NODELAY,

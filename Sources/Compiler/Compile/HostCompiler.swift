@@ -11,6 +11,11 @@ public struct CompiledHost: Sendable {
     public var queuedFlows: [String]
     /// Policies whose grants this host enforces, with whether each is in force.
     public var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)]
+
+    /// The next instant after `instant` when a policy enforced here turns on or off.
+    public func nextFlip(after instant: Date) -> Date? {
+        enforced.compactMap { $0.entry.policy.schedule.nextFlip(after: instant) }.min()
+    }
 }
 
 public enum CompileError: Error, Sendable, CustomStringConvertible {

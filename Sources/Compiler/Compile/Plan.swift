@@ -30,8 +30,7 @@ public struct Plan: Sendable {
         let end = compiled.instant.addingTimeInterval(horizon)
         let entries = compiled.enforced.map(\.entry)
         while flips.count < flipLimit {
-            let next = entries.compactMap { $0.policy.schedule.nextFlip(after: cursor) }.filter { $0 <= end }.min()
-            guard let next else { break }
+            guard let next = compiled.nextFlip(after: cursor), next <= end else { break }
             let host = try HostCompiler(graph: graph, system: compiled.system, at: next).compile()
             let diff = RulesetDiff(from: previous, to: host.ruleset)
             for entry in Dictionary(entries.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }).values.sorted(by: { $0.id < $1.id })

@@ -25,6 +25,10 @@ public struct Config: Sendable {
     public var blockQUIC: Bool? = nil
     // [state]
     public var stateDirectory: String = "/var/lib/enforcer"
+    // [run]
+    public enum StopAction: String, Sendable, Hashable { case keep, flush }
+    /// What `enforcer run` leaves in the kernel when it is stopped.
+    public var onStop: StopAction = .keep
 
     public init() {}
 
@@ -51,12 +55,13 @@ public struct Config: Sendable {
             "kernel": ["table", "mark_mask", "queue", "queue_fail", "web_ports"],
             "web": ["fail", "portal_url", "block_quic"],
             "state": ["directory"],
+            "run": ["on_stop"],
         ]
-        let sections = ["policy", "kernel", "web", "state"]
+        let sections = ["policy", "kernel", "web", "state", "run"]
         // An unknown section is reported once, at its header; its keys are not reported again.
         for (table, location) in document.tables where known[table] == nil {
             let meant = PolicyLoader.nearest(table, among: sections).map { ", did you mean [\($0)]?" } ?? ""
-            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web] or [state])"))
+            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web], [state] or [run])"))
         }
         for entry in document.entries {
             /// The rule the value breaks, and the value as written.
@@ -124,6 +129,11 @@ public struct Config: Sendable {
             case ("state", "directory"):
                 guard case .string(let s) = entry.value, s.hasPrefix("/") else { fail("directory must be an absolute path"); continue }
                 config.stateDirectory = s
+            case ("run", "on_stop"):
+                guard case .string(let s) = entry.value, let action = StopAction(rawValue: s) else {
+                    fail("on_stop must be \"keep\" (the ruleset stays in force) or \"flush\" (enforcer's table is removed)"); continue
+                }
+                config.onStop = action
             default:
                 if let keys = known[entry.table] {
                     diagnostics.append(.error(entry.keyLocation, "unknown key '\(entry.key)' in [\(entry.table)]\(PolicyLoader.suggestion(entry.key, among: keys)) (expected \(keys.joined(separator: ", ")))"))

@@ -76,6 +76,9 @@ public final class NetfilterQueue {
         }
     }
 
+    /// For a caller's own poll; `receive(timeoutMilliseconds: 0)` then reads without waiting.
+    public var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
+
     deinit {
         // Closing the socket unbinds the queue; the kernel applies the bypass setting again.
         mnl_socket_close(socket)
@@ -113,7 +116,7 @@ public final class NetfilterQueue {
             if Glibc.errno == EINTR { return 0 }
             throw QueueError(operation: "poll", errno: Glibc.errno)
         }
-        guard ready > 0 else { return 0 }
+        guard ready > 0, poller.revents & Int16(POLLIN) != 0 else { return 0 }
         let received = receiveBuffer.withUnsafeMutableBytes { raw in mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
         if received < 0 {
             if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == ENOBUFS { return 0 }

@@ -20,11 +20,18 @@ public final class Worker {
     /// Replaces the rules (a reload); flows being judged keep their buffers.
     public func replaceMatcher(_ matcher: WebMatcher) { inspector.matcher = matcher }
 
-    /// Runs until `shouldStop` answers true (asked at least twice a second).
-    public func run(shouldStop: () -> Bool) throws(QueueError) {
-        var lastSweep = Self.monotonicSeconds()
-        while !shouldStop() {
-            _ = try queue.receive(timeoutMilliseconds: 500) { packet in
+    /// The queue's socket, for the daemon's poll.
+    public var fileDescriptor: Int32 { queue.fileDescriptor }
+    /// Whether flows are being judged (then `drain` wants calling about once a second, to
+    /// time them out, even when no packet comes).
+    public var isTracking: Bool { inspector.flows.count > 0 }
+    private var lastSweep = Worker.monotonicSeconds()
+
+    /// Answers every packet waiting now, in bounded rounds so that timers and signals get
+    /// their turn under load, and times out idle flows about once a second.
+    public func drain() throws(QueueError) {
+        for _ in 0..<64 {
+            let count = try queue.receive(timeoutMilliseconds: 0) { packet in
                 let action = inspector.inspect(packet, now: Self.monotonicSeconds(), wallClock: Date())
                 for segment in action.segments {
                     do { try raw.send(segment.bytes) } catch { log("worker: \(error)") }
@@ -33,11 +40,12 @@ public final class Worker {
                 if let judgement = action.judgement { log(judgement.description) }
             }
             try queue.flushVerdicts()
-            let now = Self.monotonicSeconds()
-            if now - lastSweep >= 1 {
-                inspector.expire(now: now)
-                lastSweep = now
-            }
+            if count == 0 { break }
+        }
+        let now = Self.monotonicSeconds()
+        if now - lastSweep >= 1 {
+            inspector.expire(now: now)
+            lastSweep = now
         }
     }
 

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Compiler
+import Foundation
+import Kernel
+import NFQueue
+
+/// `enforcer status`: what the running daemon reports in the state directory.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the live generation, active and inactive policies, next flips, queue counters and the last reload.",
+        discussion: "Reads what `enforcer run` keeps in the state directory; needs no root.")
+
+    @OptionGroup var directory: PolicyDirectoryOption
+    @Option(help: ArgumentHelp("Where applied generations are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
+    var stateDir: String?
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func run() throws {
+        let state = stateDir ?? Self.configuredStateDirectory(directory.dir)
+        let store = GenerationStore(directory: state)
+        let live = store.currentNumber()
+        let daemon = try? DaemonStatus.read(from: state)
+        let running = daemon.map { $0.stoppedAt == nil && kill($0.pid, 0) == 0 } ?? false
+        if json {
+            let encoder = JSONEncoder()
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            let daemonJSON = try daemon.map { try JSONSerialization.jsonObject(with: encoder.encode($0)) }
+            print(Output.json(["state_directory": state, "generation": live, "running": running, "daemon": daemonJSON]))
+            return
+        }
+        print("generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state))")
+        guard let daemon else {
+            print("daemon: no report from `enforcer run` in \(state)")
+            return
+        }
+        let format = ISO8601DateFormatter()
+        if running {
+            print("daemon: running (pid \(daemon.pid)) for \(daemon.system) since \(format.string(from: daemon.startedAt)), policy \(daemon.policyDirectory)")
+        } else {
+            print("daemon: not running (last report \(daemon.stoppedAt.map { "stopped \(format.string(from: $0))" } ?? "from pid \(daemon.pid), which is gone"))")
+        }
+        print("policies:")
+        for policy in daemon.policies {
+            print("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")")
+        }
+        if daemon.policies.isEmpty { print("  none enforced on \(daemon.system)") }
+        print("next flip: " + (daemon.nextFlip.map { "\(format.string(from: $0.at)) \($0.policies.map { "'\($0)'" }.joined(separator: ", "))" } ?? "none scheduled"))
+        if let counters = daemon.counters {
+            print("queue: packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts), flows tracked \(counters.flowsTracked)")
+        } else {
+            print("queue: no worker (no web rules on this system)")
+        }
+        if let reload = daemon.lastReload {
+            print("last reload: \(format.string(from: reload.at)) \(reload.ok ? "ok" : "refused"): \(reload.message)")
+        }
+    }
+
+    /// [state] directory from enforcer.conf, read leniently: status must work with a broken policy.
+    static func configuredStateDirectory(_ directory: String) -> String {
+        let path = directory + "/enforcer.conf"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return Config().stateDirectory }
+        return Config.parse(file: path, text: text).0.stateDirectory
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+/// `enforcer run` on db-1 of the Enclave lab: flips at a window's boundary cut what the
+/// window granted, and a reload with a broken file keeps the running generation.
+@Suite(.serialized)
+struct DaemonLiveTests {
+    static let utc: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
+
+    static func hhmm(_ date: Date) -> String {
+        let parts = utc.dateComponents([.hour, .minute], from: date)
+        return String(format: "%02d:%02d", parts.hour ?? 0, parts.minute ?? 0)
+    }
+
+    /// The next whole minute at least `lead` seconds ahead.
+    static func nextMinute(lead: TimeInterval) -> Date {
+        let now = Date()
+        var boundary = utc.dateInterval(of: .minute, for: now)!.end
+        if boundary.timeIntervalSince(now) < lead { boundary = boundary.addingTimeInterval(60) }
+        return boundary
+    }
+
+    /// `enforcer run` for `system`; returns once it has applied.
+    static func runDaemon(_ lab: LiveTrafficTests.Lab, _ system: String, log: URL) throws -> Process {
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = ["netns", "exec", lab.ns(system), Paths.enforcer, "run", "--dir", lab.policy, "--system", system,
+                             "--state-dir", lab.state + "/" + system]
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        lab.servers.append(process)
+        try waitFor(log, "applied generation 1", process: process)
+        return process
+    }
+
+    static func waitFor(_ log: URL, _ text: String, process: Process, seconds: TimeInterval = 10) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if (try? String(contentsOf: log, encoding: .utf8))?.contains(text) == true { return }
+            if !process.isRunning { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        Issue.record("'\(text)' never appeared in the log: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+    }
+
+    static func setSREHours(_ lab: LiveTrafficTests.Lab, _ hours: String) throws {
+        let path = lab.policy + "/rules.d/30-databases.policy"
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+            of: "allow: tcp/5432, tcp/22, icmp\n", with: "allow: tcp/5432, tcp/22, icmp\n    active-hours: \(hours)\n")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    @Test func aWindowClosingOnTimeCutsItsConnectionAtTheBoundary() throws {
+        let lab = try LiveTrafficTests.Lab()
+        // The example expects SRE around the clock; this test gives SRE a window that closes now.
+        try FileManager.default.removeItem(atPath: lab.policy + "/rules.d/90-expectations.policy")
+        let boundary = Self.nextMinute(lead: 8)
+        try Self.setSREHours(lab, "daily \(Self.hhmm(boundary.addingTimeInterval(-3600)))-\(Self.hhmm(boundary))")
+        try lab.serve("db-1", port: 5432)
+        try lab.serve("db-1", port: 22)
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+
+        let sre = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 5432)
+        let workstation = try lab.longLived(from: "ws-1", to: "fd00:20:2::11", port: 22)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(sre.isRunning && workstation.isRunning, "both connections should be up before the boundary")
+        var cut: Date?
+        let deadline = boundary.addingTimeInterval(4)
+        while Date() < deadline {
+            if !sre.isRunning { cut = Date(); break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let offset = cut.map { $0.timeIntervalSince(boundary) }
+        print("window closed at \(ISO8601DateFormatter().string(from: boundary)); SRE connection cut \(offset.map { String(format: "%+.3f s", $0) } ?? "never")")
+        #expect(offset.map { abs($0) <= 1 } == true, "the SRE connection must be cut within 1 s of the boundary, was \(offset.map { "\($0) s" } ?? "never")")
+        #expect(workstation.isRunning, "Server access for Workstations has no window: its connection stays")
+        #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "a new SRE connection after the window closed")
+        try Self.waitFor(log, "flip (time): 'Database Servers for SRE' deactivates (outside active hours", process: daemon)
+        #expect(daemon.isRunning)
+    }
+
+    @Test func aReloadWithABrokenFileKeepsTheRunningGeneration() throws {
+        let lab = try LiveTrafficTests.Lab()
+        try lab.serve("db-1", port: 5432)
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+        let sre = try lab.longLived(from: "sre-1", to: "fd00:20:2::11", port: 5432)
+        Thread.sleep(forTimeInterval: 0.3)
+
+        // A broken file: the reload (on the file change, and again on SIGHUP) is refused.
+        try "[policy] half-written: {\n    senders: sre\n".write(toFile: lab.policy + "/rules.d/50-broken.policy", atomically: true, encoding: .utf8)
+        try Self.waitFor(log, "reload (files changed under \(lab.policy)) refused", process: daemon)
+        kill(daemon.processIdentifier, SIGHUP)
+        try Self.waitFor(log, "reload (SIGHUP) refused: 2 errors; generation 1 stays live", process: daemon)
+        #expect(try String(contentsOf: log, encoding: .utf8).contains("50-broken.policy:1:"), "the log names the file and line")
+        #expect(sre.isRunning, "the running generation must stay live")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432) == false)
+        #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432))
+        let status = try run(Paths.enforcer, ["status", "--state-dir", lab.state + "/db-1"])
+        #expect(status.stdout.contains("generation 1"), "\(status.stdout)\(status.stderr)")
+        #expect(status.stdout.contains("last reload") && status.stdout.contains("refused"), "\(status.stdout)")
+
+        // Fixed: the next change is applied as a delta and the connection goes on.
+        try "[policy] half-written: {\n    senders: workstations\n    receivers: database-servers\n    allow: tcp/5432\n}\n"
+            .write(toFile: lab.policy + "/rules.d/50-broken.policy", atomically: true, encoding: .utf8)
+        try Self.waitFor(log, "applied generation 2", process: daemon)
+        #expect(!(try String(contentsOf: log, encoding: .utf8)).contains("applied generation 2 for db-1: table replaced"), "a reload is a delta")
+        #expect(sre.isRunning, "an unrelated reload keeps the SRE connection")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432), "the new policy grants ws-1 tcp/5432")
+        daemon.terminate()
+        try Self.waitFor(log, "run: stopped (SIGTERM); the ruleset stays in force", process: daemon)
+        let listed = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "table", "inet", "enforcer"])
+        #expect(listed.status == 0, "on_stop keep: the table stays after SIGTERM")
+    }
+}
