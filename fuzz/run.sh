@@ -49,7 +49,7 @@ status=$?
 set -e
 
 echo "== libFuzzer exit status $status"
-grep -E '^#[0-9]+ +(INITED|DONE)' "$log" || tail -n 3 "$log" | grep -E '^#[0-9]+' || true
+grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" || tail -n 3 "$log" | grep -E '^#[0-9]+' || true
 grep -E '^(stat::|Done [0-9]+ runs)' "$log" || true
 
 if [ "$status" -ne 0 ]; then

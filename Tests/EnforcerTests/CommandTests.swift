@@ -70,6 +70,28 @@ struct CommandTests {
         #expect(gate.stderr.contains("10-allowswissdomains.policy:2:1: warning: web rule 'allow-swissdomains' matches only by URI regex"))
     }
 
+    /// examples/service: the example enforcer.conf (every key) checks clean, and the unit's
+    /// commands exist with the flags it passes.
+    @Test func serviceExamplesAreValid() throws {
+        let directory = NSTemporaryDirectory() + "enforcer-service-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/rules.d", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Paths.example("service") + "/enforcer.conf", toPath: directory + "/enforcer.conf")
+        let checked = try enforcer("check", "--dir", directory)
+        #expect(checked.status == 0 && checked.stderr.isEmpty, "\(checked.stderr)")
+        let unit = try String(contentsOfFile: Paths.example("service") + "/enforcer.service", encoding: .utf8)
+        let commands = unit.split(separator: "\n").filter { $0.hasPrefix("ExecStart") }
+            .compactMap { $0.split(separator: "=", maxSplits: 1).last?.split(separator: " ").map(String.init) }
+        #expect(commands.count == 2)
+        for command in commands {
+            #expect(command.first == "/usr/local/bin/enforcer")
+            let arguments = Array(command.dropFirst()).map { $0 == "/etc/enforcer" ? directory : $0 }
+            let help = try enforcer(arguments[0], "--help")
+            #expect(help.status == 0, "\(arguments[0]) --help")
+            for flag in arguments where flag.hasPrefix("--") { #expect(help.stdout.contains(flag), "\(arguments[0]) has no \(flag)") }
+        }
+    }
+
     @Test func checkReportsEveryErrorWithItsPlace() throws {
         let dir = NSTemporaryDirectory() + "enforcer-cli-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir + "/rules.d", withIntermediateDirectories: true)

@@ -577,6 +577,8 @@ enum InspectorChecks {
         // Sequence numbers near the wrap point now and then.
         let isn: UInt32 = choices.oneIn(4) ? UInt32.max &- UInt32(choices.int(0...64)) : UInt32.random(in: 0...UInt32.max, using: &choices)
         let withSYN = !choices.oneIn(4)
+        // TCP Fast Open now and then: the SYN itself carries the first piece.
+        let fastOpen = withSYN && choices.oneIn(4)
         let base = withSYN ? isn &+ 1 : isn
         let serverSequence = UInt32.random(in: 0...UInt32.max, using: &choices)
         let packetMark = UInt32.random(in: 0...UInt32.max, using: &choices)
@@ -597,6 +599,7 @@ enum InspectorChecks {
             pieces.append(start..<end)
             start = end
         }
+        let firstPiece = pieces[0]
         // Without a SYN the first packet seen starts the stream, so it must be the first piece.
         let fixed = withSYN ? 0 : 1
         if choices.oneIn(3), pieces.count > fixed {
@@ -629,18 +632,17 @@ enum InspectorChecks {
             return (packet, action)
         }
 
-        if withSYN {
-            let (_, action) = send(.syn, sequence: isn, payload: [])
-            if action.verdict != .accept(mark: nil) || action.judgement != nil || !action.segments.isEmpty {
-                violated("Inspector: a SYN got \(action.verdict), judgement \(String(describing: action.judgement))", stream)
-            }
-        }
+        var plan: [(flags: TCPFlags, sequence: UInt32, range: Range<Int>)] = []
+        if withSYN { plan.append((flags: [.syn], sequence: isn, range: fastOpen ? firstPiece : 0..<0)) }
+        plan += pieces.map { (flags: [.ack, .psh], sequence: base &+ UInt32($0.lowerBound), range: $0) }
+        plan.append((flags: [.fin, .ack], sequence: base &+ UInt32(stream.count), range: stream.count..<stream.count))
         var judgement: Judgement?
         var judgedAt = 0
-        var plan = pieces.map { (flags: TCPFlags([.ack, .psh]), range: $0) }
-        plan.append((flags: [.fin, .ack], range: stream.count..<stream.count))
         for (index, step) in plan.enumerated() {
-            let (packet, action) = send(step.flags, sequence: base &+ UInt32(step.range.lowerBound), payload: Array(stream[step.range]))
+            let (packet, action) = send(step.flags, sequence: step.sequence, payload: Array(stream[step.range]))
+            if step.flags.contains(.syn), step.range.isEmpty, action.judgement != nil || action.verdict != .accept(mark: nil) {
+                violated("Inspector: a SYN without data got \(action.verdict), judgement \(String(describing: action.judgement))", stream)
+            }
             if let decided = judgement {
                 // Decided flows: the same mark on every later packet, nothing new said or sent.
                 let expected = expectedMark(decided.outcome, packetMark: packet.mark, settings.layout)
@@ -651,6 +653,7 @@ enum InspectorChecks {
             } else if let new = action.judgement {
                 judgement = new
                 judgedAt = index
+                if step.flags.contains(.syn) { Tally.count("Inspector stream judged on a Fast Open SYN") }
                 Tally.count("Inspector stream judged \(new.kind ?? "-") \(new.outcome)"
                             + (new.decision == nil ? " (fail:\(Tally.shape(new.reason?.split(separator: ":").dropFirst().first ?? "")))" : ""))
                 checkJudgement(new, action: action, packet: packet, key: key, base: base, stream: stream,
@@ -670,7 +673,7 @@ enum InspectorChecks {
 
         // With every piece delivered and no limit in the way, the flow must be judged exactly
         // when the parser has an answer for the whole stream.
-        let dataPackets = plan.count - 1
+        let dataPackets = plan.filter { !$0.range.isEmpty }.count
         if stream.count < settings.bufferLimit, dataPackets <= min(settings.maxPacketsUndecided, 32) {
             let waiting = isTLS ? ClientHelloParser.parse(stream).isNeedMoreData
                 : HTTPRequestParser.parse(stream, maxHeadLength: settings.bufferLimit).isNeedMoreData
@@ -731,30 +734,33 @@ enum InspectorChecks {
             }
         }
 
-        // Carrying it out: the deciding packet's mark; a reset to the server unless permitted;
-        // the portal redirect to the client on a redirect.
+        // Carrying it out: the deciding packet's mark; a reset to the server unless permitted
+        // (none when a Fast Open SYN decides: the server has no connection yet); the portal
+        // redirect to the client on a redirect.
         let expectedMark = expectedMark(judgement.outcome, packetMark: packet.mark, settings.layout)
         if action.verdict != .accept(mark: expectedMark) { fail("verdict \(action.verdict), expected mark \(hex32(expectedMark))") }
-        let segments = action.segments
-        switch judgement.outcome {
-        case .permit:
-            if !segments.isEmpty { fail("a permit sent \(segments.count) segments") }
-        case .deny, .redirect:
-            guard let reset = segments.first, reset.flags == [.rst, .ack], reset.source == key.client,
+        let onSYN = PacketView(packet.bytes).tcp?.flags.contains(.syn) == true
+        var segments = action.segments[...]
+        if judgement.outcome != .permit && !onSYN {
+            guard let reset = segments.popFirst(), reset.flags == [.rst, .ack], reset.source == key.client,
                   reset.sourcePort == key.clientPort, reset.destinationPort == key.serverPort,
                   reset.sequence &- base <= UInt32(stream.count), reset.payload.isEmpty else {
-                fail("no reset to the server first: \(segments)")
+                fail("no reset to the server first: \(action.segments)")
             }
-            if judgement.outcome == .redirect {
-                let separator = settings.portalURL.contains("?") ? "&" : "?"
-                let prefix = "HTTP/1.1 302 Found\r\nLocation: \(settings.portalURL)\(separator)rule="
-                guard segments.count == 2, segments[1].source == key.server, segments[1].flags == [.psh, .ack, .fin],
-                      segments[1].payload.starts(with: prefix.utf8), segments[1].sequence == packet.tcpAcknowledgment else {
-                    fail("redirect segments \(segments)")
-                }
-            } else if segments.count != 1 {
-                fail("a deny sent \(segments.count) segments")
+        }
+        if judgement.outcome == .redirect {
+            let separator = settings.portalURL.contains("?") ? "&" : "?"
+            let prefix = "HTTP/1.1 302 Found\r\nLocation: \(settings.portalURL)\(separator)rule="
+            // The redirect's sequence number is the client's acknowledgment; a SYN has none
+            // to give, so it is not checked then.
+            guard segments.count == 1, let redirect = segments.first, redirect.source == key.server,
+                  redirect.flags == [.psh, .ack, .fin], redirect.payload.starts(with: prefix.utf8),
+                  onSYN || redirect.sequence == packet.tcpAcknowledgment else {
+                fail("redirect segments \(action.segments)")
             }
+            if onSYN { Tally.count("Inspector redirect decided on a Fast Open SYN") }
+        } else if !segments.isEmpty {
+            fail("a \(judgement.outcome) sent \(action.segments.count) segments")
         }
     }
 }
