@@ -37,9 +37,25 @@ GOALS=$(mktemp /tmp/enforcer-bench-goals.XXXXXX) PART=$(mktemp /tmp/enforcer-ben
 trap 'rm -f "$GOALS" "$PART"' EXIT
 failed=()
 
+idle_percent() {  # CPU idle over the next second, from /proc/stat
+    local _c u1 n1 s1 i1 w1 q1 sq1 st1 u2 n2 s2 i2 w2 q2 sq2 st2
+    read -r _c u1 n1 s1 i1 w1 q1 sq1 st1 _ < /proc/stat; sleep 1
+    read -r _c u2 n2 s2 i2 w2 q2 sq2 st2 _ < /proc/stat
+    local busy=$(( (u2 + n2 + s2 + q2 + sq2 + st2) - (u1 + n1 + s1 + q1 + sq1 + st1) )) idle=$(( (i2 + w2) - (i1 + w1) ))
+    echo $(( 100 * idle / (busy + idle > 0 ? busy + idle : 1) ))
+}
+
+settle() {  # waits up to 120 s for a quiet machine, e.g. for the kernel to free the namespaces of the step before
+    local start=$SECONDS idle
+    while idle=$(idle_percent); [ "$idle" -lt 85 ] && [ $((SECONDS - start)) -lt 120 ]; do :; done
+    if [ "$idle" -lt 85 ]; then echo "(machine busy: ${idle}% idle after $((SECONDS - start)) s of waiting; the ratios below are noisier)"
+    else echo "(machine ${idle}% idle$( [ $((SECONDS - start)) -gt 1 ] && echo ", after $((SECONDS - start)) s of waiting"))"; fi
+}
+
 step() {  # step TITLE CMD...: runs one benchmark, keeps its goal lines for the summary
     local title=$1; shift
     printf '\n=== %s\n' "$title" | tee -a "$LOG"
+    settle | tee -a "$LOG"
     "$@" 2>&1 | tee "$PART"
     local status=${PIPESTATUS[0]}
     cat "$PART" >> "$LOG"

@@ -50,7 +50,8 @@ final class Daemon {
             throw ApplyFailure(lines: ["enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing was applied"])
         }
         compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()
-        status = DaemonStatus(pid: getpid(), startedAt: instant, system: host.name, policyDirectory: options.directory)
+        status = DaemonStatus(pid: getpid(), startedAt: instant, system: host.name,
+                              policyDirectory: URL(fileURLWithPath: options.directory).standardizedFileURL.path)
         Log.line(try Apply.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: options.directory,
                                 replace: false, force: options.force, confirm: nil))
         status.record(compiled: compiled, generation: store.currentNumber(), at: instant)

@@ -118,6 +118,18 @@ struct DaemonLiveTests {
         #expect(!(try String(contentsOf: log, encoding: .utf8)).contains("applied generation 2 for db-1: table replaced"), "a reload is a delta")
         #expect(sre.isRunning, "an unrelated reload keeps the SRE connection")
         #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432), "the new policy grants ws-1 tcp/5432")
+
+        // `enforcer policy new` checks the draft, saves it and reloads the running daemon.
+        let prepared = lab.policy + "-prepared"
+        defer { try? FileManager.default.removeItem(atPath: prepared) }
+        try "[policy] \"Web for Contractors\": {\n    senders: contractors\n    receivers: database-servers\n    allow: tcp/443\n}\n"
+            .write(toFile: prepared, atomically: true, encoding: .utf8)
+        let created = try run(Paths.enforcer, ["policy", "new", "60-contractor-web", "--dir", lab.policy, "--state-dir", lab.state + "/db-1"],
+                              environment: ["VISUAL": "cp '\(prepared)'"])
+        #expect(created.stdout.contains("reloading enforcer run (pid \(daemon.processIdentifier))"), "\(created.stdout)\(created.stderr)")
+        try Self.waitFor(log, "reload (SIGHUP)", process: daemon)
+        try Self.waitFor(log, "applied generation 3", process: daemon)
+
         daemon.terminate()
         try Self.waitFor(log, "run: stopped (SIGTERM); the ruleset stays in force", process: daemon)
         let listed = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "table", "inet", "enforcer"])

@@ -10,17 +10,22 @@ public struct PolicyLoader {
         public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
     }
 
-    public static func load(directory: String) -> Result {
-        var loader = PolicyLoader(directory: directory)
+    /// - Parameter overlay: file names in `rules.d/` read from another path instead (a draft
+    ///   being edited), or left out (nil: a file about to be removed). Diagnostics name the
+    ///   `rules.d/` path, as they will once the draft is in place.
+    public static func load(directory: String, overlay: [String: String?] = [:]) -> Result {
+        var loader = PolicyLoader(directory: directory, overlay: overlay)
         return loader.run()
     }
 
     private let directory: String
+    private let overlay: [String: String?]
     private var diagnostics: [Diagnostic] = []
     private var config = Config()
 
-    private init(directory: String) {
+    private init(directory: String, overlay: [String: String?]) {
         self.directory = directory
+        self.overlay = overlay
     }
 
     private struct PendingBlock {
@@ -47,7 +52,10 @@ public struct PolicyLoader {
         let rulesPath = (directory as NSString).appendingPathComponent("rules.d")
         var files: [String] = []
         if fm.fileExists(atPath: rulesPath, isDirectory: &isDirectory), isDirectory.boolValue {
-            let names = (try? fm.contentsOfDirectory(atPath: rulesPath)) ?? []
+            var names = Set((try? fm.contentsOfDirectory(atPath: rulesPath)) ?? [])
+            for (name, draft) in overlay {
+                if draft == nil { names.remove(name) } else { names.insert(name) }
+            }
             for name in names.sorted() where name.hasSuffix(".policy") {
                 let path = (rulesPath as NSString).appendingPathComponent(name)
                 if !Self.isWellFormedFileName(name) {
@@ -63,7 +71,8 @@ public struct PolicyLoader {
 
         var pending: [PendingBlock] = []
         for file in files {
-            guard let bytes = readBytes(file) else { continue }
+            let source = overlay[(file as NSString).lastPathComponent].flatMap { $0 } ?? file
+            guard let bytes = readBytes(source) else { continue }
             let parser = BlockParser(file: file, bytes: bytes)
             diagnostics += parser.diagnostics
             for block in parser.blocks {
@@ -121,7 +130,8 @@ public struct PolicyLoader {
         return Result(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
     }
 
-    static func isWellFormedFileName(_ name: String) -> Bool {
+    /// `NN-name.policy`: two digits, a hyphen, a name.
+    public static func isWellFormedFileName(_ name: String) -> Bool {
         let stem = name.dropLast(".policy".count)
         guard stem.count >= 4 else { return false }
         let chars = Array(stem)
