@@ -30,13 +30,14 @@ struct Apply: ParsableCommand {
         // Policy ids live in the state directory so a flow's mark keeps its meaning across reloads.
         let store = GenerationStore(directory: stateDir ?? set.config.stateDirectory)
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
-        let graph = AccessGraph(set, ids: ids)
-        let failures = ExpectationRunner(graph: graph, now: instant).run()
+        // Expectations test the files; the ruleset also honours `enforcer policy enable|disable`.
+        let failures = ExpectationRunner(graph: AccessGraph(set, ids: ids), now: instant).run()
         if !failures.isEmpty {
             Output.print(failures)
             Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing would be applied")
             throw ExitCode(1)
         }
+        let graph = AccessGraph(OverrideFile.apply(to: set, stateDirectory: store.directory, at: instant), ids: ids)
         if !dryRun {
             do {
                 print(try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
@@ -79,6 +80,12 @@ struct Apply: ParsableCommand {
             let previous = store.currentNumber()
             let applier = try Applier(stateDirectory: store.directory)
             let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: policyDirectory, forceReplace: replace)
+            // Timed grants live outside the generation: re-assert them after every apply (a
+            // replaced table starts empty) and take out those that no longer hold.
+            let layout = MarkLayout(mask: graph.policySet.config.markMask)
+            let timed = Set(compiled.timedGrants.map(\.id))
+            let revoked = graph.entries.filter { $0.policy.schedule.override != nil && !timed.contains($0.id) }.map { layout.policyMark($0.id) }
+            try applier.setTimedGrants(compiled.timedGrants.map { ($0.mark, $0.until) }, revoked: revoked, table: graph.policySet.config.table)
             switch outcome.mode {
             case .unchanged:
                 return "unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent"

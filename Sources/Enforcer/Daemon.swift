@@ -43,12 +43,12 @@ final class Daemon {
         store = GenerationStore(directory: options.stateDirectory ?? set.config.stateDirectory)
         let instant = Date()
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
-        let graph = AccessGraph(set, ids: ids)
-        let failures = ExpectationRunner(graph: graph, now: instant).run()
+        let failures = ExpectationRunner(graph: AccessGraph(set, ids: ids), now: instant).run()
         if !failures.isEmpty {
             Output.print(failures)
             throw ApplyFailure(lines: ["enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing was applied"])
         }
+        let graph = AccessGraph(OverrideFile.apply(to: set, stateDirectory: store.directory, at: instant), ids: ids)
         compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()
         status = DaemonStatus(pid: getpid(), startedAt: instant, system: host.name,
                               policyDirectory: URL(fileURLWithPath: options.directory).standardizedFileURL.path)
@@ -123,7 +123,7 @@ final class Daemon {
         // A timer fires at or just after its instant; never compile a hair before the boundary.
         let instant = max(Date(), status.nextFlip?.at ?? .distantPast)
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
-        let graph = AccessGraph(set, ids: ids)
+        let graph = AccessGraph(OverrideFile.apply(to: set, stateDirectory: store.directory, at: instant), ids: ids)
         do {
             let next = try HostCompiler(graph: graph, system: host, at: instant).compile()
             let flipped = flips(from: compiled, to: next)
@@ -159,8 +159,8 @@ final class Daemon {
         do {
             let newHost = try resolveSystem(options.system, in: newSet)
             let ids = store.policyIDs().assigning(newSet.policies.map(\.name))
-            let graph = AccessGraph(newSet, ids: ids)
-            let failures = ExpectationRunner(graph: graph, now: instant).run()
+            let failures = ExpectationRunner(graph: AccessGraph(newSet, ids: ids), now: instant).run()
+            let graph = AccessGraph(OverrideFile.apply(to: newSet, stateDirectory: store.directory, at: instant), ids: ids)
             if !failures.isEmpty {
                 var sources: [String: [Substring]] = [:]
                 for failure in failures { Log.line(Output.render(failure, sources: &sources)) }

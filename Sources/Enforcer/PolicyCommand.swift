@@ -9,7 +9,7 @@ struct PolicyCommand: ParsableCommand {
         commandName: "policy",
         abstract: "List, show, create, edit and remove the policy files of rules.d/.",
         discussion: "new and edit open $EDITOR (default vi) on a draft, check the whole directory with it, then put it in place and reload a running `enforcer run`; a draft that fails check is kept as rules.d/NAME.policy.rejected.",
-        subcommands: [List.self, Show.self, New.self, Edit.self, Remove.self])
+        subcommands: [List.self, Show.self, New.self, Edit.self, Remove.self, Enable.self, Disable.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every block of every file, in evaluation order, and whether it is in force.")

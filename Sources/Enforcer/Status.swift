@@ -21,21 +21,27 @@ struct Status: ParsableCommand {
         let store = GenerationStore(directory: state)
         let live = store.currentNumber()
         let daemon = try? DaemonStatus.read(from: state)
+        let overrides = OverrideFile.read(state).pruned(at: Date())
         let running = daemon.map { $0.stoppedAt == nil && kill($0.pid, 0) == 0 } ?? false
         if json {
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
             let daemonJSON = try daemon.map { try JSONSerialization.jsonObject(with: encoder.encode($0)) }
-            print(Output.json(["state_directory": state, "generation": live, "running": running, "daemon": daemonJSON]))
+            let overridesJSON = try JSONSerialization.jsonObject(with: encoder.encode(overrides))
+            print(Output.json(["state_directory": state, "generation": live, "running": running, "daemon": daemonJSON, "overrides": overridesJSON]))
             return
         }
         print("generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state))")
+        let format = ISO8601DateFormatter()
+        for (name, change) in overrides.policies.sorted(by: { $0.key < $1.key }) {
+            let when = change.enabled ? change.until.map { " until \(format.string(from: $0)) (kernel timeout)" } ?? "" : change.from.map { " from \(format.string(from: $0))" } ?? ""
+            print("override: '\(name)' \(change.enabled ? "enabled" : "disabled")\(when) by `enforcer policy \(change.enabled ? "enable" : "disable")`")
+        }
         guard let daemon else {
             print("daemon: no report from `enforcer run` in \(state)")
             return
         }
-        let format = ISO8601DateFormatter()
         if running {
             print("daemon: running (pid \(daemon.pid)) for \(daemon.system) since \(format.string(from: daemon.startedAt)), policy \(daemon.policyDirectory)")
         } else {

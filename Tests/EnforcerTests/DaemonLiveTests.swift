@@ -135,4 +135,42 @@ struct DaemonLiveTests {
         let listed = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "table", "inet", "enforcer"])
         #expect(listed.status == 0, "on_stop keep: the table stays after SIGTERM")
     }
+
+    /// `policy enable --for` is a set element with a kernel timeout: with no enforcer process
+    /// running at all, the grant and its connection end on time.
+    @Test func aTimedGrantRunsOutInTheKernelWithNoEnforcerRunning() throws {
+        let lab = try LiveTrafficTests.Lab()
+        try "[policy] \"Break glass for contractors\": {\n    senders: contractors\n    receivers: database-servers\n    allow: tcp/5432\n    enabled: no\n}\n"
+            .write(toFile: lab.policy + "/rules.d/40-break-glass.policy", atomically: true, encoding: .utf8)
+        try lab.serve("db-1", port: 5432)
+        let state = lab.state + "/db-1"
+        func apply() throws {
+            let applied = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy, "--system", "db-1", "--state-dir", state])
+            try #require(applied.status == 0, "\(applied.stderr)")
+        }
+        try apply()
+        #expect(try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 5432), "enabled: no grants nothing")
+
+        let enabled = try run(Paths.enforcer, ["policy", "enable", "Break glass for contractors", "--for", "5s", "--dir", lab.policy, "--state-dir", state])
+        #expect(enabled.status == 0 && enabled.stdout.hasPrefix("'Break glass for contractors' enabled until "), "\(enabled.stdout)\(enabled.stderr)")
+        let until = Date().addingTimeInterval(5)
+        try apply()
+        let timed = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "set", "inet", "enforcer", "timed_policies"]).stdout
+        #expect(timed.contains("timeout") && timed.contains("expires"), "the grant is a kernel element with a timeout: \(timed)")
+        #expect(try lab.echoes(from: "contractor-1", to: "fd00:20:2::11", port: 5432), "the grant holds")
+        let connection = try lab.longLived(from: "contractor-1", to: "10.20.2.11", port: 5432)
+        let status = try run(Paths.enforcer, ["status", "--state-dir", state]).stdout
+        #expect(status.contains("override: 'Break glass for contractors' enabled until"), "\(status)")
+
+        var cut: Date?
+        while Date() < until.addingTimeInterval(4) {
+            if !connection.isRunning { cut = Date(); break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let offset = cut.map { $0.timeIntervalSince(until) }
+        print("timed grant ran out at \(ISO8601DateFormatter().string(from: until)); connection cut \(offset.map { String(format: "%+.3f s", $0) } ?? "never") with no enforcer running")
+        #expect(offset.map { $0 > -0.5 && $0 < 1.5 } == true, "the kernel must end the grant on time, cut at \(offset.map { "\($0) s" } ?? "never")")
+        #expect(try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 5432), "after the timeout no new connection")
+        #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "other policies are untouched")
+    }
 }

@@ -11,6 +11,10 @@ public struct CompiledHost: Sendable {
     public var queuedFlows: [String]
     /// Policies whose grants this host enforces, with whether each is in force.
     public var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)]
+    /// Policies in force by `enforcer policy enable --for`: their marks belong in
+    /// `timed_policies` with a kernel timeout ending at `until` (not in the model's elements,
+    /// so they run out in the kernel even while no enforcer runs).
+    public var timedGrants: [(id: Int, policy: String, mark: UInt32, until: Date)]
 
     /// The next instant after `instant` when a policy enforced here turns on or off.
     public func nextFlip(after instant: Date) -> Date? {
@@ -105,8 +109,12 @@ public struct HostCompiler {
             }
         }
         builder.finish()
+        let timed = enforcedIDs.compactMap { id -> (id: Int, policy: String, mark: UInt32, until: Date)? in
+            guard let entry = byID[id], isActive(id), let until = entry.policy.schedule.timedUntil, until > instant else { return nil }
+            return (id, entry.policy.name, layout.policyMark(id), until)
+        }
         return CompiledHost(ruleset: Ruleset(table: builder.table), system: system, instant: instant,
-                            isGateway: isGateway, queuedFlows: queued, enforced: enforced)
+                            isGateway: isGateway, queuedFlows: queued, enforced: enforced, timedGrants: timed)
     }
 }
 
@@ -126,14 +134,22 @@ struct RulesetBuilder {
         self.enforced = enforced
         self.isActive = isActive
         table = Table(family: .inet, name: config.table, sets: [], chains: [])
-        let activeElements = enforced.filter(isActive).map {
+        let timed = { (id: Int) in byID[id]?.policy.schedule.timedUntil != nil }
+        let activeElements = enforced.filter { isActive($0) && !timed($0) }.map {
             SetElement([.mark(layout.policyMark($0))], comment: byID[$0]?.policy.name)
         }
         table.sets.append(NamedSet(name: "active_policies", key: [.mark], elements: activeElements,
                                    comment: "policies in force now; flows they granted keep flowing"))
+        table.sets.append(NamedSet(name: "timed_policies", key: [.mark], flags: .timeout,
+                                   comment: "policies enabled for a while (enforcer policy enable --for): each runs out in the kernel"))
     }
 
-    private var markedActive: RuleExpression { .lookup([.conntrackMark], mask: layout.policyMask, set: "active_policies") }
+    /// The flow's policy is in force: for good (`active_policies`) or for a while (`timed_policies`).
+    private func whileInForce(_ before: [RuleExpression] = [], then verdict: Verdict, comment: String) -> [Rule] {
+        ["active_policies", "timed_policies"].map { set in
+            Rule(before + [.lookup([.conntrackMark], mask: layout.policyMask, set: set), .verdict(verdict)], comment: comment)
+        }
+    }
 
     // MARK: input
 
@@ -149,9 +165,9 @@ struct RulesetBuilder {
                            .compare(.udpDestinationPort, .equal, .port(68)), .verdict(.accept)], comment: "DHCP client"))
         rules.append(Rule([.compare(.nfProtocol, .equal, .number(10)), .compare(.udpSourcePort, .equal, .port(547)),
                            .compare(.udpDestinationPort, .equal, .port(546)), .verdict(.accept)], comment: "DHCPv6 client"))
-        rules.append(Rule([markedActive, .verdict(.accept)], comment: "flows granted by a policy still in force"))
+        rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
         rules += classify(prefix: "in", items: items, destinations: nil)
-        rules.append(Rule([markedActive, .verdict(.accept)], comment: "granted just now"))
+        rules += whileInForce(then: .accept, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
         table.chains.append(Chain(name: "input", base: BaseChain(hook: .input, priority: 0, policy: .drop), rules: rules,
@@ -191,7 +207,7 @@ struct RulesetBuilder {
         // Every forwarded flow was granted by a policy, so its replies pass only while that
         // policy is in force: deactivating it cuts the flow in both directions.
         let reply = RuleExpression.compare(.conntrackDirection, .equal, .direction(.reply))
-        rules.append(Rule([reply, markedActive, .verdict(.accept)], comment: "replies of flows granted by a policy in force"))
+        rules += whileInForce([reply], then: .accept, comment: "replies of flows granted by a policy in force")
         rules.append(Rule([reply, .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "replies of flows no policy grants now: cut"))
         rules.append(Rule([reply, .verdict(.drop)]))
@@ -201,9 +217,9 @@ struct RulesetBuilder {
             rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.udp)), .compare(.udpDestinationPort, .equal, .port(443)),
                                .reject(.icmpxPortUnreachable)], comment: "QUIC: fall back to TCP where the SNI is visible"))
         }
-        rules.append(Rule([markedActive, .verdict(granted)], comment: "flows granted by a policy still in force"))
+        rules += whileInForce(then: granted, comment: "flows granted by a policy still in force")
         rules += classify(prefix: "fwd", items: items, destinations: destinations)
-        rules.append(Rule([markedActive, .verdict(granted)], comment: "granted just now"))
+        rules += whileInForce(then: granted, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
         table.chains.append(Chain(name: "forward", base: BaseChain(hook: .forward, priority: 0, policy: .drop), rules: rules,

@@ -69,6 +69,10 @@ public struct Plan: Sendable {
         }
         out += "\nqueued flows:\n"
         out += compiled.queuedFlows.isEmpty ? "  none (no web rules on this system)\n" : compiled.queuedFlows.map { "  \($0)\n" }.joined()
+        if !compiled.timedGrants.isEmpty {
+            out += "\nenabled for a while (enforcer policy enable --for; runs out in the kernel, set timed_policies):\n"
+            out += compiled.timedGrants.map { "  '\($0.policy)' until \(ISO8601Format.string($0.until))\n" }.joined()
+        }
 
         out += "\nnext flips:\n"
         if flips.isEmpty { out += "  none in the next 8 days\n" }

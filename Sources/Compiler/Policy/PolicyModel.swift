@@ -92,12 +92,33 @@ public struct Schedule: Sendable, Hashable {
     public var timeZone: TimeZone
     public var expires: Date?
     public var enabled: Bool
+    /// `enforcer policy enable|disable`, over the file's `enabled`.
+    public var override: EnabledOverride?
 
     public static let always = Schedule(activeHours: nil, timeZone: TimeZone(identifier: "UTC")!, expires: nil, enabled: true)
 
+    public init(activeHours: TimeSpec?, timeZone: TimeZone, expires: Date?, enabled: Bool, override: EnabledOverride? = nil) {
+        self.activeHours = activeHours
+        self.timeZone = timeZone
+        self.expires = expires
+        self.enabled = enabled
+        self.override = override
+    }
+
+    /// Why the policy is switched off at `instant` (the override first, then the file), or nil.
+    private func disabledReason(at instant: Date) -> String? {
+        if let override {
+            if override.enabled, override.until.map({ instant < $0 }) ?? true { return nil }
+            if !override.enabled, override.from.map({ instant >= $0 }) ?? true {
+                return "disabled by `enforcer policy disable`" + (override.from.map { " from \(ISO8601Format.string($0))" } ?? "")
+            }
+        }
+        return enabled ? nil : "enabled: no"
+    }
+
     /// Why the schedule grants nothing at `instant`, or nil when it is in force.
     public func inactiveReason(at instant: Date) -> String? {
-        if !enabled { return "enabled: no" }
+        if let reason = disabledReason(at: instant) { return reason }
         if let expires, instant >= expires { return "expired \(ISO8601Format.string(expires))" }
         if let hours = activeHours, !hours.contains(instant, in: timeZone) {
             return "outside active hours \(hours) (\(timeZone.identifier))"
@@ -107,12 +128,60 @@ public struct Schedule: Sendable, Hashable {
 
     /// The next instant after `instant` when the schedule changes between in force and not.
     public func nextFlip(after instant: Date) -> Date? {
-        guard enabled else { return nil }
-        if let expires, instant >= expires { return nil }
-        var candidates: [Date] = []
-        if let expires { candidates.append(expires) }
-        if let hours = activeHours, let flip = hours.nextFlip(after: instant, in: timeZone) { candidates.append(flip) }
-        return candidates.min()
+        let inForce = inactiveReason(at: instant) == nil
+        var cursor = instant
+        for _ in 0..<64 {
+            let switches = [override?.from, override?.until].compactMap { $0 }.filter { $0 > cursor }
+            // Switched off with no enable/disable boundary ahead, or expired: nothing changes any more.
+            if disabledReason(at: cursor) != nil && switches.isEmpty { return nil }
+            if let expires, cursor >= expires { return nil }
+            var candidates = switches + [expires].compactMap { $0 }.filter { $0 > cursor }
+            if let hours = activeHours, let flip = hours.nextFlip(after: cursor, in: timeZone) { candidates.append(flip) }
+            guard let next = candidates.min() else { return nil }
+            if (inactiveReason(at: next) == nil) != inForce { return next }
+            cursor = next
+        }
+        return cursor  // a wake-up that changes nothing is harmless; never sleeping past a flip is not
+    }
+
+    /// `enforcer policy enable --for`: in force until then with a kernel timeout.
+    public var timedUntil: Date? { override.flatMap { $0.enabled ? $0.until : nil } }
+}
+
+/// A runtime change of a policy's `enabled` (`enforcer policy enable NAME [--for D]`,
+/// `disable NAME [--after D]`), kept in the state directory.
+public struct EnabledOverride: Codable, Hashable, Sendable {
+    public var enabled: Bool
+    /// disable --after: switched off from this instant.
+    public var from: Date?
+    /// enable --for: switched on until this instant, then back to the file's `enabled`.
+    public var until: Date?
+
+    public init(enabled: Bool, from: Date? = nil, until: Date? = nil) {
+        self.enabled = enabled
+        self.from = from
+        self.until = until
+    }
+}
+
+/// Everything operators changed at run time, over the policy files.
+public struct RuntimeOverrides: Codable, Hashable, Sendable {
+    public var policies: [String: EnabledOverride] = [:]
+
+    public init(policies: [String: EnabledOverride] = [:]) { self.policies = policies }
+
+    /// `set` with the overrides on its policies' schedules; unknown names are ignored.
+    public func applied(to set: PolicySet) -> PolicySet {
+        var out = set
+        for index in out.policies.indices {
+            out.policies[index].schedule.override = policies[out.policies[index].name]
+        }
+        return out
+    }
+
+    /// Without the overrides that can no longer matter at `instant` (an `enable --for` past its end).
+    public func pruned(at instant: Date) -> RuntimeOverrides {
+        RuntimeOverrides(policies: policies.filter { !($0.value.enabled && ($0.value.until.map { $0 <= instant } ?? false)) })
     }
 }
 

@@ -99,6 +99,19 @@ public struct Applier {
         return try apply(ruleset, system: info.system, policyDirectory: nil, note: "rollback to generation \(number)")
     }
 
+    /// `enforcer policy enable --for`: the marks of `grants` in the table's `set`, each running
+    /// out in the kernel at its `until`; `revoked` marks are taken out now.
+    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String = "timed_policies") throws(ApplyError) {
+        let queue: QueueEncoding
+        do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
+        let now = Date()
+        let marks = grants.filter { $0.until > now }.map { (mark: $0.mark, milliseconds: UInt64(($0.until.timeIntervalSince(now) * 1000).rounded(.down))) }
+        do {
+            try KernelTable(family: .inet, name: table, connection: connection)
+                .setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
+        } catch { throw .kernel(error) }
+    }
+
     /// Removes enforcer's table; the generations stay on disk, none is current.
     public func flush(family: TableFamily, name: String) throws(ApplyError) {
         do { try KernelTable(family: family, name: name, connection: connection).flush() } catch { throw .kernel(error) }

@@ -71,6 +71,24 @@ public struct KernelTable {
         return try connection.commit(removal() + created)
     }
 
+    /// Puts mark elements into a timeout set, each with its own kernel timeout (an existing
+    /// element gets the new timeout), and deletes `removing` one by one in transactions of
+    /// their own, so one that already ran out (ENOENT) cannot undo the rest.
+    public func setTimedMarks(_ marks: [(mark: UInt32, milliseconds: UInt64)], removing: [UInt32], set: String, encoder: RulesetEncoder) throws(KernelError) {
+        let spec = NamedSet(name: set, key: [.mark], flags: .timeout)
+        let table = Table(family: family, name: name, sets: [spec], chains: [])
+        for mark in removing {
+            let element = NFTElement(key: RulesetEncoder.hostBytes(mark, width: 4), keyEnd: nil, flags: 0)
+            do { try connection.commit(encoder.chunks([element], of: spec, in: table, delete: true)) } catch .rejected(let rejection)
+                where rejection.refusals.allSatisfy({ $0.errno == ENOENT }) {
+                // Already gone: it ran out, or was never there.
+            }
+        }
+        let elements = marks.map { NFTElement(key: RulesetEncoder.hostBytes($0.mark, width: 4), keyEnd: nil, flags: 0, verdict: nil, timeoutMilliseconds: max(1, $0.milliseconds)) }
+        guard !elements.isEmpty else { return }
+        try connection.commit(encoder.chunks(elements, of: spec, in: table, delete: false))
+    }
+
     /// Removes the table and everything in it; a no-op when it does not exist.
     @discardableResult
     public func flush() throws(KernelError) -> CommitReport {
