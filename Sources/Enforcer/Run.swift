@@ -48,8 +48,34 @@ struct Run: ParsableCommand {
 
 enum Log {
     /// One line to standard error, with a UTC timestamp.
-    static func line(_ text: String) {
-        let stamp = Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
-        FileHandle.standardError.write(Data("\(stamp) \(text)\n".utf8))
+    static func line(_ text: String) { lines([text]) }
+
+    /// Lines to standard error in one write, each with a UTC timestamp (millisecond
+    /// precision). The worker logs a batch per drain, so the per-flow cost stays small.
+    static func lines(_ texts: [String]) {
+        guard !texts.isEmpty else { return }
+        let stamp = timestamp(Date())
+        var out = ""
+        for text in texts {
+            out += stamp
+            out += " "
+            out += text
+            out += "\n"
+        }
+        FileHandle.standardError.write(Data(out.utf8))
+    }
+
+    /// `2026-12-01T19:45:30.034`, without Foundation's formatters (they cost microseconds).
+    static func timestamp(_ date: Date) -> String {
+        let seconds = date.timeIntervalSince1970
+        var whole = time_t(seconds.rounded(.down))
+        var parts = tm()
+        gmtime_r(&whole, &parts)
+        let millis = Int((seconds - seconds.rounded(.down)) * 1000)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))"
     }
 }

@@ -7,10 +7,12 @@ public final class Worker {
     private let queue: NetfilterQueue
     private let raw: RawSocket
     public private(set) var inspector: Inspector
-    private let log: (String) -> Void
+    /// Receives the log lines of one drain at once (one write, not one per flow).
+    private let log: ([String]) -> Void
+    private var pendingLog: [String] = []
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
-    public init(queueNumber: UInt16, queueFailOpen: Bool, inspector: Inspector, log: @escaping (String) -> Void) throws(QueueError) {
+    public init(queueNumber: UInt16, queueFailOpen: Bool, inspector: Inspector, log: @escaping ([String]) -> Void) throws(QueueError) {
         queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen)
         raw = try RawSocket()
         self.inspector = inspector
@@ -34,14 +36,17 @@ public final class Worker {
             let count = try queue.receive(timeoutMilliseconds: 0) { packet in
                 let action = inspector.inspect(packet, now: Self.monotonicSeconds(), wallClock: Date())
                 for segment in action.segments {
-                    do { try raw.send(segment.bytes) } catch { log("worker: \(error)") }
+                    do { try raw.send(segment.bytes) } catch { pendingLog.append("worker: \(error)") }
                 }
                 queue.verdict(action.verdict, for: packet.id)
-                if let judgement = action.judgement { log(judgement.description) }
+                if let judgement = action.judgement { pendingLog.append(judgement.description) }
             }
             try queue.flushVerdicts()
             if count == 0 { break }
         }
+        // After the verdicts: logging never delays a packet.
+        log(pendingLog)
+        pendingLog.removeAll(keepingCapacity: true)
         let now = Self.monotonicSeconds()
         if now - lastSweep >= 1 {
             inspector.expire(now: now)
