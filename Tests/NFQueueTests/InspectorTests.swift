@@ -655,6 +655,17 @@ struct InspectorTests {
         #expect(action.verdict == .accept(mark: denied))
     }
 
+    @Test("a warn rule on a Fast Open HTTP request denies: no redirect can be placed before the SYN-ACK")
+    func fastOpenWarn() throws {
+        var inspector = try makeInspector()
+        let connection = Connection()
+        let request = Array("GET / HTTP/1.1\r\nHost: warn.example\r\n\r\n".utf8)
+        let action = inspector.inspect(connection.packet(sequence: connection.isn, .syn, request), now: 1, wallClock: mondayMorning)
+        #expect(action.verdict == .accept(mark: denied))
+        #expect(action.segments.isEmpty, "no reset for a server that has not seen the SYN, no redirect without its sequence numbers")
+        #expect(action.judgement?.reason?.contains("TCP Fast Open") == true)
+    }
+
     @Test("overlapping segments that disagree get the fail verdict")
     func conflictingOverlap() throws {
         var inspector = try makeInspector()

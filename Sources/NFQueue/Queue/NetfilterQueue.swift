@@ -22,6 +22,12 @@ public struct QueuedPacket: Sendable {
     public var mark: UInt32
     /// The network-layer packet, IP header first.
     public var bytes: [UInt8]
+
+    public init(id: UInt32, mark: UInt32, bytes: [UInt8]) {
+        self.id = id
+        self.mark = mark
+        self.bytes = bytes
+    }
 }
 
 /// What the kernel does with a queued packet.

@@ -217,6 +217,11 @@ public struct Inspector: Sendable {
             if request.isTLS {
                 outcome = .deny
                 judgement.reason = "\(decision.action.rawValue) acts as deny on TLS: no page can be shown in the handshake"
+            } else if tcp.flags.contains(.syn) {
+                // A Fast Open request: the server's sequence numbers are not known before its
+                // SYN-ACK, so no redirect can be placed in the stream.
+                outcome = .deny
+                judgement.reason = "\(decision.action.rawValue) acts as deny on a TCP Fast Open request: no page can be sent before the handshake"
             } else {
                 outcome = .redirect
             }

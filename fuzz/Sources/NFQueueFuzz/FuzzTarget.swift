@@ -427,34 +427,8 @@ enum PacketViewChecks {
 
 // MARK: - Inspector
 
-/// QueuedPacket has public properties but no public initializer (only NetfilterQueue
-/// makes them). One template is reinterpreted from a struct of the same stored
-/// properties; every packet is then filled in through the public setters, and the
-/// template is checked through the public getters, so a layout change traps at once.
-private struct QueuedPacketFields {
-    var id: UInt32
-    var mark: UInt32
-    var bytes: [UInt8]
-}
-
-private let queuedPacketTemplate: QueuedPacket = {
-    guard MemoryLayout<QueuedPacketFields>.size == MemoryLayout<QueuedPacket>.size,
-          MemoryLayout<QueuedPacketFields>.alignment == MemoryLayout<QueuedPacket>.alignment else {
-        fatalError("QueuedPacket's layout changed: update QueuedPacketFields in fuzz/Sources/NFQueueFuzz")
-    }
-    let packet = unsafeBitCast(QueuedPacketFields(id: 0x1234_5678, mark: 0x9abc_def0, bytes: [1, 2, 3]), to: QueuedPacket.self)
-    guard packet.id == 0x1234_5678, packet.mark == 0x9abc_def0, packet.bytes == [1, 2, 3] else {
-        fatalError("QueuedPacket's layout changed: update QueuedPacketFields in fuzz/Sources/NFQueueFuzz")
-    }
-    return packet
-}()
-
 func queuedPacket(id: UInt32, mark: UInt32, bytes: [UInt8]) -> QueuedPacket {
-    var packet = queuedPacketTemplate
-    packet.id = id
-    packet.mark = mark
-    packet.bytes = bytes
-    return packet
+    QueuedPacket(id: id, mark: mark, bytes: bytes)
 }
 
 enum InspectorChecks {
