@@ -46,18 +46,20 @@ idle_percent() {  # CPU idle over the next second, from /proc/stat
 }
 
 settle() {  # waits up to 120 s for a quiet machine, e.g. for the kernel to free the namespaces of the step before
-    local start=$SECONDS idle
-    while idle=$(idle_percent); [ "$idle" -lt 85 ] && [ $((SECONDS - start)) -lt 120 ]; do :; done
+    local start=$SECONDS idle samples=0
+    while idle=$(idle_percent); samples=$((samples + 1)); [ "$idle" -lt 85 ] && [ $((SECONDS - start)) -lt 120 ]; do :; done
     if [ "$idle" -lt 85 ]; then echo "(machine busy: ${idle}% idle after $((SECONDS - start)) s of waiting; the ratios below are noisier)"
-    else echo "(machine ${idle}% idle$( [ $((SECONDS - start)) -gt 1 ] && echo ", after $((SECONDS - start)) s of waiting"))"; fi
+    else echo "(machine ${idle}% idle$( [ "$samples" -gt 1 ] && echo ", after $((SECONDS - start)) s of waiting"))"; fi
 }
 
 step() {  # step TITLE CMD...: runs one benchmark, keeps its goal lines for the summary
     local title=$1; shift
     printf '\n=== %s\n' "$title" | tee -a "$LOG"
     settle | tee -a "$LOG"
+    local start=$SECONDS
     "$@" 2>&1 | tee "$PART"
     local status=${PIPESTATUS[0]}
+    echo "($title: $((SECONDS - start)) s)" | tee -a "$PART"
     cat "$PART" >> "$LOG"
     grep -i 'goal' "$PART" | sed "s/^ */[$title] /" >> "$GOALS"
     if [ "$status" -ne 0 ]; then echo "=== $title: FAILED (exit $status)" | tee -a "$LOG"; failed+=("$title"); fi

@@ -28,6 +28,18 @@ final class Daemon {
     private var status: DaemonStatus
     private var lastStatusWrite = 0.0
     private var stopReason: String?
+    private var portal: Portal?
+    private var portalListener: ListeningSocket?
+    private var portalClients: [Int32: PortalClient] = [:]
+
+    private struct PortalClient {
+        var connection: StreamConnection
+        var peer: IPAddress
+        var received: [UInt8] = []
+        var since: Double
+    }
+    /// A portal visitor that sends nothing for this long is dropped.
+    static let portalClientTimeout = 5.0
     /// Editors write a file in several steps; changes closer together than this are one reload.
     static let reloadSettle = 0.3
 
@@ -57,6 +69,7 @@ final class Daemon {
         status.record(compiled: compiled, generation: store.currentNumber(), at: instant)
         status.lastReload = .init(at: instant, ok: true, message: "started")
         try bindWorkerIfNeeded()
+        startPortalIfNeeded()
         try armTimer(after: instant)
         watch.watch(watchedDirectories())
     }
@@ -64,10 +77,12 @@ final class Daemon {
     /// Runs until SIGTERM or SIGINT; then leaves the ruleset in place or flushes it ([run] on_stop).
     func run() throws {
         while stopReason == nil {
-            var descriptors = [signals.fileDescriptor, timer.fileDescriptor, watch.fileDescriptor]
-            if let worker { descriptors.append(worker.fileDescriptor) }
+            var descriptors = [signals.fileDescriptor, timer.fileDescriptor, watch.fileDescriptor, worker?.fileDescriptor ?? -1,
+                               portalListener?.fileDescriptor ?? -1]
+            let clients = Array(portalClients.keys)
+            descriptors += clients
             let now = Self.monotonicSeconds()
-            var timeout: Int32 = worker?.isTracking == true ? 1000 : -1
+            var timeout: Int32 = worker?.isTracking == true || !portalClients.isEmpty ? 1000 : -1
             if let due = reloadDue { timeout = Int32(max(0, min(Double(timeout < 0 ? Int32.max : timeout), (due - now) * 1000))) }
             let ready = try Poll.wait(descriptors, timeoutMilliseconds: timeout)
 
@@ -96,9 +111,54 @@ final class Daemon {
                 do { try worker.drain() } catch { Log.line("worker: \(error)") }
                 status.counters = worker.inspector.counters
             }
+            if ready[4] { acceptPortalVisitors() }
+            for (index, descriptor) in clients.enumerated() where ready[5 + index] { servePortal(descriptor) }
+            let expired = portalClients.filter { Self.monotonicSeconds() - $0.value.since > Self.portalClientTimeout }.map(\.key)
+            for descriptor in expired { portalClients[descriptor] = nil }
             writeStatus(force: false)
         }
         finish()
+    }
+
+    /// The portal, on a gateway whose web rules include warn or aup.
+    private func startPortalIfNeeded() {
+        let rules = set.webRules.filter { $0.action == .warn || $0.action == .aup }
+        guard !rules.isEmpty, compiled.isGateway else {
+            portal = nil
+            return
+        }
+        portal = Portal(webRules: set.webRules, acknowledgeFor: set.config.acknowledgeFor)
+        guard portalListener == nil else { return }
+        let endpoint = set.config.portalEndpoint
+        do {
+            portalListener = try ListeningSocket(address: endpoint.address, port: endpoint.port)
+            Log.line("portal: serving \(set.config.portalURL) on \(endpoint.address.map { $0.family == .v6 ? "[\($0)]" : "\($0)" } ?? "*"):\(endpoint.port) for \(rules.count) warn/aup rule\(rules.count == 1 ? "" : "s")")
+        } catch {
+            Log.line("portal: not serving: \(error) (set [web] portal_listen to an address of this host)")
+        }
+    }
+
+    private func acceptPortalVisitors() {
+        while let (connection, peer) = portalListener?.accept() {
+            portalClients[connection.fileDescriptor] = PortalClient(connection: connection, peer: peer, since: Self.monotonicSeconds())
+        }
+    }
+
+    private func servePortal(_ descriptor: Int32) {
+        guard var client = portalClients[descriptor], let portal else { portalClients[descriptor] = nil; return }
+        guard let bytes = client.connection.read() else { portalClients[descriptor] = nil; return }
+        client.received += bytes
+        guard let answer = portal.answer(client.received, now: Date()) else {
+            portalClients[descriptor] = client
+            return
+        }
+        client.connection.write(answer.response)
+        portalClients[descriptor] = nil
+        if let rule = answer.acknowledged {
+            let until = Date().addingTimeInterval(set.config.acknowledgeFor)
+            worker?.acknowledge(client: client.peer, rule: rule, until: until)
+            Log.line("portal: \(client.peer) acknowledged rule '\(rule)' until \(ISO8601DateFormatter().string(from: until))")
+        }
     }
 
     private func finish() {
@@ -174,6 +234,7 @@ final class Daemon {
             compiled = next
             worker?.replaceMatcher(WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction))
             try bindWorkerIfNeeded()
+            startPortalIfNeeded()
             try armTimer(after: instant)
             Log.line("reload (\(reason)): \(report)")
             status.record(compiled: compiled, generation: store.currentNumber(), at: instant)

@@ -33,21 +33,8 @@ struct Duration: ExpressibleByArgument {
     var seconds: TimeInterval
 
     init?(argument: String) {
-        var total = 0.0, number = ""
-        for character in argument {
-            if character.isNumber { number.append(character); continue }
-            guard let value = Double(number) else { return nil }
-            switch character {
-            case "d": total += value * 86400
-            case "h": total += value * 3600
-            case "m": total += value * 60
-            case "s": total += value
-            default: return nil
-            }
-            number = ""
-        }
-        guard number.isEmpty, total > 0 else { return nil }
-        seconds = total
+        guard let seconds = DurationText.parse(argument) else { return nil }
+        self.seconds = seconds
     }
 
     static var defaultCompletionKind: CompletionKind { .default }

@@ -226,4 +226,55 @@ struct WebWorkerLiveTests {
                     "block_quic = \(block), UDP 443 to \(address): \(probe.stdout)\(probe.stderr)")
         }
     }
+
+    /// The portal: a warn rule's redirect leads to a page with the rule's description and a
+    /// button; after it, that client reaches the site (HTTP and HTTPS) for acknowledge_for.
+    @Test func thePortalLetsAVisitorGoOnAfterAcknowledging() throws {
+        let lab = try GatewayLab()
+        try lab.edit("enforcer.conf") {
+            $0.replacingOccurrences(of: "portal_url = \"http://10.0.0.1:8088/\"", with: "portal_url = \"http://192.168.50.1:8088/\"\nacknowledge_for = \"10m\"")
+        }
+        try """
+            warn-news: {
+                match-domain: news.example
+                action: warn
+                description: News sites are for breaks
+            }
+            aup-forum: {
+                match-domain: forum.example
+                action: aup
+                description: Forums: be kind, no company secrets
+            }
+            """.write(toFile: lab.policy + "/rules.d/50-portal.policy", atomically: true, encoding: .utf8)
+        try lab.serveHTTP()
+        try lab.serveTLS()
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        func curl(_ arguments: [String]) throws -> CommandResult {
+            try run("/usr/sbin/ip", ["netns", "exec", lab.office, "curl", "-s", "-m", "3"] + arguments)
+        }
+
+        let redirect = try lab.fetch("http://\(GatewayLab.webV4)/today", host: "www.news.example")
+        guard case let .status(302, location?) = redirect else { Issue.record("expected the portal redirect, saw \(redirect)"); return }
+        #expect(location == "http://192.168.50.1:8088/?rule=warn-news&url=http%3A%2F%2Fwww.news.example%2Ftoday")
+        let page = try curl([location]).stdout
+        #expect(page.contains("<p>News sites are for breaks</p>") && page.contains("<button type=\"submit\">I understand, continue</button>"), "\(page)")
+        #expect(page.contains("<input type=\"hidden\" name=\"url\" value=\"http://www.news.example/today\">"))
+        let aup = try curl(["http://192.168.50.1:8088/?rule=aup-forum&url=http%3A%2F%2Fforum.example%2F"]).stdout
+        #expect(aup.contains("Forums: be kind, no company secrets") && aup.contains("I accept the acceptable use policy"), "\(aup)")
+        #expect(try lab.fetch("https://news.example/").wasReset, "before acknowledging, warn on TLS denies")
+
+        let acknowledged = try curl(["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--data-urlencode", "rule=warn-news",
+                                     "--data-urlencode", "url=http://www.news.example/today", "http://192.168.50.1:8088/acknowledge"])
+        #expect(acknowledged.stdout == "303 http://www.news.example/today", "\(acknowledged.stdout)")
+        #expect(try lab.fetch("http://\(GatewayLab.webV4)/", host: "www.news.example").succeeded, "after acknowledging, HTTP goes through")
+        #expect(try lab.fetch("https://news.example/").succeeded, "after acknowledging, HTTPS goes through too")
+        let forum = try lab.fetch("http://\(GatewayLab.webV4)/", host: "forum.example")
+        if case let .status(302, location?) = forum { #expect(location.contains("rule=aup-forum")) } else { Issue.record("another rule still redirects: \(forum)") }
+        #expect(try curl(["-o", "/dev/null", "-w", "%{http_code}", "http://192.168.50.1:8088/?rule=nope"]).stdout == "404")
+        let text = lab.stopWorker(worker, log: log)
+        #expect(text.contains("portal: 192.168.50.11 acknowledged rule 'warn-news' until"), "\(text)")
+        #expect(text.contains("(acknowledged on the portal until"), "\(text)")
+    }
 }

@@ -96,7 +96,8 @@ public struct HostCompiler {
         let enforcedIDs = Set(enforced.map(\.entry.id)).sorted()
         var builder = RulesetBuilder(config: config, layout: layout, byID: byID, enforced: enforcedIDs, isActive: isActive)
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
-        builder.addInput(items: inputItems)
+        let servesPortal = hasWebRules && graph.policySet.webRules.contains { $0.action == .warn || $0.action == .aup }
+        builder.addInput(items: inputItems, portalPort: servesPortal ? config.portalEndpoint.port : nil)
         if isGateway {
             builder.addForward(items: forwardItems, destinations: destinations, web: hasWebRules)
         }
@@ -153,7 +154,7 @@ struct RulesetBuilder {
 
     // MARK: input
 
-    mutating func addInput(items: [(AddressRange, Int)]) {
+    mutating func addInput(items: [(AddressRange, Int)], portalPort: UInt16? = nil) {
         var rules: [Rule] = [
             Rule([.compare(.inputInterface, .equal, .interface("lo")), .verdict(.accept)], comment: "loopback"),
             Rule([.conntrackState([.invalid]), .verdict(.drop)]),
@@ -165,6 +166,10 @@ struct RulesetBuilder {
                            .compare(.udpDestinationPort, .equal, .port(68)), .verdict(.accept)], comment: "DHCP client"))
         rules.append(Rule([.compare(.nfProtocol, .equal, .number(10)), .compare(.udpSourcePort, .equal, .port(547)),
                            .compare(.udpDestinationPort, .equal, .port(546)), .verdict(.accept)], comment: "DHCPv6 client"))
+        if let portalPort {
+            rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.tcp)), .compare(.tcpDestinationPort, .equal, .port(portalPort)), .verdict(.accept)],
+                              comment: "the portal of warn and aup rules (enforcer run)"))
+        }
         rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
         rules += classify(prefix: "in", items: items, destinations: nil)
         rules += whileInForce(then: .accept, comment: "granted just now")

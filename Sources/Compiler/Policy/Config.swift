@@ -22,6 +22,10 @@ public struct Config: Sendable {
     /// Verdict for flows whose first bytes cannot be parsed.
     public var webFail: FailMode = .closed
     public var portalURL: String = "http://127.0.0.1:8088/"
+    /// Where `enforcer run` serves the portal; nil: the host and port of `portalURL`.
+    public var portalListen: String?
+    /// How long a client that acknowledged a warn/aup page may reach the site.
+    public var acknowledgeFor: TimeInterval = 3600
     public var blockQUIC: Bool? = nil
     // [state]
     public var stateDirectory: String = "/var/lib/enforcer"
@@ -41,6 +45,29 @@ public struct Config: Sendable {
         }
     }
 
+    /// The portal's listening address (nil: any) and port: `portal_listen`, else the host
+    /// and port of `portal_url` when its host is an address.
+    public var portalEndpoint: (address: IPAddress?, port: UInt16) {
+        if let listen = portalListen, let endpoint = Self.endpoint(listen) { return endpoint }
+        let scheme = portalURL.hasPrefix("https://") ? 8 : 7
+        let authority = portalURL.dropFirst(scheme).prefix { $0 != "/" && $0 != "?" }
+        let defaultPort: UInt16 = scheme == 8 ? 443 : 80
+        if let endpoint = Self.endpoint(String(authority)) { return endpoint }
+        if let address = try? IPAddress.parse(authority.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))) { return (address, defaultPort) }
+        let port = authority.split(separator: ":").last.flatMap { UInt16($0) } ?? defaultPort
+        return (nil, port)
+    }
+
+    /// `ADDRESS:PORT` or `[IPv6]:PORT`.
+    static func endpoint(_ text: String) -> (address: IPAddress?, port: UInt16)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "*" || host.isEmpty { return (nil, port) }
+        guard let address = try? IPAddress.parse(host) else { return nil }
+        return (address, port)
+    }
+
     /// QUIC is blocked by default when web rules exist, so browsers fall back to TCP where SNI is visible.
     public func blocksQUIC(hasWebRules: Bool) -> Bool { blockQUIC ?? hasWebRules }
 
@@ -53,7 +80,7 @@ public struct Config: Sendable {
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
             "kernel": ["table", "mark_mask", "queue", "queue_fail", "web_ports"],
-            "web": ["fail", "portal_url", "block_quic"],
+            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
         ]
@@ -123,6 +150,16 @@ public struct Config: Sendable {
             case ("web", "portal_url"):
                 guard case .string(let s) = entry.value, s.hasPrefix("http://") || s.hasPrefix("https://") else { fail("portal_url must be an http:// or https:// URL"); continue }
                 config.portalURL = s
+            case ("web", "portal_listen"):
+                guard case .string(let s) = entry.value, Self.endpoint(s) != nil else {
+                    fail("portal_listen must be ADDRESS:PORT, such as \"192.168.50.1:8088\" or \"[fd00::1]:8088\""); continue
+                }
+                config.portalListen = s
+            case ("web", "acknowledge_for"):
+                guard case .string(let s) = entry.value, let seconds = DurationText.parse(s) else {
+                    fail("acknowledge_for must be a duration such as \"1h\", \"30m\" or \"1h30m\""); continue
+                }
+                config.acknowledgeFor = seconds
             case ("web", "block_quic"):
                 guard case .bool(let b) = entry.value else { fail("block_quic must be true or false"); continue }
                 config.blockQUIC = b

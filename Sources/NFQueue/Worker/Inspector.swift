@@ -90,6 +90,22 @@ public struct Inspector: Sendable {
     public let settings: InspectorSettings
     public private(set) var flows: FlowTable
     public private(set) var counters = WorkerCounters()
+    /// Clients that acknowledged a warn or aup rule on the portal, and until when they may go on.
+    public private(set) var acknowledgements: [Acknowledgement: Date] = [:]
+
+    public struct Acknowledgement: Hashable, Sendable {
+        public var client: IPAddress
+        public var rule: String
+        public init(client: IPAddress, rule: String) {
+            self.client = client
+            self.rule = rule
+        }
+    }
+
+    /// The portal's acknowledge button: `client` may reach what `rule` guards until `until`.
+    public mutating func acknowledge(client: IPAddress, rule: String, until: Date) {
+        acknowledgements[Acknowledgement(client: client, rule: rule)] = until
+    }
 
     public init(matcher: WebMatcher, settings: InspectorSettings) {
         self.matcher = matcher
@@ -214,7 +230,11 @@ public struct Inspector: Sendable {
         case .permit: outcome = .permit
         case .deny: outcome = .deny
         case .warn, .aup:
-            if request.isTLS {
+            if let rule = decision.rule, let source = request.source,
+               let until = acknowledgements[Acknowledgement(client: source, rule: rule)], until > wallClock {
+                outcome = .permit
+                judgement.reason = "acknowledged on the portal until \(Self.instantText(until))"
+            } else if request.isTLS {
                 outcome = .deny
                 judgement.reason = "\(decision.action.rawValue) acts as deny on TLS: no page can be shown in the handshake"
             } else if tcp.flags.contains(.syn) {
@@ -231,9 +251,17 @@ public struct Inspector: Sendable {
                       redirect: outcome == .redirect ? redirectResponse(rule: decision.rule ?? "", url: request.url) : nil)
     }
 
-    /// Forgets flows idle past the timeout; the worker calls this about once a second.
-    public mutating func expire(now: Double) {
+    /// Forgets flows idle past the timeout and acknowledgements past their time; the worker
+    /// calls this about once a second.
+    public mutating func expire(now: Double, wallClock: Date = Date()) {
         flows.expireIdle(now: now, counters: &counters)
+        if !acknowledgements.isEmpty { acknowledgements = acknowledgements.filter { $0.value > wallClock } }
+    }
+
+    static func instantText(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
     }
 
     /// Host text as rules compare it: lowercase, without one trailing dot.

@@ -22,6 +22,11 @@ public final class Worker {
     /// Replaces the rules (a reload); flows being judged keep their buffers.
     public func replaceMatcher(_ matcher: WebMatcher) { inspector.matcher = matcher }
 
+    /// The portal's acknowledge button (see `Inspector.acknowledge`).
+    public func acknowledge(client: IPAddress, rule: String, until: Date) {
+        inspector.acknowledge(client: client, rule: rule, until: until)
+    }
+
     /// The queue's socket, for the daemon's poll.
     public var fileDescriptor: Int32 { queue.fileDescriptor }
     /// Whether flows are being judged (then `drain` wants calling about once a second, to
