@@ -186,6 +186,12 @@ struct PolicyDiagnosticsTests {
           files: ["enforcer.conf": "[kernel]\nmark_mask = 0\n"]),
         C("conf: bad time_window_tz", "", ["enforcer.conf:2:18: error: unknown timezone 'Mars/Olympus' (expected local, utc or an IANA name such as Europe/Berlin)"],
           files: ["enforcer.conf": "[policy]\ntime_window_tz = \"Mars/Olympus\"\n"]),
+        C("conf: bad acknowledge_for", "", ["enforcer.conf:2:19: error: acknowledge_for must be a duration such as \"1h\", \"30m\" or \"1h30m\"; found \"an hour\""],
+          files: ["enforcer.conf": "[web]\nacknowledge_for = \"an hour\"\n"]),
+        C("conf: bad portal_listen", "", ["enforcer.conf:2:17: error: portal_listen must be ADDRESS:PORT, such as \"192.168.50.1:8088\" or \"[fd00::1]:8088\"; found \"gateway:80\""],
+          files: ["enforcer.conf": "[web]\nportal_listen = \"gateway:80\"\n"]),
+        C("conf: bad on_stop", "", ["enforcer.conf:2:11: error: on_stop must be \"keep\" (the ruleset stays in force) or \"flush\" (enforcer's table is removed); found \"drop\""],
+          files: ["enforcer.conf": "[run]\non_stop = \"drop\"\n"]),
         C("conf: duplicate key", "", ["enforcer.conf:3:1: error: duplicate key 'queue' in [kernel]", "enforcer.conf:2:1: note: first set here"],
           files: ["enforcer.conf": "[kernel]\nqueue = 1\nqueue = 2\n"]),
 
