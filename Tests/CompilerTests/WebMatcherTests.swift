@@ -128,4 +128,27 @@ struct WebMatcherTests {
         #expect(decision.rule == nil)
         #expect(decision.description == "permit default_action (no rule matched)")
     }
+
+    /// The worker's cached windows answer as the matcher does, and stay valid exactly until
+    /// the next window flip.
+    @Test func openWindowsAgreeUntilTheNextFlip() throws {
+        let set = try Self.fixture.policySet()
+        let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
+        var cursor = instant("2026-11-22T00:00:00Z")
+        var flips = 0
+        while cursor < instant("2026-11-30T00:00:00Z") {
+            let windows = matcher.openWindows(at: cursor)
+            #expect(windows.isValid(at: cursor) && windows.validUntil > cursor)
+            for probe in [cursor, cursor.addingTimeInterval(min(59, windows.validUntil.timeIntervalSince(cursor) - 1))] {
+                for url in Self.cases.map(\.url) {
+                    let request = try WebRequest.fromURL(url).request
+                    #expect(matcher.decide(request, windows: windows).rule == matcher.decide(request, at: probe).rule, "\(url) at \(probe)")
+                }
+            }
+            guard windows.validUntil < .distantFuture else { break }
+            cursor = windows.validUntil
+            flips += 1
+        }
+        #expect(flips >= 10, "the fixture's work-hours window flips twice a weekday")
+    }
 }

@@ -74,9 +74,34 @@ public struct WebMatcher: Sendable {
         self.defaultAction = defaultAction
     }
 
+    /// Which rules' time windows are open, valid from `computedAt` until `validUntil` (the
+    /// next window flip), so the worker does not evaluate time zones per request.
+    public struct OpenWindows: Sendable {
+        public let computedAt: Date
+        public let validUntil: Date
+        let open: [Bool]
+
+        public func isValid(at instant: Date) -> Bool { computedAt <= instant && instant < validUntil }
+    }
+
+    public func openWindows(at instant: Date) -> OpenWindows {
+        var until = Date.distantFuture
+        let open = rules.map { rule -> Bool in
+            guard let window = rule.timeWindow else { return true }
+            if let flip = window.nextFlip(after: instant, in: rule.timeZone) { until = min(until, flip) }
+            return window.contains(instant, in: rule.timeZone)
+        }
+        return OpenWindows(computedAt: instant, validUntil: until, open: open)
+    }
+
     public func decide(_ request: WebRequest, at instant: Date) -> WebDecision {
-        for rule in rules {
-            if let window = rule.timeWindow, !window.contains(instant, in: rule.timeZone) { continue }
+        decide(request, windows: openWindows(at: instant))
+    }
+
+    /// First match among the rules whose windows `windows` says are open.
+    public func decide(_ request: WebRequest, windows: OpenWindows) -> WebDecision {
+        for (index, rule) in rules.enumerated() {
+            if !windows.open[index] { continue }
             if let pattern = match(rule, request) {
                 return WebDecision(action: rule.action, rule: rule.name, pattern: pattern, ruleDescription: rule.description)
             }

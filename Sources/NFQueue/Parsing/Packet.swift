@@ -14,7 +14,7 @@ public struct PacketAddress: Sendable, Hashable, CustomStringConvertible {
     /// Dotted quad for IPv4; RFC 5952 text for IPv6 (lowercase, longest zero run
     /// shortened to "::", IPv4-mapped addresses with a dotted tail).
     public var description: String {
-        if isIPv4 { return bytes.map(String.init).joined(separator: ".") }
+        if isIPv4 { return "\(bytes[0]).\(bytes[1]).\(bytes[2]).\(bytes[3])" }
         if bytes.prefix(10).allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
             return "::ffff:" + bytes.suffix(4).map(String.init).joined(separator: ".")
         }

@@ -49,13 +49,15 @@ public struct Judgement: Sendable, CustomStringConvertible {
     public var reason: String?
 
     public var description: String {
-        var parts = ["\(outcome)", flow.description]
-        if let kind { parts.append(kind) }
-        if let host { parts.append("host=\(host)") }
-        parts += details
-        if let decision { parts.append(decision.description) }
-        if let reason { parts.append("(\(reason))") }
-        return parts.joined(separator: " ")
+        var text = "\(outcome) "
+        text.reserveCapacity(160)
+        text += flow.description
+        if let kind { text += " " + kind }
+        if let host { text += " host=" + host }
+        for detail in details { text += " " + detail }
+        if let decision { text += " " + decision.description }
+        if let reason { text += " (" + reason + ")" }
+        return text
     }
 }
 
@@ -86,7 +88,11 @@ public struct WorkerCounters: Sendable, Codable, Hashable {
 /// deciding one pass unmarked (a server cannot answer a partial ClientHello), the deciding
 /// one carries the mark, so no packet waits in the queue for another.
 public struct Inspector: Sendable {
-    public var matcher: WebMatcher
+    public var matcher: WebMatcher {
+        didSet { windows = nil }
+    }
+    /// The rules' open windows, recomputed only when a window flips or the clock moves back.
+    private var windows: WebMatcher.OpenWindows?
     public let settings: InspectorSettings
     public private(set) var flows: FlowTable
     public private(set) var counters = WorkerCounters()
@@ -223,7 +229,8 @@ public struct Inspector: Sendable {
                 request = WebRequest(host: host, url: url, isTLS: false, source: IPAddress(bytes: client.bytes), userAgent: head.userAgent)
             }
         }
-        let decision = matcher.decide(request, at: wallClock)
+        if windows?.isValid(at: wallClock) != true { windows = matcher.openWindows(at: wallClock) }
+        let decision = matcher.decide(request, windows: windows ?? matcher.openWindows(at: wallClock))
         judgement.decision = decision
         let outcome: FlowOutcome
         switch decision.action {
