@@ -253,4 +253,26 @@ struct ClientHelloParserTests {
         }
         return count
     }
+
+    /// Many empty extensions (types 0x7000 upward) appended to a real ClientHello; with
+    /// `duplicateAt`, that one's type appears twice.
+    static func withManyExtensions(_ count: Int, duplicateAt: Int? = nil) throws -> [UInt8] {
+        var editor = HelloEditor(bytes: try HelloFixtures.bytes("openssl-openssl.example"))
+        var added: [UInt8] = []
+        for index in 0..<count {
+            let type = 0x7000 + (index == duplicateAt ? 0 : index)
+            added += [UInt8(type >> 8), UInt8(type & 0xff), 0, 0]
+        }
+        let layout = editor.layout
+        let end = layout.extensionsLength + 2 + editor.value(at: layout.extensionsLength, width: 2)
+        editor.insert(added, at: end, growing: editor.outerLengths)
+        return editor.bytes
+    }
+
+    @Test("a duplicate among many extensions is still found, in linear time", arguments: [10, 63, 64, 65, 200, 4000])
+    func duplicatesAmongManyExtensions(count: Int) throws {
+        #expect(ClientHelloParser.parse(try Self.withManyExtensions(count)).value?.serverName == "openssl.example")
+        let duplicated = ClientHelloParser.parse(try Self.withManyExtensions(count, duplicateAt: count - 1))
+        #expect(duplicated.malformedReason == "duplicate extension 0x7000", "\(duplicated)")
+    }
 }

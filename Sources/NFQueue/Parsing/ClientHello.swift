@@ -169,14 +169,26 @@ public enum ClientHelloParser {
             throw MalformedInput("\(body.remaining) trailing bytes after the extensions")
         }
 
-        var seen = Set<UInt16>()
+        // A ClientHello carries a few dozen extensions: a linear scan beats hashing, and a
+        // hostile one with thousands falls back to a set so the check stays linear.
+        var seen: [UInt16] = []
+        seen.reserveCapacity(32)
+        var many = Set<UInt16>()
         while !extensions.isAtEnd {
             guard let type = extensions.readUInt16(), var data = extensions.readLengthPrefixed16() else {
                 throw MalformedInput("truncated extension")
             }
             // A second copy of an extension is the classic way to show a filter one
             // value and the server another.
-            guard seen.insert(type).inserted else {
+            let repeated: Bool
+            if seen.count < 64 {
+                repeated = seen.contains(type)
+                seen.append(type)
+            } else {
+                if many.isEmpty { many = Set(seen) }
+                repeated = !many.insert(type).inserted
+            }
+            guard !repeated else {
                 throw MalformedInput("duplicate extension 0x\(hexDigits(type))")
             }
             switch type {

@@ -225,7 +225,7 @@ public enum HTTPRequestParser {
         let authority = targetAuthority ?? hostAuthority
         var url = pathAndQuery
         if let authority {
-            let host = authority.host.contains(":") ? "[\(authority.host)]" : authority.host
+            let host = authority.host.utf8.contains(UInt8(ascii: ":")) ? "[\(authority.host)]" : authority.host
             let defaultPort: UInt16? = scheme == "http" ? 80 : scheme == "https" ? 443 : nil
             let port = authority.port.flatMap { $0 == defaultPort ? nil : ":\($0)" } ?? ""
             url = "\(scheme)://\(host)\(port)\(pathAndQuery)"

@@ -2,7 +2,7 @@ import Compiler
 import Foundation
 
 /// How a judged flow goes on.
-public enum FlowOutcome: Sendable, Hashable {
+public enum FlowOutcome: String, Sendable, Hashable {
     case permit
     /// Reset both ways.
     case deny
@@ -49,7 +49,7 @@ public struct Judgement: Sendable, CustomStringConvertible {
     public var reason: String?
 
     public var description: String {
-        var text = "\(outcome) "
+        var text = outcome.rawValue + " "
         text.reserveCapacity(160)
         text += flow.description
         if let kind { text += " " + kind }
@@ -208,7 +208,7 @@ public struct Inspector: Sendable {
                     return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "ClientHello without a server name", judgement: judgement, now: now)
                 }
                 judgement.host = name
-                let shown = name.contains(":") ? "[\(name)]" : name
+                let shown = name.utf8.contains(UInt8(ascii: ":")) ? "[\(name)]" : name
                 request = WebRequest(host: name, url: "https://\(shown)/", isTLS: true, source: IPAddress(bytes: client.bytes))
             }
         } else {
@@ -222,7 +222,7 @@ public struct Inspector: Sendable {
             case .complete(let head):
                 // An HTTP/1.0 request without Host names the server by its address.
                 let host = head.host ?? server.description
-                let shown = host.contains(":") ? "[\(host)]" : host
+                let shown = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
                 let url = head.host == nil ? "http://\(shown)\(head.url)" : head.url
                 judgement.host = host
                 judgement.details = ["\(head.method) \(url)"]
