@@ -61,6 +61,7 @@ wait_for() {  # wait_for FILE TEXT: until the consumer has bound the queue
 
 measure() {  # measure LABEL CMD...: one consumer, CYCLES timed drains; rates appended to WORK/LABEL.rates
     local label=$1; shift
+    rm -f "$WORK/$label.out" "$WORK/$label.err"  # not last round's "bound" line
     $PIN_CONSUMER ip netns exec "$NS" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" &
     CONSUMER=$!
     case $label in worker) wait_for "$WORK/$label.err" "worker: judging queue" ;; *) wait_for "$WORK/$label.err" "bound queue" ;; esac

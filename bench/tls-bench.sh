@@ -104,6 +104,7 @@ for round in $(seq "$ROUNDS"); do
     if ip netns exec "$GW" nft list ruleset | grep -q 'queue'; then echo "tls-bench: the policy without web rules still queues" >&2; exit 1; fi
     handshakes without
 
+    rm -f "$WORK/worker.err"  # not last round's "judging" line
     ip netns exec "$GW" "$ENFORCER" run --dir "$WORK/full" --system gw-1 --state-dir "$WORK/state" > "$WORK/run-apply.out" 2> "$WORK/worker.err" &
     WORKER=$!
     for _ in $(seq 300); do grep -q "worker: judging queue" "$WORK/worker.err" && break; kill -0 "$WORKER" 2>/dev/null || break; sleep 0.1; done

@@ -112,6 +112,10 @@ public struct FlowTable: Sendable {
         set { flows[key] = newValue }
     }
 
+    /// Removes and returns the flow, so the caller holds its only copy: mutating its buffer
+    /// then costs no copy-on-write. The caller puts it back (or not) when done.
+    public mutating func take(_ key: FlowKey) -> Flow? { flows.removeValue(forKey: key) }
+
     /// Forgets flows idle past the timeout (decided ones included: their marks carry them).
     public mutating func expire(now: Double) -> Int {
         let before = flows.count

@@ -139,7 +139,8 @@ public struct Inspector: Sendable {
                 return failure(key, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
             }
             flow = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
-        } else if let known = flows[key] {
+        } else if let known = flows.take(key) {
+            // Every path below puts it back, or forgets it on purpose.
             flow = known
         } else if tcp.flags.contains(.rst) || tcp.flags.contains(.fin) && payload.isEmpty {
             return PacketAction(verdict: .accept(mark: nil))
