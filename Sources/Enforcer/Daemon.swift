@@ -72,6 +72,7 @@ final class Daemon {
         startPortalIfNeeded()
         try armTimer(after: instant)
         watch.watch(watchedDirectories())
+        writeStatus(force: true)
     }
 
     /// Runs until SIGTERM or SIGINT; then leaves the ruleset in place or flushes it ([run] on_stop).

@@ -119,10 +119,20 @@ struct ApplyLifecycleTests {
         let box = try Sandbox("rollback")
         // A foreign table, as iptables-nft would leave it; enforcer must never touch it.
         try Self.require(run("/usr/sbin/ip", ["netns", "exec", box.namespace, "nft", "add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }; add rule ip filter FORWARD counter accept"]))
+        // Byte for byte, handles included: `nft -a list table ip filter` before and after each step.
+        func foreign() throws -> String {
+            try Self.require(run("/usr/sbin/ip", ["netns", "exec", box.namespace, "nft", "-a", "list", "table", "ip", "filter"])).stdout
+        }
+        let untouched = try foreign()
         try Self.require(box.apply("db-1"))
+        #expect(try foreign() == untouched, "apply changed the foreign table")
+        try Self.require(box.apply("db-1"))
+        #expect(try foreign() == untouched, "re-apply changed the foreign table")
         let one = Self.normalized(try box.listing())
         try Self.require(box.apply("srv-1"))
+        #expect(try foreign() == untouched, "a delta changed the foreign table")
         let back = try Self.require(box.enforcer(["rollback", "--dir", Paths.example("enclave")]))
+        #expect(try foreign() == untouched, "rollback changed the foreign table")
         #expect(back.stdout.hasPrefix("restored generation 1 as generation 3"), "\(back.stdout)")
         #expect(Self.normalized(try box.listing()) == one)
         let missing = try box.enforcer(["rollback", "99", "--dir", Paths.example("enclave")])
@@ -131,6 +141,7 @@ struct ApplyLifecycleTests {
         try Self.require(box.enforcer(["flush", "--dir", Paths.example("enclave")]))
         let tables = try Self.require(run("/usr/sbin/ip", ["netns", "exec", box.namespace, "nft", "list", "tables"])).stdout
         #expect(tables == "table ip filter\n")
+        #expect(try foreign() == untouched, "flush changed the foreign table")
         // After a flush nothing is current: the next apply creates the table again.
         #expect(try Self.require(box.apply("db-1")).stdout.contains("table replaced"))
     }

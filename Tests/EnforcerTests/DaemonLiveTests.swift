@@ -173,4 +173,31 @@ struct DaemonLiveTests {
         #expect(try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 5432), "after the timeout no new connection")
         #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "other policies are untouched")
     }
+
+    /// `[run] on_stop = "flush"`: SIGTERM removes enforcer's table; `status --json` reports
+    /// the daemon while it runs and after.
+    @Test func onStopFlushRemovesTheTableAndStatusSaysSo() throws {
+        let lab = try LiveTrafficTests.Lab()
+        let conf = lab.policy + "/enforcer.conf"
+        try (try String(contentsOfFile: conf, encoding: .utf8) + "\n[run]\non_stop = \"flush\"\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+        let state = lab.state + "/db-1"
+        let json = try run(Paths.enforcer, ["status", "--state-dir", state, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)")
+        #expect(object["running"] as? Bool == true)
+        #expect(object["generation"] as? Int == 1)
+        let report = try #require(object["daemon"] as? [String: Any])
+        #expect(report["system"] as? String == "db-1")
+        let policies = try #require(report["policies"] as? [[String: Any]])
+        #expect(policies.contains { $0["name"] as? String == "Database Servers for SRE" && $0["active"] as? Bool == true }, "\(policies)")
+
+        daemon.terminate()
+        try Self.waitFor(log, "run: stopped (SIGTERM); enforcer's table removed", process: daemon)
+        let listed = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "table", "inet", "enforcer"])
+        #expect(listed.status != 0, "on_stop flush: the table is gone")
+        let after = try run(Paths.enforcer, ["status", "--state-dir", state]).stdout
+        #expect(after.contains("daemon: not running (last report stopped "), "\(after)")
+    }
 }
