@@ -32,8 +32,8 @@ read -r _ enf_s enf_mb < <(measure enforcer ip netns exec "$NS_ENF" "$ENFORCER" 
 echo "enforcer: $(cat "$WORK/enforcer.out")"
 
 # Same content in both kernels?
-ip netns exec "$NS_NFT" nft list map inet enforcer in_senders_v4 | grep -c ' : jump ' > "$WORK/nft.count" || true
-ip netns exec "$NS_ENF" nft list map inet enforcer in_senders_v4 | grep -c ' : jump ' > "$WORK/enf.count" || true
+ip netns exec "$NS_NFT" nft list map inet enforcer in_hosts_v4 | grep -c ' : jump ' > "$WORK/nft.count" || true
+ip netns exec "$NS_ENF" nft list map inet enforcer in_hosts_v4 | grep -c ' : jump ' > "$WORK/enf.count" || true
 
 # One system changes one address: sys-7's first address moves to 11.0.0.7.
 sed -i '0,/^\[system\] sys-7: {/{n;s/address: [0-9.]*,/address: 11.0.0.7,/}' "$WORK/policy/rules.d/10-systems.policy"

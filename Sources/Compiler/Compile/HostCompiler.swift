@@ -275,8 +275,11 @@ struct RulesetBuilder {
     private mutating func classify(prefix: String, items: [(AddressRange, Int)], destinations: [Int: [AddressRange]]?) -> [Rule] {
         let segments = partition(items)
         var classNames: [[Int]: String] = [:]
-        var v4: [SetElement] = []
-        var v6: [SetElement] = []
+        // Single addresses (most senders) go to hash maps, one kernel element each and O(1)
+        // to add or remove; ranges and CIDRs to interval maps. Segments are disjoint, so an
+        // address is in at most one of them and the order of the two lookups does not matter.
+        var v4: [SetElement] = [], v6: [SetElement] = []
+        var v4Hosts: [SetElement] = [], v6Hosts: [SetElement] = []
         for segment in segments {
             let ids = segment.labels.sorted()
             let name: String
@@ -285,17 +288,28 @@ struct RulesetBuilder {
                 classNames[ids] = name
             }
             let element = SetElement([.addresses(segment.range)], verdict: .jump(name))
-            if segment.range.first.family == .v4 { v4.append(element) } else { v6.append(element) }
+            switch (segment.range.first.family, segment.range.first == segment.range.last) {
+            case (.v4, true): v4Hosts.append(element)
+            case (.v4, false): v4.append(element)
+            case (.v6, true): v6Hosts.append(element)
+            case (.v6, false): v6.append(element)
+            }
         }
-        table.sets.append(NamedSet(name: "\(prefix)_senders_v4", key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
+        table.sets.append(NamedSet(name: "\(prefix)_hosts_v4", key: [.ipv4Address], data: .verdict, elements: v4Hosts,
                                    comment: "IPv4 sender address to sender class"))
-        table.sets.append(NamedSet(name: "\(prefix)_senders_v6", key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
+        table.sets.append(NamedSet(name: "\(prefix)_hosts_v6", key: [.ipv6Address], data: .verdict, elements: v6Hosts,
                                    comment: "IPv6 sender address to sender class"))
+        table.sets.append(NamedSet(name: "\(prefix)_senders_v4", key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
+                                   comment: "IPv4 sender range or CIDR to sender class"))
+        table.sets.append(NamedSet(name: "\(prefix)_senders_v6", key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
+                                   comment: "IPv6 sender range or CIDR to sender class"))
         for (ids, name) in classNames.sorted(by: { $0.value < $1.value }) {
             addClass(name: name, policies: ids, destinations: destinations)
         }
         return [
+            Rule([.verdictMap([.ipSource], map: "\(prefix)_hosts_v4")]),
             Rule([.verdictMap([.ipSource], map: "\(prefix)_senders_v4")]),
+            Rule([.verdictMap([.ip6Source], map: "\(prefix)_hosts_v6")]),
             Rule([.verdictMap([.ip6Source], map: "\(prefix)_senders_v6")]),
         ]
     }
