@@ -36,7 +36,9 @@ ip netns exec "$NS_NFT" nft list map inet enforcer in_hosts_v4 | grep -c ' : jum
 ip netns exec "$NS_ENF" nft list map inet enforcer in_hosts_v4 | grep -c ' : jump ' > "$WORK/enf.count" || true
 
 # One system changes one address: sys-7's first address moves to 11.0.0.7.
-sed -i '0,/^\[system\] sys-7: {/{n;s/address: [0-9.]*,/address: 11.0.0.7,/}' "$WORK/policy/rules.d/10-systems.policy"
+# (Only sys-7's block: its first address line is the one after its header.)
+awk '/^\[system\] sys-7: \{/ { in7 = 1 } in7 && /address:/ { sub(/address: [0-9.]+,/, "address: 11.0.0.7,"); in7 = 0 } { print }' \
+    "$WORK/policy/rules.d/10-systems.policy" > "$WORK/systems.policy" && mv "$WORK/systems.policy" "$WORK/policy/rules.d/10-systems.policy"
 read -r _ delta_s delta_mb < <(measure delta ip netns exec "$NS_ENF" "$ENFORCER" apply --dir "$WORK/policy" --system sys-0 --state-dir "$WORK/state" --at 2026-11-23T10:00:00Z)
 echo "delta: $(cat "$WORK/delta.out")"
 delta_ms=$(sed -n 's/.*one transaction of \([0-9.]*\) ms.*/\1/p' "$WORK/delta.out")

@@ -9,8 +9,7 @@ struct Apply: ParsableCommand {
         discussion: "--dry-run prints the plan (ruleset in nft syntax, pair counts, queued flows, next flips, difference from live) and needs no root.")
 
     @OptionGroup var directory: PolicyDirectoryOption
-    @Option(help: ArgumentHelp("Where applied generations are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
-    var stateDir: String?
+    @OptionGroup var state: StateDirectoryOption
     @Option(help: ArgumentHelp("The inventory system this host is (default: found by this host's addresses).", valueName: "NAME"))
     var system: String?
     @Flag(help: "Print the plan instead of loading it.")
@@ -28,7 +27,7 @@ struct Apply: ParsableCommand {
         let host = try resolveSystem(system, in: set)
         let instant = try time.instant()
         // Policy ids live in the state directory so a flow's mark keeps its meaning across reloads.
-        let store = GenerationStore(directory: stateDir ?? set.config.stateDirectory)
+        let store = GenerationStore(directory: state.stateDir ?? set.config.stateDirectory)
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
         // Expectations test the files; the ruleset also honours `enforcer policy enable|disable`.
         let failures = ExpectationRunner(graph: AccessGraph(set, ids: ids), now: instant).run()

@@ -41,10 +41,10 @@ enum Watchdog {
 struct Confirm: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Keep the generation applied with `apply --confirm`.")
     @OptionGroup var directory: PolicyDirectoryOption
-    @Option(help: ArgumentHelp("State directory (default: [state] directory of enforcer.conf).", valueName: "DIR")) var stateDir: String?
+    @OptionGroup var state: StateDirectoryOption
 
     func run() throws {
-        let store = GenerationStore(directory: stateDir ?? stateDirectory(directory))
+        let store = GenerationStore(directory: state.stateDir ?? stateDirectory(directory))
         guard let pending = Watchdog.read(store) else {
             print("nothing to confirm")
             return
@@ -90,11 +90,11 @@ struct Rollback: ParsableCommand {
         abstract: "Make an earlier applied generation live again.",
         discussion: "Without GEN, the generation before the current one. The restored state is recorded as a new generation.")
     @OptionGroup var directory: PolicyDirectoryOption
-    @Option(help: ArgumentHelp("State directory (default: [state] directory of enforcer.conf).", valueName: "DIR")) var stateDir: String?
+    @OptionGroup var state: StateDirectoryOption
     @Argument(help: ArgumentHelp("Generation number (see the state directory's generations/).", valueName: "GEN")) var generation: Int?
 
     func run() throws {
-        let store = GenerationStore(directory: stateDir ?? stateDirectory(directory))
+        let store = GenerationStore(directory: state.stateDir ?? stateDirectory(directory))
         let numbers = store.numbers()
         guard let target = generation ?? store.currentNumber().flatMap({ current in numbers.last { $0 < current } }) else {
             Output.error("enforcer: no earlier generation in \(store.directory)")

@@ -36,6 +36,12 @@ struct PolicyDirectoryOption: ParsableArguments {
     var dir: String = ProcessInfo.processInfo.environment["ENFORCER_DIR"] ?? "/etc/enforcer"
 }
 
+/// `--state-dir`, shared by every command that reads or writes enforcer's state.
+struct StateDirectoryOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Where applied generations, policy ids, overrides and the daemon's status are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
+    var stateDir: String?
+}
+
 /// `--at`, an ISO 8601 instant; without it, now.
 struct InstantOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Evaluate at this ISO 8601 instant, e.g. 2026-11-23T14:00:00Z (default: now).", valueName: "TIME"))

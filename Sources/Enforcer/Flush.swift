@@ -9,8 +9,7 @@ struct Flush: ParsableCommand {
         discussion: "Reads only enforcer.conf ([kernel] table, [state] directory), so it works while the policy files have errors. Applied generations stay in the state directory for `enforcer rollback`.")
 
     @OptionGroup var directory: PolicyDirectoryOption
-    @Option(help: ArgumentHelp("Where applied generations are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
-    var stateDir: String?
+    @OptionGroup var state: StateDirectoryOption
 
     func run() throws {
         let path = directory.dir + "/enforcer.conf"
@@ -24,7 +23,7 @@ struct Flush: ParsableCommand {
             config = parsed
         }
         do {
-            try Applier(stateDirectory: stateDir ?? config.stateDirectory).flush(family: .inet, name: config.table)
+            try Applier(stateDirectory: state.stateDir ?? config.stateDirectory).flush(family: .inet, name: config.table)
             print("flushed: table inet \(config.table) removed (if it existed); other tables untouched")
         } catch {
             Output.error("enforcer: \(error)")

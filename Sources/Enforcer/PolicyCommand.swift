@@ -56,13 +56,12 @@ struct PolicyCommand: ParsableCommand {
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Write rules.d/FILE.policy from a template in $EDITOR, check it, put it in place.")
         @OptionGroup var directory: PolicyDirectoryOption
-        @Option(help: ArgumentHelp("State directory of the `enforcer run` to reload (default: [state] directory of enforcer.conf).", valueName: "DIR"))
-        var stateDir: String?
+        @OptionGroup var state: StateDirectoryOption
         @Argument(help: "NN-name, e.g. 50-contractors (two digits set its precedence).")
         var file: String
 
         func run() throws {
-            let files = PolicyFiles(directory: directory.dir, stateDirectory: stateDir)
+            let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
             let name = file.hasSuffix(".policy") ? file : file + ".policy"
             guard PolicyLoader.isWellFormedFileName(name) else { throw ValidationError("'\(file)' must be NN-name, e.g. 50-contractors") }
             guard !FileManager.default.fileExists(atPath: files.path(name)) else {
@@ -88,13 +87,12 @@ struct PolicyCommand: ParsableCommand {
     struct Edit: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Edit the file holding NAME in $EDITOR, check it, put it in place.")
         @OptionGroup var directory: PolicyDirectoryOption
-        @Option(help: ArgumentHelp("State directory of the `enforcer run` to reload (default: [state] directory of enforcer.conf).", valueName: "DIR"))
-        var stateDir: String?
+        @OptionGroup var state: StateDirectoryOption
         @Argument(help: "A block name or a file name such as 30-databases.")
         var name: String
 
         func run() throws {
-            let files = PolicyFiles(directory: directory.dir, stateDirectory: stateDir)
+            let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
             let file = try files.locate(name)
             try files.draftAndCommit((file as NSString).lastPathComponent, startingWith: try String(contentsOfFile: file, encoding: .utf8))
         }
@@ -103,13 +101,12 @@ struct PolicyCommand: ParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove the file holding NAME, if the directory still checks without it.")
         @OptionGroup var directory: PolicyDirectoryOption
-        @Option(help: ArgumentHelp("State directory of the `enforcer run` to reload (default: [state] directory of enforcer.conf).", valueName: "DIR"))
-        var stateDir: String?
+        @OptionGroup var state: StateDirectoryOption
         @Argument(help: "A block name or a file name such as 30-databases.")
         var name: String
 
         func run() throws {
-            let files = PolicyFiles(directory: directory.dir, stateDirectory: stateDir)
+            let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
             let file = try files.locate(name)
             let base = (file as NSString).lastPathComponent
             let result = PolicyLoader.load(directory: directory.dir, overlay: [base: String?.none])

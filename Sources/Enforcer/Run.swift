@@ -17,8 +17,7 @@ struct Run: ParsableCommand {
             """)
 
     @OptionGroup var directory: PolicyDirectoryOption
-    @Option(help: ArgumentHelp("Where applied generations are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
-    var stateDir: String?
+    @OptionGroup var state: StateDirectoryOption
     @Option(help: ArgumentHelp("The inventory system this host is (default: found by this host's addresses).", valueName: "NAME"))
     var system: String?
     @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in.")
@@ -27,7 +26,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let daemon: Daemon
         do {
-            daemon = try Daemon(options: .init(directory: directory.dir, system: system, stateDirectory: stateDir, force: force))
+            daemon = try Daemon(options: .init(directory: directory.dir, system: system, stateDirectory: state.stateDir, force: force))
         } catch let error as ApplyFailure {
             for line in error.lines { Output.error(line) }
             throw ExitCode(1)

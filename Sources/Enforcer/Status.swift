@@ -11,13 +11,12 @@ struct Status: ParsableCommand {
         discussion: "Reads what `enforcer run` keeps in the state directory; needs no root.")
 
     @OptionGroup var directory: PolicyDirectoryOption
-    @Option(help: ArgumentHelp("Where applied generations are kept (default: [state] directory of enforcer.conf, else /var/lib/enforcer).", valueName: "DIR"))
-    var stateDir: String?
+    @OptionGroup var state: StateDirectoryOption
     @Flag(help: "Print one JSON object.")
     var json = false
 
     func run() throws {
-        let state = stateDir ?? Self.configuredStateDirectory(directory.dir)
+        let state = self.state.stateDir ?? stateDirectory(directory)
         let store = GenerationStore(directory: state)
         let live = store.currentNumber()
         let daemon = try? DaemonStatus.read(from: state)
@@ -61,12 +60,5 @@ struct Status: ParsableCommand {
         if let reload = daemon.lastReload {
             print("last reload: \(format.string(from: reload.at)) \(reload.ok ? "ok" : "refused"): \(reload.message)")
         }
-    }
-
-    /// [state] directory from enforcer.conf, read leniently: status must work with a broken policy.
-    static func configuredStateDirectory(_ directory: String) -> String {
-        let path = directory + "/enforcer.conf"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return Config().stateDirectory }
-        return Config.parse(file: path, text: text).0.stateDirectory
     }
 }

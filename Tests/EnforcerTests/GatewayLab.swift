@@ -37,16 +37,16 @@ final class GatewayLab {
     }
 
     deinit {
-        for process in processes where process.isRunning { Self.stop(process) }
+        for process in processes { Self.stop(process) }
         for n in [office, gateway, web] { _ = try? run("/usr/sbin/ip", ["netns", "del", n]) }
         try? FileManager.default.removeItem(atPath: policy)
         try? FileManager.default.removeItem(atPath: state)
     }
 
-    /// SIGTERM, then up to 3 s for it to go. (Foundation's waitUntilExit can miss the exit of
-    /// a child that exec'd through `ip netns exec`, so poll instead.)
+    /// SIGKILL, then up to 3 s for it to go. Children of the test process inherit the signal
+    /// mask of Swift Testing's worker threads, which blocks SIGTERM: only SIGKILL is sure.
     static func stop(_ process: Process) {
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         let deadline = Date().addingTimeInterval(3)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
     }

@@ -42,7 +42,8 @@ struct LiveTrafficTests {
         }
 
         deinit {
-            for server in servers where server.isRunning { server.terminate() }
+            // SIGTERM is blocked in children of the test process (see GatewayLab.stop).
+            for server in servers { GatewayLab.stop(server) }
             for host in LiveTrafficTests.hosts.map(\.name) + ["switch"] { _ = try? sh("ip netns del \(ns(host))") }
             try? FileManager.default.removeItem(atPath: policy)
             try? FileManager.default.removeItem(atPath: state)

@@ -34,10 +34,11 @@ public final class Worker {
     public var isTracking: Bool { inspector.flows.count > 0 }
     private var lastSweep = Worker.monotonicSeconds()
 
-    /// Answers every packet waiting now, in bounded rounds so that timers and signals get
-    /// their turn under load, and times out idle flows about once a second.
+    /// Answers every packet waiting now (at most 256 reads, so timers and signals get their
+    /// turn under load) and times out idle flows about once a second. The kernel hands over
+    /// one packet per read; the verdicts of all of them go back in one write.
     public func drain() throws(QueueError) {
-        for _ in 0..<64 {
+        for _ in 0..<256 {
             let count = try queue.receive(timeoutMilliseconds: 0) { packet in
                 let action = inspector.inspect(packet, now: Self.monotonicSeconds(), wallClock: Date())
                 for segment in action.segments {
@@ -46,9 +47,9 @@ public final class Worker {
                 queue.verdict(action.verdict, for: packet.id)
                 if let judgement = action.judgement { pendingLog.append(judgement.description) }
             }
-            try queue.flushVerdicts()
             if count == 0 { break }
         }
+        try queue.flushVerdicts()
         // After the verdicts: logging never delays a packet.
         log(pendingLog)
         pendingLog.removeAll(keepingCapacity: true)
