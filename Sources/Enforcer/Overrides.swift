@@ -6,9 +6,22 @@ import Foundation
 enum OverrideFile {
     static func path(_ directory: String) -> String { directory + "/overrides.json" }
 
+    /// ISO 8601 with milliseconds: a deadline must not be cut short by the seconds' rounding.
+    private static func formatter() -> ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }
+
     static func read(_ directory: String) -> RuntimeOverrides {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let date = formatter().date(from: text) ?? ISO8601DateFormatter().date(from: text) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not an ISO 8601 instant: \(text)"))
+            }
+            return date
+        }
         guard let data = FileManager.default.contents(atPath: path(directory)),
               let overrides = try? decoder.decode(RuntimeOverrides.self, from: data) else { return RuntimeOverrides() }
         return overrides
@@ -16,7 +29,10 @@ enum OverrideFile {
 
     static func write(_ overrides: RuntimeOverrides, to directory: String) throws {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(formatter().string(from: date))
+        }
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try encoder.encode(overrides).write(to: URL(fileURLWithPath: path(directory)), options: .atomic)

@@ -38,7 +38,7 @@ final class GatewayLab {
 
     deinit {
         for process in processes { Self.stop(process) }
-        for n in [office, gateway, web] { _ = try? run("/usr/sbin/ip", ["netns", "del", n]) }
+        for n in [office, gateway, web] { Self.removeNamespace(n) }
         try? FileManager.default.removeItem(atPath: policy)
         try? FileManager.default.removeItem(atPath: state)
     }
@@ -49,6 +49,12 @@ final class GatewayLab {
         kill(process.processIdentifier, SIGKILL)
         let deadline = Date().addingTimeInterval(3)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    }
+
+    /// Kills everything still running inside (forked servers serving a connection outlive
+    /// their parent), then deletes the namespace.
+    static func removeNamespace(_ name: String) {
+        _ = try? run("/bin/sh", ["-c", "ip netns pids \(name) | xargs -r kill -KILL; ip netns del \(name)"])
     }
 
     /// Stops `enforcer run` and returns its log once it says it stopped.

@@ -44,7 +44,7 @@ struct LiveTrafficTests {
         deinit {
             // SIGTERM is blocked in children of the test process (see GatewayLab.stop).
             for server in servers { GatewayLab.stop(server) }
-            for host in LiveTrafficTests.hosts.map(\.name) + ["switch"] { _ = try? sh("ip netns del \(ns(host))") }
+            for host in LiveTrafficTests.hosts.map(\.name) + ["switch"] { GatewayLab.removeNamespace(ns(host)) }
             try? FileManager.default.removeItem(atPath: policy)
             try? FileManager.default.removeItem(atPath: state)
         }
