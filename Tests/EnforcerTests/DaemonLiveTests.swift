@@ -26,7 +26,7 @@ struct DaemonLiveTests {
 
     /// `enforcer run` for `system`; returns once it has applied.
     static func runDaemon(_ lab: LiveTrafficTests.Lab, _ system: String, log: URL) throws -> Process {
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         process.arguments = ["netns", "exec", lab.ns(system), Paths.enforcer, "run", "--dir", lab.policy, "--system", system,

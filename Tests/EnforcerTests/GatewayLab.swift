@@ -84,7 +84,7 @@ final class GatewayLab {
         process.arguments = ["netns", "exec", namespace] + arguments
         process.currentDirectoryURL = URL(fileURLWithPath: policy)
         if let output {
-            FileManager.default.createFile(atPath: output.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
             let handle = try FileHandle(forWritingTo: output)
             process.standardOutput = handle
             process.standardError = handle
