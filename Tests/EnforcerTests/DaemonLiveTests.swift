@@ -205,4 +205,35 @@ struct DaemonLiveTests {
         let after = try run(Paths.enforcer, ["status", "--state-dir", state]).stdout
         #expect(after.contains("daemon: not running (last report stopped "), "\(after)")
     }
+
+    /// `policy disable NAME --after 3s` with the daemon running: it reloads at once, and the
+    /// policy and its connection end when the override begins.
+    @Test func disableAfterEndsThePolicyOnTime() throws {
+        let lab = try LiveTrafficTests.Lab()
+        try lab.serve("db-1", port: 5432)
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+        let sre = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 5432)
+        Thread.sleep(forTimeInterval: 0.3)
+        let before = Date()
+        let disabled = try run(Paths.enforcer, ["policy", "disable", "Database Servers for SRE", "--after", "3s", "--dir", lab.policy,
+                                                 "--state-dir", lab.state + "/db-1"])
+        #expect(disabled.stdout.contains("'Database Servers for SRE' disabled from ") && disabled.stdout.contains("reloading enforcer run"),
+                "\(disabled.stdout)\(disabled.stderr)")
+        try Self.waitFor(log, "reload (SIGHUP)", process: daemon)
+        #expect(sre.isRunning, "still enabled until the override begins")
+        var cut: Date?
+        while Date() < before.addingTimeInterval(8) {
+            if !sre.isRunning { cut = Date(); break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let offset = cut.map { $0.timeIntervalSince(before.addingTimeInterval(3)) }
+        print("disable --after 3s: SRE connection cut \(offset.map { String(format: "%+.3f s", $0) } ?? "never") after the earliest possible start")
+        #expect(offset.map { $0 > -0.2 && $0 < 1.5 } == true, "cut \(offset.map { "\($0) s" } ?? "never")")
+        try Self.waitFor(log, "flip (time): 'Database Servers for SRE' deactivates (disabled by `enforcer policy disable`", process: daemon)
+        let status = try run(Paths.enforcer, ["status", "--state-dir", lab.state + "/db-1"]).stdout
+        #expect(status.contains("override: 'Database Servers for SRE' disabled from"), "\(status)")
+        #expect(status.contains("inactive policy 'Database Servers for SRE'"), "\(status)")
+    }
 }
