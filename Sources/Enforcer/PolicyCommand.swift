@@ -109,16 +109,10 @@ struct PolicyCommand: ParsableCommand {
             let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
             let file = try files.locate(name)
             let base = (file as NSString).lastPathComponent
-            let result = PolicyLoader.load(directory: directory.dir, overlay: [base: String?.none])
-            guard let set = result.policySet else {
-                Output.print(result.diagnostics.filter { $0.severity == .error })
-                Output.error("enforcer: without \(base) the policy has errors; nothing was removed")
-                throw ExitCode(1)
-            }
-            let failures = ExpectationRunner(graph: AccessGraph(set), now: Date()).run()
-            guard failures.isEmpty else {
-                Output.print(failures)
-                Output.error("enforcer: without \(base) an expectation fails; nothing was removed")
+            let (checked, problems) = files.check(overlay: [base: String?.none])
+            guard let set = checked else {
+                Output.print(problems)
+                Output.error("enforcer: without \(base) the policy does not check; nothing was removed")
                 throw ExitCode(1)
             }
             try FileManager.default.removeItem(atPath: file)
@@ -178,15 +172,8 @@ struct PolicyFiles {
             print("unchanged: \(path(name))")
             return
         }
-        let result = PolicyLoader.load(directory: directory, overlay: [name: draft])
-        var problems = result.diagnostics.filter { $0.severity == .error }
-        var set = result.policySet
-        if let loaded = set {
-            let failures = ExpectationRunner(graph: AccessGraph(loaded), now: Date()).run()
-            problems += failures
-            if !failures.isEmpty { set = nil }
-        }
-        guard let set else {
+        let (checked, problems) = check(overlay: [name: draft])
+        guard let set = checked else {
             let rejected = path(name) + ".rejected"
             try edited.write(toFile: rejected, atomically: true, encoding: .utf8)
             Output.print(problems)
@@ -197,6 +184,15 @@ struct PolicyFiles {
         try? FileManager.default.removeItem(atPath: path(name) + ".rejected")
         print("checked and saved \(path(name))")
         reloadDaemon(config: set.config)
+    }
+
+    /// The directory as it would be with `overlay`: the policy set when it loads and every
+    /// expectation holds, else the errors and failed expectations.
+    func check(overlay: [String: String?]) -> (PolicySet?, [Diagnostic]) {
+        let result = PolicyLoader.load(directory: directory, overlay: overlay)
+        guard let set = result.policySet else { return (nil, result.diagnostics.filter { $0.severity == .error }) }
+        let failures = ExpectationRunner(graph: AccessGraph(set), now: Date()).run()
+        return (failures.isEmpty ? set : nil, failures)
     }
 
     /// SIGHUP to `enforcer run` when its report in the state directory names a live process.
