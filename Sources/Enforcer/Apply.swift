@@ -36,7 +36,7 @@ struct Apply: ParsableCommand {
             Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing would be applied")
             throw ExitCode(1)
         }
-        let graph = AccessGraph(OverrideFile.apply(to: set, stateDirectory: store.directory, at: instant), ids: ids)
+        let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
         if !dryRun {
             do {
                 print(try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,

@@ -60,7 +60,7 @@ final class Daemon {
             Output.print(failures)
             throw ApplyFailure(lines: ["enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing was applied"])
         }
-        let graph = AccessGraph(OverrideFile.apply(to: set, stateDirectory: store.directory, at: instant), ids: ids)
+        let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
         compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()
         status = DaemonStatus(pid: getpid(), startedAt: instant, system: host.name,
                               policyDirectory: URL(fileURLWithPath: options.directory).standardizedFileURL.path)
@@ -184,7 +184,7 @@ final class Daemon {
         // A timer fires at or just after its instant; never compile a hair before the boundary.
         let instant = max(Date(), status.nextFlip?.at ?? .distantPast)
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
-        let graph = AccessGraph(OverrideFile.apply(to: set, stateDirectory: store.directory, at: instant), ids: ids)
+        let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
         do {
             let next = try HostCompiler(graph: graph, system: host, at: instant).compile()
             let flipped = flips(from: compiled, to: next)
@@ -221,7 +221,7 @@ final class Daemon {
             let newHost = try resolveSystem(options.system, in: newSet)
             let ids = store.policyIDs().assigning(newSet.policies.map(\.name))
             let failures = ExpectationRunner(graph: AccessGraph(newSet, ids: ids), now: instant).run()
-            let graph = AccessGraph(OverrideFile.apply(to: newSet, stateDirectory: store.directory, at: instant), ids: ids)
+            let graph = OverrideFile.graph(newSet, stateDirectory: store.directory, at: instant, ids: ids)
             if !failures.isEmpty {
                 var sources: [String: [Substring]] = [:]
                 for failure in failures { Log.line(Output.render(failure, sources: &sources)) }
@@ -261,7 +261,8 @@ final class Daemon {
     }
 
     private func armTimer(after instant: Date) throws {
-        let next = compiled.nextFlip(after: instant)
+        let trustChange = OverrideFile.read(store.directory).nextTrustChange(after: instant)
+        let next = [compiled.nextFlip(after: instant), trustChange].compactMap { $0 }.min()
         try timer.arm(at: next)
         status.nextFlip = next.map { at in
             DaemonStatus.NextFlip(at: at, policies: compiled.enforced.filter { $0.entry.policy.schedule.nextFlip(after: instant) == at }.map(\.entry.policy.name))

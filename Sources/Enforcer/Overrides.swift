@@ -38,9 +38,12 @@ enum OverrideFile {
         try encoder.encode(overrides).write(to: URL(fileURLWithPath: path(directory)), options: .atomic)
     }
 
-    /// The policy set as in force: the files with the overrides that still matter at `instant`.
-    static func apply(to set: PolicySet, stateDirectory: String, at instant: Date) -> PolicySet {
-        read(stateDirectory).pruned(at: instant).applied(to: set)
+    /// The access graph in force at `instant`: the files with `enforcer policy enable|disable`
+    /// and `enforcer trust grant|revoke` applied.
+    static func graph(_ set: PolicySet, stateDirectory: String, at instant: Date, ids: PolicyIDs) -> AccessGraph {
+        let overrides = read(stateDirectory).pruned(at: instant)
+        return AccessGraph(overrides.applied(to: set), trust: overrides.trustGrants(at: instant),
+                           revoked: overrides.revokedTrust(at: instant), ids: ids)
     }
 }
 

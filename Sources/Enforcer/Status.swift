@@ -37,6 +37,12 @@ struct Status: ParsableCommand {
             let when = change.enabled ? change.until.map { " until \(format.string(from: $0)) (kernel timeout)" } ?? "" : change.from.map { " from \(format.string(from: $0))" } ?? ""
             print("override: '\(name)' \(change.enabled ? "enabled" : "disabled")\(when) by `enforcer policy \(change.enabled ? "enable" : "disable")`")
         }
+        for (system, records) in overrides.trust.sorted(by: { $0.key < $1.key }) {
+            for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
+                let holds = record.holds(at: Date())
+                print("trust: \(system) \(requirement) \(holds ? "granted" + (record.until.map { " until \(format.string(from: $0))" } ?? "") : "revoked")")
+            }
+        }
         guard let daemon else {
             print("daemon: no report from `enforcer run` in \(state)")
             return

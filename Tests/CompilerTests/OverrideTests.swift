@@ -97,4 +97,56 @@ struct OverrideTests {
         #expect(!NFTText.render(later.ruleset).contains("tcp . 22 : goto"))
         #expect(RuntimeOverrides(policies: ["break-glass": EnabledOverride(enabled: true, until: until)]).pruned(at: until).policies.isEmpty)
     }
+
+    @Test func trustGrantsRunOutAndRevokesAreRemembered() throws {
+        let until = instant("2026-11-23T12:00:00Z")
+        let overrides = RuntimeOverrides(trust: [
+            "ops": ["mfa": TrustRecord(granted: true, until: until)],
+            "dev": ["mfa": TrustRecord(granted: false), "vpn": TrustRecord(granted: true)],
+        ])
+        let before = instant("2026-11-23T11:00:00Z")
+        #expect(overrides.trustGrants(at: before).granted == ["ops": ["mfa"], "dev": ["vpn"]])
+        #expect(overrides.revokedTrust(at: before) == ["dev": ["mfa"]])
+        #expect(overrides.nextTrustChange(after: before) == until)
+        #expect(overrides.trustGrants(at: until).granted == ["dev": ["vpn"]], "a grant --for ends at its instant")
+        #expect(overrides.revokedTrust(at: until) == ["ops": ["mfa"], "dev": ["mfa"]], "and then counts as revoked: its flows are cut")
+        #expect(overrides.nextTrustChange(after: until) == nil)
+        // A state file written before trust existed still reads.
+        let old = try JSONDecoder().decode(RuntimeOverrides.self, from: Data(#"{"policies": {}}"#.utf8))
+        #expect(old.trust.isEmpty)
+    }
+
+    @Test func aRevokedSenderIsOutOfTheClassMapsAndInTheRevokedSet() throws {
+        let file = try PolicyFixture(policy: """
+            [system] db: {
+                address: 10.0.0.1
+                tags: db
+            }
+            [system] ops-1: {
+                address: 10.0.0.2
+                tags: ops
+            }
+            [system] ops-2: {
+                address: 10.0.1.0/24
+                tags: ops
+            }
+            [policy] admin: {
+                senders: ops
+                receivers: db
+                allow: tcp/22
+                trust: mfa
+            }
+            """).policySet()
+        let now = instant("2026-11-23T10:00:00Z")
+        let overrides = RuntimeOverrides(trust: ["ops-1": ["mfa": TrustRecord(granted: true)], "ops-2": ["mfa": TrustRecord(granted: false)]])
+        let graph = AccessGraph(file, trust: overrides.trustGrants(at: now), revoked: overrides.revokedTrust(at: now))
+        let compiled = try HostCompiler(graph: graph, system: try #require(file.system(named: "db")), at: now).compile()
+        let mark = MarkLayout(mask: file.config.markMask).policyMark(try #require(graph.entries.first?.id))
+        let revoked = try #require(compiled.ruleset.table.set(named: "revoked_v4"))
+        #expect(revoked.elements.map(\.key) == [[.addresses(try AddressBlock.parse("10.0.1.0/24").range), .mark(mark)]])
+        let text = NFTText.render(compiled.ruleset)
+        #expect(text.contains("10.0.0.2 : jump"), "the trusted sender is classified")
+        #expect(!text.contains("10.0.1.0/24 : jump") && !text.contains("10.0.1.0-10.0.1.255 : jump"), "the revoked one is not")
+        #expect(text.contains("ip saddr . ct mark & 0x00fffc00 @revoked_v4 reject with tcp reset"), "\(text)")
+    }
 }

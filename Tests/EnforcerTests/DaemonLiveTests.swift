@@ -236,4 +236,45 @@ struct DaemonLiveTests {
         #expect(status.contains("override: 'Database Servers for SRE' disabled from"), "\(status)")
         #expect(status.contains("inactive policy 'Database Servers for SRE'"), "\(status)")
     }
+
+    /// `enforcer trust grant|revoke`: a policy with `trust: mfa` grants only senders that meet
+    /// it; revoking one sender's mfa cuts that sender's connection at once and leaves the other
+    /// sender's connection under the same policy up.
+    @Test func aTrustRevokeCutsThatSendersConnectionsOnly() throws {
+        let lab = try LiveTrafficTests.Lab()
+        try "[policy] \"Admin for SRE and contractors\": {\n    senders: sre, contractors\n    receivers: database-servers\n    allow: tcp/2222\n    trust: mfa\n}\n"
+            .write(toFile: lab.policy + "/rules.d/40-admin.policy", atomically: true, encoding: .utf8)
+        try lab.serve("db-1", port: 2222)
+        let state = lab.state + "/db-1"
+        func apply() throws {
+            let applied = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy, "--system", "db-1", "--state-dir", state])
+            try #require(applied.status == 0, "\(applied.stderr)")
+        }
+        func trust(_ arguments: [String]) throws -> CommandResult {
+            try run(Paths.enforcer, ["trust"] + arguments + ["--dir", lab.policy, "--state-dir", state])
+        }
+        try apply()
+        #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 2222), "without mfa nobody is granted")
+        let granted = try trust(["grant", "sre-1", "mfa"])
+        #expect(granted.stdout.hasPrefix("sre-1 mfa: granted (required by 'Admin for SRE and contractors')"), "\(granted.stdout)\(granted.stderr)")
+        _ = try trust(["grant", "contractor-1", "mfa"])
+        try apply()
+        let sre = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 2222)
+        let contractor = try lab.longLived(from: "contractor-1", to: "fd00:20:2::11", port: 2222)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(sre.isRunning && contractor.isRunning, "both trusted senders connect")
+
+        _ = try trust(["revoke", "contractor-1", "mfa"])
+        try apply()
+        let deadline = Date().addingTimeInterval(3)
+        while contractor.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(!contractor.isRunning, "the revoked sender's connection is cut at once")
+        #expect(sre.isRunning, "the other sender's connection under the same policy stays up")
+        #expect(try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 2222), "no new connection after the revoke")
+        #expect(try lab.echoes(from: "sre-1", to: "fd00:20:2::11", port: 2222))
+        let listed = try trust(["list"]).stdout
+        #expect(listed.contains("contractor-1 mfa: revoked") && listed.contains("sre-1 mfa: granted"), "\(listed)")
+        let revoked = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "set", "inet", "enforcer", "revoked_v4"]).stdout
+        #expect(revoked.contains("10.10.1.21 . 0x"), "\(revoked)")
+    }
 }

@@ -21,6 +21,9 @@ public struct AccessGraph: Sendable {
         public var senders: [SystemDefinition]
         /// Senders that also meet the policy's trust requirements.
         public var trustedSenders: [SystemDefinition]
+        /// Senders that lost a requirement of this policy (revoked, or run out): their
+        /// existing flows under it are cut.
+        public var revokedSenders: [SystemDefinition] = []
         /// Systems holding a receiver tag (empty for gateway policies).
         public var receivers: [SystemDefinition]
         /// Routed subnets (gateway policies).
@@ -42,7 +45,7 @@ public struct AccessGraph: Sendable {
 
     /// `ids` fixes the mark value of each policy by name (kept across reloads, so flows keep
     /// their meaning); policies not in it are numbered after the largest id.
-    public init(_ policySet: PolicySet, trust: TrustGrants = TrustGrants(), ids: PolicyIDs = PolicyIDs()) {
+    public init(_ policySet: PolicySet, trust: TrustGrants = TrustGrants(), revoked: [String: Set<String>] = [:], ids: PolicyIDs = PolicyIDs()) {
         let assigned = ids.assigning(policySet.policies.map(\.name)).assigned
         self.policySet = policySet
         self.trust = trust
@@ -62,14 +65,20 @@ public struct AccessGraph: Sendable {
             let id = assigned[policy.name]!
             let senders = holders(policy.senders)
             let trusted = policy.trust.isEmpty ? senders : senders.filter { trust.satisfies($0.name, policy.trust) }
+            let lost = senders.filter { sender in
+                !trust.satisfies(sender.name, policy.trust) && !(revoked[sender.name] ?? []).isDisjoint(with: policy.trust)
+            }
+            var entry: Entry
             switch policy.reach {
             case .direct(let receivers):
-                return Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
-                             receivers: holders(receivers), subnets: [], gateway: nil)
+                entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
+                              receivers: holders(receivers), subnets: [], gateway: nil)
             case .gateway(let gateway, let subnets):
-                return Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
-                             receivers: [], subnets: subnets, gateway: gateway)
+                entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
+                              receivers: [], subnets: subnets, gateway: gateway)
             }
+            entry.revokedSenders = lost
+            return entry
         }
     }
 

@@ -95,6 +95,14 @@ public struct HostCompiler {
         let isActive = { (id: Int) in active[id].map { $0 == nil } ?? false }
         let enforcedIDs = Set(enforced.map(\.entry.id)).sorted()
         var builder = RulesetBuilder(config: config, layout: layout, byID: byID, enforced: enforcedIDs, isActive: isActive)
+        // Senders that lost trust: their flows under the policy are cut by address and mark.
+        var revoked: [(AddressRange, UInt32)] = []
+        for id in enforcedIDs {
+            for sender in byID[id]?.revokedSenders ?? [] where sender.name != system.name {
+                revoked += sender.addresses.map { ($0.range, layout.policyMark(id)) }
+            }
+        }
+        builder.addRevoked(revoked)
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
         let servesPortal = hasWebRules && graph.policySet.webRules.contains { $0.action == .warn || $0.action == .aup }
         builder.addInput(items: inputItems, portalPort: servesPortal ? config.portalEndpoint.port : nil)
@@ -145,6 +153,30 @@ struct RulesetBuilder {
                                    comment: "policies enabled for a while (enforcer policy enable --for): each runs out in the kernel"))
     }
 
+    /// `revoked_v4/v6`: (sender address . policy mark) of senders that lost a trust requirement.
+    mutating func addRevoked(_ pairs: [(AddressRange, UInt32)]) {
+        for family in [IPFamily.v4, .v6] {
+            let elements = pairs.filter { $0.0.first.family == family }
+                .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+                .map { SetElement([.addresses($0.0), .mark($0.1)]) }
+            table.sets.append(NamedSet(name: family == .v4 ? "revoked_v4" : "revoked_v6", key: [family == .v4 ? .ipv4Address : .ipv6Address, .mark],
+                                       flags: .interval, elements: elements,
+                                       comment: "senders that lost trust (enforcer trust revoke), with the policy they lost it for"))
+        }
+    }
+
+    /// Cuts flows of revoked senders at once: by the sender's address (`source`: the packet's
+    /// source in the original direction, its destination in replies) and the flow's mark.
+    private func cutRevoked(_ before: [RuleExpression] = [], source: (v4: Field, v6: Field)) -> [Rule] {
+        [(source.v4, "revoked_v4"), (source.v6, "revoked_v6")].flatMap { field, set -> [Rule] in
+            let match = RuleExpression.lookup([field, .conntrackMark], mask: layout.policyMask, set: set)
+            return [
+                Rule(before + [.compare(.l4Protocol, .equal, .proto(.tcp)), match, .reject(.tcpReset)], comment: "sender lost trust: cut"),
+                Rule(before + [match, .verdict(.drop)]),
+            ]
+        }
+    }
+
     /// The flow's policy is in force: for good (`active_policies`) or for a while (`timed_policies`).
     private func whileInForce(_ before: [RuleExpression] = [], then verdict: Verdict, comment: String) -> [Rule] {
         ["active_policies", "timed_policies"].map { set in
@@ -170,6 +202,7 @@ struct RulesetBuilder {
             rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.tcp)), .compare(.tcpDestinationPort, .equal, .port(portalPort)), .verdict(.accept)],
                               comment: "the portal of warn and aup rules (enforcer run)"))
         }
+        rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
         rules += classify(prefix: "in", items: items, destinations: nil)
         rules += whileInForce(then: .accept, comment: "granted just now")
@@ -212,6 +245,7 @@ struct RulesetBuilder {
         // Every forwarded flow was granted by a policy, so its replies pass only while that
         // policy is in force: deactivating it cuts the flow in both directions.
         let reply = RuleExpression.compare(.conntrackDirection, .equal, .direction(.reply))
+        rules += cutRevoked([reply], source: (.ipDestination, .ip6Destination))
         rules += whileInForce([reply], then: .accept, comment: "replies of flows granted by a policy in force")
         rules.append(Rule([reply, .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "replies of flows no policy grants now: cut"))
@@ -222,6 +256,7 @@ struct RulesetBuilder {
             rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.udp)), .compare(.udpDestinationPort, .equal, .port(443)),
                                .reject(.icmpxPortUnreachable)], comment: "QUIC: fall back to TCP where the SNI is visible"))
         }
+        rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: granted, comment: "flows granted by a policy still in force")
         rules += classify(prefix: "fwd", items: items, destinations: destinations)
         rules += whileInForce(then: granted, comment: "granted just now")

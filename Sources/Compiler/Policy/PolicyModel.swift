@@ -164,11 +164,52 @@ public struct EnabledOverride: Codable, Hashable, Sendable {
     }
 }
 
+/// `enforcer trust grant|revoke`: whether a system meets a trust requirement, and until when.
+public struct TrustRecord: Codable, Hashable, Sendable {
+    public var granted: Bool
+    /// grant --for: met until this instant, then revoked.
+    public var until: Date?
+
+    public init(granted: Bool, until: Date? = nil) {
+        self.granted = granted
+        self.until = until
+    }
+
+    public func holds(at instant: Date) -> Bool { granted && (until.map { instant < $0 } ?? true) }
+}
+
 /// Everything operators changed at run time, over the policy files.
 public struct RuntimeOverrides: Codable, Hashable, Sendable {
     public var policies: [String: EnabledOverride] = [:]
+    /// System → requirement → record.
+    public var trust: [String: [String: TrustRecord]] = [:]
 
-    public init(policies: [String: EnabledOverride] = [:]) { self.policies = policies }
+    public init(policies: [String: EnabledOverride] = [:], trust: [String: [String: TrustRecord]] = [:]) {
+        self.policies = policies
+        self.trust = trust
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        policies = try container.decodeIfPresent([String: EnabledOverride].self, forKey: .policies) ?? [:]
+        trust = try container.decodeIfPresent([String: [String: TrustRecord]].self, forKey: .trust) ?? [:]
+    }
+
+    /// The requirements each system meets at `instant`.
+    public func trustGrants(at instant: Date) -> TrustGrants {
+        TrustGrants(trust.mapValues { Set($0.filter { $0.value.holds(at: instant) }.keys) }.filter { !$0.value.isEmpty })
+    }
+
+    /// The requirements each system lost by a revoke or a grant that ran out: its flows
+    /// under policies needing them are cut, not only its new ones.
+    public func revokedTrust(at instant: Date) -> [String: Set<String>] {
+        trust.mapValues { Set($0.filter { !$0.value.holds(at: instant) }.keys) }.filter { !$0.value.isEmpty }
+    }
+
+    /// The next instant after `instant` when a trust grant runs out.
+    public func nextTrustChange(after instant: Date) -> Date? {
+        trust.values.flatMap { $0.values.compactMap { $0.granted ? $0.until : nil } }.filter { $0 > instant }.min()
+    }
 
     /// `set` with the overrides on its policies' schedules; unknown names are ignored.
     public func applied(to set: PolicySet) -> PolicySet {
@@ -181,7 +222,7 @@ public struct RuntimeOverrides: Codable, Hashable, Sendable {
 
     /// Without the overrides that can no longer matter at `instant` (an `enable --for` past its end).
     public func pruned(at instant: Date) -> RuntimeOverrides {
-        RuntimeOverrides(policies: policies.filter { !($0.value.enabled && ($0.value.until.map { $0 <= instant } ?? false)) })
+        RuntimeOverrides(policies: policies.filter { !($0.value.enabled && ($0.value.until.map { $0 <= instant } ?? false)) }, trust: trust)
     }
 }
 

@@ -236,7 +236,10 @@ public struct RulesetEncoder: Sendable {
                 require(fields)
                 out += Self.loadConcatenation(fields)
                 if let mask {
-                    out.append(.bitwise(source: r0, destination: r0, mask: Self.hostBytes(mask, width: 4), xor: [0, 0, 0, 0]))
+                    // The mask is for the last field (`ip saddr . ct mark & M`): its register.
+                    let word = fields.dropLast().reduce(UInt32(0)) { $0 + UInt32((Self.width($1) + 3) / 4) }
+                    let register = NFTConstants.reg32(word)
+                    out.append(.bitwise(source: register, destination: register, mask: Self.hostBytes(mask, width: 4), xor: [0, 0, 0, 0]))
                 }
                 out.append(.lookup(source: r0, set: set, setID: nil, destination: nil))
             case let .verdictMap(fields, map):
