@@ -277,4 +277,41 @@ struct DaemonLiveTests {
         let revoked = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "set", "inet", "enforcer", "revoked_v4"]).stdout
         #expect(revoked.contains("10.10.1.21 . 0x"), "\(revoked)")
     }
+
+    /// `trust grant --for` with the daemon running: when the grant runs out the daemon flips
+    /// at once and that sender's connection is cut; the other sender's stays.
+    @Test func aTrustGrantRunningOutCutsUnderTheDaemon() throws {
+        let lab = try LiveTrafficTests.Lab()
+        try "[policy] \"Admin for SRE and contractors\": {\n    senders: sre, contractors\n    receivers: database-servers\n    allow: tcp/2222\n    trust: mfa\n}\n"
+            .write(toFile: lab.policy + "/rules.d/40-admin.policy", atomically: true, encoding: .utf8)
+        try lab.serve("db-1", port: 2222)
+        let state = lab.state + "/db-1"
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+        func trust(_ arguments: [String]) throws -> CommandResult {
+            try run(Paths.enforcer, ["trust"] + arguments + ["--dir", lab.policy, "--state-dir", state])
+        }
+        _ = try trust(["grant", "sre-1", "mfa"])
+        let before = Date()
+        let granted = try trust(["grant", "contractor-1", "mfa", "--for", "4s"])
+        #expect(granted.stdout.contains("reloading enforcer run"), "\(granted.stdout)\(granted.stderr)")
+        // Both reloads may come as one: wait for what they grant, not for a generation number.
+        let granting = Date().addingTimeInterval(3)
+        while try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 2222), Date() < granting { Thread.sleep(forTimeInterval: 0.05) }
+        let sre = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 2222)
+        let contractor = try lab.longLived(from: "contractor-1", to: "10.20.2.11", port: 2222)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(sre.isRunning && contractor.isRunning)
+        var cut: Date?
+        while Date() < before.addingTimeInterval(9) {
+            if !contractor.isRunning { cut = Date(); break }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let offset = cut.map { $0.timeIntervalSince(before.addingTimeInterval(4)) }
+        print("trust grant --for 4s: contractor connection cut \(offset.map { String(format: "%+.3f s", $0) } ?? "never") after the earliest possible end")
+        #expect(offset.map { $0 > -0.2 && $0 < 1.5 } == true, "cut \(offset.map { "\($0) s" } ?? "never")")
+        #expect(sre.isRunning, "the other sender's connection stays")
+        #expect(daemon.isRunning)
+    }
 }
