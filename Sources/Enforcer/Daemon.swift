@@ -98,8 +98,8 @@ final class Daemon {
             }
             if ready[1] {
                 switch timer.acknowledge() {
-                case .fired: reapply(because: "time")
-                case .clockChanged: reapply(because: "the wall clock was set")
+                case .fired: reapply(because: "time", notBefore: status.nextFlip?.at)
+                case .clockChanged: reapply(because: "the wall clock was set", notBefore: nil)
                 case .nothing: break
                 }
             }
@@ -179,10 +179,11 @@ final class Daemon {
         writeStatus(force: true)
     }
 
-    /// The same policy at a new instant: a flip, or the clock moved.
-    private func reapply(because reason: String) {
+    /// The same policy at a new instant: a flip (`notBefore` its boundary), or the clock moved
+    /// (now, whatever was scheduled).
+    private func reapply(because reason: String, notBefore boundary: Date?) {
         // A timer fires at or just after its instant; never compile a hair before the boundary.
-        let instant = max(Date(), status.nextFlip?.at ?? .distantPast)
+        let instant = max(Date(), boundary ?? .distantPast)
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
         let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
         do {

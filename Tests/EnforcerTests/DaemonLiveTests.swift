@@ -314,4 +314,19 @@ struct DaemonLiveTests {
         #expect(sre.isRunning, "the other sender's connection stays")
         #expect(daemon.isRunning)
     }
+
+    /// The wall clock being set wakes the daemon at once (TFD_TIMER_CANCEL_ON_SET), and it
+    /// recomputes the state. The clock is set to itself (a step of microseconds), so nothing
+    /// else on the machine notices.
+    @Test func settingTheClockMakesTheDaemonRecomputeAtOnce() throws {
+        let lab = try LiveTrafficTests.Lab()
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+        Thread.sleep(forTimeInterval: 0.2)
+        let set = try run("/usr/bin/env", ["python3", "-c", "import time; time.clock_settime(time.CLOCK_REALTIME, time.clock_gettime(time.CLOCK_REALTIME))"])
+        try #require(set.status == 0, "clock_settime: \(set.stderr)")
+        try Self.waitFor(log, "flip (the wall clock was set): no policy changed state", process: daemon, seconds: 3)
+        #expect(daemon.isRunning)
+    }
 }
