@@ -27,6 +27,8 @@ final class Daemon {
     private var reloadDue: Double?
     private var status: DaemonStatus
     private var lastStatusWrite = 0.0
+    /// Counters changed since the status file was last written (it is written at most every 2 s).
+    private var statusDirty = false
     private var stopReason: String?
     private var portal: Portal?
     private var portalListener: ListeningSocket?
@@ -83,7 +85,7 @@ final class Daemon {
             let clients = Array(portalClients.keys)
             descriptors += clients
             let now = Self.monotonicSeconds()
-            var timeout: Int32 = worker?.isTracking == true || !portalClients.isEmpty ? 1000 : -1
+            var timeout: Int32 = worker?.isTracking == true || !portalClients.isEmpty || statusDirty ? 1000 : -1
             if let due = reloadDue { timeout = Int32(max(0, min(Double(timeout < 0 ? Int32.max : timeout), (due - now) * 1000))) }
             let ready = try Poll.wait(descriptors, timeoutMilliseconds: timeout)
 
@@ -110,7 +112,10 @@ final class Daemon {
             }
             if let worker {
                 do { try worker.drain() } catch { Log.line("worker: \(error)") }
-                status.counters = worker.inspector.counters
+                if status.counters != worker.inspector.counters {
+                    status.counters = worker.inspector.counters
+                    statusDirty = true
+                }
             }
             if ready[4] { acceptPortalVisitors() }
             for (index, descriptor) in clients.enumerated() where ready[5 + index] { servePortal(descriptor) }
@@ -293,8 +298,9 @@ final class Daemon {
     /// The status file `enforcer status` reads: on every state change, and at most every 2 s for counters.
     private func writeStatus(force: Bool) {
         let now = Self.monotonicSeconds()
-        guard force || now - lastStatusWrite >= 2 else { return }
+        guard force || (statusDirty && now - lastStatusWrite >= 2) else { return }
         lastStatusWrite = now
+        statusDirty = false
         do { try status.write(to: store.directory) } catch { Log.line("run: status file: \(error)") }
     }
 

@@ -94,6 +94,16 @@ struct WebWorkerLiveTests {
                                                  "-H", "Host: example.org", "http://\(GatewayLab.webV4)/big.bin"])
         #expect(download.stdout == "\(4 << 20)", "download: \(download.stdout) \(download.stderr)")
 
+        // `status` shows the queue counters within about 2 s.
+        var status = ""
+        let statusDeadline = Date().addingTimeInterval(4)
+        repeat {
+            Thread.sleep(forTimeInterval: 0.5)
+            status = try run(Paths.enforcer, ["status", "--state-dir", lab.state]).stdout
+        } while !status.contains("permitted 7,") && Date() < statusDeadline
+        #expect(status.contains("queue: packets ") && status.contains("permitted 7, denied 8, redirected 1, fail verdicts 0"), "\(status)")
+        #expect(status.contains("daemon: running (pid ") && status.contains("active   gateway-policy 'Internet for Office' (forward)"), "\(status)")
+
         let text = lab.stopWorker(worker, log: log)
         let packets = text.split(separator: "\n").last { $0.contains("run: stopped") }
             .flatMap { $0.split(separator: "packets ").last?.prefix { $0.isNumber } }.flatMap { Int($0) }
