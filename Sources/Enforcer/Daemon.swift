@@ -278,7 +278,7 @@ final class Daemon {
     private func bindWorkerIfNeeded() throws {
         guard worker == nil, !compiled.queuedFlows.isEmpty else { return }
         let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
-        worker = try Worker(queueNumber: set.config.queue, queueFailOpen: set.config.queueFail == .open,
+        worker = try Worker(queueNumber: set.config.queue, queueFailOpen: set.config.queueFail == .open, queueMaxLength: set.config.queueMaxLength,
                             inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: set.config)), log: Log.lines)
         Log.line("worker: judging queue \(set.config.queue) with \(set.webRules.count) web rule\(set.webRules.count == 1 ? "" : "s"); default_action \(set.config.defaultAction.rawValue), fail \(set.config.webFail.rawValue)")
     }

@@ -186,6 +186,8 @@ struct PolicyDiagnosticsTests {
           files: ["enforcer.conf": "[kernel]\nmark_mask = 0\n"]),
         C("conf: bad time_window_tz", "", ["enforcer.conf:2:18: error: unknown timezone 'Mars/Olympus' (expected local, utc or an IANA name such as Europe/Berlin)"],
           files: ["enforcer.conf": "[policy]\ntime_window_tz = \"Mars/Olympus\"\n"]),
+        C("conf: bad queue_maxlen", "", ["enforcer.conf:2:16: error: queue_maxlen must be a number of packets from 1 to 4294967295; found 0"],
+          files: ["enforcer.conf": "[kernel]\nqueue_maxlen = 0\n"]),
         C("conf: bad acknowledge_for", "", ["enforcer.conf:2:19: error: acknowledge_for must be a duration such as \"1h\", \"30m\" or \"1h30m\"; found \"an hour\""],
           files: ["enforcer.conf": "[web]\nacknowledge_for = \"an hour\"\n"]),
         C("conf: bad portal_listen", "", ["enforcer.conf:2:17: error: portal_listen must be ADDRESS:PORT, such as \"192.168.50.1:8088\" or \"[fd00::1]:8088\"; found \"gateway:80\""],

@@ -287,4 +287,41 @@ struct WebWorkerLiveTests {
         #expect(text.contains("portal: 192.168.50.11 acknowledged rule 'warn-news' until"), "\(text)")
         #expect(text.contains("(acknowledged on the portal until"), "\(text)")
     }
+
+    /// A full queue (the worker stopped, `queue_maxlen = 4` packets waiting): `queue_fail =
+    /// "open"` lets further flows through uninspected (NFQA_CFG_F_FAIL_OPEN), "closed" drops them.
+    @Test(arguments: ["open", "closed"])
+    func aFullQueueFollowsQueueFail(mode: String) throws {
+        let lab = try GatewayLab()
+        try lab.edit("enforcer.conf") {
+            $0.replacingOccurrences(of: "queue_fail = \"open\"", with: "queue_fail = \"\(mode)\"\nqueue_maxlen = 4")
+        }
+        try lab.serveHTTP()
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        #expect(try lab.fetch("http://\(GatewayLab.webV4)/", host: "example.org").succeeded, "the worker judges while it runs")
+        kill(worker.processIdentifier, SIGSTOP)
+        defer { kill(worker.processIdentifier, SIGCONT) }
+        // Six SYNs wait in the queue: four fill it.
+        try lab.spawn(in: lab.office, ["python3", "-c", """
+            import socket, time
+            held = []
+            for _ in range(6):
+                s = socket.socket(); s.setblocking(False)
+                try: s.connect(("\(GatewayLab.webV4)", 80))
+                except BlockingIOError: pass
+                held.append(s)
+            time.sleep(10)
+            """])
+        Thread.sleep(forTimeInterval: 0.5)
+        let seen = try lab.fetch("http://\(GatewayLab.webV4)/", host: "example.org")
+        if mode == "open" {
+            #expect(seen.succeeded, "queue full, fail-open: the flow goes through uninspected, saw \(seen)")
+        } else {
+            #expect(seen == .failed(28), "queue full, fail-closed: the flow is dropped, saw \(seen)")
+        }
+        kill(worker.processIdentifier, SIGCONT)
+        _ = lab.stopWorker(worker, log: log)
+    }
 }

@@ -17,6 +17,9 @@ public struct Config: Sendable {
     public var queue: UInt16 = 0
     /// What the kernel does while no worker listens on the queue.
     public var queueFail: FailMode = .open
+    /// Packets the kernel holds for the worker before the queue counts as full (then
+    /// `queue_fail` decides: open accepts, closed drops).
+    public var queueMaxLength: UInt32 = 4096
     public var webPorts: [UInt16] = [80, 443]
     // [web]
     /// Verdict for flows whose first bytes cannot be parsed.
@@ -79,7 +82,7 @@ public struct Config: Sendable {
         diagnostics += document.diagnostics
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
-            "kernel": ["table", "mark_mask", "queue", "queue_fail", "web_ports"],
+            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_maxlen", "web_ports"],
             "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
@@ -136,6 +139,9 @@ public struct Config: Sendable {
             case ("kernel", "queue_fail"):
                 guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else { fail("queue_fail must be \"open\" or \"closed\""); continue }
                 config.queueFail = mode
+            case ("kernel", "queue_maxlen"):
+                guard case .integer(let i) = entry.value, let n = UInt32(exactly: i), n > 0 else { fail("queue_maxlen must be a number of packets from 1 to 4294967295"); continue }
+                config.queueMaxLength = n
             case ("kernel", "web_ports"):
                 guard case .array(let items) = entry.value else { fail("web_ports must be a list of ports, such as [80, 443]"); continue }
                 var ports: [UInt16] = []

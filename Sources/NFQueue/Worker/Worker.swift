@@ -12,8 +12,9 @@ public final class Worker {
     private var pendingLog: [String] = []
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
-    public init(queueNumber: UInt16, queueFailOpen: Bool, inspector: Inspector, log: @escaping ([String]) -> Void) throws(QueueError) {
-        queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen)
+    public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
+                log: @escaping ([String]) -> Void) throws(QueueError) {
+        queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen, maxLength: queueMaxLength)
         raw = try RawSocket()
         self.inspector = inspector
         self.log = log
