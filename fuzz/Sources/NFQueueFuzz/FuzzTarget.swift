@@ -683,10 +683,13 @@ enum InspectorChecks {
                     fail("host \(String(describing: judgement.host)), request head names \(String(describing: head.host))")
                 }
             }
+            // warn/aup redirect plain HTTP; on TLS, and on a Fast Open SYN (no server sequence
+            // numbers yet to place a page at), they deny.
+            let decidedOnSYN = PacketView(packet.bytes).tcp?.flags.contains(.syn) == true
             let expected: FlowOutcome = switch decision.action {
             case .permit: .permit
             case .deny: .deny
-            case .warn, .aup: isTLS ? .deny : .redirect
+            case .warn, .aup: isTLS || decidedOnSYN ? .deny : .redirect
             }
             if judgement.outcome != expected { fail("\(decision.action) on \(isTLS ? "TLS" : "HTTP") gave \(judgement.outcome)") }
         } else {
@@ -725,14 +728,12 @@ enum InspectorChecks {
         if judgement.outcome == .redirect {
             let separator = settings.portalURL.contains("?") ? "&" : "?"
             let prefix = "HTTP/1.1 302 Found\r\nLocation: \(settings.portalURL)\(separator)rule="
-            // The redirect's sequence number is the client's acknowledgment; a SYN has none
-            // to give, so it is not checked then.
-            guard segments.count == 1, let redirect = segments.first, redirect.source == key.server,
+            // The redirect's sequence number is the client's acknowledgment (never on a SYN).
+            guard !onSYN, segments.count == 1, let redirect = segments.first, redirect.source == key.server,
                   redirect.flags == [.psh, .ack, .fin], redirect.payload.starts(with: prefix.utf8),
-                  onSYN || redirect.sequence == packet.tcpAcknowledgment else {
+                  redirect.sequence == packet.tcpAcknowledgment else {
                 fail("redirect segments \(action.segments)")
             }
-            if onSYN { Tally.count("Inspector redirect decided on a Fast Open SYN") }
         } else if !segments.isEmpty {
             fail("a \(judgement.outcome) sent \(action.segments.count) segments")
         }
