@@ -237,22 +237,29 @@ struct DaemonLiveTests {
         #expect(status.contains("inactive policy 'Database Servers for SRE'"), "\(status)")
     }
 
-    /// `enforcer trust grant|revoke`: a policy with `trust: mfa` grants only senders that meet
-    /// it; revoking one sender's mfa cuts that sender's connection at once and leaves the other
-    /// sender's connection under the same policy up.
-    @Test func aTrustRevokeCutsThatSendersConnectionsOnly() throws {
+    /// The Enclave lab with a policy that needs `trust: mfa` (SRE and contractors to db-1, tcp/2222).
+    static func trustLab() throws -> (LiveTrafficTests.Lab, state: String) {
         let lab = try LiveTrafficTests.Lab()
         try "[policy] \"Admin for SRE and contractors\": {\n    senders: sre, contractors\n    receivers: database-servers\n    allow: tcp/2222\n    trust: mfa\n}\n"
             .write(toFile: lab.policy + "/rules.d/40-admin.policy", atomically: true, encoding: .utf8)
         try lab.serve("db-1", port: 2222)
-        let state = lab.state + "/db-1"
+        return (lab, lab.state + "/db-1")
+    }
+
+    static func trust(_ arguments: [String], _ lab: LiveTrafficTests.Lab, _ state: String) throws -> CommandResult {
+        try run(Paths.enforcer, ["trust"] + arguments + ["--dir", lab.policy, "--state-dir", state])
+    }
+
+    /// `enforcer trust grant|revoke`: a policy with `trust: mfa` grants only senders that meet
+    /// it; revoking one sender's mfa cuts that sender's connection at once and leaves the other
+    /// sender's connection under the same policy up.
+    @Test func aTrustRevokeCutsThatSendersConnectionsOnly() throws {
+        let (lab, state) = try Self.trustLab()
         func apply() throws {
             let applied = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy, "--system", "db-1", "--state-dir", state])
             try #require(applied.status == 0, "\(applied.stderr)")
         }
-        func trust(_ arguments: [String]) throws -> CommandResult {
-            try run(Paths.enforcer, ["trust"] + arguments + ["--dir", lab.policy, "--state-dir", state])
-        }
+        func trust(_ arguments: [String]) throws -> CommandResult { try Self.trust(arguments, lab, state) }
         try apply()
         #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 2222), "without mfa nobody is granted")
         let granted = try trust(["grant", "sre-1", "mfa"])
@@ -281,17 +288,11 @@ struct DaemonLiveTests {
     /// `trust grant --for` with the daemon running: when the grant runs out the daemon flips
     /// at once and that sender's connection is cut; the other sender's stays.
     @Test func aTrustGrantRunningOutCutsUnderTheDaemon() throws {
-        let lab = try LiveTrafficTests.Lab()
-        try "[policy] \"Admin for SRE and contractors\": {\n    senders: sre, contractors\n    receivers: database-servers\n    allow: tcp/2222\n    trust: mfa\n}\n"
-            .write(toFile: lab.policy + "/rules.d/40-admin.policy", atomically: true, encoding: .utf8)
-        try lab.serve("db-1", port: 2222)
-        let state = lab.state + "/db-1"
+        let (lab, state) = try Self.trustLab()
         let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
         defer { try? FileManager.default.removeItem(at: log) }
         let daemon = try Self.runDaemon(lab, "db-1", log: log)
-        func trust(_ arguments: [String]) throws -> CommandResult {
-            try run(Paths.enforcer, ["trust"] + arguments + ["--dir", lab.policy, "--state-dir", state])
-        }
+        func trust(_ arguments: [String]) throws -> CommandResult { try Self.trust(arguments, lab, state) }
         _ = try trust(["grant", "sre-1", "mfa"])
         let before = Date()
         let granted = try trust(["grant", "contractor-1", "mfa", "--for", "4s"])
