@@ -63,13 +63,17 @@ struct Apply: ParsableCommand {
             throw ExitCode(1)
         }
     }
-    /// Compiles for `host` and loads the ruleset in one transaction (a delta against the
-    /// live generation), guarding the SSH session; `run` uses it too. Returns what to report.
-    static func load(graph: AccessGraph, host: SystemDefinition, instant: Date, store: GenerationStore, ids: PolicyIDs,
+    /// Loads the ruleset compiled for `host` (compiling it unless the caller already has) in one
+    /// transaction (a delta against the live generation), guarding the SSH session; `run` uses
+    /// it too. Returns what to report.
+    static func load(graph: AccessGraph, host: SystemDefinition, instant: Date, compiled precompiled: CompiledHost? = nil,
+                     store: GenerationStore, ids: PolicyIDs,
                      policyDirectory: String, replace: Bool, force: Bool, confirm: Int?) throws(ApplyFailure) -> String {
         let compiled: CompiledHost
-        do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
-            throw ApplyFailure(lines: ["enforcer: \(error)"])
+        if let precompiled { compiled = precompiled } else {
+            do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
+                throw ApplyFailure(lines: ["enforcer: \(error)"])
+            }
         }
         if !force, let session = SSHSession.current(), session.wouldBeCut(graph: graph, system: host, at: instant) {
             throw ApplyFailure(lines: ["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])

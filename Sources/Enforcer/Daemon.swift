@@ -66,7 +66,7 @@ final class Daemon {
         compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()
         status = DaemonStatus(pid: getpid(), startedAt: instant, system: host.name,
                               policyDirectory: URL(fileURLWithPath: options.directory).standardizedFileURL.path)
-        Log.line(try Apply.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: options.directory,
+        Log.line(try Apply.load(graph: graph, host: host, instant: instant, compiled: compiled, store: store, ids: ids, policyDirectory: options.directory,
                                 replace: false, force: options.force, confirm: nil))
         status.record(compiled: compiled, generation: store.currentNumber(), at: instant)
         status.lastReload = .init(at: instant, ok: true, message: "started")
@@ -195,7 +195,7 @@ final class Daemon {
             let next = try HostCompiler(graph: graph, system: host, at: instant).compile()
             let flipped = flips(from: compiled, to: next)
             // A flip is the policy's own schedule: it happens even where the SSH guard would object.
-            let report = try Apply.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: options.directory,
+            let report = try Apply.load(graph: graph, host: host, instant: instant, compiled: next, store: store, ids: ids, policyDirectory: options.directory,
                                         replace: false, force: true, confirm: nil)
             compiled = next
             Log.line("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(report)")
@@ -234,7 +234,7 @@ final class Daemon {
                 throw ApplyFailure(lines: ["\(failures.count) expectation\(failures.count == 1 ? "" : "s") failed"])
             }
             let next = try HostCompiler(graph: graph, system: newHost, at: instant).compile()
-            let report = try Apply.load(graph: graph, host: newHost, instant: instant, store: store, ids: ids, policyDirectory: options.directory,
+            let report = try Apply.load(graph: graph, host: newHost, instant: instant, compiled: next, store: store, ids: ids, policyDirectory: options.directory,
                                         replace: false, force: options.force, confirm: nil)
             set = newSet
             host = newHost
