@@ -23,7 +23,9 @@ struct Apply: ParsableCommand {
     @OptionGroup var time: InstantOption
 
     func run() throws {
+        Trace.phase("start")
         let set = try loadPolicy(directory, quietWarnings: true)
+        Trace.phase("policy loaded")
         let host = try resolveSystem(system, in: set)
         let instant = try time.instant()
         // Policy ids live in the state directory so a flow's mark keeps its meaning across reloads.
@@ -36,7 +38,9 @@ struct Apply: ParsableCommand {
             Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing would be applied")
             throw ExitCode(1)
         }
+        Trace.phase("expectations")
         let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
+        Trace.phase("access graph")
         if !dryRun {
             do {
                 print(try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
@@ -74,6 +78,7 @@ struct Apply: ParsableCommand {
             do { compiled = try HostCompiler(graph: graph, system: host, at: instant).compile() } catch {
                 throw ApplyFailure(lines: ["enforcer: \(error)"])
             }
+            Trace.phase("compiled")
         }
         if !force, let session = SSHSession.current(), session.wouldBeCut(graph: graph, system: host, at: instant) {
             throw ApplyFailure(lines: ["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])
@@ -89,6 +94,7 @@ struct Apply: ParsableCommand {
             let timed = Set(compiled.timedGrants.map(\.id))
             let revoked = graph.entries.filter { $0.policy.schedule.override != nil && !timed.contains($0.id) }.map { layout.policyMark($0.id) }
             try applier.setTimedGrants(compiled.timedGrants.map { ($0.mark, $0.until) }, revoked: revoked, table: graph.policySet.config.table)
+            Trace.phase("timed grants")
             switch outcome.mode {
             case .unchanged:
                 return "unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent"

@@ -331,9 +331,9 @@ struct RulesetBuilder {
             }
         }
         table.sets.append(NamedSet(name: "\(prefix)_hosts_v4", key: [.ipv4Address], data: .verdict, elements: v4Hosts,
-                                   comment: "IPv4 sender address to sender class"))
+                                   comment: "IPv4 sender address to sender class", size: NamedSet.sizeHint(for: v4Hosts.count)))
         table.sets.append(NamedSet(name: "\(prefix)_hosts_v6", key: [.ipv6Address], data: .verdict, elements: v6Hosts,
-                                   comment: "IPv6 sender address to sender class"))
+                                   comment: "IPv6 sender address to sender class", size: NamedSet.sizeHint(for: v6Hosts.count)))
         table.sets.append(NamedSet(name: "\(prefix)_senders_v4", key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
                                    comment: "IPv4 sender range or CIDR to sender class"))
         table.sets.append(NamedSet(name: "\(prefix)_senders_v6", key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,

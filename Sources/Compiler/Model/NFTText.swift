@@ -25,6 +25,7 @@ public enum NFTText {
         out += "\t\ttype \(set.key.map(\.rawValue).joined(separator: " . "))"
         if let data = set.data { out += " : \(data.rawValue)" }
         out += "\n"
+        if let size = set.size { out += "\t\tsize \(size)\n" }
         var flags: [String] = []
         if set.flags.contains(.constant) { flags.append("constant") }
         if set.flags.contains(.interval) { flags.append("interval") }

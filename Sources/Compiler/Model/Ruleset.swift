@@ -94,14 +94,29 @@ public struct NamedSet: Hashable, Sendable, Codable {
     public var flags: Flags
     public var elements: [SetElement]
     public var comment: String?
+    /// The most elements the kernel will hold (`size`), given for large hash sets: the
+    /// kernel then picks a fixed-size hash instead of growing one as elements arrive.
+    public var size: Int?
 
-    public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: [SetElement] = [], comment: String? = nil) {
+    public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: [SetElement] = [], comment: String? = nil,
+                size: Int? = nil) {
         self.name = name
         self.key = key
         self.data = data
         self.flags = flags
         self.elements = elements
         self.comment = comment
+        self.size = size
+    }
+
+    /// `size` for a hash set of `count` elements: none below 4096, else the power of two at
+    /// least twice the count, so deltas have room and the size changes (a whole-table
+    /// replace) only when the count doubles or halves.
+    public static func sizeHint(for count: Int) -> Int? {
+        guard count >= 4096 else { return nil }
+        var size = 8192
+        while size < 2 * count { size *= 2 }
+        return size
     }
 
     public var isMap: Bool { data != nil }

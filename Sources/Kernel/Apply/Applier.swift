@@ -44,6 +44,7 @@ public struct Applier {
     /// Makes `next` live: nothing when it already is, else a delta, else a replacement.
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
         let next = Snapshot(ruleset)
+        Trace.phase("kernel elements")
         let table = KernelTable(family: next.table.family, name: next.table.name, connection: connection)
         let queue: QueueEncoding
         do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
@@ -52,14 +53,18 @@ public struct Applier {
         let prefix = note.map { "\($0): " } ?? ""
 
         if !forceReplace, let (current, previous) = try liveGeneration(table) {
+            Trace.phase("live generation read")
             if previous == ruleset {
                 return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
             }
             if let delta = try? Delta.between(Snapshot(previous), next, encoder: encoder) {
+                Trace.phase("delta computed")
                 do {
                     let report = try table.update(delta)
+                    Trace.phase("delta committed")
                     let handle = try table.state()?.handle
                     record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + delta.summary.description)
+                    Trace.phase("generation recorded")
                     return ApplyOutcome(mode: .delta, generation: number, summary: prefix + delta.summary.description,
                                         messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
                 } catch .rejected {
@@ -71,9 +76,11 @@ public struct Applier {
         }
         do {
             let report = try table.replace(with: next, comment: "managed by enforcer: see `enforcer status`", encoder: encoder)
+            Trace.phase("table replaced")
             let handle = try table.state()?.handle
             let summary = prefix + "table replaced: \(next.table.sets.count) sets, \(next.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
             record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
+            Trace.phase("generation recorded")
             return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
         } catch { throw .kernel(error) }
     }

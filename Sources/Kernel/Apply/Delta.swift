@@ -106,9 +106,7 @@ public struct Delta: Sendable {
             guard previous == set else { return nil }
             let before = old.elements[set.name] ?? []
             guard before != elements else { continue }
-            let kept = Set(before).intersection(elements)
-            let removed = before.filter { !kept.contains($0) }
-            let added = elements.filter { !kept.contains($0) }
+            let (removed, added) = Self.difference(before, elements)
             removeElements += encoder.chunks(removed.map(\.identity), of: set, in: newTable, delete: true)
             addElements += encoder.chunks(added, of: set, in: newTable, delete: false)
             summary.elementsRemoved += removed.count
@@ -123,6 +121,47 @@ public struct Delta: Sendable {
         // come back under the same key.
         let messages = addChains + addSets + flush + removeElements + addElements + addRules + removeSets + removeChains
         return Delta(messages: messages, summary: summary)
+    }
+}
+
+extension Delta {
+    /// Elements only in `before` and only in `after`. An element whose key stays but whose
+    /// data changes is in both. Sets are compiled in key order, so this is one merge pass
+    /// without hashing; unsorted input (never produced, but possible in an old record) is
+    /// compared by hashing.
+    static func difference(_ before: [NFTElement], _ after: [NFTElement]) -> (removed: [NFTElement], added: [NFTElement]) {
+        guard isSortedByKey(before), isSortedByKey(after) else {
+            let kept = Set(before).intersection(after)
+            return (before.filter { !kept.contains($0) }, after.filter { !kept.contains($0) })
+        }
+        var removed: [NFTElement] = [], added: [NFTElement] = []
+        var i = 0, j = 0
+        while i < before.count && j < after.count {
+            if before[i] == after[j] {
+                i += 1; j += 1
+            } else if keyPrecedes(before[i], after[j]) {
+                removed.append(before[i]); i += 1
+            } else if keyPrecedes(after[j], before[i]) {
+                added.append(after[j]); j += 1
+            } else {
+                removed.append(before[i]); added.append(after[j])
+                i += 1; j += 1
+            }
+        }
+        removed += before[i...]
+        added += after[j...]
+        return (removed, added)
+    }
+
+    static func keyPrecedes(_ a: NFTElement, _ b: NFTElement) -> Bool {
+        if a.key != b.key { return a.key.lexicographicallyPrecedes(b.key) }
+        let aEnd = a.keyEnd ?? [], bEnd = b.keyEnd ?? []
+        if aEnd != bEnd { return aEnd.lexicographicallyPrecedes(bEnd) }
+        return a.flags < b.flags
+    }
+
+    static func isSortedByKey(_ elements: [NFTElement]) -> Bool {
+        zip(elements, elements.dropFirst()).allSatisfy { keyPrecedes($0, $1) }
     }
 }
 

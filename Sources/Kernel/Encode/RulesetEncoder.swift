@@ -62,7 +62,8 @@ public struct RulesetEncoder: Sendable {
             family: table.family.number, table: table.name, name: set.name, id: ids.next(),
             flags: flags, keyType: Self.keyType(set.key), keyLength: UInt32(Self.keyLength(set.key)),
             concatLengths: set.key.count > 1 ? set.key.map { UInt8($0.width) } : [],
-            dataType: set.isMap ? NFTConstants.dataVerdict : nil, dataLength: nil, userData: userData)
+            dataType: set.isMap ? NFTConstants.dataVerdict : nil, dataLength: nil, userData: userData,
+            size: set.size.map { UInt32($0) })
         return EncodedMessage(.newSet(spec), origin: "set \(set.name)" + (set.comment.map { " (\($0))" } ?? ""))
     }
 
@@ -137,7 +138,7 @@ public struct RulesetEncoder: Sendable {
                 end += 1
             }
             let spec = NFTElementsSpec(family: table.family.number, table: table.name, set: set.name, setID: nil,
-                                       elements: Array(elements[start..<end]))
+                                       elements: elements[start..<end])
             out.append(EncodedMessage(delete ? .deleteElements(spec) : .newElements(spec),
                                       origin: "set \(set.name) elements \(start + 1)-\(end) of \(elements.count)"))
             start = end
@@ -219,7 +220,7 @@ public struct RulesetEncoder: Sendable {
                 var elements: [NFTElement] = []
                 for constant in constants { elements.append(NFTElement(key: try Self.bytes(constant, for: field))) }
                 anonymousSets.append(EncodedMessage(.newElements(NFTElementsSpec(
-                    family: table.family.number, table: table.name, set: "__set%d", setID: id, elements: elements)), origin: ""))
+                    family: table.family.number, table: table.name, set: "__set%d", setID: id, elements: elements[...])), origin: ""))
                 out.append(Self.load(field, into: r0))
                 out.append(.lookup(source: r0, set: "__set%d", setID: id, destination: nil))
             case .conntrackState(let states):
@@ -430,6 +431,15 @@ public struct EncodedMessage: Hashable, Sendable {
     public init(_ message: NFTMessage, origin: String) {
         self.message = message
         self.origin = origin
+    }
+
+    /// About the bytes `message` takes in a batch, a little over rather than under.
+    var estimatedBytes: Int {
+        switch message {
+        case .newElements(let spec), .deleteElements(let spec):
+            128 + spec.elements.reduce(0) { $0 + RulesetEncoder.estimatedSize($1) } * 21 / 20
+        default: 2048
+        }
     }
 }
 

@@ -105,6 +105,7 @@ enum LibNFTNL {
                 nftnl_set_set_u32(set, attr(NFTNL_SET_KEY_LEN), spec.keyLength)
                 if let dataType = spec.dataType { nftnl_set_set_u32(set, attr(NFTNL_SET_DATA_TYPE), dataType) }
                 if let dataLength = spec.dataLength { nftnl_set_set_u32(set, attr(NFTNL_SET_DATA_LEN), dataLength) }
+                if let size = spec.size { nftnl_set_set_u32(set, attr(NFTNL_SET_DESC_SIZE), size) }
                 if !spec.concatLengths.isEmpty {
                     spec.concatLengths.withUnsafeBytes { raw in
                         _ = nftnl_set_set_data(set, attr(NFTNL_SET_DESC_CONCAT), raw.baseAddress, UInt32(raw.count))

@@ -75,6 +75,8 @@ public struct NFTSetSpec: Hashable, Sendable {
     public var dataType: UInt32?
     public var dataLength: UInt32?
     public var userData: [UInt8]
+    /// NFTA_SET_DESC_SIZE: the most elements the set holds; nil lets the kernel grow it.
+    public var size: UInt32? = nil
 }
 
 public struct NFTElement: Hashable, Sendable {
@@ -102,7 +104,8 @@ public struct NFTElementsSpec: Hashable, Sendable {
     public var table: String
     public var set: String
     public var setID: UInt32?
-    public var elements: [NFTElement]
+    /// A slice of the set's elements: chunks of a large set share its storage.
+    public var elements: ArraySlice<NFTElement>
 }
 
 public struct NFTVerdict: Hashable, Sendable {

@@ -67,13 +67,17 @@ public final class NFTablesConnection {
         let started = monotonicSeconds()
         let begin = nextSequence(count: messages.count + 2)
         var batch = LibNFTNL.batchBegin(sequence: begin)
+        // Grown once: doubling a 50 MB buffer would hold two copies at the peak.
+        batch.reserveCapacity(messages.reduce(4096) { $0 + $1.estimatedBytes })
         for (index, message) in messages.enumerated() {
             batch += LibNFTNL.encode(message.message, sequence: begin + 1 + UInt32(index))
         }
         batch += LibNFTNL.batchEnd(sequence: begin + UInt32(messages.count) + 1)
+        Trace.phase("batch encoded (\(batch.count / 1024) KiB)")
         socket.setBuffers(send: batch.count + 65536, receive: max(4 << 20, messages.count * 1024))
         socket.setReceiveTimeout(seconds: 30)
         do { try socket.send(batch) } catch { throw .socket(error) }
+        Trace.phase("batch sent")
 
         var acknowledged = Set<UInt32>()
         var refusals: [KernelRejection.Refusal] = []

@@ -1,0 +1,24 @@
+import Foundation
+
+/// `ENFORCER_TRACE=1`: one line per phase on standard error, with the time since the
+/// previous phase and the process's resident and peak memory, so a slow or large apply
+/// shows where it goes (the benchmark reads these lines).
+public enum Trace {
+    public static let enabled = ProcessInfo.processInfo.environment["ENFORCER_TRACE"] != nil
+    nonisolated(unsafe) private static var last = monotonicSeconds()
+
+    public static func phase(_ name: @autoclosure () -> String) {
+        guard enabled else { return }
+        let now = monotonicSeconds()
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        func megabytes(_ key: String) -> String {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
+                  let kb = line.split(separator: " ").compactMap({ Int($0) }).first else { return "?" }
+            return String(kb / 1024)
+        }
+        FileHandle.standardError.write(Data(String(format: "trace: %-28@ +%7.1f ms  rss %5@ MB  peak %5@ MB\n",
+                                                   name() as NSString, (now - last) * 1000, megabytes("VmRSS:") as NSString,
+                                                   megabytes("VmHWM:") as NSString).utf8))
+        last = now
+    }
+}
