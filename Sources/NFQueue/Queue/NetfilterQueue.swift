@@ -44,6 +44,8 @@ public final class NetfilterQueue {
     public let number: UInt16
     private var receiveBuffer: [UInt8]
     private var verdictBuffer: [UInt8] = []
+    /// nfq_nlmsg_parse's attribute table, reused for every packet.
+    private var attributes = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: Int(__NFQA_MAX.rawValue))
     private var pendingVerdicts = 0
 
     /// - Parameters:
@@ -116,40 +118,45 @@ public final class NetfilterQueue {
     /// Waits up to `timeoutMilliseconds` for packets and hands each to `body` in arrival
     /// order. Returns how many were read (0 on timeout or interruption).
     public func receive(timeoutMilliseconds: Int32, _ body: (QueuedPacket) -> Void) throws(QueueError) -> Int {
-        var poller = pollfd(fd: mnl_socket_get_fd(socket), events: Int16(POLLIN), revents: 0)
-        let ready = poll(&poller, 1, timeoutMilliseconds)
-        if ready < 0 {
-            if Glibc.errno == EINTR { return 0 }
-            throw QueueError(operation: "poll", errno: Glibc.errno)
+        let descriptor = mnl_socket_get_fd(socket)
+        if timeoutMilliseconds != 0 {
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, timeoutMilliseconds)
+            if ready < 0 {
+                if Glibc.errno == EINTR { return 0 }
+                throw QueueError(operation: "poll", errno: Glibc.errno)
+            }
+            guard ready > 0, poller.revents & Int16(POLLIN) != 0 else { return 0 }
         }
-        guard ready > 0, poller.revents & Int16(POLLIN) != 0 else { return 0 }
-        let received = receiveBuffer.withUnsafeMutableBytes { raw in mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+        // Without waiting: one system call per packet, as the kernel hands them over one a read.
+        let received = receiveBuffer.withUnsafeMutableBytes { raw in recv(descriptor, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
         if received < 0 {
-            if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == ENOBUFS { return 0 }
+            if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == EWOULDBLOCK || Glibc.errno == ENOBUFS { return 0 }
             throw QueueError(operation: "recv on queue \(number)", errno: Glibc.errno)
         }
-        var packets: [QueuedPacket] = []
+        var count = 0
         receiveBuffer.withUnsafeMutableBytes { raw in
             var remaining = Int32(received)
             var header = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
-            var attributes = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: Int(__NFQA_MAX.rawValue))
-            while mnl_nlmsg_ok(header, remaining) {
-                if header.pointee.nlmsg_type == UInt16(UInt32(NFNL_SUBSYS_QUEUE) << 8 | NFQNL_MSG_PACKET.rawValue),
-                   attributes.withUnsafeMutableBufferPointer({ nfq_nlmsg_parse(header, $0.baseAddress) }) >= 0,
-                   let packetHeader = attributes[Int(NFQA_PACKET_HDR.rawValue)],
-                   let payload = attributes[Int(NFQA_PAYLOAD.rawValue)] {
-                    let info = UnsafeRawPointer(mnl_attr_get_payload(packetHeader)!).loadUnaligned(as: nfqnl_msg_packet_hdr.self)
-                    let mark = attributes[Int(NFQA_MARK.rawValue)].map { UInt32(bigEndian: mnl_attr_get_u32($0)) } ?? 0
-                    let length = Int(mnl_attr_get_payload_len(payload))
-                    let bytes = [UInt8](UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: length))
-                    packets.append(QueuedPacket(id: UInt32(bigEndian: info.packet_id), mark: mark, bytes: bytes))
+            attributes.withUnsafeMutableBufferPointer { attributes in
+                while mnl_nlmsg_ok(header, remaining) {
+                    for index in attributes.indices { attributes[index] = nil }
+                    if header.pointee.nlmsg_type == UInt16(UInt32(NFNL_SUBSYS_QUEUE) << 8 | NFQNL_MSG_PACKET.rawValue),
+                       nfq_nlmsg_parse(header, attributes.baseAddress) >= 0,
+                       let packetHeader = attributes[Int(NFQA_PACKET_HDR.rawValue)],
+                       let payload = attributes[Int(NFQA_PAYLOAD.rawValue)] {
+                        let info = UnsafeRawPointer(mnl_attr_get_payload(packetHeader)!).loadUnaligned(as: nfqnl_msg_packet_hdr.self)
+                        let mark = attributes[Int(NFQA_MARK.rawValue)].map { UInt32(bigEndian: mnl_attr_get_u32($0)) } ?? 0
+                        let length = Int(mnl_attr_get_payload_len(payload))
+                        let bytes = [UInt8](UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: length))
+                        body(QueuedPacket(id: UInt32(bigEndian: info.packet_id), mark: mark, bytes: bytes))
+                        count += 1
+                    }
+                    header = mnl_nlmsg_next(header, &remaining)
                 }
-                for index in attributes.indices { attributes[index] = nil }
-                header = mnl_nlmsg_next(header, &remaining)
             }
         }
-        for packet in packets { body(packet) }
-        return packets.count
+        return count
     }
 
     /// Queues a verdict; `flushVerdicts` sends all queued verdicts in one write.

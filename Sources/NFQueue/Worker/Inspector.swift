@@ -210,7 +210,7 @@ public struct Inspector: Sendable {
                 }
                 judgement.host = name
                 let shown = name.utf8.contains(UInt8(ascii: ":")) ? "[\(name)]" : name
-                request = WebRequest(host: name, url: "https://\(shown)/", isTLS: true, source: IPAddress(bytes: client.bytes))
+                request = WebRequest(host: name, url: "https://\(shown)/", isTLS: true, source: client.ipAddress)
             }
         } else {
             judgement.kind = "http"
@@ -227,7 +227,7 @@ public struct Inspector: Sendable {
                 let url = head.host == nil ? "http://\(shown)\(head.url)" : head.url
                 judgement.host = host
                 judgement.details = ["\(head.method) \(url)"]
-                request = WebRequest(host: host, url: url, isTLS: false, source: IPAddress(bytes: client.bytes), userAgent: head.userAgent)
+                request = WebRequest(host: host, url: url, isTLS: false, source: client.ipAddress, userAgent: head.userAgent)
             }
         }
         if windows?.isValid(at: wallClock) != true { windows = matcher.openWindows(at: wallClock) }

@@ -40,8 +40,9 @@ public final class Worker {
     /// one packet per read; the verdicts of all of them go back in one write.
     public func drain() throws(QueueError) {
         for _ in 0..<256 {
+            let now = Self.monotonicSeconds(), wallClock = Date()
             let count = try queue.receive(timeoutMilliseconds: 0) { packet in
-                let action = inspector.inspect(packet, now: Self.monotonicSeconds(), wallClock: Date())
+                let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                 for segment in action.segments {
                     do { try raw.send(segment.bytes) } catch { pendingLog.append("worker: \(error)") }
                 }
@@ -61,5 +62,9 @@ public final class Worker {
         }
     }
 
-    static func monotonicSeconds() -> Double { ProcessInfo.processInfo.systemUptime }
+    static func monotonicSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
 }
