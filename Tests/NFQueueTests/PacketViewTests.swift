@@ -1,3 +1,4 @@
+import Compiler
 import Testing
 @testable import NFQueue
 
@@ -191,6 +192,8 @@ struct PacketViewTests {
 
     @Test("address text", arguments: [
         ([192, 0, 2, 255], "192.0.2.255"),
+        ([0, 9, 10, 99], "0.9.10.99"),
+        ([100, 101, 109, 110], "100.101.109.110"),
         ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "::1"),
         ([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "::"),
         ([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], "2001:db8::1"),
@@ -202,6 +205,17 @@ struct PacketViewTests {
     ] as [([UInt8], String)])
     func addressText(_ bytes: [UInt8], _ text: String) {
         #expect(PacketAddress(bytes: bytes)?.description == text)
+    }
+
+    @Test("flow key text") func flowKeyText() throws {
+        let v4 = FlowKey(client: try #require(PacketAddress(bytes: [10, 0, 0, 1])), server: try #require(PacketAddress(bytes: [192, 0, 2, 80])),
+                         clientPort: 0, serverPort: 65535)
+        #expect(v4.description == "10.0.0.1:0 → 192.0.2.80:65535")
+        let loopback: [UInt8] = Array(repeating: 0, count: 15) + [1]
+        let v6 = FlowKey(client: try #require(PacketAddress(bytes: loopback)), server: try #require(PacketAddress(bytes: loopback)),
+                         clientPort: 40000, serverPort: 443)
+        #expect(v6.description == "[::1]:40000 → [::1]:443")
+        #expect(PacketAddress(bytes: [1, 2, 3, 4])?.ipAddress == IPAddress(v4: 0x0102_0304))
     }
 
     @Test("addresses need 4 or 16 bytes", arguments: [0, 3, 5, 15, 17])

@@ -22,6 +22,22 @@ public struct PacketAddress: Sendable, Hashable, CustomStringConvertible {
         return (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * (count - 1 - $0))) }
     }
 
+    /// Dotted quad bytes, hand-rolled: this is on the log path of every judged flow.
+    func appendIPv4(to text: inout [UInt8]) {
+        for shift in [24, 16, 8, 0] {
+            let octet = UInt8(truncatingIfNeeded: value >> shift)
+            if shift != 24 { text.append(UInt8(ascii: ".")) }
+            if octet >= 100 { text.append(48 + octet / 100) }
+            if octet >= 10 { text.append(48 + octet / 10 % 10) }
+            text.append(48 + octet % 10)
+        }
+    }
+
+    /// The description's bytes appended to `text` (IPv6 goes through `description`).
+    func appendDescription(to text: inout [UInt8]) {
+        if isIPv4 { appendIPv4(to: &text) } else { text.append(contentsOf: description.utf8) }
+    }
+
     /// The same address as the policy side spells it.
     public var ipAddress: IPAddress { isIPv4 ? IPAddress(v4: UInt32(truncatingIfNeeded: value)) : IPAddress(v6: value) }
 
@@ -29,17 +45,10 @@ public struct PacketAddress: Sendable, Hashable, CustomStringConvertible {
     /// shortened to "::", IPv4-mapped addresses with a dotted tail).
     public var description: String {
         if isIPv4 {
-            // Hand-rolled: this is on the log path of every judged flow.
-            var text = ""
+            var text: [UInt8] = []
             text.reserveCapacity(15)
-            for shift in [24, 16, 8, 0] {
-                let octet = Int(truncatingIfNeeded: value >> shift) & 0xff
-                if shift != 24 { text.unicodeScalars.append(".") }
-                if octet >= 100 { text.unicodeScalars.append(Unicode.Scalar(UInt8(48 + octet / 100))) }
-                if octet >= 10 { text.unicodeScalars.append(Unicode.Scalar(UInt8(48 + octet / 10 % 10))) }
-                text.unicodeScalars.append(Unicode.Scalar(UInt8(48 + octet % 10)))
-            }
-            return text
+            appendIPv4(to: &text)
+            return String(decoding: text, as: UTF8.self)
         }
         let bytes = self.bytes
         if bytes.prefix(10).allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {

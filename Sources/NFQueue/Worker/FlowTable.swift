@@ -6,10 +6,24 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
     public var serverPort: UInt16
 
     public var description: String {
-        func endpoint(_ address: PacketAddress, _ port: UInt16) -> String {
-            address.isIPv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+        var text: [UInt8] = []
+        text.reserveCapacity(64)
+        appendDescription(to: &text)
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// `client:port → server:port` (IPv6 in brackets), appended to `text`.
+    func appendDescription(to text: inout [UInt8]) {
+        func endpoint(_ address: PacketAddress, _ port: UInt16) {
+            if !address.isIPv4 { text.append(UInt8(ascii: "[")) }
+            address.appendDescription(to: &text)
+            if !address.isIPv4 { text.append(UInt8(ascii: "]")) }
+            text.append(UInt8(ascii: ":"))
+            text.appendDecimal(Int(port))
         }
-        return "\(endpoint(client, clientPort)) → \(endpoint(server, serverPort))"
+        endpoint(client, clientPort)
+        text.append(contentsOf: " → ".utf8)
+        endpoint(server, serverPort)
     }
 }
 
@@ -121,5 +135,18 @@ public struct FlowTable: Sendable {
         let before = flows.count
         flows = flows.filter { now - $0.value.lastSeen < timeout }
         return before - flows.count
+    }
+}
+
+extension [UInt8] {
+    /// The decimal digits of a non-negative number.
+    mutating func appendDecimal(_ number: Int) {
+        guard number > 0 else { append(UInt8(ascii: "0")); return }
+        var divisor = 1
+        while divisor <= number / 10 { divisor *= 10 }
+        while divisor > 0 {
+            append(UInt8(48 + number / divisor % 10))
+            divisor /= 10
+        }
     }
 }

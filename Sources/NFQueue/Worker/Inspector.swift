@@ -49,15 +49,18 @@ public struct Judgement: Sendable, CustomStringConvertible {
     public var reason: String?
 
     public var description: String {
-        var text = outcome.rawValue + " "
-        text.reserveCapacity(160)
-        text += flow.description
-        if let kind { text += " " + kind }
-        if let host { text += " host=" + host }
-        for detail in details { text += " " + detail }
-        if let decision { text += " " + decision.description }
-        if let reason { text += " (" + reason + ")" }
-        return text
+        // Built as bytes: one of these is made for every judged flow.
+        var text: [UInt8] = []
+        text.reserveCapacity(192)
+        text.append(contentsOf: outcome.rawValue.utf8)
+        text.append(UInt8(ascii: " "))
+        flow.appendDescription(to: &text)
+        if let kind { text.append(UInt8(ascii: " ")); text.append(contentsOf: kind.utf8) }
+        if let host { text.append(contentsOf: " host=".utf8); text.append(contentsOf: host.utf8) }
+        for detail in details { text.append(UInt8(ascii: " ")); text.append(contentsOf: detail.utf8) }
+        if let decision { text.append(UInt8(ascii: " ")); text.append(contentsOf: decision.description.utf8) }
+        if let reason { text.append(contentsOf: " (".utf8); text.append(contentsOf: reason.utf8); text.append(UInt8(ascii: ")")) }
+        return String(decoding: text, as: UTF8.self)
     }
 }
 
