@@ -86,7 +86,8 @@ struct Apply: ParsableCommand {
         do {
             try store.recordPolicyIDs(ids)
             let previous = store.currentNumber()
-            let applier = try Applier(stateDirectory: store.directory)
+            var applier = try Applier(stateDirectory: store.directory)
+            applier.recentFrom = graph.policySet.config.recentFrom
             let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: policyDirectory, forceReplace: replace)
             // Timed grants live outside the generation: re-assert them after every apply (a
             // replaced table starts empty) and take out those that no longer hold.

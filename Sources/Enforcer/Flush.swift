@@ -24,7 +24,7 @@ struct Flush: ParsableCommand {
         }
         do {
             try Applier(stateDirectory: state.stateDir ?? config.stateDirectory).flush(family: .inet, name: config.table)
-            print("flushed: table inet \(config.table) removed (if it existed); other tables untouched")
+            print("flushed: table inet \(config.table) and inet \(RecentTable.name(of: config.table)) removed (where they existed); other tables untouched")
         } catch {
             Output.error("enforcer: \(error)")
             throw ExitCode(1)

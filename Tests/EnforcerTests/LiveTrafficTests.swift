@@ -181,6 +181,55 @@ struct LiveTrafficTests {
         #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432))
     }
 
+    /// A delta of a large table puts the senders it adds into `enforcer_recent` (forced here
+    /// with `recent_from = 0`): the moved sender connects from its new address and no longer
+    /// from its old one, an unaffected connection goes on, and `apply --replace` folds the
+    /// recent table back in. Fails if the recent table classified after the main table (its
+    /// senders would be dropped) or if the main table kept the old address.
+    @Test func aDeltaPutsAddedSendersInTheRecentTable() throws {
+        let lab = try Lab()
+        let conf = lab.policy + "/enforcer.conf"
+        try (try String(contentsOfFile: conf, encoding: .utf8)).replacingOccurrences(of: "mark_mask = 0x00ffff00", with: "mark_mask = 0x00ffff00\nrecent_from = 0")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        try lab.apply("db-1")
+        try lab.serve("db-1", port: 22)
+        try lab.serve("db-1", port: 5432)
+        let ws = try lab.longLived(from: "ws-1", to: "10.20.2.11", port: 22)
+        #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432))
+
+        // sre-1 moves from 10.10.1.31 to 10.10.1.32; its old address goes to contractor-1.
+        let systems = lab.policy + "/rules.d/00-systems.policy"
+        try (try String(contentsOfFile: systems, encoding: .utf8)).replacingOccurrences(of: "10.10.1.31,", with: "10.10.1.32,")
+            .write(toFile: systems, atomically: true, encoding: .utf8)
+        try Self.sh("ip -n \(lab.ns("sre-1")) addr del 10.10.1.31/8 dev eth0 && ip -n \(lab.ns("sre-1")) addr add 10.10.1.32/8 dev eth0")
+        try Self.sh("ip -n \(lab.ns("contractor-1")) addr add 10.10.1.31/8 dev eth0")
+        let delta = try lab.apply("db-1")
+        #expect(delta.contains("applied generation 2") && delta.contains("1 sender in table inet enforcer_recent"), "\(delta)")
+        let recent = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "map", "inet", "enforcer_recent", "in_hosts_v4"])
+        #expect(recent.stdout.contains("10.10.1.32 : jump"), "\(recent.stdout)\(recent.stderr)")
+        let main = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "map", "inet", "enforcer", "in_hosts_v4"])
+        #expect(!main.stdout.contains("10.10.1.31") && !main.stdout.contains("10.10.1.32"), "\(main.stdout)")
+
+        func connects(from host: String, source: String, port: Int) throws -> Bool {
+            try run("/usr/sbin/ip", ["netns", "exec", lab.ns(host), "nc", "-z", "-w", "1", "-s", source, "10.20.2.11", String(port)]).status == 0
+        }
+        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 5432), "the moved sender is refused from its new address")
+        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 22))
+        #expect(try !connects(from: "contractor-1", source: "10.10.1.31", port: 5432), "the old address still gets the policy")
+        #expect(try !connects(from: "sre-1", source: "10.10.1.32", port: 443), "port 443 is not granted to SRE")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(ws.isRunning, "an unaffected connection did not survive the delta")
+
+        // A full load folds the recent table back in.
+        let replaced = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy, "--system", "db-1",
+                                                "--state-dir", lab.state + "/db-1", "--at", "2026-11-24T15:00:00Z", "--replace"])
+        #expect(replaced.status == 0 && replaced.stdout.contains("table replaced"), "\(replaced.stdout)\(replaced.stderr)")
+        let tables = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "tables"])
+        #expect(!tables.stdout.contains("enforcer_recent"), "\(tables.stdout)")
+        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 5432))
+        #expect(try !connects(from: "contractor-1", source: "10.10.1.31", port: 5432))
+    }
+
     /// The gateway of examples/enforcegate: forwarded web flows go to the queue through the
     /// xt NFQUEUE target (this kernel has no nft queue). With no worker listening, queue_fail
     /// "open" lets them through (bypass) and "closed" holds them: both observed with curl.

@@ -31,6 +31,12 @@ public struct BaseChain: Hashable, Sendable, Codable {
     /// Offset from the `filter` priority (0).
     public var priority: Int
     public var policy: Verdict
+
+    public init(hook: Hook, priority: Int, policy: Verdict) {
+        self.hook = hook
+        self.priority = priority
+        self.policy = policy
+    }
 }
 
 public struct Chain: Hashable, Sendable, Codable {

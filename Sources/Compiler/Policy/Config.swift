@@ -20,6 +20,10 @@ public struct Config: Sendable {
     /// Packets the kernel holds for the worker before the queue counts as full (then
     /// `queue_fail` decides: open accepts, closed drops).
     public var queueMaxLength: UInt32 = 4096
+    /// Sender addresses in the hash maps from which a delta puts added senders into the
+    /// small `<table>_recent` table instead: an element that jumps to a chain makes the
+    /// kernel re-validate every such element of its table (about 0.2 s per million).
+    public var recentFrom: Int = 65_536
     public var webPorts: [UInt16] = [80, 443]
     // [web]
     /// Verdict for flows whose first bytes cannot be parsed.
@@ -82,7 +86,7 @@ public struct Config: Sendable {
         diagnostics += document.diagnostics
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
-            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_maxlen", "web_ports"],
+            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_maxlen", "recent_from", "web_ports"],
             "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
@@ -142,6 +146,9 @@ public struct Config: Sendable {
             case ("kernel", "queue_maxlen"):
                 guard case .integer(let i) = entry.value, let n = UInt32(exactly: i), n > 0 else { fail("queue_maxlen must be a number of packets from 1 to 4294967295"); continue }
                 config.queueMaxLength = n
+            case ("kernel", "recent_from"):
+                guard case .integer(let i) = entry.value, i >= 0 else { fail("recent_from must be a number of sender addresses, 0 or more"); continue }
+                config.recentFrom = Int(i)
             case ("kernel", "web_ports"):
                 guard case .array(let items) = entry.value else { fail("web_ports must be a list of ports, such as [80, 443]"); continue }
                 var ports: [UInt16] = []

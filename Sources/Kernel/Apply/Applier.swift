@@ -42,30 +42,40 @@ public struct Applier {
     }
 
     /// Makes `next` live: nothing when it already is, else a delta, else a replacement.
+    /// A delta of a table with at least `recentFrom` single sender addresses puts the senders
+    /// it adds into the recent table (see `RecentTable`).
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
         let next = Snapshot(ruleset)
         Trace.phase("kernel elements")
         let table = KernelTable(family: next.table.family, name: next.table.name, connection: connection)
+        let recentTable = KernelTable(family: next.table.family, name: RecentTable.name(of: next.table.name), connection: connection)
         let queue: QueueEncoding
         do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
         let encoder = RulesetEncoder(queue: queue)
         let number = (store.numbers().last ?? 0) + 1
         let prefix = note.map { "\($0): " } ?? ""
+        let comment = "managed by enforcer: see `enforcer status`"
 
         if !forceReplace, let (current, previous) = try liveGeneration(table) {
             Trace.phase("live generation read")
             if previous == ruleset {
                 return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
             }
-            if let delta = try? Delta.between(Snapshot(previous), next, encoder: encoder) {
+            let previousRecent = store.recent(current)
+            let recentIsLive: Bool
+            do { recentIsLive = try recentTable.state() != nil } catch { throw .kernel(error) }
+            // A recent table that should be there and is not, or the reverse: replace below.
+            let recentAsRecorded = previousRecent.isEmpty != recentIsLive
+            if recentAsRecorded, let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next, encoder: encoder, comment: comment) {
                 Trace.phase("delta computed")
                 do {
-                    let report = try table.update(delta)
+                    let report = try connection.commit(plan.messages)
                     Trace.phase("delta committed")
                     let handle = try table.state()?.handle
-                    record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + delta.summary.description)
+                    record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle,
+                           summary: prefix + plan.summary, recent: plan.recent)
                     Trace.phase("generation recorded")
-                    return ApplyOutcome(mode: .delta, generation: number, summary: prefix + delta.summary.description,
+                    return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
                                         messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
                 } catch .rejected {
                     // The table drifted from the record (edited by hand?): replace it whole below.
@@ -75,7 +85,7 @@ public struct Applier {
             }
         }
         do {
-            let report = try table.replace(with: next, comment: "managed by enforcer: see `enforcer status`", encoder: encoder)
+            let report = try table.replace(with: next, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name])
             Trace.phase("table replaced")
             let handle = try table.state()?.handle
             let summary = prefix + "table replaced: \(next.table.sets.count) sets, \(next.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
@@ -83,6 +93,61 @@ public struct Applier {
             Trace.phase("generation recorded")
             return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
         } catch { throw .kernel(error) }
+    }
+
+    /// Single sender addresses from which deltas use the recent table.
+    public var recentFrom = 65_536
+
+    struct DeltaPlan {
+        var messages: [EncodedMessage]
+        var summary: String
+        /// Sender elements (by hosts map) that the recent table holds afterwards.
+        var recent: [String: [SetElement]]
+    }
+
+    /// One transaction from `previous` (live, with `recent` in the recent table) to `ruleset`:
+    /// a delta of the main table, and the recent table written anew (or removed).
+    func deltaPlan(from previous: Ruleset, recent: [String: [SetElement]], to ruleset: Ruleset, next: Snapshot,
+                   encoder: RulesetEncoder, comment: String) throws(EncodeError) -> DeltaPlan? {
+        let full = Snapshot(previous)
+        var recentKernel: [String: [NFTElement]] = [:]
+        for (name, elements) in recent {
+            guard let set = previous.table.set(named: name) else { continue }
+            recentKernel[name] = RulesetEncoder.kernelElements(elements, of: set)
+        }
+        let liveMain = RecentTable.main(of: full, without: recentKernel)
+        // Senders the main table does not hold as they are now go to the recent table.
+        var moving: [String: [NFTElement]] = [:]
+        if RecentTable.hostsCount(next) >= recentFrom {
+            for (name, elements) in next.elements where RecentTable.isHostsMap(name) {
+                let added = Delta.difference(liveMain.elements[name] ?? [], elements).added
+                if !added.isEmpty { moving[name] = added }
+            }
+            if moving.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { moving = [:] }
+        }
+        let nextMain = RecentTable.main(of: next, without: moving)
+        guard var delta = try Delta.between(liveMain, nextMain, encoder: encoder) else { return nil }
+        // The model's elements for the kernel elements moving (hash maps: one each, in order).
+        var recentModel: [String: [SetElement]] = [:]
+        for (name, elements) in moving {
+            guard let set = ruleset.table.set(named: name) else { continue }
+            let wanted = Set(elements)
+            recentModel[name] = zip(set.elements, next.elements[name] ?? []).filter { wanted.contains($0.1) }.map(\.0)
+        }
+        let recentName = RecentTable.name(of: ruleset.table.name)
+        let family = ruleset.table.family.number
+        var summary = delta.summary.isEmpty ? "main table unchanged" : delta.summary.description
+        if !recent.isEmpty {
+            delta.messages += [EncodedMessage(.deleteTable(family: family, name: recentName), origin: "table \(recentName)")]
+        }
+        if let recentRuleset = RecentTable.table(for: ruleset, recent: recentModel) {
+            delta.messages += try encoder.create(recentRuleset, tableComment: "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)")
+            let count = recentModel.values.reduce(0) { $0 + $1.count }
+            summary += "; \(count) sender\(count == 1 ? "" : "s") in table \(ruleset.table.family.rawValue) \(recentName)"
+        } else if !recent.isEmpty {
+            summary += "; table \(ruleset.table.family.rawValue) \(recentName) folded in and removed"
+        }
+        return DeltaPlan(messages: delta.messages, summary: summary, recent: recentModel)
     }
 
     /// The current generation and its snapshot, when the kernel still holds exactly the table
@@ -116,19 +181,28 @@ public struct Applier {
         do {
             try KernelTable(family: .inet, name: table, connection: connection)
                 .setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
+            // The recent table checks the same set before it classifies.
+            let recent = KernelTable(family: .inet, name: RecentTable.name(of: table), connection: connection)
+            if try recent.state() != nil {
+                try recent.setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
+            }
         } catch { throw .kernel(error) }
     }
 
     /// Removes enforcer's table; the generations stay on disk, none is current.
     public func flush(family: TableFamily, name: String) throws(ApplyError) {
-        do { try KernelTable(family: family, name: name, connection: connection).flush() } catch { throw .kernel(error) }
+        do {
+            try KernelTable(family: family, name: name, connection: connection).flush()
+            try KernelTable(family: family, name: RecentTable.name(of: name), connection: connection).flush()
+        } catch { throw .kernel(error) }
         do { try store.setCurrent(nil) } catch { throw .state(error) }
     }
 
-    private func record(_ ruleset: Ruleset, number: Int, system: String, policyDirectory: String?, handle: UInt64?, summary: String) {
+    private func record(_ ruleset: Ruleset, number: Int, system: String, policyDirectory: String?, handle: UInt64?, summary: String,
+                        recent: [String: [SetElement]] = [:]) {
         let info = GenerationInfo(number: number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
                                   tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary)
-        do { try store.record(ruleset, info: info, policySource: policyDirectory) } catch {
+        do { try store.record(ruleset, info: info, policySource: policyDirectory, recent: recent) } catch {
             // The kernel has the new ruleset; without a record the next apply replaces the table whole.
             FileHandle.standardError.write(Data("enforcer: warning: \(error)\n".utf8))
         }

@@ -32,6 +32,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
 ///     generations/000042/info.json GenerationInfo
 ///     generations/000042/table.json the table without set elements
 ///     generations/000042/elements.bin the elements of every set (binary)
+///     generations/000042/recent.json  sender elements it left in <table>_recent, if any
 ///     generations/000042/policy/   the policy directory as it was applied
 ///
 /// Files are written to a temporary name and renamed into place, so a crash leaves either
@@ -97,8 +98,17 @@ public struct GenerationStore: Sendable {
         }
     }
 
+    /// The sender elements that generation `number` left in the recent table (see
+    /// `RecentTable`), by map name; empty when it left none.
+    public func recent(_ number: Int) -> [String: [SetElement]] {
+        let file = path(of: number) + "/recent.json"
+        guard let data = FileManager.default.contents(atPath: file),
+              let recent = try? Self.decoder.decode([String: [SetElement]].self, from: data) else { return [:] }
+        return recent
+    }
+
     /// Records a generation and makes it current.
-    public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?) throws(StateError) {
+    public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?, recent: [String: [SetElement]] = [:]) throws(StateError) {
         var skeleton = ruleset.table
         var elements: [String: [SetElement]] = [:]
         for index in skeleton.sets.indices {
@@ -113,6 +123,9 @@ public struct GenerationStore: Sendable {
             try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staging + "/info.json"))
             try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
             try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
+            if recent.values.contains(where: { !$0.isEmpty }) {
+                try Self.encoder.encode(recent).write(to: URL(fileURLWithPath: staging + "/recent.json"))
+            }
             if let policySource, fm.fileExists(atPath: policySource) {
                 try fm.copyItem(atPath: policySource, toPath: staging + "/policy")
             }

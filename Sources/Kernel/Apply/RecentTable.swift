@@ -1,0 +1,145 @@
+import Compiler
+
+/// Where a delta of a large table puts the sender addresses it adds.
+///
+/// Adding one set element that jumps to a chain makes the kernel re-validate every jump
+/// element of the table: about 0.2 s for a million senders, whoever sends the element
+/// (`bench/apply-bench.sh` measures it with `nft` itself). Validation is per table, so the
+/// added senders go to a small second table, `<table>_recent`, with copies of the class
+/// chains they jump to. Its input and forward chains run just before the main table's and
+/// only record the granting policy in the conntrack mark, exactly as the main table's class
+/// chains would; the main table then lets the flow through as granted. The main table
+/// meanwhile only loses elements, which costs the kernel nothing to validate.
+///
+/// The next whole-table apply (`apply --replace`, or a delta that would put more than
+/// `foldLimit` senders there) folds them back and removes the recent table.
+public enum RecentTable {
+    public static let foldLimit = 4096
+
+    public static func name(of table: String) -> String { table + "_recent" }
+
+    /// The maps of single sender addresses (`in_hosts_v4`, `fwd_hosts_v6`, …).
+    static func isHostsMap(_ name: String) -> Bool {
+        (name.hasPrefix("in_") || name.hasPrefix("fwd_")) && (name.hasSuffix("_hosts_v4") || name.hasSuffix("_hosts_v6"))
+    }
+
+    /// All maps from a sender address to its class chain.
+    static func isSenderMap(_ name: String) -> Bool {
+        isHostsMap(name) || (name.hasPrefix("in_") || name.hasPrefix("fwd_")) && (name.hasSuffix("_senders_v4") || name.hasSuffix("_senders_v6"))
+    }
+
+    /// How many single sender addresses `snapshot` holds.
+    static func hostsCount(_ snapshot: Snapshot) -> Int {
+        snapshot.elements.reduce(0) { $0 + (isHostsMap($1.key) ? $1.value.count : 0) }
+    }
+
+    /// What the main table holds when the kernel elements `recent` are in the recent table:
+    /// `full` without them, and without the class chains no sender element jumps to any
+    /// more (with the maps only those chains use).
+    static func main(of full: Snapshot, without recent: [String: [NFTElement]]) -> Snapshot {
+        guard recent.values.contains(where: { !$0.isEmpty }) else { return full }
+        var snapshot = full
+        var candidates = Set<String>()
+        for (name, elements) in recent where !elements.isEmpty {
+            let moved = Set(elements)
+            snapshot.elements[name] = (full.elements[name] ?? []).filter { !moved.contains($0) }
+            candidates.formUnion(elements.compactMap { $0.verdict?.chain })
+        }
+        // A class chain stays while any sender element of the main table still jumps to it.
+        for (name, elements) in snapshot.elements where isSenderMap(name) && !candidates.isEmpty {
+            for element in elements {
+                if let chain = element.verdict?.chain, candidates.contains(chain) { candidates.remove(chain) }
+            }
+        }
+        guard !candidates.isEmpty else { return snapshot }
+        let dropped = snapshot.table.chains.filter { candidates.contains($0.name) }
+        snapshot.table.chains.removeAll { candidates.contains($0.name) }
+        let stillUsed = Set(snapshot.table.chains.flatMap(referencedSets))
+        let orphaned = Set(dropped.flatMap(referencedSets)).subtracting(stillUsed)
+        snapshot.table.sets.removeAll { orphaned.contains($0.name) }
+        for name in orphaned { snapshot.elements[name] = nil }
+        return snapshot
+    }
+
+    static func referencedSets(_ chain: Chain) -> [String] {
+        chain.rules.flatMap(\.expressions).compactMap { expression in
+            switch expression {
+            case .verdictMap(_, let map): map
+            case .lookup(_, _, let set): set
+            default: nil
+            }
+        }
+    }
+
+    /// The recent table for `model` when its hosts maps' elements `recent` live there: those
+    /// elements, every chain and set they reach (copied from the model), and a base chain per
+    /// hook that skips replies, related flows and flows of a policy in force, then classifies.
+    static func table(for model: Ruleset, recent: [String: [SetElement]]) -> Ruleset? {
+        guard recent.values.contains(where: { !$0.isEmpty }) else { return nil }
+        let main = model.table
+        let chainsByName = Dictionary(main.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let setsByName = Dictionary(main.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var keptChains = Set<String>(), keptSets = Set<String>()
+
+        func visit(chain name: String) {
+            guard keptChains.insert(name).inserted, let chain = chainsByName[name] else { return }
+            for expression in chain.rules.flatMap(\.expressions) {
+                switch expression {
+                case .verdictMap(_, let map): visit(set: map)
+                case .lookup(_, _, let set): visit(set: set)
+                case .verdict(.jump(let target)), .verdict(.goto(let target)): visit(chain: target)
+                default: break
+                }
+            }
+        }
+        func visit(set name: String) {
+            guard keptSets.insert(name).inserted, let set = setsByName[name] else { return }
+            for element in set.elements { visit(verdict: element.verdict) }
+        }
+        func visit(verdict: Verdict?) {
+            switch verdict {
+            case .jump(let target), .goto(let target): visit(chain: target)
+            default: break
+            }
+        }
+
+        var baseChains: [Chain] = []
+        for hook in [Hook.input, .forward] {
+            let prefix = hook == .input ? "in_" : "fwd_"
+            let maps = main.sets.map(\.name).filter { isHostsMap($0) && $0.hasPrefix(prefix) && !(recent[$0] ?? []).isEmpty }
+            guard !maps.isEmpty, let mainBase = main.chains.first(where: { $0.base?.hook == hook }), let base = mainBase.base else { continue }
+            var rules: [Rule] = [
+                Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)]),
+                Rule([.conntrackState([.related]), .verdict(.accept)]),
+            ]
+            // The main table's "policy still in force" checks, each once.
+            var seen = Set<String>()
+            for rule in mainBase.rules {
+                guard rule.expressions.count == 2, case let .lookup(fields, mask, set) = rule.expressions[0], fields == [.conntrackMark],
+                      case .verdict = rule.expressions[1], seen.insert(set).inserted else { continue }
+                rules.append(Rule([.lookup(fields, mask: mask, set: set), .verdict(.accept)], comment: "granted by a policy in force"))
+                visit(set: set)
+            }
+            for rule in mainBase.rules {
+                guard rule.expressions.count == 1, case .verdictMap(_, let map) = rule.expressions[0], maps.contains(map) else { continue }
+                rules.append(rule)
+            }
+            for map in maps { for element in recent[map] ?? [] { visit(verdict: element.verdict) } }
+            baseChains.append(Chain(name: hook == .input ? "input" : "forward",
+                                    base: BaseChain(hook: hook, priority: base.priority - 1, policy: .accept), rules: rules,
+                                    comment: "senders added since the last full load: their grants, recorded just before table \(main.name) looks"))
+        }
+        guard !baseChains.isEmpty else { return nil }
+        var sets: [NamedSet] = []
+        for set in main.sets {
+            if isHostsMap(set.name) {
+                guard let elements = recent[set.name], !elements.isEmpty else { continue }
+                sets.append(NamedSet(name: set.name, key: set.key, data: set.data, flags: set.flags, elements: elements, comment: set.comment))
+            } else if keptSets.contains(set.name) {
+                sets.append(set)
+            }
+        }
+        let chains = baseChains + main.chains.filter { $0.base == nil && keptChains.contains($0.name) }
+        return Ruleset(table: Table(family: main.family, name: name(of: main.name), sets: sets, chains: chains))
+    }
+}
