@@ -45,10 +45,12 @@ public struct Applier {
     /// A delta of a table with at least `recentFrom` single sender addresses puts the senders
     /// it adds into the recent table (see `RecentTable`).
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
-        let next = Snapshot(ruleset)
+        // Optional so the delta can take the only copy (and trim it in place); rebuilt if the
+        // delta falls through to a replacement.
+        var next: Snapshot? = Snapshot(ruleset)
         Trace.phase("kernel elements")
-        let table = KernelTable(family: next.table.family, name: next.table.name, connection: connection)
-        let recentTable = KernelTable(family: next.table.family, name: RecentTable.name(of: next.table.name), connection: connection)
+        let table = KernelTable(family: ruleset.table.family, name: ruleset.table.name, connection: connection)
+        let recentTable = KernelTable(family: ruleset.table.family, name: RecentTable.name(of: ruleset.table.name), connection: connection)
         let queue: QueueEncoding
         do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
         let encoder = RulesetEncoder(queue: queue)
@@ -66,7 +68,7 @@ public struct Applier {
             do { recentIsLive = try recentTable.state() != nil } catch { throw .kernel(error) }
             // A recent table that should be there and is not, or the reverse: replace below.
             let recentAsRecorded = previousRecent.isEmpty != recentIsLive
-            if recentAsRecorded, let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next, encoder: encoder, comment: comment) {
+            if recentAsRecorded, let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment) {
                 Trace.phase("delta computed")
                 do {
                     let report = try connection.commit(plan.messages)
@@ -85,10 +87,16 @@ public struct Applier {
             }
         }
         do {
-            let report = try table.replace(with: next, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name])
+            // The kernel elements are freed on return, before the generation is written.
+            func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
+                let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name])
+                let elements = whole.elements.values.reduce(0) { $0 + $1.count }
+                return (report, "table replaced: \(whole.table.sets.count) sets, \(whole.table.chains.count) chains, \(elements) kernel elements")
+            }
+            let (report, replaced) = try replace(with: next.take() ?? Snapshot(ruleset))
             Trace.phase("table replaced")
             let handle = try table.state()?.handle
-            let summary = prefix + "table replaced: \(next.table.sets.count) sets, \(next.table.chains.count) chains, \(next.elements.values.reduce(0) { $0 + $1.count }) kernel elements"
+            let summary = prefix + replaced
             record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
             Trace.phase("generation recorded")
             return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
@@ -107,7 +115,7 @@ public struct Applier {
 
     /// One transaction from `previous` (live, with `recent` in the recent table) to `ruleset`:
     /// a delta of the main table, and the recent table written anew (or removed).
-    func deltaPlan(from previous: Ruleset, recent: [String: [SetElement]], to ruleset: Ruleset, next: Snapshot,
+    func deltaPlan(from previous: Ruleset, recent: [String: [SetElement]], to ruleset: Ruleset, next: consuming Snapshot,
                    encoder: RulesetEncoder, comment: String) throws(EncodeError) -> DeltaPlan? {
         let full = Snapshot(previous)
         var recentKernel: [String: [NFTElement]] = [:]
@@ -125,8 +133,6 @@ public struct Applier {
             }
             if moving.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { moving = [:] }
         }
-        let nextMain = RecentTable.main(of: next, without: moving)
-        guard var delta = try Delta.between(liveMain, nextMain, encoder: encoder) else { return nil }
         // The model's elements for the kernel elements moving (hash maps: one each, in order).
         var recentModel: [String: [SetElement]] = [:]
         for (name, elements) in moving {
@@ -134,6 +140,8 @@ public struct Applier {
             let wanted = Set(elements)
             recentModel[name] = zip(set.elements, next.elements[name] ?? []).filter { wanted.contains($0.1) }.map(\.0)
         }
+        let nextMain = RecentTable.main(of: next, without: moving)
+        guard var delta = try Delta.between(liveMain, nextMain, encoder: encoder) else { return nil }
         let recentName = RecentTable.name(of: ruleset.table.name)
         let family = ruleset.table.family.number
         var summary = delta.summary.isEmpty ? "main table unchanged" : delta.summary.description

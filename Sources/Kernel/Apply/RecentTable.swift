@@ -36,13 +36,14 @@ public enum RecentTable {
     /// What the main table holds when the kernel elements `recent` are in the recent table:
     /// `full` without them, and without the class chains no sender element jumps to any
     /// more (with the maps only those chains use).
-    static func main(of full: Snapshot, without recent: [String: [NFTElement]]) -> Snapshot {
+    static func main(of full: consuming Snapshot, without recent: [String: [NFTElement]]) -> Snapshot {
         guard recent.values.contains(where: { !$0.isEmpty }) else { return full }
+        // Trimmed in place: a caller that hands over its only copy pays for no second one.
         var snapshot = full
         var candidates = Set<String>()
         for (name, elements) in recent where !elements.isEmpty {
             let moved = Set(elements)
-            snapshot.elements[name] = (full.elements[name] ?? []).filter { !moved.contains($0) }
+            snapshot.elements[name]?.removeAll { moved.contains($0) }
             candidates.formUnion(elements.compactMap { $0.verdict?.chain })
         }
         // A class chain stays while any sender element of the main table still jumps to it.
