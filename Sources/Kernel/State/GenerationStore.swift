@@ -80,9 +80,27 @@ public struct GenerationStore: Sendable {
         }
     }
 
+    /// The generation this process recorded last, per state directory: `enforcer run`
+    /// applies again and again, and reading a million-sender generation back from disk
+    /// takes a second and a copy of its memory that the daemon already holds.
+    private struct Recorded {
+        var info: GenerationInfo
+        var ruleset: Ruleset
+    }
+    nonisolated(unsafe) private static var recorded: [String: Recorded] = [:]
+    private static let recordedLock = NSLock()
+
     /// The ruleset a generation put into the kernel.
     public func ruleset(_ number: Int) throws(StateError) -> Ruleset {
         let base = path(of: number)
+        let memo = Self.recordedLock.withLock { Self.recorded[directory] }
+        // Only while the generation on disk is the one recorded (a state directory wiped and
+        // used again would reuse its numbers).
+        if let memo, memo.info.number == number, let info = try? self.info(number), info.system == memo.info.system,
+           info.summary == memo.info.summary, info.tableHandle == memo.info.tableHandle,
+           abs(info.appliedAt.timeIntervalSince(memo.info.appliedAt)) < 1 {
+            return memo.ruleset
+        }
         do {
             var table = try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: base + "/elements.bin")))
@@ -132,6 +150,7 @@ public struct GenerationStore: Sendable {
             if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
             try fm.moveItem(atPath: staging, toPath: final)
             try setCurrent(info.number)
+            Self.recordedLock.withLock { Self.recorded[directory] = Recorded(info: info, ruleset: ruleset) }
         } catch let error as StateError {
             try? fm.removeItem(atPath: staging)
             throw error

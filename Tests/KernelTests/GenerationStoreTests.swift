@@ -1,0 +1,39 @@
+import Compiler
+import Foundation
+import Testing
+@testable import Kernel
+
+/// Recorded generations read back: from this process's memory while the files are the ones
+/// it wrote, from disk once another writer has replaced them.
+@Suite struct GenerationStoreTests {
+    static func temporaryDirectory() -> String { NSTemporaryDirectory() + "enforcer-store-\(UUID().uuidString)" }
+
+    static func info(_ number: Int, summary: String) -> GenerationInfo {
+        GenerationInfo(number: number, appliedAt: Date(), system: "db-1", policyDirectory: "", tableHandle: 7, networkNamespace: nil, summary: summary)
+    }
+
+    @Test func aRecordedGenerationReadsBackTheSame() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = GenerationStore(directory: directory)
+        let ruleset = try exampleRuleset("enclave", system: "db-1")
+        try store.record(ruleset, info: Self.info(1, summary: "first"), policySource: nil)
+        #expect(try store.ruleset(1) == ruleset)
+        // A second store on the same directory (another process's view) reads the files.
+        #expect(try GenerationStore(directory: directory + "/.").ruleset(1) == ruleset)
+    }
+
+    @Test func filesReplacedByAnotherWriterAreReadFromDisk() throws {
+        let mine = Self.temporaryDirectory(), theirs = Self.temporaryDirectory()
+        defer { for d in [mine, theirs] { try? FileManager.default.removeItem(atPath: d) } }
+        let first = try exampleRuleset("enclave", system: "db-1")
+        let other = try exampleRuleset("enclave", system: "sre-1")
+        #expect(first != other)
+        try GenerationStore(directory: mine).record(first, info: Self.info(1, summary: "mine"), policySource: nil)
+        // Another writer wipes the state directory and records its own generation 1 there.
+        try GenerationStore(directory: theirs).record(other, info: Self.info(1, summary: "theirs"), policySource: nil)
+        try FileManager.default.removeItem(atPath: mine + "/generations/000001")
+        try FileManager.default.copyItem(atPath: theirs + "/generations/000001", toPath: mine + "/generations/000001")
+        #expect(try GenerationStore(directory: mine).ruleset(1) == other)
+    }
+}
