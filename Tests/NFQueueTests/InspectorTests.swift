@@ -237,6 +237,14 @@ private func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
 
 @Suite("Inspector: judging flows from their first bytes")
 struct InspectorTests {
+    @Test("canonical host text", arguments: [
+        ("example.org", "example.org"), ("Example.ORG.", "example.org"), ("example.org.", "example.org"),
+        ("ÉCOLE.example", "école.example"), ("a..", "a."), (".", ""), ("", ""),
+    ])
+    func canonicalHost(_ name: String, _ expected: String) {
+        #expect(Inspector.canonicalHost(name) == expected)
+    }
+
     // MARK: TLS
 
     static let deniedFixtures: [FixtureCase] = [

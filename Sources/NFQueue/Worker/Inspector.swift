@@ -277,8 +277,9 @@ public struct Inspector: Sendable {
 
     /// Host text as rules compare it: lowercase, without one trailing dot.
     static func canonicalHost(_ name: String) -> String {
-        var host = name.lowercased()
-        if host.hasSuffix(".") { host.removeLast() }
+        // Most names arrive lowercase already: no new string for them.
+        var host = name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 }) ? name.lowercased() : name
+        if host.utf8.last == UInt8(ascii: ".") { host.removeLast() }
         return host
     }
 
