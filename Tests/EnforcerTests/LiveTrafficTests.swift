@@ -199,24 +199,29 @@ struct LiveTrafficTests {
 
         // sre-1 moves from 10.10.1.31 to 10.10.1.32; its old address goes to contractor-1.
         let systems = lab.policy + "/rules.d/00-systems.policy"
-        try (try String(contentsOfFile: systems, encoding: .utf8)).replacingOccurrences(of: "10.10.1.31,", with: "10.10.1.32,")
+        try (try String(contentsOfFile: systems, encoding: .utf8)).replacingOccurrences(of: "10.10.1.31, fd00:10:1::31", with: "10.10.1.32, fd00:10:1::32")
             .write(toFile: systems, atomically: true, encoding: .utf8)
-        try Self.sh("ip -n \(lab.ns("sre-1")) addr del 10.10.1.31/8 dev eth0 && ip -n \(lab.ns("sre-1")) addr add 10.10.1.32/8 dev eth0")
-        try Self.sh("ip -n \(lab.ns("contractor-1")) addr add 10.10.1.31/8 dev eth0")
+        let sre = lab.ns("sre-1"), contractor = lab.ns("contractor-1")
+        try Self.sh("ip -n \(sre) addr del 10.10.1.31/8 dev eth0 && ip -n \(sre) addr add 10.10.1.32/8 dev eth0")
+        try Self.sh("ip -n \(sre) addr del fd00:10:1::31/16 dev eth0 && ip -n \(sre) addr add fd00:10:1::32/16 dev eth0 nodad")
+        try Self.sh("ip -n \(contractor) addr add 10.10.1.31/8 dev eth0 && ip -n \(contractor) addr add fd00:10:1::31/16 dev eth0 nodad")
         let delta = try lab.apply("db-1")
-        #expect(delta.contains("applied generation 2") && delta.contains("1 sender in table inet enforcer_recent"), "\(delta)")
+        #expect(delta.contains("applied generation 2") && delta.contains("2 senders in table inet enforcer_recent"), "\(delta)")
         let recent = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "map", "inet", "enforcer_recent", "in_hosts_v4"])
         #expect(recent.stdout.contains("10.10.1.32 : jump"), "\(recent.stdout)\(recent.stderr)")
         let main = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "map", "inet", "enforcer", "in_hosts_v4"])
         #expect(!main.stdout.contains("10.10.1.31") && !main.stdout.contains("10.10.1.32"), "\(main.stdout)")
 
         func connects(from host: String, source: String, port: Int) throws -> Bool {
-            try run("/usr/sbin/ip", ["netns", "exec", lab.ns(host), "nc", "-z", "-w", "1", "-s", source, "10.20.2.11", String(port)]).status == 0
+            let db = source.contains(":") ? "fd00:20:2::11" : "10.20.2.11"
+            return try run("/usr/sbin/ip", ["netns", "exec", lab.ns(host), "nc", "-z", "-w", "1", "-s", source, db, String(port)]).status == 0
         }
-        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 5432), "the moved sender is refused from its new address")
-        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 22))
-        #expect(try !connects(from: "contractor-1", source: "10.10.1.31", port: 5432), "the old address still gets the policy")
-        #expect(try !connects(from: "sre-1", source: "10.10.1.32", port: 443), "port 443 is not granted to SRE")
+        for (new, old) in [("10.10.1.32", "10.10.1.31"), ("fd00:10:1::32", "fd00:10:1::31")] {
+            #expect(try connects(from: "sre-1", source: new, port: 5432), "the moved sender is refused from its new address \(new)")
+            #expect(try connects(from: "sre-1", source: new, port: 22))
+            #expect(try !connects(from: "contractor-1", source: old, port: 5432), "the old address \(old) still gets the policy")
+            #expect(try !connects(from: "sre-1", source: new, port: 443), "port 443 is not granted to SRE")
+        }
         Thread.sleep(forTimeInterval: 0.3)
         #expect(ws.isRunning, "an unaffected connection did not survive the delta")
 
@@ -227,6 +232,7 @@ struct LiveTrafficTests {
         let tables = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "tables"])
         #expect(!tables.stdout.contains("enforcer_recent"), "\(tables.stdout)")
         #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 5432))
+        #expect(try connects(from: "sre-1", source: "fd00:10:1::32", port: 5432))
         #expect(try !connects(from: "contractor-1", source: "10.10.1.31", port: 5432))
     }
 
