@@ -244,6 +244,39 @@ struct WebWorkerLiveTests {
         #expect(text.contains("deny 192.168.50.11:40001 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
     }
 
+    /// The recent table on a gateway: a delta that moves an office PC to a new address puts
+    /// it in `enforcer_recent`'s forward chain (forced with `recent_from = 0`); the worker then
+    /// judges its web flows as before, and its old address gets nothing.
+    @Test func aMovedSenderIsForwardedThroughTheRecentTable() throws {
+        let lab = try GatewayLab()
+        try lab.edit("enforcer.conf") { $0.replacingOccurrences(of: "[kernel]", with: "[kernel]\nrecent_from = 0") }
+        try lab.serveTLS()
+        try #require(try lab.apply().status == 0)
+        try lab.edit("rules.d/00-gateway.policy") { $0.replacingOccurrences(of: "192.168.50.11, fd00:50::11", with: "192.168.50.21, fd00:50::11") }
+        try LiveTrafficTests.sh("""
+            ip -n \(lab.office) addr del 192.168.50.11/24 dev eth0
+            ip -n \(lab.office) addr add 192.168.50.21/24 dev eth0
+            ip -n \(lab.office) route replace default via 192.168.50.1
+            ip -n \(lab.office) addr add 192.168.50.11/24 dev eth0
+            """)
+        let delta = try lab.apply()
+        #expect(delta.status == 0 && delta.stdout.contains("in table inet enforcer_recent"), "\(delta.stdout)\(delta.stderr)")
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        func fetch(_ name: String, from source: String) throws -> String {
+            try run("/usr/sbin/ip", ["netns", "exec", lab.office, "curl", "-sk", "-o", "/dev/null", "-m", "3", "-w", "%{http_code}",
+                                     "--interface", source, "--resolve", "\(name):443:\(GatewayLab.webV4)", "https://\(name)/"]).stdout
+        }
+        #expect(try fetch("example.org", from: "192.168.50.21") == "200", "the moved PC is not forwarded from its new address")
+        #expect(try fetch("bit.ly", from: "192.168.50.21") == "000", "a denied name must still be reset")
+        #expect(try fetch("example.org", from: "192.168.50.11") == "000", "the old address still gets the policy")
+        let text = lab.stopWorker(worker, log: log)
+        #expect(text.contains("permit 192.168.50.21:") && text.contains("tls host=example.org"), "\(text)")
+        #expect(text.contains("deny 192.168.50.21:") && text.contains("tls host=bit.ly"), "\(text)")
+        #expect(!text.contains("192.168.50.11:"), "the old address reached the worker: \(text)")
+    }
+
     /// A server that accepts one connection and says how it ended from its side.
     static let observer = """
         import socket, sys
