@@ -225,14 +225,28 @@ struct LiveTrafficTests {
         Thread.sleep(forTimeInterval: 0.3)
         #expect(ws.isRunning, "an unaffected connection did not survive the delta")
 
-        // A full load folds the recent table back in.
+        // Someone deletes the recent table: the next apply sees the drift and loads it all.
+        try Self.sh("ip netns exec \(lab.ns("db-1")) nft delete table inet enforcer_recent")
+        #expect(try !connects(from: "sre-1", source: "10.10.1.32", port: 5432))
+        let repaired = try lab.apply("db-1")
+        #expect(repaired.contains("table replaced"), "\(repaired)")
+        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 5432))
+
+        // The recent table again, then a full load folds it back in.
+        try (try String(contentsOfFile: systems, encoding: .utf8)).replacingOccurrences(of: "10.10.1.32, fd00:10:1::32", with: "10.10.1.33, fd00:10:1::32")
+            .write(toFile: systems, atomically: true, encoding: .utf8)
+        try Self.sh("ip -n \(sre) addr add 10.10.1.33/8 dev eth0")
+        #expect(try lab.apply("db-1").contains("1 sender in table inet enforcer_recent"))
+        #expect(try connects(from: "sre-1", source: "10.10.1.33", port: 5432))
+        #expect(try !connects(from: "sre-1", source: "10.10.1.32", port: 5432))
         let replaced = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy, "--system", "db-1",
                                                 "--state-dir", lab.state + "/db-1", "--at", "2026-11-24T15:00:00Z", "--replace"])
         #expect(replaced.status == 0 && replaced.stdout.contains("table replaced"), "\(replaced.stdout)\(replaced.stderr)")
         let tables = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "tables"])
         #expect(!tables.stdout.contains("enforcer_recent"), "\(tables.stdout)")
-        #expect(try connects(from: "sre-1", source: "10.10.1.32", port: 5432))
+        #expect(try connects(from: "sre-1", source: "10.10.1.33", port: 5432))
         #expect(try connects(from: "sre-1", source: "fd00:10:1::32", port: 5432))
+        #expect(try !connects(from: "sre-1", source: "10.10.1.32", port: 5432))
         #expect(try !connects(from: "contractor-1", source: "10.10.1.31", port: 5432))
     }
 

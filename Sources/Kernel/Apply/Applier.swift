@@ -60,14 +60,14 @@ public struct Applier {
 
         if !forceReplace, let (current, previous) = try liveGeneration(table) {
             Trace.phase("live generation read")
-            if previous == ruleset {
-                return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
-            }
             let previousRecent = store.recent(current)
             let recentIsLive: Bool
             do { recentIsLive = try recentTable.state() != nil } catch { throw .kernel(error) }
             // A recent table that should be there and is not, or the reverse: replace below.
             let recentAsRecorded = previousRecent.isEmpty != recentIsLive
+            if recentAsRecorded && previous == ruleset {
+                return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
+            }
             if recentAsRecorded, let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment) {
                 Trace.phase("delta computed")
                 do {
