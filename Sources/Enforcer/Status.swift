@@ -22,16 +22,21 @@ struct Status: ParsableCommand {
         let daemon = try? DaemonStatus.read(from: state)
         let overrides = OverrideFile.read(state).pruned(at: Date())
         let running = daemon.map { $0.stoppedAt == nil && kill($0.pid, 0) == 0 } ?? false
+        let recent = live.map { store.recent($0).values.reduce(0) { $0 + $1.count } } ?? 0
         if json {
             let encoder = JSONEncoder()
             encoder.dateEncodingStrategy = .iso8601
             encoder.outputFormatting = [.sortedKeys]
             let daemonJSON = try daemon.map { try JSONSerialization.jsonObject(with: encoder.encode($0)) }
             let overridesJSON = try JSONSerialization.jsonObject(with: encoder.encode(overrides))
-            print(Output.json(["state_directory": state, "generation": live, "running": running, "daemon": daemonJSON, "overrides": overridesJSON]))
+            print(Output.json(["state_directory": state, "generation": live, "recent_senders": recent, "running": running, "daemon": daemonJSON,
+                               "overrides": overridesJSON]))
             return
         }
         print("generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state))")
+        if recent > 0 {
+            print("recent table: \(recent) sender\(recent == 1 ? "" : "s") added by deltas, until `enforcer apply --replace` folds them into the main table")
+        }
         let format = ISO8601DateFormatter()
         for (name, change) in overrides.policies.sorted(by: { $0.key < $1.key }) {
             let when = change.enabled ? change.until.map { " until \(format.string(from: $0)) (kernel timeout)" } ?? "" : change.from.map { " from \(format.string(from: $0))" } ?? ""

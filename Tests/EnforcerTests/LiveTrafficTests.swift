@@ -224,6 +224,8 @@ struct LiveTrafficTests {
         }
         Thread.sleep(forTimeInterval: 0.3)
         #expect(ws.isRunning, "an unaffected connection did not survive the delta")
+        let status = try run(Paths.enforcer, ["status", "--state-dir", lab.state + "/db-1"]).stdout
+        #expect(status.contains("recent table: 2 senders added by deltas"), "\(status)")
 
         // Someone deletes the recent table: the next apply sees the drift and loads it all.
         try Self.sh("ip netns exec \(lab.ns("db-1")) nft delete table inet enforcer_recent")
