@@ -127,6 +127,21 @@ public struct HostCompiler {
     }
 }
 
+/// The names of the maps from a sender address to its class chain, per hook: made here,
+/// and read by the kernel side (a delta treats the single-address maps apart).
+public enum SenderMaps {
+    /// `in` for the input hook, `fwd` for forward.
+    public static let prefixes = ["in", "fwd"]
+
+    /// Single addresses (hash map, one element each).
+    public static func hosts(_ prefix: String, _ family: IPFamily) -> String { "\(prefix)_hosts_\(family == .v4 ? "v4" : "v6")" }
+    /// Ranges and CIDRs (interval map).
+    public static func ranges(_ prefix: String, _ family: IPFamily) -> String { "\(prefix)_senders_\(family == .v4 ? "v4" : "v6")" }
+
+    public static let allHosts: Set<String> = Set(prefixes.flatMap { prefix in [IPFamily.v4, .v6].map { hosts(prefix, $0) } })
+    public static let all: Set<String> = allHosts.union(prefixes.flatMap { prefix in [IPFamily.v4, .v6].map { ranges(prefix, $0) } })
+}
+
 /// Builds the table's sets and chains.
 struct RulesetBuilder {
     let config: Config
@@ -330,22 +345,22 @@ struct RulesetBuilder {
             case (.v6, false): v6.append(element)
             }
         }
-        table.sets.append(NamedSet(name: "\(prefix)_hosts_v4", key: [.ipv4Address], data: .verdict, elements: v4Hosts,
+        table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v4), key: [.ipv4Address], data: .verdict, elements: v4Hosts,
                                    comment: "IPv4 sender address to sender class", size: NamedSet.sizeHint(for: v4Hosts.count)))
-        table.sets.append(NamedSet(name: "\(prefix)_hosts_v6", key: [.ipv6Address], data: .verdict, elements: v6Hosts,
+        table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v6), key: [.ipv6Address], data: .verdict, elements: v6Hosts,
                                    comment: "IPv6 sender address to sender class", size: NamedSet.sizeHint(for: v6Hosts.count)))
-        table.sets.append(NamedSet(name: "\(prefix)_senders_v4", key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
+        table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v4), key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
                                    comment: "IPv4 sender range or CIDR to sender class"))
-        table.sets.append(NamedSet(name: "\(prefix)_senders_v6", key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
+        table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v6), key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
                                    comment: "IPv6 sender range or CIDR to sender class"))
         for (ids, name) in classNames.sorted(by: { $0.value < $1.value }) {
             addClass(name: name, policies: ids, destinations: destinations)
         }
         return [
-            Rule([.verdictMap([.ipSource], map: "\(prefix)_hosts_v4")]),
-            Rule([.verdictMap([.ipSource], map: "\(prefix)_senders_v4")]),
-            Rule([.verdictMap([.ip6Source], map: "\(prefix)_hosts_v6")]),
-            Rule([.verdictMap([.ip6Source], map: "\(prefix)_senders_v6")]),
+            Rule([.verdictMap([.ipSource], map: SenderMaps.hosts(prefix, .v4))]),
+            Rule([.verdictMap([.ipSource], map: SenderMaps.ranges(prefix, .v4))]),
+            Rule([.verdictMap([.ip6Source], map: SenderMaps.hosts(prefix, .v6))]),
+            Rule([.verdictMap([.ip6Source], map: SenderMaps.ranges(prefix, .v6))]),
         ]
     }
 

@@ -63,26 +63,27 @@ public struct Applier {
             let previousRecent = store.recent(current)
             let recentIsLive: Bool
             do { recentIsLive = try recentTable.state() != nil } catch { throw .kernel(error) }
-            // A recent table that should be there and is not, or the reverse: replace below.
-            let recentAsRecorded = previousRecent.isEmpty != recentIsLive
-            if recentAsRecorded && previous == ruleset {
-                return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
-            }
-            if recentAsRecorded, let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment) {
-                Trace.phase("delta computed")
-                do {
-                    let report = try connection.commit(plan.messages)
-                    Trace.phase("delta committed")
-                    let handle = try table.state()?.handle
-                    record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle,
-                           summary: prefix + plan.summary, recent: plan.recent)
-                    Trace.phase("generation recorded")
-                    return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
-                                        messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
-                } catch .rejected {
-                    // The table drifted from the record (edited by hand?): replace it whole below.
-                } catch {
-                    throw .kernel(error)
+            // A recent table that should be there and is not, or the reverse, is drift: replace below.
+            if previousRecent.isEmpty != recentIsLive {
+                if previous == ruleset {
+                    return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
+                }
+                if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment) {
+                    Trace.phase("delta computed")
+                    do {
+                        let report = try connection.commit(plan.messages)
+                        Trace.phase("delta committed")
+                        let handle = try table.state()?.handle
+                        record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle,
+                               summary: prefix + plan.summary, recent: plan.recent)
+                        Trace.phase("generation recorded")
+                        return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
+                                            messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
+                    } catch .rejected {
+                        // The table drifted from the record (edited by hand?): replace it whole below.
+                    } catch {
+                        throw .kernel(error)
+                    }
                 }
             }
         }

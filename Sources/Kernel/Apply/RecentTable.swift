@@ -18,15 +18,8 @@ public enum RecentTable {
 
     public static func name(of table: String) -> String { table + "_recent" }
 
-    /// The maps of single sender addresses (`in_hosts_v4`, `fwd_hosts_v6`, …).
-    static func isHostsMap(_ name: String) -> Bool {
-        (name.hasPrefix("in_") || name.hasPrefix("fwd_")) && (name.hasSuffix("_hosts_v4") || name.hasSuffix("_hosts_v6"))
-    }
-
-    /// All maps from a sender address to its class chain.
-    static func isSenderMap(_ name: String) -> Bool {
-        isHostsMap(name) || (name.hasPrefix("in_") || name.hasPrefix("fwd_")) && (name.hasSuffix("_senders_v4") || name.hasSuffix("_senders_v6"))
-    }
+    static func isHostsMap(_ name: String) -> Bool { SenderMaps.allHosts.contains(name) }
+    static func isSenderMap(_ name: String) -> Bool { SenderMaps.all.contains(name) }
 
     /// How many single sender addresses `snapshot` holds.
     static func hostsCount(_ snapshot: Snapshot) -> Int {
@@ -106,8 +99,8 @@ public enum RecentTable {
 
         var baseChains: [Chain] = []
         for hook in [Hook.input, .forward] {
-            let prefix = hook == .input ? "in_" : "fwd_"
-            let maps = main.sets.map(\.name).filter { isHostsMap($0) && $0.hasPrefix(prefix) && !(recent[$0] ?? []).isEmpty }
+            let prefix = hook == .input ? "in" : "fwd"
+            let maps = [IPFamily.v4, .v6].map { SenderMaps.hosts(prefix, $0) }.filter { !(recent[$0] ?? []).isEmpty }
             guard !maps.isEmpty, let mainBase = main.chains.first(where: { $0.base?.hook == hook }), let base = mainBase.base else { continue }
             var rules: [Rule] = [
                 Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)]),
