@@ -32,7 +32,7 @@ let package = Package(
             "Compiler", "NFQueue", "Kernel", "CLinux",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "enforcer-bench", dependencies: ["Compiler"], path: "bench/Sources"),
+        .executableTarget(name: "enforcer-bench", dependencies: ["Compiler", "NFQueue"], path: "bench/Sources"),
 
         .testTarget(name: "CompilerTests", dependencies: ["Compiler"],
                     resources: [.copy("Fixtures")]),

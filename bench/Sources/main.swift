@@ -1,6 +1,7 @@
 // Compile benchmark: a generated policy of 10,000 systems, 1,000 policies and 1,000,000
 // sender addresses, compiled for the system that receives from all of them.
-// `enforcer-bench domains [DIR]` runs the domain-list benchmark instead (Domains.swift).
+// `enforcer-bench domains [DIR]` runs the domain-list benchmark instead (Domains.swift);
+// `enforcer-bench inspect` the worker's per-packet work without the queue (Inspect.swift).
 import Compiler
 import Foundation
 #if canImport(Glibc)
@@ -9,6 +10,9 @@ import Glibc
 
 if let mode = CommandLine.arguments.dropFirst().first, mode == "domains" || mode == "domains-load" {
     exit(DomainBenchmark.main(Array(CommandLine.arguments.dropFirst())))
+}
+if CommandLine.arguments.dropFirst().first == "inspect" {
+    exit(InspectBenchmark.main(Array(CommandLine.arguments.dropFirst())))
 }
 
 let systems = 10_000, policies = 1_000, addressesPerSystem = 100, teams = 500

@@ -1,0 +1,51 @@
+// Worker hot-path benchmark (`enforcer-bench inspect [POLICY_DIR]`): the per-packet work of
+// `enforcer run` without the queue's system calls, on the stream bench/queue-bench.sh feeds
+// the kernel (2,000 flows, each a SYN and one segment with a real ClientHello, judged and
+// logged). Prints nanoseconds of worker time per packet, the figure queue-bench's ratio
+// depends on: at 0.9x of the no-op C loop the worker may add about 0.35 us per packet.
+// For profiling the worker's own code (`perf record enforcer-bench inspect`); not a goal.
+import Compiler
+import Foundation
+import NFQueue
+
+enum InspectBenchmark {
+    static func main(_ arguments: [String]) -> Int32 {
+        let directory = arguments.count > 1 ? arguments[1] : "examples/enforcegate"
+        let hello = (try? Data(contentsOf: URL(fileURLWithPath: arguments.count > 2 ? arguments[2] : "Tests/NFQueueTests/Fixtures/python-python.example.bin"))).map { [UInt8]($0) } ?? []
+        guard !hello.isEmpty, let set = PolicyLoader.load(directory: directory).policySet else {
+            FileHandle.standardError.write(Data("usage: enforcer-bench inspect [POLICY_DIR [CLIENTHELLO]] (from the repository root)\n".utf8))
+            return 2
+        }
+        let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
+        let client = PacketAddress(bytes: [127, 0, 0, 2])!, server = PacketAddress(bytes: [127, 0, 0, 1])!
+        let flows = 2_000, cycles = 1_000
+        var packets: [QueuedPacket] = []
+        for index in 0..<flows {
+            let port = UInt16(10_000 + index % 50_000), isn = UInt32(truncatingIfNeeded: index &* 2_654_435_761)
+            let syn = ForgedSegment(source: client, destination: server, sourcePort: port, destinationPort: 443, sequence: isn, acknowledgment: 0, flags: [.syn])
+            let data = ForgedSegment(source: client, destination: server, sourcePort: port, destinationPort: 443, sequence: isn &+ 1, acknowledgment: 1,
+                                     flags: [.psh, .ack], payload: hello)
+            packets.append(QueuedPacket(id: UInt32(2 * index), mark: 0, bytes: syn.bytes))
+            packets.append(QueuedPacket(id: UInt32(2 * index + 1), mark: 0, bytes: data.bytes))
+        }
+        var inspector = Inspector(matcher: matcher, settings: InspectorSettings(config: set.config))
+        var logged = 0, judged = 0
+        var best = Double.infinity
+        let wallClock = Date()
+        for cycle in 0..<cycles {
+            let start = DispatchTime.now().uptimeNanoseconds
+            var lines: [String] = []
+            for packet in packets {
+                let action = inspector.inspect(packet, now: Double(cycle), wallClock: wallClock)
+                if let judgement = action.judgement { lines.append(judgement.description); judged += 1 }
+            }
+            logged += lines.reduce(0) { $0 + $1.utf8.count }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(2 * flows)
+            best = min(best, elapsed)
+            // The same 2,000 flows again next cycle, as new ones.
+            inspector.expire(now: Double(cycle) + 100)
+        }
+        print(String(format: "inspect: %d packets, %d judged, %d log bytes; best cycle %.0f ns per packet (inspect + log line)", 2 * flows * cycles, judged, logged, best))
+        return 0
+    }
+}
