@@ -64,6 +64,23 @@ enum Log {
         FileHandle.standardError.write(Data(out.utf8))
     }
 
+    /// Lines given as bytes, each ending in a newline (the worker's log of one drain), with
+    /// one timestamp for all, in one write.
+    static func lines(bytes: [UInt8]) {
+        guard !bytes.isEmpty else { return }
+        let stamp = Array(timestamp(Date()).utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + bytes.count / 64 * (stamp.count + 1) + stamp.count + 2)
+        var atLineStart = true
+        for byte in bytes {
+            if atLineStart { out.append(contentsOf: stamp); out.append(UInt8(ascii: " ")) }
+            out.append(byte)
+            atLineStart = byte == UInt8(ascii: "\n")
+        }
+        if !atLineStart { out.append(UInt8(ascii: "\n")) }
+        FileHandle.standardError.write(Data(out))
+    }
+
     /// `2026-12-01T19:45:30.034`, without Foundation's formatters (they cost microseconds).
     static func timestamp(_ date: Date) -> String {
         let seconds = date.timeIntervalSince1970

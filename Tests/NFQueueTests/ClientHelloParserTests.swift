@@ -216,6 +216,38 @@ struct ClientHelloParserTests {
         #expect(accepted == valid)
     }
 
+    /// The label rule as first written (split on dots, drop one empty root label), against
+    /// which the one-pass check is held.
+    private static func plausibleBySplitting(_ name: [UInt8]) -> Bool {
+        var labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
+        let length = labels.reduce(0) { $0 + $1.count } + labels.count - 1
+        return length <= 253 && labels.allSatisfy { (1...63).contains($0.count) }
+    }
+
+    @Test("the one-pass label check agrees with splitting on dots, on 20,000 generated names")
+    func labelCheckAgrees() {
+        var state: UInt64 = 0x5eed
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var disagreements: [String] = []
+        for _ in 0..<20_000 {
+            // Labels of 0...70 bytes (empty ones and over-long ones included), up to 260 bytes.
+            var name: [UInt8] = []
+            for label in 0..<(1 + next(8)) {
+                if label > 0 { name.append(UInt8(ascii: ".")) }
+                name += Array(repeating: UInt8(ascii: "a"), count: next(4) == 0 ? next(71) : next(40))
+            }
+            if next(3) == 0 { name.append(UInt8(ascii: ".")) }
+            if HostNameSyntax.hasPlausibleLabels(name) != Self.plausibleBySplitting(name) {
+                disagreements.append(String(decoding: name, as: UTF8.self))
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(3))")
+    }
+
     @Test("non-TLS first bytes are refused at once", arguments: [
         "GET / HTTP/1.1\r\n",
         "\u{0}",

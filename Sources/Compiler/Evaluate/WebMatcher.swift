@@ -69,9 +69,20 @@ public struct WebMatcher: Sendable {
     public let rules: [WebRule]
     public let defaultAction: WebAction
 
+    /// The same rules, each behind one reference: reading a rule out of an array copies
+    /// it (a dozen lists and strings retained and released), per rule and request; a box
+    /// costs one retain.
+    private let boxed: [Box]
+
+    fileprivate final class Box: Sendable {
+        let rule: WebRule
+        init(_ rule: WebRule) { self.rule = rule }
+    }
+
     public init(rules: [WebRule], defaultAction: WebAction) {
         self.rules = rules.sorted { $0.order < $1.order }
         self.defaultAction = defaultAction
+        boxed = self.rules.map(Box.init)
     }
 
     /// Which rules' time windows are open, valid from `computedAt` until `validUntil` (the
@@ -100,17 +111,21 @@ public struct WebMatcher: Sendable {
 
     /// First match among the rules whose windows `windows` says are open.
     public func decide(_ request: WebRequest, windows: OpenWindows) -> WebDecision {
-        for (index, rule) in rules.enumerated() {
-            if !windows.open[index] { continue }
-            if let pattern = match(rule, request) {
-                return WebDecision(action: rule.action, rule: rule.name, pattern: pattern, ruleDescription: rule.description)
+        for index in boxed.indices where windows.open[index] {
+            let box = boxed[index]
+            if let pattern = box.match(request) {
+                return WebDecision(action: box.rule.action, rule: box.rule.name, pattern: pattern, ruleDescription: box.rule.description)
             }
         }
         return WebDecision(action: defaultAction, rule: nil, pattern: nil, ruleDescription: nil)
     }
+}
 
+extension WebMatcher.Box {
     /// nil when the rule does not match; otherwise what matched (for the log), AND over keys.
-    private func match(_ rule: WebRule, _ request: WebRequest) -> String? {
+    /// On the box, so that the rule's fields are read in place: a method of WebRule would be
+    /// handed a copy of the whole rule.
+    fileprivate func match(_ request: WebRequest) -> String? {
         var matched: [String] = []
         if !rule.domains.isEmpty {
             guard let entry = rule.domains.lazy.compactMap({ $0.match(request.host) }).first else { return nil }

@@ -52,19 +52,28 @@ public enum ClientHelloParser {
     }
 
     public static func parse(_ stream: some Collection<UInt8>) -> ParseResult<ClientHello> {
-        let bytes = stream as? [UInt8] ?? Array(stream)
+        if let slice = stream as? ArraySlice<UInt8> { return parse(slice: slice) }
+        return parse(slice: (stream as? [UInt8] ?? Array(stream))[...])
+    }
+
+    static func parse(slice bytes: ArraySlice<UInt8>) -> ParseResult<ClientHello> {
         switch reassembleHandshakeMessage(bytes) {
-        case .complete(let message):
-            do {
-                return .complete(try parseClientHelloMessage(message))
-            } catch {
-                return .malformed(reason: error.reason)
-            }
+        case .complete(.inPlace(let range)):
+            do { return .complete(try parseClientHelloMessage(bytes, Window(range))) } catch { return .malformed(reason: error.reason) }
+        case .complete(.copied(let message)):
+            do { return .complete(try parseClientHelloMessage(message[...], Window(message.indices))) } catch { return .malformed(reason: error.reason) }
         case .needMoreData(let atLeast):
             return .needMoreData(atLeast: atLeast)
         case .malformed(let reason):
             return .malformed(reason: reason)
         }
+    }
+
+    /// Where the whole handshake message is: in the input itself when one record holds it
+    /// all (most clients), else concatenated from the records' fragments.
+    enum Message {
+        case inPlace(Range<Int>)
+        case copied([UInt8])
     }
 
     /// Concatenates record fragments until the handshake message is whole.
@@ -73,23 +82,23 @@ public enum ClientHelloParser {
     /// checked as soon as its four bytes are in, so garbage fails on its first bytes.
     /// The message must end exactly where a record ends: the client's first flight
     /// holds only the ClientHello, so a record reaching past it is malformed.
-    static func reassembleHandshakeMessage(_ bytes: [UInt8]) -> ParseResult<[UInt8]> {
-        var stream = ByteCursor(bytes)
+    static func reassembleHandshakeMessage(_ bytes: ArraySlice<UInt8>) -> ParseResult<Message> {
+        var stream = Window(bytes.indices)
         var message: [UInt8] = []
         /// Header plus body length, once the handshake header has been read.
         var messageLength: Int?
 
         while true {
-            guard let contentType = stream.readUInt8() else { return .needMoreData(atLeast: 5) }
+            guard let contentType = stream.readUInt8(bytes) else { return .needMoreData(atLeast: 5) }
             guard contentType == handshakeContentType else {
                 return .malformed(reason: "record content type \(contentType) is not handshake (22)")
             }
-            guard let major = stream.readUInt8() else { return .needMoreData(atLeast: 4) }
+            guard let major = stream.readUInt8(bytes) else { return .needMoreData(atLeast: 4) }
             guard major == 3 else {
                 return .malformed(reason: "record version major \(major) is not 3")
             }
             guard stream.skip(1) else { return .needMoreData(atLeast: 3) }
-            guard let declared = stream.readUInt16() else {
+            guard let declared = stream.readUInt16(bytes) else {
                 return .needMoreData(atLeast: 2 - stream.remaining)
             }
             let recordLength = Int(declared)
@@ -101,8 +110,16 @@ public enum ClientHelloParser {
             }
 
             let before = message.count
-            let fragment = stream.readAvailableBytes(upTo: recordLength)
-            message.append(contentsOf: fragment)
+            if before == 0, recordLength >= 4, recordLength <= stream.remaining {
+                // The first record is all here: when it is exactly the message, read it in place.
+                var record = stream
+                let messageType = record.readUInt8(bytes)!, bodyLength = Int(record.readUInt24(bytes)!)
+                if messageType == clientHelloMessageType, bodyLength <= maxHandshakeLength - 4, 4 + bodyLength == recordLength {
+                    return .complete(.inPlace(stream.position..<(stream.position + recordLength)))
+                }
+            }
+            let fragment = stream.readAvailable(upTo: recordLength)
+            message.append(contentsOf: bytes[fragment])
 
             if let messageType = message.first, messageType != clientHelloMessageType {
                 return .malformed(reason: "handshake message type \(messageType) is not ClientHello")
@@ -121,39 +138,40 @@ public enum ClientHelloParser {
                 return .needMoreData(atLeast: recordLength - fragment.count)
             }
             if let total = messageLength, message.count == total {
-                return .complete(message)
+                return .complete(.copied(message))
             }
             // Record complete but the message is not: it continues in the next record.
         }
     }
 
-    /// Parses a whole handshake message (4-byte header included) as a ClientHello
-    /// (RFC 8446 §4.1.2; the extension-less TLS 1.0-era form is accepted too).
-    static func parseClientHelloMessage(_ message: [UInt8]) throws(MalformedInput) -> ClientHello {
-        var header = ByteCursor(message)
-        guard header.readUInt8() == clientHelloMessageType, var body = header.readLengthPrefixed24(),
+    /// Parses a whole handshake message (4-byte header included), the `message` window of
+    /// `bytes`, as a ClientHello (RFC 8446 §4.1.2; the extension-less TLS 1.0-era form is
+    /// accepted too).
+    static func parseClientHelloMessage(_ bytes: ArraySlice<UInt8>, _ message: Window) throws(MalformedInput) -> ClientHello {
+        var header = message
+        guard header.readUInt8(bytes) == clientHelloMessageType, var body = header.readLengthPrefixed24(bytes),
               header.isAtEnd else {
             throw MalformedInput("handshake length does not match the message")
         }
 
-        guard let legacyVersion = body.readUInt16() else { throw MalformedInput("truncated legacy_version") }
+        guard let legacyVersion = body.readUInt16(bytes) else { throw MalformedInput("truncated legacy_version") }
         guard legacyVersion >> 8 == 3 else {
             throw MalformedInput("legacy_version 0x\(hexDigits(legacyVersion)) is not TLS")
         }
         guard body.skip(32) else { throw MalformedInput("truncated random") }
-        guard let sessionID = body.readLengthPrefixed8() else {
+        guard let sessionID = body.readLengthPrefixed8(bytes) else {
             throw MalformedInput("session id length exceeds the message")
         }
         guard sessionID.remaining <= 32 else {
             throw MalformedInput("session id length \(sessionID.remaining) exceeds 32")
         }
-        guard let cipherSuites = body.readLengthPrefixed16() else {
+        guard let cipherSuites = body.readLengthPrefixed16(bytes) else {
             throw MalformedInput("cipher suites length exceeds the message")
         }
         guard cipherSuites.remaining >= 2, cipherSuites.remaining % 2 == 0 else {
             throw MalformedInput("cipher suites length \(cipherSuites.remaining) is not a positive even number")
         }
-        guard let compression = body.readLengthPrefixed8() else {
+        guard let compression = body.readLengthPrefixed8(bytes) else {
             throw MalformedInput("compression methods length exceeds the message")
         }
         guard compression.remaining >= 1 else { throw MalformedInput("no compression methods") }
@@ -162,30 +180,33 @@ public enum ClientHelloParser {
         // Before TLS 1.2 extensions were optional: the body may simply end here.
         if body.isAtEnd { return hello }
 
-        guard var extensions = body.readLengthPrefixed16() else {
+        guard var extensions = body.readLengthPrefixed16(bytes) else {
             throw MalformedInput("extensions length exceeds the message")
         }
         guard body.isAtEnd else {
             throw MalformedInput("\(body.remaining) trailing bytes after the extensions")
         }
 
-        // A ClientHello carries a few dozen extensions: a linear scan beats hashing, and a
+        // The first 64 on the stack, so an ordinary ClientHello allocates nothing here; a
         // hostile one with thousands falls back to a set so the check stays linear.
-        var seen: [UInt16] = []
-        seen.reserveCapacity(32)
+        var seen = InlineArray<64, UInt16>(repeating: 0)
+        var seenCount = 0
         var many = Set<UInt16>()
         while !extensions.isAtEnd {
-            guard let type = extensions.readUInt16(), var data = extensions.readLengthPrefixed16() else {
+            guard let type = extensions.readUInt16(bytes), var data = extensions.readLengthPrefixed16(bytes) else {
                 throw MalformedInput("truncated extension")
             }
             // A second copy of an extension is the classic way to show a filter one
             // value and the server another.
             let repeated: Bool
-            if seen.count < 64 {
-                repeated = seen.contains(type)
-                seen.append(type)
+            if seenCount < seen.count {
+                var found = false
+                for index in 0..<seenCount where seen[index] == type { found = true; break }
+                repeated = found
+                seen[seenCount] = type
+                seenCount += 1
             } else {
-                if many.isEmpty { many = Set(seen) }
+                if many.isEmpty { for index in seen.indices { many.insert(seen[index]) } }
                 repeated = !many.insert(type).inserted
             }
             guard !repeated else {
@@ -193,11 +214,11 @@ public enum ClientHelloParser {
             }
             switch type {
             case ExtensionType.serverName:
-                hello.serverName = try parseServerName(&data)
+                hello.serverName = try parseServerName(bytes, &data)
             case ExtensionType.alpn:
-                hello.alpn = try parseALPN(&data)
+                hello.alpn = try parseALPN(bytes, &data)
             case ExtensionType.supportedVersions:
-                hello.supportedVersions = try parseSupportedVersions(&data)
+                hello.supportedVersions = try parseSupportedVersions(bytes, &data)
             case ExtensionType.encryptedClientHello:
                 hello.hasEncryptedClientHello = true
             case ExtensionType.preSharedKey:
@@ -213,20 +234,20 @@ public enum ClientHelloParser {
 
     /// server_name (RFC 6066 §3): a non-empty list; entries of unknown name types are
     /// skipped, at most one host_name is allowed.
-    static func parseServerName(_ data: inout ByteCursor) throws(MalformedInput) -> String? {
-        guard var list = data.readLengthPrefixed16(), data.isAtEnd else {
+    static func parseServerName(_ bytes: ArraySlice<UInt8>, _ data: inout Window) throws(MalformedInput) -> String? {
+        guard var list = data.readLengthPrefixed16(bytes), data.isAtEnd else {
             throw MalformedInput("server_name list length does not match the extension")
         }
         guard !list.isAtEnd else { throw MalformedInput("empty server_name list") }
         var hostName: String?
         while !list.isAtEnd {
-            guard let nameType = list.readUInt8(), let name = list.readLengthPrefixed16() else {
+            guard let nameType = list.readUInt8(bytes), let name = list.readLengthPrefixed16(bytes) else {
                 throw MalformedInput("server name length exceeds the list")
             }
             guard !name.isAtEnd else { throw MalformedInput("empty server name") }
             guard nameType == 0 else { continue }
             guard hostName == nil else { throw MalformedInput("more than one host_name in server_name") }
-            hostName = try validatedServerName(name.remainingBytes)
+            hostName = try validatedServerName(bytes[name.range])
         }
         return hostName
     }
@@ -250,32 +271,33 @@ public enum ClientHelloParser {
     }
 
     /// ALPN (RFC 7301 §3.1): a non-empty list of non-empty protocol names.
-    static func parseALPN(_ data: inout ByteCursor) throws(MalformedInput) -> [String] {
-        guard var list = data.readLengthPrefixed16(), data.isAtEnd else {
+    static func parseALPN(_ bytes: ArraySlice<UInt8>, _ data: inout Window) throws(MalformedInput) -> [String] {
+        guard var list = data.readLengthPrefixed16(bytes), data.isAtEnd else {
             throw MalformedInput("ALPN list length does not match the extension")
         }
         guard !list.isAtEnd else { throw MalformedInput("empty ALPN list") }
         var protocols: [String] = []
         while !list.isAtEnd {
-            guard let name = list.readLengthPrefixed8() else {
+            guard let name = list.readLengthPrefixed8(bytes) else {
                 throw MalformedInput("ALPN protocol length exceeds the list")
             }
             guard !name.isAtEnd else { throw MalformedInput("empty ALPN protocol name") }
-            protocols.append(String(decoding: name.remainingBytes, as: UTF8.self))
+            protocols.append(String(decoding: bytes[name.range], as: UTF8.self))
         }
         return protocols
     }
 
     /// supported_versions in a ClientHello (RFC 8446 §4.2.1): a list of 1–127 versions.
-    static func parseSupportedVersions(_ data: inout ByteCursor) throws(MalformedInput) -> [UInt16] {
-        guard var list = data.readLengthPrefixed8(), data.isAtEnd else {
+    static func parseSupportedVersions(_ bytes: ArraySlice<UInt8>, _ data: inout Window) throws(MalformedInput) -> [UInt16] {
+        guard var list = data.readLengthPrefixed8(bytes), data.isAtEnd else {
             throw MalformedInput("supported_versions length does not match the extension")
         }
         guard list.remaining >= 2, list.remaining % 2 == 0 else {
             throw MalformedInput("supported_versions length \(list.remaining) is not a positive even number")
         }
         var versions: [UInt16] = []
-        while let version = list.readUInt16() {
+        versions.reserveCapacity(list.remaining / 2)
+        while let version = list.readUInt16(bytes) {
             versions.append(version)
         }
         return versions
@@ -297,10 +319,20 @@ enum HostNameSyntax {
 
     /// Labels of 1–63 bytes, at most 253 bytes in all, one trailing dot (the root) allowed.
     static func hasPlausibleLabels(_ name: some Collection<UInt8>) -> Bool {
-        var labels = name.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        if labels.count > 1, labels.last?.isEmpty == true { labels.removeLast() }
-        let length = labels.reduce(0) { $0 + $1.count } + labels.count - 1
-        return length <= 253 && labels.allSatisfy { (1...63).contains($0.count) }
+        // One pass, no label list: this runs on every judged flow.
+        var label = 0, length = 0
+        for byte in name {
+            length += 1
+            if byte == UInt8(ascii: ".") {
+                guard (1...63).contains(label) else { return false }
+                label = 0
+            } else {
+                label += 1
+            }
+        }
+        // A trailing dot (the root) ends the last label; the dot itself does not count.
+        if label == 0, length > 0 { length -= 1 } else if !(1...63).contains(label) { return false }
+        return length <= 253
     }
 }
 

@@ -5,6 +5,15 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
     public var clientPort: UInt16
     public var serverPort: UInt16
 
+    /// Five words into the hasher rather than one call per field (every packet hashes its key).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(UInt64(truncatingIfNeeded: client.value))
+        hasher.combine(UInt64(truncatingIfNeeded: client.value >> 64))
+        hasher.combine(UInt64(truncatingIfNeeded: server.value))
+        hasher.combine(UInt64(truncatingIfNeeded: server.value >> 64))
+        hasher.combine(UInt64(clientPort) | UInt64(serverPort) << 16 | (client.isIPv4 ? 1 << 32 : 0) | (server.isIPv4 ? 1 << 33 : 0))
+    }
+
     public var description: String {
         var text: [UInt8] = []
         text.reserveCapacity(64)
@@ -42,6 +51,9 @@ public struct StreamReassembly: Sendable {
     /// reads: an evasion, not a network accident.
     public private(set) var conflicted = false
     static let maxPendingSegments = 32
+
+    /// Nothing received yet: no bytes in order, none waiting, no limit hit.
+    public var isEmpty: Bool { bytes.isEmpty && pending.isEmpty && !overflowed && !conflicted }
 
     public init(limit: Int) { self.limit = limit }
 
@@ -103,38 +115,90 @@ public struct Flow: Sendable {
     public var lastSeen: Double
     public var dataPackets = 0
     public var outcome: FlowOutcome?
+
+    /// What a slot holds while its flow is taken out; allocates nothing.
+    static var empty: Flow { Flow(base: 0, stream: StreamReassembly(limit: 0), started: 0, lastSeen: 0) }
 }
 
 /// Flows being judged, bounded in number, each for a bounded time.
+///
+/// Flows live in a dense array of slots with a key → slot index beside it, so the worker
+/// hashes a packet's key once, then works on the flow in its slot: `take(at:)` moves it
+/// out (its buffers keep a single owner, so appending to them copies nothing) and
+/// `put(_:at:)` moves it back without hashing again.
 public struct FlowTable: Sendable {
     public let capacity: Int
     /// Seconds a flow may take to send its first request or ClientHello.
     public let timeout: Double
-    private var flows: [FlowKey: Flow] = [:]
+    private var slotOf: [FlowKey: Int] = [:]
+    private var keys: [FlowKey] = []
+    private var slots: [Flow] = []
 
     public init(capacity: Int, timeout: Double) {
         self.capacity = capacity
         self.timeout = timeout
-        flows.reserveCapacity(min(capacity, 1 << 16))
+        let reserved = min(capacity, 1 << 16)
+        slotOf.reserveCapacity(reserved)
+        keys.reserveCapacity(reserved)
+        slots.reserveCapacity(reserved)
     }
 
-    public var count: Int { flows.count }
-    public var isFull: Bool { flows.count >= capacity }
+    public var count: Int { slots.count }
+    public var isFull: Bool { slots.count >= capacity }
 
     public subscript(key: FlowKey) -> Flow? {
-        get { flows[key] }
-        set { flows[key] = newValue }
+        slotOf[key].map { slots[$0] }
     }
 
-    /// Removes and returns the flow, so the caller holds its only copy: mutating its buffer
-    /// then costs no copy-on-write. The caller puts it back (or not) when done.
-    public mutating func take(_ key: FlowKey) -> Flow? { flows.removeValue(forKey: key) }
+    /// The slot `key`'s flow is in.
+    public func slot(of key: FlowKey) -> Int? { slotOf[key] }
+
+    /// Moves the flow out of `slot`, leaving an empty flow there until `put(_:at:)` or
+    /// `remove(at:)`.
+    public mutating func take(at slot: Int) -> Flow {
+        var flow = Flow.empty
+        swap(&flow, &slots[slot])
+        return flow
+    }
+
+    public mutating func put(_ flow: consuming Flow, at slot: Int) {
+        slots[slot] = flow
+    }
+
+    /// Adds a flow for a key the table does not hold; returns its slot.
+    @discardableResult
+    public mutating func insert(_ flow: consuming Flow, for key: FlowKey) -> Int {
+        precondition(slotOf[key] == nil, "flow inserted twice")
+        let slot = slots.count
+        slotOf[key] = slot
+        keys.append(key)
+        slots.append(flow)
+        return slot
+    }
+
+    /// Forgets the flow in `slot`; the last flow moves into it.
+    public mutating func remove(at slot: Int) {
+        let last = slots.count - 1
+        if slot != last {
+            slots.swapAt(slot, last)
+            keys.swapAt(slot, last)
+            slotOf[keys[slot]] = slot
+        }
+        slotOf[keys[last]] = nil
+        keys.removeLast()
+        slots.removeLast()
+    }
 
     /// Forgets flows idle past the timeout (decided ones included: their marks carry them).
     public mutating func expire(now: Double) -> Int {
-        let before = flows.count
-        flows = flows.filter { now - $0.value.lastSeen < timeout }
-        return before - flows.count
+        let before = slots.count
+        // From the end, so the flow `remove` moves into a slot has been looked at already.
+        var slot = slots.count - 1
+        while slot >= 0 {
+            if now - slots[slot].lastSeen >= timeout { remove(at: slot) }
+            slot -= 1
+        }
+        return before - slots.count
     }
 }
 

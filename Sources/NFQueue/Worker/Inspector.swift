@@ -41,26 +41,86 @@ public struct Judgement: Sendable, CustomStringConvertible {
     /// "tls" or "http", when the first bytes said which.
     public var kind: String?
     public var host: String?
-    /// ALPN and ECH for TLS, method and URL for HTTP.
-    public var details: [String]
+    /// TLS: the ALPN protocols offered (empty when none) and whether an ECH extension was there.
+    public var alpn: [String]?
+    public var encryptedClientHello = false
+    /// HTTP: the request's method and URL.
+    public var method: String?
+    public var url: String?
     /// The matcher's answer; nil when the fail verdict decided.
     public var decision: WebDecision?
     /// Why the fail verdict was applied, or why a warn/aup acted as deny.
     public var reason: String?
 
+    public init(flow: FlowKey, outcome: FlowOutcome, kind: String? = nil, host: String? = nil, decision: WebDecision? = nil, reason: String? = nil) {
+        self.flow = flow
+        self.outcome = outcome
+        self.kind = kind
+        self.host = host
+        self.decision = decision
+        self.reason = reason
+    }
+
+    /// What was read beside the host: `alpn=h2,http/1.1`, `ech=no` for TLS; `GET URL` for HTTP.
+    public var details: [String] {
+        var out: [String] = []
+        if let alpn {
+            out.append("alpn=" + (alpn.isEmpty ? "-" : alpn.joined(separator: ",")))
+            out.append(encryptedClientHello ? "ech=yes" : "ech=no")
+        }
+        if let method, let url { out.append(method + " " + url) }
+        return out
+    }
+
     public var description: String {
-        // Built as bytes: one of these is made for every judged flow.
         var text: [UInt8] = []
         text.reserveCapacity(192)
+        appendLine(to: &text)
+        text.removeLast()
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The log line, newline included, appended as bytes: one of these is made for every
+    /// judged flow, so no strings are built for it.
+    public func appendLine(to text: inout [UInt8]) {
         text.append(contentsOf: outcome.rawValue.utf8)
         text.append(UInt8(ascii: " "))
         flow.appendDescription(to: &text)
         if let kind { text.append(UInt8(ascii: " ")); text.append(contentsOf: kind.utf8) }
         if let host { text.append(contentsOf: " host=".utf8); text.append(contentsOf: host.utf8) }
-        for detail in details { text.append(UInt8(ascii: " ")); text.append(contentsOf: detail.utf8) }
-        if let decision { text.append(UInt8(ascii: " ")); text.append(contentsOf: decision.description.utf8) }
+        appendDetails(to: &text)
+        if let decision {
+            text.append(UInt8(ascii: " "))
+            text.append(contentsOf: decision.action.rawValue.utf8)
+            if let rule = decision.rule {
+                text.append(contentsOf: " rule '".utf8)
+                text.append(contentsOf: rule.utf8)
+                text.append(UInt8(ascii: "'"))
+                if let pattern = decision.pattern { text.append(contentsOf: " pattern ".utf8); text.append(contentsOf: pattern.utf8) }
+            } else {
+                text.append(contentsOf: " default_action (no rule matched)".utf8)
+            }
+        }
         if let reason { text.append(contentsOf: " (".utf8); text.append(contentsOf: reason.utf8); text.append(UInt8(ascii: ")")) }
-        return String(decoding: text, as: UTF8.self)
+        text.append(UInt8(ascii: "\n"))
+    }
+
+    private func appendDetails(to text: inout [UInt8]) {
+        if let alpn {
+            text.append(contentsOf: " alpn=".utf8)
+            if alpn.isEmpty { text.append(UInt8(ascii: "-")) }
+            for (index, name) in alpn.enumerated() {
+                if index > 0 { text.append(UInt8(ascii: ",")) }
+                text.append(contentsOf: name.utf8)
+            }
+            text.append(contentsOf: (encryptedClientHello ? " ech=yes" : " ech=no").utf8)
+        }
+        if let method, let url {
+            text.append(UInt8(ascii: " "))
+            text.append(contentsOf: method.utf8)
+            text.append(UInt8(ascii: " "))
+            text.append(contentsOf: url.utf8)
+        }
     }
 }
 
@@ -133,24 +193,26 @@ public struct Inspector: Sendable {
         }
         let key = FlowKey(client: client, server: server, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
 
+        // `slot` is where the flow lives in the table (nil: not there yet). A flow taken out
+        // of its slot goes back (`keep`) or is forgotten (`forget`) on every path below.
         var flow: Flow
+        let slot = flows.slot(of: key)
         if tcp.flags.contains(.syn) {
             // A new flow, or the same 5-tuple reused: the SYN's sequence number starts it.
             // Idle flows are swept once a second (`expire`), never here: a SYN flood must
             // not turn every packet into a walk over the table.
-            if flows[key] == nil && flows.isFull {
-                return failure(key, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
+            if slot == nil && flows.isFull {
+                return failure(key, slot: nil, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
             }
             flow = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
-        } else if let known = flows.take(key) {
-            // Every path below puts it back, or forgets it on purpose.
-            flow = known
+        } else if let slot {
+            flow = flows.take(at: slot)
         } else if tcp.flags.contains(.rst) || tcp.flags.contains(.fin) && payload.isEmpty {
             return PacketAction(verdict: .accept(mark: nil))
         } else if flows.isFull {
             // Not tracked, so never judged: with data it gets the fail verdict, without it passes.
             guard !payload.isEmpty else { return PacketAction(verdict: .accept(mark: nil)) }
-            return failure(key, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
+            return failure(key, slot: nil, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
         } else {
             // Begun before the worker ran: the first packet seen starts the stream.
             flow = Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
@@ -158,58 +220,66 @@ public struct Inspector: Sendable {
         flow.lastSeen = now
         if let outcome = flow.outcome {
             // A retransmission, or a packet queued before the mark reached the flow.
-            flows[key] = flow
+            keep(flow, key, slot: slot)
             return PacketAction(verdict: .accept(mark: mark(outcome, packet)))
         }
         if tcp.flags.contains(.rst) {
-            flows[key] = nil
-            counters.flowsTracked = flows.count
+            forget(slot)
             return PacketAction(verdict: .accept(mark: nil))
         }
         guard !payload.isEmpty else {
-            flows[key] = flow
-            counters.flowsTracked = flows.count
+            keep(flow, key, slot: slot)
             return PacketAction(verdict: .accept(mark: nil))
         }
         // Bytes the server has been let through: a reset for it must land right after them.
         let delivered = flow.stream.bytes.count
         if now - flow.started >= settings.flowTimeout {
-            return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+            return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
                            reason: "no ClientHello or request head within \(Int(settings.flowTimeout)) s", now: now)
         }
         flow.dataPackets += 1
         // Data on a SYN (TCP Fast Open) starts right after the SYN's own sequence number.
         let start = tcp.flags.contains(.syn) ? tcp.sequenceNumber &+ 1 : tcp.sequenceNumber
-        flow.stream.insert(offset: Int(Int32(bitPattern: start &- flow.base)), payload)
-        if flow.stream.conflicted {
-            return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
-                           reason: "overlapping segments carry different bytes", now: now)
-        }
-        if flow.stream.bytes.count == delivered {
-            // Out of order or a duplicate: nothing new to read yet.
-            if flow.stream.overflowed || flow.dataPackets > settings.maxPacketsUndecided {
-                return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
-                               reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
+        let offset = Int(Int32(bitPattern: start &- flow.base))
+
+        // The stream so far. When this segment is the whole start of the stream (the
+        // common case: the ClientHello or request head in one packet), it is read where it
+        // lies; it is copied into the flow's buffer only when more must follow.
+        let stream: ArraySlice<UInt8>
+        if offset == 0, delivered == 0, flow.stream.isEmpty, payload.count <= settings.bufferLimit {
+            stream = payload
+        } else {
+            flow.stream.insert(offset: offset, payload)
+            if flow.stream.conflicted {
+                return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+                               reason: "overlapping segments carry different bytes", now: now)
             }
-            flows[key] = flow
-            counters.flowsTracked = flows.count
-            return PacketAction(verdict: .accept(mark: nil))
+            if flow.stream.bytes.count == delivered {
+                // Out of order or a duplicate: nothing new to read yet.
+                if flow.stream.overflowed || flow.dataPackets > settings.maxPacketsUndecided {
+                    return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+                                   reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
+                }
+                keep(flow, key, slot: slot)
+                return PacketAction(verdict: .accept(mark: nil))
+            }
+            stream = flow.stream.bytes[...]
         }
 
-        let stream = flow.stream.bytes
-        var judgement = Judgement(flow: key, outcome: .permit, kind: nil, host: nil, details: [], decision: nil, reason: nil)
+        var judgement = Judgement(flow: key, outcome: .permit)
         let request: WebRequest
         if stream.first == 0x16 {
             judgement.kind = "tls"
             switch ClientHelloParser.parse(stream) {
             case .needMoreData:
-                return waiting(key, flow, packet: packet, tcp: tcp, delivered: delivered, now: now)
+                return waiting(key, slot: slot, flow, unread: stream, offset: offset, packet: packet, tcp: tcp, delivered: delivered, now: now)
             case .malformed(let reason):
-                return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "malformed ClientHello: \(reason)", judgement: judgement, now: now)
+                return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "malformed ClientHello: \(reason)", judgement: judgement, now: now)
             case .complete(let hello):
-                judgement.details = ["alpn=\(hello.alpn.isEmpty ? "-" : hello.alpn.joined(separator: ","))", "ech=\(hello.hasEncryptedClientHello ? "yes" : "no")"]
+                judgement.alpn = hello.alpn
+                judgement.encryptedClientHello = hello.hasEncryptedClientHello
                 guard let name = hello.serverName.map(Self.canonicalHost), !name.isEmpty else {
-                    return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "ClientHello without a server name", judgement: judgement, now: now)
+                    return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "ClientHello without a server name", judgement: judgement, now: now)
                 }
                 judgement.host = name
                 let shown = name.utf8.contains(UInt8(ascii: ":")) ? "[\(name)]" : name
@@ -219,17 +289,18 @@ public struct Inspector: Sendable {
             judgement.kind = "http"
             switch HTTPRequestParser.parse(stream, maxHeadLength: settings.bufferLimit) {
             case .needMoreData:
-                return waiting(key, flow, packet: packet, tcp: tcp, delivered: delivered, now: now)
+                return waiting(key, slot: slot, flow, unread: stream, offset: offset, packet: packet, tcp: tcp, delivered: delivered, now: now)
             case .malformed(let reason):
                 judgement.kind = nil
-                return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "not a readable HTTP request: \(reason)", judgement: judgement, now: now)
+                return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "not a readable HTTP request: \(reason)", judgement: judgement, now: now)
             case .complete(let head):
                 // An HTTP/1.0 request without Host names the server by its address.
                 let host = head.host ?? server.description
                 let shown = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
                 let url = head.host == nil ? "http://\(shown)\(head.url)" : head.url
                 judgement.host = host
-                judgement.details = ["\(head.method) \(url)"]
+                judgement.method = head.method
+                judgement.url = url
                 request = WebRequest(host: host, url: url, isTLS: false, source: client.ipAddress, userAgent: head.userAgent)
             }
         }
@@ -258,8 +329,19 @@ public struct Inspector: Sendable {
             }
         }
         judgement.outcome = outcome
-        return decide(key, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, judgement: judgement,
+        return decide(key, slot: slot, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, received: stream.count, judgement: judgement,
                       redirect: outcome == .redirect ? redirectResponse(rule: decision.rule ?? "", url: request.url) : nil)
+    }
+
+    /// Puts the flow (back) in the table: into its slot, or as a new one while there is room.
+    private mutating func keep(_ flow: consuming Flow, _ key: FlowKey, slot: Int?) {
+        if let slot { flows.put(flow, at: slot) } else if !flows.isFull { flows.insert(flow, for: key) }
+        counters.flowsTracked = flows.count
+    }
+
+    private mutating func forget(_ slot: Int?) {
+        if let slot { flows.remove(at: slot) }
+        counters.flowsTracked = flows.count
     }
 
     /// Forgets flows idle past the timeout and acknowledgements past their time; the worker
@@ -283,36 +365,42 @@ public struct Inspector: Sendable {
         return host
     }
 
-    private mutating func waiting(_ key: FlowKey, _ flow: Flow, packet: QueuedPacket, tcp: TCPSegmentHeader, delivered: Int, now: Double) -> PacketAction {
+    /// The first bytes are a valid start: wait for more. `unread` is the stream as parsed;
+    /// when it was the packet itself (read in place), it goes into the flow's buffer now.
+    private mutating func waiting(_ key: FlowKey, slot: Int?, _ flow: Flow, unread: ArraySlice<UInt8>, offset: Int, packet: QueuedPacket, tcp: TCPSegmentHeader,
+                                  delivered: Int, now: Double) -> PacketAction {
+        var flow = flow
+        if flow.stream.isEmpty { flow.stream.insert(offset: offset, unread) }
         if flow.stream.overflowed || flow.stream.bytes.count >= settings.bufferLimit || flow.dataPackets > settings.maxPacketsUndecided {
-            return failure(key, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+            return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
                            reason: "first bytes longer than \(settings.bufferLimit) bytes or \(settings.maxPacketsUndecided) packets", now: now)
         }
-        flows[key] = flow
-        counters.flowsTracked = flows.count
+        keep(flow, key, slot: slot)
         return PacketAction(verdict: .accept(mark: nil))
     }
 
-    private mutating func failure(_ key: FlowKey, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: Flow?, delivered: Int, reason: String,
+    private mutating func failure(_ key: FlowKey, slot: Int?, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: Flow?, delivered: Int, reason: String,
                                   judgement: Judgement? = nil, now: Double) -> PacketAction {
         counters.failVerdicts += 1
-        var judgement = judgement ?? Judgement(flow: key, outcome: .deny, kind: nil, host: nil, details: [], decision: nil, reason: nil)
+        var judgement = judgement ?? Judgement(flow: key, outcome: .deny)
         let outcome: FlowOutcome = settings.fail == .open ? .permit : .deny
         judgement.outcome = outcome
         judgement.reason = "fail \(settings.fail.rawValue): \(reason)"
         let flow = flow ?? Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: 0), started: now, lastSeen: now)
-        return decide(key, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, judgement: judgement, redirect: nil)
+        return decide(key, slot: slot, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, received: flow.stream.bytes.count,
+                      judgement: judgement, redirect: nil)
     }
 
     /// Records the outcome on the flow and says how to carry it out. `delivered` is how
     /// many stream bytes the server has been let through, so its reset lands exactly on
-    /// the next sequence number it expects.
-    private mutating func decide(_ key: FlowKey, _ flow: Flow, outcome: FlowOutcome, packet: QueuedPacket, tcp: TCPSegmentHeader,
-                                 delivered: Int, judgement: Judgement, redirect: [UInt8]?) -> PacketAction {
+    /// the next sequence number it expects; `received` how many in-order bytes the client
+    /// has sent, which a redirect acknowledges.
+    private mutating func decide(_ key: FlowKey, slot: Int?, _ flow: Flow, outcome: FlowOutcome, packet: QueuedPacket, tcp: TCPSegmentHeader,
+                                 delivered: Int, received: Int, judgement: Judgement, redirect: [UInt8]?) -> PacketAction {
         var flow = flow
         flow.outcome = outcome
-        if !flows.isFull || flows[key] != nil { flows[key] = flow }
-        counters.flowsTracked = flows.count
+        let base = flow.base
+        keep(flow, key, slot: slot)
         switch outcome {
         case .permit: counters.permitted += 1
         case .deny: counters.denied += 1
@@ -322,14 +410,14 @@ public struct Inspector: Sendable {
         if outcome != .permit && !tcp.flags.contains(.syn) {
             // The server has an open connection waiting for bytes it will never get.
             segments.append(ForgedSegment(source: key.client, destination: key.server, sourcePort: key.clientPort, destinationPort: key.serverPort,
-                                          sequence: flow.base &+ UInt32(truncatingIfNeeded: delivered), acknowledgment: tcp.acknowledgmentNumber,
+                                          sequence: base &+ UInt32(truncatingIfNeeded: delivered), acknowledgment: tcp.acknowledgmentNumber,
                                           flags: [.rst, .ack]))
         }
         if let redirect {
             // The server has sent nothing past its SYN-ACK, so the client's ack is the
             // server's next sequence number; this acknowledges everything the client sent.
             segments.append(ForgedSegment(source: key.server, destination: key.client, sourcePort: key.serverPort, destinationPort: key.clientPort,
-                                          sequence: tcp.acknowledgmentNumber, acknowledgment: flow.base &+ UInt32(truncatingIfNeeded: flow.stream.bytes.count),
+                                          sequence: tcp.acknowledgmentNumber, acknowledgment: base &+ UInt32(truncatingIfNeeded: received),
                                           flags: [.psh, .ack, .fin], payload: redirect))
         }
         return PacketAction(verdict: .accept(mark: mark(outcome, packet)), segments: segments, judgement: judgement)

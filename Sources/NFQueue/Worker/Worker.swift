@@ -7,13 +7,14 @@ public final class Worker {
     private let queue: NetfilterQueue
     private let raw: RawSocket
     public private(set) var inspector: Inspector
-    /// Receives the log lines of one drain at once (one write, not one per flow).
-    private let log: ([String]) -> Void
-    private var pendingLog: [String] = []
+    /// Receives the log lines of one drain at once (one write, not one per flow), as
+    /// bytes, each line ending in a newline.
+    private let log: ([UInt8]) -> Void
+    private var pendingLog: [UInt8] = []
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
-                log: @escaping ([String]) -> Void) throws(QueueError) {
+                log: @escaping ([UInt8]) -> Void) throws(QueueError) {
         queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen, maxLength: queueMaxLength)
         raw = try RawSocket()
         self.inspector = inspector
@@ -44,16 +45,16 @@ public final class Worker {
             let count = try queue.receive(timeoutMilliseconds: 0) { packet in
                 let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                 for segment in action.segments {
-                    do { try raw.send(segment.bytes) } catch { pendingLog.append("worker: \(error)") }
+                    do { try raw.send(segment.bytes) } catch { pendingLog.append(contentsOf: "worker: \(error)\n".utf8) }
                 }
                 queue.verdict(action.verdict, for: packet.id)
-                if let judgement = action.judgement { pendingLog.append(judgement.description) }
+                action.judgement?.appendLine(to: &pendingLog)
             }
             if count == 0 { break }
         }
         try queue.flushVerdicts()
         // After the verdicts: logging never delays a packet.
-        log(pendingLog)
+        if !pendingLog.isEmpty { log(pendingLog) }
         pendingLog.removeAll(keepingCapacity: true)
         let now = Self.monotonicSeconds()
         if now - lastSweep >= 1 {
