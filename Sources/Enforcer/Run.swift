@@ -68,17 +68,24 @@ enum Log {
     /// one timestamp for all, in one write.
     static func lines(bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        let stamp = Array(timestamp(Date()).utf8)
+        try? FileHandle.standardError.write(contentsOf: stamped(bytes, with: timestamp(Date())))
+    }
+
+    /// Every line of `bytes` behind `stamp` and a space; the last line gets its newline
+    /// when it lacks one.
+    static func stamped(_ bytes: [UInt8], with stamp: String) -> [UInt8] {
+        let prefix = Array(stamp.utf8) + [UInt8(ascii: " ")]
         var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + bytes.count / 64 * (stamp.count + 1) + stamp.count + 2)
-        var atLineStart = true
-        for byte in bytes {
-            if atLineStart { out.append(contentsOf: stamp); out.append(UInt8(ascii: " ")) }
-            out.append(byte)
-            atLineStart = byte == UInt8(ascii: "\n")
+        out.reserveCapacity(bytes.count + (bytes.count / 64 + 1) * prefix.count + 1)
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? bytes.endIndex
+            out.append(contentsOf: prefix)
+            out.append(contentsOf: bytes[start..<end])
+            start = end
         }
-        if !atLineStart { out.append(UInt8(ascii: "\n")) }
-        FileHandle.standardError.write(Data(out))
+        if let last = out.last, last != UInt8(ascii: "\n") { out.append(UInt8(ascii: "\n")) }
+        return out
     }
 
     /// `2026-12-01T19:45:30.034`, without Foundation's formatters (they cost microseconds).

@@ -44,6 +44,8 @@ public final class NetfilterQueue {
     public let number: UInt16
     private var receiveBuffer: [UInt8]
     private var verdictBuffer: [UInt8] = []
+    /// The packet being handed out; reused (see `receive`).
+    private var packetBuffer: [UInt8] = []
     /// nfq_nlmsg_parse's attribute table, reused for every packet.
     private var attributes = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: Int(__NFQA_MAX.rawValue))
     private var pendingVerdicts = 0
@@ -148,8 +150,11 @@ public final class NetfilterQueue {
                         let info = UnsafeRawPointer(mnl_attr_get_payload(packetHeader)!).loadUnaligned(as: nfqnl_msg_packet_hdr.self)
                         let mark = attributes[Int(NFQA_MARK.rawValue)].map { UInt32(bigEndian: mnl_attr_get_u32($0)) } ?? 0
                         let length = Int(mnl_attr_get_payload_len(payload))
-                        let bytes = [UInt8](UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: length))
-                        body(QueuedPacket(id: UInt32(bigEndian: info.packet_id), mark: mark, bytes: bytes))
+                        // Into the same buffer every time: once `body` is done with the packet
+                        // the buffer has one owner again, so refilling it allocates nothing.
+                        packetBuffer.removeAll(keepingCapacity: true)
+                        packetBuffer.append(contentsOf: UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: length))
+                        body(QueuedPacket(id: UInt32(bigEndian: info.packet_id), mark: mark, bytes: packetBuffer))
                         count += 1
                     }
                     header = mnl_nlmsg_next(header, &remaining)
