@@ -59,14 +59,19 @@ wait_for() {  # wait_for FILE TEXT: until the consumer has bound the queue
     echo "queue-bench: consumer did not start:" >&2; cat "$1" >&2; exit 1
 }
 
+cpu_ticks() {  # cpu_ticks PID: "utime stime" in clock ticks, from /proc/PID/stat
+    awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$1/stat"
+}
+
 measure() {  # measure LABEL CMD...: one consumer, CYCLES timed drains; rates appended to WORK/LABEL.rates
     local label=$1; shift
     rm -f "$WORK/$label.out" "$WORK/$label.err"  # not last round's "bound" line
     $PIN_CONSUMER ip netns exec "$NS" "$@" > "$WORK/$label.out" 2> "$WORK/$label.err" &
     CONSUMER=$!
     case $label in worker) wait_for "$WORK/$label.err" "worker: judging queue" ;; *) wait_for "$WORK/$label.err" "bound queue" ;; esac
-    local profiler=""
-    if [ -n "$PROFILE" ] && [ "$label" = worker ]; then
+    local profiler="" before
+    before=$(cpu_ticks "$CONSUMER")
+    if [ -n "$PROFILE" ] && [ "$label" = "${PROFILE_LABEL:-worker}" ]; then
         perf record -q -g -o "$PROFILE" -p "$CONSUMER" > /dev/null 2>&1 & profiler=$!
         sleep 0.5
     fi
@@ -74,7 +79,10 @@ measure() {  # measure LABEL CMD...: one consumer, CYCLES timed drains; rates ap
     FEEDER=$!
     wait "$FEEDER"; FEEDER=""
     if [ -n "$profiler" ]; then kill -INT "$profiler"; wait "$profiler" || true; fi
+    local after; after=$(cpu_ticks "$CONSUMER")
     kill -TERM "$CONSUMER"; wait "$CONSUMER" || true; CONSUMER=""
+    # CPU time the consumer used while the feeder ran (its drains, and its idle wake-ups).
+    echo "${before% *} ${before#* } ${after% *} ${after#* }" >> "$WORK/$label.cpu"
     sed -n 's/^queue-feed: rates //p' "$WORK/feed.out" | tr ' ' '\n' >> "$WORK/$label.rates"
     printf '  %-13s %s\n' "$label" "$(grep -v '^queue-feed: rates' "$WORK/feed.out" | sed 's/^queue-feed: //')"
 }
@@ -94,6 +102,14 @@ printf '\n%-42s %12s %10s\n' "verdicts/s (median of all timed cycles)" "verdicts
 for pair in "noop-queue.c, one verdict per packet:$noop" "noop-queue.c -b, batched verdicts:$batch" "enforcer run (judges and logs each flow):$worker"; do
     awk -v l="${pair%%:*}" -v r="${pair##*:}" 'BEGIN { printf "%-42s %12.0f %10.2f\n", l, r, 1e6 / r }'
 done
+# CPU time per packet, from the consumers' own user and system time (less exposed to the
+# machine's noise than the drain rates; resolution one clock tick per run).
+hz=$(getconf CLK_TCK) packets=$((2 * FLOWS * CYCLES))
+printf '\n%-42s %10s %10s\n' "CPU time per packet (all runs)" "user us" "system us"
+for label in noop noop-batch worker; do
+    awk -v l="$label" -v hz="$hz" -v p="$packets" '{ u += $3 - $1; s += $4 - $2; n++ } END { printf "%-42s %10.2f %10.2f\n", l, u / hz / (p * n) * 1e6, s / hz / (p * n) * 1e6 }' "$WORK/$label.cpu"
+done
+echo
 awk -v w="$worker" -v n="$noop" -v b="$batch" 'BEGIN {
     printf "ratio worker / no-op loop               %8.2fx   (goal >= 0.9x: %s)\n", w / n, (w / n >= 0.9) ? "met" : "MISSED"
     printf "ratio worker / batched no-op loop       %8.2fx   (information; not the goal baseline)\n", w / b

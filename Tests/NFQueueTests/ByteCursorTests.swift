@@ -95,6 +95,11 @@ struct WindowTests {
         let short = window.readUInt24(bytes)
         #expect(short == nil)
         #expect(window.position == 8)
+        var word = Window(3..<8)
+        let value = word.readUInt32(bytes), past = word.readUInt32(bytes)
+        #expect(value == 0x0203_0405)
+        #expect(past == nil)
+        #expect(word.position == 7)
     }
 
     @Test("a short read consumes nothing", arguments: [1, 2, 3])

@@ -208,6 +208,12 @@ struct Window {
         return UInt32(bytes[position]) << 16 | UInt32(bytes[position + 1]) << 8 | UInt32(bytes[position + 2])
     }
 
+    mutating func readUInt32(_ bytes: ArraySlice<UInt8>) -> UInt32? {
+        guard remaining >= 4 else { return nil }
+        defer { position += 4 }
+        return UInt32(bytes[position]) << 24 | UInt32(bytes[position + 1]) << 16 | UInt32(bytes[position + 2]) << 8 | UInt32(bytes[position + 3])
+    }
+
     @discardableResult
     mutating func skip(_ count: Int) -> Bool {
         guard count >= 0, count <= remaining else { return false }

@@ -168,14 +168,16 @@ public struct PacketView: Sendable {
 
     private mutating func decodeIPv4() {
         version = .v4
-        var header = ByteCursor(bytes)
-        guard let versionAndLength = header.readUInt8(), header.skip(1),
-              let totalLength = header.readUInt16().map(Int.init), header.skip(2),
-              let fragmentField = header.readUInt16(), header.skip(1),
-              let protocolNumber = header.readUInt8(), header.skip(2),
-              let sourceBytes = header.readBytes(4), let destinationBytes = header.readBytes(4) else { return }
-        source = PacketAddress(bytes: sourceBytes)
-        destination = PacketAddress(bytes: destinationBytes)
+        // Windows over the bytes rather than cursors holding them: nothing retained per read.
+        let bytes = self.bytes[...]
+        var header = Window(bytes.indices)
+        guard let versionAndLength = header.readUInt8(bytes), header.skip(1),
+              let totalLength = header.readUInt16(bytes).map(Int.init), header.skip(2),
+              let fragmentField = header.readUInt16(bytes), header.skip(1),
+              let protocolNumber = header.readUInt8(bytes), header.skip(2),
+              let sourceBytes = header.readWindow(count: 4), let destinationBytes = header.readWindow(count: 4) else { return }
+        source = PacketAddress(bytes: bytes[sourceBytes.range])
+        destination = PacketAddress(bytes: bytes[destinationBytes.range])
         transportProtocol = protocolNumber
 
         let offset = Int(fragmentField & 0x1fff) * 8
@@ -253,15 +255,16 @@ public struct PacketView: Sendable {
     /// Reads a TCP or UDP header at `start`; `declaredEnd` is where the IP header says
     /// the packet ends, which may lie past the bytes delivered.
     private mutating func decodeTransport(_ protocolNumber: UInt8, start: Int, declaredEnd: Int) {
+        let bytes = self.bytes[...]
         let end = min(declaredEnd, bytes.count)
         guard start <= end else { return }
-        var header = ByteCursor(bytes, range: start..<end)
+        var header = Window(start..<end)
         switch protocolNumber {
         case ProtocolNumber.tcp:
-            guard let sourcePort = header.readUInt16(), let destinationPort = header.readUInt16(),
-                  let sequence = header.readUInt32(), let acknowledgment = header.readUInt32(),
-                  let offsetByte = header.readUInt8(), let flagByte = header.readUInt8(),
-                  let window = header.readUInt16() else { return }
+            guard let sourcePort = header.readUInt16(bytes), let destinationPort = header.readUInt16(bytes),
+                  let sequence = header.readUInt32(bytes), let acknowledgment = header.readUInt32(bytes),
+                  let offsetByte = header.readUInt8(bytes), let flagByte = header.readUInt8(bytes),
+                  let window = header.readUInt16(bytes) else { return }
             let headerLength = Int(offsetByte >> 4) * 4
             tcp = TCPSegmentHeader(sourcePort: sourcePort, destinationPort: destinationPort,
                                    sequenceNumber: sequence, acknowledgmentNumber: acknowledgment,
@@ -272,8 +275,8 @@ public struct PacketView: Sendable {
             }
         case ProtocolNumber.udp:
             // All 8 header bytes (checksum included) must be there before a payload can start.
-            guard let sourcePort = header.readUInt16(), let destinationPort = header.readUInt16(),
-                  let length = header.readUInt16(), header.skip(2) else { return }
+            guard let sourcePort = header.readUInt16(bytes), let destinationPort = header.readUInt16(bytes),
+                  let length = header.readUInt16(bytes), header.skip(2) else { return }
             udp = UDPDatagramHeader(sourcePort: sourcePort, destinationPort: destinationPort, length: length)
             let datagramEnd = start + Int(length)
             if length >= 8, datagramEnd <= declaredEnd {

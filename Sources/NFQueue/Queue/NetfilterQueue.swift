@@ -44,8 +44,8 @@ public final class NetfilterQueue {
     public let number: UInt16
     private var receiveBuffer: [UInt8]
     private var verdictBuffer: [UInt8] = []
-    /// The packet being handed out; reused (see `receive`).
-    private var packetBuffer: [UInt8] = []
+    /// The batch being handed out; its buffers are reused (see `unpack`).
+    private var packets: [QueuedPacket] = []
     /// nfq_nlmsg_parse's attribute table, reused for every packet.
     private var attributes = [UnsafeMutablePointer<nlattr>?](repeating: nil, count: Int(__NFQA_MAX.rawValue))
     private var pendingVerdicts = 0
@@ -117,9 +117,14 @@ public final class NetfilterQueue {
         if code < 0 { throw QueueError(operation: "queue \(number) config", errno: -code) }
     }
 
-    /// Waits up to `timeoutMilliseconds` for packets and hands each to `body` in arrival
-    /// order. Returns how many were read (0 on timeout or interruption).
-    public func receive(timeoutMilliseconds: Int32, _ body: (QueuedPacket) -> Void) throws(QueueError) -> Int {
+    /// Waits up to `timeoutMilliseconds` for packets, reads up to `batch` of those waiting,
+    /// then hands each to `body` in arrival order. Returns how many were read (0 on timeout
+    /// or interruption).
+    ///
+    /// Reading a batch before judging any of it keeps the kernel's work (one read per
+    /// packet) and the caller's apart, so each runs on warm caches; it adds no wait, since
+    /// only packets already queued are read.
+    public func receive(timeoutMilliseconds: Int32, batch: Int = 64, _ body: (QueuedPacket) -> Void) throws(QueueError) -> Int {
         let descriptor = mnl_socket_get_fd(socket)
         if timeoutMilliseconds != 0 {
             var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -130,38 +135,49 @@ public final class NetfilterQueue {
             }
             guard ready > 0, poller.revents & Int16(POLLIN) != 0 else { return 0 }
         }
-        // Without waiting: one system call per packet, as the kernel hands them over one a read.
-        let received = receiveBuffer.withUnsafeMutableBytes { raw in recv(descriptor, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
-        if received < 0 {
-            if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == EWOULDBLOCK || Glibc.errno == ENOBUFS { return 0 }
-            throw QueueError(operation: "recv on queue \(number)", errno: Glibc.errno)
-        }
+        while packets.count < batch { packets.append(QueuedPacket(id: 0, mark: 0, bytes: [])) }
         var count = 0
+        while count < batch {
+            // Without waiting: one system call per packet, as the kernel hands them over one a read.
+            let received = receiveBuffer.withUnsafeMutableBytes { raw in recv(descriptor, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
+            if received < 0 {
+                if Glibc.errno == EINTR || Glibc.errno == EAGAIN || Glibc.errno == EWOULDBLOCK || Glibc.errno == ENOBUFS { break }
+                if count > 0 { break }  // the packets read are answered first; the error comes back on the next call
+                throw QueueError(operation: "recv on queue \(number)", errno: Glibc.errno)
+            }
+            count = unpack(received: received, into: count, batch: batch)
+        }
+        for index in 0..<count { body(packets[index]) }
+        return count
+    }
+
+    /// The packet messages of one read, into `packets` from `index` on (their buffers
+    /// refilled in place: once the caller is done with a batch, each has one owner again,
+    /// so nothing is allocated). Returns the index after the last one.
+    private func unpack(received: Int, into index: Int, batch: Int) -> Int {
+        var next = index
         receiveBuffer.withUnsafeMutableBytes { raw in
             var remaining = Int32(received)
             var header = raw.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
             attributes.withUnsafeMutableBufferPointer { attributes in
-                while mnl_nlmsg_ok(header, remaining) {
-                    for index in attributes.indices { attributes[index] = nil }
+                while next < batch, mnl_nlmsg_ok(header, remaining) {
+                    for slot in attributes.indices { attributes[slot] = nil }
                     if header.pointee.nlmsg_type == UInt16(UInt32(NFNL_SUBSYS_QUEUE) << 8 | NFQNL_MSG_PACKET.rawValue),
                        nfq_nlmsg_parse(header, attributes.baseAddress) >= 0,
                        let packetHeader = attributes[Int(NFQA_PACKET_HDR.rawValue)],
                        let payload = attributes[Int(NFQA_PAYLOAD.rawValue)] {
                         let info = UnsafeRawPointer(mnl_attr_get_payload(packetHeader)!).loadUnaligned(as: nfqnl_msg_packet_hdr.self)
-                        let mark = attributes[Int(NFQA_MARK.rawValue)].map { UInt32(bigEndian: mnl_attr_get_u32($0)) } ?? 0
-                        let length = Int(mnl_attr_get_payload_len(payload))
-                        // Into the same buffer every time: once `body` is done with the packet
-                        // the buffer has one owner again, so refilling it allocates nothing.
-                        packetBuffer.removeAll(keepingCapacity: true)
-                        packetBuffer.append(contentsOf: UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: length))
-                        body(QueuedPacket(id: UInt32(bigEndian: info.packet_id), mark: mark, bytes: packetBuffer))
-                        count += 1
+                        packets[next].id = UInt32(bigEndian: info.packet_id)
+                        packets[next].mark = attributes[Int(NFQA_MARK.rawValue)].map { UInt32(bigEndian: mnl_attr_get_u32($0)) } ?? 0
+                        packets[next].bytes.removeAll(keepingCapacity: true)
+                        packets[next].bytes.append(contentsOf: UnsafeRawBufferPointer(start: mnl_attr_get_payload(payload), count: Int(mnl_attr_get_payload_len(payload))))
+                        next += 1
                     }
                     header = mnl_nlmsg_next(header, &remaining)
                 }
             }
         }
-        return count
+        return next
     }
 
     /// Queues a verdict; `flushVerdicts` sends all queued verdicts in one write.

@@ -36,11 +36,11 @@ public final class Worker {
     public var isTracking: Bool { inspector.flows.count > 0 }
     private var lastSweep = Worker.monotonicSeconds()
 
-    /// Answers every packet waiting now (at most 256 reads, so timers and signals get their
-    /// turn under load) and times out idle flows about once a second. The kernel hands over
-    /// one packet per read; the verdicts of all of them go back in one write.
+    /// Answers every packet waiting now (at most 8 batches of 64, so timers and signals get
+    /// their turn under load) and times out idle flows about once a second. The kernel hands
+    /// over one packet per read; the verdicts of all of them go back in one write.
     public func drain() throws(QueueError) {
-        for _ in 0..<256 {
+        for _ in 0..<8 {
             let now = Self.monotonicSeconds(), wallClock = Date()
             let count = try queue.receive(timeoutMilliseconds: 0) { packet in
                 let action = inspector.inspect(packet, now: now, wallClock: wallClock)
