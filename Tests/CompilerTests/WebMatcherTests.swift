@@ -151,4 +151,15 @@ struct WebMatcherTests {
         }
         #expect(flips >= 10, "the fixture's work-hours window flips twice a weekday")
     }
+
+    @Test("a TLS request made from its SNI has the URL test-uri gives https://SNI/", arguments: ["a.example", "www.b.example", "xn--bcher-kva.example", "127.0.0.1"])
+    func requestFromServerName(_ name: String) throws {
+        let request = WebRequest(serverName: name)
+        #expect(request.url == (try WebRequest.fromURL("https://\(name)/").request.url))
+        #expect(request.url == "https://\(name)/")
+        #expect(request.isTLS)
+        var changed = request
+        changed.url = "https://other.example/"
+        #expect(changed.url == "https://other.example/")
+    }
 }

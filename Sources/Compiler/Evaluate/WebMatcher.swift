@@ -5,17 +5,31 @@ import Foundation
 public struct WebRequest: Sendable {
     public var host: String
     /// `http://host/path?query`, or `https://SNI/` for TLS.
-    public var url: String
+    public var url: String {
+        get { givenURL ?? "https://\(host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host)/" }
+        set { givenURL = newValue }
+    }
+    /// nil for a TLS request made from its SNI alone: its URL is spelled out only if a rule
+    /// asks for it (the worker makes one of these per flow; few rules match on URLs).
+    private var givenURL: String?
     public var isTLS: Bool
     public var source: IPAddress?
     public var userAgent: String?
 
     public init(host: String, url: String, isTLS: Bool, source: IPAddress? = nil, userAgent: String? = nil) {
         self.host = host
-        self.url = url
+        givenURL = url
         self.isTLS = isTLS
         self.source = source
         self.userAgent = userAgent
+    }
+
+    /// A TLS request as the worker sees it: the SNI, and `https://SNI/` as its URL.
+    public init(serverName: String, source: IPAddress? = nil) {
+        host = serverName
+        givenURL = nil
+        isTLS = true
+        self.source = source
     }
 
     /// A request as `test-uri` gets it. For https the worker sees only the SNI (seed 003,
@@ -111,9 +125,15 @@ public struct WebMatcher: Sendable {
 
     /// First match among the rules whose windows `windows` says are open.
     public func decide(_ request: WebRequest, windows: OpenWindows) -> WebDecision {
+        decide(request, windows: windows, patterns: PatternMatcher())
+    }
+
+    /// The same, with the caller's pattern scratch space, so that a worker judging flow
+    /// after flow allocates no PCRE2 match data per request.
+    public func decide(_ request: WebRequest, windows: OpenWindows, patterns: PatternMatcher) -> WebDecision {
         for index in boxed.indices where windows.open[index] {
             let box = boxed[index]
-            if let pattern = box.match(request) {
+            if let pattern = box.match(request, patterns) {
                 return WebDecision(action: box.rule.action, rule: box.rule.name, pattern: pattern, ruleDescription: box.rule.description)
             }
         }
@@ -125,7 +145,7 @@ extension WebMatcher.Box {
     /// nil when the rule does not match; otherwise what matched (for the log), AND over keys.
     /// On the box, so that the rule's fields are read in place: a method of WebRule would be
     /// handed a copy of the whole rule.
-    fileprivate func match(_ request: WebRequest) -> String? {
+    fileprivate func match(_ request: WebRequest, _ patterns: PatternMatcher) -> String? {
         var matched: [String] = []
         if !rule.domains.isEmpty {
             guard let entry = rule.domains.lazy.compactMap({ $0.match(request.host) }).first else { return nil }
@@ -136,15 +156,15 @@ extension WebMatcher.Box {
             matched.append("sni \(entry)")
         }
         if !rule.uriPatterns.isEmpty {
-            guard let p = rule.uriPatterns.first(where: { $0.matches(request.url) }) else { return nil }
+            guard let p = rule.uriPatterns.first(where: { patterns.matches($0, request.url) }) else { return nil }
             matched.append(p.source)
         }
         if !rule.hostPatterns.isEmpty {
-            guard let p = rule.hostPatterns.first(where: { $0.matches(request.host) }) else { return nil }
+            guard let p = rule.hostPatterns.first(where: { patterns.matches($0, request.host) }) else { return nil }
             matched.append(p.source)
         }
         if !rule.userAgentPatterns.isEmpty {
-            guard let agent = request.userAgent, let p = rule.userAgentPatterns.first(where: { $0.matches(agent) }) else { return nil }
+            guard let agent = request.userAgent, let p = rule.userAgentPatterns.first(where: { patterns.matches($0, agent) }) else { return nil }
             matched.append(p.source)
         }
         if !rule.sources.isEmpty {

@@ -150,12 +150,14 @@ public struct WorkerCounters: Sendable, Codable, Hashable {
 /// flow's conntrack mark. Every packet is answered at once: the segments before the
 /// deciding one pass unmarked (a server cannot answer a partial ClientHello), the deciding
 /// one carries the mark, so no packet waits in the queue for another.
-public struct Inspector: Sendable {
+public struct Inspector {
     public var matcher: WebMatcher {
         didSet { windows = nil }
     }
     /// The rules' open windows, recomputed only when a window flips or the clock moves back.
     private var windows: WebMatcher.OpenWindows?
+    /// PCRE2 match data for this inspector's requests (one thread's; hence not Sendable).
+    private let patterns = PatternMatcher()
     public let settings: InspectorSettings
     public private(set) var flows: FlowTable
     public private(set) var counters = WorkerCounters()
@@ -282,8 +284,7 @@ public struct Inspector: Sendable {
                     return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered, reason: "ClientHello without a server name", judgement: judgement, now: now)
                 }
                 judgement.host = name
-                let shown = name.utf8.contains(UInt8(ascii: ":")) ? "[\(name)]" : name
-                request = WebRequest(host: name, url: "https://\(shown)/", isTLS: true, source: client.ipAddress)
+                request = WebRequest(serverName: name, source: client.ipAddress)
             }
         } else {
             judgement.kind = "http"
@@ -305,7 +306,7 @@ public struct Inspector: Sendable {
             }
         }
         if windows?.isValid(at: wallClock) != true { windows = matcher.openWindows(at: wallClock) }
-        let decision = matcher.decide(request, windows: windows ?? matcher.openWindows(at: wallClock))
+        let decision = matcher.decide(request, windows: windows ?? matcher.openWindows(at: wallClock), patterns: patterns)
         judgement.decision = decision
         let outcome: FlowOutcome
         switch decision.action {
@@ -367,9 +368,8 @@ public struct Inspector: Sendable {
 
     /// The first bytes are a valid start: wait for more. `unread` is the stream as parsed;
     /// when it was the packet itself (read in place), it goes into the flow's buffer now.
-    private mutating func waiting(_ key: FlowKey, slot: Int?, _ flow: Flow, unread: ArraySlice<UInt8>, offset: Int, packet: QueuedPacket, tcp: TCPSegmentHeader,
+    private mutating func waiting(_ key: FlowKey, slot: Int?, _ flow: consuming Flow, unread: ArraySlice<UInt8>, offset: Int, packet: QueuedPacket, tcp: TCPSegmentHeader,
                                   delivered: Int, now: Double) -> PacketAction {
-        var flow = flow
         if flow.stream.isEmpty { flow.stream.insert(offset: offset, unread) }
         if flow.stream.overflowed || flow.stream.bytes.count >= settings.bufferLimit || flow.dataPackets > settings.maxPacketsUndecided {
             return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
@@ -379,8 +379,8 @@ public struct Inspector: Sendable {
         return PacketAction(verdict: .accept(mark: nil))
     }
 
-    private mutating func failure(_ key: FlowKey, slot: Int?, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: Flow?, delivered: Int, reason: String,
-                                  judgement: Judgement? = nil, now: Double) -> PacketAction {
+    private mutating func failure(_ key: FlowKey, slot: Int?, packet: QueuedPacket, tcp: TCPSegmentHeader, flow: consuming Flow?, delivered: Int, reason: String,
+                                  judgement: consuming Judgement? = nil, now: Double) -> PacketAction {
         counters.failVerdicts += 1
         var judgement = judgement ?? Judgement(flow: key, outcome: .deny)
         let outcome: FlowOutcome = settings.fail == .open ? .permit : .deny
@@ -395,9 +395,8 @@ public struct Inspector: Sendable {
     /// many stream bytes the server has been let through, so its reset lands exactly on
     /// the next sequence number it expects; `received` how many in-order bytes the client
     /// has sent, which a redirect acknowledges.
-    private mutating func decide(_ key: FlowKey, slot: Int?, _ flow: Flow, outcome: FlowOutcome, packet: QueuedPacket, tcp: TCPSegmentHeader,
-                                 delivered: Int, received: Int, judgement: Judgement, redirect: [UInt8]?) -> PacketAction {
-        var flow = flow
+    private mutating func decide(_ key: FlowKey, slot: Int?, _ flow: consuming Flow, outcome: FlowOutcome, packet: QueuedPacket, tcp: TCPSegmentHeader,
+                                 delivered: Int, received: Int, judgement: consuming Judgement, redirect: [UInt8]?) -> PacketAction {
         flow.outcome = outcome
         let base = flow.base
         keep(flow, key, slot: slot)
