@@ -279,7 +279,8 @@ final class Daemon {
         guard worker == nil, !compiled.queuedFlows.isEmpty else { return }
         let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
         worker = try Worker(queueNumber: set.config.queue, queueFailOpen: set.config.queueFail == .open, queueMaxLength: set.config.queueMaxLength,
-                            inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: set.config)), log: Log.lines(bytes:))
+                            inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: set.config)),
+                            log: Log.write(bytes:), linePrefix: { Log.prefix() })
         Log.line("worker: judging queue \(set.config.queue) with \(set.webRules.count) web rule\(set.webRules.count == 1 ? "" : "s"); default_action \(set.config.defaultAction.rawValue), fail \(set.config.webFail.rawValue)")
     }
 

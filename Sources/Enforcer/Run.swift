@@ -64,28 +64,16 @@ enum Log {
         FileHandle.standardError.write(Data(out.utf8))
     }
 
-    /// Lines given as bytes, each ending in a newline (the worker's log of one drain), with
-    /// one timestamp for all, in one write.
-    static func lines(bytes: [UInt8]) {
+    /// Bytes that are whole lines already, stamped by their maker (the worker's log of one
+    /// drain, each line behind `prefix()`), in one write.
+    static func write(bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
-        try? FileHandle.standardError.write(contentsOf: stamped(bytes, with: timestamp(Date())))
+        try? FileHandle.standardError.write(contentsOf: bytes)
     }
 
-    /// Every line of `bytes` behind `stamp` and a space; the last line gets its newline
-    /// when it lacks one.
-    static func stamped(_ bytes: [UInt8], with stamp: String) -> [UInt8] {
-        let prefix = Array(stamp.utf8) + [UInt8(ascii: " ")]
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + (bytes.count / 64 + 1) * prefix.count + 1)
-        var start = bytes.startIndex
-        while start < bytes.endIndex {
-            let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? bytes.endIndex
-            out.append(contentsOf: prefix)
-            out.append(contentsOf: bytes[start..<end])
-            start = end
-        }
-        if let last = out.last, last != UInt8(ascii: "\n") { out.append(UInt8(ascii: "\n")) }
-        return out
+    /// What `line` puts before a line: the timestamp and a space.
+    static func prefix(at date: Date = Date()) -> [UInt8] {
+        Array(timestamp(date).utf8) + [UInt8(ascii: " ")]
     }
 
     /// `2026-12-01T19:45:30.034`, without Foundation's formatters (they cost microseconds).

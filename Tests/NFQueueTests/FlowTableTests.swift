@@ -25,9 +25,16 @@ struct FlowTableTests {
             now += 0.01
             let key = Self.key(UInt16(next(300)))
             switch next(10) {
-            case 0...3:  // a SYN: a new flow, or the 5-tuple reused
+            case 0...1:  // a SYN: a new flow, or the 5-tuple reused
                 let base = UInt32(step)
                 if let slot = table.slot(of: key) { table.put(Self.flow(base, seen: now), at: slot) } else { table.insert(Self.flow(base, seen: now), for: key) }
+                model[key] = (base, now)
+            case 2...3:  // the same, as the inspector does it: claim the slot, then fill it
+                let base = UInt32(step)
+                let known = model[key] != nil
+                guard let claimed = table.claim(key) else { Issue.record("room was there"); continue }
+                #expect(claimed.isNew == !known)
+                table.put(Self.flow(base, seen: now), at: claimed.slot)
                 model[key] = (base, now)
             case 4...6:  // a later packet: taken out, changed, put back
                 guard let slot = table.slot(of: key) else { #expect(model[key] == nil); continue }
@@ -61,6 +68,9 @@ struct FlowTableTests {
         table.insert(Self.flow(1, seen: 0), for: Self.key(1))
         table.insert(Self.flow(2, seen: 0), for: Self.key(2))
         #expect(table.isFull)
+        #expect(table.claim(Self.key(3)) == nil, "no room: nothing claimed")
+        #expect(table.count == 2)
+        #expect(table.claim(Self.key(2))?.isNew == false, "a known key keeps its slot when full")
         table.remove(at: table.slot(of: Self.key(1))!)
         #expect(!table.isFull)
         #expect(table[Self.key(2)]?.base == 2)

@@ -173,6 +173,25 @@ public struct FlowTable: Sendable {
         slots[slot] = flow
     }
 
+    /// The slot for `key`: its flow's, or a new one holding an empty flow (`isNew`) when the
+    /// table has room; nil when it has none. One hash either way, which is what a SYN needs.
+    public mutating func claim(_ key: FlowKey) -> (slot: Int, isNew: Bool)? {
+        // Through the dictionary's in-place accessor: found or inserted in one lookup.
+        guard let claimed = Self.claim(&slotOf[key], next: slots.count, full: isFull) else { return nil }
+        if claimed.isNew {
+            keys.append(key)
+            slots.append(.empty)
+        }
+        return claimed
+    }
+
+    private static func claim(_ entry: inout Int?, next: Int, full: Bool) -> (slot: Int, isNew: Bool)? {
+        if let existing = entry { return (existing, false) }
+        guard !full else { return nil }
+        entry = next
+        return (next, true)
+    }
+
     /// Adds a flow for a key the table does not hold; returns its slot.
     @discardableResult
     public mutating func insert(_ flow: consuming Flow, for key: FlowKey) -> Int {

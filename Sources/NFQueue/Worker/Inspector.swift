@@ -198,17 +198,19 @@ public struct Inspector {
         // `slot` is where the flow lives in the table (nil: not there yet). A flow taken out
         // of its slot goes back (`keep`) or is forgotten (`forget`) on every path below.
         var flow: Flow
-        let slot = flows.slot(of: key)
+        let slot: Int?
         if tcp.flags.contains(.syn) {
             // A new flow, or the same 5-tuple reused: the SYN's sequence number starts it.
             // Idle flows are swept once a second (`expire`), never here: a SYN flood must
             // not turn every packet into a walk over the table.
-            if slot == nil && flows.isFull {
+            guard let claimed = flows.claim(key) else {
                 return failure(key, slot: nil, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
             }
+            slot = claimed.slot
             flow = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
-        } else if let slot {
-            flow = flows.take(at: slot)
+        } else if let found = flows.slot(of: key) {
+            slot = found
+            flow = flows.take(at: found)
         } else if tcp.flags.contains(.rst) || tcp.flags.contains(.fin) && payload.isEmpty {
             return PacketAction(verdict: .accept(mark: nil))
         } else if flows.isFull {
@@ -217,6 +219,7 @@ public struct Inspector {
             return failure(key, slot: nil, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
         } else {
             // Begun before the worker ran: the first packet seen starts the stream.
+            slot = nil
             flow = Flow(base: tcp.sequenceNumber, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
         }
         flow.lastSeen = now

@@ -8,17 +8,19 @@ public final class Worker {
     private let raw: RawSocket
     public private(set) var inspector: Inspector
     /// Receives the log lines of one drain at once (one write, not one per flow), as
-    /// bytes, each line ending in a newline.
+    /// bytes, each line behind `linePrefix()` (made once per drain) and ending in a newline.
     private let log: ([UInt8]) -> Void
+    private let linePrefix: () -> [UInt8]
     private var pendingLog: [UInt8] = []
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
-                log: @escaping ([UInt8]) -> Void) throws(QueueError) {
+                log: @escaping ([UInt8]) -> Void, linePrefix: @escaping () -> [UInt8] = { [] }) throws(QueueError) {
         queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen, maxLength: queueMaxLength)
         raw = try RawSocket()
         self.inspector = inspector
         self.log = log
+        self.linePrefix = linePrefix
     }
 
     /// Replaces the rules (a reload); flows being judged keep their buffers.
@@ -40,15 +42,24 @@ public final class Worker {
     /// their turn under load) and times out idle flows about once a second. The kernel hands
     /// over one packet per read; the verdicts of all of them go back in one write.
     public func drain() throws(QueueError) {
+        var prefix: [UInt8]?
         for _ in 0..<8 {
             let now = Self.monotonicSeconds(), wallClock = Date()
             let count = try queue.receive(timeoutMilliseconds: 0) { packet in
                 let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                 for segment in action.segments {
-                    do { try raw.send(segment.bytes) } catch { pendingLog.append(contentsOf: "worker: \(error)\n".utf8) }
+                    do { try raw.send(segment.bytes) } catch {
+                        if prefix == nil { prefix = linePrefix() }
+                        pendingLog.append(contentsOf: prefix!)
+                        pendingLog.append(contentsOf: "worker: \(error)\n".utf8)
+                    }
                 }
                 queue.verdict(action.verdict, for: packet.id)
-                action.judgement?.appendLine(to: &pendingLog)
+                if let judgement = action.judgement {
+                    if prefix == nil { prefix = linePrefix() }
+                    pendingLog.append(contentsOf: prefix!)
+                    judgement.appendLine(to: &pendingLog)
+                }
             }
             if count == 0 { break }
         }
