@@ -157,6 +157,12 @@ struct WebMatcherTests {
         let request = WebRequest(serverName: name)
         #expect(request.url == (try WebRequest.fromURL("https://\(name)/").request.url))
         #expect(request.url == "https://\(name)/")
+        var bytes: [UInt8] = []
+        request.appendURL(to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == request.url)
+        var bracketed: [UInt8] = []
+        WebRequest(serverName: "2001:db8::1").appendURL(to: &bracketed)
+        #expect(String(decoding: bracketed, as: UTF8.self) == WebRequest(serverName: "2001:db8::1").url)
         #expect(request.isTLS)
         var changed = request
         changed.url = "https://other.example/"

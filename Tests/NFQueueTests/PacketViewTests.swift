@@ -218,6 +218,16 @@ struct PacketViewTests {
         #expect(PacketAddress(bytes: [1, 2, 3, 4])?.ipAddress == IPAddress(v4: 0x0102_0304))
     }
 
+    @Test("IPv4 flow key text, every digit count of octets and ports", arguments: [0, 9, 10, 99, 100, 255] as [UInt8])
+    func flowKeyDigits(_ octet: UInt8) throws {
+        for port in [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10000, 54321, 65535] as [UInt16] {
+            let client = try #require(PacketAddress(bytes: [octet, 255 - octet, 0, octet]))
+            let server = try #require(PacketAddress(bytes: [1, octet, 100, 9]))
+            let key = FlowKey(client: client, server: server, clientPort: port, serverPort: 65535 - port)
+            #expect(key.description == "\(octet).\(255 - octet).0.\(octet):\(port) → 1.\(octet).100.9:\(65535 - port)")
+        }
+    }
+
     @Test("addresses need 4 or 16 bytes", arguments: [0, 3, 5, 15, 17])
     func addressLengths(_ count: Int) {
         #expect(PacketAddress(bytes: Array(repeating: 1, count: count)) == nil)

@@ -24,6 +24,15 @@ public struct WebRequest: Sendable {
         self.userAgent = userAgent
     }
 
+    /// The URL's bytes, appended: spelled out without a string when it was not given.
+    func appendURL(to bytes: inout [UInt8]) {
+        if let givenURL { bytes.append(contentsOf: givenURL.utf8); return }
+        let bracketed = host.utf8.contains(UInt8(ascii: ":"))
+        bytes.append(contentsOf: (bracketed ? "https://[" : "https://").utf8)
+        bytes.append(contentsOf: host.utf8)
+        bytes.append(contentsOf: (bracketed ? "]/" : "/").utf8)
+    }
+
     /// A TLS request as the worker sees it: the SNI, and `https://SNI/` as its URL.
     public init(serverName: String, source: IPAddress? = nil) {
         host = serverName
@@ -156,7 +165,10 @@ extension WebMatcher.Box {
             matched.append("sni \(entry)")
         }
         if !rule.uriPatterns.isEmpty {
-            guard let p = rule.uriPatterns.first(where: { patterns.matches($0, request.url) }) else { return nil }
+            patterns.scratch.removeAll(keepingCapacity: true)
+            request.appendURL(to: &patterns.scratch)
+            let url = patterns.scratch
+            guard let p = rule.uriPatterns.first(where: { patterns.matches($0, url) }) else { return nil }
             matched.append(p.source)
         }
         if !rule.hostPatterns.isEmpty {

@@ -82,6 +82,8 @@ public final class Pattern: @unchecked Sendable {
 public final class PatternMatcher {
     // pcre2_match_data_8 *, owned. One ovector pair suffices: callers only ask yes/no.
     private let matchData: OpaquePointer
+    /// A subject assembled for one match (a TLS request's URL), reused.
+    var scratch: [UInt8] = []
 
     public init() {
         guard let matchData = pcre2_match_data_create_8(1, nil) else {
