@@ -129,6 +129,12 @@ public final class NetfilterQueue {
     /// apart, so each runs on warm caches, and takes up to 16 packets per system call; it
     /// adds no wait, since only packets already queued are read.
     public func receive(timeoutMilliseconds: Int32, batch: Int = 64, _ body: (QueuedPacket) -> Void) throws(QueueError) -> Int {
+        try receive(timeoutMilliseconds: timeoutMilliseconds, batch: batch, answering: { packet in body(packet); return nil })
+    }
+
+    /// The same, and each packet's verdict is what `body` returns (nil: none yet, the
+    /// caller gives it with `verdict(_:for:)`); the verdicts wait for `flushVerdicts`.
+    public func receive(timeoutMilliseconds: Int32, batch: Int = 64, answering body: (QueuedPacket) -> PacketVerdict?) throws(QueueError) -> Int {
         let descriptor = mnl_socket_get_fd(socket)
         if timeoutMilliseconds != 0 {
             var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -189,7 +195,15 @@ public final class NetfilterQueue {
             }
             if received < wanted { break }
         }
-        for index in 0..<count { body(packets[index]) }
+        var verdicts: [UInt8] = []
+        swap(&verdicts, &verdictBuffer)
+        for index in 0..<count {
+            if let verdict = body(packets[index]) {
+                Self.appendVerdict(verdict, for: packets[index].id, queue: number, to: &verdicts)
+                pendingVerdicts += 1
+            }
+        }
+        swap(&verdicts, &verdictBuffer)
         return count
     }
 

@@ -6,7 +6,9 @@ import Foundation
 public final class Worker {
     private let queue: NetfilterQueue
     private let raw: RawSocket
-    public private(set) var inspector: Inspector
+    /// Never nil but during `drain`, which holds it in a local (see there).
+    private var inspectorStorage: Inspector?
+    public var inspector: Inspector { inspectorStorage! }
     /// Receives the log lines of one drain at once (one write, not one per flow), as
     /// bytes, each line behind `linePrefix()` (made once per drain) and ending in a newline.
     private let log: ([UInt8]) -> Void
@@ -18,17 +20,17 @@ public final class Worker {
                 log: @escaping ([UInt8]) -> Void, linePrefix: @escaping () -> [UInt8] = { [] }) throws(QueueError) {
         queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen, maxLength: queueMaxLength)
         raw = try RawSocket()
-        self.inspector = inspector
+        inspectorStorage = inspector
         self.log = log
         self.linePrefix = linePrefix
     }
 
     /// Replaces the rules (a reload); flows being judged keep their buffers.
-    public func replaceMatcher(_ matcher: WebMatcher) { inspector.matcher = matcher }
+    public func replaceMatcher(_ matcher: WebMatcher) { inspectorStorage!.matcher = matcher }
 
     /// The portal's acknowledge button (see `Inspector.acknowledge`).
     public func acknowledge(client: IPAddress, rule: String, until: Date) {
-        inspector.acknowledge(client: client, rule: rule, until: until)
+        inspectorStorage!.acknowledge(client: client, rule: rule, until: until)
     }
 
     /// The queue's socket, for the daemon's poll.
@@ -43,30 +45,38 @@ public final class Worker {
     /// over one packet per read; the verdicts of all of them go back in one write.
     public func drain() throws(QueueError) {
         var prefix: [UInt8]?
+        // The inspector and the log in locals for the drain: a class's stored properties
+        // are checked for exclusive access on every use, several times a packet otherwise.
+        var inspector = inspectorStorage.take()!, log: [UInt8] = []
+        swap(&log, &pendingLog)
+        defer {
+            inspectorStorage = inspector
+            swap(&log, &pendingLog)
+        }
         for _ in 0..<8 {
             let now = Self.monotonicSeconds(), wallClock = Date()
-            let count = try queue.receive(timeoutMilliseconds: 0) { packet in
+            let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict? in
                 let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                 for segment in action.segments {
                     do { try raw.send(segment.bytes) } catch {
                         if prefix == nil { prefix = linePrefix() }
-                        pendingLog.append(contentsOf: prefix!)
-                        pendingLog.append(contentsOf: "worker: \(error)\n".utf8)
+                        log.append(contentsOf: prefix!)
+                        log.append(contentsOf: "worker: \(error)\n".utf8)
                     }
                 }
-                queue.verdict(action.verdict, for: packet.id)
                 if let judgement = action.judgement {
                     if prefix == nil { prefix = linePrefix() }
-                    pendingLog.append(contentsOf: prefix!)
-                    judgement.appendLine(to: &pendingLog)
+                    log.append(contentsOf: prefix!)
+                    judgement.appendLine(to: &log)
                 }
+                return action.verdict
             }
             if count == 0 { break }
         }
         try queue.flushVerdicts()
         // After the verdicts: logging never delays a packet.
-        if !pendingLog.isEmpty { log(pendingLog) }
-        pendingLog.removeAll(keepingCapacity: true)
+        if !log.isEmpty { self.log(log) }
+        log.removeAll(keepingCapacity: true)
         let now = Self.monotonicSeconds()
         if now - lastSweep >= 1 {
             inspector.expire(now: now)
