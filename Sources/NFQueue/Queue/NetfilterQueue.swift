@@ -255,7 +255,7 @@ public final class NetfilterQueue {
     private static func appendVerdict(_ verdict: PacketVerdict, for id: UInt32, queue: UInt16, to buffer: inout [UInt8]) {
         let messageSize = 64
         let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: messageSize))
+        buffer.append(contentsOf: zeroBytes[..<messageSize])
         let length = buffer.withUnsafeMutableBytes { raw -> Int in
             let base = raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: CChar.self)
             let header = nfq_nlmsg_put(base, Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(queue))!

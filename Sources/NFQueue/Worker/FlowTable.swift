@@ -35,7 +35,7 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
             // Every judged flow's log line starts with this: written into room made at
             // once, byte by byte, rather than appended a byte at a time.
             let start = text.count
-            text.append(contentsOf: repeatElement(0, count: 2 * 21 + 5))  // 2 × "255.255.255.255:65535", " → "
+            text.append(contentsOf: zeroBytes[..<(2 * 21 + 5)])  // 2 × "255.255.255.255:65535", " → "
             var at = start
             Self.writeEndpoint(UInt32(truncatingIfNeeded: client.value), clientPort, into: &text, at: &at)
             for byte in " → ".utf8 { text[at] = byte; at += 1 }
@@ -180,8 +180,11 @@ public struct FlowTable: Sendable {
     public init(capacity: Int, timeout: Double) {
         self.capacity = capacity
         self.timeout = timeout
+        // The arrays are dense, so room for many flows costs only address space; the index
+        // grows with the flows instead, so that a few thousand of them hash into a table
+        // that stays in cache rather than one spread over megabytes.
         let reserved = min(capacity, 1 << 16)
-        slotOf.reserveCapacity(reserved)
+        slotOf.reserveCapacity(min(reserved, 1024))
         keys.reserveCapacity(reserved)
         slots.reserveCapacity(reserved)
     }
@@ -263,6 +266,9 @@ public struct FlowTable: Sendable {
         return before - slots.count
     }
 }
+
+/// Room to append and then write into: copied, not appended a byte at a time.
+let zeroBytes = [UInt8](repeating: 0, count: 256)
 
 extension [UInt8] {
     /// The decimal digits of a non-negative number.

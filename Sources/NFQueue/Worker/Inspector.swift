@@ -364,7 +364,9 @@ public struct Inspector {
     /// Host text as rules compare it: lowercase, without one trailing dot.
     static func canonicalHost(_ name: String) -> String {
         // Most names arrive lowercase already: no new string for them.
-        var host = name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") || $0 >= 0x80 }) ? name.lowercased() : name
+        var lowercase = true
+        for byte in name.utf8 where byte &- UInt8(ascii: "A") < 26 || byte >= 0x80 { lowercase = false; break }
+        var host = lowercase ? name : name.lowercased()
         if host.utf8.last == UInt8(ascii: ".") { host.removeLast() }
         return host
     }
