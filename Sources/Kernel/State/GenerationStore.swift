@@ -140,13 +140,16 @@ public struct GenerationStore: Sendable {
             try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
             try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staging + "/info.json"))
             try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
+            Trace.phase("record: table.json")
             try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
+            Trace.phase("record: elements.bin")
             if recent.values.contains(where: { !$0.isEmpty }) {
                 try Self.encoder.encode(recent).write(to: URL(fileURLWithPath: staging + "/recent.json"))
             }
             if let policySource, fm.fileExists(atPath: policySource) {
                 try fm.copyItem(atPath: policySource, toPath: staging + "/policy")
             }
+            Trace.phase("record: policy copied")
             if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
             try fm.moveItem(atPath: staging, toPath: final)
             try setCurrent(info.number)
