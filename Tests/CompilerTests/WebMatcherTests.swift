@@ -152,18 +152,22 @@ struct WebMatcherTests {
         #expect(flips >= 10, "the fixture's work-hours window flips twice a weekday")
     }
 
-    @Test("a TLS request made from its SNI has the URL test-uri gives https://SNI/", arguments: ["a.example", "www.b.example", "xn--bcher-kva.example", "127.0.0.1"])
-    func requestFromServerName(_ name: String) throws {
+    @Test("a TLS request made from its SNI has the URL https://SNI/, as test-uri gives it", arguments: [
+        ("a.example", "https://a.example/x?y", "https://a.example/"),
+        ("www.b.example", "https://WWW.B.example./", "https://www.b.example/"),
+        ("127.0.0.1", "https://127.0.0.1:8443/", "https://127.0.0.1/"),
+        ("2001:db8::1", "https://[2001:db8::1]:443/p", "https://[2001:db8::1]/"),
+    ])
+    func requestFromServerName(_ name: String, _ typed: String, _ url: String) throws {
         let request = WebRequest(serverName: name)
-        #expect(request.url == (try WebRequest.fromURL("https://\(name)/").request.url))
-        #expect(request.url == "https://\(name)/")
+        #expect(request.isTLS)
+        #expect(request.url == url)
         var bytes: [UInt8] = []
         request.appendURL(to: &bytes)
-        #expect(String(decoding: bytes, as: UTF8.self) == request.url)
-        var bracketed: [UInt8] = []
-        WebRequest(serverName: "2001:db8::1").appendURL(to: &bracketed)
-        #expect(String(decoding: bracketed, as: UTF8.self) == WebRequest(serverName: "2001:db8::1").url)
-        #expect(request.isTLS)
+        #expect(String(decoding: bytes, as: UTF8.self) == url)
+        let fromTestURI = try WebRequest.fromURL(typed).request
+        #expect(fromTestURI.host == name)
+        #expect(fromTestURI.url == url)
         var changed = request
         changed.url = "https://other.example/"
         #expect(changed.url == "https://other.example/")

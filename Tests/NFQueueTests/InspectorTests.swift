@@ -305,7 +305,8 @@ struct InspectorTests {
         #expect(judgement.host == Inspector.canonicalHost(c.name))
         #expect(judgement.decision?.action == c.action)
         #expect(judgement.decision?.rule == c.rule)
-        #expect(judgement.details == ["alpn=h2,http/1.1", "ech=no"])
+        #expect(judgement.alpn == ["h2", "http/1.1"])
+        #expect(judgement.description.contains(" tls host=\(Inspector.canonicalHost(c.name)) alpn=h2,http/1.1 ech=no \(c.action.rawValue) "))
         if c.action == .warn || c.action == .aup {
             #expect(judgement.outcome == .deny)
             #expect(judgement.reason?.contains("TLS") == true)
@@ -468,7 +469,8 @@ struct InspectorTests {
         expectUndecided(actions.dropLast())
         #expect(actions.last?.verdict == .accept(mark: denied))
         #expect(actions.last?.segments == [connection.reset(after: pieces.last!.offset)])
-        #expect(actions.last?.judgement?.details == ["GET http://ozilla.org/index.html"])
+        #expect(actions.last?.judgement?.url == "http://ozilla.org/index.html")
+        #expect(actions.last?.judgement?.description.contains(" http host=ozilla.org GET http://ozilla.org/index.html deny rule ") == true)
     }
 
     static let redirects: [RedirectCase] = [

@@ -6,7 +6,12 @@ public struct WebRequest: Sendable {
     public var host: String
     /// `http://host/path?query`, or `https://SNI/` for TLS.
     public var url: String {
-        get { givenURL ?? "https://\(host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host)/" }
+        get {
+            if let givenURL { return givenURL }
+            var bytes: [UInt8] = []
+            appendURL(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
+        }
         set { givenURL = newValue }
     }
     /// nil for a TLS request made from its SNI alone: its URL is spelled out only if a rule
@@ -66,7 +71,7 @@ public struct WebRequest: Sendable {
         let scheme = isTLS ? "https" : "http"
         let shownHost = host.contains(":") ? "[\(host)]" : host
         if isTLS {
-            return (WebRequest(host: host, url: "https://\(shownHost)/", isTLS: true, source: source), path != "/")
+            return (WebRequest(serverName: host, source: source), path != "/")
         }
         return (WebRequest(host: host, url: "\(scheme)://\(shownHost)\(path)", isTLS: false, source: source), false)
     }

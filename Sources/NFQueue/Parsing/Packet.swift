@@ -196,12 +196,13 @@ public struct PacketView: Sendable {
 
     private mutating func decodeIPv6() {
         version = .v6
-        var header = ByteCursor(bytes)
-        guard header.skip(4), let payloadLength = header.readUInt16().map(Int.init),
-              let firstNextHeader = header.readUInt8(), header.skip(1) else { return }
-        if let sourceBytes = header.readBytes(16) { source = PacketAddress(bytes: sourceBytes) }
-        guard let destinationBytes = header.readBytes(16) else { return }
-        destination = PacketAddress(bytes: destinationBytes)
+        let bytes = self.bytes[...]
+        var header = Window(bytes.indices)
+        guard header.skip(4), let payloadLength = header.readUInt16(bytes).map(Int.init),
+              let firstNextHeader = header.readUInt8(bytes), header.skip(1) else { return }
+        if let sourceBytes = header.readWindow(count: 16) { source = PacketAddress(bytes: bytes[sourceBytes.range]) }
+        guard let destinationBytes = header.readWindow(count: 16) else { return }
+        destination = PacketAddress(bytes: bytes[destinationBytes.range])
 
         // A zero payload length after a hop-by-hop header is a jumbogram (RFC 2675):
         // the real length is in an option, so take what was delivered.
@@ -215,21 +216,22 @@ public struct PacketView: Sendable {
         // Every extension header is at least 8 bytes, so the walk ends by itself; the
         // cap only keeps a pathological chain from costing much.
         for _ in 0..<32 {
-            var chain = ByteCursor(bytes, range: offset..<end)
+            guard offset <= end else { return }
+            var chain = Window(offset..<end)
             let headerLength: Int
             switch nextHeader {
             case ProtocolNumber.hopByHop where offset == 40,
                  ProtocolNumber.routing, ProtocolNumber.destinationOptions:
-                guard let following = chain.readUInt8(), let units = chain.readUInt8() else { return }
+                guard let following = chain.readUInt8(bytes), let units = chain.readUInt8(bytes) else { return }
                 nextHeader = following
                 headerLength = (Int(units) + 1) * 8
             case ProtocolNumber.authentication:
-                guard let following = chain.readUInt8(), let units = chain.readUInt8() else { return }
+                guard let following = chain.readUInt8(bytes), let units = chain.readUInt8(bytes) else { return }
                 nextHeader = following
                 headerLength = (Int(units) + 2) * 4
             case ProtocolNumber.fragment:
-                guard let following = chain.readUInt8(), chain.skip(1),
-                      let fragmentField = chain.readUInt16(), chain.skip(4) else { return }
+                guard let following = chain.readUInt8(bytes), chain.skip(1),
+                      let fragmentField = chain.readUInt16(bytes), chain.skip(4) else { return }
                 nextHeader = following
                 headerLength = 8
                 isFragment = true

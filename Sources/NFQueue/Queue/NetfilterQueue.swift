@@ -122,19 +122,13 @@ public final class NetfilterQueue {
     }
 
     /// Waits up to `timeoutMilliseconds` for packets, reads up to `batch` of those waiting,
-    /// then hands each to `body` in arrival order. Returns how many were read (0 on timeout
-    /// or interruption).
+    /// then hands each to `body` in arrival order; the verdict `body` returns waits for
+    /// `flushVerdicts`. Returns how many were read (0 on timeout or interruption).
     ///
     /// Reading a batch before judging any of it keeps the kernel's work and the caller's
     /// apart, so each runs on warm caches, and takes up to 16 packets per system call; it
     /// adds no wait, since only packets already queued are read.
-    public func receive(timeoutMilliseconds: Int32, batch: Int = 64, _ body: (QueuedPacket) -> Void) throws(QueueError) -> Int {
-        try receive(timeoutMilliseconds: timeoutMilliseconds, batch: batch, answering: { packet in body(packet); return nil })
-    }
-
-    /// The same, and each packet's verdict is what `body` returns (nil: none yet, the
-    /// caller gives it with `verdict(_:for:)`); the verdicts wait for `flushVerdicts`.
-    public func receive(timeoutMilliseconds: Int32, batch: Int = 64, answering body: (QueuedPacket) -> PacketVerdict?) throws(QueueError) -> Int {
+    public func receive(timeoutMilliseconds: Int32, batch: Int = 64, _ body: (QueuedPacket) -> PacketVerdict) throws(QueueError) -> Int {
         let descriptor = mnl_socket_get_fd(socket)
         if timeoutMilliseconds != 0 {
             var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
@@ -198,11 +192,9 @@ public final class NetfilterQueue {
         var verdicts: [UInt8] = []
         swap(&verdicts, &verdictBuffer)
         for index in 0..<count {
-            if let verdict = body(packets[index]) {
-                Self.appendVerdict(verdict, for: packets[index].id, queue: number, to: &verdicts)
-                pendingVerdicts += 1
-            }
+            Self.appendVerdict(body(packets[index]), for: packets[index].id, queue: number, to: &verdicts)
         }
+        pendingVerdicts += count
         swap(&verdicts, &verdictBuffer)
         return count
     }
@@ -244,18 +236,13 @@ public final class NetfilterQueue {
         return next
     }
 
-    /// Queues a verdict; `flushVerdicts` sends all queued verdicts in one write.
-    public func verdict(_ verdict: PacketVerdict, for id: UInt32) {
-        Self.appendVerdict(verdict, for: id, queue: number, to: &verdictBuffer)
-        pendingVerdicts += 1
-        if verdictBuffer.count > 32 * 1024 { try? flushVerdicts() }
-    }
+    /// One verdict message appended to `buffer`.
+    private static let zeros = [UInt8](repeating: 0, count: 64)
 
-    /// One verdict message appended to `buffer` (one access to it per packet, not several).
     private static func appendVerdict(_ verdict: PacketVerdict, for id: UInt32, queue: UInt16, to buffer: inout [UInt8]) {
-        let messageSize = 64
+        let messageSize = zeros.count
         let start = buffer.count
-        buffer.append(contentsOf: zeroBytes[..<messageSize])
+        buffer.append(contentsOf: zeros)  // copied, not appended a byte at a time
         let length = buffer.withUnsafeMutableBytes { raw -> Int in
             let base = raw.baseAddress!.advanced(by: start).assumingMemoryBound(to: CChar.self)
             let header = nfq_nlmsg_put(base, Int32(NFQNL_MSG_VERDICT.rawValue), UInt32(queue))!

@@ -31,18 +31,6 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
 
     /// `client:port → server:port` (IPv6 in brackets), appended to `text`.
     func appendDescription(to text: inout [UInt8]) {
-        if client.isIPv4 && server.isIPv4 {
-            // Every judged flow's log line starts with this: written into room made at
-            // once, byte by byte, rather than appended a byte at a time.
-            let start = text.count
-            text.append(contentsOf: zeroBytes[..<(2 * 21 + 5)])  // 2 × "255.255.255.255:65535", " → "
-            var at = start
-            Self.writeEndpoint(UInt32(truncatingIfNeeded: client.value), clientPort, into: &text, at: &at)
-            for byte in " → ".utf8 { text[at] = byte; at += 1 }
-            Self.writeEndpoint(UInt32(truncatingIfNeeded: server.value), serverPort, into: &text, at: &at)
-            text.removeLast(text.count - at)
-            return
-        }
         func endpoint(_ address: PacketAddress, _ port: UInt16) {
             if !address.isIPv4 { text.append(UInt8(ascii: "[")) }
             address.appendDescription(to: &text)
@@ -53,29 +41,6 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
         endpoint(client, clientPort)
         text.append(contentsOf: " → ".utf8)
         endpoint(server, serverPort)
-    }
-}
-
-extension FlowKey {
-    /// `a.b.c.d:port` written at `at` (which moves past it); the room must be there.
-    static func writeEndpoint(_ address: UInt32, _ port: UInt16, into text: inout [UInt8], at: inout Int) {
-        for shift in stride(from: 24, through: 0, by: -8) {
-            let octet = UInt8(truncatingIfNeeded: address >> UInt32(shift))
-            if shift != 24 { text[at] = UInt8(ascii: "."); at += 1 }
-            if octet >= 100 { text[at] = 48 + octet / 100; at += 1 }
-            if octet >= 10 { text[at] = 48 + octet / 10 % 10; at += 1 }
-            text[at] = 48 + octet % 10
-            at += 1
-        }
-        text[at] = UInt8(ascii: ":")
-        at += 1
-        var divisor: UInt16 = 10_000
-        while divisor > 1 && port < divisor { divisor /= 10 }
-        while divisor > 0 {
-            text[at] = UInt8(48 + port / divisor % 10)
-            at += 1
-            divisor /= 10
-        }
     }
 }
 
@@ -266,9 +231,6 @@ public struct FlowTable: Sendable {
         return before - slots.count
     }
 }
-
-/// Room to append and then write into: copied, not appended a byte at a time.
-let zeroBytes = [UInt8](repeating: 0, count: 256)
 
 extension [UInt8] {
     /// The decimal digits of a non-negative number.

@@ -61,17 +61,6 @@ public struct Judgement: Sendable, CustomStringConvertible {
         self.reason = reason
     }
 
-    /// What was read beside the host: `alpn=h2,http/1.1`, `ech=no` for TLS; `GET URL` for HTTP.
-    public var details: [String] {
-        var out: [String] = []
-        if let alpn {
-            out.append("alpn=" + (alpn.isEmpty ? "-" : alpn.joined(separator: ",")))
-            out.append(encryptedClientHello ? "ech=yes" : "ech=no")
-        }
-        if let method, let url { out.append(method + " " + url) }
-        return out
-    }
-
     public var description: String {
         var text: [UInt8] = []
         text.reserveCapacity(192)

@@ -44,7 +44,8 @@ public final class Worker {
     /// their turn under load) and times out idle flows about once a second. The kernel hands
     /// over one packet per read; the verdicts of all of them go back in one write.
     public func drain() throws(QueueError) {
-        var prefix: [UInt8]?
+        // One timestamp for the drain's lines.
+        let prefix = linePrefix()
         // The inspector and the log in locals for the drain: a class's stored properties
         // are checked for exclusive access on every use, several times a packet otherwise.
         var inspector = inspectorStorage.take()!, log: [UInt8] = []
@@ -55,18 +56,16 @@ public final class Worker {
         }
         for _ in 0..<8 {
             let now = Self.monotonicSeconds(), wallClock = Date()
-            let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict? in
+            let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict in
                 let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                 for segment in action.segments {
                     do { try raw.send(segment.bytes) } catch {
-                        if prefix == nil { prefix = linePrefix() }
-                        log.append(contentsOf: prefix!)
+                        log.append(contentsOf: prefix)
                         log.append(contentsOf: "worker: \(error)\n".utf8)
                     }
                 }
                 if let judgement = action.judgement {
-                    if prefix == nil { prefix = linePrefix() }
-                    log.append(contentsOf: prefix!)
+                    log.append(contentsOf: prefix)
                     judgement.appendLine(to: &log)
                 }
                 return action.verdict
