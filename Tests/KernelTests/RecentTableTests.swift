@@ -24,15 +24,15 @@ import Testing
         guard case .jump(let sreClass)? = v4.verdict else { Issue.record("sre-1 does not jump to a class"); return }
 
         // One of its two addresses moves: the class stays for the other.
-        let oneMoved = RecentTable.main(of: full, without: ["in_hosts_v4": RulesetEncoder.kernelElements([v4], of: ruleset.table.set(named: "in_hosts_v4")!)])
+        let oneMoved = RecentTable.main(of: full, without: ["in_hosts_v4": Array(RulesetEncoder.kernelElements([v4], of: ruleset.table.set(named: "in_hosts_v4")!))])
         #expect(oneMoved.elements["in_hosts_v4"]?.count == (full.elements["in_hosts_v4"]?.count ?? 0) - 1)
         #expect(oneMoved.elements["in_hosts_v6"] == full.elements["in_hosts_v6"])
         #expect(oneMoved.table.chain(named: sreClass) != nil)
 
         // Both move: the class chain and its maps go; grant chains and other classes stay.
         let bothMoved = RecentTable.main(of: full, without: [
-            "in_hosts_v4": RulesetEncoder.kernelElements([v4], of: ruleset.table.set(named: "in_hosts_v4")!),
-            "in_hosts_v6": RulesetEncoder.kernelElements([v6], of: ruleset.table.set(named: "in_hosts_v6")!),
+            "in_hosts_v4": Array(RulesetEncoder.kernelElements([v4], of: ruleset.table.set(named: "in_hosts_v4")!)),
+            "in_hosts_v6": Array(RulesetEncoder.kernelElements([v6], of: ruleset.table.set(named: "in_hosts_v6")!)),
         ])
         #expect(bothMoved.table.chain(named: sreClass) == nil)
         #expect(bothMoved.table.set(named: sreClass + "_ports") == nil && bothMoved.elements[sreClass + "_ports"] == nil)
@@ -70,7 +70,7 @@ import Testing
         #expect(table.chain(named: sreClass) == ruleset.table.chain(named: sreClass))
         #expect(table.set(named: sreClass + "_ports") == ruleset.table.set(named: sreClass + "_ports"))
         // Exactly the class and the grant chains its maps go to.
-        let reached = Set((ruleset.table.set(named: sreClass + "_ports")!.elements + ruleset.table.set(named: sreClass + "_protocols")!.elements)
+        let reached = Set((Array(ruleset.table.set(named: sreClass + "_ports")!.elements) + ruleset.table.set(named: sreClass + "_protocols")!.elements)
             .compactMap { element -> String? in if case .goto(let chain)? = element.verdict { chain } else { nil } })
         #expect(Set(table.chains.filter { $0.base == nil }.map(\.name)) == reached.union([sreClass]))
 

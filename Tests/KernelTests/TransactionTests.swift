@@ -148,10 +148,10 @@ struct TransactionTests {
         var moved = first
         // ws-1 and ws-2 are adjacent, so they are one range in the interval map.
         for index in moved.table.sets.indices where moved.table.sets[index].name == "in_senders_v4" {
-            moved.table.sets[index].elements = moved.table.sets[index].elements.flatMap { element -> [SetElement] in
+            moved.table.sets[index].elements = SetElements(moved.table.sets[index].elements.flatMap { element -> [SetElement] in
                 guard case .addresses(let range) = element.key[0], range.contains(try! IPAddress.parse("10.10.2.11")) else { return [element] }
                 return [SetElement([.addresses(AddressRange(first: try! IPAddress.parse("10.10.2.12"), last: try! IPAddress.parse("10.10.2.12")))], verdict: element.verdict)]
-            }
+            })
         }
         for index in moved.table.sets.indices where moved.table.sets[index].name == "in_hosts_v4" {
             let class12 = first.table.set(named: "in_senders_v4")?.elements.first { element in

@@ -105,9 +105,9 @@ public struct HostCompiler {
         builder.addRevoked(revoked)
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
         let servesPortal = hasWebRules && graph.policySet.webRules.contains { $0.action == .warn || $0.action == .aup }
-        builder.addInput(items: inputItems, portalPort: servesPortal ? config.portalEndpoint.port : nil)
+        builder.addInput(items: consume inputItems, portalPort: servesPortal ? config.portalEndpoint.port : nil)
         if isGateway {
-            builder.addForward(items: forwardItems, destinations: destinations, web: hasWebRules)
+            builder.addForward(items: consume forwardItems, destinations: destinations, web: hasWebRules)
         }
         var queued: [String] = []
         if hasWebRules {
@@ -201,7 +201,7 @@ struct RulesetBuilder {
 
     // MARK: input
 
-    mutating func addInput(items: [(AddressRange, Int)], portalPort: UInt16? = nil) {
+    mutating func addInput(items: consuming [(AddressRange, Int)], portalPort: UInt16? = nil) {
         var rules: [Rule] = [
             Rule([.compare(.inputInterface, .equal, .interface("lo")), .verdict(.accept)], comment: "loopback"),
             Rule([.conntrackState([.invalid]), .verdict(.drop)]),
@@ -219,7 +219,7 @@ struct RulesetBuilder {
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
-        rules += classify(prefix: "in", items: items, destinations: nil)
+        rules += classify(prefix: "in", items: consume items, destinations: nil)
         rules += whileInForce(then: .accept, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
@@ -242,7 +242,7 @@ struct RulesetBuilder {
 
     // MARK: forward
 
-    mutating func addForward(items: [(AddressRange, Int)], destinations: [Int: [AddressRange]], web: Bool) {
+    mutating func addForward(items: consuming [(AddressRange, Int)], destinations: [Int: [AddressRange]], web: Bool) {
         let granted: Verdict = web ? .goto("web_gate") : .accept
         var rules: [Rule] = [Rule([.conntrackState([.invalid]), .verdict(.drop)])]
         if web {
@@ -273,7 +273,7 @@ struct RulesetBuilder {
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: granted, comment: "flows granted by a policy still in force")
-        rules += classify(prefix: "fwd", items: items, destinations: destinations)
+        rules += classify(prefix: "fwd", items: consume items, destinations: destinations)
         rules += whileInForce(then: granted, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
@@ -322,14 +322,14 @@ struct RulesetBuilder {
     // MARK: classes
 
     /// Sender-class dispatch: rules for the base chain, plus the maps and chains behind them.
-    private mutating func classify(prefix: String, items: [(AddressRange, Int)], destinations: [Int: [AddressRange]]?) -> [Rule] {
-        let segments = partition(items)
+    private mutating func classify(prefix: String, items: consuming [(AddressRange, Int)], destinations: [Int: [AddressRange]]?) -> [Rule] {
+        let segments = partition(consume items)
         var classNames: [[Int]: String] = [:]
         // Single addresses (most senders) go to hash maps, one kernel element each and O(1)
         // to add or remove; ranges and CIDRs to interval maps. Segments are disjoint, so an
         // address is in at most one of them and the order of the two lookups does not matter.
         var v4: [SetElement] = [], v6: [SetElement] = []
-        var v4Hosts: [SetElement] = [], v6Hosts: [SetElement] = []
+        var v4Hosts = SetElements(), v6Hosts = SetElements()
         for segment in segments {
             let ids = segment.labels.sorted()
             let name: String

@@ -98,13 +98,13 @@ public struct NamedSet: Hashable, Sendable, Codable {
     public var key: [KeyType]
     public var data: SetData?
     public var flags: Flags
-    public var elements: [SetElement]
+    public var elements: SetElements
     public var comment: String?
     /// The most elements the kernel will hold (`size`), given for large hash sets: the
     /// kernel then picks a fixed-size hash instead of growing one as elements arrive.
     public var size: Int?
 
-    public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: [SetElement] = [], comment: String? = nil,
+    public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: SetElements = [], comment: String? = nil,
                 size: Int? = nil) {
         self.name = name
         self.key = key
@@ -113,6 +113,11 @@ public struct NamedSet: Hashable, Sendable, Codable {
         self.elements = elements
         self.comment = comment
         self.size = size
+    }
+
+    public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: [SetElement], comment: String? = nil,
+                size: Int? = nil) {
+        self.init(name: name, key: key, data: data, flags: flags, elements: SetElements(elements), comment: comment, size: size)
     }
 
     /// `size` for a hash set of `count` elements: none below 4096, else the power of two at

@@ -27,8 +27,11 @@ extension IPAddress {
 ///
 /// Pieces with the same label set share one `Set` instance.
 @inlinable
+///
+/// A caller that hands over its only copy of `items` (`consume`) lets them be freed before
+/// the pieces are built: with a million senders that is most of the compiler's peak memory.
 public func partition<Label: Hashable & Sendable>(
-    _ items: [(AddressRange, Label)]
+    _ items: consuming [(AddressRange, Label)]
 ) -> [(range: AddressRange, labels: Set<Label>)] {
     partitionInterningLabels(items, sweep: partitionAddressRanges)
 }
@@ -36,18 +39,18 @@ public func partition<Label: Hashable & Sendable>(
 /// `partition` for port ranges.
 @inlinable
 public func partition<Label: Hashable & Sendable>(
-    _ items: [(PortRange, Label)]
+    _ items: consuming [(PortRange, Label)]
 ) -> [(range: PortRange, labels: Set<Label>)] {
     partitionInterningLabels(items, sweep: partitionPortRanges)
 }
 
 /// Turns labels into dense ids for a non-generic sweep, then builds one `Set` per distinct
 /// label set. Inlinable so that `Label` is specialized in callers in other modules too;
-/// the sweep itself is compiled once, here.
+/// the sweep itself is compiled once, here. The sweep empties `ranges` once it holds them.
 @inlinable
 func partitionInterningLabels<R, Label: Hashable>(
-    _ items: [(R, Label)],
-    sweep: (_ ranges: [R], _ labels: [Int32], _ labelCount: Int)
+    _ items: consuming [(R, Label)],
+    sweep: (_ ranges: inout [R], _ labels: [Int32], _ labelCount: Int)
         -> (pieces: [(range: R, set: Int32)], sets: (members: [Int32], bounds: [Int]))
 ) -> [(range: R, labels: Set<Label>)] {
     var labels: [Label] = []
@@ -73,7 +76,8 @@ func partitionInterningLabels<R, Label: Hashable>(
         ranges.append(range)
         ids.append(id)
     }
-    let (pieces, sets) = sweep(ranges, ids, labels.count)
+    items = []
+    let (pieces, sets) = sweep(&ranges, ids, labels.count)
     var materialized = [Set<Label>?](repeating: nil, count: sets.bounds.count - 1)
     return pieces.map { piece in
         let set = Int(piece.set)
@@ -89,7 +93,7 @@ func partitionInterningLabels<R, Label: Hashable>(
 /// The sweep behind `partition` for addresses: the families are swept separately.
 @usableFromInline
 func partitionAddressRanges(
-    _ ranges: [AddressRange], _ labels: [Int32], _ labelCount: Int
+    _ ranges: inout [AddressRange], _ labels: [Int32], _ labelCount: Int
 ) -> (pieces: [(range: AddressRange, set: Int32)], sets: (members: [Int32], bounds: [Int])) {
     var v4 = IntervalSweep<UInt32>()
     var v6 = IntervalSweep<UInt128>()
@@ -102,6 +106,7 @@ func partitionAddressRanges(
             v6.add(first: range.first.value, last: range.last.value, label: label)
         }
     }
+    ranges = []
     var table = LabelSetTable(labelCount: labelCount)
     let pieces4 = v4.partition(&table)
     let pieces6 = v6.partition(&table)
@@ -119,12 +124,13 @@ func partitionAddressRanges(
 /// The sweep behind `partition` for ports.
 @usableFromInline
 func partitionPortRanges(
-    _ ranges: [PortRange], _ labels: [Int32], _ labelCount: Int
+    _ ranges: inout [PortRange], _ labels: [Int32], _ labelCount: Int
 ) -> (pieces: [(range: PortRange, set: Int32)], sets: (members: [Int32], bounds: [Int])) {
     var sweep = IntervalSweep<UInt16>()
     for (range, label) in zip(ranges, labels) {
         sweep.add(first: range.first, last: range.last, label: label)
     }
+    ranges = []
     var table = LabelSetTable(labelCount: labelCount)
     let pieces = sweep.partition(&table).map { (PortRange(first: $0.first, last: $0.last), $0.set) }
     return (pieces, table.sets)

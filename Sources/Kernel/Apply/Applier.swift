@@ -122,7 +122,7 @@ public struct Applier {
         var recentKernel: [String: [NFTElement]] = [:]
         for (name, elements) in recent {
             guard let set = previous.table.set(named: name) else { continue }
-            recentKernel[name] = RulesetEncoder.kernelElements(elements, of: set)
+            recentKernel[name] = Array(RulesetEncoder.kernelElements(elements, of: set))
         }
         let liveMain = RecentTable.main(of: full, without: recentKernel)
         // Senders the main table does not hold as they are now go to the recent table.

@@ -5,11 +5,11 @@ import Compiler
 public struct Snapshot: Sendable, Equatable {
     /// The table with every set's model elements dropped (they are in `elements`).
     public var table: Table
-    public var elements: [String: [NFTElement]]
+    public var elements: [String: KernelElements]
 
     public init(_ ruleset: Ruleset) {
         var table = ruleset.table
-        var elements: [String: [NFTElement]] = [:]
+        var elements: [String: KernelElements] = [:]
         for index in table.sets.indices {
             elements[table.sets[index].name] = RulesetEncoder.kernelElements(table.sets[index].elements, of: table.sets[index])
             table.sets[index].elements = []
@@ -18,7 +18,7 @@ public struct Snapshot: Sendable, Equatable {
         self.elements = elements
     }
 
-    public init(table: Table, elements: [String: [NFTElement]]) {
+    public init(table: Table, elements: [String: KernelElements]) {
         self.table = table
         self.elements = elements
     }
@@ -129,7 +129,7 @@ extension Delta {
     /// data changes is in both. Sets are compiled in key order, so this is one merge pass
     /// without hashing; unsorted input (never produced, but possible in an old record) is
     /// compared by hashing.
-    static func difference(_ before: [NFTElement], _ after: [NFTElement]) -> (removed: [NFTElement], added: [NFTElement]) {
+    static func difference(_ before: KernelElements, _ after: KernelElements) -> (removed: [NFTElement], added: [NFTElement]) {
         guard isSortedByKey(before), isSortedByKey(after) else {
             let kept = Set(before).intersection(after)
             return (before.filter { !kept.contains($0) }, after.filter { !kept.contains($0) })
@@ -137,11 +137,11 @@ extension Delta {
         var removed: [NFTElement] = [], added: [NFTElement] = []
         var i = 0, j = 0
         while i < before.count && j < after.count {
-            if before[i] == after[j] {
+            if before.element(at: i, equals: after, at: j) {
                 i += 1; j += 1
-            } else if keyPrecedes(before[i], after[j]) {
+            } else if keyPrecedes(before, i, after, j) {
                 removed.append(before[i]); i += 1
-            } else if keyPrecedes(after[j], before[i]) {
+            } else if keyPrecedes(after, j, before, i) {
                 added.append(after[j]); j += 1
             } else {
                 removed.append(before[i]); added.append(after[j])
@@ -153,15 +153,21 @@ extension Delta {
         return (removed, added)
     }
 
-    static func keyPrecedes(_ a: NFTElement, _ b: NFTElement) -> Bool {
-        if a.key != b.key { return a.key.lexicographicallyPrecedes(b.key) }
-        let aEnd = a.keyEnd ?? [], bEnd = b.keyEnd ?? []
-        if aEnd != bEnd { return aEnd.lexicographicallyPrecedes(bEnd) }
-        return a.flags < b.flags
+    static func difference(_ before: [NFTElement], _ after: [NFTElement]) -> (removed: [NFTElement], added: [NFTElement]) {
+        difference(KernelElements(before), KernelElements(after))
     }
 
-    static func isSortedByKey(_ elements: [NFTElement]) -> Bool {
-        zip(elements, elements.dropFirst()).allSatisfy { keyPrecedes($0, $1) }
+    /// Whether `a`'s element at `i` sorts before `b`'s at `j`: by key, key end, then flags.
+    static func keyPrecedes(_ a: KernelElements, _ i: Int, _ b: KernelElements, _ j: Int) -> Bool {
+        let aKey = a.key(at: i), bKey = b.key(at: j)
+        if aKey != bKey { return aKey.lexicographicallyPrecedes(bKey) }
+        let aEnd = a.keyEnd(at: i) ?? [], bEnd = b.keyEnd(at: j) ?? []
+        if aEnd != bEnd { return aEnd.lexicographicallyPrecedes(bEnd) }
+        return a.flags(at: i) < b.flags(at: j)
+    }
+
+    static func isSortedByKey(_ elements: KernelElements) -> Bool {
+        elements.indices.dropLast().allSatisfy { keyPrecedes(elements, $0, elements, $0 + 1) }
     }
 }
 

@@ -41,8 +41,8 @@ public enum RecentTable {
         }
         // A class chain stays while any sender element of the main table still jumps to it.
         for (name, elements) in snapshot.elements where isSenderMap(name) && !candidates.isEmpty {
-            for element in elements {
-                if let chain = element.verdict?.chain, candidates.contains(chain) { candidates.remove(chain) }
+            for verdict in elements.distinctVerdicts {
+                if let chain = verdict?.chain, candidates.contains(chain) { candidates.remove(chain) }
             }
         }
         guard !candidates.isEmpty else { return snapshot }
@@ -88,7 +88,7 @@ public enum RecentTable {
         }
         func visit(set name: String) {
             guard keptSets.insert(name).inserted, let set = setsByName[name] else { return }
-            for element in set.elements { visit(verdict: element.verdict) }
+            for verdict in set.elements.distinctVerdicts { visit(verdict: verdict) }
         }
         func visit(verdict: Verdict?) {
             switch verdict {

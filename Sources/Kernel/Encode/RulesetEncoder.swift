@@ -82,13 +82,16 @@ public struct RulesetEncoder: Sendable {
     /// The kernel's elements for model elements: an interval set without concatenation keeps
     /// start points and interval-end points (as nft does); a concatenated interval set keeps
     /// key and key-end in one element.
-    public static func kernelElements(_ elements: [SetElement], of set: NamedSet) -> [NFTElement] {
+    public static func kernelElements(_ elements: SetElements, of set: NamedSet) -> KernelElements {
         let interval = set.flags.contains(.interval)
         let concat = set.key.count > 1
         if interval && !concat {
-            return intervalPoints(elements, width: set.key[0].width)
+            return KernelElements(intervalPoints(elements, width: set.key[0].width))
         }
-        return elements.map { element in
+        if let hosts = elements.hostColumns, !concat {
+            return packed(hosts)
+        }
+        return KernelElements(elements.map { element in
             var key: [UInt8] = [], end: [UInt8] = []
             for (part, type) in zip(element.key, set.key) {
                 let (low, high) = bounds(part, type)
@@ -98,12 +101,30 @@ public struct RulesetEncoder: Sendable {
             return NFTElement(key: key, keyEnd: interval ? end : nil, verdict: element.verdict.map(Self.verdict),
                               timeoutMilliseconds: element.timeout.map { UInt64($0) * 1000 },
                               userData: UserData.comment(element.comment))
+        })
+    }
+
+    public static func kernelElements(_ elements: [SetElement], of set: NamedSet) -> KernelElements {
+        kernelElements(SetElements(elements), of: set)
+    }
+
+    /// Single addresses to verdicts: network-order keys end to end, verdicts by number.
+    static func packed(_ hosts: HostColumns) -> KernelElements {
+        var keys: [UInt8] = []
+        keys.reserveCapacity(hosts.words.count * 4)
+        for word in hosts.words {
+            keys.append(UInt8(truncatingIfNeeded: word >> 24))
+            keys.append(UInt8(truncatingIfNeeded: word >> 16))
+            keys.append(UInt8(truncatingIfNeeded: word >> 8))
+            keys.append(UInt8(truncatingIfNeeded: word))
         }
+        return KernelElements(width: 4 * hosts.wordsPerAddress, keys: keys, verdicts: hosts.verdicts.map { $0.map(verdict) },
+                              verdictIndex: hosts.verdictIndex)
     }
 
     /// Start points and end points of sorted, disjoint ranges. An end point is left out where
     /// the next range starts right after (its start ends the previous one) or at the top.
-    static func intervalPoints(_ elements: [SetElement], width: Int) -> [NFTElement] {
+    static func intervalPoints(_ elements: SetElements, width: Int) -> [NFTElement] {
         struct Span { var low: UInt128; var high: UInt128; var element: SetElement }
         let spans = elements.map { element -> Span in
             let (low, high) = integerBounds(element.key[0])
@@ -124,17 +145,21 @@ public struct RulesetEncoder: Sendable {
     }
 
     /// NEWSETELEM messages, each kept under `elementBytesPerMessage`.
-    public func addElements(_ elements: [SetElement], to set: NamedSet, in table: Table) -> [EncodedMessage] {
+    public func addElements(_ elements: SetElements, to set: NamedSet, in table: Table) -> [EncodedMessage] {
         chunks(Self.kernelElements(elements, of: set), of: set, in: table, delete: false)
     }
 
     public func chunks(_ elements: [NFTElement], of set: NamedSet, in table: Table, delete: Bool) -> [EncodedMessage] {
+        chunks(KernelElements(elements), of: set, in: table, delete: delete)
+    }
+
+    public func chunks(_ elements: KernelElements, of set: NamedSet, in table: Table, delete: Bool) -> [EncodedMessage] {
         var out: [EncodedMessage] = []
         var start = 0
         while start < elements.count {
             var bytes = 0, end = start
             while end < elements.count && (end == start || bytes < elementBytesPerMessage) {
-                bytes += Self.estimatedSize(elements[end])
+                bytes += elements.encodedSize(at: end)
                 end += 1
             }
             let spec = NFTElementsSpec(family: table.family.number, table: table.name, set: set.name, setID: nil,
@@ -147,12 +172,20 @@ public struct RulesetEncoder: Sendable {
     }
 
     static func estimatedSize(_ element: NFTElement) -> Int {
-        var size = 4 + 8 + element.key.count + 4
-        if let end = element.keyEnd { size += 8 + end.count + 4 }
-        if element.flags != 0 { size += 8 }
-        if let verdict = element.verdict { size += 24 + (verdict.chain?.utf8.count ?? 0) + 4 }
-        if element.timeoutMilliseconds != nil { size += 12 }
-        size += element.userData.count + 8
+        estimatedSize(keyCount: element.key.count, keyEndCount: element.keyEnd?.count, flags: element.flags, verdict: element.verdict,
+                      timeout: element.timeoutMilliseconds != nil, userDataCount: element.userData.count)
+    }
+
+    /// The bytes of one element's attributes in a NEWSETELEM message (each attribute a
+    /// 4-byte header and its data padded to 4 bytes), as libnftnl writes them.
+    static func estimatedSize(keyCount: Int, keyEndCount: Int?, flags: UInt32, verdict: NFTVerdict?, timeout: Bool, userDataCount: Int) -> Int {
+        func padded(_ n: Int) -> Int { (n + 3) & ~3 }
+        var size = 4 + 8 + padded(keyCount)  // the element's nest; key nest and value
+        if let end = keyEndCount { size += 8 + padded(end) }
+        if flags != 0 { size += 8 }
+        if let verdict { size += 8 + 8 + (verdict.chain.map { 4 + padded($0.utf8.count + 1) } ?? 0) }  // data and verdict nests, code, chain
+        if timeout { size += 12 }
+        if userDataCount > 0 { size += 4 + padded(userDataCount) }
         return size
     }
 
@@ -220,7 +253,7 @@ public struct RulesetEncoder: Sendable {
                 var elements: [NFTElement] = []
                 for constant in constants { elements.append(NFTElement(key: try Self.bytes(constant, for: field))) }
                 anonymousSets.append(EncodedMessage(.newElements(NFTElementsSpec(
-                    family: table.family.number, table: table.name, set: "__set%d", setID: id, elements: elements[...])), origin: ""))
+                    family: table.family.number, table: table.name, set: "__set%d", setID: id, elements: KernelElements(elements)[...])), origin: ""))
                 out.append(Self.load(field, into: r0))
                 out.append(.lookup(source: r0, set: "__set%d", setID: id, destination: nil))
             case .conntrackState(let states):
@@ -437,7 +470,7 @@ public struct EncodedMessage: Hashable, Sendable {
     var estimatedBytes: Int {
         switch message {
         case .newElements(let spec), .deleteElements(let spec):
-            128 + spec.elements.reduce(0) { $0 + RulesetEncoder.estimatedSize($1) } * 21 / 20
+            128 + spec.elements.indices.reduce(0) { $0 + spec.elements.base.encodedSize(at: $1) } * 51 / 50
         default: 2048
         }
     }

@@ -105,7 +105,17 @@ public struct NFTElementsSpec: Hashable, Sendable {
     public var set: String
     public var setID: UInt32?
     /// A slice of the set's elements: chunks of a large set share its storage.
-    public var elements: ArraySlice<NFTElement>
+    public var elements: Slice<KernelElements>
+
+    public static func == (a: NFTElementsSpec, b: NFTElementsSpec) -> Bool {
+        a.family == b.family && a.table == b.table && a.set == b.set && a.setID == b.setID && a.elements.elementsEqual(b.elements)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(table)
+        hasher.combine(set)
+        hasher.combine(elements.count)
+    }
 }
 
 public struct NFTVerdict: Hashable, Sendable {

@@ -128,7 +128,7 @@ public struct GenerationStore: Sendable {
     /// Records a generation and makes it current.
     public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?, recent: [String: [SetElement]] = [:]) throws(StateError) {
         var skeleton = ruleset.table
-        var elements: [String: [SetElement]] = [:]
+        var elements: [String: SetElements] = [:]
         for index in skeleton.sets.indices {
             elements[skeleton.sets[index].name] = skeleton.sets[index].elements
             skeleton.sets[index].elements = []
@@ -206,24 +206,51 @@ public struct GenerationStore: Sendable {
 }
 
 /// A compact binary form of set elements (a generation can hold millions of them).
+///
+/// `ENFS2` (written): per set its name and either a list of elements or, for elements stored
+/// by column (`HostColumns`), the family, the distinct verdicts, then every address and
+/// every verdict number end to end. `ENFS1` (read only, from older generations): a list for
+/// every set. Integers are little-endian.
 enum ElementCodec {
-    static let magic = Array("ENFS1".utf8)
+    static let magic = Array("ENFS2".utf8)
+    static let listMagic = Array("ENFS1".utf8)
 
-    static func encode(_ sets: [String: [SetElement]]) -> [UInt8] {
+    static func encode(_ sets: [String: SetElements]) -> [UInt8] {
         var out = magic
         func u8(_ v: UInt8) { out.append(v) }
-        func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-        func u128(_ v: UInt128) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+        func u16(_ v: UInt16) { out.append(UInt8(truncatingIfNeeded: v)); out.append(UInt8(truncatingIfNeeded: v >> 8)) }
+        func u32(_ v: UInt32) { for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> shift)) } }
+        func u128(_ v: UInt128) { for shift in stride(from: 0, to: 128, by: 8) { out.append(UInt8(truncatingIfNeeded: v >> shift)) } }
         func string(_ s: String?) {
             guard let s else { u32(.max); return }
-            let bytes = Array(s.utf8)
-            u32(UInt32(bytes.count))
-            out += bytes
+            u32(UInt32(s.utf8.count))
+            out += s.utf8
+        }
+        func verdict(_ verdict: Verdict?) {
+            switch verdict {
+            case nil: u8(0)
+            case .accept?: u8(1)
+            case .drop?: u8(2)
+            case .return?: u8(3)
+            case .jump(let chain)?: u8(4); string(chain)
+            case .goto(let chain)?: u8(5); string(chain)
+            }
         }
         u32(UInt32(sets.count))
         for (name, elements) in sets.sorted(by: { $0.key < $1.key }) {
             string(name)
+            if let hosts = elements.hostColumns {
+                u8(1)
+                u8(hosts.family == .v4 ? 4 : 6)
+                u32(UInt32(hosts.verdicts.count))
+                for each in hosts.verdicts { verdict(each) }
+                u32(UInt32(hosts.count))
+                out.reserveCapacity(out.count + hosts.words.count * 4 + hosts.count * 2)
+                for word in hosts.words { u32(word) }
+                for number in hosts.verdictIndex { u16(number) }
+                continue
+            }
+            u8(0)
             u32(UInt32(elements.count))
             for element in elements {
                 u8(UInt8(element.key.count))
@@ -238,14 +265,7 @@ enum ElementCodec {
                     case .mark(let mark): u8(3); u32(mark)
                     }
                 }
-                switch element.verdict {
-                case nil: u8(0)
-                case .accept?: u8(1)
-                case .drop?: u8(2)
-                case .return?: u8(3)
-                case .jump(let chain)?: u8(4); string(chain)
-                case .goto(let chain)?: u8(5); string(chain)
-                }
+                verdict(element.verdict)
                 u32(element.timeout.map { UInt32(clamping: $0) } ?? .max)
                 string(element.comment)
             }
@@ -253,11 +273,14 @@ enum ElementCodec {
         return out
     }
 
-    static func decode(_ input: [UInt8]) -> [String: [SetElement]]? {
-        guard input.count >= magic.count, Array(input[0..<magic.count]) == magic else { return nil }
+    static func decode(_ input: [UInt8]) -> [String: SetElements]? {
+        guard input.count >= magic.count else { return nil }
+        let head = Array(input[0..<magic.count])
+        guard head == magic || head == listMagic else { return nil }
+        let columns = head == magic
         var offset = magic.count
         func take(_ n: Int) -> ArraySlice<UInt8>? {
-            guard offset + n <= input.count else { return nil }
+            guard n >= 0, offset + n <= input.count else { return nil }
             defer { offset += n }
             return input[offset..<(offset + n)]
         }
@@ -270,12 +293,58 @@ enum ElementCodec {
             guard let bytes = take(Int(count)) else { return nil }
             return .some(String(decoding: bytes, as: UTF8.self))
         }
+        func verdict() -> Verdict?? {
+            switch integer(UInt8.self) {
+            case 0?: return .some(nil)
+            case 1?: return .accept
+            case 2?: return .drop
+            case 3?: return .return
+            case 4?: guard let chain = string(), let chain else { return nil }; return .jump(chain)
+            case 5?: guard let chain = string(), let chain else { return nil }; return .goto(chain)
+            default: return nil
+            }
+        }
+        func hosts() -> SetElements? {
+            guard let familyByte = integer(UInt8.self), familyByte == 4 || familyByte == 6,
+                  let verdictCount = integer(UInt32.self), verdictCount <= 65536 else { return nil }
+            var verdicts: [Verdict?] = []
+            for _ in 0..<verdictCount {
+                guard let each = verdict() else { return nil }
+                verdicts.append(each)
+            }
+            guard let count = integer(UInt32.self).map(Int.init) else { return nil }
+            let perAddress = familyByte == 4 ? 1 : 4
+            guard let wordBytes = take(count * perAddress * 4), let indexBytes = take(count * 2) else { return nil }
+            var words = [UInt32](repeating: 0, count: count * perAddress)
+            var at = wordBytes.startIndex
+            for i in words.indices {
+                words[i] = UInt32(wordBytes[at]) | UInt32(wordBytes[at + 1]) << 8 | UInt32(wordBytes[at + 2]) << 16 | UInt32(wordBytes[at + 3]) << 24
+                at += 4
+            }
+            var index = [UInt16](repeating: 0, count: count)
+            at = indexBytes.startIndex
+            for i in index.indices {
+                index[i] = UInt16(indexBytes[at]) | UInt16(indexBytes[at + 1]) << 8
+                at += 2
+            }
+            return SetElements(family: familyByte == 4 ? .v4 : .v6, words: words, verdicts: verdicts, verdictIndex: index)
+        }
         guard let setCount = integer(UInt32.self) else { return nil }
-        var sets: [String: [SetElement]] = [:]
+        var sets: [String: SetElements] = [:]
         for _ in 0..<setCount {
-            guard let name = string(), let name, let count = integer(UInt32.self) else { return nil }
-            var elements: [SetElement] = []
-            elements.reserveCapacity(Int(count))
+            guard let name = string(), let name else { return nil }
+            if columns {
+                switch integer(UInt8.self) {
+                case 1?:
+                    guard let elements = hosts() else { return nil }
+                    sets[name] = elements
+                    continue
+                case 0?: break
+                default: return nil
+                }
+            }
+            guard let count = integer(UInt32.self) else { return nil }
+            var elements = SetElements()
             for _ in 0..<count {
                 guard let parts = integer(UInt8.self) else { return nil }
                 var key: [KeyPart] = []
@@ -299,17 +368,7 @@ enum ElementCodec {
                     default: return nil
                     }
                 }
-                let verdict: Verdict?
-                switch integer(UInt8.self) {
-                case 0?: verdict = nil
-                case 1?: verdict = .accept
-                case 2?: verdict = .drop
-                case 3?: verdict = .return
-                case 4?: guard let chain = string(), let chain else { return nil }; verdict = .jump(chain)
-                case 5?: guard let chain = string(), let chain else { return nil }; verdict = .goto(chain)
-                default: return nil
-                }
-                guard let timeout = integer(UInt32.self), let comment = string() else { return nil }
+                guard let verdict = verdict(), let timeout = integer(UInt32.self), let comment = string() else { return nil }
                 elements.append(SetElement(key, verdict: verdict, timeout: timeout == .max ? nil : Int(timeout), comment: comment))
             }
             sets[name] = elements

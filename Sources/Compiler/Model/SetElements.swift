@@ -1,0 +1,211 @@
+/// The elements of a set or map, in order.
+///
+/// A sender hosts map holds up to millions of single addresses, each mapped to one of a few
+/// verdicts. As a list of `SetElement`s that costs about 160 bytes per address (the key is
+/// an array of its own); kept by column it costs the address's 4 or 16 bytes and a 2-byte
+/// verdict number. Elements are stored by column while every one of them is such an
+/// address (no range, timeout or comment), and as a list from the first one that is not.
+/// Either way the collection reads as `SetElement`s.
+public struct SetElements: RandomAccessCollection, Hashable, Sendable, ExpressibleByArrayLiteral, Codable {
+    private enum Storage: Sendable {
+        case list([SetElement])
+        case hosts(HostColumns)
+    }
+
+    private var storage: Storage
+
+    public init() { storage = .list([]) }
+
+    public init(_ elements: some Sequence<SetElement>) {
+        self.init()
+        for element in elements { append(element) }
+    }
+
+    public init(arrayLiteral elements: SetElement...) { self.init(elements) }
+
+    /// Elements stored by column (see `HostColumns`); nil unless `words` holds
+    /// `verdictIndex.count` addresses, each number is a position in `verdicts` and the
+    /// verdicts are distinct.
+    public init?(family: IPFamily, words: [UInt32], verdicts: [Verdict?], verdictIndex: [UInt16]) {
+        guard let columns = HostColumns(family: family, words: words, verdicts: verdicts, verdictIndex: verdictIndex) else { return nil }
+        storage = columns.count == 0 ? .list([]) : .hosts(columns)
+    }
+
+    /// The single addresses and their verdicts, when the elements are stored by column.
+    public var hostColumns: HostColumns? {
+        if case .hosts(let columns) = storage { columns } else { nil }
+    }
+
+    public mutating func append(_ element: SetElement) {
+        switch storage {
+        case .list(var list):
+            if list.isEmpty, let address = HostColumns.address(of: element) {
+                var columns = HostColumns(family: address.family)
+                if columns.append(address, element.verdict) {
+                    storage = .hosts(columns)
+                    return
+                }
+            }
+            storage = .list([])  // keeps `list` uniquely referenced
+            list.append(element)
+            storage = .list(list)
+        case .hosts(var columns):
+            storage = .list([])
+            if let address = HostColumns.address(of: element), address.family == columns.family, columns.append(address, element.verdict) {
+                storage = .hosts(columns)
+            } else {
+                var list = Array(columns.elements)
+                list.append(element)
+                storage = .list(list)
+            }
+        }
+    }
+
+    public mutating func reserveCapacity(_ count: Int) {
+        if case .hosts(var columns) = storage {
+            storage = .list([])
+            columns.reserveCapacity(count)
+            storage = .hosts(columns)
+        }
+    }
+
+    // MARK: Collection
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int {
+        switch storage {
+        case .list(let list): list.count
+        case .hosts(let columns): columns.count
+        }
+    }
+
+    public subscript(position: Int) -> SetElement {
+        switch storage {
+        case .list(let list): list[position]
+        case .hosts(let columns): columns[position]
+        }
+    }
+
+    /// The verdicts the elements carry, each once.
+    public var distinctVerdicts: [Verdict?] {
+        switch storage {
+        case .list(let list):
+            var seen = Set<Verdict?>()
+            return list.map(\.verdict).filter { seen.insert($0).inserted }
+        case .hosts(let columns): return columns.verdictsInUse
+        }
+    }
+
+    // MARK: Hashable, Codable
+
+    public static func == (a: SetElements, b: SetElements) -> Bool {
+        if case .hosts(let x) = a.storage, case .hosts(let y) = b.storage { return x.sameElements(as: y) }
+        return a.count == b.count && a.elementsEqual(b)
+    }
+
+    /// Equal collections have equal counts, ends and middles whatever their storage.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        if !isEmpty {
+            hasher.combine(self[0])
+            hasher.combine(self[count / 2])
+            hasher.combine(self[count - 1])
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        self.init()
+        while !container.isAtEnd { append(try container.decode(SetElement.self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        for element in self { try container.encode(element) }
+    }
+}
+
+/// Single addresses of one family and a verdict for each, by column (see `SetElements`).
+public struct HostColumns: Sendable {
+    public let family: IPFamily
+    /// The addresses as 32-bit words, most significant first: one per IPv4 address, four per IPv6 address.
+    public private(set) var words: [UInt32] = []
+    /// The distinct verdicts, in order of first use.
+    public private(set) var verdicts: [Verdict?] = []
+    /// For each address, its verdict's position in `verdicts`.
+    public private(set) var verdictIndex: [UInt16] = []
+    private var verdictNumbers: [Verdict?: UInt16] = [:]
+
+    init(family: IPFamily) { self.family = family }
+
+    init?(family: IPFamily, words: [UInt32], verdicts: [Verdict?], verdictIndex: [UInt16]) {
+        self.family = family
+        guard words.count == verdictIndex.count * (family == .v4 ? 1 : 4), verdicts.count <= Int(UInt16.max) + 1,
+              verdictIndex.allSatisfy({ Int($0) < verdicts.count }) else { return nil }
+        for (number, verdict) in verdicts.enumerated() {
+            guard verdictNumbers.updateValue(UInt16(number), forKey: verdict) == nil else { return nil }
+        }
+        self.words = words
+        self.verdicts = verdicts
+        self.verdictIndex = verdictIndex
+    }
+
+    public var wordsPerAddress: Int { family == .v4 ? 1 : 4 }
+    public var count: Int { verdictIndex.count }
+
+    static func address(of element: SetElement) -> IPAddress? {
+        guard element.key.count == 1, case .addresses(let range) = element.key[0], range.first == range.last,
+              element.timeout == nil, element.comment == nil else { return nil }
+        return range.first
+    }
+
+    /// False (and nothing added) when `verdict` would be the 65,537th distinct one.
+    mutating func append(_ address: IPAddress, _ verdict: Verdict?) -> Bool {
+        let number: UInt16
+        if let known = verdictNumbers[verdict] { number = known } else {
+            guard verdicts.count <= Int(UInt16.max) else { return false }
+            number = UInt16(verdicts.count)
+            verdictNumbers[verdict] = number
+            verdicts.append(verdict)
+        }
+        if family == .v4 {
+            words.append(UInt32(truncatingIfNeeded: address.value))
+        } else {
+            for shift in stride(from: 96, through: 0, by: -32) { words.append(UInt32(truncatingIfNeeded: address.value >> shift)) }
+        }
+        verdictIndex.append(number)
+        return true
+    }
+
+    mutating func reserveCapacity(_ count: Int) {
+        words.reserveCapacity(count * wordsPerAddress)
+        verdictIndex.reserveCapacity(count)
+    }
+
+    public func address(at index: Int) -> IPAddress {
+        if family == .v4 { return IPAddress(v4: words[index]) }
+        var value: UInt128 = 0
+        for word in words[(index * 4)..<(index * 4 + 4)] { value = value << 32 | UInt128(word) }
+        return IPAddress(v6: value)
+    }
+
+    public func verdict(at index: Int) -> Verdict? { verdicts[Int(verdictIndex[index])] }
+
+    subscript(index: Int) -> SetElement {
+        SetElement([.addresses(AddressRange(address(at: index)))], verdict: verdict(at: index))
+    }
+
+    var elements: some Sequence<SetElement> { (0..<count).lazy.map { self[$0] } }
+
+    var verdictsInUse: [Verdict?] {
+        var used = [Bool](repeating: false, count: verdicts.count)
+        for number in verdictIndex { used[Int(number)] = true }
+        return verdicts.indices.filter { used[$0] }.map { verdicts[$0] }
+    }
+
+    func sameElements(as other: HostColumns) -> Bool {
+        guard family == other.family, words == other.words, count == other.count else { return false }
+        if verdicts == other.verdicts { return verdictIndex == other.verdictIndex }
+        return (0..<count).allSatisfy { verdict(at: $0) == other.verdict(at: $0) }
+    }
+}
