@@ -16,6 +16,7 @@ struct Enforcer: ParsableCommand {
 
     /// Usage errors exit 2 (ArgumentParser's default is 64).
     static func main() {
+        MemoryTuning.returnLargeBlocks()
         do {
             var command = try parseAsRoot()
             try command.run()

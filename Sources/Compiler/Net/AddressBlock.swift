@@ -2,12 +2,15 @@
 /// address is a block with a full-length prefix (/32 or /128).
 public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
     public let address: IPAddress
-    public let prefixLength: Int
+    // One byte, in the address's tail padding: a stride of 24 bytes rather than 32 (a policy
+    // can list a million of them).
+    private let storedPrefixLength: UInt8
+    public var prefixLength: Int { Int(storedPrefixLength) }
 
     /// The block holding just `address`.
     public init(_ address: IPAddress) {
         self.address = address
-        prefixLength = address.family.bitWidth
+        storedPrefixLength = UInt8(address.family.bitWidth)
     }
 
     /// nil when the prefix is out of range for the family or host bits are set.
@@ -16,12 +19,12 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
               address.value & Self.hostMask(address.family, prefixLength) == 0
         else { return nil }
         self.address = address
-        self.prefixLength = prefixLength
+        storedPrefixLength = UInt8(prefixLength)
     }
 
     private init(unchecked address: IPAddress, prefixLength: Int) {
         self.address = address
-        self.prefixLength = prefixLength
+        storedPrefixLength = UInt8(prefixLength)
     }
 
     /// "10.0.0.5" (a /32), "10.0.0.0/8", "2001:db8::/32", "::1/128". The prefix must be

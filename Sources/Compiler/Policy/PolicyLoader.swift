@@ -205,10 +205,10 @@ public struct PolicyLoader {
     private mutating func system(_ block: RawBlock) -> SystemDefinition? {
         let keys = keys(of: block, allowed: ["address", "tags"], repeatable: ["address", "tags"], what: "system")
         var addresses: [AddressBlock] = []
-        for entry in keys.all("address") {
-            for item in Self.listItems(entry) {
-                do { addresses.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
-            }
+        let items = keys.all("address").flatMap(Self.listItems)
+        addresses.reserveCapacity(items.count)
+        for item in items {
+            do { addresses.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
         }
         if keys.all("address").isEmpty && !keys.misspelt.contains("address") {
             diagnostics.append(.error(block.nameLocation, "system '\(block.name)' needs 'address:'"))
