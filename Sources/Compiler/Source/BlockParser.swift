@@ -223,7 +223,7 @@ private struct LineCursor {
     var atEnd: Bool { index >= line.bytes.endIndex || line.bytes[index...].allSatisfy(\.isBlank) }
     var peek: UInt8? { index < line.bytes.endIndex ? line.bytes[index] : nil }
     var location: SourceLocation { text.location(line: line, byte: index) }
-    var rest: String { String(decoding: line.bytes[index...], as: UTF8.self).trimmingBlanks }
+    var rest: String { String(decoding: line.bytes[index...].trimmingBlanks, as: UTF8.self) }
     var restTrimmingTrailingBlanks: String { rest }
 
     mutating func advance() { index += 1 }
@@ -261,7 +261,7 @@ private struct LineCursor {
 }
 
 extension SourceText.Line {
-    var textTrimmed: String { String(decoding: bytes, as: UTF8.self).trimmingBlanks }
+    var textTrimmed: String { String(decoding: bytes.trimmingBlanks, as: UTF8.self) }
 
     /// Where the line's first non-blank character is.
     func startLocation(_ text: SourceText) -> SourceLocation {
@@ -281,14 +281,17 @@ extension StringProtocol {
     /// Trims spaces, tabs and carriage returns (not Unicode whitespace in general). Works on
     /// UTF-8 bytes: the blanks are ASCII, so byte positions are character boundaries.
     var trimmingBlanks: String {
-        let bytes = utf8
-        guard var end = bytes.firstIndex(where: { !$0.isBlank }) else { return "" }
-        let first = end
-        var index = first
-        while index != bytes.endIndex {
-            if !bytes[index].isBlank { end = bytes.index(after: index) }
-            index = bytes.index(after: index)
-        }
-        return String(self[first..<end])
+        let text = Substring(self)
+        let bytes = text.utf8
+        guard let first = bytes.firstIndex(where: { !$0.isBlank }), let last = bytes.lastIndex(where: { !$0.isBlank }) else { return "" }
+        return String(text[first...last])
+    }
+}
+
+extension ArraySlice<UInt8> {
+    /// The bytes without leading and trailing spaces, tabs and carriage returns.
+    var trimmingBlanks: ArraySlice<UInt8> {
+        guard let first = firstIndex(where: { !$0.isBlank }), let last = lastIndex(where: { !$0.isBlank }) else { return self[endIndex...] }
+        return self[first...last]
     }
 }
