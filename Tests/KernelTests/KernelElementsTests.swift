@@ -102,4 +102,21 @@ import Testing
         let decoded = try #require(ElementCodec.decode(bytes))
         #expect(Array(decoded["in_hosts_v4"] ?? []) == [SetElement([.addresses(AddressRange(try IPAddress.parse("10.0.0.5")))], verdict: .jump("in_a"))])
     }
+
+    /// A damaged record is refused, never trapped on: here a port range 443-80.
+    @Test func aReversedPortRangeInARecordIsDamage() {
+        var bytes = Array("ENFS2".utf8)
+        func u32(_ v: UInt32) { bytes += [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
+        u32(1)
+        u32(5); bytes += "ports".utf8
+        bytes.append(0)             // a list
+        u32(1)                      // one element
+        bytes += [1, 2]             // one key part: ports
+        bytes += [0xbb, 0x01, 80, 0]  // 443, then 80
+        bytes.append(0)             // no verdict
+        u32(.max); u32(.max)
+        #expect(ElementCodec.decode(bytes) == nil)
+        bytes[bytes.count - 13] = 0; bytes[bytes.count - 12] = 0  // 0-80 instead: reads
+        #expect(ElementCodec.decode(bytes)?["ports"]?.first == SetElement([.ports(PortRange(first: 0, last: 80))]))
+    }
 }

@@ -26,10 +26,10 @@ extension IPAddress {
 /// Adjacent pieces with equal label sets are merged; uncovered gaps are left out.
 ///
 /// Pieces with the same label set share one `Set` instance.
-@inlinable
 ///
 /// A caller that hands over its only copy of `items` (`consume`) lets them be freed before
 /// the pieces are built: with a million senders that is most of the compiler's peak memory.
+@inlinable
 public func partition<Label: Hashable & Sendable>(
     _ items: consuming [(AddressRange, Label)]
 ) -> [(range: AddressRange, labels: Set<Label>)] {

@@ -88,7 +88,7 @@ public struct RulesetEncoder: Sendable {
         if interval && !concat {
             return KernelElements(intervalPoints(elements, width: set.key[0].width))
         }
-        if let hosts = elements.hostColumns, !concat {
+        if let hosts = elements.hostColumns, !concat, 4 * hosts.wordsPerAddress == set.key[0].width {
             return packed(hosts)
         }
         return KernelElements(elements.map { element in

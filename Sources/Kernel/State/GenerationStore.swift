@@ -360,7 +360,7 @@ enum ElementCodec {
                         guard let raw = integer(UInt8.self), let proto = IPProtocol(rawValue: raw) else { return nil }
                         key.append(.proto(proto))
                     case 2?:
-                        guard let first = integer(UInt16.self), let last = integer(UInt16.self) else { return nil }
+                        guard let first = integer(UInt16.self), let last = integer(UInt16.self), first <= last else { return nil }
                         key.append(.ports(PortRange(first: first, last: last)))
                     case 3?:
                         guard let mark = integer(UInt32.self) else { return nil }
