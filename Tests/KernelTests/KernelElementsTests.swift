@@ -103,6 +103,26 @@ import Testing
         #expect(Array(decoded["in_hosts_v4"] ?? []) == [SetElement([.addresses(AddressRange(try IPAddress.parse("10.0.0.5")))], verdict: .jump("in_a"))])
     }
 
+    /// Random damage to a record of every kind of element: decoding answers (often nil)
+    /// and never traps.
+    @Test func damagedRecordsNeverTrap() {
+        let sets: [String: SetElements] = [
+            "in_hosts_v4": Self.hosts((0..<40).map { 0x0a00_0000 + $0 }),
+            "in_hosts_v6": SetElements([SetElement([.addresses(AddressRange(IPAddress(v6: 1)))], verdict: .goto("g"))]),
+            "in_senders_v4": SetElements([SetElement([.addresses(AddressRange(first: IPAddress(v4: 1), last: IPAddress(v4: 9)))], verdict: .drop, comment: "c")]),
+            "mixed": SetElements([SetElement([.proto(.tcp), .ports(PortRange(first: 1, last: 2)), .mark(7)], verdict: .return, timeout: 3)]),
+        ]
+        let bytes = ElementCodec.encode(sets)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            var damaged = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                damaged[Int.random(in: 0..<damaged.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            _ = ElementCodec.decode(damaged)
+        }
+    }
+
     /// A damaged record is refused, never trapped on: here a port range 443-80.
     @Test func aReversedPortRangeInARecordIsDamage() {
         var bytes = Array("ENFS2".utf8)
