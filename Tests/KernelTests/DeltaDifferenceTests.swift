@@ -40,7 +40,7 @@ import Testing
 
     @Test(arguments: cases)
     func agreesWithTheSetDifference(_ test: Case) {
-        let (removed, added) = Delta.difference(test.before, test.after)
+        let (removed, added) = Delta.difference(KernelElements(test.before), KernelElements(test.after))
         let (expectedRemoved, expectedAdded) = Self.reference(test.before, test.after)
         #expect(Set(removed) == expectedRemoved)
         #expect(Set(added) == expectedAdded)
@@ -57,7 +57,7 @@ import Testing
                     .map { Self.element($0, chain: Bool.random(using: &generator) ? "in_a" : "in_b") }
             }
             let before = pick(), after = pick()
-            let (removed, added) = Delta.difference(before, after)
+            let (removed, added) = Delta.difference(KernelElements(before), KernelElements(after))
             let (expectedRemoved, expectedAdded) = Self.reference(before, after)
             #expect(Set(removed) == expectedRemoved && removed.count == expectedRemoved.count)
             #expect(Set(added) == expectedAdded && added.count == expectedAdded.count)

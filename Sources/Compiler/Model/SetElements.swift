@@ -61,14 +61,6 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
         }
     }
 
-    public mutating func reserveCapacity(_ count: Int) {
-        if case .hosts(var columns) = storage {
-            storage = .list([])
-            columns.reserveCapacity(count)
-            storage = .hosts(columns)
-        }
-    }
-
     // MARK: Collection
 
     public var startIndex: Int { 0 }
@@ -89,10 +81,8 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
     /// The verdicts the elements carry, each once.
     public var distinctVerdicts: [Verdict?] {
         switch storage {
-        case .list(let list):
-            var seen = Set<Verdict?>()
-            return list.map(\.verdict).filter { seen.insert($0).inserted }
-        case .hosts(let columns): return columns.verdictsInUse
+        case .list(let list): firstOccurrences(list.lazy.map(\.verdict))
+        case .hosts(let columns): entriesInUse(columns.verdicts, numbers: columns.verdictIndex)
         }
     }
 
@@ -103,15 +93,7 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
         return a.count == b.count && a.elementsEqual(b)
     }
 
-    /// Equal collections have equal counts, ends and middles whatever their storage.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(count)
-        if !isEmpty {
-            hasher.combine(self[0])
-            hasher.combine(self[count / 2])
-            hasher.combine(self[count - 1])
-        }
-    }
+    public func hash(into hasher: inout Hasher) { hashSample(into: &hasher) }
 
     public init(from decoder: any Decoder) throws {
         var container = try decoder.unkeyedContainer()
@@ -177,11 +159,6 @@ public struct HostColumns: Sendable {
         return true
     }
 
-    mutating func reserveCapacity(_ count: Int) {
-        words.reserveCapacity(count * wordsPerAddress)
-        verdictIndex.reserveCapacity(count)
-    }
-
     public func address(at index: Int) -> IPAddress {
         if family == .v4 { return IPAddress(v4: words[index]) }
         var value: UInt128 = 0
@@ -196,12 +173,6 @@ public struct HostColumns: Sendable {
     }
 
     var elements: some Sequence<SetElement> { (0..<count).lazy.map { self[$0] } }
-
-    var verdictsInUse: [Verdict?] {
-        var used = [Bool](repeating: false, count: verdicts.count)
-        for number in verdictIndex { used[Int(number)] = true }
-        return verdicts.indices.filter { used[$0] }.map { verdicts[$0] }
-    }
 
     func sameElements(as other: HostColumns) -> Bool {
         guard family == other.family, words == other.words, count == other.count else { return false }

@@ -153,10 +153,6 @@ extension Delta {
         return (removed, added)
     }
 
-    static func difference(_ before: [NFTElement], _ after: [NFTElement]) -> (removed: [NFTElement], added: [NFTElement]) {
-        difference(KernelElements(before), KernelElements(after))
-    }
-
     /// Whether `a`'s element at `i` sorts before `b`'s at `j`: by key, key end, then flags.
     static func keyPrecedes(_ a: KernelElements, _ i: Int, _ b: KernelElements, _ j: Int) -> Bool {
         let aKey = a.key(at: i), bKey = b.key(at: j)

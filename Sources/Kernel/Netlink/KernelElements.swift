@@ -1,3 +1,5 @@
+import Compiler
+
 /// The kernel elements of one set, in order.
 ///
 /// A sender hosts map's elements (a key of one address and a verdict, by the million) are
@@ -85,13 +87,8 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
     /// The verdicts of the elements, each once.
     public var distinctVerdicts: [NFTVerdict?] {
         switch storage {
-        case .list(let list):
-            var seen = Set<NFTVerdict?>()
-            return list.map(\.verdict).filter { seen.insert($0).inserted }
-        case .packed(let packed):
-            var used = [Bool](repeating: false, count: packed.verdicts.count)
-            for number in packed.verdictIndex { used[Int(number)] = true }
-            return packed.verdicts.indices.filter { used[$0] }.map { packed.verdicts[$0] }
+        case .list(let list): firstOccurrences(list.lazy.map(\.verdict))
+        case .packed(let packed): entriesInUse(packed.verdicts, numbers: packed.verdictIndex)
         }
     }
 
@@ -129,13 +126,5 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
         return a.count == b.count && a.indices.allSatisfy { a.element(at: $0, equals: b, at: $0) }
     }
 
-    /// Equal collections have equal counts, ends and middles whatever their storage.
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(count)
-        if !isEmpty {
-            hasher.combine(self[0])
-            hasher.combine(self[count / 2])
-            hasher.combine(self[count - 1])
-        }
-    }
+    public func hash(into hasher: inout Hasher) { hashSample(into: &hasher) }
 }
