@@ -27,8 +27,12 @@ public struct RulesetEncoder: Sendable {
 
     // MARK: Whole table
 
-    /// Everything needed to create `ruleset` from nothing: table, sets, chains, elements,
-    /// then rules (elements and rules may refer to any chain or set).
+    /// Everything needed to create `ruleset` from nothing: table, sets, chains, the elements
+    /// of constant sets, rules, then the other elements. Elements and rules may refer to any
+    /// chain or set; a constant set takes no elements once a rule uses it, and any other set
+    /// takes them more cheaply then: the kernel checks the elements of a map against each rule
+    /// that binds it, so a map bound while empty is not walked a second time (at 1,000,000
+    /// jump elements that walk is a tenth of the kernel's work).
     public func create(_ ruleset: Ruleset, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
         try create(Snapshot(ruleset), tableComment: tableComment)
     }
@@ -41,8 +45,13 @@ public struct RulesetEncoder: Sendable {
             family: table.family.number, name: table.name, userData: UserData.comment(tableComment))), origin: "table \(table.name)")]
         for set in table.sets { out.append(newSet(set, in: table, ids: &ids)) }
         for chain in table.chains { out.append(newChain(chain, in: table)) }
-        for set in table.sets { out += chunks(snapshot.elements[set.name] ?? [], of: set, in: table, delete: false) }
+        for set in table.sets where set.flags.contains(.constant) {
+            out += chunks(snapshot.elements[set.name] ?? [], of: set, in: table, delete: false)
+        }
         for chain in table.chains { out += try rules(of: chain, in: table, ids: &ids) }
+        for set in table.sets where !set.flags.contains(.constant) {
+            out += chunks(snapshot.elements[set.name] ?? [], of: set, in: table, delete: false)
+        }
         return out
     }
 

@@ -14,7 +14,7 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
 enum LibNFTNL {
     /// Large enough for any single message the encoder builds (element messages are capped
     /// well below 64 KiB, the limit of a netlink attribute).
-    private static let scratchSize = 256 * 1024
+    static let scratchSize = 256 * 1024
 
     static func batchBegin(sequence: UInt32) -> [UInt8] {
         withScratch { buffer in
@@ -30,9 +30,16 @@ enum LibNFTNL {
 
     /// One nf_tables message with NLM_F_ACK, so the kernel answers every message of a batch.
     static func encode(_ message: NFTMessage, sequence: UInt32) -> [UInt8] {
+        var out: [UInt8] = []
+        encode(message, sequence: sequence, appendingTo: &out, scratch: EncodeScratch())
+        return out
+    }
+
+    /// Encodes `message` in `scratch` and appends its bytes to `batch`.
+    static func encode(_ message: NFTMessage, sequence: UInt32, appendingTo batch: inout [UInt8], scratch: EncodeScratch) {
         let ack = UInt16(NLM_F_ACK)
         let create = UInt16(NLM_F_CREATE)
-        return withScratch { buffer in
+        scratch.build(appendingTo: &batch) { buffer in
             switch message {
             case .newTable(let spec):
                 let table = nftnl_table_alloc()!
@@ -261,15 +268,35 @@ enum LibNFTNL {
         return e
     }
 
-    /// Runs `build` on a zeroed scratch buffer and returns the netlink message it wrote.
+    /// Runs `build` on a fresh scratch buffer and returns the netlink message it wrote.
     private static func withScratch(_ build: (UnsafeMutablePointer<CChar>) -> Void) -> [UInt8] {
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 8)
-        defer { buffer.deallocate() }
+        var out: [UInt8] = []
+        EncodeScratch().build(appendingTo: &out, build)
+        return out
+    }
+}
+
+/// A buffer libnftnl builds one message in, reused for every message of a batch (a fresh
+/// 256 KiB allocation per message is an mmap, page faults and an munmap each time); the
+/// socket reads its datagrams into one too.
+final class EncodeScratch {
+    fileprivate let buffer: UnsafeMutableRawPointer
+    fileprivate let size: Int
+
+    init(size: Int = LibNFTNL.scratchSize) {
+        self.size = size
+        buffer = .allocate(byteCount: size, alignment: 8)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Runs `build` on the buffer (its header zeroed) and appends the message it wrote to `out`.
+    func build(appendingTo out: inout [UInt8], _ build: (UnsafeMutablePointer<CChar>) -> Void) {
         memset(buffer, 0, 64)
         build(buffer.assumingMemoryBound(to: CChar.self))
         let length = Int(buffer.load(as: UInt32.self))
-        precondition(length <= scratchSize, "netlink message of \(length) bytes overran the scratch buffer")
-        return Array(UnsafeRawBufferPointer(start: buffer, count: length))
+        precondition(length <= size, "netlink message of \(length) bytes overran the scratch buffer")
+        out.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: length))
     }
 }
 
@@ -278,6 +305,7 @@ enum LibNFTNL {
 final class NetlinkSocket {
     private let socket: OpaquePointer
     let portID: UInt32
+    private let receiveBuffer = EncodeScratch(size: 1 << 20)
 
     init() throws(NetlinkError) {
         guard let socket = mnl_socket_open(NETLINK_NETFILTER) else { throw NetlinkError(operation: "netlink socket", errno: errno) }
@@ -314,12 +342,12 @@ final class NetlinkSocket {
         guard sent == bytes.count else { throw NetlinkError(operation: "netlink send of \(bytes.count) bytes", errno: errno) }
     }
 
-    /// One datagram (possibly several netlink messages).
+    /// One datagram (possibly several netlink messages), read into a buffer kept for the
+    /// socket's life: a batch of thousands of messages is answered by as many datagrams.
     func receive() throws(NetlinkError) -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        let count = buffer.withUnsafeMutableBytes { raw in mnl_socket_recvfrom(socket, raw.baseAddress, raw.count) }
+        let count = mnl_socket_recvfrom(socket, receiveBuffer.buffer, receiveBuffer.size)
         guard count >= 0 else { throw NetlinkError(operation: "netlink receive", errno: errno) }
-        return Array(buffer.prefix(count))
+        return Array(UnsafeRawBufferPointer(start: receiveBuffer.buffer, count: count))
     }
 }
 

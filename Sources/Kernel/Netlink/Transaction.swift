@@ -69,8 +69,9 @@ public final class NFTablesConnection {
         var batch = LibNFTNL.batchBegin(sequence: begin)
         // Grown once: doubling a 50 MB buffer would hold two copies at the peak.
         batch.reserveCapacity(messages.reduce(4096) { $0 + $1.estimatedBytes })
+        let scratch = EncodeScratch()
         for (index, message) in messages.enumerated() {
-            batch += LibNFTNL.encode(message.message, sequence: begin + 1 + UInt32(index))
+            LibNFTNL.encode(message.message, sequence: begin + 1 + UInt32(index), appendingTo: &batch, scratch: scratch)
         }
         batch += LibNFTNL.batchEnd(sequence: begin + UInt32(messages.count) + 1)
         Trace.phase("batch encoded (\(batch.count / 1024) KiB)")
