@@ -76,4 +76,48 @@ struct FlowTableTests {
         #expect(table[Self.key(2)]?.base == 2)
         #expect(table[Self.key(1)] == nil)
     }
+
+    @Test("the index finds every key through growth and removals (IPv4 and IPv6, from 16 buckets)")
+    func indexThroughGrowthAndRemovals() {
+        var index = FlowIndex(minimumCount: 1)
+        var keys: [FlowKey] = []
+        var state: UInt64 = 7
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        func randomKey() -> FlowKey {
+            let port = UInt16(next(4_000))
+            if next(2) == 0 { return Self.key(port) }
+            let client = PacketAddress(bytes: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [UInt8(next(4))])!
+            let server = PacketAddress(bytes: [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [0xff])!
+            return FlowKey(client: client, server: server, clientPort: port, serverPort: 443)
+        }
+        for step in 0..<30_000 {
+            let key = randomKey()
+            let probe = index.find(key, keys: keys)
+            let known = keys.firstIndex(of: key)
+            #expect(probe == (known.map { .found($0) } ?? probe), "step \(step): found where the model has it")
+            if case .absent(let bucket) = probe {
+                #expect(known == nil, "step \(step): a known key must be found")
+                if next(3) != 0 {  // grow more often than shrink, up to a few thousand keys
+                    keys.append(key)
+                    index.insert(slot: keys.count - 1, into: bucket, keys: keys)
+                }
+            } else if case .found(let slot) = probe {
+                // Removed the way the table does it: the last key moves into the freed slot.
+                index.remove(slot: slot, keys: keys)
+                let last = keys.count - 1
+                if slot != last {
+                    keys.swapAt(slot, last)
+                    index.move(from: last, to: slot, keys: keys)
+                }
+                keys.removeLast()
+            }
+            if step % 1_000 == 999 {
+                for (slot, key) in keys.enumerated() { #expect(index.find(key, keys: keys) == .found(slot)) }
+            }
+        }
+        #expect(keys.count > 1_000, "the index grew well past its first 16 buckets")
+    }
 }

@@ -18,7 +18,7 @@ enum InspectBenchmark {
         }
         let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction)
         let client = PacketAddress(bytes: [127, 0, 0, 2])!, server = PacketAddress(bytes: [127, 0, 0, 1])!
-        let flows = 2_000, cycles = 1_000
+        let flows = 2_000, cycles = Int(ProcessInfo.processInfo.environment["INSPECT_CYCLES"] ?? "") ?? 1_000
         var packets: [QueuedPacket] = []
         for index in 0..<flows {
             let port = UInt16(10_000 + index % 50_000), isn = UInt32(truncatingIfNeeded: index &* 2_654_435_761)

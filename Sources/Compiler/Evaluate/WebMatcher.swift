@@ -31,12 +31,15 @@ public struct WebRequest: Sendable {
 
     /// The URL's bytes, appended: spelled out without a string when it was not given.
     func appendURL(to bytes: inout [UInt8]) {
-        if let givenURL { bytes.append(contentsOf: givenURL.utf8); return }
-        let bracketed = host.utf8.contains(UInt8(ascii: ":"))
-        bytes.append(contentsOf: (bracketed ? "https://[" : "https://").utf8)
-        bytes.append(contentsOf: host.utf8)
-        bytes.append(contentsOf: (bracketed ? "]/" : "/").utf8)
+        if let givenURL { givenURL.appendUTF8(to: &bytes); return }
+        let bracketed = host.containsUTF8(UInt8(ascii: ":"))
+        bytes.append(contentsOf: bracketed ? Self.schemeBracket : Self.scheme)
+        host.appendUTF8(to: &bytes)
+        if bracketed { bytes.append(UInt8(ascii: "]")) }
+        bytes.append(UInt8(ascii: "/"))
     }
+
+    private static let scheme = Array("https://".utf8), schemeBracket = Array("https://[".utf8)
 
     /// A TLS request as the worker sees it: the SNI, and `https://SNI/` as its URL.
     public init(serverName: String, source: IPAddress? = nil) {
@@ -205,5 +208,22 @@ extension WebSource: CustomStringConvertible {
         case .block(let block): block.description
         case .tag(let tag, _): tag
         }
+    }
+}
+
+extension String {
+    /// The UTF-8 bytes appended in one copy (appending `utf8` goes byte by byte through
+    /// String's indices).
+    public func appendUTF8(to bytes: inout [UInt8]) {
+        let span = utf8.span
+        span.withUnsafeBufferPointer { bytes.append(contentsOf: $0) }
+    }
+
+    /// Whether the UTF-8 form holds `byte`, read through a span: `utf8.contains` walks
+    /// String's indices, hundreds of instructions for a host name on the worker's path.
+    public func containsUTF8(_ byte: UInt8) -> Bool {
+        let bytes = utf8.span
+        for index in bytes.indices where bytes[index] == byte { return true }
+        return false
     }
 }

@@ -191,6 +191,8 @@ public enum ClientHelloParser {
         // hostile one with thousands falls back to a set so the check stays linear.
         var seen = InlineArray<64, UInt16>(repeating: 0)
         var seenCount = 0
+        // One bit per type modulo 64: the list is searched only when the bit is already set.
+        var seenBits: UInt64 = 0
         var many = Set<UInt16>()
         while !extensions.isAtEnd {
             guard let type = extensions.readUInt16(bytes), var data = extensions.readLengthPrefixed16(bytes) else {
@@ -201,7 +203,11 @@ public enum ClientHelloParser {
             let repeated: Bool
             if seenCount < seen.count {
                 var found = false
-                for index in 0..<seenCount where seen[index] == type { found = true; break }
+                let bit: UInt64 = 1 << (type & 63)
+                if seenBits & bit != 0 {
+                    for index in 0..<seenCount where seen[index] == type { found = true; break }
+                }
+                seenBits |= bit
                 repeated = found
                 seen[seenCount] = type
                 seenCount += 1

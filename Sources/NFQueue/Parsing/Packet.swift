@@ -24,18 +24,22 @@ public struct PacketAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Dotted quad bytes, hand-rolled: this is on the log path of every judged flow.
     func appendIPv4(to text: inout [UInt8]) {
-        for shift in [24, 16, 8, 0] {
-            let octet = UInt8(truncatingIfNeeded: value >> shift)
-            if shift != 24 { text.append(UInt8(ascii: ".")) }
+        let word = UInt32(truncatingIfNeeded: value)
+        var shift: UInt32 = 24
+        while true {
+            let octet = UInt8(truncatingIfNeeded: word >> shift)
             if octet >= 100 { text.append(48 + octet / 100) }
             if octet >= 10 { text.append(48 + octet / 10 % 10) }
             text.append(48 + octet % 10)
+            if shift == 0 { return }
+            text.append(UInt8(ascii: "."))
+            shift -= 8
         }
     }
 
     /// The description's bytes appended to `text` (IPv6 goes through `description`).
     func appendDescription(to text: inout [UInt8]) {
-        if isIPv4 { appendIPv4(to: &text) } else { text.append(contentsOf: description.utf8) }
+        if isIPv4 { appendIPv4(to: &text) } else { description.appendUTF8(to: &text) }
     }
 
     /// The same address as the policy side spells it.

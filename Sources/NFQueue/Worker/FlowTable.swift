@@ -29,6 +29,8 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: text, as: UTF8.self)
     }
 
+    private static let arrow = Array(" → ".utf8)
+
     /// `client:port → server:port` (IPv6 in brackets), appended to `text`.
     func appendDescription(to text: inout [UInt8]) {
         func endpoint(_ address: PacketAddress, _ port: UInt16) {
@@ -39,7 +41,7 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
             text.appendDecimal(Int(port))
         }
         endpoint(client, clientPort)
-        text.append(contentsOf: " → ".utf8)
+        text.append(contentsOf: Self.arrow)
         endpoint(server, serverPort)
     }
 }
@@ -138,7 +140,7 @@ public struct FlowTable: Sendable {
     public let capacity: Int
     /// Seconds a flow may take to send its first request or ClientHello.
     public let timeout: Double
-    private var slotOf: [FlowKey: Int] = [:]
+    private var index: FlowIndex
     private var keys: [FlowKey] = []
     private var slots: [Flow] = []
 
@@ -149,7 +151,7 @@ public struct FlowTable: Sendable {
         // grows with the flows instead, so that a few thousand of them hash into a table
         // that stays in cache rather than one spread over megabytes.
         let reserved = min(capacity, 1 << 16)
-        slotOf.reserveCapacity(min(reserved, 1024))
+        index = FlowIndex(minimumCount: min(reserved, 1024))
         keys.reserveCapacity(reserved)
         slots.reserveCapacity(reserved)
     }
@@ -158,11 +160,14 @@ public struct FlowTable: Sendable {
     public var isFull: Bool { slots.count >= capacity }
 
     public subscript(key: FlowKey) -> Flow? {
-        slotOf[key].map { slots[$0] }
+        slot(of: key).map { slots[$0] }
     }
 
     /// The slot `key`'s flow is in.
-    public func slot(of key: FlowKey) -> Int? { slotOf[key] }
+    public func slot(of key: FlowKey) -> Int? {
+        if case .found(let slot) = index.find(key, keys: keys) { return slot }
+        return nil
+    }
 
     /// Moves the flow out of `slot`, leaving an empty flow there until `put(_:at:)` or
     /// `remove(at:)`.
@@ -177,44 +182,41 @@ public struct FlowTable: Sendable {
     }
 
     /// The slot for `key`: its flow's, or a new one holding an empty flow (`isNew`) when the
-    /// table has room; nil when it has none. One hash either way, which is what a SYN needs.
+    /// table has room; nil when it has none. One probe either way, which is what a SYN needs.
     public mutating func claim(_ key: FlowKey) -> (slot: Int, isNew: Bool)? {
-        // Through the dictionary's in-place accessor: found or inserted in one lookup.
-        guard let claimed = Self.claim(&slotOf[key], next: slots.count, full: isFull) else { return nil }
-        if claimed.isNew {
+        switch index.find(key, keys: keys) {
+        case .found(let slot):
+            return (slot, false)
+        case .absent(let bucket):
+            guard !isFull else { return nil }
+            let slot = slots.count
             keys.append(key)
             slots.append(.empty)
+            index.insert(slot: slot, into: bucket, keys: keys)
+            return (slot, true)
         }
-        return claimed
-    }
-
-    private static func claim(_ entry: inout Int?, next: Int, full: Bool) -> (slot: Int, isNew: Bool)? {
-        if let existing = entry { return (existing, false) }
-        guard !full else { return nil }
-        entry = next
-        return (next, true)
     }
 
     /// Adds a flow for a key the table does not hold; returns its slot.
     @discardableResult
     public mutating func insert(_ flow: consuming Flow, for key: FlowKey) -> Int {
-        precondition(slotOf[key] == nil, "flow inserted twice")
+        guard case .absent(let bucket) = index.find(key, keys: keys) else { preconditionFailure("flow inserted twice") }
         let slot = slots.count
-        slotOf[key] = slot
         keys.append(key)
         slots.append(flow)
+        index.insert(slot: slot, into: bucket, keys: keys)
         return slot
     }
 
     /// Forgets the flow in `slot`; the last flow moves into it.
     public mutating func remove(at slot: Int) {
         let last = slots.count - 1
+        index.remove(slot: slot, keys: keys)
         if slot != last {
             slots.swapAt(slot, last)
             keys.swapAt(slot, last)
-            slotOf[keys[slot]] = slot
+            index.move(from: last, to: slot, keys: keys)
         }
-        slotOf[keys[last]] = nil
         keys.removeLast()
         slots.removeLast()
     }
@@ -232,14 +234,129 @@ public struct FlowTable: Sendable {
     }
 }
 
+/// The key → slot index of a `FlowTable`: open addressing with linear probing over a
+/// power-of-two array of slot numbers (0 for an empty bucket, else slot + 1), at most half
+/// full, and backward-shift deletion, so no tombstones pile up as flows come and go.
+///
+/// Every packet the worker reads looks its flow up here, so the hash is two multiplies
+/// rather than a general-purpose hasher; it is keyed by a random seed drawn per table, so
+/// senders cannot choose addresses and ports that pile into one run of buckets.
+struct FlowIndex: Sendable {
+    private var buckets: [Int32]
+    private var mask: Int
+    private let seed: (UInt64, UInt64, UInt64)
+
+    enum Probe: Equatable {
+        case found(Int)
+        /// The empty bucket where the key would go.
+        case absent(bucket: Int)
+    }
+
+    init(minimumCount: Int) {
+        var size = 16
+        while size < 2 * minimumCount { size *= 2 }
+        buckets = [Int32](repeating: 0, count: size)
+        mask = size - 1
+        var generator = SystemRandomNumberGenerator()
+        seed = (generator.next(), generator.next(), generator.next())
+    }
+
+    /// Folded 64×64→128-bit products of the key's words with the seed: every input bit
+    /// reaches every output bit, and without the seed the result cannot be predicted.
+    func bucket(of key: FlowKey) -> Int {
+        let ports = UInt64(key.clientPort) | UInt64(key.serverPort) << 16 | (key.client.isIPv4 ? 1 << 32 : 0) | (key.server.isIPv4 ? 1 << 33 : 0)
+        var words: (UInt64, UInt64)
+        if key.client.isIPv4 && key.server.isIPv4 {
+            words = (UInt64(truncatingIfNeeded: key.client.value) << 32 | UInt64(truncatingIfNeeded: key.server.value), ports)
+        } else {
+            let first = Self.mix(UInt64(truncatingIfNeeded: key.client.value) ^ seed.2, UInt64(truncatingIfNeeded: key.client.value >> 64) ^ seed.0)
+            let second = Self.mix(UInt64(truncatingIfNeeded: key.server.value) ^ seed.2, UInt64(truncatingIfNeeded: key.server.value >> 64) ^ seed.1)
+            words = (first ^ ports, second)
+        }
+        let hash = Self.mix(words.0 ^ seed.0, words.1 ^ seed.1)
+        return Int(truncatingIfNeeded: hash ^ hash >> 29) & mask
+    }
+
+    private static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let product = a.multipliedFullWidth(by: b ^ 0x9E37_79B9_7F4A_7C15)
+        return product.high ^ product.low
+    }
+
+    func find(_ key: FlowKey, keys: [FlowKey]) -> Probe {
+        var bucket = bucket(of: key)
+        while true {
+            let entry = Int(buckets[bucket])
+            if entry == 0 { return .absent(bucket: bucket) }
+            if keys[entry - 1] == key { return .found(entry - 1) }
+            bucket = (bucket + 1) & mask
+        }
+    }
+
+    /// Records `slot` (its key is `keys[slot]`) in the empty bucket `bucket` that `find`
+    /// named; rebuilds a twice larger array instead when the entry would make it more
+    /// than half full.
+    mutating func insert(slot: Int, into bucket: Int, keys: [FlowKey]) {
+        guard 2 * keys.count <= buckets.count else {
+            rebuild(size: buckets.count * 2, keys: keys)
+            return
+        }
+        buckets[bucket] = Int32(slot + 1)
+    }
+
+    private mutating func rebuild(size: Int, keys: [FlowKey]) {
+        buckets = [Int32](repeating: 0, count: size)
+        mask = size - 1
+        for (slot, key) in keys.enumerated() {
+            var bucket = bucket(of: key)
+            while buckets[bucket] != 0 { bucket = (bucket + 1) & mask }
+            buckets[bucket] = Int32(slot + 1)
+        }
+    }
+
+    /// The bucket holding `slot`, found by probing from the home bucket of `key`.
+    private func bucket(holding slot: Int, key: FlowKey) -> Int {
+        var bucket = bucket(of: key)
+        while Int(buckets[bucket]) != slot + 1 {
+            precondition(buckets[bucket] != 0, "flow index lost a slot")
+            bucket = (bucket + 1) & mask
+        }
+        return bucket
+    }
+
+    /// Empties the bucket of `slot` (its key is `keys[slot]`) and shifts back each entry
+    /// after it whose probe from its home bucket passed the hole, so that every key stays
+    /// reachable without a gap and no deleted markers are needed.
+    mutating func remove(slot: Int, keys: [FlowKey]) {
+        var hole = bucket(holding: slot, key: keys[slot])
+        buckets[hole] = 0
+        var bucket = (hole + 1) & mask
+        while buckets[bucket] != 0 {
+            let home = self.bucket(of: keys[Int(buckets[bucket]) - 1])
+            if (bucket - home) & mask >= (bucket - hole) & mask {
+                buckets[hole] = buckets[bucket]
+                buckets[bucket] = 0
+                hole = bucket
+            }
+            bucket = (bucket + 1) & mask
+        }
+    }
+
+    /// The flow of slot `from` now lives in slot `to` (its key is `keys[to]`).
+    mutating func move(from: Int, to: Int, keys: [FlowKey]) {
+        buckets[bucket(holding: from, key: keys[to])] = Int32(to + 1)
+    }
+}
+
 extension [UInt8] {
     /// The decimal digits of a non-negative number.
     mutating func appendDecimal(_ number: Int) {
-        guard number > 0 else { append(UInt8(ascii: "0")); return }
-        var divisor = 1
+        guard number >= 10 else { append(UInt8(48 + Swift.max(0, number))); return }
+        var divisor = 10
         while divisor <= number / 10 { divisor *= 10 }
+        var rest = number
         while divisor > 0 {
-            append(UInt8(48 + number / divisor % 10))
+            append(UInt8(48 + rest / divisor))
+            rest %= divisor
             divisor /= 10
         }
     }

@@ -71,44 +71,55 @@ public struct Judgement: Sendable, CustomStringConvertible {
 
     /// The log line, newline included, appended as bytes: one of these is made for every
     /// judged flow, so no strings are built for it.
+    // The line's fixed words, as bytes once (appending a literal's `utf8` goes through
+    // String's indices byte by byte).
+    private static let alpnLabel = Array(" alpn=".utf8)
+    private static let defaultLabel = Array(" default_action (no rule matched)".utf8)
+    private static let echNo = Array(" ech=no".utf8)
+    private static let echYes = Array(" ech=yes".utf8)
+    private static let hostLabel = Array(" host=".utf8)
+    private static let patternLabel = Array(" pattern ".utf8)
+    private static let reasonOpen = Array(" (".utf8)
+    private static let ruleLabel = Array(" rule '".utf8)
+
     public func appendLine(to text: inout [UInt8]) {
-        text.append(contentsOf: outcome.rawValue.utf8)
+        outcome.rawValue.appendUTF8(to: &text)
         text.append(UInt8(ascii: " "))
         flow.appendDescription(to: &text)
-        if let kind { text.append(UInt8(ascii: " ")); text.append(contentsOf: kind.utf8) }
-        if let host { text.append(contentsOf: " host=".utf8); text.append(contentsOf: host.utf8) }
+        if let kind { text.append(UInt8(ascii: " ")); kind.appendUTF8(to: &text) }
+        if let host { text.append(contentsOf: Self.hostLabel); host.appendUTF8(to: &text) }
         appendDetails(to: &text)
         if let decision {
             text.append(UInt8(ascii: " "))
-            text.append(contentsOf: decision.action.rawValue.utf8)
+            decision.action.rawValue.appendUTF8(to: &text)
             if let rule = decision.rule {
-                text.append(contentsOf: " rule '".utf8)
-                text.append(contentsOf: rule.utf8)
+                text.append(contentsOf: Self.ruleLabel)
+                rule.appendUTF8(to: &text)
                 text.append(UInt8(ascii: "'"))
-                if let pattern = decision.pattern { text.append(contentsOf: " pattern ".utf8); text.append(contentsOf: pattern.utf8) }
+                if let pattern = decision.pattern { text.append(contentsOf: Self.patternLabel); pattern.appendUTF8(to: &text) }
             } else {
-                text.append(contentsOf: " default_action (no rule matched)".utf8)
+                text.append(contentsOf: Self.defaultLabel)
             }
         }
-        if let reason { text.append(contentsOf: " (".utf8); text.append(contentsOf: reason.utf8); text.append(UInt8(ascii: ")")) }
+        if let reason { text.append(contentsOf: Self.reasonOpen); reason.appendUTF8(to: &text); text.append(UInt8(ascii: ")")) }
         text.append(UInt8(ascii: "\n"))
     }
 
     private func appendDetails(to text: inout [UInt8]) {
         if let alpn {
-            text.append(contentsOf: " alpn=".utf8)
+            text.append(contentsOf: Self.alpnLabel)
             if alpn.isEmpty { text.append(UInt8(ascii: "-")) }
             for (index, name) in alpn.enumerated() {
                 if index > 0 { text.append(UInt8(ascii: ",")) }
-                text.append(contentsOf: name.utf8)
+                name.appendUTF8(to: &text)
             }
-            text.append(contentsOf: (encryptedClientHello ? " ech=yes" : " ech=no").utf8)
+            text.append(contentsOf: encryptedClientHello ? Self.echYes : Self.echNo)
         }
         if let method, let url {
             text.append(UInt8(ascii: " "))
-            text.append(contentsOf: method.utf8)
+            method.appendUTF8(to: &text)
             text.append(UInt8(ascii: " "))
-            text.append(contentsOf: url.utf8)
+            url.appendUTF8(to: &text)
         }
     }
 }
@@ -289,7 +300,7 @@ public struct Inspector {
             case .complete(let head):
                 // An HTTP/1.0 request without Host names the server by its address.
                 let host = head.host ?? server.description
-                let shown = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
+                let shown = host.containsUTF8(UInt8(ascii: ":")) ? "[\(host)]" : host
                 let url = head.host == nil ? "http://\(shown)\(head.url)" : head.url
                 judgement.host = host
                 judgement.method = head.method
@@ -352,11 +363,15 @@ public struct Inspector {
 
     /// Host text as rules compare it: lowercase, without one trailing dot.
     static func canonicalHost(_ name: String) -> String {
-        // Most names arrive lowercase already: no new string for them.
+        // Most names arrive lowercase and without the dot: then no new string is made. The
+        // bytes are read through a span (iterating `utf8` goes through String's indices).
+        let bytes = name.utf8.span
         var lowercase = true
-        for byte in name.utf8 where byte &- UInt8(ascii: "A") < 26 || byte >= 0x80 { lowercase = false; break }
+        for index in bytes.indices where bytes[index] &- UInt8(ascii: "A") < 26 || bytes[index] >= 0x80 { lowercase = false; break }
+        let trailingDot = bytes.count > 0 && bytes[bytes.count - 1] == UInt8(ascii: ".")
+        if lowercase && !trailingDot { return name }
         var host = lowercase ? name : name.lowercased()
-        if host.utf8.last == UInt8(ascii: ".") { host.removeLast() }
+        if trailingDot { host.removeLast() }
         return host
     }
 
