@@ -4,6 +4,8 @@
 // logged). Prints nanoseconds of worker time per packet, the figure queue-bench's ratio
 // depends on: at 0.9x of the no-op C loop the worker may add about 0.35 us per packet.
 // For profiling the worker's own code (`perf record enforcer-bench inspect`); not a goal.
+// INSPECT_CYCLES (default 1000) sets the cycles: two valgrind --tool=callgrind runs with
+// different counts give the instructions of one cycle, independent of the machine.
 import Compiler
 import Foundation
 import NFQueue

@@ -31,12 +31,12 @@ enum LibNFTNL {
     /// One nf_tables message with NLM_F_ACK, so the kernel answers every message of a batch.
     static func encode(_ message: NFTMessage, sequence: UInt32) -> [UInt8] {
         var out: [UInt8] = []
-        encode(message, sequence: sequence, appendingTo: &out, scratch: EncodeScratch())
+        encode(message, sequence: sequence, appendingTo: &out, scratch: NetlinkBuffer())
         return out
     }
 
     /// Encodes `message` in `scratch` and appends its bytes to `batch`.
-    static func encode(_ message: NFTMessage, sequence: UInt32, appendingTo batch: inout [UInt8], scratch: EncodeScratch) {
+    static func encode(_ message: NFTMessage, sequence: UInt32, appendingTo batch: inout [UInt8], scratch: NetlinkBuffer) {
         let ack = UInt16(NLM_F_ACK)
         let create = UInt16(NLM_F_CREATE)
         scratch.build(appendingTo: &batch) { buffer in
@@ -271,15 +271,15 @@ enum LibNFTNL {
     /// Runs `build` on a fresh scratch buffer and returns the netlink message it wrote.
     private static func withScratch(_ build: (UnsafeMutablePointer<CChar>) -> Void) -> [UInt8] {
         var out: [UInt8] = []
-        EncodeScratch().build(appendingTo: &out, build)
+        NetlinkBuffer().build(appendingTo: &out, build)
         return out
     }
 }
 
-/// A buffer libnftnl builds one message in, reused for every message of a batch (a fresh
-/// 256 KiB allocation per message is an mmap, page faults and an munmap each time); the
-/// socket reads its datagrams into one too.
-final class EncodeScratch {
+/// A buffer kept for many netlink messages: libnftnl builds each message of a batch in one
+/// (a fresh 256 KiB allocation per message is an mmap, page faults and an munmap each
+/// time), and the socket reads every datagram of its ACKs into another.
+final class NetlinkBuffer {
     fileprivate let buffer: UnsafeMutableRawPointer
     fileprivate let size: Int
 
@@ -305,7 +305,7 @@ final class EncodeScratch {
 final class NetlinkSocket {
     private let socket: OpaquePointer
     let portID: UInt32
-    private let receiveBuffer = EncodeScratch(size: 1 << 20)
+    private let receiveBuffer = NetlinkBuffer(size: 1 << 20)
 
     init() throws(NetlinkError) {
         guard let socket = mnl_socket_open(NETLINK_NETFILTER) else { throw NetlinkError(operation: "netlink socket", errno: errno) }

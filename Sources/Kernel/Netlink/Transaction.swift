@@ -69,7 +69,7 @@ public final class NFTablesConnection {
         var batch = LibNFTNL.batchBegin(sequence: begin)
         // Grown once: doubling a 50 MB buffer would hold two copies at the peak.
         batch.reserveCapacity(messages.reduce(4096) { $0 + $1.estimatedBytes })
-        let scratch = EncodeScratch()
+        let scratch = NetlinkBuffer()
         for (index, message) in messages.enumerated() {
             LibNFTNL.encode(message.message, sequence: begin + 1 + UInt32(index), appendingTo: &batch, scratch: scratch)
         }

@@ -5,23 +5,6 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
     public var clientPort: UInt16
     public var serverPort: UInt16
 
-    /// Whole words into the hasher rather than one call per field (every packet hashes its
-    /// key): two for IPv4, five for IPv6. Each is the key itself, not a digest of it, so no
-    /// two keys share their words and the hasher's seed keeps collisions unguessable.
-    public func hash(into hasher: inout Hasher) {
-        let ports = UInt64(clientPort) | UInt64(serverPort) << 16 | (client.isIPv4 ? 1 << 32 : 0) | (server.isIPv4 ? 1 << 33 : 0)
-        if client.isIPv4 && server.isIPv4 {
-            hasher.combine(UInt64(truncatingIfNeeded: client.value) << 32 | UInt64(truncatingIfNeeded: server.value))
-            hasher.combine(ports)
-            return
-        }
-        hasher.combine(UInt64(truncatingIfNeeded: client.value))
-        hasher.combine(UInt64(truncatingIfNeeded: client.value >> 64))
-        hasher.combine(UInt64(truncatingIfNeeded: server.value))
-        hasher.combine(UInt64(truncatingIfNeeded: server.value >> 64))
-        hasher.combine(ports)
-    }
-
     public var description: String {
         var text: [UInt8] = []
         text.reserveCapacity(64)

@@ -71,17 +71,6 @@ public struct Judgement: Sendable, CustomStringConvertible {
 
     /// The log line, newline included, appended as bytes: one of these is made for every
     /// judged flow, so no strings are built for it.
-    // The line's fixed words, as bytes once (appending a literal's `utf8` goes through
-    // String's indices byte by byte).
-    private static let alpnLabel = Array(" alpn=".utf8)
-    private static let defaultLabel = Array(" default_action (no rule matched)".utf8)
-    private static let echNo = Array(" ech=no".utf8)
-    private static let echYes = Array(" ech=yes".utf8)
-    private static let hostLabel = Array(" host=".utf8)
-    private static let patternLabel = Array(" pattern ".utf8)
-    private static let reasonOpen = Array(" (".utf8)
-    private static let ruleLabel = Array(" rule '".utf8)
-
     public func appendLine(to text: inout [UInt8]) {
         outcome.rawValue.appendUTF8(to: &text)
         text.append(UInt8(ascii: " "))
@@ -104,6 +93,17 @@ public struct Judgement: Sendable, CustomStringConvertible {
         if let reason { text.append(contentsOf: Self.reasonOpen); reason.appendUTF8(to: &text); text.append(UInt8(ascii: ")")) }
         text.append(UInt8(ascii: "\n"))
     }
+
+    // The line's fixed words, as bytes once (appending a literal's `utf8` goes through
+    // String's indices byte by byte).
+    private static let alpnLabel = Array(" alpn=".utf8)
+    private static let defaultLabel = Array(" default_action (no rule matched)".utf8)
+    private static let echNo = Array(" ech=no".utf8)
+    private static let echYes = Array(" ech=yes".utf8)
+    private static let hostLabel = Array(" host=".utf8)
+    private static let patternLabel = Array(" pattern ".utf8)
+    private static let reasonOpen = Array(" (".utf8)
+    private static let ruleLabel = Array(" rule '".utf8)
 
     private func appendDetails(to text: inout [UInt8]) {
         if let alpn {
