@@ -22,25 +22,14 @@ public struct PacketAddress: Sendable, Hashable, CustomStringConvertible {
         return (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * (count - 1 - $0))) }
     }
 
-    /// Dotted quad bytes, hand-rolled: this is on the log path of every judged flow.
-    func appendIPv4(to text: inout [UInt8]) {
-        let word = UInt32(truncatingIfNeeded: value)
-        var shift: UInt32 = 24
-        while true {
-            let octet = UInt8(truncatingIfNeeded: word >> shift)
-            if octet >= 100 { text.append(48 + octet / 100) }
-            if octet >= 10 { text.append(48 + octet / 10 % 10) }
-            text.append(48 + octet % 10)
-            if shift == 0 { return }
-            text.append(UInt8(ascii: "."))
-            shift -= 8
-        }
+    /// The description's bytes (IPv6 goes through `description`): on the log path of
+    /// every judged flow. At most `maxDescriptionLength` bytes.
+    func write(to out: inout OutputSpan<UInt8>) {
+        if isIPv4 { out.writeIPv4(UInt32(truncatingIfNeeded: value)) } else { out.write(description) }
     }
 
-    /// The description's bytes appended to `text` (IPv6 goes through `description`).
-    func appendDescription(to text: inout [UInt8]) {
-        if isIPv4 { appendIPv4(to: &text) } else { description.appendUTF8(to: &text) }
-    }
+    /// "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff" is the longest text `description` makes.
+    static let maxDescriptionLength = 39
 
     /// The same address as the policy side spells it.
     public var ipAddress: IPAddress { isIPv4 ? IPAddress(v4: UInt32(truncatingIfNeeded: value)) : IPAddress(v6: value) }
@@ -50,8 +39,7 @@ public struct PacketAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         if isIPv4 {
             var text: [UInt8] = []
-            text.reserveCapacity(15)
-            appendIPv4(to: &text)
+            text.append(addingCapacity: 15) { $0.writeIPv4(UInt32(truncatingIfNeeded: value)) }
             return String(decoding: text, as: UTF8.self)
         }
         let bytes = self.bytes

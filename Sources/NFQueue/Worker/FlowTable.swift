@@ -7,25 +7,27 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         var text: [UInt8] = []
-        text.reserveCapacity(64)
-        appendDescription(to: &text)
+        text.append(addingCapacity: Self.maxDescriptionLength) { write(to: &$0) }
         return String(decoding: text, as: UTF8.self)
     }
 
     private static let arrow = Array(" → ".utf8)
 
-    /// `client:port → server:port` (IPv6 in brackets), appended to `text`.
-    func appendDescription(to text: inout [UInt8]) {
-        func endpoint(_ address: PacketAddress, _ port: UInt16) {
-            if !address.isIPv4 { text.append(UInt8(ascii: "[")) }
-            address.appendDescription(to: &text)
-            if !address.isIPv4 { text.append(UInt8(ascii: "]")) }
-            text.append(UInt8(ascii: ":"))
-            text.appendDecimal(Int(port))
+    /// Room for `[client]:port → [server]:port`.
+    static let maxDescriptionLength = 2 * (PacketAddress.maxDescriptionLength + 8) + arrow.count
+
+    /// `client:port → server:port` (IPv6 in brackets).
+    func write(to out: inout OutputSpan<UInt8>) {
+        func endpoint(_ address: PacketAddress, _ port: UInt16, _ out: inout OutputSpan<UInt8>) {
+            if !address.isIPv4 { out.append(UInt8(ascii: "[")) }
+            address.write(to: &out)
+            if !address.isIPv4 { out.append(UInt8(ascii: "]")) }
+            out.append(UInt8(ascii: ":"))
+            out.writeDecimal(Int(port))
         }
-        endpoint(client, clientPort)
-        text.append(contentsOf: Self.arrow)
-        endpoint(server, serverPort)
+        endpoint(client, clientPort, &out)
+        out.write(Self.arrow)
+        endpoint(server, serverPort, &out)
     }
 }
 
@@ -327,20 +329,5 @@ struct FlowIndex: Sendable {
     /// The flow of slot `from` now lives in slot `to` (its key is `keys[to]`).
     mutating func move(from: Int, to: Int, keys: [FlowKey]) {
         buckets[bucket(holding: from, key: keys[to])] = Int32(to + 1)
-    }
-}
-
-extension [UInt8] {
-    /// The decimal digits of a non-negative number.
-    mutating func appendDecimal(_ number: Int) {
-        guard number >= 10 else { append(UInt8(48 + Swift.max(0, number))); return }
-        var divisor = 10
-        while divisor <= number / 10 { divisor *= 10 }
-        var rest = number
-        while divisor > 0 {
-            append(UInt8(48 + rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        }
     }
 }

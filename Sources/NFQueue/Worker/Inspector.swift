@@ -70,32 +70,61 @@ public struct Judgement: Sendable, CustomStringConvertible {
     }
 
     /// The log line, newline included, appended as bytes: one of these is made for every
-    /// judged flow, so no strings are built for it.
+    /// judged flow, so no strings are built for it, and its room is reserved once.
     public func appendLine(to text: inout [UInt8]) {
-        outcome.rawValue.appendUTF8(to: &text)
-        text.append(UInt8(ascii: " "))
-        flow.appendDescription(to: &text)
-        if let kind { text.append(UInt8(ascii: " ")); kind.appendUTF8(to: &text) }
-        if let host { text.append(contentsOf: Self.hostLabel); host.appendUTF8(to: &text) }
-        appendDetails(to: &text)
+        text.append(addingCapacity: lineCapacity) { writeLine(to: &$0) }
+    }
+
+    /// At least the bytes `writeLine` writes: the variable texts plus a bound on the fixed
+    /// words (outcome, the flow, labels, action, "default_action …" and the brackets).
+    private var lineCapacity: Int {
+        var count = 128 + FlowKey.maxDescriptionLength
+        count += (kind?.utf8.count ?? 0) + (host?.utf8.count ?? 0) + (method?.utf8.count ?? 0) + (url?.utf8.count ?? 0) + (reason?.utf8.count ?? 0)
+        if let alpn { for name in alpn { count += name.utf8.count + 1 } }
+        if let decision { count += (decision.rule?.utf8.count ?? 0) + (decision.pattern?.utf8.count ?? 0) }
+        return count
+    }
+
+    private func writeLine(to out: inout OutputSpan<UInt8>) {
+        out.write(outcome.rawValue)
+        out.append(UInt8(ascii: " "))
+        flow.write(to: &out)
+        if let kind { out.append(UInt8(ascii: " ")); out.write(kind) }
+        if let host { out.write(Self.hostLabel); out.write(host) }
+        if let alpn {
+            out.write(Self.alpnLabel)
+            if alpn.isEmpty { out.append(UInt8(ascii: "-")) }
+            for (index, name) in alpn.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.write(name)
+            }
+            out.write(encryptedClientHello ? Self.echYes : Self.echNo)
+        }
+        if let method, let url {
+            out.append(UInt8(ascii: " "))
+            out.write(method)
+            out.append(UInt8(ascii: " "))
+            out.write(url)
+        }
         if let decision {
-            text.append(UInt8(ascii: " "))
-            decision.action.rawValue.appendUTF8(to: &text)
+            out.append(UInt8(ascii: " "))
+            out.write(decision.action.rawValue)
             if let rule = decision.rule {
-                text.append(contentsOf: Self.ruleLabel)
-                rule.appendUTF8(to: &text)
-                text.append(UInt8(ascii: "'"))
-                if let pattern = decision.pattern { text.append(contentsOf: Self.patternLabel); pattern.appendUTF8(to: &text) }
+                out.write(Self.ruleLabel)
+                out.write(rule)
+                out.append(UInt8(ascii: "'"))
+                if let pattern = decision.pattern { out.write(Self.patternLabel); out.write(pattern) }
             } else {
-                text.append(contentsOf: Self.defaultLabel)
+                out.write(Self.defaultLabel)
             }
         }
-        if let reason { text.append(contentsOf: Self.reasonOpen); reason.appendUTF8(to: &text); text.append(UInt8(ascii: ")")) }
-        text.append(UInt8(ascii: "\n"))
+        if let reason { out.write(Self.reasonOpen); out.write(reason); out.append(UInt8(ascii: ")")) }
+        out.append(UInt8(ascii: "\n"))
     }
 
     // The line's fixed words, as bytes once (appending a literal's `utf8` goes through
-    // String's indices byte by byte).
+    // String's indices byte by byte). Together with the outcome and action names they stay
+    // under the 128 bytes that `lineCapacity` allows for them.
     private static let alpnLabel = Array(" alpn=".utf8)
     private static let defaultLabel = Array(" default_action (no rule matched)".utf8)
     private static let echNo = Array(" ech=no".utf8)
@@ -104,24 +133,6 @@ public struct Judgement: Sendable, CustomStringConvertible {
     private static let patternLabel = Array(" pattern ".utf8)
     private static let reasonOpen = Array(" (".utf8)
     private static let ruleLabel = Array(" rule '".utf8)
-
-    private func appendDetails(to text: inout [UInt8]) {
-        if let alpn {
-            text.append(contentsOf: Self.alpnLabel)
-            if alpn.isEmpty { text.append(UInt8(ascii: "-")) }
-            for (index, name) in alpn.enumerated() {
-                if index > 0 { text.append(UInt8(ascii: ",")) }
-                name.appendUTF8(to: &text)
-            }
-            text.append(contentsOf: encryptedClientHello ? Self.echYes : Self.echNo)
-        }
-        if let method, let url {
-            text.append(UInt8(ascii: " "))
-            method.appendUTF8(to: &text)
-            text.append(UInt8(ascii: " "))
-            url.appendUTF8(to: &text)
-        }
-    }
 }
 
 /// What to do with one queued packet.
