@@ -25,6 +25,8 @@ enum DomainBenchmark {
             return loadChild(kind: arguments[1], path: arguments[2])
         case "domains":
             return parent(directory: arguments.count > 1 ? arguments[1] : "/tmp/enforcer-bench-domains")
+        case "domains-count" where arguments.count == 2:
+            return countChild(size: Int(arguments[1]) ?? 0, directory: "/tmp/enforcer-bench-domains")
         default:
             FileHandle.standardError.write(Data("usage: enforcer-bench domains [DIR]\n".utf8))
             return 2
@@ -139,6 +141,32 @@ enum DomainBenchmark {
     @inline(never)
     static func domainSetContains(_ set: DomainSet, _ host: String) -> String? {
         set.contains(domainOrParentOf: host) ? "" : nil
+    }
+
+    /// For an instruction count that does not depend on the machine: loads the list of
+    /// `size` names and looks up `hostsPerCase` hosts of each shape once, through
+    /// `domainSetContains` only. Run under callgrind for two sizes:
+    ///   valgrind --tool=callgrind --toggle-collect='*domainSetContains*' enforcer-bench domains-count 1000
+    /// and divide by the lookups printed: the instructions a lookup takes at 1k and at 1M.
+    static func countChild(size: Int, directory: String) -> Int32 {
+        do {
+            let twoLabel = try writeLists(directory)
+            guard let names = twoLabel[size] else { print("domains-count: size is one of \(sizes)"); return 2 }
+            let set = try DomainSet.load(contentsOf: listPath(directory, size))
+            var hits = 0, lookups = 0
+            for labels in labelCounts {
+                for hit in [true, false] {
+                    let hosts = hosts(labels: labels, hit: hit, from: names, seed: UInt64(labels * 2 + (hit ? 1 : 0)))
+                    for host in hosts where domainSetContains(set, host) != nil { hits += 1 }
+                    lookups += hosts.count
+                }
+            }
+            print("domains-count: \(size) entries, \(lookups) lookups (\(labelCounts) labels, hits and misses), \(hits) hits")
+            return 0
+        } catch {
+            print("enforcer-bench domains-count: \(error)")
+            return 1
+        }
     }
 
     // MARK: Load, in a child process

@@ -8,7 +8,7 @@ import Foundation
 import Glibc
 #endif
 
-if let mode = CommandLine.arguments.dropFirst().first, mode == "domains" || mode == "domains-load" {
+if let mode = CommandLine.arguments.dropFirst().first, mode == "domains" || mode == "domains-load" || mode == "domains-count" {
     exit(DomainBenchmark.main(Array(CommandLine.arguments.dropFirst())))
 }
 if CommandLine.arguments.dropFirst().first == "inspect" {
