@@ -366,7 +366,7 @@ public struct PolicyLoader {
             for item in Self.listItems(entry) {
                 if let block = try? AddressBlock.parse(item.text) {
                     sources.append(.block(block))
-                } else if scope.tags.contains(item.text) {
+                } else if scope.hasTag(item.text) {
                     sources.append(.tag(item.text, scope.systems(tagged: item.text).flatMap(\.addresses)))
                 } else if let system = scope.system(item.text) {
                     sources.append(.tag(item.text, system.addresses))
@@ -375,7 +375,7 @@ public struct PolicyLoader {
                         if item.text.contains(where: { $0 == "." || $0 == ":" || $0 == "/" }) && item.text.first?.isNumber == true || item.text.contains(":") {
                             report(error, item)
                         } else {
-                            diagnostics.append(.error(item.location, "unknown tag or system '\(item.text)' in match-source\(Self.suggestion(item.text, among: Array(scope.tags) + scope.systemNames))"))
+                            diagnostics.append(.error(item.location, "unknown tag or system '\(item.text)' in match-source\(Self.suggestion(item.text, among: scope.tags + scope.systemNames))"))
                         }
                     }
                 }
@@ -473,10 +473,10 @@ public struct PolicyLoader {
         guard let entry else { return [] }
         var out: [String] = []
         for item in Self.listItems(entry) {
-            if scope.tags.contains(item.text) {
+            if scope.hasTag(item.text) {
                 if !out.contains(item.text) { out.append(item.text) }
             } else {
-                diagnostics.append(.error(item.location, "unknown tag '\(item.text)': no system carries it\(Self.suggestion(item.text, among: Array(scope.tags)))"))
+                diagnostics.append(.error(item.location, "unknown tag '\(item.text)': no system carries it\(Self.suggestion(item.text, among: scope.tags))"))
             }
         }
         return out
@@ -574,7 +574,10 @@ struct NameScope {
     private var byName: [String: SystemDefinition] = [:]
     private var byTag: [String: [SystemDefinition]] = [:]
     let systemNames: [String]
-    var tags: Set<String> { Set(byTag.keys) }
+    /// Every tag some system carries (for suggestions in errors).
+    var tags: [String] { Array(byTag.keys) }
+    /// Whether some system carries `tag`: a lookup, not a set built per question.
+    func hasTag(_ tag: String) -> Bool { byTag[tag] != nil }
 
     init(systems: [SystemDefinition]) {
         systemNames = systems.map(\.name)
