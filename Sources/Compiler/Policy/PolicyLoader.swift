@@ -204,12 +204,7 @@ public struct PolicyLoader {
 
     private mutating func system(_ block: RawBlock) -> SystemDefinition? {
         let keys = keys(of: block, allowed: ["address", "tags"], repeatable: ["address", "tags"], what: "system")
-        var addresses: [AddressBlock] = []
-        let items = keys.all("address").flatMap(Self.listItems)
-        addresses.reserveCapacity(items.count)
-        for item in items {
-            do { addresses.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
-        }
+        let addresses = addressBlocks(keys.all("address"))
         if keys.all("address").isEmpty && !keys.misspelt.contains("address") {
             diagnostics.append(.error(block.nameLocation, "system '\(block.name)' needs 'address:'"))
         }
@@ -491,23 +486,63 @@ public struct PolicyLoader {
     /// is not plain ASCII.
     static func listItems(_ entry: RawEntry) -> [ListItem] {
         let value = entry.value
-        let bytes = value.utf8
-        let ascii = bytes.allSatisfy { $0 < 0x80 }
-        var items: [ListItem] = []
-        var start = bytes.startIndex
-        while true {
-            let end = bytes[start...].firstIndex(of: .comma) ?? bytes.endIndex
-            var first = start, last = end
-            while first < last && bytes[first].isBlank { first = bytes.index(after: first) }
-            while last > first && bytes[bytes.index(before: last)].isBlank { last = bytes.index(before: last) }
-            if first < last {
-                let offset = ascii ? bytes.distance(from: bytes.startIndex, to: first) : value.distance(from: value.startIndex, to: first)
-                items.append(ListItem(text: String(value[first..<last]), location: shift(entry.valueLocation, by: offset)))
-            }
-            guard end < bytes.endIndex else { break }
-            start = bytes.index(after: end)
+        let ascii = isASCII(value)
+        return itemRanges(value).map { range in
+            let (first, last) = (value.utf8.index(value.utf8.startIndex, offsetBy: range.lowerBound), value.utf8.index(value.utf8.startIndex, offsetBy: range.upperBound))
+            return ListItem(text: String(value[first..<last]), location: itemLocation(entry, range, ascii: ascii))
         }
-        return items
+    }
+
+    /// Where the item at `range` (UTF-8 offsets into the entry's value) starts: its column
+    /// counts characters, which are bytes when the value is ASCII.
+    static func itemLocation(_ entry: RawEntry, _ range: Range<Int>, ascii: Bool) -> SourceLocation {
+        let value = entry.value
+        let first = value.utf8.index(value.utf8.startIndex, offsetBy: range.lowerBound)
+        return shift(entry.valueLocation, by: ascii ? range.lowerBound : value.distance(from: value.startIndex, to: first))
+    }
+
+    static func isASCII(_ value: String) -> Bool {
+        let bytes = value.utf8.span
+        for index in bytes.indices where bytes[index] >= 0x80 { return false }
+        return true
+    }
+
+    /// The UTF-8 offsets of a comma-separated value's items, blanks trimmed, empty ones
+    /// skipped; read through a span (String's own indices cost more than the bytes).
+    static func itemRanges(_ value: String) -> [Range<Int>] {
+        let bytes = value.utf8.span
+        var ranges: [Range<Int>] = []
+        var start = 0
+        while start <= bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != .comma { end += 1 }
+            var first = start, last = end
+            while first < last && bytes[first].isBlank { first += 1 }
+            while last > first && bytes[last - 1].isBlank { last -= 1 }
+            if first < last { ranges.append(first..<last) }
+            start = end + 1
+        }
+        return ranges
+    }
+
+    /// The addresses and CIDR blocks of a system's `address:` entries: each item parsed
+    /// where it lies in the value (a million of them make no strings), errors reported at
+    /// the item's column.
+    private mutating func addressBlocks(_ entries: [RawEntry]) -> [AddressBlock] {
+        var blocks: [AddressBlock] = []
+        for entry in entries {
+            let value = entry.value
+            let ranges = Self.itemRanges(value)
+            blocks.reserveCapacity(blocks.count + ranges.count)
+            for range in ranges {
+                let start = value.utf8.startIndex
+                let item = value[value.utf8.index(start, offsetBy: range.lowerBound)..<value.utf8.index(start, offsetBy: range.upperBound)]
+                do { blocks.append(try AddressBlock.parse(item)) } catch {
+                    diagnostics.append(.error(Self.shift(Self.itemLocation(entry, range, ascii: Self.isASCII(value)), by: error.offset), error.message))
+                }
+            }
+        }
+        return blocks
     }
 
     static func shift(_ location: SourceLocation, by characters: Int) -> SourceLocation {
