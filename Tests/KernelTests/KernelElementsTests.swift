@@ -52,6 +52,41 @@ import Testing
         }
     }
 
+    /// Removing given elements (the recent table's senders) from packed storage searches the
+    /// sorted keys; it must leave what removing them from the list leaves.
+    @Test func randomRemovalsMatchTheList() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let chosen = (0..<UInt32.random(in: 1...300, using: &generator)).filter { _ in Bool.random(using: &generator) }
+            let elements = RulesetEncoder.kernelElements(Self.hosts(chosen), of: Self.hostsMap)
+            // Some present, some absent, some with the other chain (not equal: must stay).
+            let unwanted = (0..<Int.random(in: 0...20, using: &generator)).map { _ in
+                let address = UInt32.random(in: 0...300, using: &generator)
+                let key = [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: address >> $0) }
+                return NFTElement(key: key, verdict: NFTVerdict(code: -3, chain: Bool.random(using: &generator) ? "in_a" : "in_b"))
+            }
+            var packed = elements, listed = Self.list(elements)
+            packed.remove(unwanted)
+            listed.remove(unwanted)
+            #expect(Array(packed) == Array(listed))
+        }
+    }
+
+    /// The packed merge compares verdicts by number: a table holding one verdict twice, or
+    /// keys out of order (an old record), must still diff as the list does.
+    @Test func packedDiffWithARepeatedVerdictOrUnsortedKeys() {
+        let a = NFTVerdict(code: -3, chain: "in_a"), b = NFTVerdict(code: -3, chain: "in_b")
+        let before = KernelElements(width: 1, keys: [1, 2, 3, 4], verdicts: [a, b], verdictIndex: [0, 1, 0, 1])
+        let after = KernelElements(width: 1, keys: [1, 2, 3, 5], verdicts: [b, a, a], verdictIndex: [2, 0, 0, 1])
+        let packed = Delta.difference(before, after)
+        #expect(packed.removed == [NFTElement(key: [3], verdict: a), NFTElement(key: [4], verdict: b)])
+        #expect(packed.added == [NFTElement(key: [3], verdict: b), NFTElement(key: [5], verdict: a)])
+        let unsorted = KernelElements(width: 1, keys: [2, 1], verdicts: [a], verdictIndex: [0, 0])
+        let listed = Delta.difference(Self.list(unsorted), Self.list(after))
+        let fromPacked = Delta.difference(unsorted, after)
+        #expect(Set(fromPacked.removed) == Set(listed.removed) && Set(fromPacked.added) == Set(listed.added))
+    }
+
     /// The batch is reserved from these sizes: they must be what libnftnl writes, or the
     /// 50 MB batch of a million senders is copied when it outgrows its reservation.
     @Test(arguments: [1, 2, 100, 1000])

@@ -130,6 +130,7 @@ extension Delta {
     /// without hashing; unsorted input (never produced, but possible in an old record) is
     /// compared by hashing.
     static func difference(_ before: KernelElements, _ after: KernelElements) -> (removed: [NFTElement], added: [NFTElement]) {
+        if let packed = before.packedDifference(to: after) { return packed }
         guard isSortedByKey(before), isSortedByKey(after) else {
             let kept = Set(before).intersection(after)
             return (before.filter { !kept.contains($0) }, after.filter { !kept.contains($0) })

@@ -35,8 +35,7 @@ public enum RecentTable {
         var snapshot = full
         var candidates = Set<String>()
         for (name, elements) in recent where !elements.isEmpty {
-            let moved = Set(elements)
-            snapshot.elements[name]?.removeAll { moved.contains($0) }
+            snapshot.elements[name]?.remove(elements)
             candidates.formUnion(elements.compactMap { $0.verdict?.chain })
         }
         // A class chain stays while any sender element of the main table still jumps to it.

@@ -23,6 +23,32 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
 
         func key(at index: Int) -> ArraySlice<UInt8> { keys[(index * width)..<(index * width + width)] }
         func verdict(at index: Int) -> NFTVerdict? { verdicts[Int(verdictIndex[index])] }
+
+        /// Byte order of the `width`-byte keys at `x[i...]` and `y[j...]`: <0, 0 or >0.
+        static func compare(_ x: Span<UInt8>, _ i: Int, _ y: Span<UInt8>, _ j: Int, _ width: Int) -> Int {
+            for k in 0..<width where x[i + k] != y[j + k] { return x[i + k] < y[j + k] ? -1 : 1 }
+            return 0
+        }
+
+        /// Where `element` is, when it is here (the keys must be sorted): a binary search.
+        func index(of element: NFTElement) -> Int? {
+            guard element.key.count == width, element.keyEnd == nil, element.flags == 0 else { return nil }
+            let bytes = keys.span, key = element.key.span
+            var low = 0, high = count
+            while low < high {
+                let middle = (low + high) / 2
+                if Self.compare(bytes, middle * width, key, 0, width) < 0 { low = middle + 1 } else { high = middle }
+            }
+            guard low < count, Self.compare(bytes, low * width, key, 0, width) == 0, verdict(at: low) == element.verdict else { return nil }
+            return low
+        }
+
+        /// Whether the keys ascend strictly (no key twice).
+        var isSorted: Bool {
+            let bytes = keys.span
+            for index in 1..<Swift.max(1, count) where Self.compare(bytes, (index - 1) * width, bytes, index * width, width) >= 0 { return false }
+            return true
+        }
     }
 
     private var storage: Storage
@@ -115,6 +141,61 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
             }
             storage = .packed(Packed(width: packed.width, keys: keys, verdicts: packed.verdicts, verdictIndex: index))
         }
+    }
+
+    /// Removes the elements equal to any of `elements`. Packed sorted keys are searched
+    /// (a binary search per element to remove), so taking a few senders out of a map of a
+    /// million builds no element for the others.
+    public mutating func remove(_ elements: [NFTElement]) {
+        guard case .packed(var packed) = storage, packed.isSorted, elements.count <= 4096 else {
+            let unwanted = Set(elements)
+            removeAll { unwanted.contains($0) }
+            return
+        }
+        let doomed = elements.compactMap { packed.index(of: $0) }
+        guard !doomed.isEmpty else { return }
+        storage = .list([])  // so the arrays below are uniquely referenced
+        for index in Set(doomed).sorted(by: >) {
+            packed.keys.removeSubrange((index * packed.width)..<((index + 1) * packed.width))
+            packed.verdictIndex.remove(at: index)
+        }
+        storage = .packed(packed)
+    }
+
+    // MARK: Difference
+
+    /// Elements only in `self` and only in `after`, when both are packed with one key
+    /// width and sorted by key: one merge over the key bytes, verdicts compared as numbers
+    /// (each side's verdict table is matched once). nil otherwise (the caller compares
+    /// element by element). A one-system change to a million-sender map is the case this
+    /// serves: elements are built only for what differs.
+    func packedDifference(to after: KernelElements) -> (removed: [NFTElement], added: [NFTElement])? {
+        guard case .packed(let a) = storage, case .packed(let b) = after.storage, a.width == b.width,
+              a.isSorted, b.isSorted else { return nil }
+        // Verdict numbers made comparable: each side's number → the first of b's numbers
+        // with an equal verdict (-1: b has none equal; a table may hold one verdict twice).
+        let sameVerdict = a.verdicts.map { verdict in b.verdicts.firstIndex(of: verdict) ?? -1 }
+        let bVerdict = b.verdicts.map { verdict in b.verdicts.firstIndex(of: verdict) ?? -1 }
+        let width = a.width
+        let aKeys = a.keys.span, bKeys = b.keys.span
+        var removed: [NFTElement] = [], added: [NFTElement] = []
+        var i = 0, j = 0
+        while i < a.count && j < b.count {
+            let order = Packed.compare(aKeys, i * width, bKeys, j * width, width)
+            if order == 0 {
+                if sameVerdict[Int(a.verdictIndex[i])] != bVerdict[Int(b.verdictIndex[j])] {
+                    removed.append(self[i]); added.append(after[j])
+                }
+                i += 1; j += 1
+            } else if order < 0 {
+                removed.append(self[i]); i += 1
+            } else {
+                added.append(after[j]); j += 1
+            }
+        }
+        while i < a.count { removed.append(self[i]); i += 1 }
+        while j < b.count { added.append(after[j]); j += 1 }
+        return (removed, added)
     }
 
     // MARK: Hashable
