@@ -72,6 +72,17 @@ import Testing
         }
     }
 
+    /// Where given elements sit in packed storage: what filtering the collection finds; nil
+    /// when one is missing or the storage is a list.
+    @Test func positionsAreWhatAFilterFinds() {
+        let elements = RulesetEncoder.kernelElements(Self.hosts((0..<500).map { 0x0a00_0000 + $0 * 3 }), of: Self.hostsMap)
+        let wanted = [elements[7], elements[499], elements[0], elements[7]]
+        #expect(elements.positions(of: wanted) == [0, 7, 499])
+        #expect(elements.positions(of: wanted) == elements.indices.filter { Set(wanted).contains(elements[$0]) })
+        #expect(elements.positions(of: [NFTElement(key: [10, 0, 0, 1], verdict: elements[0].verdict)]) == nil)
+        #expect(Self.list(elements).positions(of: wanted) == nil)
+    }
+
     /// The packed merge compares verdicts by number: a table holding one verdict twice, or
     /// keys out of order (an old record), must still diff as the list does.
     @Test func packedDiffWithARepeatedVerdictOrUnsortedKeys() {

@@ -138,8 +138,13 @@ public struct Applier {
         var recentModel: [String: [SetElement]] = [:]
         for (name, elements) in moving {
             guard let set = ruleset.table.set(named: name) else { continue }
-            let wanted = Set(elements)
-            recentModel[name] = zip(set.elements, next.elements[name] ?? []).filter { wanted.contains($0.1) }.map(\.0)
+            let kernel = next.elements[name] ?? []
+            if let positions = kernel.positions(of: elements) {
+                recentModel[name] = positions.map { set.elements[$0] }
+            } else {
+                let wanted = Set(elements)
+                recentModel[name] = zip(set.elements, kernel).filter { wanted.contains($0.1) }.map(\.0)
+            }
         }
         let nextMain = RecentTable.main(of: next, without: moving)
         guard var delta = try Delta.between(liveMain, nextMain, encoder: encoder) else { return nil }

@@ -143,6 +143,18 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
         }
     }
 
+    /// The positions of `elements` here, ascending, when the storage is packed with sorted
+    /// keys and every one of them is present; nil otherwise (the caller searches itself).
+    public func positions(of elements: [NFTElement]) -> [Int]? {
+        guard case .packed(let packed) = storage, packed.isSorted else { return nil }
+        var found: [Int] = []
+        for element in elements {
+            guard let index = packed.index(of: element) else { return nil }
+            found.append(index)
+        }
+        return Set(found).sorted()
+    }
+
     /// Removes the elements equal to any of `elements`. Packed sorted keys are searched
     /// (a binary search per element to remove), so taking a few senders out of a map of a
     /// million builds no element for the others.
