@@ -8,6 +8,7 @@
 #   3. worker verdict rate vs a no-op NFQUEUE loop in C (queue-bench.sh)
 #   4. TLS connections through the gateway with SNI inspection vs without (tls-bench.sh)
 #   5. domain lists: DomainSet vs Set<String> with a suffix walk (enforcer-bench domains)
+#   6. domain lookups in instructions (callgrind), 1M entries vs 1k (domain-instructions.sh)
 # Network traffic stays on loopback and in network namespaces the scripts make and delete.
 #
 # Usage: bench/run.sh [BUILD_DIR]   (as root; default .build/release, what `make bench` builds)
@@ -23,7 +24,7 @@ done
 # What the benchmarks need beyond `make deps`: iptables-nft (this kernel has no native nft
 # queue, so enforcer queues through xt NFQUEUE), gcc for the C baseline and packet source.
 missing=""
-for p in iptables gcc libc6-dev pkg-config libnetfilter-queue-dev libmnl-dev openssl python3 iproute2 util-linux time; do
+for p in iptables gcc libc6-dev pkg-config libnetfilter-queue-dev libmnl-dev openssl python3 iproute2 util-linux time valgrind; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
@@ -71,6 +72,7 @@ step "2 apply" bash bench/apply-bench.sh "$BUILD/enforcer"
 step "3 worker verdicts" bash bench/queue-bench.sh "$BUILD/enforcer"
 step "4 TLS through the gateway" bash bench/tls-bench.sh "$BUILD/enforcer"
 step "5 domain lists" "$BUILD/enforcer-bench" domains
+step "6 domain lookup instructions" bash bench/domain-instructions.sh "$BUILD/enforcer-bench"
 
 {
     printf '\n=== summary (the goal lines)\n'
