@@ -98,6 +98,9 @@ struct NetPartitionPropertyTests {
             }
             let actual = partition(input)
             #expect(render(actual) == render(expected), "input: \(input)")
+            // The numbered form the compiler uses: the same pieces, each set sorted.
+            let (pieces, sets) = partitionByLabelSet(input)
+            #expect(pieces.map { "\($0.range) \(sets[Int($0.set)].joined(separator: ","))" } == render(expected), "input: \(input)")
             #expect(merge(input.map(\.0)) == merge(expected.map(\.range)), "input: \(input)")
         }
     }

@@ -50,6 +50,20 @@ import Testing
         #expect(try JSONDecoder().decode(SetElements.self, from: coded) == elements)
     }
 
+    /// `appendHost` is `append` of the host element, whatever the storage holds so far.
+    @Test(arguments: cases)
+    func appendingAHostIsAppendingItsElement(_ test: Case) throws {
+        for host in ["10.0.0.7", "fd00::7"] {
+            let address = try IPAddress.parse(host)
+            for verdict in [Verdict.jump("in_a"), .jump("in_c"), nil] {
+                var viaHost = SetElements(test.elements), viaElement = SetElements(test.elements)
+                viaHost.appendHost(address, verdict: verdict)
+                viaElement.append(SetElement([.addresses(AddressRange(address))], verdict: verdict))
+                #expect(Array(viaHost) == Array(viaElement) && (viaHost.hostColumns != nil) == (viaElement.hostColumns != nil))
+            }
+        }
+    }
+
     @Test func equalityIsByElementsNotByHowTheyAreNumbered() throws {
         let hosts = (0..<1000).map { Self.host("10.1.\($0 / 256).\($0 % 256)", .jump($0 % 3 == 0 ? "in_a" : "in_b")) }
         let columns = SetElements(hosts)

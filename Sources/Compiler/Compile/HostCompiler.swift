@@ -323,26 +323,34 @@ struct RulesetBuilder {
 
     /// Sender-class dispatch: rules for the base chain, plus the maps and chains behind them.
     private mutating func classify(prefix: String, items: consuming [(AddressRange, Int)], destinations: [Int: [AddressRange]]?) -> [Rule] {
-        let segments = partition(consume items)
+        let (pieces, labelSets) = partitionByLabelSet(consume items)
         var classNames: [[Int]: String] = [:]
+        // Each label set's class chain, found once per set rather than once per piece.
+        var verdicts = [Verdict?](repeating: nil, count: labelSets.count)
         // Single addresses (most senders) go to hash maps, one kernel element each and O(1)
         // to add or remove; ranges and CIDRs to interval maps. Segments are disjoint, so an
         // address is in at most one of them and the order of the two lookups does not matter.
         var v4: [SetElement] = [], v6: [SetElement] = []
         var v4Hosts = SetElements(), v6Hosts = SetElements()
-        for segment in segments {
-            let ids = segment.labels.sorted()
-            let name: String
-            if let known = classNames[ids] { name = known } else {
-                name = "\(prefix)_\(Self.classTag(ids))"
-                classNames[ids] = name
+        for piece in pieces {
+            let set = Int(piece.set)
+            let verdict: Verdict
+            if let known = verdicts[set] { verdict = known } else {
+                let ids = labelSets[set]
+                let name: String
+                if let known = classNames[ids] { name = known } else {
+                    name = "\(prefix)_\(Self.classTag(ids))"
+                    classNames[ids] = name
+                }
+                verdict = .jump(name)
+                verdicts[set] = verdict
             }
-            let element = SetElement([.addresses(segment.range)], verdict: .jump(name))
-            switch (segment.range.first.family, segment.range.first == segment.range.last) {
-            case (.v4, true): v4Hosts.append(element)
-            case (.v4, false): v4.append(element)
-            case (.v6, true): v6Hosts.append(element)
-            case (.v6, false): v6.append(element)
+            let range = piece.range
+            switch (range.first.family, range.first == range.last) {
+            case (.v4, true): v4Hosts.appendHost(range.first, verdict: verdict)
+            case (.v4, false): v4.append(SetElement([.addresses(range)], verdict: verdict))
+            case (.v6, true): v6Hosts.appendHost(range.first, verdict: verdict)
+            case (.v6, false): v6.append(SetElement([.addresses(range)], verdict: verdict))
             }
         }
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v4), key: [.ipv4Address], data: .verdict, elements: v4Hosts,

@@ -36,6 +36,17 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
         if case .hosts(let columns) = storage { columns } else { nil }
     }
 
+    /// The same as appending `SetElement([.addresses(AddressRange(address))], verdict: verdict)`,
+    /// without building that element while the storage is by column.
+    public mutating func appendHost(_ address: IPAddress, verdict: Verdict?) {
+        if case .hosts(var columns) = storage, address.family == columns.family {
+            storage = .list([])  // keeps `columns` uniquely referenced
+            if columns.append(address, verdict) { storage = .hosts(columns); return }
+            storage = .hosts(columns)
+        }
+        append(SetElement([.addresses(AddressRange(address))], verdict: verdict))
+    }
+
     public mutating func append(_ element: SetElement) {
         switch storage {
         case .list(var list):
@@ -144,7 +155,9 @@ public struct HostColumns: Sendable {
     /// False (and nothing added) when `verdict` would be the 65,537th distinct one.
     mutating func append(_ address: IPAddress, _ verdict: Verdict?) -> Bool {
         let number: UInt16
-        if let known = verdictNumbers[verdict] { number = known } else {
+        // Neighbouring addresses mostly share a verdict: comparing with the last one is
+        // cheaper than hashing it.
+        if let last = verdictIndex.last, verdicts[Int(last)] == verdict { number = last } else if let known = verdictNumbers[verdict] { number = known } else {
             guard verdicts.count <= Int(UInt16.max) else { return false }
             number = UInt16(verdicts.count)
             verdictNumbers[verdict] = number

@@ -53,6 +53,41 @@ func partitionInterningLabels<R, Label: Hashable>(
     sweep: (_ ranges: inout [R], _ labels: [Int32], _ labelCount: Int)
         -> (pieces: [(range: R, set: Int32)], sets: (members: [Int32], bounds: [Int]))
 ) -> [(range: R, labels: Set<Label>)] {
+    let (labels, pieces, sets) = partitionIntoLabelSets(items, sweep: sweep)
+    var materialized = [Set<Label>?](repeating: nil, count: sets.bounds.count - 1)
+    return pieces.map { piece in
+        let set = Int(piece.set)
+        if let known = materialized[set] { return (piece.range, known) }
+        let members = sets.members[sets.bounds[set]..<sets.bounds[set + 1]]
+        var labelSet = Set<Label>(minimumCapacity: members.count)
+        for member in members { labelSet.insert(labels[Int(member)]) }
+        materialized[set] = labelSet
+        return (piece.range, labelSet)
+    }
+}
+
+/// `partition` for addresses without a `Set` per piece: each piece names its label set by
+/// number, and `sets[number]` holds that set's labels, sorted. For a million senders the
+/// compiler asks each label set its questions (its class name) once, not once per piece.
+@inlinable
+public func partitionByLabelSet<Label: Hashable & Comparable>(
+    _ items: consuming [(AddressRange, Label)]
+) -> (pieces: [(range: AddressRange, set: Int32)], sets: [[Label]]) {
+    let (labels, pieces, sets) = partitionIntoLabelSets(items, sweep: partitionAddressRanges)
+    let sorted = (0..<(sets.bounds.count - 1)).map { set in
+        sets.members[sets.bounds[set]..<sets.bounds[set + 1]].map { labels[Int($0)] }.sorted()
+    }
+    return (pieces, sorted)
+}
+
+/// Labels interned as dense ids, swept: the labels by id, the pieces with their set
+/// numbers, and each set's member ids (`members[bounds[n] ..< bounds[n + 1]]`).
+@inlinable
+func partitionIntoLabelSets<R, Label: Hashable>(
+    _ items: consuming [(R, Label)],
+    sweep: (_ ranges: inout [R], _ labels: [Int32], _ labelCount: Int)
+        -> (pieces: [(range: R, set: Int32)], sets: (members: [Int32], bounds: [Int]))
+) -> (labels: [Label], pieces: [(range: R, set: Int32)], sets: (members: [Int32], bounds: [Int])) {
     var labels: [Label] = []
     var idsByLabel: [Label: Int32] = [:]
     var previous: (label: Label, id: Int32)?
@@ -78,16 +113,7 @@ func partitionInterningLabels<R, Label: Hashable>(
     }
     items = []
     let (pieces, sets) = sweep(&ranges, ids, labels.count)
-    var materialized = [Set<Label>?](repeating: nil, count: sets.bounds.count - 1)
-    return pieces.map { piece in
-        let set = Int(piece.set)
-        if let known = materialized[set] { return (piece.range, known) }
-        let members = sets.members[sets.bounds[set]..<sets.bounds[set + 1]]
-        var labelSet = Set<Label>(minimumCapacity: members.count)
-        for member in members { labelSet.insert(labels[Int(member)]) }
-        materialized[set] = labelSet
-        return (piece.range, labelSet)
-    }
+    return (labels, pieces, sets)
 }
 
 /// The sweep behind `partition` for addresses: the families are swept separately.
