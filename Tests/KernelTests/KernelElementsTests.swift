@@ -115,6 +115,22 @@ import Testing
         }
     }
 
+    /// Packed elements are encoded from their columns without building elements: the bytes
+    /// must be those of the same elements as a list (padding included: the scratch buffer
+    /// is zeroed after each message, so nothing of an earlier one shows through).
+    @Test func packedElementsEncodeAsTheirList() {
+        let packed = RulesetEncoder.kernelElements(Self.hosts((0..<700).map { 0x0a00_0000 + $0 * 5 }), of: Self.hostsMap)
+        let listed = Self.list(packed)
+        let table = Table(family: .inet, name: "enforcer", sets: [Self.hostsMap], chains: [])
+        let encoder = RulesetEncoder(queue: .xtablesTarget)
+        for delete in [false, true] {
+            let bytes = { (elements: KernelElements) in
+                encoder.chunks(elements, of: Self.hostsMap, in: table, delete: delete).map { LibNFTNL.encode($0.message, sequence: 7) }
+            }
+            #expect(bytes(packed) == bytes(listed), "delete: \(delete)")
+        }
+    }
+
     @Test func generationsRecordColumnsAsColumns() throws {
         let sets: [String: SetElements] = [
             "in_hosts_v4": Self.hosts((0..<5000).map { 0x0a00_0000 + $0 * 2 }),

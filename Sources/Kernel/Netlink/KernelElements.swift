@@ -80,6 +80,10 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
 
     // MARK: Reading without building elements
 
+    /// Whether the elements are packed: each is then a key and a verdict and nothing else.
+    public var isPacked: Bool { if case .packed = storage { true } else { false } }
+
+
     public func key(at index: Int) -> ArraySlice<UInt8> {
         switch storage {
         case .list(let list): list[index].key[...]

@@ -134,7 +134,15 @@ enum LibNFTNL {
                 let isNew: Bool = if case .newElements = message { true } else { false }
                 let set = setObject(family: spec.family, table: spec.table, name: spec.set, id: spec.setID)
                 defer { nftnl_set_free(set) }
-                for element in spec.elements { nftnl_set_elem_add(set, elementObject(element)) }
+                let elements = spec.elements
+                if elements.base.isPacked {
+                    // A million-sender map: key and verdict read in place, no element built.
+                    for index in elements.indices {
+                        nftnl_set_elem_add(set, elementObject(key: elements.base.key(at: index), verdict: elements.base.verdict(at: index)))
+                    }
+                } else {
+                    for element in elements { nftnl_set_elem_add(set, elementObject(element)) }
+                }
                 let type = isNew ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM
                 let header = nftnl_nlmsg_build_hdr(buffer, UInt16(type.rawValue), UInt16(spec.family),
                                                    (isNew ? create : 0) | ack, sequence)
@@ -171,6 +179,19 @@ enum LibNFTNL {
         nftnl_set_set_u32(set, attr(NFTNL_SET_FAMILY), UInt32(family))
         if let id { nftnl_set_set_u32(set, attr(NFTNL_SET_ID), id) }
         return set
+    }
+
+    /// An element that is a key and a verdict only (a packed hosts map's).
+    private static func elementObject(key: ArraySlice<UInt8>, verdict: NFTVerdict?) -> OpaquePointer {
+        let object = nftnl_set_elem_alloc()!
+        key.withUnsafeBytes { raw in
+            _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
+        }
+        if let verdict {
+            nftnl_set_elem_set_u32(object, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: verdict.code))
+            if let chain = verdict.chain { nftnl_set_elem_set_str(object, attr(NFTNL_SET_ELEM_CHAIN), chain) }
+        }
+        return object
     }
 
     private static func elementObject(_ element: NFTElement) -> OpaquePointer {
@@ -286,17 +307,20 @@ final class NetlinkBuffer {
     init(size: Int = LibNFTNL.scratchSize) {
         self.size = size
         buffer = .allocate(byteCount: size, alignment: 8)
+        memset(buffer, 0, size)
     }
 
     deinit { buffer.deallocate() }
 
-    /// Runs `build` on the buffer (its header zeroed) and appends the message it wrote to `out`.
+    /// Runs `build` on the buffer (all zero) and appends the message it wrote to `out`. The
+    /// bytes it wrote are zeroed again after, so attribute padding that libmnl leaves
+    /// unwritten is zero in every message: the same model always encodes to the same bytes.
     func build(appendingTo out: inout [UInt8], _ build: (UnsafeMutablePointer<CChar>) -> Void) {
-        memset(buffer, 0, 64)
         build(buffer.assumingMemoryBound(to: CChar.self))
         let length = Int(buffer.load(as: UInt32.self))
         precondition(length <= size, "netlink message of \(length) bytes overran the scratch buffer")
         out.append(contentsOf: UnsafeRawBufferPointer(start: buffer, count: length))
+        memset(buffer, 0, Swift.max(64, length))
     }
 }
 
