@@ -100,7 +100,7 @@ struct Apply: ParsableCommand {
             case .unchanged:
                 return "unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent"
             case .delta, .replaced:
-                var report = "applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(String(format: "%.1f", outcome.transactionSeconds * 1000)) ms; queue via \(outcome.queue.rawValue))"
+                var report = "applied generation \(outcome.generation) for \(host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(String(format: "%.1f", outcome.transactionSeconds * 1000)) ms, \(String(format: "%.1f", outcome.kernelSeconds * 1000)) ms of it in the kernel; queue via \(outcome.queue.rawValue))"
                 if let seconds = confirm {
                     try Watchdog.arm(store: store, generation: outcome.generation, previous: previous, seconds: seconds)
                     report += "\nrun `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored"

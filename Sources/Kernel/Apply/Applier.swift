@@ -23,6 +23,8 @@ public struct ApplyOutcome: Sendable {
     public var queue: QueueEncoding
     /// Encoding, sending and the kernel's acknowledgements.
     public var transactionSeconds: Double = 0
+    /// The kernel's part of `transactionSeconds` (from the send to the last acknowledgement).
+    public var kernelSeconds: Double = 0
 }
 
 /// Puts a compiled ruleset into the kernel and records it as a generation: a delta
@@ -78,7 +80,7 @@ public struct Applier {
                                summary: prefix + plan.summary, recent: plan.recent)
                         Trace.phase("generation recorded")
                         return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
-                                            messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
+                                            messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
                     } catch .rejected {
                         // The table drifted from the record (edited by hand?): replace it whole below.
                     } catch {
@@ -100,7 +102,7 @@ public struct Applier {
             let summary = prefix + replaced
             record(ruleset, number: number, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
             Trace.phase("generation recorded")
-            return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds)
+            return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
         } catch { throw .kernel(error) }
     }
 

@@ -47,6 +47,8 @@ public struct CommitReport: Sendable {
     public var bytes: Int
     /// From the first byte encoded to the last acknowledgement drained.
     public var seconds: Double = 0
+    /// From the send to the last acknowledgement: the kernel's part of `seconds`.
+    public var kernelSeconds: Double = 0
 }
 
 /// One netfilter netlink connection: batches in, acknowledgements out.
@@ -77,6 +79,7 @@ public final class NFTablesConnection {
         Trace.phase("batch encoded (\(batch.count / 1024) KiB)")
         socket.setBuffers(send: batch.count + 65536, receive: max(4 << 20, messages.count * 1024))
         socket.setReceiveTimeout(seconds: 30)
+        let sent = monotonicSeconds()
         do { try socket.send(batch) } catch { throw .socket(error) }
         Trace.phase("batch sent")
 
@@ -111,7 +114,8 @@ public final class NFTablesConnection {
         guard acknowledged.count == messages.count else {
             throw .incompleteAcknowledgement(expected: messages.count, received: acknowledged.count)
         }
-        return CommitReport(messages: messages.count, bytes: batch.count, seconds: monotonicSeconds() - started)
+        let done = monotonicSeconds()
+        return CommitReport(messages: messages.count, bytes: batch.count, seconds: done - started, kernelSeconds: done - sent)
     }
 
     /// A table's handle and comment, or nil when the table does not exist.
