@@ -1,4 +1,4 @@
-import Compiler
+@testable import Compiler
 import Foundation
 import Testing
 @testable import NFQueue
@@ -243,6 +243,28 @@ struct InspectorTests {
     ])
     func canonicalHost(_ name: String, _ expected: String) {
         #expect(Inspector.canonicalHost(name) == expected)
+    }
+
+    /// The log line reserves its room from a bound: a judgement with every field, the
+    /// longest addresses and the longest fixed words must fit it and read in full.
+    @Test func aLogLineWithEveryFieldIsWrittenWhole() throws {
+        let longest = try #require(PacketAddress(bytes: [UInt8](repeating: 0xff, count: 16)))
+        var judgement = Judgement(flow: FlowKey(client: longest, server: longest, clientPort: 65535, serverPort: 65535), outcome: .redirect,
+                                  kind: "http", host: String(repeating: "h", count: 300),
+                                  decision: WebDecision(action: .warn, rule: "r", pattern: "domain \(String(repeating: "p", count: 50))"),
+                                  reason: "because")
+        judgement.alpn = []
+        judgement.method = "GET"
+        judgement.url = "http://x/" + String(repeating: "u", count: 1000)
+        var line: [UInt8] = []
+        judgement.appendLine(to: &line)
+        let text = String(decoding: line, as: UTF8.self)
+        #expect(text.hasPrefix("redirect [ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535 → [ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535 http host=hhh"))
+        #expect(text.hasSuffix(" alpn=- ech=no GET http://x/\(String(repeating: "u", count: 1000)) warn rule 'r' pattern domain \(String(repeating: "p", count: 50)) (because)\n"))
+        judgement.decision = WebDecision(action: .permit, rule: nil, pattern: nil)
+        line.removeAll()
+        judgement.appendLine(to: &line)
+        #expect(String(decoding: line, as: UTF8.self).hasSuffix(" permit default_action (no rule matched) (because)\n"))
     }
 
     // MARK: TLS

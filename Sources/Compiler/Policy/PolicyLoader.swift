@@ -488,9 +488,14 @@ public struct PolicyLoader {
         let value = entry.value
         let ascii = isASCII(value)
         return itemRanges(value).map { range in
-            let (first, last) = (value.utf8.index(value.utf8.startIndex, offsetBy: range.lowerBound), value.utf8.index(value.utf8.startIndex, offsetBy: range.upperBound))
-            return ListItem(text: String(value[first..<last]), location: itemLocation(entry, range, ascii: ascii))
+            ListItem(text: String(item(value, range)), location: itemLocation(entry, range, ascii: ascii))
         }
+    }
+
+    /// The item at `range` (UTF-8 offsets) of `value`, without a copy.
+    static func item(_ value: String, _ range: Range<Int>) -> Substring {
+        let start = value.utf8.startIndex
+        return value[value.utf8.index(start, offsetBy: range.lowerBound)..<value.utf8.index(start, offsetBy: range.upperBound)]
     }
 
     /// Where the item at `range` (UTF-8 offsets into the entry's value) starts: its column
@@ -535,9 +540,7 @@ public struct PolicyLoader {
             let ranges = Self.itemRanges(value)
             blocks.reserveCapacity(blocks.count + ranges.count)
             for range in ranges {
-                let start = value.utf8.startIndex
-                let item = value[value.utf8.index(start, offsetBy: range.lowerBound)..<value.utf8.index(start, offsetBy: range.upperBound)]
-                do { blocks.append(try AddressBlock.parse(item)) } catch {
+                do { blocks.append(try AddressBlock.parse(Self.item(value, range))) } catch {
                     diagnostics.append(.error(Self.shift(Self.itemLocation(entry, range, ascii: Self.isASCII(value)), by: error.offset), error.message))
                 }
             }

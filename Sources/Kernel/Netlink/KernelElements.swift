@@ -32,7 +32,9 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
 
         /// Where `element` is, when it is here (the keys must be sorted): a binary search.
         func index(of element: NFTElement) -> Int? {
-            guard element.key.count == width, element.keyEnd == nil, element.flags == 0 else { return nil }
+            // A packed element is a key and a verdict: one with more is never here.
+            guard element.key.count == width, element.keyEnd == nil, element.flags == 0, element.timeoutMilliseconds == nil,
+                  element.userData.isEmpty else { return nil }
             let bytes = keys.span, key = element.key.span
             var low = 0, high = count
             while low < high {
@@ -82,7 +84,6 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
 
     /// Whether the elements are packed: each is then a key and a verdict and nothing else.
     public var isPacked: Bool { if case .packed = storage { true } else { false } }
-
 
     public func key(at index: Int) -> ArraySlice<UInt8> {
         switch storage {

@@ -181,7 +181,7 @@ enum LibNFTNL {
         return set
     }
 
-    /// An element that is a key and a verdict only (a packed hosts map's).
+    /// An element's key and verdict: all of a packed hosts map's element, the start of any other.
     private static func elementObject(key: ArraySlice<UInt8>, verdict: NFTVerdict?) -> OpaquePointer {
         let object = nftnl_set_elem_alloc()!
         key.withUnsafeBytes { raw in
@@ -195,20 +195,13 @@ enum LibNFTNL {
     }
 
     private static func elementObject(_ element: NFTElement) -> OpaquePointer {
-        let object = nftnl_set_elem_alloc()!
-        element.key.withUnsafeBytes { raw in
-            _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
-        }
+        let object = elementObject(key: element.key[...], verdict: element.verdict)
         if let end = element.keyEnd {
             end.withUnsafeBytes { raw in
                 _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY_END), raw.baseAddress, UInt32(raw.count))
             }
         }
         if element.flags != 0 { nftnl_set_elem_set_u32(object, attr(NFTNL_SET_ELEM_FLAGS), element.flags) }
-        if let verdict = element.verdict {
-            nftnl_set_elem_set_u32(object, attr(NFTNL_SET_ELEM_VERDICT), UInt32(bitPattern: verdict.code))
-            if let chain = verdict.chain { nftnl_set_elem_set_str(object, attr(NFTNL_SET_ELEM_CHAIN), chain) }
-        }
         if let timeout = element.timeoutMilliseconds {
             nftnl_set_elem_set_u64(object, attr(NFTNL_SET_ELEM_TIMEOUT), timeout)
         }
