@@ -92,6 +92,13 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
         }
     }
 
+    /// The verdict table of packed elements and the number of the element at `index` in it.
+    var packedVerdicts: [NFTVerdict?]? { if case .packed(let packed) = storage { packed.verdicts } else { nil } }
+    func packedVerdictNumber(at index: Int) -> Int {
+        guard case .packed(let packed) = storage else { preconditionFailure("not packed") }
+        return Int(packed.verdictIndex[index])
+    }
+
     public func keyEnd(at index: Int) -> [UInt8]? {
         if case .list(let list) = storage { list[index].keyEnd } else { nil }
     }

@@ -135,18 +135,31 @@ enum LibNFTNL {
                 let set = setObject(family: spec.family, table: spec.table, name: spec.set, id: spec.setID)
                 defer { nftnl_set_free(set) }
                 let elements = spec.elements
-                if elements.base.isPacked {
-                    // A million-sender map: key and verdict read in place, no element built.
-                    for index in elements.indices {
-                        nftnl_set_elem_add(set, elementObject(key: elements.base.key(at: index), verdict: elements.base.verdict(at: index)))
-                    }
-                } else {
-                    for element in elements { nftnl_set_elem_add(set, elementObject(element)) }
-                }
                 let type = isNew ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM
                 let header = nftnl_nlmsg_build_hdr(buffer, UInt16(type.rawValue), UInt16(spec.family),
                                                    (isNew ? create : 0) | ack, sequence)
-                nftnl_set_elems_nlmsg_build_payload(header, set)
+                if let verdicts = elements.base.packedVerdicts {
+                    // A million-sender map: one libnftnl element per verdict, its key set
+                    // anew for each element and built where it stands, numbered from 1 as
+                    // libnftnl numbers a list's elements (the same bytes as that list).
+                    nftnl_set_elems_nlmsg_build_payload(header, set)  // table, set and id: the set holds no element
+                    var objects = [OpaquePointer?](repeating: nil, count: verdicts.count)
+                    defer { for case let object? in objects { nftnl_set_elem_free(object) } }
+                    let list = mnl_attr_nest_start(header, UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue))
+                    for (number, index) in elements.indices.enumerated() {
+                        let verdict = elements.base.packedVerdictNumber(at: index)
+                        let object = objects[verdict] ?? elementObject(key: nil, verdict: verdicts[verdict])
+                        objects[verdict] = object
+                        elements.base.key(at: index).withUnsafeBytes { raw in
+                            _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
+                        }
+                        _ = nftnl_set_elem_nlmsg_build(header, object, Int32(number + 1))
+                    }
+                    mnl_attr_nest_end(header, list)
+                } else {
+                    for element in elements { nftnl_set_elem_add(set, elementObject(element)) }
+                    nftnl_set_elems_nlmsg_build_payload(header, set)
+                }
             }
         }
     }
@@ -181,10 +194,11 @@ enum LibNFTNL {
         return set
     }
 
-    /// An element's key and verdict: all of a packed hosts map's element, the start of any other.
-    private static func elementObject(key: ArraySlice<UInt8>, verdict: NFTVerdict?) -> OpaquePointer {
+    /// An element's key and verdict: all of a packed hosts map's element, the start of any
+    /// other (without a key: a packed map's object for one verdict, its key set per element).
+    private static func elementObject(key: ArraySlice<UInt8>?, verdict: NFTVerdict?) -> OpaquePointer {
         let object = nftnl_set_elem_alloc()!
-        key.withUnsafeBytes { raw in
+        key?.withUnsafeBytes { raw in
             _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
         }
         if let verdict {
