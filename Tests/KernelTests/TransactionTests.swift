@@ -119,6 +119,29 @@ struct TransactionTests {
         #expect(try namespace.nft("-a", "list", "ruleset") == before)
     }
 
+    /// An apply the kernel refuses records nothing: the generation written while the kernel
+    /// took the transaction is discarded, the previous one stays current and live.
+    @Test func aRefusedApplyRecordsNoGeneration() throws {
+        let namespace = try TestNamespace("enfk-refused")
+        let state = NSTemporaryDirectory() + "enforcer-refused-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let applier = Applier(stateDirectory: state, connection: try namespace.connection())
+        let good = try exampleRuleset("enclave", system: "db-1")
+        #expect(try applier.apply(good, system: "db-1", policyDirectory: nil).generation == 1)
+        let before = try namespace.nft("list", "ruleset")
+
+        var broken = good
+        let input = try #require(broken.table.chains.firstIndex { $0.name == "input" })
+        broken.table.chains[input].rules.insert(Rule([.verdict(.goto("no_such_chain"))], comment: "provoked"), at: 2)
+        #expect(throws: ApplyError.self) { try applier.apply(broken, system: "db-1", policyDirectory: nil) }
+        #expect(applier.store.currentNumber() == 1)
+        #expect(applier.store.numbers() == [1])
+        let left = try FileManager.default.contentsOfDirectory(atPath: state + "/generations")
+        #expect(left == ["000001"], "staging left behind: \(left)")
+        #expect(try namespace.nft("list", "ruleset") == before)
+        #expect(try applier.store.ruleset(1) == good)
+    }
+
     /// The probe leaves nothing behind, and picks the compat target where nft_queue is missing.
     @Test func queueProbeIsANoOp() throws {
         let namespace = try TestNamespace("enfk-probe")

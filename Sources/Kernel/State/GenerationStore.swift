@@ -125,8 +125,18 @@ public struct GenerationStore: Sendable {
         return recent
     }
 
-    /// Records a generation and makes it current.
-    public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?, recent: [String: [SetElement]] = [:]) throws(StateError) {
+    /// A generation written to a staging directory, not yet in place: `record(_:info:)`
+    /// puts it there and makes it current, `discard` removes it. Staging needs only the
+    /// ruleset, so it runs while the kernel works through the transaction that loads it.
+    public struct Staged: Sendable {
+        public let number: Int
+        fileprivate let directory: String
+        fileprivate let ruleset: Ruleset
+        fileprivate let failure: StateError?
+    }
+
+    /// Writes everything of generation `number` but its info to a staging directory.
+    public func stage(_ ruleset: Ruleset, number: Int, policySource: String?, recent: [String: [SetElement]] = [:]) -> Staged {
         var skeleton = ruleset.table
         var elements: [String: SetElements] = [:]
         for index in skeleton.sets.indices {
@@ -134,34 +144,55 @@ public struct GenerationStore: Sendable {
             skeleton.sets[index].elements = []
         }
         let fm = FileManager.default
-        let final = path(of: info.number)
-        let staging = generationsDirectory + "/.staging-\(info.number)-\(getpid())"
+        let staging = generationsDirectory + "/.staging-\(number)-\(getpid())-\(UUID().uuidString.prefix(8))"
         do {
             try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staging + "/info.json"))
             try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
-            Trace.phase("record: table.json")
             try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
-            Trace.phase("record: elements.bin")
             if recent.values.contains(where: { !$0.isEmpty }) {
                 try Self.encoder.encode(recent).write(to: URL(fileURLWithPath: staging + "/recent.json"))
             }
             if let policySource, fm.fileExists(atPath: policySource) {
                 try fm.copyItem(atPath: policySource, toPath: staging + "/policy")
             }
-            Trace.phase("record: policy copied")
-            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
-            try fm.moveItem(atPath: staging, toPath: final)
-            try setCurrent(info.number)
-            Self.recordedLock.withLock { Self.recorded[directory] = Recorded(info: info, ruleset: ruleset) }
-        } catch let error as StateError {
-            try? fm.removeItem(atPath: staging)
-            throw error
+            return Staged(number: number, directory: staging, ruleset: ruleset, failure: nil)
         } catch {
             try? fm.removeItem(atPath: staging)
+            let failure = StateError(description: "cannot record generation \(number) in \(directory): \(error.localizedDescription)")
+            return Staged(number: number, directory: staging, ruleset: ruleset, failure: failure)
+        }
+    }
+
+    /// Puts a staged generation in place with its info and makes it current.
+    public func record(_ staged: Staged, info: GenerationInfo) throws(StateError) {
+        precondition(staged.number == info.number, "generation \(info.number) recorded from the staging of \(staged.number)")
+        if let failure = staged.failure { throw failure }
+        let fm = FileManager.default
+        let final = path(of: info.number)
+        do {
+            try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staged.directory + "/info.json"))
+            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
+            try fm.moveItem(atPath: staged.directory, toPath: final)
+            try setCurrent(info.number)
+            Self.recordedLock.withLock { Self.recorded[directory] = Recorded(info: info, ruleset: staged.ruleset) }
+        } catch let error as StateError {
+            discard(staged)
+            throw error
+        } catch {
+            discard(staged)
             throw StateError(description: "cannot record generation \(info.number) in \(directory): \(error.localizedDescription)")
         }
         prune()
+    }
+
+    /// Removes a staged generation that will not be recorded (its transaction was refused).
+    public func discard(_ staged: Staged) {
+        try? FileManager.default.removeItem(atPath: staged.directory)
+    }
+
+    /// Records a generation and makes it current.
+    public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?, recent: [String: [SetElement]] = [:]) throws(StateError) {
+        try record(stage(ruleset, number: info.number, policySource: policySource, recent: recent), info: info)
     }
 
     public func setCurrent(_ number: Int?) throws(StateError) {
@@ -181,8 +212,16 @@ public struct GenerationStore: Sendable {
         }
     }
 
-    /// Oldest generations beyond `keep` go, never the current one.
+    /// Oldest generations beyond `keep` go, never the current one; so does the staging of
+    /// processes that are gone.
     private func prune() {
+        // Staging left by a process that died before it recorded (".staging-NUMBER-PID-…").
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: generationsDirectory)) ?? [] where name.hasPrefix(".staging-") {
+            let fields = name.split(separator: "-")
+            if fields.count >= 3, let pid = Int32(fields[2]), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: generationsDirectory + "/" + name)
+            }
+        }
         let current = currentNumber()
         let all = numbers()
         guard all.count > keep else { return }
