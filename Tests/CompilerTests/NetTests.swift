@@ -138,6 +138,26 @@ struct NetAddressParsingTests {
         }
     }
 
+    /// The one-pass reading of a plain dotted quad that the loader tries first agrees with
+    /// the full parser on every text of digits and dots: the same value, or both refuse.
+    @Test func thePlainDottedQuadPathAgreesWithTheFullParser() {
+        var generator = SystemRandomNumberGenerator()
+        var texts = ["1.2.3.4", "0.0.0.0", "255.255.255.255", "256.1.1.1", "01.2.3.4", "1.2.3.04", "1.2.3", "1.2.3.4.5",
+                     "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.4.", "000.0.0.0", "10.0.0.255", "10.0.0.2550", "1.2.3.00"]
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 1...17, using: &generator)
+            texts.append(String((0..<length).map { _ in "0123456789.".randomElement(using: &generator)! }))
+        }
+        for text in texts {
+            var copy = text
+            let (fast, full) = copy.withUTF8 { bytes in
+                (IPAddress.plainDottedQuad(bytes), try? IPAddress.parseV4(bytes, from: 0, embedded: false))
+            }
+            #expect(fast == full, "\(text)")
+            if let fast { #expect((try? AddressBlock.parse(text)) == AddressBlock(IPAddress(v4: fast)), "\(text)") }
+        }
+    }
+
     @Test func bytesAreNetworkOrder() throws {
         #expect(try IPAddress.parse("1.2.3.4").bytes == [1, 2, 3, 4])
         #expect(try IPAddress.parse("2001:db8::ff").bytes == [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [0xff])

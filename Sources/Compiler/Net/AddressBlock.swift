@@ -36,6 +36,9 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
 
     @usableFromInline
     static func parse(bytes: NetBytes) throws(NetParseFailure) -> AddressBlock {
+        // The common case first, in one pass: a plain dotted quad ("10.1.2.3"). Anything
+        // else, wrong ones included, takes the full parser and its messages.
+        if let value = IPAddress.plainDottedQuad(bytes) { return AddressBlock(unchecked: IPAddress(v4: value), prefixLength: 32) }
         if let dash = bytes.firstIndex(of: NetSyntax.dash), dash < (bytes.firstIndex(of: NetSyntax.slash) ?? bytes.count) {
             // Neither notation has a '-'; a range gets its own message (and the CIDR it equals, if any).
             let range = try AddressRange.parse(bytes: bytes)

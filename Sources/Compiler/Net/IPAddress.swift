@@ -126,6 +126,30 @@ extension IPAddress {
         return IPAddress(v4: try parseV4(bytes, from: 0, embedded: false))
     }
 
+    /// `bytes` as four decimal numbers 0-255 without leading zeros, separated by dots and
+    /// nothing else; nil for anything else (which `parseV4` then explains).
+    @inline(__always)
+    static func plainDottedQuad(_ bytes: NetBytes) -> UInt32? {
+        guard bytes.count >= 7 && bytes.count <= 15 else { return nil }
+        var value: UInt32 = 0, part: UInt32 = 0, digits = 0, dots = 0
+        for byte in bytes {
+            let digit = byte &- NetSyntax.zero
+            if digit < 10 {
+                if digits == 1 && part == 0 { return nil }  // a leading zero
+                part = part * 10 + UInt32(digit)
+                digits += 1
+                if part > 255 { return nil }
+            } else if byte == NetSyntax.dot && digits > 0 && dots < 3 {
+                value = value << 8 | part
+                part = 0; digits = 0; dots += 1
+            } else {
+                return nil
+            }
+        }
+        guard dots == 3 && digits > 0 else { return nil }
+        return value << 8 | part
+    }
+
     /// Parses a dotted quad from `start` to the end of `bytes`. `embedded` means it is the
     /// tail of an IPv6 address, which only changes the wording of errors.
     static func parseV4(_ bytes: NetBytes, from start: Int, embedded: Bool) throws(NetParseFailure) -> UInt32 {

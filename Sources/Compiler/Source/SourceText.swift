@@ -18,55 +18,75 @@ struct SourceText {
 
     init(file: String, bytes: [UInt8]) {
         self.file = file
+        let scan = Self.scan(bytes.span, file: file)
+        if let unterminated = scan.unterminated {
+            diagnostics.append(.error(unterminated, "unterminated '/*' comment"))
+        }
+        // Text without comments (most policy files of many addresses) is not copied.
         var cleaned = bytes
+        for comment in scan.comments {
+            for index in comment where cleaned[index] != .newline { cleaned[index] = .space }
+        }
+        lines.reserveCapacity(scan.newlines.count + 1)
+        var start = 0
+        for (offset, index) in scan.newlines.enumerated() {
+            lines.append(Line(number: offset + 1, bytes: cleaned[start..<index], original: bytes[start..<index]))
+            start = index + 1
+        }
+        if start < cleaned.count {
+            lines.append(Line(number: scan.newlines.count + 1, bytes: cleaned[start...], original: bytes[start...]))
+        }
+    }
+
+    /// One pass over the text: where each line ends, the byte ranges of comments, and where
+    /// a `/*` without its `*/` opened.
+    private static func scan(_ text: Span<UInt8>, file: String) -> (newlines: [Int], comments: [Range<Int>], unterminated: SourceLocation?) {
+        var newlines: [Int] = [], comments: [Range<Int>] = []
+        var unterminated: SourceLocation? = nil
+        let count = text.count
         var i = 0
-        var line = 1
         var lineStart = 0
         var atTokenStart = true
         var quoted = false
-        while i < cleaned.count {
-            let b = cleaned[i]
-            if b == .newline {
-                line += 1; lineStart = i + 1; atTokenStart = true; quoted = false; i += 1; continue
-            }
-            if b == .quote { quoted.toggle() }
-            let next: UInt8? = i + 1 < cleaned.count ? cleaned[i + 1] : nil
-            if atTokenStart && !quoted && (b == .hash || (b == .slash && next == .slash)) {
-                while i < cleaned.count && cleaned[i] != .newline { cleaned[i] = .space; i += 1 }
-                continue
-            }
-            if atTokenStart && !quoted && b == .slash && next == .star {
-                let openLine = line
-                let openColumn = 1 + bytes[lineStart..<i].filter { $0 & 0xC0 != 0x80 }.count
-                cleaned[i] = .space; cleaned[i + 1] = .space; i += 2
+        while i < count {
+            let b = text[i]
+            switch b {
+            case .newline:
+                newlines.append(i)
+                lineStart = i + 1; atTokenStart = true; quoted = false
+            case .space, .tab, .carriageReturn:
+                atTokenStart = true
+            case .quote:
+                quoted.toggle(); atTokenStart = false
+            case .hash where atTokenStart && !quoted,
+                 .slash where atTokenStart && !quoted && i + 1 < count && text[i + 1] == .slash:
+                let start = i
+                while i < count && text[i] != .newline { i += 1 }
+                comments.append(start..<i)
+                continue  // the newline, if any, is read next
+            case .slash where atTokenStart && !quoted && i + 1 < count && text[i + 1] == .star:
+                let start = i, openLine = newlines.count + 1, openLineStart = lineStart
                 var closed = false
-                while i < cleaned.count {
-                    if cleaned[i] == .star && i + 1 < cleaned.count && cleaned[i + 1] == .slash {
-                        cleaned[i] = .space; cleaned[i + 1] = .space; i += 2; closed = true; break
-                    }
-                    if cleaned[i] == .newline { line += 1; lineStart = i + 1 } else { cleaned[i] = .space }
+                i += 2
+                while i < count {
+                    if text[i] == .star && i + 1 < count && text[i + 1] == .slash { i += 2; closed = true; break }
+                    if text[i] == .newline { newlines.append(i); lineStart = i + 1 }
                     i += 1
                 }
+                comments.append(start..<i)
                 if !closed {
-                    diagnostics.append(.error(SourceLocation(file: file, line: openLine, column: openColumn),
-                                              "unterminated '/*' comment"))
+                    var column = 1
+                    for k in openLineStart..<start where text[k] & 0xC0 != 0x80 { column += 1 }
+                    unterminated = SourceLocation(file: file, line: openLine, column: column)
                 }
                 atTokenStart = true
                 continue
+            default:
+                atTokenStart = false
             }
-            atTokenStart = b == .space || b == .tab || b == .carriageReturn
             i += 1
         }
-        var start = 0
-        var number = 1
-        for (index, b) in cleaned.enumerated() where b == .newline {
-            lines.append(Line(number: number, bytes: cleaned[start..<index], original: bytes[start..<index]))
-            start = index + 1
-            number += 1
-        }
-        if start < cleaned.count {
-            lines.append(Line(number: number, bytes: cleaned[start...], original: bytes[start...]))
-        }
+        return (newlines, comments, unterminated)
     }
 
     func location(line: Line, byte index: Int) -> SourceLocation {
