@@ -34,6 +34,11 @@ public struct AddressBlock: Hashable, Sendable, CustomStringConvertible {
         try parseNetText(text, parse(bytes:))
     }
 
+    /// Each of `items` (UTF-8 offsets into `text`) parsed as `parse` would, in order.
+    static func parse(items: [Range<Int>], of text: String, _ each: (Int, Result<AddressBlock, ValueError>) -> Void) {
+        parseNetItems(text, items, parse(bytes:), each)
+    }
+
     @usableFromInline
     static func parse(bytes: NetBytes) throws(NetParseFailure) -> AddressBlock {
         // The common case first, in one pass: a plain dotted quad ("10.1.2.3"). Anything

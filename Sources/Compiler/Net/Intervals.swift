@@ -384,10 +384,15 @@ struct LabelSetTable {
     private var setsByHash: [UInt64: Int32] = [0: 0]
     private var nextWithSameHash: [Int32] = [-1]
     private var transitions: [UInt64: Int32] = [:]
+    /// The id of the set of just that label, by label (-1: not met yet). Ranges that
+    /// overlap nothing (a million single senders) pass only through the empty set and
+    /// these, so their sweep hashes nothing.
+    private var singletons: [Int32]
 
     init(labelCount: Int) {
         counts = Array(repeating: 0, count: labelCount)
         activeSlot = Array(repeating: -1, count: labelCount)
+        singletons = Array(repeating: -1, count: labelCount)
     }
 
     /// The interned sets, in the flat layout described at `members`.
@@ -418,6 +423,13 @@ struct LabelSetTable {
     /// The id of the active set, given the id of the set before the latest changes.
     mutating func resolve(from previous: Int32) -> Int32 {
         defer { toggled.removeAll(keepingCapacity: true) }
+        if toggled.isEmpty { return previous }
+        if active.isEmpty { return Self.empty }
+        if active.count == 1 {
+            let label = Int(active[0])
+            if singletons[label] < 0 { singletons[label] = lookUpActive().set }
+            return singletons[label]
+        }
         switch toggled.count {
         case 0:
             return previous

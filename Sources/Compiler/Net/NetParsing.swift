@@ -133,3 +133,23 @@ func parseNetText<T>(
     case .failure(let failure): throw failure.valueError(in: String(text))
     }
 }
+
+/// Runs a byte-level parser over each item of `text` (UTF-8 offsets, as the loader splits a
+/// list value), handing `each` the item's index and its value or error: one pass over the
+/// text's storage, no string per item.
+func parseNetItems<T>(
+    _ text: String, _ items: [Range<Int>], _ parser: (NetBytes) throws(NetParseFailure) -> T,
+    _ each: (Int, Result<T, ValueError>) -> Void
+) {
+    var text = text
+    text.withUTF8 { all in
+        for (index, range) in items.enumerated() {
+            let bytes = NetBytes(rebasing: all[range])
+            do throws(NetParseFailure) {
+                each(index, .success(try parser(bytes)))
+            } catch {
+                each(index, .failure(error.valueError(in: String(decoding: bytes, as: UTF8.self))))
+            }
+        }
+    }
+}

@@ -539,9 +539,12 @@ public struct PolicyLoader {
             let value = entry.value
             let ranges = Self.itemRanges(value)
             blocks.reserveCapacity(blocks.count + ranges.count)
-            for range in ranges {
-                do { blocks.append(try AddressBlock.parse(Self.item(value, range))) } catch {
-                    diagnostics.append(.error(Self.shift(Self.itemLocation(entry, range, ascii: Self.isASCII(value)), by: error.offset), error.message))
+            AddressBlock.parse(items: ranges, of: value) { index, result in
+                switch result {
+                case .success(let block): blocks.append(block)
+                case .failure(let error):
+                    let location = Self.itemLocation(entry, ranges[index], ascii: Self.isASCII(value))
+                    diagnostics.append(.error(Self.shift(location, by: error.offset), error.message))
                 }
             }
         }
