@@ -60,7 +60,17 @@ public struct HostCompiler {
             throw .tooManyPolicies(count: largestID, max: layout.maxPolicyID, mask: config.markMask)
         }
         let active = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, graph.inactiveReason($0, at: instant)) })
-        let ownAddresses = Set(system.addresses)
+        // Sorted, searched by halving: a million sender addresses are checked against the
+        // receiver's own few without hashing any of them.
+        let ownRanges = system.addresses.map(\.range).sorted()
+        func isOwn(_ range: AddressRange) -> Bool {
+            var low = 0, high = ownRanges.count
+            while low < high {
+                let middle = (low + high) / 2
+                if ownRanges[middle] < range { low = middle + 1 } else { high = middle }
+            }
+            return low < ownRanges.count && ownRanges[low] == range
+        }
 
         // Input: direct policies naming this system as a receiver.
         var inputItems: [(AddressRange, Int)] = []
@@ -68,7 +78,7 @@ public struct HostCompiler {
         for entry in graph.entries where !entry.policy.isGateway && entry.receivers.contains(where: { $0.name == system.name }) {
             enforced.append((entry, .input, active[entry.id] ?? nil))
             for sender in entry.trustedSenders where sender.name != system.name {
-                for block in sender.addresses where !ownAddresses.contains(block) {
+                for block in sender.addresses where !isOwn(block.range) {
                     inputItems.append((block.range, entry.id))
                 }
             }

@@ -372,8 +372,9 @@ struct LabelSetTable {
     private var activeSlot: [Int32]
     /// XOR of `mix(label)` over the active labels.
     private var activeHash: UInt64 = 0
-    /// Labels whose presence changed since the last `resolve`.
-    private var toggled: [(label: Int32, added: Bool)] = []
+    /// How many labels changed presence since the last `resolve`, and the first of them.
+    private var toggledCount = 0
+    private var firstToggled: (label: Int32, added: Bool) = (0, false)
 
     /// The members of every interned set, back to back: set i is
     /// `members[memberBounds[i]..<memberBounds[i + 1]]`. One flat array instead of an
@@ -404,7 +405,8 @@ struct LabelSetTable {
         activeSlot[Int(label)] = Int32(active.count)
         active.append(label)
         activeHash ^= Self.mix(label)
-        toggled.append((label, true))
+        if toggledCount == 0 { firstToggled = (label, true) }
+        toggledCount += 1
     }
 
     mutating func remove(_ label: Int32) {
@@ -417,24 +419,25 @@ struct LabelSetTable {
         active.removeLast()
         activeSlot[Int(label)] = -1
         activeHash ^= Self.mix(label)
-        toggled.append((label, false))
+        if toggledCount == 0 { firstToggled = (label, false) }
+        toggledCount += 1
     }
 
     /// The id of the active set, given the id of the set before the latest changes.
     mutating func resolve(from previous: Int32) -> Int32 {
-        defer { toggled.removeAll(keepingCapacity: true) }
-        if toggled.isEmpty { return previous }
+        defer { toggledCount = 0 }
+        if toggledCount == 0 { return previous }
         if active.isEmpty { return Self.empty }
         if active.count == 1 {
             let label = Int(active[0])
             if singletons[label] < 0 { singletons[label] = lookUpActive().set }
             return singletons[label]
         }
-        switch toggled.count {
+        switch toggledCount {
         case 0:
             return previous
         case 1:
-            let change = toggled[0]
+            let change = firstToggled
             // Both ids are below 2^31, so they pack into disjoint bits.
             let key = UInt64(previous) << 32 | UInt64(change.label) << 1 | (change.added ? 1 : 0)
             if let known = transitions[key] { return known }
