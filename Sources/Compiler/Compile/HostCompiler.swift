@@ -60,10 +60,22 @@ public struct HostCompiler {
             throw .tooManyPolicies(count: largestID, max: layout.maxPolicyID, mask: config.markMask)
         }
         let active = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, graph.inactiveReason($0, at: instant)) })
-        // Sorted, searched by halving: a million sender addresses are checked against the
-        // receiver's own few without hashing any of them.
+        // A million sender addresses are checked against the receiver's own few: a 4096-bit
+        // filter of the own ranges' first addresses rules out nearly all, the rest are
+        // searched for by halving the sorted list (no sender address is hashed).
         let ownRanges = system.addresses.map(\.range).sorted()
+        func filterBit(_ range: AddressRange) -> (word: Int, bit: UInt64) {
+            let mixed = (UInt64(truncatingIfNeeded: range.first.value) ^ UInt64(truncatingIfNeeded: range.first.value >> 64)) &* 0x9E37_79B9_7F4A_7C15
+            return (Int(mixed >> 58), 1 << ((mixed >> 52) & 63))
+        }
+        var ownFilter = [UInt64](repeating: 0, count: 64)
+        for range in ownRanges {
+            let (word, bit) = filterBit(range)
+            ownFilter[word] |= bit
+        }
         func isOwn(_ range: AddressRange) -> Bool {
+            let (word, bit) = filterBit(range)
+            guard ownFilter[word] & bit != 0 else { return false }
             var low = 0, high = ownRanges.count
             while low < high {
                 let middle = (low + high) / 2
