@@ -146,11 +146,12 @@ enum LibNFTNL {
                     var objects = [OpaquePointer?](repeating: nil, count: verdicts.count)
                     defer { for case let object? in objects { nftnl_set_elem_free(object) } }
                     let list = mnl_attr_nest_start(header, UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue))
+                    let base = elements.base  // once: each `elements.base` is a retained copy
                     for (number, index) in elements.indices.enumerated() {
-                        let verdict = elements.base.packedVerdictNumber(at: index)
+                        let verdict = base.packedVerdictNumber(at: index)
                         let object = objects[verdict] ?? elementObject(key: nil, verdict: verdicts[verdict])
                         objects[verdict] = object
-                        elements.base.key(at: index).withUnsafeBytes { raw in
+                        base.key(at: index).withUnsafeBytes { raw in
                             _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
                         }
                         _ = nftnl_set_elem_nlmsg_build(header, object, Int32(number + 1))
