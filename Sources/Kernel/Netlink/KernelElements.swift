@@ -82,9 +82,6 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
 
     // MARK: Reading without building elements
 
-    /// Whether the elements are packed: each is then a key and a verdict and nothing else.
-    public var isPacked: Bool { if case .packed = storage { true } else { false } }
-
     public func key(at index: Int) -> ArraySlice<UInt8> {
         switch storage {
         case .list(let list): list[index].key[...]
@@ -92,7 +89,8 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
         }
     }
 
-    /// The verdict table of packed elements and the number of the element at `index` in it.
+    /// The verdict table of packed elements (each then a key and a verdict and nothing
+    /// else), nil for a list; `packedVerdictNumber(at:)` is an element's entry in it.
     var packedVerdicts: [NFTVerdict?]? { if case .packed(let packed) = storage { packed.verdicts } else { nil } }
     func packedVerdictNumber(at index: Int) -> Int {
         guard case .packed(let packed) = storage else { preconditionFailure("not packed") }
