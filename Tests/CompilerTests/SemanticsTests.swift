@@ -203,3 +203,34 @@ struct RulesetAgreesWithEvaluatorTests {
         #expect(checked > 500)
     }
 }
+
+/// A receiver never classifies its own addresses as senders, also when a sender system
+/// lists one of them too (the 4096-bit filter in front of the set must let them through).
+struct OwnAddressTests {
+    @Test func aReceiversOwnAddressIsNoSender() throws {
+        let policy = """
+            [system] srv-1: {
+                address: 10.0.3.1, 10.0.3.9, \((0..<300).map { "10.7.\($0 / 200).\($0 % 200)" }.joined(separator: ", "))
+                tags: servers
+            }
+            [system] dev-1: {
+                address: 10.0.1.1, 10.0.3.9, 10.7.0.17, 10.7.1.5
+                tags: developers
+            }
+            [policy] web: {
+                senders: developers
+                receivers: servers
+                allow: tcp/443
+            }
+            """
+        let set = try PolicyFixture(policy: policy).policySet()
+        let receiver = try #require(set.system(named: "srv-1"))
+        let ruleset = try HostCompiler(graph: AccessGraph(set), system: receiver, at: instant("2026-11-23T15:00:00Z")).compile().ruleset
+        let hosts = try #require(ruleset.table.set(named: SenderMaps.hosts("in", .v4)))
+        let senders = hosts.elements.compactMap { element -> String? in
+            guard case .addresses(let range)? = element.key.first else { return nil }
+            return range.description
+        }
+        #expect(senders == ["10.0.1.1"])
+    }
+}

@@ -61,27 +61,21 @@ public struct HostCompiler {
         }
         let active = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, graph.inactiveReason($0, at: instant)) })
         // A million sender addresses are checked against the receiver's own few: a 4096-bit
-        // filter of the own ranges' first addresses rules out nearly all, the rest are
-        // searched for by halving the sorted list (no sender address is hashed).
-        let ownRanges = system.addresses.map(\.range).sorted()
-        func filterBit(_ range: AddressRange) -> (word: Int, bit: UInt64) {
-            let mixed = (UInt64(truncatingIfNeeded: range.first.value) ^ UInt64(truncatingIfNeeded: range.first.value >> 64)) &* 0x9E37_79B9_7F4A_7C15
+        // filter of the own addresses rules out nearly all of them before any is hashed.
+        let ownAddresses = Set(system.addresses)
+        func filterBit(_ block: AddressBlock) -> (word: Int, bit: UInt64) {
+            let value = block.range.first.value
+            let mixed = (UInt64(truncatingIfNeeded: value) ^ UInt64(truncatingIfNeeded: value >> 64)) &* 0x9E37_79B9_7F4A_7C15
             return (Int(mixed >> 58), 1 << ((mixed >> 52) & 63))
         }
         var ownFilter = [UInt64](repeating: 0, count: 64)
-        for range in ownRanges {
-            let (word, bit) = filterBit(range)
+        for block in ownAddresses {
+            let (word, bit) = filterBit(block)
             ownFilter[word] |= bit
         }
-        func isOwn(_ range: AddressRange) -> Bool {
-            let (word, bit) = filterBit(range)
-            guard ownFilter[word] & bit != 0 else { return false }
-            var low = 0, high = ownRanges.count
-            while low < high {
-                let middle = (low + high) / 2
-                if ownRanges[middle] < range { low = middle + 1 } else { high = middle }
-            }
-            return low < ownRanges.count && ownRanges[low] == range
+        func isOwn(_ block: AddressBlock) -> Bool {
+            let (word, bit) = filterBit(block)
+            return ownFilter[word] & bit != 0 && ownAddresses.contains(block)
         }
 
         // Input: direct policies naming this system as a receiver.
@@ -90,7 +84,7 @@ public struct HostCompiler {
         for entry in graph.entries where !entry.policy.isGateway && entry.receivers.contains(where: { $0.name == system.name }) {
             enforced.append((entry, .input, active[entry.id] ?? nil))
             for sender in entry.trustedSenders where sender.name != system.name {
-                for block in sender.addresses where !isOwn(block.range) {
+                for block in sender.addresses where !isOwn(block) {
                     inputItems.append((block.range, entry.id))
                 }
             }

@@ -434,8 +434,6 @@ struct LabelSetTable {
             return singletons[label]
         }
         switch toggledCount {
-        case 0:
-            return previous
         case 1:
             let change = firstToggled
             // Both ids are below 2^31, so they pack into disjoint bits.
