@@ -32,27 +32,36 @@ struct Apply: ParsableCommand {
         let store = GenerationStore(directory: state.stateDir ?? set.config.stateDirectory)
         let ids = store.policyIDs().assigning(set.policies.map(\.name))
         // Expectations test the files; the ruleset also honours `enforcer policy enable|disable`.
-        let failures = ExpectationRunner(graph: AccessGraph(set, ids: ids), now: instant).run()
+        // They run on another core while the ruleset compiles, and a failure still stops
+        // everything before the kernel is asked (or a compile error is reported).
+        let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
+        Trace.phase("access graph")
+        let expectations = Concurrently { ExpectationRunner(graph: AccessGraph(set, ids: ids), now: instant).run() }
+        let compiled = Result { () throws(CompileError) in try HostCompiler(graph: graph, system: host, at: instant).compile() }
+        Trace.phase("compiled")
+        let failures = expectations.value
         if !failures.isEmpty {
             Output.print(failures)
             Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed; nothing would be applied")
             throw ExitCode(1)
         }
         Trace.phase("expectations")
-        let graph = OverrideFile.graph(set, stateDirectory: store.directory, at: instant, ids: ids)
-        Trace.phase("access graph")
         if !dryRun {
             do {
-                print(try Self.load(graph: graph, host: host, instant: instant, store: store, ids: ids, policyDirectory: directory.dir,
-                                    replace: replace, force: force, confirm: confirm))
-            } catch {
+                let compiled = try compiled.get()
+                print(try Self.load(graph: graph, host: host, instant: instant, compiled: compiled, store: store, ids: ids,
+                                    policyDirectory: directory.dir, replace: replace, force: force, confirm: confirm))
+            } catch let error as ApplyFailure {
                 for line in error.lines { Output.error(line) }
+                throw ExitCode(1)
+            } catch {
+                Output.error("enforcer: \(error)")
                 throw ExitCode(1)
             }
             return
         }
         do {
-            let compiled = try HostCompiler(graph: graph, system: host, at: instant).compile()
+            let compiled = try compiled.get()
             // Without root the kernel cannot be asked; the state directory says what was applied last.
             var live: Ruleset?
             var liveDescription = "no generation applied by enforcer in \(store.directory)"

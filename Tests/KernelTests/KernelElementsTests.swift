@@ -131,6 +131,22 @@ import Testing
         }
     }
 
+    /// A batch encoded in parts on several threads is, parts joined, the batch encoded in
+    /// one: the same messages, sequence numbers and padding, BEGIN first and END last.
+    @Test func aBatchInPartsIsTheBatchInOne() {
+        let packed = RulesetEncoder.kernelElements(Self.hosts((0..<10_000).map { 0x0a00_0000 + $0 * 3 }), of: Self.hostsMap)
+        let table = Table(family: .inet, name: "enforcer", sets: [Self.hostsMap], chains: [])
+        let messages = RulesetEncoder(queue: .xtablesTarget).chunks(packed, of: Self.hostsMap, in: table, delete: false)
+        #expect(messages.count > 3)
+        let whole = NFTablesConnection.encodeBatch(messages, begin: 40, parts: 1)
+        #expect(whole.count == 1)
+        for parts in [2, 3, messages.count + 2] {
+            let cut = NFTablesConnection.encodeBatch(messages, begin: 40, parts: parts)
+            #expect(cut.count == parts)
+            #expect(Array(cut.joined()) == whole[0], "parts: \(parts)")
+        }
+    }
+
     @Test func generationsRecordColumnsAsColumns() throws {
         let sets: [String: SetElements] = [
             "in_hosts_v4": Self.hosts((0..<5000).map { 0x0a00_0000 + $0 * 2 }),

@@ -77,20 +77,23 @@ public struct Applier {
                 }
                 if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment) {
                     Trace.phase("delta computed")
-                    let staged = stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
+                    var staged: Concurrently<GenerationStore.Staged>?
                     do {
-                        let report = try connection.commit(plan.messages)
+                        let report = try connection.commit(plan.messages) {
+                            staged = stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
+                        }
                         Trace.phase("delta committed")
                         let handle = try table.state()?.handle
-                        record(staged.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary)
+                        let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
+                        self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary)
                         Trace.phase("generation recorded")
                         return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
                                             messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
                     } catch .rejected {
                         // The table drifted from the record (edited by hand?): replace it whole below.
-                        store.discard(staged.value)
+                        if let staged { store.discard(staged.value) }
                     } catch {
-                        store.discard(staged.value)
+                        if let staged { store.discard(staged.value) }
                         throw .kernel(error)
                     }
                 }
@@ -98,22 +101,26 @@ public struct Applier {
         }
         do throws(KernelError) {
             // The kernel elements are freed on return, before the generation is recorded.
+            // The record is staged on another core while the kernel takes the transaction.
+            var staged: Concurrently<GenerationStore.Staged>?
             func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
-                let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name])
+                let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name]) {
+                    staged = stage(ruleset, number: number, policyDirectory: policyDirectory)
+                }
                 let elements = whole.elements.values.reduce(0) { $0 + $1.count }
                 return (report, "table replaced: \(whole.table.sets.count) sets, \(whole.table.chains.count) chains, \(elements) kernel elements")
             }
-            let staged = stage(ruleset, number: number, policyDirectory: policyDirectory)
             do throws(KernelError) {
                 let (report, replaced) = try replace(with: next.take() ?? Snapshot(ruleset))
                 Trace.phase("table replaced")
                 let handle = try table.state()?.handle
                 let summary = prefix + replaced
-                record(staged.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
+                let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory)
+                self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
                 Trace.phase("generation recorded")
                 return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
             } catch {
-                store.discard(staged.value)
+                if let staged { store.discard(staged.value) }
                 throw error
             }
         } catch { throw .kernel(error) }

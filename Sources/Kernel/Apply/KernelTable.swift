@@ -62,15 +62,17 @@ public struct KernelTable {
     }
 
     /// `alsoRemoving`: other tables of enforcer's (same family) to remove in the same transaction.
+    /// `whileInKernel`: as for `NFTablesConnection.commit`.
     @discardableResult
-    public func replace(with snapshot: Snapshot, comment: String?, encoder: RulesetEncoder, alsoRemoving: [String] = []) throws(KernelError) -> CommitReport {
+    public func replace(with snapshot: Snapshot, comment: String?, encoder: RulesetEncoder, alsoRemoving: [String] = [],
+                        whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
         precondition(snapshot.table.name == name && snapshot.table.family == family)
         let created: [EncodedMessage]
         do { created = try encoder.create(snapshot, tableComment: comment) } catch {
             throw .rejected(KernelRejection(refusals: [.init(origin: "\(error)", kind: "encode", errno: EINVAL, kernelMessage: nil)]))
         }
         let others = alsoRemoving.flatMap { KernelTable(family: family, name: $0, connection: connection).removal() }
-        return try connection.commit(others + removal() + created)
+        return try connection.commit(others + removal() + created, whileInKernel: whileInKernel)
     }
 
     /// Puts mark elements into a timeout set, each with its own kernel timeout (an existing

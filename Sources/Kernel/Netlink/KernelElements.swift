@@ -90,11 +90,16 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
     }
 
     /// The verdict table of packed elements (each then a key and a verdict and nothing
-    /// else), nil for a list; `packedVerdictNumber(at:)` is an element's entry in it.
+    /// else), nil for a list; `withPackedColumns` gives each element's entry in it.
     var packedVerdicts: [NFTVerdict?]? { if case .packed(let packed) = storage { packed.verdicts } else { nil } }
-    func packedVerdictNumber(at index: Int) -> Int {
-        guard case .packed(let packed) = storage else { preconditionFailure("not packed") }
-        return Int(packed.verdictIndex[index])
+
+    /// A packed map's columns as spans, for the encoder's loop over a million elements: the
+    /// key width, the keys end to end and each element's verdict number. Read through spans,
+    /// elements cost no reference counting (which threads encoding parts of one map in
+    /// parallel would fight over). nil for a list.
+    func withPackedColumns<R>(_ body: (_ width: Int, _ keys: Span<UInt8>, _ verdictNumbers: Span<UInt16>) -> R) -> R? {
+        guard case .packed(let packed) = storage else { return nil }
+        return body(packed.width, packed.keys.span, packed.verdictIndex.span)
     }
 
     public func keyEnd(at index: Int) -> [UInt8]? {

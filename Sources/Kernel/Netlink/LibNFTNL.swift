@@ -146,15 +146,17 @@ enum LibNFTNL {
                     var objects = [OpaquePointer?](repeating: nil, count: verdicts.count)
                     defer { for case let object? in objects { nftnl_set_elem_free(object) } }
                     let list = mnl_attr_nest_start(header, UInt16(NFTA_SET_ELEM_LIST_ELEMENTS.rawValue))
-                    let base = elements.base  // once: each `elements.base` is a retained copy
-                    for (number, index) in elements.indices.enumerated() {
-                        let verdict = base.packedVerdictNumber(at: index)
-                        let object = objects[verdict] ?? elementObject(key: nil, verdict: verdicts[verdict])
-                        objects[verdict] = object
-                        base.key(at: index).withUnsafeBytes { raw in
-                            _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), raw.baseAddress, UInt32(raw.count))
+                    let range = elements.indices
+                    _ = elements.base.withPackedColumns { width, keys, verdictNumbers in
+                        keys.withUnsafeBytes { keys in
+                            for (number, index) in range.enumerated() {
+                                let verdict = Int(verdictNumbers[index])
+                                let object = objects[verdict] ?? elementObject(key: nil, verdict: verdicts[verdict])
+                                objects[verdict] = object
+                                _ = nftnl_set_elem_set(object, attr(NFTNL_SET_ELEM_KEY), keys.baseAddress! + index * width, UInt32(width))
+                                _ = nftnl_set_elem_nlmsg_build(header, object, Int32(number + 1))
+                            }
                         }
-                        _ = nftnl_set_elem_nlmsg_build(header, object, Int32(number + 1))
                     }
                     mnl_attr_nest_end(header, list)
                 } else {
@@ -372,6 +374,36 @@ final class NetlinkSocket {
     func send(_ bytes: [UInt8]) throws(NetlinkError) {
         let sent = bytes.withUnsafeBytes { raw in mnl_socket_sendto(socket, raw.baseAddress, raw.count) }
         guard sent == bytes.count else { throw NetlinkError(operation: "netlink send of \(bytes.count) bytes", errno: errno) }
+    }
+
+    /// `parts` back to back as one datagram (one sendmsg, so the kernel sees one batch).
+    func send(parts: [[UInt8]]) throws(NetlinkError) {
+        let total = parts.reduce(0) { $0 + $1.count }
+        var vectors: [iovec] = []
+        vectors.reserveCapacity(parts.count)
+        // Each part stays pinned while the parts after it are, and the send runs innermost.
+        func pinned(from index: Int) -> Int {
+            guard index < parts.count else {
+                var kernel = sockaddr_nl()
+                kernel.nl_family = sa_family_t(AF_NETLINK)
+                return withUnsafeMutablePointer(to: &kernel) { address in
+                    vectors.withUnsafeMutableBufferPointer { vectors in
+                        var header = msghdr()
+                        header.msg_name = UnsafeMutableRawPointer(address)
+                        header.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
+                        header.msg_iov = vectors.baseAddress
+                        header.msg_iovlen = vectors.count
+                        return sendmsg(mnl_socket_get_fd(socket), &header, 0)
+                    }
+                }
+            }
+            return parts[index].withUnsafeBytes { raw in
+                vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count))
+                return pinned(from: index + 1)
+            }
+        }
+        let sent = pinned(from: 0)
+        guard sent == total else { throw NetlinkError(operation: "netlink send of \(total) bytes", errno: errno) }
     }
 
     /// One datagram (possibly several netlink messages), read into a buffer kept for the

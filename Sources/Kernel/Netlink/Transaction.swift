@@ -1,4 +1,5 @@
 import Glibc
+import Compiler
 
 /// The kernel refused a transaction; nothing of it took effect.
 public struct KernelRejection: Error, CustomStringConvertible, Sendable {
@@ -64,23 +65,21 @@ public final class NFTablesConnection {
     /// Sends `messages` as one batch (all or nothing) with one sequence number per message
     /// and waits for the acknowledgement of every one of them.
     @discardableResult
-    public func commit(_ messages: [EncodedMessage]) throws(KernelError) -> CommitReport {
+    /// - Parameter whileInKernel: called once the batch is encoded, just before it is sent:
+    ///   work started there on another thread has a core to itself while the kernel takes
+    ///   the transaction (and does not slow the encoding down).
+    public func commit(_ messages: [EncodedMessage], whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
         guard !messages.isEmpty else { return CommitReport(messages: 0, bytes: 0) }
         let started = monotonicSeconds()
         let begin = nextSequence(count: messages.count + 2)
-        var batch = LibNFTNL.batchBegin(sequence: begin)
-        // Grown once: doubling a 50 MB buffer would hold two copies at the peak.
-        batch.reserveCapacity(messages.reduce(4096) { $0 + $1.estimatedBytes })
-        let scratch = NetlinkBuffer()
-        for (index, message) in messages.enumerated() {
-            LibNFTNL.encode(message.message, sequence: begin + 1 + UInt32(index), appendingTo: &batch, scratch: scratch)
-        }
-        batch += LibNFTNL.batchEnd(sequence: begin + UInt32(messages.count) + 1)
-        Trace.phase("batch encoded (\(batch.count / 1024) KiB)")
-        socket.setBuffers(send: batch.count + 65536, receive: max(4 << 20, messages.count * 1024))
+        let batch = Self.encodeBatch(messages, begin: begin)
+        let bytes = batch.reduce(0) { $0 + $1.count }
+        Trace.phase("batch encoded (\(bytes / 1024) KiB in \(batch.count) part\(batch.count == 1 ? "" : "s"))")
+        socket.setBuffers(send: bytes + 65536, receive: max(4 << 20, messages.count * 1024))
         socket.setReceiveTimeout(seconds: 30)
+        whileInKernel()
         let sent = monotonicSeconds()
-        do { try socket.send(batch) } catch { throw .socket(error) }
+        do { try socket.send(parts: batch) } catch { throw .socket(error) }
         Trace.phase("batch sent")
 
         var acknowledged = Set<UInt32>()
@@ -115,7 +114,39 @@ public final class NFTablesConnection {
             throw .incompleteAcknowledgement(expected: messages.count, received: acknowledged.count)
         }
         let done = monotonicSeconds()
-        return CommitReport(messages: messages.count, bytes: batch.count, seconds: done - started, kernelSeconds: done - sent)
+        return CommitReport(messages: messages.count, bytes: bytes, seconds: done - started, kernelSeconds: done - sent)
+    }
+
+    /// The batch for `messages` (sequence numbers from `begin`: BEGIN, the messages, END),
+    /// in consecutive parts that are one datagram when sent together. A large batch is cut
+    /// at message boundaries into parts of about equal bytes, each encoded on its own core.
+    /// `parts` overrides the count (tests).
+    static func encodeBatch(_ messages: [EncodedMessage], begin: UInt32, parts requested: Int? = nil) -> [[UInt8]] {
+        let estimates = messages.map(\.estimatedBytes)
+        let total = estimates.reduce(0, +)
+        let parts = requested ?? Concurrently<[UInt8]>.parts(limit: total / (4 << 20) + 1)
+        // Part p holds messages[bounds[p] ..< bounds[p + 1]].
+        var bounds = [0]
+        var running = 0
+        for (index, estimate) in estimates.enumerated() where bounds.count < parts {
+            running += estimate
+            if running >= total * bounds.count / parts { bounds.append(index + 1) }
+        }
+        while bounds.count <= parts { bounds.append(messages.count) }
+        let cuts = bounds
+        let work: @Sendable (Int) -> [UInt8] = { part in
+            let range = cuts[part]..<cuts[part + 1]
+            var bytes = part == 0 ? LibNFTNL.batchBegin(sequence: begin) : []
+            // Grown once: doubling a 50 MB buffer would hold two copies at the peak.
+            bytes.reserveCapacity(estimates[range].reduce(4096, +))
+            let scratch = NetlinkBuffer()
+            for index in range {
+                LibNFTNL.encode(messages[index].message, sequence: begin + 1 + UInt32(index), appendingTo: &bytes, scratch: scratch)
+            }
+            if part == parts - 1 { bytes += LibNFTNL.batchEnd(sequence: begin + UInt32(messages.count) + 1) }
+            return bytes
+        }
+        return Concurrently<[UInt8]>.each(parts, work)
     }
 
     /// A table's handle and comment, or nil when the table does not exist.
