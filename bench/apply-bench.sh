@@ -4,13 +4,16 @@
 #   1. by `nft -f` of the ruleset that `enforcer apply --dry-run` prints,
 #   2. by `enforcer apply`,
 # then a one-system change applied on top (a delta). Wall time and peak RSS from
-# /usr/bin/time; ratios printed. Needs root. Usage: bench/apply-bench.sh [ENFORCER] [POLICY_DIR]
+# /usr/bin/time; ratios printed. The two loads run in turns, RUNS times each (default 3),
+# each into a namespace of its own, and the medians are compared: this VM's speed drifts
+# within a minute, and nft (900 MB) drifts more than enforcer does, so one run of each
+# can be off by a third. Needs root. Usage: bench/apply-bench.sh [ENFORCER] [POLICY_DIR]
 set -euo pipefail
 ENFORCER=${1:-.build/release/enforcer}
 POLICY=${2:-/tmp/enforcer-bench-policy}
 WORK=$(mktemp -d /tmp/enforcer-apply-bench.XXXXXX)
 NS_NFT=enfb-nft-$$ NS_ENF=enfb-enf-$$
-cleanup() { for ns in "$NS_NFT" "$NS_ENF" "${NS_INT:-}"; do if [ -n "$ns" ]; then ip netns del "$ns" 2>/dev/null || true; fi; done; rm -rf "$WORK"; }
+cleanup() { for ns in "$NS_NFT" "$NS_ENF" "${NS_INT:-}" "${ns_nft:-}" "${ns_enf:-}"; do if [ -n "$ns" ]; then ip netns del "$ns" 2>/dev/null || true; fi; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 [ -d "$POLICY/rules.d" ] || { echo "no policy at $POLICY: run .build/release/enforcer-bench first" >&2; exit 1; }
 cp -r "$POLICY" "$WORK/policy"
@@ -28,7 +31,27 @@ measure() {  # measure LABEL CMD... → prints "LABEL seconds megabytes", keeps 
 elements=$(grep -c ' : jump ' "$WORK/ruleset.nft" || true)
 echo "ruleset: $(du -h "$WORK/ruleset.nft" | cut -f1) of nft text"
 
-read -r _ nft_s nft_mb < <(measure nft ip netns exec "$NS_NFT" nft -f "$WORK/ruleset.nft")
+RUNS=${RUNS:-3}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Turns: nft, enforcer, nft, enforcer, … Each run but the last of each gets a namespace
+# of its own, removed after; the last ones stay for the checks and the delta below.
+: > "$WORK/nft.runs"; : > "$WORK/enforcer.runs"
+for run in $(seq "$RUNS"); do
+    if [ "$run" -lt "$RUNS" ]; then
+        ns_nft=enfb-nft-$$-$run ns_enf=enfb-enf-$$-$run state="$WORK/state-$run"
+        for ns in "$ns_nft" "$ns_enf"; do ip netns add "$ns"; ip netns exec "$ns" ip link set lo up; done
+    else
+        ns_nft=$NS_NFT ns_enf=$NS_ENF state="$WORK/state"
+    fi
+    measure nft ip netns exec "$ns_nft" nft -f "$WORK/ruleset.nft" >> "$WORK/nft.runs"
+    cp "$WORK/nft.system" "$WORK/nft.system.$run"
+    measure enforcer ip netns exec "$ns_enf" "$ENFORCER" apply --dir "$WORK/policy" --system sys-0 --state-dir "$state" --at 2026-11-23T10:00:00Z >> "$WORK/enforcer.runs"
+    cp "$WORK/enforcer.out" "$WORK/enforcer.out.$run"
+    if [ "$run" -lt "$RUNS" ]; then ip netns del "$ns_nft"; ip netns del "$ns_enf"; fi
+done
+nft_s=$(awk '{ print $2 }' "$WORK/nft.runs" | median); nft_mb=$(awk '{ print $3 }' "$WORK/nft.runs" | median)
+enf_s=$(awk '{ print $2 }' "$WORK/enforcer.runs" | median); enf_mb=$(awk '{ print $3 }' "$WORK/enforcer.runs" | median)
+echo "runs (wall s): nft -f $(awk '{ printf "%s ", $2 }' "$WORK/nft.runs")| enforcer apply $(awk '{ printf "%s ", $2 }' "$WORK/enforcer.runs")"
 # For reference, the issue's figure (nft -f of a 1M-element interval set): the same text with
 # the single-address maps declared as interval maps, the way the senders would be written
 # without enforcer's split into hash maps (single addresses) and interval maps (ranges).
@@ -37,7 +60,6 @@ ip netns add "$NS_INT"
 awk '{ print } /^\tmap in_hosts_v[46] \{/ { getline; print; print "\t\tflags interval" }' "$WORK/ruleset.nft" > "$WORK/ruleset-interval.nft"
 read -r _ int_s int_mb < <(measure nft-interval ip netns exec "$NS_INT" nft -f "$WORK/ruleset-interval.nft")
 ip netns del "$NS_INT"; NS_INT=""
-read -r _ enf_s enf_mb < <(measure enforcer ip netns exec "$NS_ENF" "$ENFORCER" apply --dir "$WORK/policy" --system sys-0 --state-dir "$WORK/state" --at 2026-11-23T10:00:00Z)
 echo "enforcer: $(cat "$WORK/enforcer.out")"
 
 # Same content in both kernels?
@@ -47,7 +69,7 @@ ip netns exec "$NS_ENF" nft list map inet enforcer in_hosts_v4 | grep -c ' : jum
 # The kernel's share, which no loader can avoid: nft's system time is the kernel building
 # the table; and one element with a `jump` added by nft itself to the table it loaded makes
 # the kernel re-validate every jump element of the table (the delta's floor).
-nft_kernel_s=$(cat "$WORK/nft.system")
+nft_kernel_s=$(cat "$WORK"/nft.system.* | median)
 first_class=$(grep -m1 -o 'jump in_[0-9a-f]*' "$WORK/ruleset.nft" | cut -d' ' -f2)
 read -r _ nft_add_s _ < <(measure nft-add ip netns exec "$NS_NFT" nft add element inet enforcer in_hosts_v4 "{ 11.0.0.99 : jump $first_class }")
 
@@ -59,7 +81,7 @@ read -r _ delta_s delta_mb < <(measure delta ip netns exec "$NS_ENF" "$ENFORCER"
 echo "delta: $(cat "$WORK/delta.out")"
 delta_ms=$(sed -n 's/.*one transaction of \([0-9.]*\) ms.*/\1/p' "$WORK/delta.out")
 
-printf '\n%-34s %10s %10s\n' "load of the same ruleset" "wall s" "peak MB"
+printf '\n%-34s %10s %10s   (medians of %s runs)\n' "load of the same ruleset" "wall s" "peak MB" "$RUNS"
 printf '%-34s %10s %10s\n' "nft -f (dry-run text)" "$nft_s" "$nft_mb"
 printf '%-34s %10s %10s\n' "enforcer apply (compile + load)" "$enf_s" "$enf_mb"
 awk -v a="$enf_s" -v b="$nft_s" -v c="$enf_mb" -v d="$nft_mb" 'BEGIN { printf "%-34s %9.2fx %9.2fx   (goal <= 0.25x)\n", "ratio enforcer / nft", a / b, c / d }'
@@ -70,7 +92,7 @@ printf '%-34s %9s ms   (goal < 100 ms)\n' "one-system delta (transaction)" "$del
 # The kernel's part of enforcer's transaction: from the send of the batch to its last
 # acknowledgement (encoding the batch, before the send, is userspace and not counted here).
 # No loader can go below it for this batch: the floor under enforcer's end-to-end time.
-kernel_ms=$(sed -n 's/.* ms, \([0-9.]*\) ms of it in the kernel.*/\1/p' "$WORK/enforcer.out")
+kernel_ms=$(sed -n 's/.* ms, \([0-9.]*\) ms of it in the kernel.*/\1/p' "$WORK"/enforcer.out.* | median)
 printf '%-34s %7.2f s    (%s of nft -f: the floor under the ratio above)\n' "enforcer's transaction (kernel)" \
     "$(awk -v a="$kernel_ms" 'BEGIN { print a / 1000 }')" "$(awk -v a="$kernel_ms" -v b="$nft_s" 'BEGIN { printf "%.2fx", a / 1000 / b }')"
 printf '%-34s %10s            (kernel share of nft -f: %s)\n' "kernel time in nft -f (system s)" "$nft_kernel_s" \

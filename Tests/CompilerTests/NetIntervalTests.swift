@@ -105,6 +105,53 @@ struct NetPartitionPropertyTests {
         }
     }
 
+    /// Single addresses only (the sweep's short way: one sort, runs of equal points), with
+    /// repeats of a point under the same and under other labels, neighbours that join, and
+    /// the family's last address: the same pieces as address-by-address and as the sweep.
+    @Test func pointsOnlyMatchBruteForceAndTheSweep() {
+        var random = NetTestRandom(seed: 7)
+        let candidates: [UInt32] = Array(0..<20) + (0..<20).map { UInt32.max - 19 + $0 }
+        for round in 0..<500 {
+            var input: [(AddressRange, String)] = []
+            // Now and then more than the 256 points from which the sort is a radix sort.
+            for _ in 0..<(round % 50 == 0 ? 600 : 1 + random.next() % 16) {
+                let address = IPAddress(v4: candidates[Int(random.next() % UInt64(candidates.count))])
+                input.append((AddressRange(address), ["a", "b", "c"][Int(random.next() % 3)]))
+            }
+            var expected: [(range: AddressRange, labels: Set<String>)] = []
+            for address in candidates.map({ IPAddress(v4: $0) }) {
+                let labels = Set(input.filter { $0.0.contains(address) }.map(\.1))
+                guard !labels.isEmpty else { continue }
+                if let last = expected.last, last.labels == labels, last.range.last.successor == address {
+                    expected[expected.count - 1].range.last = address
+                } else {
+                    expected.append((AddressRange(address), labels))
+                }
+            }
+            #expect(render(partition(input)) == render(expected), "input: \(input)")
+            let (pieces, sets) = partitionByLabelSet(input)
+            #expect(pieces.map { "\($0.range) \(sets[Int($0.set)].joined(separator: ","))" } == render(expected), "input: \(input)")
+
+            // The general sweep over the same points: the same pieces and label sets.
+            func swept(pointPath: Bool) -> [String] {
+                var sweep = IntervalSweep<UInt32>()
+                let labels = ["a", "b", "c"]
+                for (range, label) in input {
+                    let value = UInt32(truncatingIfNeeded: range.first.value)
+                    sweep.add(first: value, last: value, label: Int32(labels.firstIndex(of: label)!))
+                }
+                var table = LabelSetTable(labelCount: labels.count)
+                let pieces = sweep.partition(&table, pointPath: pointPath)
+                let (members, bounds) = table.sets
+                return pieces.map { piece in
+                    let set = members[bounds[Int(piece.set)]..<bounds[Int(piece.set) + 1]].map { labels[Int($0)] }.sorted()
+                    return "\(piece.first)-\(piece.last) \(set.joined(separator: ","))"
+                }
+            }
+            #expect(swept(pointPath: true) == swept(pointPath: false), "input: \(input)")
+        }
+    }
+
     @Test func matchesBruteForceForPorts() {
         var random = NetTestRandom(seed: 5)
         let ports: [UInt16] = Array(1...20) + Array(65516...65535)

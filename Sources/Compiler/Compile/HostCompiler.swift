@@ -347,28 +347,32 @@ struct RulesetBuilder {
         // to add or remove; ranges and CIDRs to interval maps. Segments are disjoint, so an
         // address is in at most one of them and the order of the two lookups does not matter.
         var v4: [SetElement] = [], v6: [SetElement] = []
-        var v4Hosts = SetElements(), v6Hosts = SetElements()
+        // The hosts maps are built by column: each label set's verdict gets its number in
+        // a map's verdict table once, and each address is then a word and that number.
+        var v4Columns = HostColumnsBuilder(family: .v4, sets: labelSets.count)
+        var v6Columns = HostColumnsBuilder(family: .v6, sets: labelSets.count)
+        func verdict(_ set: Int) -> Verdict {
+            if let known = verdicts[set] { return known }
+            let ids = labelSets[set]
+            let name: String
+            if let known = classNames[ids] { name = known } else {
+                name = "\(prefix)_\(Self.classTag(ids))"
+                classNames[ids] = name
+            }
+            verdicts[set] = .jump(name)
+            return .jump(name)
+        }
         for piece in pieces {
             let set = Int(piece.set)
-            let verdict: Verdict
-            if let known = verdicts[set] { verdict = known } else {
-                let ids = labelSets[set]
-                let name: String
-                if let known = classNames[ids] { name = known } else {
-                    name = "\(prefix)_\(Self.classTag(ids))"
-                    classNames[ids] = name
-                }
-                verdict = .jump(name)
-                verdicts[set] = verdict
-            }
             let range = piece.range
             switch (range.first.family, range.first == range.last) {
-            case (.v4, true): v4Hosts.appendHost(range.first, verdict: verdict)
-            case (.v4, false): v4.append(SetElement([.addresses(range)], verdict: verdict))
-            case (.v6, true): v6Hosts.appendHost(range.first, verdict: verdict)
-            case (.v6, false): v6.append(SetElement([.addresses(range)], verdict: verdict))
+            case (.v4, true): v4Columns.append(range.first, set: set) { verdict(set) }
+            case (.v4, false): v4.append(SetElement([.addresses(range)], verdict: verdict(set)))
+            case (.v6, true): v6Columns.append(range.first, set: set) { verdict(set) }
+            case (.v6, false): v6.append(SetElement([.addresses(range)], verdict: verdict(set)))
             }
         }
+        let v4Hosts = v4Columns.elements, v6Hosts = v6Columns.elements
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v4), key: [.ipv4Address], data: .verdict, elements: v4Hosts,
                                    comment: "IPv4 sender address to sender class", size: NamedSet.sizeHint(for: v4Hosts.count)))
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v6), key: [.ipv6Address], data: .verdict, elements: v6Hosts,
@@ -386,6 +390,65 @@ struct RulesetBuilder {
             Rule([.verdictMap([.ip6Source], map: SenderMaps.hosts(prefix, .v6))]),
             Rule([.verdictMap([.ip6Source], map: SenderMaps.ranges(prefix, .v6))]),
         ]
+    }
+
+    /// A hosts map's columns as `classify` fills them: addresses in order, each with the
+    /// number of its label set's verdict. The same elements as `SetElements.appendHost` for
+    /// each address; past 65,536 verdicts (which columns cannot number) it is that.
+    private struct HostColumnsBuilder {
+        let family: IPFamily
+        var words: [UInt32] = []
+        var verdicts: [Verdict?] = []
+        var verdictIndex: [UInt16] = []
+        /// Each label set's verdict number in `verdicts`, -1 before its first address.
+        var numbers: [Int32]
+        /// The same, by verdict: asked once per label set, so a verdict is listed once.
+        var numberOfVerdict: [Verdict: Int32] = [:]
+        /// Set once the verdicts outgrow the columns: the elements built one by one.
+        var overflow: SetElements?
+        var overflowed = false
+
+        init(family: IPFamily, sets: Int) {
+            self.family = family
+            numbers = Array(repeating: -1, count: sets)
+        }
+
+        /// `verdict` is asked for only at a label set's first address (and past the columns).
+        mutating func append(_ address: IPAddress, set: Int, verdict: () -> Verdict) {
+            if overflowed {
+                overflow!.appendHost(address, verdict: verdict())
+                return
+            }
+            var number = numbers[set]
+            if number < 0 {
+                let verdict = verdict()
+                if let known = numberOfVerdict[verdict] { number = known } else {
+                    guard verdicts.count <= Int(UInt16.max) else {
+                        var elements = self.elements
+                        elements.appendHost(address, verdict: verdict)
+                        overflow = elements
+                        overflowed = true
+                        return
+                    }
+                    number = Int32(verdicts.count)
+                    numberOfVerdict[verdict] = number
+                    verdicts.append(verdict)
+                }
+                numbers[set] = number
+            }
+            if family == .v4 {
+                words.append(UInt32(truncatingIfNeeded: address.value))
+            } else {
+                for shift in stride(from: 96, through: 0, by: -32) { words.append(UInt32(truncatingIfNeeded: address.value >> shift)) }
+            }
+            verdictIndex.append(UInt16(number))
+        }
+
+        var elements: SetElements {
+            if let overflow { return overflow }
+            // Distinct verdicts, numbered in range: the columns are valid by construction.
+            return SetElements(family: family, words: words, verdicts: verdicts, verdictIndex: verdictIndex)!
+        }
     }
 
     /// A short stable name for a set of policy ids, so class chains keep their names when

@@ -217,10 +217,13 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
 
     private var starts: [(key: Key, payload: Int32)] = []
     private var ends: [(key: Key, payload: Int32)] = []
+    /// Whether every interval added is one point (a million single senders, typically).
+    private var onlyPoints = true
 
     mutating func add(first: Key, last: Key, label: Int32) {
         starts.append((first, label))
         ends.append((last, label))
+        if first != last { onlyPoints = false }
     }
 
     /// Disjoint, sorted pieces with the interned id (in `table`) of the labels covering
@@ -229,7 +232,11 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
     /// One sort of the starts and one of the ends, then a sweep over positions "at p" (a
     /// start) and "just after p" (an end). At one p all starts come before all ends, so a
     /// range [p, p] gets its own piece. Consumes the added intervals.
-    mutating func partition(_ table: inout LabelSetTable) -> [Piece] {
+    ///
+    /// Points only (`pointPath`, unless a test asks for the general sweep) take a shorter
+    /// way to the same pieces: one sort, then each run of equal points is one piece.
+    mutating func partition(_ table: inout LabelSetTable, pointPath: Bool = true) -> [Piece] {
+        if onlyPoints && pointPath { return partitionPoints(&table) }
         radixSort(&starts)
         radixSort(&ends)
         defer {
@@ -277,6 +284,39 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
             }
             state = table.resolve(from: state)
             previous = position
+        }
+        return pieces
+    }
+
+    /// `partition` when every interval is a point: the points sorted once (the ends are the
+    /// same), and the labels of each run of equal points make its piece's set; neighbours
+    /// with the same set join, as in the sweep.
+    private mutating func partitionPoints(_ table: inout LabelSetTable) -> [Piece] {
+        ends = []
+        radixSort(&starts)
+        defer { starts = [] }
+        var pieces: [Piece] = []
+        let points = starts.span
+        var index = 0
+        while index < points.count {
+            let point = points[index].key
+            var next = index + 1
+            while next < points.count && points[next].key == point { next += 1 }
+            let set: Int32
+            if next == index + 1 {
+                set = table.singleton(points[index].payload)
+            } else {
+                for member in index..<next { table.add(points[member].payload) }
+                set = table.resolve(from: LabelSetTable.empty)
+                for member in index..<next { table.remove(points[member].payload) }
+                _ = table.resolve(from: set)
+            }
+            if let before = pieces.last, before.set == set, before.last != .max, before.last + 1 == point {
+                pieces[pieces.count - 1].last = point
+            } else {
+                pieces.append((point, point, set))
+            }
+            index = next
         }
         return pieces
     }
@@ -421,6 +461,17 @@ struct LabelSetTable {
         activeHash ^= Self.mix(label)
         if toggledCount == 0 { firstToggled = (label, false) }
         toggledCount += 1
+    }
+
+    /// The id of the set of just `label` (none active may be pending: between resolves).
+    mutating func singleton(_ label: Int32) -> Int32 {
+        let known = singletons[Int(label)]
+        if known >= 0 { return known }
+        add(label)
+        let set = resolve(from: Self.empty)
+        remove(label)
+        _ = resolve(from: set)
+        return set
     }
 
     /// The id of the active set, given the id of the set before the latest changes.
