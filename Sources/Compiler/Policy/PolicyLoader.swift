@@ -614,7 +614,11 @@ public struct PolicyLoader: Sendable {
     }
 
     static func isValidTag(_ text: String) -> Bool {
-        !text.isEmpty && text.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == ":") }
+        // Ten thousand systems' tags are ASCII: bytes, not Unicode properties.
+        if let ascii = text.utf8.asciiSatisfy({ $0.isASCIILetterOrDigit || $0 == .dot || $0 == .underscore || $0 == .hyphen || $0 == .colon }) {
+            return !text.isEmpty && ascii
+        }
+        return !text.isEmpty && text.allSatisfy { ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" || $0 == ":") }
     }
 
     /// ", did you mean 'x'?" for a near miss.

@@ -202,7 +202,10 @@ struct BlockParser {
     }
 
     static func isValidName(_ name: String) -> Bool {
-        name.unicodeScalars.allSatisfy { s in
+        if let ascii = name.utf8.asciiSatisfy({
+            $0.isASCIILetterOrDigit || $0 == .dot || $0 == .underscore || $0 == .hyphen || $0 == .space || $0 == .plus || $0 == .at
+        }) { return ascii }
+        return name.unicodeScalars.allSatisfy { s in
             s.properties.isAlphabetic || ("0"..."9").contains(s) || s == "." || s == "_" || s == "-" || s == " " || s == "+" || s == "@"
         }
     }

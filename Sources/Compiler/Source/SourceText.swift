@@ -46,25 +46,35 @@ struct SourceText {
         let count = text.count
         var i = 0
         var lineStart = 0
-        var atTokenStart = true
         var quoted = false
+        // Where the last block comment ended: a comment marker right after one starts a word.
+        var afterBlock = -1
+        // A comment marker counts at the start of a word: at the start of the file or of a
+        // line, after a blank, or right after a block comment.
+        func atWordStart(_ i: Int) -> Bool {
+            if i == 0 || i == afterBlock { return true }
+            let before = text[i - 1]
+            return before == .newline || before == .space || before == .tab || before == .carriageReturn
+        }
+        // Only newlines, quotes, `#` and `/` matter here; a megabyte of addresses is mostly
+        // other bytes, passed over by this mask test alone.
+        let special: UInt64 = 1 << UInt64(UInt8.newline) | 1 << UInt64(UInt8.quote) | 1 << UInt64(UInt8.hash) | 1 << UInt64(UInt8.slash)
         while i < count {
             let b = text[i]
+            if b >= 64 || special >> UInt64(b) & 1 == 0 { i += 1; continue }
             switch b {
             case .newline:
                 newlines.append(i)
-                lineStart = i + 1; atTokenStart = true; quoted = false
-            case .space, .tab, .carriageReturn:
-                atTokenStart = true
+                lineStart = i + 1; quoted = false
             case .quote:
-                quoted.toggle(); atTokenStart = false
-            case .hash where atTokenStart && !quoted,
-                 .slash where atTokenStart && !quoted && i + 1 < count && text[i + 1] == .slash:
+                quoted.toggle()
+            case .hash where !quoted && atWordStart(i),
+                 .slash where !quoted && i + 1 < count && text[i + 1] == .slash && atWordStart(i):
                 let start = i
                 while i < count && text[i] != .newline { i += 1 }
                 comments.append(start..<i)
                 continue  // the newline, if any, is read next
-            case .slash where atTokenStart && !quoted && i + 1 < count && text[i + 1] == .star:
+            case .slash where !quoted && i + 1 < count && text[i + 1] == .star && atWordStart(i):
                 let start = i, openLine = newlines.count + 1, openLineStart = lineStart
                 var closed = false
                 i += 2
@@ -79,10 +89,10 @@ struct SourceText {
                     for k in openLineStart..<start where text[k] & 0xC0 != 0x80 { column += 1 }
                     unterminated = SourceLocation(file: file, line: openLine, column: column)
                 }
-                atTokenStart = true
+                afterBlock = i
                 continue
             default:
-                atTokenStart = false
+                break
             }
             i += 1
         }
@@ -96,7 +106,28 @@ struct SourceText {
     }
 }
 
+extension String.UTF8View {
+    /// Whether every byte satisfies `test`, or nil when the text is not all ASCII (the
+    /// caller then asks Unicode): names and tags checked by byte.
+    func asciiSatisfy(_ test: (UInt8) -> Bool) -> Bool? {
+        var all = true
+        for byte in self {
+            if byte >= 0x80 { return nil }
+            if !test(byte) { all = false }
+        }
+        return all
+    }
+}
+
 extension UInt8 {
+    var isASCIILetterOrDigit: Bool {
+        (self >= 0x61 && self <= 0x7a) || (self >= 0x41 && self <= 0x5a) || (self >= 0x30 && self <= 0x39)
+    }
+    static let dot = UInt8(ascii: ".")
+    static let underscore = UInt8(ascii: "_")
+    static let hyphen = UInt8(ascii: "-")
+    static let plus = UInt8(ascii: "+")
+    static let at = UInt8(ascii: "@")
     static let newline = UInt8(ascii: "\n")
     static let carriageReturn = UInt8(ascii: "\r")
     static let space = UInt8(ascii: " ")
