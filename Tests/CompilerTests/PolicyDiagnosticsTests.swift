@@ -221,6 +221,12 @@ struct PolicyDiagnosticsTests {
         C("comments of all three styles", "// top\n# hash\n/* block\n   comment */\n[system] a: { // after the brace\n    address: 10.0.0.9 # office\n    tags: web /* inline */, db // two tags\n} # done", []),
         C("comment markers inside values", P + "    allow: any\n    description: see https://wiki.example/x#y\n}\nr: {\n    match-uri-regex: ^https?://[^#/]+/admin#top\n    match-domain: example.com\n    action: deny\n}", []),
         C("CRLF line ends", "[system] a: {\r\n    address: 10.0.0.9\r\n    tags: web\r\n}\r\n", []),
+        // A marker starts a comment at a word's start only: after a blank, a line start, a
+        // CR or a block comment; not after other bytes, nor inside quotes.
+        C("comment right after a block comment", "[system] a: {\n    address: 10.0.0.9 /* x */# office\n    tags: web /*y*/// two\n}", []),
+        C("comment after a CR", "[system] a: {\n    address: 10.0.0.9\r# office\n}", []),
+        C("marker inside a quoted value", P + "    allow: any\n    description: \"ticket #12 // see /* x\"\n}", []),
+        C("marker inside a word", "[system] a: {\n    address: 10.0.0.9\n    tags: web#1\n}", ["3:11: error: bad tag 'web#1': use letters, digits, '.', '_', '-'"]),
         C("tabs for indentation", "[system] a: {\n\taddress:\t10.0.0.9\n}", []),
     ]
 
