@@ -163,21 +163,23 @@ public struct RulesetEncoder: Sendable {
     }
 
     public func chunks(_ elements: KernelElements, of set: NamedSet, in table: Table, delete: Bool) -> [EncodedMessage] {
-        var out: [EncodedMessage] = []
-        var start = 0
-        while start < elements.count {
-            var bytes = 0, end = start
-            while end < elements.count && (end == start || bytes < elementBytesPerMessage) {
-                bytes += elements.encodedSize(at: end)
-                end += 1
+        elements.withEncodedSizes { size in
+            var out: [EncodedMessage] = []
+            var start = 0
+            while start < elements.count {
+                var bytes = 0, end = start
+                while end < elements.count && (end == start || bytes < elementBytesPerMessage) {
+                    bytes += size(end)
+                    end += 1
+                }
+                let spec = NFTElementsSpec(family: table.family.number, table: table.name, set: set.name, setID: nil,
+                                           elements: elements[start..<end])
+                out.append(EncodedMessage(delete ? .deleteElements(spec) : .newElements(spec),
+                                          origin: "set \(set.name) elements \(start + 1)-\(end) of \(elements.count)"))
+                start = end
             }
-            let spec = NFTElementsSpec(family: table.family.number, table: table.name, set: set.name, setID: nil,
-                                       elements: elements[start..<end])
-            out.append(EncodedMessage(delete ? .deleteElements(spec) : .newElements(spec),
-                                      origin: "set \(set.name) elements \(start + 1)-\(end) of \(elements.count)"))
-            start = end
+            return out
         }
-        return out
     }
 
     static func estimatedSize(_ element: NFTElement) -> Int {
@@ -479,7 +481,7 @@ public struct EncodedMessage: Hashable, Sendable {
     var estimatedBytes: Int {
         switch message {
         case .newElements(let spec), .deleteElements(let spec):
-            128 + spec.elements.indices.reduce(0) { $0 + spec.elements.base.encodedSize(at: $1) } * 51 / 50
+            128 + spec.elements.base.withEncodedSizes { size in spec.elements.indices.reduce(0) { $0 + size($1) } } * 51 / 50
         default: 2048
         }
     }

@@ -133,12 +133,19 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
         }
     }
 
-    /// About the bytes the element at `index` takes in a NEWSETELEM message.
-    func encodedSize(at index: Int) -> Int {
+    /// `body` with about the bytes each element (by index) takes in a NEWSETELEM message,
+    /// a packed map's sizes worked out once per verdict (a million elements are cut into
+    /// messages and batches sized by these).
+    func withEncodedSizes<R>(_ body: (_ size: (Int) -> Int) -> R) -> R {
         switch storage {
-        case .list(let list): RulesetEncoder.estimatedSize(list[index])
-        case .packed(let packed): RulesetEncoder.estimatedSize(keyCount: packed.width, keyEndCount: nil, flags: 0,
-                                                               verdict: packed.verdict(at: index), timeout: false, userDataCount: 0)
+        case .list(let list):
+            return body { RulesetEncoder.estimatedSize(list[$0]) }
+        case .packed(let packed):
+            let sizes = packed.verdicts.map {
+                RulesetEncoder.estimatedSize(keyCount: packed.width, keyEndCount: nil, flags: 0, verdict: $0, timeout: false, userDataCount: 0)
+            }
+            let numbers = packed.verdictIndex
+            return body { sizes[Int(numbers[$0])] }
         }
     }
 
