@@ -14,10 +14,23 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
 
     struct Packed: Sendable {
         /// Bytes of each key.
-        var width: Int
+        let width: Int
         var keys: [UInt8]
-        var verdicts: [NFTVerdict?]
+        let verdicts: [NFTVerdict?]
         var verdictIndex: [UInt16]
+        /// The bytes an element with each verdict takes in a NEWSETELEM message: worked out
+        /// once per map, for the many messages and batches that are cut and sized by them.
+        let verdictSizes: [Int]
+
+        init(width: Int, keys: [UInt8], verdicts: [NFTVerdict?], verdictIndex: [UInt16]) {
+            self.width = width
+            self.keys = keys
+            self.verdicts = verdicts
+            self.verdictIndex = verdictIndex
+            verdictSizes = verdicts.map {
+                RulesetEncoder.estimatedSize(keyCount: width, keyEndCount: nil, flags: 0, verdict: $0, timeout: false, userDataCount: 0)
+            }
+        }
 
         var count: Int { verdictIndex.count }
 
@@ -133,18 +146,14 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
         }
     }
 
-    /// `body` with about the bytes each element (by index) takes in a NEWSETELEM message,
-    /// a packed map's sizes worked out once per verdict (a million elements are cut into
-    /// messages and batches sized by these).
+    /// `body` with about the bytes each element (by index) takes in a NEWSETELEM message
+    /// (a packed map's from its per-verdict sizes).
     func withEncodedSizes<R>(_ body: (_ size: (Int) -> Int) -> R) -> R {
         switch storage {
         case .list(let list):
             return body { RulesetEncoder.estimatedSize(list[$0]) }
         case .packed(let packed):
-            let sizes = packed.verdicts.map {
-                RulesetEncoder.estimatedSize(keyCount: packed.width, keyEndCount: nil, flags: 0, verdict: $0, timeout: false, userDataCount: 0)
-            }
-            let numbers = packed.verdictIndex
+            let sizes = packed.verdictSizes, numbers = packed.verdictIndex
             return body { sizes[Int(numbers[$0])] }
         }
     }

@@ -124,7 +124,7 @@ public final class NFTablesConnection {
     static func encodeBatch(_ messages: [EncodedMessage], begin: UInt32, parts requested: Int? = nil) -> [[UInt8]] {
         let estimates = messages.map(\.estimatedBytes)
         let total = estimates.reduce(0, +)
-        let parts = requested ?? Concurrently<[UInt8]>.parts(limit: total / (4 << 20) + 1)
+        let parts = max(1, requested ?? Concurrently<[UInt8]>.parts(limit: total / (4 << 20) + 1))
         // Part p holds messages[bounds[p] ..< bounds[p + 1]].
         var bounds = [0]
         var running = 0
