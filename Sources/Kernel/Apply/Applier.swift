@@ -83,7 +83,7 @@ public struct Applier {
                             staged = stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
                         }
                         Trace.phase("delta committed")
-                        let handle = try table.state()?.handle
+                        let handle = Self.handleAfterCommit(table)
                         let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
                         self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary)
                         Trace.phase("generation recorded")
@@ -113,7 +113,7 @@ public struct Applier {
             do throws(KernelError) {
                 let (report, replaced) = try replace(with: next.take() ?? Snapshot(ruleset))
                 Trace.phase("table replaced")
-                let handle = try table.state()?.handle
+                let handle = Self.handleAfterCommit(table)
                 let summary = prefix + replaced
                 let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory)
                 self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
@@ -124,6 +124,14 @@ public struct Applier {
                 throw error
             }
         } catch { throw .kernel(error) }
+    }
+
+    /// The table's handle, read once its transaction is in. A failed read must not turn an
+    /// applied change into a reported failure ("nothing was changed") or a second, whole
+    /// replacement: the generation is recorded without a handle, which matches no live
+    /// table, so the next apply replaces the table whole.
+    private static func handleAfterCommit(_ table: KernelTable) -> UInt64? {
+        (try? table.state())?.handle
     }
 
     /// Single sender addresses from which deltas use the recent table.
