@@ -65,6 +65,23 @@ struct NetPartitionTests {
     }
 }
 
+/// The pieces `partition` should give, found address by address over `candidates` (every
+/// address the input can cover, sorted): a piece grows while the next address is adjacent
+/// and covered by the same labels.
+private func bruteForcePieces(_ input: [(AddressRange, String)], over candidates: [IPAddress]) -> [(range: AddressRange, labels: Set<String>)] {
+    var expected: [(range: AddressRange, labels: Set<String>)] = []
+    for address in candidates {
+        let labels = Set(input.filter { $0.0.contains(address) }.map(\.1))
+        guard !labels.isEmpty else { continue }
+        if let last = expected.last, last.labels == labels, last.range.last.successor == address {
+            expected[expected.count - 1].range.last = address
+        } else {
+            expected.append((AddressRange(address), labels))
+        }
+    }
+    return expected
+}
+
 struct NetPartitionPropertyTests {
     /// Small random inputs near the ends of both families, checked address by address.
     @Test func matchesBruteForceNearDomainEdges() {
@@ -84,18 +101,7 @@ struct NetPartitionPropertyTests {
                 let range = AddressRange(first: edges[min(a, b)], last: edges[max(a, b)])
                 input.append((range, ["a", "b", "c", "d"][Int(random.next() % 4)]))
             }
-            // Expected: walk the candidates, extending a piece while the next address is
-            // adjacent and covered by the same labels.
-            var expected: [(range: AddressRange, labels: Set<String>)] = []
-            for address in edges {
-                let labels = Set(input.filter { $0.0.contains(address) }.map(\.1))
-                guard !labels.isEmpty else { continue }
-                if let last = expected.last, last.labels == labels, last.range.last.successor == address {
-                    expected[expected.count - 1].range.last = address
-                } else {
-                    expected.append((AddressRange(address), labels))
-                }
-            }
+            let expected = bruteForcePieces(input, over: edges)
             let actual = partition(input)
             #expect(render(actual) == render(expected), "input: \(input)")
             // The numbered form the compiler uses: the same pieces, each set sorted.
@@ -118,16 +124,7 @@ struct NetPartitionPropertyTests {
                 let address = IPAddress(v4: candidates[Int(random.next() % UInt64(candidates.count))])
                 input.append((AddressRange(address), ["a", "b", "c"][Int(random.next() % 3)]))
             }
-            var expected: [(range: AddressRange, labels: Set<String>)] = []
-            for address in candidates.map({ IPAddress(v4: $0) }) {
-                let labels = Set(input.filter { $0.0.contains(address) }.map(\.1))
-                guard !labels.isEmpty else { continue }
-                if let last = expected.last, last.labels == labels, last.range.last.successor == address {
-                    expected[expected.count - 1].range.last = address
-                } else {
-                    expected.append((AddressRange(address), labels))
-                }
-            }
+            let expected = bruteForcePieces(input, over: candidates.map { IPAddress(v4: $0) })
             #expect(render(partition(input)) == render(expected), "input: \(input)")
             let (pieces, sets) = partitionByLabelSet(input)
             #expect(pieces.map { "\($0.range) \(sets[Int($0.set)].joined(separator: ","))" } == render(expected), "input: \(input)")

@@ -392,63 +392,42 @@ struct RulesetBuilder {
         ]
     }
 
-    /// A hosts map's columns as `classify` fills them: addresses in order, each with the
-    /// number of its label set's verdict. The same elements as `SetElements.appendHost` for
-    /// each address; past 65,536 verdicts (which columns cannot number) it is that.
+    /// A hosts map's columns as `classify` fills them: each label set's verdict numbered in
+    /// the columns once, then each address is its word and that number. The same elements
+    /// as `SetElements.appendHost` for each address; past 65,536 verdicts (which columns
+    /// cannot number) it is that.
     private struct HostColumnsBuilder {
-        let family: IPFamily
-        var words: [UInt32] = []
-        var verdicts: [Verdict?] = []
-        var verdictIndex: [UInt16] = []
-        /// Each label set's verdict number in `verdicts`, -1 before its first address.
+        var columns: HostColumns
+        /// Each label set's verdict number in `columns`, -1 before its first address.
         var numbers: [Int32]
-        /// The same, by verdict: asked once per label set, so a verdict is listed once.
-        var numberOfVerdict: [Verdict: Int32] = [:]
         /// Set once the verdicts outgrow the columns: the elements built one by one.
         var overflow: SetElements?
-        var overflowed = false
 
         init(family: IPFamily, sets: Int) {
-            self.family = family
+            columns = HostColumns(family: family)
             numbers = Array(repeating: -1, count: sets)
         }
 
         /// `verdict` is asked for only at a label set's first address (and past the columns).
         mutating func append(_ address: IPAddress, set: Int, verdict: () -> Verdict) {
-            if overflowed {
+            if overflow != nil {
                 overflow!.appendHost(address, verdict: verdict())
                 return
             }
-            var number = numbers[set]
-            if number < 0 {
+            if numbers[set] < 0 {
                 let verdict = verdict()
-                if let known = numberOfVerdict[verdict] { number = known } else {
-                    guard verdicts.count <= Int(UInt16.max) else {
-                        var elements = self.elements
-                        elements.appendHost(address, verdict: verdict)
-                        overflow = elements
-                        overflowed = true
-                        return
-                    }
-                    number = Int32(verdicts.count)
-                    numberOfVerdict[verdict] = number
-                    verdicts.append(verdict)
+                guard let number = columns.number(for: verdict) else {
+                    var elements = self.elements
+                    elements.appendHost(address, verdict: verdict)
+                    overflow = elements
+                    return
                 }
-                numbers[set] = number
+                numbers[set] = Int32(number)
             }
-            if family == .v4 {
-                words.append(UInt32(truncatingIfNeeded: address.value))
-            } else {
-                for shift in stride(from: 96, through: 0, by: -32) { words.append(UInt32(truncatingIfNeeded: address.value >> shift)) }
-            }
-            verdictIndex.append(UInt16(number))
+            columns.append(address, number: UInt16(numbers[set]))
         }
 
-        var elements: SetElements {
-            if let overflow { return overflow }
-            // Distinct verdicts, numbered in range: the columns are valid by construction.
-            return SetElements(family: family, words: words, verdicts: verdicts, verdictIndex: verdictIndex)!
-        }
+        var elements: SetElements { overflow ?? SetElements(columns) }
     }
 
     /// A short stable name for a set of policy ids, so class chains keep their names when

@@ -31,6 +31,11 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
         storage = columns.count == 0 ? .list([]) : .hosts(columns)
     }
 
+    /// Elements stored by `columns` (a list while they are none).
+    init(_ columns: HostColumns) {
+        storage = columns.count == 0 ? .list([]) : .hosts(columns)
+    }
+
     /// The single addresses and their verdicts, when the elements are stored by column.
     public var hostColumns: HostColumns? {
         if case .hosts(let columns) = storage { columns } else { nil }
@@ -154,22 +159,35 @@ public struct HostColumns: Sendable {
 
     /// False (and nothing added) when `verdict` would be the 65,537th distinct one.
     mutating func append(_ address: IPAddress, _ verdict: Verdict?) -> Bool {
-        let number: UInt16
         // Neighbouring addresses mostly share a verdict: comparing with the last one is
         // cheaper than hashing it.
-        if let last = verdictIndex.last, verdicts[Int(last)] == verdict { number = last } else if let known = verdictNumbers[verdict] { number = known } else {
-            guard verdicts.count <= Int(UInt16.max) else { return false }
-            number = UInt16(verdicts.count)
-            verdictNumbers[verdict] = number
-            verdicts.append(verdict)
+        if let last = verdictIndex.last, verdicts[Int(last)] == verdict {
+            append(address, number: last)
+            return true
         }
+        guard let number = number(for: verdict) else { return false }
+        append(address, number: number)
+        return true
+    }
+
+    /// `verdict`'s number in `verdicts`, added if new; nil when it would be the 65,537th.
+    mutating func number(for verdict: Verdict?) -> UInt16? {
+        if let known = verdictNumbers[verdict] { return known }
+        guard verdicts.count <= Int(UInt16.max) else { return nil }
+        let number = UInt16(verdicts.count)
+        verdictNumbers[verdict] = number
+        verdicts.append(verdict)
+        return number
+    }
+
+    /// `address` with the verdict numbered `number` (from `number(for:)`).
+    mutating func append(_ address: IPAddress, number: UInt16) {
         if family == .v4 {
             words.append(UInt32(truncatingIfNeeded: address.value))
         } else {
             for shift in stride(from: 96, through: 0, by: -32) { words.append(UInt32(truncatingIfNeeded: address.value >> shift)) }
         }
         verdictIndex.append(number)
-        return true
     }
 
     public func address(at index: Int) -> IPAddress {

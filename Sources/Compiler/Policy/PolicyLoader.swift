@@ -157,10 +157,11 @@ public struct PolicyLoader: Sendable {
 
     /// Whether `bytes` are all ASCII (so UTF-8): one pass, without building the String
     /// that checking UTF-8 costs (a policy file can hold a million addresses).
-    static func isASCII(_ bytes: [UInt8]) -> Bool {
-        let span = bytes.span
+    static func isASCII(_ bytes: [UInt8]) -> Bool { isASCII(bytes.span) }
+
+    static func isASCII(_ bytes: Span<UInt8>) -> Bool {
         var seen: UInt8 = 0
-        for index in span.indices { seen |= span[index] }
+        for index in bytes.indices { seen |= bytes[index] }
         return seen < 0x80
     }
 
@@ -542,11 +543,7 @@ public struct PolicyLoader: Sendable {
         return shift(entry.valueLocation, by: ascii ? range.lowerBound : value.distance(from: value.startIndex, to: first))
     }
 
-    static func isASCII(_ value: String) -> Bool {
-        let bytes = value.utf8.span
-        for index in bytes.indices where bytes[index] >= 0x80 { return false }
-        return true
-    }
+    static func isASCII(_ value: String) -> Bool { isASCII(value.utf8.span) }
 
     /// The UTF-8 offsets of a comma-separated value's items, blanks trimmed, empty ones
     /// skipped; read through a span (String's own indices cost more than the bytes).
