@@ -107,6 +107,11 @@ struct NetPartitionPropertyTests {
             // The numbered form the compiler uses: the same pieces, each set sorted.
             let (pieces, sets) = partitionByLabelSet(input)
             #expect(pieces.map { "\($0.range) \(sets[Int($0.set)].joined(separator: ","))" } == render(expected), "input: \(input)")
+            // The families swept at once (IPv6 on another core): the same pieces, and one
+            // number per label set across both families.
+            let (concurrentPieces, concurrentSets) = partitionByLabelSet(input, concurrentFrom: 0)
+            #expect(concurrentPieces.map { "\($0.range) \(concurrentSets[Int($0.set)].joined(separator: ","))" } == render(expected), "input: \(input)")
+            #expect(Set(concurrentSets).count == concurrentSets.count, "input: \(input)")
             #expect(merge(input.map(\.0)) == merge(expected.map(\.range)), "input: \(input)")
         }
     }

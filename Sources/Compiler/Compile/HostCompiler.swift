@@ -78,21 +78,25 @@ public struct HostCompiler {
             return ownFilter[word] & bit != 0 && ownAddresses.contains(block)
         }
 
-        // Input: direct policies naming this system as a receiver.
-        var inputItems: [(AddressRange, Int)] = []
+        // Input: direct policies naming this system as a receiver. Senders go straight into
+        // the sweep that sorts them into classes, labelled with their policy's id.
+        let received = graph.entries.filter { !$0.policy.isGateway && $0.receivers.contains(where: { $0.name == system.name }) }
+        var inputSenders = AddressSweep<Int>()
+        inputSenders.reserveCapacity(received.reduce(0) { total, entry in entry.trustedSenders.reduce(total) { $0 + $1.addresses.count } })
         var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)] = []
-        for entry in graph.entries where !entry.policy.isGateway && entry.receivers.contains(where: { $0.name == system.name }) {
+        for entry in received {
             enforced.append((entry, .input, active[entry.id] ?? nil))
+            let label = inputSenders.id(of: entry.id)
             for sender in entry.trustedSenders where sender.name != system.name {
                 for block in sender.addresses where !isOwn(block) {
-                    inputItems.append((block.range, entry.id))
+                    inputSenders.add(block.range, id: label)
                 }
             }
         }
 
         // Forward: this system routes for gateway policies; it also passes direct traffic.
         let isGateway = graph.gateways.contains(system.name)
-        var forwardItems: [(AddressRange, Int)] = []
+        var forwardSenders = AddressSweep<Int>()
         var destinations: [Int: [AddressRange]] = [:]
         if isGateway {
             for entry in graph.entries {
@@ -101,8 +105,9 @@ public struct HostCompiler {
                 destinations[entry.id] = entry.policy.isGateway
                     ? entry.subnets.map(\.range)
                     : entry.receivers.flatMap { $0.addresses.map(\.range) }
+                let label = forwardSenders.id(of: entry.id)
                 for sender in entry.trustedSenders {
-                    for block in sender.addresses { forwardItems.append((block.range, entry.id)) }
+                    for block in sender.addresses { forwardSenders.add(block.range, id: label) }
                 }
             }
         }
@@ -121,9 +126,9 @@ public struct HostCompiler {
         builder.addRevoked(revoked)
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
         let servesPortal = hasWebRules && graph.policySet.webRules.contains { $0.action == .warn || $0.action == .aup }
-        builder.addInput(items: consume inputItems, portalPort: servesPortal ? config.portalEndpoint.port : nil)
+        builder.addInput(senders: &inputSenders, portalPort: servesPortal ? config.portalEndpoint.port : nil)
         if isGateway {
-            builder.addForward(items: consume forwardItems, destinations: destinations, web: hasWebRules)
+            builder.addForward(senders: &forwardSenders, destinations: destinations, web: hasWebRules)
         }
         var queued: [String] = []
         if hasWebRules {
@@ -217,7 +222,7 @@ struct RulesetBuilder {
 
     // MARK: input
 
-    mutating func addInput(items: consuming [(AddressRange, Int)], portalPort: UInt16? = nil) {
+    mutating func addInput(senders: inout AddressSweep<Int>, portalPort: UInt16? = nil) {
         var rules: [Rule] = [
             Rule([.compare(.inputInterface, .equal, .interface("lo")), .verdict(.accept)], comment: "loopback"),
             Rule([.conntrackState([.invalid]), .verdict(.drop)]),
@@ -235,7 +240,7 @@ struct RulesetBuilder {
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
-        rules += classify(prefix: "in", items: consume items, destinations: nil)
+        rules += classify(prefix: "in", senders: &senders, destinations: nil)
         rules += whileInForce(then: .accept, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
@@ -258,7 +263,7 @@ struct RulesetBuilder {
 
     // MARK: forward
 
-    mutating func addForward(items: consuming [(AddressRange, Int)], destinations: [Int: [AddressRange]], web: Bool) {
+    mutating func addForward(senders: inout AddressSweep<Int>, destinations: [Int: [AddressRange]], web: Bool) {
         let granted: Verdict = web ? .goto("web_gate") : .accept
         var rules: [Rule] = [Rule([.conntrackState([.invalid]), .verdict(.drop)])]
         if web {
@@ -289,7 +294,7 @@ struct RulesetBuilder {
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: granted, comment: "flows granted by a policy still in force")
-        rules += classify(prefix: "fwd", items: consume items, destinations: destinations)
+        rules += classify(prefix: "fwd", senders: &senders, destinations: destinations)
         rules += whileInForce(then: granted, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
@@ -338,8 +343,9 @@ struct RulesetBuilder {
     // MARK: classes
 
     /// Sender-class dispatch: rules for the base chain, plus the maps and chains behind them.
-    private mutating func classify(prefix: String, items: consuming [(AddressRange, Int)], destinations: [Int: [AddressRange]]?) -> [Rule] {
-        let (pieces, labelSets) = partitionByLabelSet(consume items)
+    /// Empties `senders`.
+    private mutating func classify(prefix: String, senders: inout AddressSweep<Int>, destinations: [Int: [AddressRange]]?) -> [Rule] {
+        let (pieces4, pieces6, labelSets) = senders.partition()
         var classNames: [[Int]: String] = [:]
         // Each label set's class chain, found once per set rather than once per piece.
         var verdicts = [Verdict?](repeating: nil, count: labelSets.count)
@@ -362,14 +368,20 @@ struct RulesetBuilder {
             verdicts[set] = .jump(name)
             return .jump(name)
         }
-        for piece in pieces {
+        for piece in pieces4 {
             let set = Int(piece.set)
-            let range = piece.range
-            switch (range.first.family, range.first == range.last) {
-            case (.v4, true): v4Columns.append(range.first, set: set) { verdict(set) }
-            case (.v4, false): v4.append(SetElement([.addresses(range)], verdict: verdict(set)))
-            case (.v6, true): v6Columns.append(range.first, set: set) { verdict(set) }
-            case (.v6, false): v6.append(SetElement([.addresses(range)], verdict: verdict(set)))
+            if piece.first == piece.last {
+                v4Columns.append(IPAddress(v4: piece.first), set: set) { verdict(set) }
+            } else {
+                v4.append(SetElement([.addresses(AddressRange(v4: piece.first, piece.last))], verdict: verdict(set)))
+            }
+        }
+        for piece in pieces6 {
+            let set = Int(piece.set)
+            if piece.first == piece.last {
+                v6Columns.append(IPAddress(v6: piece.first), set: set) { verdict(set) }
+            } else {
+                v6.append(SetElement([.addresses(AddressRange(v6: piece.first, piece.last))], verdict: verdict(set)))
             }
         }
         let v4Hosts = v4Columns.elements, v6Hosts = v6Columns.elements

@@ -69,15 +69,113 @@ func partitionInterningLabels<R, Label: Hashable>(
 /// `partition` for addresses without a `Set` per piece: each piece names its label set by
 /// number, and `sets[number]` holds that set's labels, sorted. For a million senders the
 /// compiler asks each label set its questions (its class name) once, not once per piece.
-@inlinable
 public func partitionByLabelSet<Label: Hashable & Comparable>(
-    _ items: consuming [(AddressRange, Label)]
+    _ items: consuming [(AddressRange, Label)], concurrentFrom: Int = AddressSweep<Label>.concurrentFrom
 ) -> (pieces: [(range: AddressRange, set: Int32)], sets: [[Label]]) {
-    let (labels, pieces, sets) = partitionIntoLabelSets(items, sweep: partitionAddressRanges)
-    let sorted = (0..<(sets.bounds.count - 1)).map { set in
-        sets.members[sets.bounds[set]..<sets.bounds[set + 1]].map { labels[Int($0)] }.sorted()
+    var sweep = AddressSweep<Label>()
+    sweep.reserveCapacity(items.count)
+    for (range, label) in items { sweep.add(range, id: sweep.id(of: label)) }
+    items = []
+    let swept = sweep.partition(concurrentFrom: concurrentFrom)
+    var pieces: [(range: AddressRange, set: Int32)] = []
+    pieces.reserveCapacity(swept.v4.count + swept.v6.count)
+    for piece in swept.v4 { pieces.append((AddressRange(v4: piece.first, piece.last), piece.set)) }
+    for piece in swept.v6 { pieces.append((AddressRange(v6: piece.first, piece.last), piece.set)) }
+    return (pieces, swept.sets)
+}
+
+/// Labelled address ranges gathered straight into each family's sweep: what
+/// `partitionByLabelSet` does, for a caller with a million of them (a receiver's senders)
+/// and no need of an array of (range, label) items in between. The pieces come out by
+/// family, in the sweep's own integers.
+public struct AddressSweep<Label: Hashable & Comparable> {
+    /// From how many ranges in each family the two families are swept at once, on two cores.
+    public static var concurrentFrom: Int { 65_536 }
+
+    private var labels: [Label] = []
+    private var ids: [Label: Int32] = [:]
+    private var latest: (label: Label, id: Int32)?
+    private var v4 = IntervalSweep<UInt32>()
+    private var v6 = IntervalSweep<UInt128>()
+
+    public init() {}
+
+    /// Room for `count` ranges of either family (pages not written cost nothing).
+    public mutating func reserveCapacity(_ count: Int) {
+        v4.reserveCapacity(count)
+        v6.reserveCapacity(count)
     }
-    return (pieces, sorted)
+
+    /// The dense id under which `add` takes ranges labelled `label`.
+    public mutating func id(of label: Label) -> Int32 {
+        // Consecutive ranges often share a label; equality is cheaper than hashing.
+        if let latest, latest.label == label { return latest.id }
+        let id: Int32
+        if let known = ids[label] { id = known } else {
+            id = Int32(labels.count)
+            labels.append(label)
+            ids[label] = id
+        }
+        latest = (label, id)
+        return id
+    }
+
+    public mutating func add(_ range: AddressRange, id: Int32) {
+        switch range.family {
+        case .v4: v4.add(first: UInt32(truncatingIfNeeded: range.first.value), last: UInt32(truncatingIfNeeded: range.last.value), label: id)
+        case .v6: v6.add(first: range.first.value, last: range.last.value, label: id)
+        }
+    }
+
+    public typealias Piece<Key> = (first: Key, last: Key, set: Int32)
+
+    /// Disjoint, sorted pieces of each family, each with the number of its label set in
+    /// `sets` (labels sorted); adjacent pieces with equal sets joined, gaps left out.
+    /// Leaves the sweep empty.
+    public mutating func partition(concurrentFrom: Int = concurrentFrom) -> (v4: [Piece<UInt32>], v6: [Piece<UInt128>], sets: [[Label]]) {
+        var v4 = IntervalSweep<UInt32>(), v6 = IntervalSweep<UInt128>()
+        swap(&v4, &self.v4)
+        swap(&v6, &self.v6)
+        let (pieces4, pieces6, sets) = sweepFamilies(v4: consume v4, v6: consume v6, labelCount: labels.count, concurrentFrom: concurrentFrom)
+        let sorted = (0..<(sets.bounds.count - 1)).map { set in
+            sets.members[sets.bounds[set]..<sets.bounds[set + 1]].map { labels[Int($0)] }.sorted()
+        }
+        return (pieces4, pieces6, sorted)
+    }
+}
+
+extension AddressRange {
+    init(v4 first: UInt32, _ last: UInt32) { self.init(unchecked: IPAddress(v4: first), IPAddress(v4: last)) }
+    init(v6 first: UInt128, _ last: UInt128) { self.init(unchecked: IPAddress(v6: first), IPAddress(v6: last)) }
+}
+
+/// Both families swept, the IPv6 one on another core when both have at least
+/// `concurrentFrom` ranges; its label sets are then interned into the IPv4 sweep's table
+/// afterwards, so the set numbers are one table's.
+func sweepFamilies(
+    v4: consuming IntervalSweep<UInt32>, v6: consuming IntervalSweep<UInt128>, labelCount: Int, concurrentFrom: Int
+) -> (v4: [IntervalSweep<UInt32>.Piece], v6: [IntervalSweep<UInt128>.Piece], sets: (members: [Int32], bounds: [Int])) {
+    var table = LabelSetTable(labelCount: labelCount)
+    guard min(v4.count, v6.count) >= concurrentFrom else {
+        let pieces4 = v4.partition(&table)
+        let pieces6 = v6.partition(&table)
+        return (pieces4, pieces6, table.sets)
+    }
+    let other = Concurrently(handing: consume v6) { sweep in
+        var sweep = sweep
+        var table = LabelSetTable(labelCount: labelCount)
+        let pieces = sweep.partition(&table)
+        return (pieces: pieces, sets: table.sets)
+    }
+    let pieces4 = v4.partition(&table)
+    var (pieces6, sets6) = other.value
+    // Set 0 is the empty set in both tables.
+    var renumbered: [Int32] = [LabelSetTable.empty]
+    for set in 1..<(sets6.bounds.count - 1) {
+        renumbered.append(table.intern(sets6.members[sets6.bounds[set]..<sets6.bounds[set + 1]]))
+    }
+    for index in pieces6.indices { pieces6[index].set = renumbered[Int(pieces6[index].set)] }
+    return (pieces4, pieces6, table.sets)
 }
 
 /// Labels interned as dense ids, swept: the labels by id, the pieces with their set
@@ -133,18 +231,12 @@ func partitionAddressRanges(
         }
     }
     ranges = []
-    var table = LabelSetTable(labelCount: labelCount)
-    let pieces4 = v4.partition(&table)
-    let pieces6 = v6.partition(&table)
+    let (pieces4, pieces6, sets) = sweepFamilies(v4: consume v4, v6: consume v6, labelCount: labelCount, concurrentFrom: .max)
     var pieces: [(range: AddressRange, set: Int32)] = []
     pieces.reserveCapacity(pieces4.count + pieces6.count)
-    for piece in pieces4 {
-        pieces.append((AddressRange(unchecked: IPAddress(v4: piece.first), IPAddress(v4: piece.last)), piece.set))
-    }
-    for piece in pieces6 {
-        pieces.append((AddressRange(unchecked: IPAddress(v6: piece.first), IPAddress(v6: piece.last)), piece.set))
-    }
-    return (pieces, table.sets)
+    for piece in pieces4 { pieces.append((AddressRange(v4: piece.first, piece.last), piece.set)) }
+    for piece in pieces6 { pieces.append((AddressRange(v6: piece.first, piece.last), piece.set)) }
+    return (pieces, sets)
 }
 
 /// The sweep behind `partition` for ports.
@@ -220,11 +312,21 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
     /// Whether every interval added is one point (a million single senders, typically).
     private var onlyPoints = true
 
+    /// While every interval is a point the ends are the starts, kept once.
     mutating func add(first: Key, last: Key, label: Int32) {
         starts.append((first, label))
+        if onlyPoints {
+            if first == last { return }
+            onlyPoints = false
+            ends.reserveCapacity(starts.capacity)
+            ends.append(contentsOf: starts.dropLast())
+        }
         ends.append((last, label))
-        if first != last { onlyPoints = false }
     }
+
+    var count: Int { starts.count }
+
+    mutating func reserveCapacity(_ count: Int) { starts.reserveCapacity(count) }
 
     /// Disjoint, sorted pieces with the interned id (in `table`) of the labels covering
     /// each; adjacent pieces with the same set are joined and gaps are left out.
@@ -236,7 +338,10 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
     /// Points only (`pointPath`, unless a test asks for the general sweep) take a shorter
     /// way to the same pieces: one sort, then each run of equal points is one piece.
     mutating func partition(_ table: inout LabelSetTable, pointPath: Bool = true) -> [Piece] {
-        if onlyPoints && pointPath { return partitionPoints(&table) }
+        if onlyPoints {
+            if pointPath { return partitionPoints(&table) }
+            ends = starts
+        }
         radixSort(&starts)
         radixSort(&ends)
         defer {
@@ -292,7 +397,6 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
     /// same), and the labels of each run of equal points make its piece's set; neighbours
     /// with the same set join, as in the sweep.
     private mutating func partitionPoints(_ table: inout LabelSetTable) -> [Piece] {
-        ends = []
         radixSort(&starts)
         defer { starts = [] }
         var pieces: [Piece] = []
@@ -339,6 +443,8 @@ struct IntervalSweep<Key: FixedWidthInteger & UnsignedInteger> {
         return merged
     }
 }
+
+extension IntervalSweep: Sendable where Key: Sendable {}
 
 /// Stable sort by `key`: LSD radix sort with byte digits, skipping digits on which all keys
 /// agree (the high bytes of clustered IPv6 addresses). Roughly ten times faster than a
@@ -461,6 +567,16 @@ struct LabelSetTable {
         activeHash ^= Self.mix(label)
         if toggledCount == 0 { firstToggled = (label, false) }
         toggledCount += 1
+    }
+
+    /// The id of the set of exactly `members` (distinct labels; none active, as between
+    /// sweeps).
+    mutating func intern(_ members: some Collection<Int32>) -> Int32 {
+        for member in members { add(member) }
+        let set = resolve(from: Self.empty)
+        for member in members { remove(member) }
+        _ = resolve(from: set)
+        return set
     }
 
     /// The id of the set of just `label` (none active may be pending: between resolves).

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Work started on another thread now, its value waited for later: what `apply` does
 /// while the kernel works through a transaction (the generation record needs only the
@@ -42,4 +43,22 @@ extension Concurrently {
         let others = (1..<max(count, 1)).map { part in Concurrently { work(part) } }
         return [work(0)] + others.map(\.value)
     }
+}
+
+extension Concurrently {
+    /// `work(value)` on another thread, which gets `value` as its only copy: an array in it
+    /// can be sorted in place there without being copied first.
+    public convenience init<Input: Sendable>(handing value: consuming Input, _ work: @escaping @Sendable (consuming Input) -> Value) {
+        let handoff = Handoff(value)
+        self.init { work(handoff.take()) }
+    }
+}
+
+/// One value passed to another thread and taken there, leaving no copy behind.
+private final class Handoff<Value: Sendable>: Sendable {
+    private let slot: Mutex<Value?>
+
+    init(_ value: consuming Value) { slot = Mutex(value) }
+
+    func take() -> Value { slot.withLock { $0.take()! } }
 }
