@@ -24,6 +24,9 @@ struct Apply: ParsableCommand {
 
     func run() throws {
         Trace.phase("start")
+        // Which queue encoding the kernel takes is asked on another core while the policy
+        // loads (the load waits for the answer; without root the load asks and reports).
+        if !dryRun { _ = Concurrently { try? KernelTable.queueEncoding(connection: NFTablesConnection()) } }
         let set = try loadPolicy(directory, quietWarnings: true)
         Trace.phase("policy loaded")
         let host = try resolveSystem(system, in: set)
@@ -97,14 +100,19 @@ struct Apply: ParsableCommand {
             let previous = store.currentNumber()
             var applier = try Applier(stateDirectory: store.directory)
             applier.recentFrom = graph.policySet.config.recentFrom
-            let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: policyDirectory, forceReplace: replace)
-            // Timed grants live outside the generation: re-assert them after every apply (a
-            // replaced table starts empty) and take out those that no longer hold.
-            let layout = MarkLayout(mask: graph.policySet.config.markMask)
-            let timed = Set(compiled.timedGrants.map(\.id))
-            let revoked = graph.entries.filter { $0.policy.schedule.override != nil && !timed.contains($0.id) }.map { layout.policyMark($0.id) }
-            try applier.setTimedGrants(compiled.timedGrants.map { ($0.mark, $0.until) }, revoked: revoked, table: graph.policySet.config.table)
-            Trace.phase("timed grants")
+            // Timed grants live outside the generation. A replaced table gets them in its own
+            // transaction (it starts with none, and their flows must not see it so); a table
+            // kept has them re-asserted after, and those that no longer hold taken out.
+            let grants = compiled.timedGrants.map { (mark: $0.mark, until: $0.until) }
+            let outcome = try applier.apply(compiled.ruleset, system: host.name, policyDirectory: policyDirectory, forceReplace: replace,
+                                            timedGrants: grants)
+            if outcome.mode != .replaced {
+                let layout = MarkLayout(mask: graph.policySet.config.markMask)
+                let timed = Set(compiled.timedGrants.map(\.id))
+                let revoked = graph.entries.filter { $0.policy.schedule.override != nil && !timed.contains($0.id) }.map { layout.policyMark($0.id) }
+                try applier.setTimedGrants(grants, revoked: revoked, table: graph.policySet.config.table)
+                Trace.phase("timed grants")
+            }
             switch outcome.mode {
             case .unchanged:
                 return "unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent"

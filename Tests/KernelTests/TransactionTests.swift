@@ -153,6 +153,27 @@ struct TransactionTests {
         if !nativeAvailable { #expect(encoding == .xtablesTarget) }
     }
 
+    /// A table created anew starts with an empty timed_policies set: the transaction that
+    /// creates it carries the timed grants, so a flow enabled for a while is never without
+    /// its grant in between (nothing else puts them in here).
+    @Test func aReplacedTableGetsItsTimedGrantsInItsOwnTransaction() throws {
+        let namespace = try TestNamespace("enfk-timed")
+        let state = NSTemporaryDirectory() + "enforcer-timed-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let applier = Applier(stateDirectory: state, connection: try namespace.connection())
+        let ruleset = try exampleRuleset("enclave", system: "db-1")
+        let mark = MarkLayout(mask: 0x00ff_ffff).policyMark(3)
+        for replace in [false, true] {
+            let outcome = try applier.apply(ruleset, system: "db-1", policyDirectory: nil, forceReplace: replace,
+                                            timedGrants: [(mark: mark, until: Date().addingTimeInterval(600)), (mark: mark + 1, until: Date().addingTimeInterval(-1))])
+            #expect(outcome.mode == .replaced)
+            let listed = try namespace.nft("list", "set", "inet", "enforcer", "timed_policies")
+            #expect(listed.contains(String(format: "0x%08x timeout", mark)) && listed.contains("expires"), "\(listed)")
+            #expect(!listed.contains(String(format: "0x%08x", mark + 1)), "a grant that ran out is left out: \(listed)")
+        }
+        #expect(try KernelTable.queueEncoding(connection: namespace.connection()) == KernelTable.probeQueueEncoding(connection: namespace.connection()))
+    }
+
     /// Applying the same ruleset through a delta sends nothing; changing one system's
     /// address sends only element changes.
     @Test func deltasTouchOnlyWhatChanged() throws {

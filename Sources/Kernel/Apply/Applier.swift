@@ -44,14 +44,18 @@ public struct Applier {
         self.connection = connection
     }
 
-    public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false) throws(ApplyError) -> ApplyOutcome {
-        try apply(ruleset, system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil)
+    public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false,
+                      timedGrants: [(mark: UInt32, until: Date)] = []) throws(ApplyError) -> ApplyOutcome {
+        try apply(ruleset, system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil, timedGrants: timedGrants)
     }
 
     /// Makes `next` live: nothing when it already is, else a delta, else a replacement.
     /// A delta of a table with at least `recentFrom` single sender addresses puts the senders
-    /// it adds into the recent table (see `RecentTable`).
-    public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?) throws(ApplyError) -> ApplyOutcome {
+    /// it adds into the recent table (see `RecentTable`). `timedGrants` go into the
+    /// transaction's timed_policies sets wherever it creates a table (which starts with
+    /// none); `setTimedGrants` still has them to assert against a table kept.
+    public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?,
+                      timedGrants: [(mark: UInt32, until: Date)] = []) throws(ApplyError) -> ApplyOutcome {
         // Optional so the delta can take the only copy (and trim it in place); rebuilt if the
         // delta falls through to a replacement.
         var next: Snapshot? = Snapshot(ruleset)
@@ -59,8 +63,9 @@ public struct Applier {
         let table = KernelTable(family: ruleset.table.family, name: ruleset.table.name, connection: connection)
         let recentTable = KernelTable(family: ruleset.table.family, name: RecentTable.name(of: ruleset.table.name), connection: connection)
         let queue: QueueEncoding
-        do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
+        do { queue = try KernelTable.queueEncoding(connection: connection) } catch { throw .kernel(error) }
         let encoder = RulesetEncoder(queue: queue)
+        let timedMarks = Self.timedMarks(timedGrants)
         let number = (store.numbers().last ?? 0) + 1
         let prefix = note.map { "\($0): " } ?? ""
         let comment = "managed by enforcer: see `enforcer status`"
@@ -75,7 +80,8 @@ public struct Applier {
                 if previous == ruleset {
                     return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
                 }
-                if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment) {
+                if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment,
+                                             timedMarks: timedMarks) {
                     Trace.phase("delta computed")
                     var staged: Concurrently<GenerationStore.Staged>?
                     do {
@@ -104,7 +110,8 @@ public struct Applier {
             // The record is staged on another core while the kernel takes the transaction.
             var staged: Concurrently<GenerationStore.Staged>?
             func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
-                let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name]) {
+                let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name],
+                                               alsoAdding: table.timedMarkMessages(timedMarks, set: Self.timedSet, encoder: encoder)) {
                     staged = stage(ruleset, number: number, policyDirectory: policyDirectory)
                 }
                 let elements = whole.elements.values.reduce(0) { $0 + $1.count }
@@ -147,7 +154,7 @@ public struct Applier {
     /// One transaction from `previous` (live, with `recent` in the recent table) to `ruleset`:
     /// a delta of the main table, and the recent table written anew (or removed).
     func deltaPlan(from previous: Ruleset, recent: [String: [SetElement]], to ruleset: Ruleset, next: consuming Snapshot,
-                   encoder: RulesetEncoder, comment: String) throws(EncodeError) -> DeltaPlan? {
+                   encoder: RulesetEncoder, comment: String, timedMarks: [(mark: UInt32, milliseconds: UInt64)] = []) throws(EncodeError) -> DeltaPlan? {
         let full = Snapshot(previous)
         var recentKernel: [String: [NFTElement]] = [:]
         for (name, elements) in recent {
@@ -186,6 +193,8 @@ public struct Applier {
         }
         if let recentRuleset = RecentTable.table(for: ruleset, recent: recentModel) {
             delta.messages += try encoder.create(recentRuleset, tableComment: "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)")
+            delta.messages += KernelTable(family: ruleset.table.family, name: recentName, connection: connection)
+                .timedMarkMessages(timedMarks, set: Self.timedSet, encoder: encoder)
             let count = recentModel.values.reduce(0) { $0 + $1.count }
             summary += "; \(count) sender\(count == 1 ? "" : "s") in table \(ruleset.table.family.rawValue) \(recentName)"
         } else if !recent.isEmpty {
@@ -217,11 +226,10 @@ public struct Applier {
 
     /// `enforcer policy enable --for`: the marks of `grants` in the table's `set`, each running
     /// out in the kernel at its `until`; `revoked` marks are taken out now.
-    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String = "timed_policies") throws(ApplyError) {
+    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String = timedSet) throws(ApplyError) {
         let queue: QueueEncoding
-        do { queue = try KernelTable.probeQueueEncoding(connection: connection) } catch { throw .kernel(error) }
-        let now = Date()
-        let marks = grants.filter { $0.until > now }.map { (mark: $0.mark, milliseconds: UInt64(($0.until.timeIntervalSince(now) * 1000).rounded(.down))) }
+        do { queue = try KernelTable.queueEncoding(connection: connection) } catch { throw .kernel(error) }
+        let marks = Self.timedMarks(grants)
         do {
             try KernelTable(family: .inet, name: table, connection: connection)
                 .setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
@@ -231,6 +239,14 @@ public struct Applier {
                 try recent.setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
             }
         } catch { throw .kernel(error) }
+    }
+
+    /// The set of policies in force for a while (`HostCompiler`'s `timed_policies`).
+    public static let timedSet = "timed_policies"
+
+    /// Grants still running, each with the milliseconds it has left.
+    static func timedMarks(_ grants: [(mark: UInt32, until: Date)], now: Date = Date()) -> [(mark: UInt32, milliseconds: UInt64)] {
+        grants.filter { $0.until > now }.map { (mark: $0.mark, milliseconds: UInt64(($0.until.timeIntervalSince(now) * 1000).rounded(.down))) }
     }
 
     /// Removes enforcer's table; the generations stay on disk, none is current.

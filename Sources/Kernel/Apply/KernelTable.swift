@@ -1,5 +1,6 @@
 import Compiler
 import Glibc
+import Synchronization
 
 /// enforcer's own table in the kernel. Every change is one transaction, and nothing outside
 /// the table is ever named in one, so other tables (docker, iptables-nft, firewalld) are
@@ -18,6 +19,21 @@ public struct KernelTable {
     /// Which queue encoding this kernel accepts: a transaction that creates a throwaway
     /// table with a native `queue` rule and deletes it again (a no-op when it commits). If
     /// the kernel lacks nft_queue, the xtables NFQUEUE target is checked the same way.
+    /// `probeQueueEncoding`, asked of the kernel once per process (its expressions do not
+    /// change under a running process): an apply needs it before its transaction and again
+    /// for the timed grants, and `apply` starts it while the policy is still being read.
+    /// A second caller waits for a probe under way rather than sending its own.
+    public static func queueEncoding(connection: NFTablesConnection) throws(KernelError) -> QueueEncoding {
+        try probed.withLock { (known: inout QueueEncoding?) throws(KernelError) -> QueueEncoding in
+            if let known { return known }
+            let encoding = try probeQueueEncoding(connection: connection)
+            known = encoding
+            return encoding
+        }
+    }
+
+    private static let probed = Mutex<QueueEncoding?>(nil)
+
     public static func probeQueueEncoding(connection: NFTablesConnection) throws(KernelError) -> QueueEncoding {
         let probe = "enforcer_probe_\(getpid())"
         func attempt(_ encoding: QueueEncoding) throws(KernelError) -> Bool {
@@ -64,15 +80,16 @@ public struct KernelTable {
     /// `alsoRemoving`: other tables of enforcer's (same family) to remove in the same transaction.
     /// `whileInKernel`: as for `NFTablesConnection.commit`.
     @discardableResult
+    /// `alsoAdding`: messages that go in after the table's own (its timed grants).
     public func replace(with snapshot: Snapshot, comment: String?, encoder: RulesetEncoder, alsoRemoving: [String] = [],
-                        whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
+                        alsoAdding: [EncodedMessage] = [], whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
         precondition(snapshot.table.name == name && snapshot.table.family == family)
         let created: [EncodedMessage]
         do { created = try encoder.create(snapshot, tableComment: comment) } catch {
             throw .rejected(KernelRejection(refusals: [.init(origin: "\(error)", kind: "encode", errno: EINVAL, kernelMessage: nil)]))
         }
         let others = alsoRemoving.flatMap { KernelTable(family: family, name: $0, connection: connection).removal() }
-        return try connection.commit(others + removal() + created, whileInKernel: whileInKernel)
+        return try connection.commit(others + removal() + created + alsoAdding, whileInKernel: whileInKernel)
     }
 
     /// Puts mark elements into a timeout set, each with its own kernel timeout (an existing
@@ -88,9 +105,20 @@ public struct KernelTable {
                 // Already gone: it ran out, or was never there.
             }
         }
+        let added = timedMarkMessages(marks, set: set, encoder: encoder)
+        guard !added.isEmpty else { return }
+        try connection.commit(added)
+    }
+
+    /// The messages that put `marks` into the timeout set `set`, each with its own timeout:
+    /// for `setTimedMarks`, and for a transaction that creates the table, so that a flow
+    /// granted for a while is never without its grant between the two.
+    public func timedMarkMessages(_ marks: [(mark: UInt32, milliseconds: UInt64)], set: String, encoder: RulesetEncoder) -> [EncodedMessage] {
+        guard !marks.isEmpty else { return [] }
+        let spec = NamedSet(name: set, key: [.mark], flags: .timeout)
+        let table = Table(family: family, name: name, sets: [spec], chains: [])
         let elements = marks.map { NFTElement(key: RulesetEncoder.hostBytes($0.mark, width: 4), keyEnd: nil, flags: 0, verdict: nil, timeoutMilliseconds: max(1, $0.milliseconds)) }
-        guard !elements.isEmpty else { return }
-        try connection.commit(encoder.chunks(elements, of: spec, in: table, delete: false))
+        return encoder.chunks(elements, of: spec, in: table, delete: false)
     }
 
     /// Removes the table and everything in it; a no-op when it does not exist.

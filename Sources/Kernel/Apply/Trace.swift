@@ -1,15 +1,21 @@
 import Foundation
+import Synchronization
 
 /// `ENFORCER_TRACE=1`: one line per phase on standard error, with the time since the
 /// previous phase and the process's resident and peak memory, so a slow or large apply
 /// shows where it goes (the benchmark reads these lines).
 public enum Trace {
     public static let enabled = ProcessInfo.processInfo.environment["ENFORCER_TRACE"] != nil
-    nonisolated(unsafe) private static var last = monotonicSeconds()
+    /// When the latest phase ended (phases may be traced from more than one thread).
+    private static let last = Mutex(monotonicSeconds())
 
     public static func phase(_ name: @autoclosure () -> String) {
         guard enabled else { return }
         let now = monotonicSeconds()
+        let since = last.withLock { last in
+            defer { last = now }
+            return now - last
+        }
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         func megabytes(_ key: String) -> String {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
@@ -17,8 +23,7 @@ public enum Trace {
             return String(kb / 1024)
         }
         FileHandle.standardError.write(Data(String(format: "trace: %-28@ +%7.1f ms  rss %5@ MB  peak %5@ MB\n",
-                                                   name() as NSString, (now - last) * 1000, megabytes("VmRSS:") as NSString,
+                                                   name() as NSString, since * 1000, megabytes("VmRSS:") as NSString,
                                                    megabytes("VmHWM:") as NSString).utf8))
-        last = now
     }
 }
