@@ -299,7 +299,7 @@ struct DaemonLiveTests {
         #expect(granted.stdout.contains("reloading enforcer run"), "\(granted.stdout)\(granted.stderr)")
         // Both reloads may come as one: wait for what they grant, not for a generation number.
         let granting = Date().addingTimeInterval(3)
-        while try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 2222), Date() < granting { Thread.sleep(forTimeInterval: 0.05) }
+        while try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 2222, timeout: 0.5), Date() < granting { Thread.sleep(forTimeInterval: 0.05) }
         let sre = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 2222)
         let contractor = try lab.longLived(from: "contractor-1", to: "10.20.2.11", port: 2222)
         Thread.sleep(forTimeInterval: 0.5)

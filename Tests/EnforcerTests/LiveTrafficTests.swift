@@ -68,12 +68,21 @@ struct LiveTrafficTests {
                 try process.run()
                 servers.append(process)
             }
-            Thread.sleep(forTimeInterval: 0.3)
+            // Listening before the first client (a loaded machine starts socat late).
+            let deadline = Date().addingTimeInterval(5)
+            while Date() < deadline {
+                let listening = try run("/usr/sbin/ip", ["netns", "exec", ns(host), "ss", "-Hltn", "sport = :\(port)"])
+                if listening.stdout.contains("LISTEN") { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Issue.record("socat on \(host) port \(port) did not listen within 5 s")
         }
 
-        /// Whether a line sent to `address`:`port` from `host` comes back (1 s to connect).
-        func echoes(from host: String, to address: String, port: Int) throws -> Bool {
-            let result = try run("/usr/sbin/ip", ["netns", "exec", ns(host), "python3", "-c", Self.oneShot, address, String(port)])
+        /// Whether a line sent to `address`:`port` from `host` comes back. The default 3 s to
+        /// connect covers the kernel's first SYN retransmission (1 s): on a loaded machine one
+        /// lost SYN must not read as a refusal.
+        func echoes(from host: String, to address: String, port: Int, timeout: Double = 3) throws -> Bool {
+            let result = try run("/usr/sbin/ip", ["netns", "exec", ns(host), "python3", "-c", Self.oneShot, address, String(port), String(timeout)])
             return result.status == 0
         }
 
@@ -91,7 +100,7 @@ struct LiveTrafficTests {
 
         static let oneShot = """
             import socket, sys
-            s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
+            s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
             s.sendall(b"hello\\n")
             sys.exit(0 if s.recv(16) == b"hello\\n" else 1)
             """
@@ -214,7 +223,7 @@ struct LiveTrafficTests {
 
         func connects(from host: String, source: String, port: Int) throws -> Bool {
             let db = source.contains(":") ? "fd00:20:2::11" : "10.20.2.11"
-            return try run("/usr/sbin/ip", ["netns", "exec", lab.ns(host), "nc", "-z", "-w", "1", "-s", source, db, String(port)]).status == 0
+            return try run("/usr/sbin/ip", ["netns", "exec", lab.ns(host), "nc", "-z", "-w", "3", "-s", source, db, String(port)]).status == 0
         }
         for (new, old) in [("10.10.1.32", "10.10.1.31"), ("fd00:10:1::32", "fd00:10:1::31")] {
             #expect(try connects(from: "sre-1", source: new, port: 5432), "the moved sender is refused from its new address \(new)")
@@ -267,7 +276,7 @@ struct LiveTrafficTests {
         #expect(try lab.fetch("http://203.0.113.10/").succeeded, "fail-open: the flow should pass while no worker listens")
         #expect(try lab.fetch("http://[2001:db8:1::10]/").succeeded, "fail-open over IPv6")
         #expect(try !lab.fetch("http://203.0.113.10:22/").succeeded, "tcp/22 is not granted by 'Internet for Office'")
-        let back = try run("/usr/sbin/ip", ["netns", "exec", lab.web, "nc", "-z", "-w", "1", "192.168.50.11", "22"])
+        let back = try run("/usr/sbin/ip", ["netns", "exec", lab.web, "nc", "-z", "-w", "3", "192.168.50.11", "22"])
         #expect(back.status != 0, "the Internet side must not initiate to the office")
 
         try lab.edit("enforcer.conf") { $0.replacingOccurrences(of: "queue_fail = \"open\"", with: "queue_fail = \"closed\"") }
