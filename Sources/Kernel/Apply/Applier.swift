@@ -70,6 +70,7 @@ public struct Applier {
         let prefix = note.map { "\($0): " } ?? ""
         let comment = "managed by enforcer: see `enforcer status`"
 
+        var staged: Concurrently<GenerationStore.Staged>?
         if !forceReplace, let (current, previous) = try liveGeneration(table) {
             Trace.phase("live generation read")
             let previousRecent = store.recent(current)
@@ -80,26 +81,27 @@ public struct Applier {
                 if previous == ruleset {
                     return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
                 }
+                // The record is staged on another core while the delta is worked out (a delta
+                // takes the kernel a millisecond: staging during it would leave nothing to hide
+                // behind); a replacement below takes the same staging.
+                let early = stage(ruleset, number: number, policyDirectory: policyDirectory)
+                staged = early
                 if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment,
                                              timedMarks: timedMarks) {
                     Trace.phase("delta computed")
-                    var staged: Concurrently<GenerationStore.Staged>?
                     do {
-                        let report = try connection.commit(plan.messages) {
-                            staged = stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
-                        }
+                        let report = try connection.commit(plan.messages)
                         Trace.phase("delta committed")
                         let handle = Self.handleAfterCommit(table)
-                        let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory, recent: plan.recent)
-                        self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary)
+                        self.record(early.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary,
+                                    recent: plan.recent)
                         Trace.phase("generation recorded")
                         return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
                                             messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
                     } catch .rejected {
                         // The table drifted from the record (edited by hand?): replace it whole below.
-                        if let staged { store.discard(staged.value) }
                     } catch {
-                        if let staged { store.discard(staged.value) }
+                        store.discard(early.value)
                         throw .kernel(error)
                     }
                 }
@@ -107,12 +109,12 @@ public struct Applier {
         }
         do throws(KernelError) {
             // The kernel elements are freed on return, before the generation is recorded.
-            // The record is staged on another core while the kernel takes the transaction.
-            var staged: Concurrently<GenerationStore.Staged>?
+            // The record is staged on another core while the kernel takes the transaction
+            // (unless the delta above staged it already).
             func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
                 let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name],
                                                alsoAdding: table.timedMarkMessages(timedMarks, set: Self.timedSet, encoder: encoder)) {
-                    staged = stage(ruleset, number: number, policyDirectory: policyDirectory)
+                    if staged == nil { staged = stage(ruleset, number: number, policyDirectory: policyDirectory) }
                 }
                 let elements = whole.elements.values.reduce(0) { $0 + $1.count }
                 return (report, "table replaced: \(whole.table.sets.count) sets, \(whole.table.chains.count) chains, \(elements) kernel elements")
@@ -261,16 +263,16 @@ public struct Applier {
     /// The generation's record, written on another thread while the kernel takes the
     /// transaction (about 0.2 s of JSON, element columns and the policy copy for a million
     /// senders, which then costs no time of its own).
-    private func stage(_ ruleset: Ruleset, number: Int, policyDirectory: String?,
-                       recent: [String: [SetElement]] = [:]) -> Concurrently<GenerationStore.Staged> {
+    private func stage(_ ruleset: Ruleset, number: Int, policyDirectory: String?) -> Concurrently<GenerationStore.Staged> {
         let store = store
-        return Concurrently { store.stage(ruleset, number: number, policySource: policyDirectory, recent: recent) }
+        return Concurrently { store.stage(ruleset, number: number, policySource: policyDirectory) }
     }
 
-    private func record(_ staged: GenerationStore.Staged, system: String, policyDirectory: String?, handle: UInt64?, summary: String) {
+    private func record(_ staged: GenerationStore.Staged, system: String, policyDirectory: String?, handle: UInt64?, summary: String,
+                        recent: [String: [SetElement]] = [:]) {
         let info = GenerationInfo(number: staged.number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
                                   tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary)
-        do { try store.record(staged, info: info) } catch {
+        do { try store.record(staged, info: info, recent: recent) } catch {
             // The kernel has the new ruleset; without a record the next apply replaces the table whole.
             FileHandle.standardError.write(Data("enforcer: warning: \(error)\n".utf8))
         }

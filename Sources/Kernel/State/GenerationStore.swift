@@ -135,8 +135,9 @@ public struct GenerationStore: Sendable {
         fileprivate let failure: StateError?
     }
 
-    /// Writes everything of generation `number` but its info to a staging directory.
-    public func stage(_ ruleset: Ruleset, number: Int, policySource: String?, recent: [String: [SetElement]] = [:]) -> Staged {
+    /// Writes everything of generation `number` but its info and recent senders to a
+    /// staging directory (so it can start before a delta says what goes to the recent table).
+    public func stage(_ ruleset: Ruleset, number: Int, policySource: String?) -> Staged {
         var skeleton = ruleset.table
         var elements: [String: SetElements] = [:]
         for index in skeleton.sets.indices {
@@ -149,9 +150,6 @@ public struct GenerationStore: Sendable {
             try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
             try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
             try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
-            if recent.values.contains(where: { !$0.isEmpty }) {
-                try Self.encoder.encode(recent).write(to: URL(fileURLWithPath: staging + "/recent.json"))
-            }
             if let policySource, fm.fileExists(atPath: policySource) {
                 try fm.copyItem(atPath: policySource, toPath: staging + "/policy")
             }
@@ -163,13 +161,17 @@ public struct GenerationStore: Sendable {
         }
     }
 
-    /// Puts a staged generation in place with its info and makes it current.
-    public func record(_ staged: Staged, info: GenerationInfo) throws(StateError) {
+    /// Puts a staged generation in place with its info and the senders it leaves in the
+    /// recent table, and makes it current.
+    public func record(_ staged: Staged, info: GenerationInfo, recent: [String: [SetElement]] = [:]) throws(StateError) {
         precondition(staged.number == info.number, "generation \(info.number) recorded from the staging of \(staged.number)")
         if let failure = staged.failure { throw failure }
         let fm = FileManager.default
         let final = path(of: info.number)
         do {
+            if recent.values.contains(where: { !$0.isEmpty }) {
+                try Self.encoder.encode(recent).write(to: URL(fileURLWithPath: staged.directory + "/recent.json"))
+            }
             try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staged.directory + "/info.json"))
             if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
             try fm.moveItem(atPath: staged.directory, toPath: final)
@@ -192,7 +194,7 @@ public struct GenerationStore: Sendable {
 
     /// Records a generation and makes it current.
     public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?, recent: [String: [SetElement]] = [:]) throws(StateError) {
-        try record(stage(ruleset, number: info.number, policySource: policySource, recent: recent), info: info)
+        try record(stage(ruleset, number: info.number, policySource: policySource), info: info, recent: recent)
     }
 
     public func setCurrent(_ number: Int?) throws(StateError) {
