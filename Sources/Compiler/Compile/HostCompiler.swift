@@ -41,6 +41,10 @@ public enum CompileError: Error, Sendable, CustomStringConvertible {
 /// policy's chain. Classes do not depend on time, so a time window or an expiry flipping
 /// changes only the class maps' elements and `active_policies`, never the large sender maps.
 public struct HostCompiler {
+    /// The set of policies in force for a while (`enforcer policy enable --for`), each mark
+    /// with its own kernel timeout: filled by the applier, not by the compiled ruleset.
+    public static let timedSet = "timed_policies"
+
     public let graph: AccessGraph
     public let system: SystemDefinition
     public let instant: Date
@@ -185,7 +189,7 @@ struct RulesetBuilder {
         }
         table.sets.append(NamedSet(name: "active_policies", key: [.mark], elements: activeElements,
                                    comment: "policies in force now; flows they granted keep flowing"))
-        table.sets.append(NamedSet(name: "timed_policies", key: [.mark], flags: .timeout,
+        table.sets.append(NamedSet(name: HostCompiler.timedSet, key: [.mark], flags: .timeout,
                                    comment: "policies enabled for a while (enforcer policy enable --for): each runs out in the kernel"))
     }
 
@@ -215,7 +219,7 @@ struct RulesetBuilder {
 
     /// The flow's policy is in force: for good (`active_policies`) or for a while (`timed_policies`).
     private func whileInForce(_ before: [RuleExpression] = [], then verdict: Verdict, comment: String) -> [Rule] {
-        ["active_policies", "timed_policies"].map { set in
+        ["active_policies", HostCompiler.timedSet].map { set in
             Rule(before + [.lookup([.conntrackMark], mask: layout.policyMask, set: set), .verdict(verdict)], comment: comment)
         }
     }

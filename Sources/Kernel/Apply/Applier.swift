@@ -113,7 +113,7 @@ public struct Applier {
             // (unless the delta above staged it already).
             func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
                 let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name],
-                                               alsoAdding: table.timedMarkMessages(timedMarks, set: Self.timedSet, encoder: encoder)) {
+                                               alsoAdding: table.timedMarkMessages(timedMarks, set: HostCompiler.timedSet, encoder: encoder)) {
                     if staged == nil { staged = stage(ruleset, number: number, policyDirectory: policyDirectory) }
                 }
                 let elements = whole.elements.values.reduce(0) { $0 + $1.count }
@@ -196,7 +196,7 @@ public struct Applier {
         if let recentRuleset = RecentTable.table(for: ruleset, recent: recentModel) {
             delta.messages += try encoder.create(recentRuleset, tableComment: "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)")
             delta.messages += KernelTable(family: ruleset.table.family, name: recentName, connection: connection)
-                .timedMarkMessages(timedMarks, set: Self.timedSet, encoder: encoder)
+                .timedMarkMessages(timedMarks, set: HostCompiler.timedSet, encoder: encoder)
             let count = recentModel.values.reduce(0) { $0 + $1.count }
             summary += "; \(count) sender\(count == 1 ? "" : "s") in table \(ruleset.table.family.rawValue) \(recentName)"
         } else if !recent.isEmpty {
@@ -228,7 +228,7 @@ public struct Applier {
 
     /// `enforcer policy enable --for`: the marks of `grants` in the table's `set`, each running
     /// out in the kernel at its `until`; `revoked` marks are taken out now.
-    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String = timedSet) throws(ApplyError) {
+    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String = HostCompiler.timedSet) throws(ApplyError) {
         let queue: QueueEncoding
         do { queue = try KernelTable.queueEncoding(connection: connection) } catch { throw .kernel(error) }
         let marks = Self.timedMarks(grants)
@@ -242,9 +242,6 @@ public struct Applier {
             }
         } catch { throw .kernel(error) }
     }
-
-    /// The set of policies in force for a while (`HostCompiler`'s `timed_policies`).
-    public static let timedSet = "timed_policies"
 
     /// Grants still running, each with the milliseconds it has left.
     static func timedMarks(_ grants: [(mark: UInt32, until: Date)], now: Date = Date()) -> [(mark: UInt32, milliseconds: UInt64)] {

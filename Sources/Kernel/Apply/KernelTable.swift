@@ -16,9 +16,6 @@ public struct KernelTable {
         self.connection = connection
     }
 
-    /// Which queue encoding this kernel accepts: a transaction that creates a throwaway
-    /// table with a native `queue` rule and deletes it again (a no-op when it commits). If
-    /// the kernel lacks nft_queue, the xtables NFQUEUE target is checked the same way.
     /// `probeQueueEncoding`, asked of the kernel once per process (its expressions do not
     /// change under a running process): an apply needs it before its transaction and again
     /// for the timed grants, and `apply` starts it while the policy is still being read.
@@ -34,6 +31,9 @@ public struct KernelTable {
 
     private static let probed = Mutex<QueueEncoding?>(nil)
 
+    /// Which queue encoding this kernel accepts: a transaction that creates a throwaway
+    /// table with a native `queue` rule and deletes it again (a no-op when it commits). If
+    /// the kernel lacks nft_queue, the xtables NFQUEUE target is checked the same way.
     public static func probeQueueEncoding(connection: NFTablesConnection) throws(KernelError) -> QueueEncoding {
         let probe = "enforcer_probe_\(getpid())"
         func attempt(_ encoding: QueueEncoding) throws(KernelError) -> Bool {
@@ -79,8 +79,8 @@ public struct KernelTable {
 
     /// `alsoRemoving`: other tables of enforcer's (same family) to remove in the same transaction.
     /// `whileInKernel`: as for `NFTablesConnection.commit`.
-    @discardableResult
     /// `alsoAdding`: messages that go in after the table's own (its timed grants).
+    @discardableResult
     public func replace(with snapshot: Snapshot, comment: String?, encoder: RulesetEncoder, alsoRemoving: [String] = [],
                         alsoAdding: [EncodedMessage] = [], whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
         precondition(snapshot.table.name == name && snapshot.table.family == family)
