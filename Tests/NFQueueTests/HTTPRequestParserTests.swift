@@ -72,6 +72,9 @@ struct HTTPRequestParserTests {
         HTTPCase("User-Agent trimmed", "GET / HTTP/1.1\r\nHost: a.example\r\nuser-agent: \tcurl/7.88.1 \r\n\r\n", .head(host: "a.example", port: nil, url: "http://a.example/", userAgent: "curl/7.88.1")),
         HTTPCase("User-Agent with inner tab and UTF-8", "GET / HTTP/1.1\r\nUser-Agent: a\tb (ü)\r\nHost: a.example\r\n\r\n", .head(host: "a.example", port: nil, url: "http://a.example/", userAgent: "a\tb (ü)")),
         HTTPCase("empty User-Agent", "GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent:\r\n\r\n", .head(host: "a.example", port: nil, url: "http://a.example/", userAgent: "")),
+        HTTPCase("duplicate Content-Length", "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", .malformed("duplicate Content-Length header")),
+        HTTPCase("signed Content-Length", "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: +3\r\n\r\n", .malformed("invalid Content-Length value")),
+        HTTPCase("Content-Length list", "POST / HTTP/1.1\r\nHost: a.example\r\nContent-Length: 3, 3\r\n\r\n", .malformed("invalid Content-Length value")),
         HTTPCase("duplicate User-Agent", "GET / HTTP/1.1\r\nHost: a.example\r\nUser-Agent: a\r\nUser-Agent: b\r\n\r\n", .malformed("duplicate User-Agent header")),
         HTTPCase("empty line before the request line", "\r\nGET / HTTP/1.1\r\nHost: a.example\r\n\r\n", .head(host: "a.example", port: nil, url: "http://a.example/")),
         HTTPCase("obs-fold", "GET / HTTP/1.1\r\nHost: a.example\r\nX-Long: a\r\n b\r\n\r\n", .malformed("obsolete line folding")),
@@ -144,7 +147,17 @@ struct HTTPRequestParserTests {
     func requestLineFields() throws {
         let head = try #require(HTTPRequestParser.parse(Array("PROPFIND /Dav/ HTTP/1.1\r\nHost: a.example\r\n\r\n".utf8)).value)
         #expect(head == HTTPRequestHead(method: "PROPFIND", target: "/Dav/", version: "HTTP/1.1", host: "a.example",
-                                        hostPort: nil, userAgent: nil, url: "http://a.example/Dav/"))
+                                        hostPort: nil, userAgent: nil, url: "http://a.example/Dav/", headLength: 50))
+    }
+
+    @Test("the head's length and Content-Length say where the body starts and ends")
+    func bodyBounds() throws {
+        let request = "POST /acknowledge HTTP/1.1\r\nHost: p\r\nContent-Length: 7\r\n\r\nrule=ab"
+        let head = try #require(HTTPRequestParser.parse(Array(request.utf8)).value)
+        #expect(head.contentLength == 7)
+        #expect(String(request.utf8.dropFirst(head.headLength))! == "rule=ab")
+        let lineFeeds = try #require(HTTPRequestParser.parse(Array("GET / HTTP/1.0\n\nbody".utf8)).value)
+        #expect(lineFeeds.headLength == 16 && lineFeeds.contentLength == nil)
     }
 
     static func outcome(_ result: ParseResult<HTTPRequestHead>) -> HTTPCase.Outcome {

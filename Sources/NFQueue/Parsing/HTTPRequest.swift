@@ -22,9 +22,14 @@ public struct HTTPRequestHead: Sendable, Hashable {
     /// is nil this is just the origin-form target, and the caller supplies the
     /// connection's destination address as the authority.
     public var url: String
+    /// The body's length from a Content-Length header, if there is one (the portal reads
+    /// its form body by it; the worker judges by the head alone).
+    public var contentLength: Int?
+    /// The bytes of the head, its ending empty line included: where a body starts.
+    public var headLength: Int
 
     public init(method: String, target: String, version: String, host: String?, hostPort: UInt16?,
-                userAgent: String?, url: String) {
+                userAgent: String?, url: String, contentLength: Int? = nil, headLength: Int = 0) {
         self.method = method
         self.target = target
         self.version = version
@@ -32,6 +37,8 @@ public struct HTTPRequestHead: Sendable, Hashable {
         self.hostPort = hostPort
         self.userAgent = userAgent
         self.url = url
+        self.contentLength = contentLength
+        self.headLength = headLength
     }
 }
 
@@ -73,6 +80,7 @@ public enum HTTPRequestParser {
     struct Fields {
         var host: ArraySlice<UInt8>?
         var userAgent: String?
+        var contentLength: Int?
     }
 
     static func parseHead(_ bytes: [UInt8], maxHeadLength: Int) throws(MalformedInput) -> ParseResult<HTTPRequestHead> {
@@ -103,7 +111,9 @@ public enum HTTPRequestParser {
                 continue
             }
             if line.isEmpty {
-                return .complete(try buildHead(request, fields))
+                var head = try buildHead(request, fields)
+                head.headLength = lineStart
+                return .complete(head)
             }
             try addField(line, to: &fields)
         }
@@ -185,6 +195,14 @@ public enum HTTPRequestParser {
             // Not a list field, so a second line has no single meaning either.
             guard fields.userAgent == nil else { throw MalformedInput("duplicate User-Agent header") }
             fields.userAgent = String(decoding: value, as: UTF8.self)
+        } else if HTTPSyntax.equalsIgnoringCase(name, "content-length") {
+            // Two lengths, or one that is not plain digits, is how requests are smuggled
+            // past one reader to another (RFC 9112 §6.3).
+            guard fields.contentLength == nil else { throw MalformedInput("duplicate Content-Length header") }
+            guard !value.isEmpty, value.count <= 15, value.allSatisfy(HTTPSyntax.isDigit) else {
+                throw MalformedInput("invalid Content-Length value")
+            }
+            fields.contentLength = value.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
         }
     }
 
@@ -232,7 +250,7 @@ public enum HTTPRequestParser {
         }
         return HTTPRequestHead(method: request.method, target: String(decoding: target, as: UTF8.self),
                                version: request.version, host: authority?.host, hostPort: authority?.port,
-                               userAgent: fields.userAgent, url: url)
+                               userAgent: fields.userAgent, url: url, contentLength: fields.contentLength)
     }
 
     struct Authority: Equatable {
