@@ -58,7 +58,7 @@ private struct DiagnosticDir {
         }
     }
 
-    func load() -> PolicyLoader.Result { PolicyLoader.load(directory: path) }
+    func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path) }
 
     /// Each diagnostic and then its notes, as the case tables write them.
     func render(_ diagnostics: [Diagnostic]) -> [String] {

@@ -3,7 +3,7 @@ import Foundation
 /// Reads a policy directory (`enforcer.conf` and `rules.d/NN-name.policy`), checks every
 /// block, and resolves names. All problems are collected; nothing stops at the first.
 public struct PolicyLoader: Sendable {
-    public struct Result: Sendable {
+    public struct Loaded: Sendable {
         /// nil when any error was found.
         public var policySet: PolicySet?
         public var diagnostics: [Diagnostic]
@@ -13,7 +13,7 @@ public struct PolicyLoader: Sendable {
     /// - Parameter overlay: file names in `rules.d/` read from another path instead (a draft
     ///   being edited), or left out (nil: a file about to be removed). Diagnostics name the
     ///   `rules.d/` path, as they will once the draft is in place.
-    public static func load(directory: String, overlay: [String: String?] = [:]) -> Result {
+    public static func load(directory: String, overlay: [String: String?] = [:]) -> Loaded {
         var loader = PolicyLoader(directory: directory, overlay: overlay)
         return loader.run()
     }
@@ -34,12 +34,12 @@ public struct PolicyLoader: Sendable {
         var order: Int
     }
 
-    private mutating func run() -> Result {
+    private mutating func run() -> Loaded {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             let here = SourceLocation(file: directory, line: 1, column: 1)
-            return Result(policySet: nil, diagnostics: [.error(here, "no policy directory at '\(directory)'")])
+            return Loaded(policySet: nil, diagnostics: [.error(here, "no policy directory at '\(directory)'")])
         }
         let confPath = (directory as NSString).appendingPathComponent("enforcer.conf")
         if fm.fileExists(atPath: confPath) {
@@ -128,7 +128,7 @@ public struct PolicyLoader: Sendable {
         let hasErrors = diagnostics.contains { $0.severity == .error }
         let set = PolicySet(directory: directory, config: config, systems: systems, policies: policies,
                             webRules: webRules, expectations: expectations, files: files)
-        return Result(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
+        return Loaded(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
     }
 
     /// `NN-name.policy`: two digits, a hyphen, a name.

@@ -59,9 +59,9 @@ public enum ClientHelloParser {
     static func parse(slice bytes: ArraySlice<UInt8>) -> ParseResult<ClientHello> {
         switch reassembleHandshakeMessage(bytes) {
         case .complete(.inPlace(let range)):
-            do { return .complete(try parseClientHelloMessage(bytes, Window(range))) } catch { return .malformed(reason: error.reason) }
+            do { return .complete(try parseClientHelloMessage(bytes, ByteCursor(range))) } catch { return .malformed(reason: error.reason) }
         case .complete(.copied(let message)):
-            do { return .complete(try parseClientHelloMessage(message[...], Window(message.indices))) } catch { return .malformed(reason: error.reason) }
+            do { return .complete(try parseClientHelloMessage(message[...], ByteCursor(message.indices))) } catch { return .malformed(reason: error.reason) }
         case .needMoreData(let atLeast):
             return .needMoreData(atLeast: atLeast)
         case .malformed(let reason):
@@ -83,7 +83,7 @@ public enum ClientHelloParser {
     /// The message must end exactly where a record ends: the client's first flight
     /// holds only the ClientHello, so a record reaching past it is malformed.
     static func reassembleHandshakeMessage(_ bytes: ArraySlice<UInt8>) -> ParseResult<Message> {
-        var stream = Window(bytes.indices)
+        var stream = ByteCursor(bytes.indices)
         var message: [UInt8] = []
         /// Header plus body length, once the handshake header has been read.
         var messageLength: Int?
@@ -144,10 +144,10 @@ public enum ClientHelloParser {
         }
     }
 
-    /// Parses a whole handshake message (4-byte header included), the `message` window of
+    /// Parses a whole handshake message (4-byte header included), the `message` cursor over
     /// `bytes`, as a ClientHello (RFC 8446 §4.1.2; the extension-less TLS 1.0-era form is
     /// accepted too).
-    static func parseClientHelloMessage(_ bytes: ArraySlice<UInt8>, _ message: Window) throws(MalformedInput) -> ClientHello {
+    static func parseClientHelloMessage(_ bytes: ArraySlice<UInt8>, _ message: ByteCursor) throws(MalformedInput) -> ClientHello {
         var header = message
         guard header.readUInt8(bytes) == clientHelloMessageType, var body = header.readLengthPrefixed24(bytes),
               header.isAtEnd else {
@@ -240,7 +240,7 @@ public enum ClientHelloParser {
 
     /// server_name (RFC 6066 §3): a non-empty list; entries of unknown name types are
     /// skipped, at most one host_name is allowed.
-    static func parseServerName(_ bytes: ArraySlice<UInt8>, _ data: inout Window) throws(MalformedInput) -> String? {
+    static func parseServerName(_ bytes: ArraySlice<UInt8>, _ data: inout ByteCursor) throws(MalformedInput) -> String? {
         guard var list = data.readLengthPrefixed16(bytes), data.isAtEnd else {
             throw MalformedInput("server_name list length does not match the extension")
         }
@@ -277,7 +277,7 @@ public enum ClientHelloParser {
     }
 
     /// ALPN (RFC 7301 §3.1): a non-empty list of non-empty protocol names.
-    static func parseALPN(_ bytes: ArraySlice<UInt8>, _ data: inout Window) throws(MalformedInput) -> [String] {
+    static func parseALPN(_ bytes: ArraySlice<UInt8>, _ data: inout ByteCursor) throws(MalformedInput) -> [String] {
         guard var list = data.readLengthPrefixed16(bytes), data.isAtEnd else {
             throw MalformedInput("ALPN list length does not match the extension")
         }
@@ -294,7 +294,7 @@ public enum ClientHelloParser {
     }
 
     /// supported_versions in a ClientHello (RFC 8446 §4.2.1): a list of 1–127 versions.
-    static func parseSupportedVersions(_ bytes: ArraySlice<UInt8>, _ data: inout Window) throws(MalformedInput) -> [UInt16] {
+    static func parseSupportedVersions(_ bytes: ArraySlice<UInt8>, _ data: inout ByteCursor) throws(MalformedInput) -> [UInt16] {
         guard var list = data.readLengthPrefixed8(bytes), data.isAtEnd else {
             throw MalformedInput("supported_versions length does not match the extension")
         }

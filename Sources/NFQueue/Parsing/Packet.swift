@@ -160,14 +160,14 @@ public struct PacketView: Sendable {
 
     private mutating func decodeIPv4() {
         version = .v4
-        // Windows over the bytes rather than cursors holding them: nothing retained per read.
+        // Cursors hold positions, not the bytes: nothing is retained per read.
         let bytes = self.bytes[...]
-        var header = Window(bytes.indices)
+        var header = ByteCursor(bytes.indices)
         guard let versionAndLength = header.readUInt8(bytes), header.skip(1),
               let totalLength = header.readUInt16(bytes).map(Int.init), header.skip(2),
               let fragmentField = header.readUInt16(bytes), header.skip(1),
               let protocolNumber = header.readUInt8(bytes), header.skip(2),
-              let sourceBytes = header.readWindow(count: 4), let destinationBytes = header.readWindow(count: 4) else { return }
+              let sourceBytes = header.readCursor(count: 4), let destinationBytes = header.readCursor(count: 4) else { return }
         source = PacketAddress(bytes: bytes[sourceBytes.range])
         destination = PacketAddress(bytes: bytes[destinationBytes.range])
         transportProtocol = protocolNumber
@@ -189,11 +189,11 @@ public struct PacketView: Sendable {
     private mutating func decodeIPv6() {
         version = .v6
         let bytes = self.bytes[...]
-        var header = Window(bytes.indices)
+        var header = ByteCursor(bytes.indices)
         guard header.skip(4), let payloadLength = header.readUInt16(bytes).map(Int.init),
               let firstNextHeader = header.readUInt8(bytes), header.skip(1) else { return }
-        if let sourceBytes = header.readWindow(count: 16) { source = PacketAddress(bytes: bytes[sourceBytes.range]) }
-        guard let destinationBytes = header.readWindow(count: 16) else { return }
+        if let sourceBytes = header.readCursor(count: 16) { source = PacketAddress(bytes: bytes[sourceBytes.range]) }
+        guard let destinationBytes = header.readCursor(count: 16) else { return }
         destination = PacketAddress(bytes: bytes[destinationBytes.range])
 
         // A zero payload length after a hop-by-hop header is a jumbogram (RFC 2675):
@@ -209,7 +209,7 @@ public struct PacketView: Sendable {
         // cap only keeps a pathological chain from costing much.
         for _ in 0..<32 {
             guard offset <= end else { return }
-            var chain = Window(offset..<end)
+            var chain = ByteCursor(offset..<end)
             let headerLength: Int
             switch nextHeader {
             case ProtocolNumber.hopByHop where offset == 40,
@@ -252,7 +252,7 @@ public struct PacketView: Sendable {
         let bytes = self.bytes[...]
         let end = min(declaredEnd, bytes.count)
         guard start <= end else { return }
-        var header = Window(start..<end)
+        var header = ByteCursor(start..<end)
         switch protocolNumber {
         case ProtocolNumber.tcp:
             guard let sourcePort = header.readUInt16(bytes), let destinationPort = header.readUInt16(bytes),

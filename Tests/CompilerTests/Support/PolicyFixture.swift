@@ -23,7 +23,7 @@ struct PolicyFixture {
         self.init(["rules.d/10-test.policy": text], config: config)
     }
 
-    func load() -> PolicyLoader.Result { PolicyLoader.load(directory: path) }
+    func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path) }
 
     /// The loaded set, failing the test with the diagnostics if it has errors.
     func policySet(sourceLocation: Testing.SourceLocation = #_sourceLocation) throws -> PolicySet {
