@@ -36,4 +36,22 @@ import Testing
         try FileManager.default.copyItem(atPath: theirs + "/generations/000001", toPath: mine + "/generations/000001")
         #expect(try GenerationStore(directory: mine).ruleset(1) == other)
     }
+
+    /// A generation recorded before sets carried a role reads back with the roles the
+    /// compiler gives them now, so the first apply after an upgrade can still be a delta.
+    @Test func aRecordWithoutSetRolesReadsBackWithThem() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ruleset = try exampleRuleset("enclave", system: "db-1")
+        try GenerationStore(directory: directory).record(ruleset, info: Self.info(1, summary: "old"), policySource: nil)
+        let file = directory + "/generations/000001/table.json"
+        var table = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
+        let sets = try #require(table["sets"] as? [[String: Any]])
+        table["sets"] = sets.map { $0.filter { $0.key != "role" } }
+        try JSONSerialization.data(withJSONObject: table).write(to: URL(fileURLWithPath: file))
+        let read = try GenerationStore(directory: directory + "/.").ruleset(1)
+        #expect(read == ruleset)
+        #expect(read.table.sets(withRole: .timedGrants).map(\.name) == ["timed_policies"])
+        #expect(Set(read.table.sets(withRole: .senderHostsMap).map(\.name)) == ["in_hosts_v4", "in_hosts_v6"])
+    }
 }

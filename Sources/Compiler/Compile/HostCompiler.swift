@@ -45,6 +45,14 @@ public struct HostCompiler {
     /// with its own kernel timeout: filled by the applier, not by the compiled ruleset.
     public static let timedSet = "timed_policies"
 
+    /// The role of a set recorded before sets carried one, from the name this compiler gave it.
+    static func role(ofSetNamed name: String) -> NamedSet.Role {
+        if name == timedSet { return .timedGrants }
+        if SenderMaps.allHosts.contains(name) { return .senderHostsMap }
+        if SenderMaps.all.contains(name) { return .senderRangesMap }
+        return .plain
+    }
+
     public let graph: AccessGraph
     public let system: SystemDefinition
     public let instant: Date
@@ -152,8 +160,8 @@ public struct HostCompiler {
     }
 }
 
-/// The names of the maps from a sender address to its class chain, per hook: made here,
-/// and read by the kernel side (a delta treats the single-address maps apart).
+/// The names of the maps from a sender address to its class chain, per hook. The kernel side
+/// knows these maps by their role (`NamedSet.Role`), not by these names.
 public enum SenderMaps {
     /// `in` for the input hook, `fwd` for forward.
     public static let prefixes = ["in", "fwd"]
@@ -190,7 +198,8 @@ struct RulesetBuilder {
         table.sets.append(NamedSet(name: "active_policies", key: [.mark], elements: activeElements,
                                    comment: "policies in force now; flows they granted keep flowing"))
         table.sets.append(NamedSet(name: HostCompiler.timedSet, key: [.mark], flags: .timeout,
-                                   comment: "policies enabled for a while (enforcer policy enable --for): each runs out in the kernel"))
+                                   comment: "policies enabled for a while (enforcer policy enable --for): each runs out in the kernel",
+                                   role: .timedGrants))
     }
 
     /// `revoked_v4/v6`: (sender address . policy mark) of senders that lost a trust requirement.
@@ -390,13 +399,15 @@ struct RulesetBuilder {
         }
         let v4Hosts = v4Columns.elements, v6Hosts = v6Columns.elements
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v4), key: [.ipv4Address], data: .verdict, elements: v4Hosts,
-                                   comment: "IPv4 sender address to sender class", size: NamedSet.sizeHint(for: v4Hosts.count)))
+                                   comment: "IPv4 sender address to sender class", size: NamedSet.sizeHint(for: v4Hosts.count),
+                                   role: .senderHostsMap))
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v6), key: [.ipv6Address], data: .verdict, elements: v6Hosts,
-                                   comment: "IPv6 sender address to sender class", size: NamedSet.sizeHint(for: v6Hosts.count)))
+                                   comment: "IPv6 sender address to sender class", size: NamedSet.sizeHint(for: v6Hosts.count),
+                                   role: .senderHostsMap))
         table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v4), key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
-                                   comment: "IPv4 sender range or CIDR to sender class"))
+                                   comment: "IPv4 sender range or CIDR to sender class", role: .senderRangesMap))
         table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v6), key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
-                                   comment: "IPv6 sender range or CIDR to sender class"))
+                                   comment: "IPv6 sender range or CIDR to sender class", role: .senderRangesMap))
         for (ids, name) in classNames.sorted(by: { $0.value < $1.value }) {
             addClass(name: name, policies: ids, destinations: destinations)
         }

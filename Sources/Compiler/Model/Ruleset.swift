@@ -21,6 +21,8 @@ public struct Table: Hashable, Sendable, Codable {
     }
 
     public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
+    /// The sets of one role, in table order.
+    public func sets(withRole role: NamedSet.Role) -> [NamedSet] { sets.filter { $0.role == role } }
     public func chain(named name: String) -> Chain? { chains.first { $0.name == name } }
 }
 
@@ -94,6 +96,22 @@ public struct NamedSet: Hashable, Sendable, Codable {
         public static let constant = Flags(rawValue: 4)
     }
 
+    /// What a set is for, where code beyond the compiler treats it apart: the kernel side
+    /// finds the sender maps and the timed grants by role, never by a naming convention.
+    public enum Role: String, Hashable, Sendable, Codable {
+        /// Nothing beyond its rules looks at it.
+        case plain
+        /// Single sender addresses to their sender class (a hash map, one element each).
+        case senderHostsMap
+        /// Sender ranges and CIDRs to their sender class (an interval map).
+        case senderRangesMap
+        /// Policy marks in force for a while, each with its own kernel timeout: filled by the
+        /// applier, never by the compiled ruleset.
+        case timedGrants
+
+        public var isSenderMap: Bool { self == .senderHostsMap || self == .senderRangesMap }
+    }
+
     public var name: String
     public var key: [KeyType]
     public var data: SetData?
@@ -103,9 +121,10 @@ public struct NamedSet: Hashable, Sendable, Codable {
     /// The most elements the kernel will hold (`size`), given for large hash sets: the
     /// kernel then picks a fixed-size hash instead of growing one as elements arrive.
     public var size: Int?
+    public var role: Role
 
     public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: SetElements = [], comment: String? = nil,
-                size: Int? = nil) {
+                size: Int? = nil, role: Role = .plain) {
         self.name = name
         self.key = key
         self.data = data
@@ -113,11 +132,27 @@ public struct NamedSet: Hashable, Sendable, Codable {
         self.elements = elements
         self.comment = comment
         self.size = size
+        self.role = role
     }
 
     public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: [SetElement], comment: String? = nil,
-                size: Int? = nil) {
-        self.init(name: name, key: key, data: data, flags: flags, elements: SetElements(elements), comment: comment, size: size)
+                size: Int? = nil, role: Role = .plain) {
+        self.init(name: name, key: key, data: data, flags: flags, elements: SetElements(elements), comment: comment, size: size, role: role)
+    }
+
+    enum CodingKeys: String, CodingKey { case name, key, data, flags, elements, comment, size, role }
+
+    /// A set recorded before sets had roles gets the role its compiler-given name implies.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        key = try container.decode([KeyType].self, forKey: .key)
+        data = try container.decodeIfPresent(SetData.self, forKey: .data)
+        flags = try container.decode(Flags.self, forKey: .flags)
+        elements = try container.decode(SetElements.self, forKey: .elements)
+        comment = try container.decodeIfPresent(String.self, forKey: .comment)
+        size = try container.decodeIfPresent(Int.self, forKey: .size)
+        role = try container.decodeIfPresent(Role.self, forKey: .role) ?? HostCompiler.role(ofSetNamed: name)
     }
 
     /// `size` for a hash set of `count` elements: none below 4096, else the power of two at

@@ -113,7 +113,7 @@ public struct Applier {
             // (unless the delta above staged it already).
             func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
                 let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name],
-                                               alsoAdding: table.timedMarkMessages(timedMarks, set: HostCompiler.timedSet, encoder: encoder)) {
+                                               alsoAdding: table.timedMarkMessages(timedMarks, in: ruleset.table, encoder: encoder)) {
                     if staged == nil { staged = stage(ruleset, number: number, policyDirectory: policyDirectory) }
                 }
                 let elements = whole.elements.values.reduce(0) { $0 + $1.count }
@@ -167,9 +167,9 @@ public struct Applier {
         // Senders the main table does not hold as they are now go to the recent table.
         var moving: [String: [NFTElement]] = [:]
         if RecentTable.hostsCount(next) >= recentFrom {
-            for (name, elements) in next.elements where RecentTable.isHostsMap(name) {
-                let added = Delta.difference(liveMain.elements[name] ?? [], elements).added
-                if !added.isEmpty { moving[name] = added }
+            for map in next.table.sets(withRole: .senderHostsMap) {
+                let added = Delta.difference(liveMain.elements[map.name] ?? [], next.elements[map.name] ?? []).added
+                if !added.isEmpty { moving[map.name] = added }
             }
             if moving.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { moving = [:] }
         }
@@ -196,7 +196,7 @@ public struct Applier {
         if let recentRuleset = RecentTable.table(for: ruleset, recent: recentModel) {
             delta.messages += try encoder.create(recentRuleset, tableComment: "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)")
             delta.messages += KernelTable(family: ruleset.table.family, name: recentName, connection: connection)
-                .timedMarkMessages(timedMarks, set: HostCompiler.timedSet, encoder: encoder)
+                .timedMarkMessages(timedMarks, in: recentRuleset.table, encoder: encoder)
             let count = recentModel.values.reduce(0) { $0 + $1.count }
             summary += "; \(count) sender\(count == 1 ? "" : "s") in table \(ruleset.table.family.rawValue) \(recentName)"
         } else if !recent.isEmpty {
@@ -226,17 +226,37 @@ public struct Applier {
         return try apply(ruleset, system: info.system, policyDirectory: nil, note: "rollback to generation \(number)")
     }
 
-    /// `enforcer policy enable --for`: the marks of `grants` in the table's `set`, each running
-    /// out in the kernel at its `until`; `revoked` marks are taken out now.
-    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String = HostCompiler.timedSet) throws(ApplyError) {
+    /// `enforcer policy enable --for`: the marks of `grants` in the timed grants set of the
+    /// live table `ruleset` describes, each running out in the kernel at its `until`; `revoked`
+    /// marks are taken out now. Nothing when the ruleset has no timed grants set.
+    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], ruleset: Ruleset) throws(ApplyError) {
+        guard let set = ruleset.table.sets(withRole: .timedGrants).first else { return }
+        try setTimedGrants(grants, revoked: revoked, table: ruleset.table.name, set: set.name, family: ruleset.table.family)
+    }
+
+    /// The same for table `table`, its timed grants set named by the live generation's record
+    /// unless `set` names it.
+    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String? = nil) throws(ApplyError) {
+        guard let set = set ?? recordedTimedGrantsSet() else { return }
+        try setTimedGrants(grants, revoked: revoked, table: table, set: set, family: .inet)
+    }
+
+    /// The name of the timed grants set in the live generation's record, if it has one.
+    private func recordedTimedGrantsSet() -> String? {
+        guard let current = store.currentNumber(), let table = try? store.table(current) else { return nil }
+        return table.sets(withRole: .timedGrants).first?.name
+    }
+
+    private func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String,
+                                family: TableFamily) throws(ApplyError) {
         let queue: QueueEncoding
         do { queue = try KernelTable.queueEncoding(connection: connection) } catch { throw .kernel(error) }
         let marks = Self.timedMarks(grants)
         do {
-            try KernelTable(family: .inet, name: table, connection: connection)
+            try KernelTable(family: family, name: table, connection: connection)
                 .setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
             // The recent table checks the same set before it classifies.
-            let recent = KernelTable(family: .inet, name: RecentTable.name(of: table), connection: connection)
+            let recent = KernelTable(family: family, name: RecentTable.name(of: table), connection: connection)
             if try recent.state() != nil {
                 try recent.setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
             }

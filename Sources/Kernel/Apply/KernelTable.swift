@@ -121,6 +121,12 @@ public struct KernelTable {
         return encoder.chunks(elements, of: spec, in: table, delete: false)
     }
 
+    /// `timedMarkMessages` for the timed grants set of `model` (the table this one holds or
+    /// will hold); none when it has no such set.
+    public func timedMarkMessages(_ marks: [(mark: UInt32, milliseconds: UInt64)], in model: Table, encoder: RulesetEncoder) -> [EncodedMessage] {
+        model.sets(withRole: .timedGrants).flatMap { timedMarkMessages(marks, set: $0.name, encoder: encoder) }
+    }
+
     /// Removes the table and everything in it; a no-op when it does not exist.
     @discardableResult
     public func flush() throws(KernelError) -> CommitReport {

@@ -18,12 +18,9 @@ public enum RecentTable {
 
     public static func name(of table: String) -> String { table + "_recent" }
 
-    static func isHostsMap(_ name: String) -> Bool { SenderMaps.allHosts.contains(name) }
-    static func isSenderMap(_ name: String) -> Bool { SenderMaps.all.contains(name) }
-
     /// How many single sender addresses `snapshot` holds.
     static func hostsCount(_ snapshot: Snapshot) -> Int {
-        snapshot.elements.reduce(0) { $0 + (isHostsMap($1.key) ? $1.value.count : 0) }
+        snapshot.table.sets(withRole: .senderHostsMap).reduce(0) { $0 + (snapshot.elements[$1.name]?.count ?? 0) }
     }
 
     /// What the main table holds when the kernel elements `recent` are in the recent table:
@@ -39,8 +36,8 @@ public enum RecentTable {
             candidates.formUnion(elements.compactMap { $0.verdict?.chain })
         }
         // A class chain stays while any sender element of the main table still jumps to it.
-        for (name, elements) in snapshot.elements where isSenderMap(name) && !candidates.isEmpty {
-            for verdict in elements.distinctVerdicts {
+        for set in snapshot.table.sets where set.role.isSenderMap && !candidates.isEmpty {
+            for verdict in (snapshot.elements[set.name] ?? []).distinctVerdicts {
                 if let chain = verdict?.chain, candidates.contains(chain) { candidates.remove(chain) }
             }
         }
@@ -97,10 +94,16 @@ public enum RecentTable {
         }
 
         var baseChains: [Chain] = []
+        let hostsMaps = Set(main.sets(withRole: .senderHostsMap).map(\.name))
         for hook in [Hook.input, .forward] {
-            let prefix = hook == .input ? "in" : "fwd"
-            let maps = [IPFamily.v4, .v6].map { SenderMaps.hosts(prefix, $0) }.filter { !(recent[$0] ?? []).isEmpty }
-            guard !maps.isEmpty, let mainBase = main.chains.first(where: { $0.base?.hook == hook }), let base = mainBase.base else { continue }
+            guard let mainBase = main.chains.first(where: { $0.base?.hook == hook }), let base = mainBase.base else { continue }
+            // The hosts maps this hook classifies by that hold recent senders.
+            let maps = mainBase.rules.compactMap { rule -> String? in
+                guard rule.expressions.count == 1, case .verdictMap(_, let map) = rule.expressions[0], hostsMaps.contains(map),
+                      !(recent[map] ?? []).isEmpty else { return nil }
+                return map
+            }
+            guard !maps.isEmpty else { continue }
             var rules: [Rule] = [
                 Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)]),
                 Rule([.conntrackState([.related]), .verdict(.accept)]),
@@ -118,16 +121,17 @@ public enum RecentTable {
                 rules.append(rule)
             }
             for map in maps { for element in recent[map] ?? [] { visit(verdict: element.verdict) } }
-            baseChains.append(Chain(name: hook == .input ? "input" : "forward",
+            baseChains.append(Chain(name: mainBase.name,
                                     base: BaseChain(hook: hook, priority: base.priority - 1, policy: .accept), rules: rules,
                                     comment: "senders added since the last full load: their grants, recorded just before table \(main.name) looks"))
         }
         guard !baseChains.isEmpty else { return nil }
         var sets: [NamedSet] = []
         for set in main.sets {
-            if isHostsMap(set.name) {
+            if set.role == .senderHostsMap {
                 guard let elements = recent[set.name], !elements.isEmpty else { continue }
-                sets.append(NamedSet(name: set.name, key: set.key, data: set.data, flags: set.flags, elements: elements, comment: set.comment))
+                sets.append(NamedSet(name: set.name, key: set.key, data: set.data, flags: set.flags, elements: elements, comment: set.comment,
+                                     role: set.role))
             } else if keptSets.contains(set.name) {
                 sets.append(set)
             }

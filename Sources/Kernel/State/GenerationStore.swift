@@ -101,8 +101,8 @@ public struct GenerationStore: Sendable {
            abs(info.appliedAt.timeIntervalSince(memo.info.appliedAt)) < 1 {
             return memo.ruleset
         }
+        var table = try self.table(number)
         do {
-            var table = try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
             let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: base + "/elements.bin")))
             guard let elements = ElementCodec.decode(bytes) else {
                 throw StateError(description: "generation \(number): \(base)/elements.bin is damaged")
@@ -111,6 +111,17 @@ public struct GenerationStore: Sendable {
             return Ruleset(table: table)
         } catch let error as StateError {
             throw error
+        } catch {
+            throw StateError(description: "generation \(number): cannot read \(base): \(error.localizedDescription)")
+        }
+    }
+
+    /// The table a generation put into the kernel without its set elements: its sets and
+    /// chains by name and role, read without the elements a large generation holds.
+    public func table(_ number: Int) throws(StateError) -> Table {
+        let base = path(of: number)
+        do {
+            return try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
         } catch {
             throw StateError(description: "generation \(number): cannot read \(base): \(error.localizedDescription)")
         }
