@@ -61,7 +61,7 @@ struct FlipScheduleTests {
             let compiled = try HostCompiler(graph: graph, system: db, at: next).compile()
             let before = Dictionary(current.enforced.map { ($0.entry.policy.name, $0.inactiveReason == nil) }, uniquingKeysWith: { a, _ in a })
             for item in compiled.enforced where before[item.entry.policy.name] != (item.inactiveReason == nil) {
-                out.append("\(ISO8601Format.string(next)) \(item.entry.policy.name) \(item.inactiveReason == nil ? "on" : "off")")
+                out.append("\(ISO8601.string(next)) \(item.entry.policy.name) \(item.inactiveReason == nil ? "on" : "off")")
             }
             #expect(RulesetDiff(from: current.ruleset, to: compiled.ruleset).lines.isEmpty == false, "a flip at \(next) changes the ruleset")
             current = compiled

@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 import Testing
 @testable import NFQueue
@@ -34,7 +35,7 @@ struct HelloVariant: Sendable, CustomTestStringConvertible {
 
 private let tls13Down: [UInt16] = [0x0304, 0x0303, 0x0302, 0x0301]
 /// What capture.py offers with -alpn: proto-000 … proto-149.
-private let manyProtocols = (0..<150).map { "proto-" + String(repeating: "0", count: 3 - String($0).count) + String($0) }
+private let manyProtocols = (0..<150).map { "proto-\($0, width: 3)" }
 private let chromeLike = ClientHello(alpn: ["h2", "http/1.1"], hasEncryptedClientHello: true,
                                      supportedVersions: [0x3a3a, 0x0304, 0x0303])
 

@@ -48,7 +48,7 @@ public struct Plan: Sendable {
         var out = ""
         let system = compiled.system
         out += "# enforcer plan for system '\(system.name)' (\(system.addresses.map(\.description).joined(separator: ", ")))\n"
-        out += "# policy directory \(directory), evaluated at \(ISO8601Format.string(compiled.instant))\n\n"
+        out += "# policy directory \(directory), evaluated at \(ISO8601.string(compiled.instant))\n\n"
 
         out += "policies enforced here:\n"
         if compiled.enforced.isEmpty { out += "  (none: everything inbound is denied but replies, loopback and essential ICMP)\n" }
@@ -71,13 +71,13 @@ public struct Plan: Sendable {
         out += compiled.queuedFlows.isEmpty ? "  none (no web rules on this system)\n" : compiled.queuedFlows.map { "  \($0)\n" }.joined()
         if !compiled.timedGrants.isEmpty {
             out += "\nenabled for a while (enforcer policy enable --for; runs out in the kernel, set timed_policies):\n"
-            out += compiled.timedGrants.map { "  '\($0.policy)' until \(ISO8601Format.string($0.until))\n" }.joined()
+            out += compiled.timedGrants.map { "  '\($0.policy)' until \(ISO8601.string($0.until))\n" }.joined()
         }
 
         out += "\nnext flips:\n"
         if flips.isEmpty { out += "  none in the next 8 days\n" }
         for flip in flips {
-            out += "  \(ISO8601Format.string(flip.instant)) '\(flip.policy)' \(flip.activates ? "activates" : "deactivates")\n"
+            out += "  \(ISO8601.string(flip.instant)) '\(flip.policy)' \(flip.activates ? "activates" : "deactivates")\n"
             for change in flip.changes { out += "      \(change)\n" }
         }
 

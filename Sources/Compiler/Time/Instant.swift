@@ -40,7 +40,7 @@ struct InstantParser {
         let day = try field("day", digits: 2, in: 1...31, expecting: "expected 01 to 31")
         let monthLength = CivilDate.daysInMonth(month, of: year)
         guard day <= monthLength else {
-            throw ValueError("bad day '\(cursor.text(from: dayOffset, to: cursor.position))' (\(Self.pad(year, 4))-\(Self.pad(month, 2)) has \(monthLength) days)", at: dayOffset)
+            throw ValueError("bad day '\(cursor.text(from: dayOffset, to: cursor.position))' (\(year, width: 4)-\(month, width: 2) has \(monthLength) days)", at: dayOffset)
         }
         let date = CivilDate.dayNumber(year: year, month: month, day: day)
 
@@ -112,7 +112,7 @@ struct InstantParser {
         }
         let value = digits.reduce(0) { $0 * 10 + (TimeTextCursor.digitValue($1) ?? 0) }
         guard range.contains(value) else {
-            let bounds = "expected \(Self.pad(range.lowerBound, width)) to \(Self.pad(range.upperBound, width))"
+            let bounds = "expected \(range.lowerBound, width: width) to \(range.upperBound, width: width)"
             throw ValueError("bad \(name) '\(digits)' (\(bounds))", at: offset)
         }
         return value
@@ -136,11 +136,6 @@ struct InstantParser {
         // A skipped wall time lands exactly on the end of the gap; a fraction of a second
         // into a time that never existed means nothing there.
         return Date(timeIntervalSince1970: TimeInterval(resolved.second) + (resolved.exists ? fraction : 0))
-    }
-
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let digits = String(value)
-        return String(repeating: "0", count: max(0, width - digits.count)) + digits
     }
 }
 

@@ -1,3 +1,5 @@
+import Compiler
+
 /// What the enforcer needs from a TLS ClientHello to decide on a flow.
 public struct ClientHello: Sendable, Hashable {
     /// The host_name from the server_name extension exactly as sent (case and any
@@ -156,7 +158,7 @@ public enum ClientHelloParser {
 
         guard let legacyVersion = body.readUInt16(bytes) else { throw MalformedInput("truncated legacy_version") }
         guard legacyVersion >> 8 == 3 else {
-            throw MalformedInput("legacy_version 0x\(hexDigits(legacyVersion)) is not TLS")
+            throw MalformedInput("legacy_version 0x\(ZeroPadded.string(legacyVersion, width: 4, radix: 16)) is not TLS")
         }
         guard body.skip(32) else { throw MalformedInput("truncated random") }
         guard let sessionID = body.readLengthPrefixed8(bytes) else {
@@ -216,7 +218,7 @@ public enum ClientHelloParser {
                 repeated = !many.insert(type).inserted
             }
             guard !repeated else {
-                throw MalformedInput("duplicate extension 0x\(hexDigits(type))")
+                throw MalformedInput("duplicate extension 0x\(ZeroPadded.string(type, width: 4, radix: 16))")
             }
             switch type {
             case ExtensionType.serverName:
@@ -266,8 +268,8 @@ public enum ClientHelloParser {
         for byte in bytes where !HostNameSyntax.isNameByte(byte) {
             switch byte {
             case 0: throw MalformedInput("NUL byte in server name")
-            case 0x80...: throw MalformedInput("non-ASCII byte 0x\(hexDigits(byte)) in server name")
-            default: throw MalformedInput("byte 0x\(hexDigits(byte)) not allowed in server name")
+            case 0x80...: throw MalformedInput("non-ASCII byte 0x\(ZeroPadded.string(byte, width: 2, radix: 16)) in server name")
+            default: throw MalformedInput("byte 0x\(ZeroPadded.string(byte, width: 2, radix: 16)) not allowed in server name")
             }
         }
         guard HostNameSyntax.hasPlausibleLabels(bytes) else {
@@ -340,11 +342,4 @@ enum HostNameSyntax {
         if label == 0, length > 0 { length -= 1 } else if !(1...63).contains(label) { return false }
         return length <= 253
     }
-}
-
-/// Fixed-width lowercase hex, for reasons that name a byte or an extension type.
-private func hexDigits(_ value: some FixedWidthInteger) -> String {
-    let digits = String(value, radix: 16)
-    let width = value.bitWidth / 4
-    return String(repeating: "0", count: max(0, width - digits.count)) + digits
 }

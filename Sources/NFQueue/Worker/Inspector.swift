@@ -330,7 +330,7 @@ public struct Inspector {
             if let rule = decision.rule, let source = request.source,
                let until = acknowledgements[Acknowledgement(client: source, rule: rule)], until > wallClock {
                 outcome = .permit
-                judgement.reason = "acknowledged on the portal until \(Self.instantText(until))"
+                judgement.reason = "acknowledged on the portal until \(ISO8601.string(until))"
             } else if request.isTLS {
                 outcome = .deny
                 judgement.reason = "\(decision.action.rawValue) acts as deny on TLS: no page can be shown in the handshake"
@@ -364,12 +364,6 @@ public struct Inspector {
     public mutating func expire(now: Double, wallClock: Date = Date()) {
         flows.expireIdle(now: now, counters: &counters)
         if !acknowledgements.isEmpty { acknowledgements = acknowledgements.filter { $0.value > wallClock } }
-    }
-
-    static func instantText(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
     }
 
     /// Host text as rules compare it: lowercase, without one trailing dot.
@@ -468,7 +462,7 @@ public struct Inspector {
                  UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.append(Character(UnicodeScalar(byte)))
             default:
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPaddedHex
+                out += "%" + ZeroPadded.string(byte, width: 2, radix: 16).uppercased()
             }
         }
         return out
@@ -480,8 +474,4 @@ extension FlowTable {
         counters.flowsExpired += expire(now: now)
         counters.flowsTracked = count
     }
-}
-
-private extension String {
-    var leftPaddedHex: String { count == 1 ? "0" + self : self }
 }
