@@ -1,15 +1,5 @@
 import Foundation
 
-/// Trust requirements currently met, per system (`enforcer trust grant`).
-public struct TrustGrants: Hashable, Sendable {
-    public var granted: [String: Set<String>]
-    public init(_ granted: [String: Set<String>] = [:]) { self.granted = granted }
-
-    public func satisfies(_ system: String, _ requirements: [String]) -> Bool {
-        requirements.allSatisfy { granted[system]?.contains($0) ?? false }
-    }
-}
-
 /// Policies resolved to the systems they connect: the one place where tags, trust and
 /// schedules are interpreted. The host compiler and `enforcer test` both read it.
 public struct AccessGraph: Sendable {

@@ -120,7 +120,7 @@ public struct Schedule: Sendable, Hashable {
         if let override {
             if override.enabled, override.until.map({ instant < $0 }) ?? true { return nil }
             if !override.enabled, override.from.map({ instant >= $0 }) ?? true {
-                return "disabled by `enforcer policy disable`" + (override.from.map { " from \(ISO8601Format.string($0))" } ?? "")
+                return "disabled by `enforcer policy disable`" + (override.from.map { " from \(ISO8601.string($0))" } ?? "")
             }
         }
         return enabled ? nil : "enabled: no"
@@ -129,7 +129,7 @@ public struct Schedule: Sendable, Hashable {
     /// Why the schedule grants nothing at `instant`, or nil when it is in force.
     public func inactiveReason(at instant: Date) -> String? {
         if let reason = disabledReason(at: instant) { return reason }
-        if let expires, instant >= expires { return "expired \(ISO8601Format.string(expires))" }
+        if let expires, instant >= expires { return "expired \(ISO8601.string(expires))" }
         if let hours = activeHours, !hours.contains(instant, in: timeZone) {
             return "outside active hours \(hours) (\(timeZone.identifier))"
         }
@@ -186,6 +186,16 @@ public struct TrustRecord: Codable, Hashable, Sendable {
     }
 
     public func holds(at instant: Date) -> Bool { granted && (until.map { instant < $0 } ?? true) }
+}
+
+/// Trust requirements currently met, per system (`enforcer trust grant`).
+public struct TrustGrants: Hashable, Sendable {
+    public var granted: [String: Set<String>]
+    public init(_ granted: [String: Set<String>] = [:]) { self.granted = granted }
+
+    public func satisfies(_ system: String, _ requirements: [String]) -> Bool {
+        requirements.allSatisfy { granted[system]?.contains($0) ?? false }
+    }
 }
 
 /// Everything operators changed at run time, over the policy files.
@@ -337,14 +347,5 @@ public struct PolicySet: Sendable {
     /// The system that owns `address` (one of its addresses or inside one of its blocks).
     public func system(owning address: IPAddress) -> SystemDefinition? {
         systems.first { $0.addresses.contains { $0.contains(address) } }
-    }
-}
-
-enum ISO8601Format {
-    static func string(_ date: Date, in zone: TimeZone = TimeZone(identifier: "UTC")!) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = zone
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
     }
 }
