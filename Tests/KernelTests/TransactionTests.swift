@@ -119,6 +119,25 @@ struct TransactionTests {
         #expect(try namespace.nft("-a", "list", "ruleset") == before)
     }
 
+    /// A ruleset that cannot be put into messages is an encoding error, not a refusal by the
+    /// kernel: nothing is sent.
+    @Test func anUnknownInterfaceIsAnEncodingError() throws {
+        let namespace = try TestNamespace("enfk-encode")
+        let connection = try namespace.connection()
+        var ruleset = try exampleRuleset("enclave", system: "db-1")
+        let input = try #require(ruleset.table.chains.firstIndex { $0.name == "input" })
+        ruleset.table.chains[input].rules.insert(Rule([.compare(.inputInterface, .equal, .interface("no-such-if")), .verdict(.accept)]), at: 0)
+        let error = try #require(throws: KernelError.self) {
+            try KernelTable(name: ruleset.table.name, connection: connection).replace(with: ruleset, comment: nil, encoder: RulesetEncoder(queue: .native))
+        }
+        guard case .encoding(.unknownInterface("no-such-if")) = error else {
+            Issue.record("expected an encoding error, got \(error)")
+            return
+        }
+        #expect(error.description == "cannot encode the ruleset for the kernel: interface 'no-such-if' does not exist in this network namespace")
+        #expect(try namespace.nft("list", "ruleset") == "")
+    }
+
     /// An apply the kernel refuses records nothing: the generation written while the kernel
     /// took the transaction is discarded, the previous one stays current and live.
     @Test func aRefusedApplyRecordsNoGeneration() throws {

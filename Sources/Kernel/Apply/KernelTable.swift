@@ -49,13 +49,13 @@ public struct KernelTable {
             do {
                 try connection.commit(messages)
                 return true
-            } catch .rejected(let rejection) where rejection.refusals.allSatisfy({ $0.kind == "add rule" }) {
+            } catch .rejected(let rejection) where rejection.refusals.allSatisfy({ $0.operation == .addRule }) {
                 return false
             }
         }
         if try attempt(.native) { return .native }
         if try attempt(.xtablesTarget) { return .xtablesTarget }
-        throw .rejected(KernelRejection(refusals: [.init(origin: "queue probe", kind: "add rule", errno: ENOENT,
+        throw .rejected(KernelRejection(refusals: [.init(origin: "queue probe", operation: .addRule, errno: ENOENT,
                                                          kernelMessage: "neither nft queue nor the xt NFQUEUE target is available")]))
     }
 
@@ -85,9 +85,7 @@ public struct KernelTable {
                         alsoAdding: [EncodedMessage] = [], whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
         precondition(snapshot.table.name == name && snapshot.table.family == family)
         let created: [EncodedMessage]
-        do { created = try encoder.create(snapshot, tableComment: comment) } catch {
-            throw .rejected(KernelRejection(refusals: [.init(origin: "\(error)", kind: "encode", errno: EINVAL, kernelMessage: nil)]))
-        }
+        do { created = try encoder.create(snapshot, tableComment: comment) } catch { throw .encoding(error) }
         let others = alsoRemoving.flatMap { KernelTable(family: family, name: $0, connection: connection).removal() }
         return try connection.commit(others + removal() + created + alsoAdding, whileInKernel: whileInKernel)
     }

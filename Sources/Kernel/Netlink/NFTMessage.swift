@@ -16,19 +16,19 @@ public enum NFTMessage: Hashable, Sendable {
     case newElements(NFTElementsSpec)
     case deleteElements(NFTElementsSpec)
 
-    /// Netlink message type (NFT_MSG_*), for the log and for matching ACKs.
-    public var kind: String {
+    /// What the message asks of the kernel, to name it when the kernel refuses it.
+    public var operation: KernelOperation {
         switch self {
-        case .newTable: "add table"
-        case .deleteTable: "delete table"
-        case .newChain: "add chain"
-        case .deleteChain: "delete chain"
-        case .flushChain: "flush chain"
-        case .newRule: "add rule"
-        case .newSet: "add set"
-        case .deleteSet: "delete set"
-        case .newElements: "add elements"
-        case .deleteElements: "delete elements"
+        case .newTable: .addTable
+        case .deleteTable: .deleteTable
+        case .newChain: .addChain
+        case .deleteChain: .deleteChain
+        case .flushChain: .flushChain
+        case .newRule: .addRule
+        case .newSet: .addSet
+        case .deleteSet: .deleteSet
+        case .newElements: .addElements
+        case .deleteElements: .deleteElements
         }
     }
 }

@@ -1,12 +1,31 @@
 import Glibc
 import Compiler
 
+/// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
+public enum KernelOperation: String, Hashable, Sendable, CustomStringConvertible {
+    case addTable = "add table"
+    case deleteTable = "delete table"
+    case getTable = "get table"
+    case addChain = "add chain"
+    case deleteChain = "delete chain"
+    case flushChain = "flush chain"
+    case addRule = "add rule"
+    case addSet = "add set"
+    case deleteSet = "delete set"
+    case addElements = "add elements"
+    case deleteElements = "delete elements"
+    /// The batch itself (refused before any of its messages, e.g. without permission).
+    case transaction = "the transaction"
+
+    public var description: String { rawValue }
+}
+
 /// The kernel refused a transaction; nothing of it took effect.
 public struct KernelRejection: Error, CustomStringConvertible, Sendable {
     public struct Refusal: Sendable {
         /// What the refused message came from ("rule 3 of chain input: …", "set …").
         public var origin: String
-        public var kind: String
+        public var operation: KernelOperation
         public var errno: Int32
         /// The kernel's extended-ACK text, when it gave one.
         public var kernelMessage: String?
@@ -15,7 +34,7 @@ public struct KernelRejection: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         refusals.map { refusal in
-            var text = "the kernel refused \(refusal.kind) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
+            var text = "the kernel refused \(refusal.operation) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
             if let message = refusal.kernelMessage, !message.isEmpty { text += " (\(message))" }
             return text
         }.joined(separator: "\n")
@@ -25,6 +44,8 @@ public struct KernelRejection: Error, CustomStringConvertible, Sendable {
 public enum KernelError: Error, CustomStringConvertible, Sendable {
     case socket(NetlinkError)
     case rejected(KernelRejection)
+    /// The ruleset cannot be put into messages (nothing was sent).
+    case encoding(EncodeError)
     /// The kernel stopped answering before every message of the batch was acknowledged.
     case incompleteAcknowledgement(expected: Int, received: Int)
 
@@ -32,6 +53,7 @@ public enum KernelError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .socket(let error): "netlink: \(error)"
         case .rejected(let rejection): rejection.description
+        case .encoding(let error): "cannot encode the ruleset for the kernel: \(error)"
         case let .incompleteAcknowledgement(expected, received):
             "the kernel acknowledged \(received) of \(expected) messages; the outcome of the transaction is unknown"
         }
@@ -96,7 +118,7 @@ public final class NFTablesConnection {
                 if sequence == begin || sequence == last + 1 {
                     // The batch itself was refused (e.g. no permission): nothing else will come.
                     if error != 0 {
-                        refusals.append(.init(origin: "the batch", kind: "the transaction", errno: -error, kernelMessage: message))
+                        refusals.append(.init(origin: "the batch", operation: .transaction, errno: -error, kernelMessage: message))
                         break receiving
                     }
                     continue
@@ -105,7 +127,7 @@ public final class NFTablesConnection {
                 acknowledged.insert(sequence)
                 if error != 0 {
                     let source = messages[Int(sequence - first)]
-                    refusals.append(.init(origin: source.origin, kind: source.message.kind, errno: -error, kernelMessage: message))
+                    refusals.append(.init(origin: source.origin, operation: source.message.operation, errno: -error, kernelMessage: message))
                 }
             }
         }
@@ -165,7 +187,7 @@ public final class NFTablesConnection {
                 case let .acknowledgement(error, seq, _) where seq == sequence:
                     if error == -ENOENT { return nil }
                     if error != 0 {
-                        throw .rejected(KernelRejection(refusals: [.init(origin: "table \(name)", kind: "get table", errno: -error, kernelMessage: nil)]))
+                        throw .rejected(KernelRejection(refusals: [.init(origin: "table \(name)", operation: .getTable, errno: -error, kernelMessage: nil)]))
                     }
                     return state
                 default: continue
