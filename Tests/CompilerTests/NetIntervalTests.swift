@@ -257,7 +257,7 @@ struct NetBlockSplittingTests {
 struct NetPartitionScaleTests {
     /// Blocklist-like data: many ranges, 16 labels, both families, one broad range.
     @Test func partitionsManyRanges() {
-        // A million takes about 7 s in a debug build, so debug runs use fewer.
+        // A million is slow in a debug build (unoptimised generics), so debug runs use fewer.
         #if DEBUG
         let count = 200_000
         #else

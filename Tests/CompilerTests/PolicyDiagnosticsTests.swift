@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Compiler
 
-// What `enforcer check` must say about policy text (SPEC §2, §3): one case per line, each a
+// What `enforcer check` must say about policy text and enforcer.conf: one case per line, each a
 // small `rules.d/10-t.policy` (plus any extra files) and the exact diagnostics, printed as
 // `line:col: severity: message` for 10-t.policy and `path:line:col: …` for other files
 // (paths relative to the policy directory; `$DIR` stands for the directory in messages).

@@ -2,7 +2,9 @@ import Foundation
 import Testing
 @testable import Compiler
 
-/// The seed's semantics (SPEC §2, 1–5), one case per line.
+/// What direct and gateway policies grant, one case per line: senders originate to receivers
+/// (never to themselves), receivers only reply, each `allow` holds between its own policy's
+/// sides, no `allow` grants nothing, and an inactive policy grants nothing.
 struct SemanticsTests {
     static let lab = """
         [system] dev-1: {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Compiler
 
-/// SPEC §2 semantics 5–7: web rules are evaluated in file order, then block order; the first
+/// Web rules are evaluated in file order, then block order; the first
 /// rule whose keys all match decides; a rule outside its time window is skipped as if absent;
 /// nothing matching means `default_action`.
 struct WebMatcherTests {

@@ -49,8 +49,8 @@ public struct WebRequest: Sendable {
         self.source = source
     }
 
-    /// A request as `test-uri` gets it. For https the worker sees only the SNI (seed 003,
-    /// "peek"), so the path is dropped; `droppedPath` says so.
+    /// A request as `test-uri` gets it. For https the worker only peeks at the ClientHello's
+    /// SNI, never decrypting, so the path is dropped; `droppedPath` says so.
     public static func fromURL(_ text: String, source: IPAddress? = nil) throws(ValueError) -> (request: WebRequest, droppedPath: Bool) {
         let lower = text.lowercased()
         let isTLS: Bool
@@ -94,7 +94,8 @@ public struct WebDecision: Sendable, CustomStringConvertible {
     }
 }
 
-/// First-match evaluation of web rules (SPEC §2 semantics 5–7). The worker and `test-uri`
+/// First-match evaluation of web rules: file order, then block order; a rule outside its time
+/// window is skipped; nothing matching means `default_action`. The worker and `test-uri`
 /// share it; patterns were compiled once when the policy was loaded.
 public struct WebMatcher: Sendable {
     public let rules: [WebRule]
@@ -220,7 +221,7 @@ extension String {
     }
 
     /// Whether the UTF-8 form holds `byte`, read through a span: `utf8.contains` walks
-    /// String's indices, hundreds of instructions for a host name on the worker's path.
+    /// String's indices, which the worker's path would pay for every host name.
     public func containsUTF8(_ byte: UInt8) -> Bool {
         let bytes = utf8.span
         for index in bytes.indices where bytes[index] == byte { return true }

@@ -22,7 +22,8 @@ public struct Config: Sendable {
     public var queueMaxLength: UInt32 = 4096
     /// Sender addresses in the hash maps from which a delta puts added senders into the
     /// small `<table>_recent` table instead: an element that jumps to a chain makes the
-    /// kernel re-validate every such element of its table (about 0.2 s per million).
+    /// kernel re-validate every such element of its table, so each add costs as much as the
+    /// table is long, whichever tool makes it.
     public var recentFrom: Int = 65_536
     public var webPorts: [UInt16] = [80, 443]
     // [web]

@@ -271,7 +271,8 @@ public struct AccessPolicy: Sendable {
     public var kindWord: String { isGateway ? "gateway-policy" : "policy" }
 }
 
-/// A web-rule action (seed 003).
+/// What a web rule does with a matching flow: let it through, refuse it, or send the client to
+/// the portal to read a warning (`warn`) or accept the acceptable-use policy (`aup`) first.
 public enum WebAction: String, Sendable, Hashable, CaseIterable {
     case permit, deny, warn, aup
 }
