@@ -1,12 +1,12 @@
 #!/bin/bash
-# Kernel apply benchmark (issue 3): the generated policy of enforcer-bench (1,000,000 sender
+# Kernel apply benchmark (goals in bench/README.md): the generated policy of enforcer-bench (1,000,000 sender
 # addresses; sys-0 receives from all of them), loaded into fresh network namespaces
 #   1. by `nft -f` of the ruleset that `enforcer apply --dry-run` prints,
 #   2. by `enforcer apply`,
 # then a one-system change applied on top (a delta). Wall time and peak RSS from
 # /usr/bin/time; ratios printed. The two loads run in turns, RUNS times each (default 3),
 # each into a namespace of its own, and the medians are compared: this VM's speed drifts
-# within a minute, and nft (900 MB) drifts more than enforcer does, so one run of each
+# within a minute, and nft, with several times enforcer's memory, drifts more, so one run of each
 # can be off by a third. Needs root. Usage: bench/apply-bench.sh [ENFORCER] [POLICY_DIR]
 set -euo pipefail
 ENFORCER=${1:-.build/release/enforcer}
@@ -52,7 +52,7 @@ done
 nft_s=$(awk '{ print $2 }' "$WORK/nft.runs" | median); nft_mb=$(awk '{ print $3 }' "$WORK/nft.runs" | median)
 enf_s=$(awk '{ print $2 }' "$WORK/enforcer.runs" | median); enf_mb=$(awk '{ print $3 }' "$WORK/enforcer.runs" | median)
 echo "runs (wall s): nft -f $(awk '{ printf "%s ", $2 }' "$WORK/nft.runs")| enforcer apply $(awk '{ printf "%s ", $2 }' "$WORK/enforcer.runs")"
-# For reference, the issue's figure (nft -f of a 1M-element interval set): the same text with
+# For reference, nft -f of a 1M-element interval set, the obvious encoding: the same text with
 # the single-address maps declared as interval maps, the way the senders would be written
 # without enforcer's split into hash maps (single addresses) and interval maps (ranges).
 NS_INT=enfb-int-$$

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Worker verdict rate (issue goal: >= 0.9x a minimal no-op NFQUEUE loop written in C).
+# Worker verdict rate (goal: >= 0.9x a minimal no-op NFQUEUE loop written in C).
 #
 # One network namespace of its own: the enforcegate policy applied as gw-1 (so the kernel
 # state is the same for every consumer), an xtables NFQUEUE rule (iptables-nft; this

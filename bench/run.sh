@@ -1,7 +1,7 @@
 #!/bin/bash
 # Every benchmark, in order. Each prints its result as a ratio against the obvious
 # alternative measured in the same run (absolute times on a shared machine are noisy), with
-# the goal beside it, "met" or "MISSED".
+# its goal beside it, "met" or "MISSED" (the goals: bench/README.md).
 #   1. compile: a policy of 10,000 systems / 1,000,000 addresses (enforcer-bench; it also
 #      writes /tmp/enforcer-bench-policy, which step 2 loads)
 #   2. kernel apply vs nft -f of the same ruleset (apply-bench.sh)

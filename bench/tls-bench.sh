@@ -1,5 +1,5 @@
 #!/bin/bash
-# TLS connections per second through a gateway with SNI inspection vs without (issue goal:
+# TLS connections per second through a gateway with SNI inspection vs without (goal:
 # >= 0.8x), and the handshake latency the inspection adds (p50, p99).
 #
 # Lab, in network namespaces this script makes and deletes: client (office-pc-1,

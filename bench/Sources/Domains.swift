@@ -1,7 +1,7 @@
 // Domain-list benchmark (`enforcer-bench domains [DIR]`): DomainSet beside the obvious
 // alternative, a Set<String> of the names with a suffix walk (the host, then each parent).
 //
-// Goals (issue): 1,000,000 domains load in under 2 s with under 200 MB resident; lookup cost
+// Goals (bench/README.md): 1,000,000 domains load in under 2 s with under 200 MB resident; lookup cost
 // depends on the number of labels, not on the size of the list. Lists of 1k, 100k and 1M
 // generated names are written to DIR (default /tmp/enforcer-bench-domains). Load time and
 // memory are measured in a fresh child process per structure and list (`domains-load`);

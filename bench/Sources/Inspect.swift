@@ -2,7 +2,7 @@
 // `enforcer run` without the queue's system calls, on the stream bench/queue-bench.sh feeds
 // the kernel (2,000 flows, each a SYN and one segment with a real ClientHello, judged and
 // logged). Prints nanoseconds of worker time per packet, the figure queue-bench's ratio
-// depends on: at 0.9x of the no-op C loop the worker may add about 0.35 us per packet.
+// depends on (bench/README.md works out how much the worker may add to the no-op loop).
 // For profiling the worker's own code (`perf record enforcer-bench inspect`); not a goal.
 // INSPECT_CYCLES (default 1000) sets the cycles: two valgrind --tool=callgrind runs with
 // different counts give the instructions of one cycle, independent of the machine.
