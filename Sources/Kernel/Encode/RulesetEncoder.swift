@@ -7,16 +7,6 @@ public enum QueueEncoding: String, Hashable, Sendable {
     case xtablesTarget = "xt NFQUEUE"
 }
 
-public enum EncodeError: Error, Equatable, CustomStringConvertible, Sendable {
-    case unknownInterface(String)
-
-    public var description: String {
-        switch self {
-        case .unknownInterface(let name): "interface '\(name)' does not exist in this network namespace"
-        }
-    }
-}
-
 /// Turns the ruleset model into nf_tables messages: the same model `apply --dry-run` prints.
 public struct RulesetEncoder: Sendable {
     public var queue: QueueEncoding
@@ -63,7 +53,7 @@ public struct RulesetEncoder: Sendable {
         if set.flags.contains(.timeout) { flags |= NFTConstants.setTimeout }
         if set.key.count > 1 { flags |= NFTConstants.setConcat }
         let keyOrder: UInt32 = set.key == [.mark] ? 1 : 2  // host / big endian, for `nft list`
-        var userData = UserData.record(type: 0, withUnsafeBytes(of: keyOrder) { Array($0) })
+        var userData = UserData.record(type: 0, Self.hostBytes(keyOrder))
         if let comment = set.comment, !comment.isEmpty {
             userData += UserData.record(type: 7, Array(comment.utf8.prefix(126)) + [0])
         }
@@ -134,21 +124,21 @@ public struct RulesetEncoder: Sendable {
     /// Start points and end points of sorted, disjoint ranges. An end point is left out where
     /// the next range starts right after (its start ends the previous one) or at the top.
     static func intervalPoints(_ elements: SetElements, width: Int) -> [NFTElement] {
-        struct Span { var low: UInt128; var high: UInt128; var element: SetElement }
-        let spans = elements.map { element -> Span in
+        struct KeyRange { var low: UInt128; var high: UInt128; var element: SetElement }
+        let ranges = elements.map { element -> KeyRange in
             let (low, high) = integerBounds(element.key[0])
-            return Span(low: low, high: high, element: element)
+            return KeyRange(low: low, high: high, element: element)
         }.sorted { $0.low < $1.low }
         let top: UInt128 = width >= 16 ? .max : (UInt128(1) << (width * 8)) - 1
         var points: [NFTElement] = []
-        points.reserveCapacity(spans.count * 2)
-        for (index, span) in spans.enumerated() {
-            points.append(NFTElement(key: bigEndian(span.low, width: width), verdict: span.element.verdict.map(verdict),
-                                     timeoutMilliseconds: span.element.timeout.map { UInt64($0) * 1000 },
-                                     userData: UserData.comment(span.element.comment)))
-            guard span.high < top else { continue }
-            if index + 1 < spans.count, spans[index + 1].low == span.high + 1 { continue }
-            points.append(NFTElement(key: bigEndian(span.high + 1, width: width), flags: NFTConstants.elementIntervalEnd))
+        points.reserveCapacity(ranges.count * 2)
+        for (index, range) in ranges.enumerated() {
+            points.append(NFTElement(key: bigEndian(range.low, width: width), verdict: range.element.verdict.map(verdict),
+                                     timeoutMilliseconds: range.element.timeout.map { UInt64($0) * 1000 },
+                                     userData: UserData.comment(range.element.comment)))
+            guard range.high < top else { continue }
+            if index + 1 < ranges.count, ranges[index + 1].low == range.high + 1 { continue }
+            points.append(NFTElement(key: bigEndian(range.high + 1, width: width), flags: NFTConstants.elementIntervalEnd))
         }
         return points
     }
@@ -180,24 +170,6 @@ public struct RulesetEncoder: Sendable {
             }
             return out
         }
-    }
-
-    static func estimatedSize(_ element: NFTElement) -> Int {
-        estimatedSize(keyCount: element.key.count, keyEndCount: element.keyEnd?.count, flags: element.flags, verdict: element.verdict,
-                      timeout: element.timeoutMilliseconds != nil, userDataCount: element.userData.count)
-    }
-
-    /// The bytes of one element's attributes in a NEWSETELEM message (each attribute a
-    /// 4-byte header and its data padded to 4 bytes), as libnftnl writes them.
-    static func estimatedSize(keyCount: Int, keyEndCount: Int?, flags: UInt32, verdict: NFTVerdict?, timeout: Bool, userDataCount: Int) -> Int {
-        func padded(_ n: Int) -> Int { (n + 3) & ~3 }
-        var size = 4 + 8 + padded(keyCount)  // the element's nest; key nest and value
-        if let end = keyEndCount { size += 8 + padded(end) }
-        if flags != 0 { size += 8 }
-        if let verdict { size += 8 + 8 + (verdict.chain.map { 4 + padded($0.utf8.count + 1) } ?? 0) }  // data and verdict nests, code, chain
-        if timeout { size += 12 }
-        if userDataCount > 0 { size += 4 + padded(userDataCount) }
-        return size
     }
 
     // MARK: Rules
@@ -325,7 +297,7 @@ public struct RulesetEncoder: Sendable {
         case .xtablesTarget:
             var info: [UInt8] = []
             for value in [number, 1, bypass ? NFTConstants.xtQueueBypass : 0, 0] as [UInt16] {
-                withUnsafeBytes(of: value) { info += $0 }
+                info += hostBytes(value)
             }
             return .target(name: "NFQUEUE", revision: 3, info: info)
         }
@@ -404,7 +376,14 @@ public struct RulesetEncoder: Sendable {
     /// A register value in host byte order (marks, ct state, interface index), cut to `width`.
     static func hostBytes(_ value: UInt32, width: Int) -> [UInt8] {
         if width == 1 { return [UInt8(truncatingIfNeeded: value)] }
-        return Array(withUnsafeBytes(of: value) { Array($0) }.prefix(width))
+        return Array(hostBytes(value).prefix(width))
+    }
+
+    /// The bytes of `value` as they lie in memory (host byte order).
+    static func hostBytes<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        // Whatever the host, its little-endian form read from the low byte up is its memory.
+        let stored = value.littleEndian
+        return (0..<(T.bitWidth / 8)).map { UInt8(truncatingIfNeeded: stored >> (8 * $0)) }
     }
 
     // MARK: Keys
@@ -468,25 +447,6 @@ public struct RulesetEncoder: Sendable {
     }
 }
 
-/// A message with what it came from, so a kernel rejection can name the policy object.
-public struct EncodedMessage: Hashable, Sendable {
-    public var message: NFTMessage
-    public var origin: String
-    public init(_ message: NFTMessage, origin: String) {
-        self.message = message
-        self.origin = origin
-    }
-
-    /// About the bytes `message` takes in a batch, a little over rather than under.
-    var estimatedBytes: Int {
-        switch message {
-        case .newElements(let spec), .deleteElements(let spec):
-            128 + spec.elements.base.withEncodedSizes { size in spec.elements.indices.reduce(0) { $0 + size($1) } } * 51 / 50
-        default: 2048
-        }
-    }
-}
-
 /// Transaction-local set ids (anonymous sets are found by id, not by name).
 public struct SetIDs: Sendable {
     private var last: UInt32 = 0
@@ -494,98 +454,5 @@ public struct SetIDs: Sendable {
     public mutating func next() -> UInt32 {
         last += 1
         return last
-    }
-}
-
-/// Values of linux/netfilter/nf_tables.h that the encoder uses, spelled out so the model
-/// layer does not need the C module.
-enum NFTConstants {
-    static let regVerdict: UInt32 = 0
-    static func reg32(_ word: UInt32) -> UInt32 { 8 + word }
-    static let accept: UInt32 = 1
-    static let drop: UInt32 = 0
-    static let verdictJump: Int32 = -3
-    static let verdictGoto: Int32 = -4
-    static let verdictReturn: Int32 = -5
-    static let dataVerdict: UInt32 = 0xffff_ff00
-
-    static let setAnonymous: UInt32 = 0x1
-    static let setConstant: UInt32 = 0x2
-    static let setInterval: UInt32 = 0x4
-    static let setMap: UInt32 = 0x8
-    static let setTimeout: UInt32 = 0x10
-    static let setConcat: UInt32 = 0x80
-    static let elementIntervalEnd: UInt32 = 0x1
-
-    static let cmpEq: UInt32 = 0
-    static let cmpNeq: UInt32 = 1
-    static let networkHeader: UInt32 = 1
-    static let transportHeader: UInt32 = 2
-
-    static let metaMark: UInt32 = 3
-    static let metaIIF: UInt32 = 4
-    static let metaNFProto: UInt32 = 15
-    static let metaL4Proto: UInt32 = 16
-    static let ctState: UInt32 = 0
-    static let ctMark: UInt32 = 3
-    static let ctDirection: UInt32 = 1
-
-    static let rejectTCPReset: UInt32 = 1
-    static let rejectICMPX: UInt32 = 2
-    static let icmpxPortUnreachable: UInt8 = 1
-    static let icmpxAdminProhibited: UInt8 = 3
-
-    static let queueBypass: UInt16 = 0x1
-    static let xtQueueBypass: UInt16 = 0x1
-}
-
-extension UInt32 {
-    var signed: Int32 { Int32(bitPattern: self) }
-}
-
-extension TableFamily {
-    var number: UInt8 {
-        switch self {
-        case .inet: 1
-        case .ip: 2
-        case .ip6: 10
-        }
-    }
-}
-
-extension Hook {
-    var number: UInt32 {
-        switch self {
-        case .prerouting: 0
-        case .input: 1
-        case .forward: 2
-        case .output: 3
-        case .postrouting: 4
-        }
-    }
-}
-
-extension KeyType {
-    /// nft's datatype numbers (src/datatype.h), which `nft list` uses to print keys.
-    var datatype: UInt32 {
-        switch self {
-        case .ipv4Address: 7
-        case .ipv6Address: 8
-        case .inetProtocol: 12
-        case .inetService: 13
-        case .mark: 19
-        }
-    }
-}
-
-extension ConntrackState {
-    var bit: UInt32 {
-        switch self {
-        case .invalid: 1
-        case .established: 2
-        case .related: 4
-        case .new: 8
-        case .untracked: 0x40
-        }
     }
 }

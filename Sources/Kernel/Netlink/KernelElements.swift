@@ -28,7 +28,7 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
             self.verdicts = verdicts
             self.verdictIndex = verdictIndex
             verdictSizes = verdicts.map {
-                RulesetEncoder.estimatedSize(keyCount: width, keyEndCount: nil, flags: 0, verdict: $0, timeout: false, userDataCount: 0)
+                NFTElement.estimatedSize(keyCount: width, keyEndCount: nil, flags: 0, verdict: $0, timeout: false, userDataCount: 0)
             }
         }
 
@@ -151,7 +151,7 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
     func withEncodedSizes<R>(_ body: (_ size: (Int) -> Int) -> R) -> R {
         switch storage {
         case .list(let list):
-            return body { RulesetEncoder.estimatedSize(list[$0]) }
+            return body { list[$0].estimatedSize }
         case .packed(let packed):
             let sizes = packed.verdictSizes, numbers = packed.verdictIndex
             return body { sizes[Int(numbers[$0])] }
@@ -251,4 +251,25 @@ public struct KernelElements: RandomAccessCollection, Hashable, Sendable, Expres
     }
 
     public func hash(into hasher: inout Hasher) { hashSample(into: &hasher) }
+}
+
+extension NFTElement {
+    /// About the bytes the element takes in a NEWSETELEM message.
+    var estimatedSize: Int {
+        Self.estimatedSize(keyCount: key.count, keyEndCount: keyEnd?.count, flags: flags, verdict: verdict,
+                           timeout: timeoutMilliseconds != nil, userDataCount: userData.count)
+    }
+
+    /// The bytes of one element's attributes in a NEWSETELEM message (each attribute a
+    /// 4-byte header and its data padded to 4 bytes), as libnftnl writes them.
+    static func estimatedSize(keyCount: Int, keyEndCount: Int?, flags: UInt32, verdict: NFTVerdict?, timeout: Bool, userDataCount: Int) -> Int {
+        func padded(_ n: Int) -> Int { (n + 3) & ~3 }
+        var size = 4 + 8 + padded(keyCount)  // the element's nest; key nest and value
+        if let end = keyEndCount { size += 8 + padded(end) }
+        if flags != 0 { size += 8 }
+        if let verdict { size += 8 + 8 + (verdict.chain.map { 4 + padded($0.utf8.count + 1) } ?? 0) }  // data and verdict nests, code, chain
+        if timeout { size += 12 }
+        if userDataCount > 0 { size += 4 + padded(userDataCount) }
+        return size
+    }
 }

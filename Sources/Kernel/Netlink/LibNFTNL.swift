@@ -4,13 +4,6 @@ import Glibc
 // The only file of the Kernel target that touches libnftnl/libmnl pointers. Everything it
 // hands out is Swift values: message bytes in, message bytes out.
 
-/// Errors of the netlink socket itself (not the kernel's answers to messages).
-public struct NetlinkError: Error, CustomStringConvertible, Sendable {
-    public var operation: String
-    public var errno: Int32
-    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
-}
-
 enum LibNFTNL {
     /// Large enough for any single message the encoder builds (element messages are capped
     /// well below 64 KiB, the limit of a netlink attribute).

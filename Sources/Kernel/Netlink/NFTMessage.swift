@@ -1,8 +1,8 @@
 import Compiler
 
-/// The nf_tables messages enforcer sends, as plain values. `RulesetEncoder` produces them
-/// from the ruleset model; `LibNFTNL` turns each into netlink bytes with libnftnl. Keeping
-/// this layer as data makes the encoding testable without a kernel.
+/// The nf_tables messages enforcer sends, as plain values, built from the ruleset model a
+/// layer up; `LibNFTNL` turns each into netlink bytes with libnftnl. Keeping this layer as
+/// data makes the encoding testable without a kernel.
 public enum NFTMessage: Hashable, Sendable {
     case newTable(NFTTableSpec)
     case deleteTable(family: UInt8, name: String)
@@ -162,17 +162,21 @@ public enum NFTExpression: Hashable, Sendable {
     }
 }
 
-/// nftables userdata: type-length-value records (libnftnl's udata format). Comments are
-/// record type 0 with a NUL-terminated string, as nft writes them, so `nft list` shows them.
-enum UserData {
-    static func comment(_ text: String?) -> [UInt8] {
-        guard let text, !text.isEmpty else { return [] }
-        var bytes = Array(text.utf8.prefix(253))
-        bytes.append(0)
-        return [0, UInt8(bytes.count)] + bytes
+/// A message with what it came from, so a kernel rejection can name the policy object.
+public struct EncodedMessage: Hashable, Sendable {
+    public var message: NFTMessage
+    public var origin: String
+    public init(_ message: NFTMessage, origin: String) {
+        self.message = message
+        self.origin = origin
     }
 
-    static func record(type: UInt8, _ value: [UInt8]) -> [UInt8] {
-        [type, UInt8(value.count)] + value
+    /// About the bytes `message` takes in a batch, a little over rather than under.
+    var estimatedBytes: Int {
+        switch message {
+        case .newElements(let spec), .deleteElements(let spec):
+            128 + spec.elements.base.withEncodedSizes { size in spec.elements.indices.reduce(0) { $0 + size($1) } } * 51 / 50
+        default: 2048
+        }
     }
 }

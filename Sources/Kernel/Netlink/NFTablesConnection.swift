@@ -1,64 +1,5 @@
-import Glibc
 import Compiler
-
-/// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
-public enum KernelOperation: String, Hashable, Sendable, CustomStringConvertible {
-    case addTable = "add table"
-    case deleteTable = "delete table"
-    case getTable = "get table"
-    case addChain = "add chain"
-    case deleteChain = "delete chain"
-    case flushChain = "flush chain"
-    case addRule = "add rule"
-    case addSet = "add set"
-    case deleteSet = "delete set"
-    case addElements = "add elements"
-    case deleteElements = "delete elements"
-    /// The batch itself (refused before any of its messages, e.g. without permission).
-    case transaction = "the transaction"
-
-    public var description: String { rawValue }
-}
-
-/// The kernel refused a transaction; nothing of it took effect.
-public struct KernelRejection: Error, CustomStringConvertible, Sendable {
-    public struct Refusal: Sendable {
-        /// What the refused message came from ("rule 3 of chain input: …", "set …").
-        public var origin: String
-        public var operation: KernelOperation
-        public var errno: Int32
-        /// The kernel's extended-ACK text, when it gave one.
-        public var kernelMessage: String?
-    }
-    public var refusals: [Refusal]
-
-    public var description: String {
-        refusals.map { refusal in
-            var text = "the kernel refused \(refusal.operation) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
-            if let message = refusal.kernelMessage, !message.isEmpty { text += " (\(message))" }
-            return text
-        }.joined(separator: "\n")
-    }
-}
-
-public enum KernelError: Error, CustomStringConvertible, Sendable {
-    case socket(NetlinkError)
-    case rejected(KernelRejection)
-    /// The ruleset cannot be put into messages (nothing was sent).
-    case encoding(EncodeError)
-    /// The kernel stopped answering before every message of the batch was acknowledged.
-    case incompleteAcknowledgement(expected: Int, received: Int)
-
-    public var description: String {
-        switch self {
-        case .socket(let error): "netlink: \(error)"
-        case .rejected(let rejection): rejection.description
-        case .encoding(let error): "cannot encode the ruleset for the kernel: \(error)"
-        case let .incompleteAcknowledgement(expected, received):
-            "the kernel acknowledged \(received) of \(expected) messages; the outcome of the transaction is unknown"
-        }
-    }
-}
+import Glibc
 
 public struct TableState: Sendable, Equatable {
     public var handle: UInt64
@@ -183,7 +124,7 @@ public final class NFTablesConnection {
             for reply in NetlinkReply.parse(datagram) {
                 switch reply {
                 case let .table(seq, _, handle, userData) where seq == sequence:
-                    state = TableState(handle: handle, comment: UserDataRecords.comment(in: userData))
+                    state = TableState(handle: handle, comment: UserData.comment(in: userData))
                 case let .acknowledgement(error, seq, _) where seq == sequence:
                     if error == -ENOENT { return nil }
                     if error != 0 {
@@ -201,91 +142,4 @@ public final class NFTablesConnection {
         sequence &+= UInt32(count)
         return start
     }
-}
-
-/// Netlink messages the kernel sends back, parsed from bytes (host byte order).
-enum NetlinkReply {
-    case acknowledgement(error: Int32, sequence: UInt32, message: String?)
-    case table(sequence: UInt32, name: String, handle: UInt64, userData: [UInt8])
-    case other(type: UInt16)
-
-    static let errorType: UInt16 = 2
-    static let newTableType: UInt16 = 10 << 8  // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE
-    static let acknowledgementTLVs: UInt16 = 0x200
-
-    static func parse(_ bytes: [UInt8]) -> [NetlinkReply] {
-        var out: [NetlinkReply] = []
-        var offset = 0
-        while offset + 16 <= bytes.count {
-            let length = Int(u32(bytes, offset))
-            guard length >= 16, offset + length <= bytes.count else { break }
-            let type = u16(bytes, offset + 4), flags = u16(bytes, offset + 6), sequence = u32(bytes, offset + 8)
-            let body = offset + 16
-            switch type {
-            case errorType where length >= 36:
-                let error = Int32(bitPattern: u32(bytes, body))
-                let original = body + 4
-                let originalSequence = u32(bytes, original + 8)
-                var message: String?
-                if flags & acknowledgementTLVs != 0 {
-                    // With NETLINK_CAP_ACK only the original header is echoed; TLVs follow it.
-                    for (attribute, value) in attributes(bytes, from: original + 16, to: offset + length) where attribute == 1 {
-                        message = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
-                    }
-                }
-                out.append(.acknowledgement(error: error, sequence: originalSequence, message: message))
-            case newTableType:
-                var name = "", userData: [UInt8] = [], handle: UInt64 = 0
-                for (attribute, value) in attributes(bytes, from: body + 4, to: offset + length) {
-                    if attribute == 1 { name = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self) }
-                    if attribute == 4, value.count == 8 { handle = value.reduce(0) { $0 << 8 | UInt64($1) } }
-                    if attribute == 6 { userData = value }
-                }
-                out.append(.table(sequence: sequence, name: name, handle: handle, userData: userData))
-            default:
-                out.append(.other(type: type))
-            }
-            offset += (length + 3) & ~3
-        }
-        return out
-    }
-
-    static func attributes(_ bytes: [UInt8], from start: Int, to end: Int) -> [(UInt16, [UInt8])] {
-        var out: [(UInt16, [UInt8])] = []
-        var offset = start
-        while offset + 4 <= end {
-            let length = Int(u16(bytes, offset))
-            guard length >= 4, offset + length <= end else { break }
-            out.append((u16(bytes, offset + 2) & 0x3fff, Array(bytes[(offset + 4)..<(offset + length)])))
-            offset += (length + 3) & ~3
-        }
-        return out
-    }
-
-    static func u16(_ bytes: [UInt8], _ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
-    static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
-        UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
-    }
-}
-
-enum UserDataRecords {
-    /// Record type 0 of table/chain/rule userdata: the comment.
-    static func comment(in bytes: [UInt8]) -> String? {
-        var offset = 0
-        while offset + 2 <= bytes.count {
-            let type = bytes[offset], length = Int(bytes[offset + 1])
-            guard offset + 2 + length <= bytes.count else { return nil }
-            if type == 0 {
-                return String(decoding: bytes[(offset + 2)..<(offset + 2 + length)].prefix { $0 != 0 }, as: UTF8.self)
-            }
-            offset += 2 + length
-        }
-        return nil
-    }
-}
-
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

@@ -1,0 +1,77 @@
+import Glibc
+
+/// Errors of the netlink socket itself (not the kernel's answers to messages).
+public struct NetlinkError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var errno: Int32
+    public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
+}
+
+/// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
+public enum KernelOperation: String, Hashable, Sendable, CustomStringConvertible {
+    case addTable = "add table"
+    case deleteTable = "delete table"
+    case getTable = "get table"
+    case addChain = "add chain"
+    case deleteChain = "delete chain"
+    case flushChain = "flush chain"
+    case addRule = "add rule"
+    case addSet = "add set"
+    case deleteSet = "delete set"
+    case addElements = "add elements"
+    case deleteElements = "delete elements"
+    /// The batch itself (refused before any of its messages, e.g. without permission).
+    case transaction = "the transaction"
+
+    public var description: String { rawValue }
+}
+
+/// The kernel refused a transaction; nothing of it took effect.
+public struct KernelRejection: Error, CustomStringConvertible, Sendable {
+    public struct Refusal: Sendable {
+        /// What the refused message came from ("rule 3 of chain input: …", "set …").
+        public var origin: String
+        public var operation: KernelOperation
+        public var errno: Int32
+        /// The kernel's extended-ACK text, when it gave one.
+        public var kernelMessage: String?
+    }
+    public var refusals: [Refusal]
+
+    public var description: String {
+        refusals.map { refusal in
+            var text = "the kernel refused \(refusal.operation) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
+            if let message = refusal.kernelMessage, !message.isEmpty { text += " (\(message))" }
+            return text
+        }.joined(separator: "\n")
+    }
+}
+
+public enum KernelError: Error, CustomStringConvertible, Sendable {
+    case socket(NetlinkError)
+    case rejected(KernelRejection)
+    /// The ruleset cannot be put into messages (nothing was sent).
+    case encoding(EncodeError)
+    /// The kernel stopped answering before every message of the batch was acknowledged.
+    case incompleteAcknowledgement(expected: Int, received: Int)
+
+    public var description: String {
+        switch self {
+        case .socket(let error): "netlink: \(error)"
+        case .rejected(let rejection): rejection.description
+        case .encoding(let error): "cannot encode the ruleset for the kernel: \(error)"
+        case let .incompleteAcknowledgement(expected, received):
+            "the kernel acknowledged \(received) of \(expected) messages; the outcome of the transaction is unknown"
+        }
+    }
+}
+
+public enum EncodeError: Error, Equatable, CustomStringConvertible, Sendable {
+    case unknownInterface(String)
+
+    public var description: String {
+        switch self {
+        case .unknownInterface(let name): "interface '\(name)' does not exist in this network namespace"
+        }
+    }
+}

@@ -1,0 +1,64 @@
+/// Netlink messages the kernel sends back, parsed from bytes (host byte order).
+enum NetlinkReply {
+    case acknowledgement(error: Int32, sequence: UInt32, message: String?)
+    case table(sequence: UInt32, name: String, handle: UInt64, userData: [UInt8])
+    case other(type: UInt16)
+
+    static let errorType: UInt16 = 2
+    static let newTableType: UInt16 = 10 << 8  // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE
+    static let acknowledgementTLVs: UInt16 = 0x200
+
+    static func parse(_ bytes: [UInt8]) -> [NetlinkReply] {
+        var out: [NetlinkReply] = []
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let length = Int(u32(bytes, offset))
+            guard length >= 16, offset + length <= bytes.count else { break }
+            let type = u16(bytes, offset + 4), flags = u16(bytes, offset + 6), sequence = u32(bytes, offset + 8)
+            let body = offset + 16
+            switch type {
+            case errorType where length >= 36:
+                let error = Int32(bitPattern: u32(bytes, body))
+                let original = body + 4
+                let originalSequence = u32(bytes, original + 8)
+                var message: String?
+                if flags & acknowledgementTLVs != 0 {
+                    // With NETLINK_CAP_ACK only the original header is echoed; TLVs follow it.
+                    for (attribute, value) in attributes(bytes, from: original + 16, to: offset + length) where attribute == 1 {
+                        message = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
+                    }
+                }
+                out.append(.acknowledgement(error: error, sequence: originalSequence, message: message))
+            case newTableType:
+                var name = "", userData: [UInt8] = [], handle: UInt64 = 0
+                for (attribute, value) in attributes(bytes, from: body + 4, to: offset + length) {
+                    if attribute == 1 { name = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self) }
+                    if attribute == 4, value.count == 8 { handle = value.reduce(0) { $0 << 8 | UInt64($1) } }
+                    if attribute == 6 { userData = value }
+                }
+                out.append(.table(sequence: sequence, name: name, handle: handle, userData: userData))
+            default:
+                out.append(.other(type: type))
+            }
+            offset += (length + 3) & ~3
+        }
+        return out
+    }
+
+    static func attributes(_ bytes: [UInt8], from start: Int, to end: Int) -> [(UInt16, [UInt8])] {
+        var out: [(UInt16, [UInt8])] = []
+        var offset = start
+        while offset + 4 <= end {
+            let length = Int(u16(bytes, offset))
+            guard length >= 4, offset + length <= end else { break }
+            out.append((u16(bytes, offset + 2) & 0x3fff, Array(bytes[(offset + 4)..<(offset + length)])))
+            offset += (length + 3) & ~3
+        }
+        return out
+    }
+
+    static func u16(_ bytes: [UInt8], _ at: Int) -> UInt16 { UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8 }
+    static func u32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+        UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24
+    }
+}
