@@ -54,7 +54,8 @@ import Testing
         #expect(pattern.matches(subject) == expected)
     }
 
-    static let seed = "^(https?:\\/\\/)?[^\\/]+[.]ch"
+    /// The pattern of `allow-swissdomains` in examples/enforcegate, an EnforceGate rule file.
+    static let swissDomains = "^(https?:\\/\\/)?[^\\/]+[.]ch"
 
     @Test(arguments: [
         ("https://www.admin.ch/", true),
@@ -69,15 +70,15 @@ import Testing
         ("https://ch", false),
         ("", false),
     ])
-    func seedRegex(url: String, expected: Bool) throws {
-        let pattern = try Pattern(Self.seed)
+    func swissDomainsRegex(url: String, expected: Bool) throws {
+        let pattern = try Pattern(Self.swissDomains)
         #expect(pattern.matches(url) == expected)
         let matcher = PatternMatcher()
         #expect(matcher.matches(pattern, Array(url.utf8)) == expected)
     }
 
     @Test func matcherReuseAcrossPatternsAndSubjectKinds() throws {
-        let ch = try Pattern(Self.seed)
+        let ch = try Pattern(Self.swissDomains)
         let agent = try Pattern("curl/[0-9]+", caseless: true)
         let empty = try Pattern("")
         let matcher = PatternMatcher()
@@ -111,7 +112,7 @@ import Testing
     }
 
     @Test func sharedPatternAcrossThreads() async throws {
-        let pattern = try Pattern(Self.seed)
+        let pattern = try Pattern(Self.swissDomains)
         let hits = await withTaskGroup(of: Int.self) { group in
             for worker in 0 ..< 8 {
                 group.addTask {
