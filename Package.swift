@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Compiler", targets: ["Compiler"]),
         .library(name: "NFQueue", targets: ["NFQueue"]),
         .library(name: "Kernel", targets: ["Kernel"]),
+        .library(name: "Enforcement", targets: ["Enforcement"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,8 +29,12 @@ let package = Package(
         .target(name: "NFQueue", dependencies: ["Compiler", "CNetfilterQueue"]),
         // The ruleset model into the kernel: libnftnl messages, one netlink batch per change.
         .target(name: "Kernel", dependencies: ["Compiler", "CNFTables"]),
+        // The application layer: policy source → checked plan → applied generation, written
+        // once for the command line and the daemon (its event loop, sources and portal).
+        .target(name: "Enforcement", dependencies: ["Compiler", "NFQueue", "Kernel", "CLinux"]),
+        // The command line only: parse flags, call Enforcement, print.
         .executableTarget(name: "Enforcer", dependencies: [
-            "Compiler", "NFQueue", "Kernel", "CLinux",
+            "Compiler", "Enforcement",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "enforcer-bench", dependencies: ["Compiler", "NFQueue"], path: "bench/Sources"),
@@ -39,6 +44,7 @@ let package = Package(
         .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables"]),
+        .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
     ]
 )

@@ -1,6 +1,5 @@
 import ArgumentParser
-import Compiler
-import Foundation
+import Enforcement
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,15 +10,15 @@ struct Check: ParsableCommand {
     @OptionGroup var time: InstantOption
 
     func run() throws {
-        let set = try loadPolicy(directory)
-        let graph = AccessGraph(set)
-        let failures = ExpectationRunner(graph: graph, now: try time.instant()).run()
-        Output.print(failures)
-        if !failures.isEmpty {
-            Output.error("enforcer: \(failures.count) expectation\(failures.count == 1 ? "" : "s") failed")
-            throw ExitCode(1)
+        let pipeline = pipeline(directory)
+        do {
+            let (policy, warnings) = try pipeline.load()
+            Output.print(warnings)
+            let failures = pipeline.failedExpectations(policy, at: try time.instant())
+            if !failures.isEmpty { throw EnforcementError.expectations(failures) }
+            print(PolicyQueries.summary(policy))
+        } catch let failure as EnforcementError {
+            throw Output.report(failure, quietWarnings: false)
         }
-        let lists = set.webRules.reduce(0) { $0 + $1.domains.reduce(0) { $0 + $1.count } }
-        print("ok: \(set.files.count) files, \(set.systems.count) systems, \(set.policies.count) policies, \(set.webRules.count) web rules (\(lists) domains), \(set.expectations.count) expectations passed")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compiler
+import Enforcement
 import Foundation
 
 @main
@@ -56,67 +57,39 @@ struct InstantOption: ParsableArguments {
     }
 }
 
+/// The pipeline of the policy directory and state directory the flags name.
+func pipeline(_ directory: PolicyDirectoryOption, _ state: StateDirectoryOption? = nil) -> Pipeline {
+    Pipeline(directory: directory.dir, stateDirectory: state?.stateDir)
+}
+
 enum Output {
     static func error(_ text: String) {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// `file:line:col: severity: message`, then the line and a caret, as compilers print.
-    static func render(_ diagnostic: Diagnostic, sources: inout [String: [Substring]]) -> String {
-        var text = "\(diagnostic.location): \(diagnostic.severity.rawValue): \(diagnostic.message)"
-        if sources[diagnostic.location.file] == nil {
-            let content = (try? String(contentsOfFile: diagnostic.location.file, encoding: .utf8)) ?? ""
-            sources[diagnostic.location.file] = content.split(separator: "\n", omittingEmptySubsequences: false)
-        }
-        if let lines = sources[diagnostic.location.file], diagnostic.location.line >= 1, diagnostic.location.line <= lines.count {
-            let line = lines[diagnostic.location.line - 1].replacingOccurrences(of: "\t", with: " ")
-            if !line.trimmingCharacters(in: .whitespaces).isEmpty {
-                text += "\n    \(line)\n    \(String(repeating: " ", count: max(0, diagnostic.location.column - 1)))^"
-            }
-        }
-        for note in diagnostic.notes { text += "\n" + render(note, sources: &sources) }
-        return text
-    }
-
+    /// Diagnostics as compilers print them, to standard error.
     static func print(_ diagnostics: [Diagnostic]) {
-        var sources: [String: [Substring]] = [:]
-        for diagnostic in diagnostics { error(render(diagnostic, sources: &sources)) }
+        for text in DiagnosticText.render(diagnostics) { error(text) }
     }
 
-    static func json(_ object: [String: Any?]) -> String {
-        let compact = object.compactMapValues { $0 }
-        let data = (try? JSONSerialization.data(withJSONObject: compact, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
-}
-
-/// Loads and checks a policy directory; prints diagnostics; exits 1 on errors.
-func loadPolicy(_ options: PolicyDirectoryOption, quietWarnings: Bool = false) throws -> PolicySet {
-    try loadPolicy(directory: options.dir, quietWarnings: quietWarnings)
-}
-
-func loadPolicy(directory: String, quietWarnings: Bool = false) throws -> PolicySet {
-    let result = PolicyLoader.load(directory: directory)
-    Output.print(result.diagnostics.filter { !quietWarnings || $0.severity == .error })
-    guard let set = result.policySet else {
-        let errors = result.diagnostics.filter { $0.severity == .error }.count
-        Output.error("enforcer: \(errors) error\(errors == 1 ? "" : "s") in \(directory)")
-        throw ExitCode(1)
-    }
-    return set
-}
-
-/// The system this host is: `--system`, else the one owning one of the host's addresses.
-func resolveSystem(_ name: String?, in set: PolicySet) throws -> SystemDefinition {
-    if let name {
-        guard let system = set.system(named: name) else {
-            throw ValidationError("--system '\(name)' is not a system in \(set.directory) (systems: \(set.systems.map(\.name).joined(separator: ", ")))")
+    /// Shows why the pipeline stopped, and returns what to throw: a usage error for a name
+    /// that names nothing, else exit status 1. `after` follows the summary of failed
+    /// expectations ("; nothing would be applied").
+    static func report(_ failure: EnforcementError, quietWarnings: Bool = true, after: String = "") -> any Error {
+        switch failure {
+        case .notFound(let message):
+            return ValidationError(message)
+        case .policy(let diagnostics, _):
+            print(diagnostics.filter { !quietWarnings || $0.severity == .error })
+            error("enforcer: \(failure)")
+        case .expectations, .doesNotCheck:
+            print(failure.diagnostics)
+            error("enforcer: \(failure)\(after)")
+        case .compile:
+            error("enforcer: \(failure)")
+        case .refused(let lines):
+            for line in lines { error(line) }
         }
-        return system
+        return ExitCode(1)
     }
-    let own = HostAddresses.current()
-    if let system = set.systems.first(where: { system in own.contains { address in system.addresses.contains { $0.contains(address) } } }) {
-        return system
-    }
-    throw ValidationError("this host's addresses (\(own.map(\.description).joined(separator: ", "))) belong to no system in \(set.directory); pass --system NAME")
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compiler
+import Enforcement
 import Foundation
 
 /// `enforcer policy …`: the files of `rules.d/`. Every change is checked with the whole
@@ -11,32 +12,19 @@ struct PolicyCommand: ParsableCommand {
         discussion: "new and edit open $EDITOR (default vi) on a draft, check the whole directory with it, then put it in place and reload a running `enforcer run`; a draft that fails check is kept as rules.d/NAME.policy.rejected.",
         subcommands: [List.self, Show.self, New.self, Edit.self, Remove.self, Enable.self, Disable.self])
 
+    /// Prints what a change did; a failure as `Output.report` shows it.
+    static func perform(_ change: () throws -> [String]) throws {
+        do { for line in try change() { print(line) } } catch let failure as EnforcementError { throw Output.report(failure) }
+    }
+
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every block of every file, in evaluation order, and whether it is in force.")
         @OptionGroup var directory: PolicyDirectoryOption
         @OptionGroup var time: InstantOption
 
         func run() throws {
-            let set = try loadPolicy(directory, quietWarnings: true)
-            let instant = try time.instant()
-            let graph = AccessGraph(set)
-            for file in set.files {
-                print((file as NSString).lastPathComponent)
-                let local = { (location: SourceLocation) in location.file == file }
-                for system in set.systems where local(system.location) {
-                    print("  system \(system.name): \(system.tags.joined(separator: ", "))")
-                }
-                for entry in graph.entries where local(entry.policy.location) {
-                    let state = graph.inactiveReason(entry, at: instant).map { "inactive: \($0)" } ?? "active"
-                    print("  \(entry.policy.kindWord) '\(entry.policy.name)': \(entry.connectedPairs) pair\(entry.connectedPairs == 1 ? "" : "s"), \(state)")
-                }
-                for rule in set.webRules where local(rule.location) {
-                    print("  web rule \(rule.name): \(rule.action.rawValue)\(rule.timeWindow.map { " during \($0)" } ?? "")")
-                }
-                for expectation in set.expectations where local(expectation.location) {
-                    print("  expect \(expectation.name)")
-                }
-            }
+            let set = try loadForQuery(pipeline(directory), status: 1)
+            for line in PolicyQueries.listing(set, at: try time.instant()) { print(line) }
         }
     }
 
@@ -47,7 +35,8 @@ struct PolicyCommand: ParsableCommand {
         var name: String
 
         func run() throws {
-            let file = try PolicyFiles(directory: directory.dir).locate(name)
+            let file: String
+            do { file = try PolicyFiles(directory: directory.dir).locate(name) } catch { throw Output.report(error) }
             print("# \(file)")
             print(try String(contentsOfFile: file, encoding: .utf8), terminator: "")
         }
@@ -67,20 +56,7 @@ struct PolicyCommand: ParsableCommand {
             guard !FileManager.default.fileExists(atPath: files.path(name)) else {
                 throw ValidationError("\(files.path(name)) exists; use `enforcer policy edit \(file)`")
             }
-            let title = String(name.dropFirst(3).dropLast(".policy".count))
-            let template = """
-                # \(name): who may reach what, and when. Check: enforcer check; plan: enforcer apply --dry-run.
-                [policy] "\(title)": {
-                    senders: TAG
-                    receivers: TAG
-                    allow: any
-                    # active-hours: mon-fri 08:00-18:00
-                    # expires: 2026-12-31T18:00:00Z
-                    description: \(title)
-                }
-
-                """
-            try files.draftAndCommit(name, startingWith: template)
+            try edit(files, name, startingWith: PolicyFiles.template(for: name))
         }
     }
 
@@ -93,8 +69,9 @@ struct PolicyCommand: ParsableCommand {
 
         func run() throws {
             let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
-            let file = try files.locate(name)
-            try files.draftAndCommit((file as NSString).lastPathComponent, startingWith: try String(contentsOfFile: file, encoding: .utf8))
+            let file: String
+            do { file = try files.locate(name) } catch { throw Output.report(error) }
+            try edit(files, (file as NSString).lastPathComponent, startingWith: try String(contentsOfFile: file, encoding: .utf8))
         }
     }
 
@@ -107,103 +84,38 @@ struct PolicyCommand: ParsableCommand {
 
         func run() throws {
             let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
-            let file = try files.locate(name)
-            let base = (file as NSString).lastPathComponent
-            let (checked, problems) = files.check(overlay: [base: String?.none])
-            guard let set = checked else {
-                Output.print(problems)
-                Output.error("enforcer: without \(base) the policy does not check; nothing was removed")
-                throw ExitCode(1)
-            }
-            try FileManager.default.removeItem(atPath: file)
-            print("removed \(file)")
-            files.reloadDaemon(config: set.config)
+            try PolicyCommand.perform { try files.remove(try files.locate(name)) }
         }
     }
 }
 
-/// The files of one policy directory's rules.d/.
-struct PolicyFiles {
-    let directory: String
-    var stateDirectory: String?
-    var rules: String { directory + "/rules.d" }
-    func path(_ name: String) -> String { rules + "/" + name }
-
-    /// A file name (with or without .policy) or the name of a block in one of the files.
-    func locate(_ name: String) throws -> String {
-        let direct = path(name.hasSuffix(".policy") ? name : name + ".policy")
-        if FileManager.default.fileExists(atPath: direct) { return direct }
-        let result = PolicyLoader.load(directory: directory)
-        if let set = result.policySet {
-            let places = set.systems.map { ($0.name, $0.location) } + set.policies.map { ($0.name, $0.location) }
-                + set.webRules.map { ($0.name, $0.location) } + set.expectations.map { ($0.name, $0.location) }
-            if let place = places.first(where: { $0.0 == name }) { return place.1.file }
-        } else {
-            // A broken directory can still be searched as text, so a broken file can be fixed.
-            for file in ((try? FileManager.default.contentsOfDirectory(atPath: rules)) ?? []).sorted() where file.hasSuffix(".policy") {
-                let text = (try? String(contentsOfFile: path(file), encoding: .utf8)) ?? ""
-                if text.contains("] \(name):") || text.contains("] \"\(name)\":") || text.contains("\n\(name):") { return path(file) }
-            }
+/// `policy new` and `policy edit`: $VISUAL or $EDITOR (default vi) on a draft, which
+/// lands only when the whole directory checks with it.
+private func edit(_ files: PolicyFiles, _ name: String, startingWith text: String) throws {
+    let editor = ProcessInfo.processInfo.environment["VISUAL"] ?? ProcessInfo.processInfo.environment["EDITOR"] ?? "vi"
+    struct EditorFailed: Error { var status: Int32 }
+    let outcome: PolicyFiles.DraftOutcome
+    do {
+        outcome = try files.draftAndCommit(name, startingWith: text) { draft in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "\(editor) \"$1\"", "sh", draft]
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw EditorFailed(status: process.terminationStatus) }
         }
-        throw ValidationError("no file or block named '\(name)' in \(rules)")
+    } catch let failed as EditorFailed {
+        Output.error("enforcer: \(editor) exited with status \(failed.status); \(files.path(name)) is unchanged")
+        throw ExitCode(1)
     }
-
-    /// $EDITOR on a draft of rules.d/NAME; the whole directory is checked with the draft in its
-    /// place. Passing: the draft replaces the file (atomically) and a running daemon reloads.
-    /// Failing: the diagnostics are printed and the draft is kept as NAME.rejected.
-    func draftAndCommit(_ name: String, startingWith text: String) throws {
-        let draftDirectory = NSTemporaryDirectory() + "enforcer-draft-\(getpid())"
-        try FileManager.default.createDirectory(atPath: draftDirectory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: draftDirectory) }
-        let draft = draftDirectory + "/" + name
-        try text.write(toFile: draft, atomically: true, encoding: .utf8)
-        let editor = ProcessInfo.processInfo.environment["VISUAL"] ?? ProcessInfo.processInfo.environment["EDITOR"] ?? "vi"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "\(editor) \"$1\"", "sh", draft]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            Output.error("enforcer: \(editor) exited with status \(process.terminationStatus); \(path(name)) is unchanged")
-            throw ExitCode(1)
-        }
-        let edited = try String(contentsOfFile: draft, encoding: .utf8)
-        if edited == text && FileManager.default.fileExists(atPath: path(name)) {
-            print("unchanged: \(path(name))")
-            return
-        }
-        let (checked, problems) = check(overlay: [name: draft])
-        guard let set = checked else {
-            let rejected = path(name) + ".rejected"
-            try edited.write(toFile: rejected, atomically: true, encoding: .utf8)
-            Output.print(problems)
-            Output.error("enforcer: \(name) does not check; it was kept as \(rejected) and nothing was applied")
-            throw ExitCode(1)
-        }
-        try edited.write(toFile: path(name), atomically: true, encoding: .utf8)
-        try? FileManager.default.removeItem(atPath: path(name) + ".rejected")
-        print("checked and saved \(path(name))")
-        reloadDaemon(config: set.config)
-    }
-
-    /// The directory as it would be with `overlay`: the policy set when it loads and every
-    /// expectation holds, else the errors and failed expectations.
-    func check(overlay: [String: String?]) -> (PolicySet?, [Diagnostic]) {
-        let result = PolicyLoader.load(directory: directory, overlay: overlay)
-        guard let set = result.policySet else { return (nil, result.diagnostics.filter { $0.severity == .error }) }
-        let failures = ExpectationRunner(graph: AccessGraph(set), now: Date()).run()
-        return (failures.isEmpty ? set : nil, failures)
-    }
-
-    /// SIGHUP to `enforcer run` when its report in the state directory names a live process.
-    func reloadDaemon(config: Config) {
-        guard let status = try? DaemonStatus.read(from: stateDirectory ?? config.stateDirectory), status.stoppedAt == nil,
-              status.policyDirectory == URL(fileURLWithPath: directory).standardizedFileURL.path,
-              kill(status.pid, 0) == 0 else {
-            print("no running `enforcer run` for this directory; apply with `enforcer apply`")
-            return
-        }
-        kill(status.pid, SIGHUP)
-        print("reloading enforcer run (pid \(status.pid))")
+    switch outcome {
+    case .unchanged:
+        print("unchanged: \(files.path(name))")
+    case .saved(let lines):
+        for line in lines { print(line) }
+    case .rejected(let diagnostics, let keptAt):
+        Output.print(diagnostics)
+        Output.error("enforcer: \(name) does not check; it was kept as \(keptAt) and nothing was applied")
+        throw ExitCode(1)
     }
 }

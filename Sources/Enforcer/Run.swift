@@ -1,8 +1,7 @@
 import ArgumentParser
-import Compiler
-import Foundation
+import Enforcement
 
-/// `enforcer run`: the daemon (see `Daemon`).
+/// `enforcer run`: the daemon (see `Daemon` and `DaemonProcess`).
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Apply the policy, judge queued web flows, flip time windows and expiries, reload on change.",
@@ -24,69 +23,18 @@ struct Run: ParsableCommand {
     var force = false
 
     func run() throws {
-        let daemon: Daemon
+        let process: DaemonProcess
         do {
-            daemon = try Daemon(options: .init(directory: directory.dir, system: system, stateDirectory: state.stateDir, force: force))
-        } catch let error as ApplyFailure {
-            for line in error.lines { Output.error(line) }
-            throw ExitCode(1)
-        } catch let error as ExitCode {
-            throw error
-        } catch let error as ValidationError {
-            throw error
+            process = try DaemonProcess(pipeline: pipeline(directory, state), options: .init(system: system, force: force))
+        } catch let failure as EnforcementError {
+            throw Output.report(failure, after: "; nothing was applied")
         } catch {
             Output.error("enforcer: \(error)")
             throw ExitCode(1)
         }
-        do { try daemon.run() } catch {
+        do { try process.run() } catch {
             Output.error("enforcer: \(error)")
             throw ExitCode(1)
         }
-    }
-}
-
-enum Log {
-    /// One line to standard error, with a UTC timestamp.
-    static func line(_ text: String) { lines([text]) }
-
-    /// Lines to standard error in one write, each with a UTC timestamp (millisecond
-    /// precision). The worker logs a batch per drain, so the per-flow cost stays small.
-    static func lines(_ texts: [String]) {
-        guard !texts.isEmpty else { return }
-        let stamp = timestamp(Date())
-        var out = ""
-        for text in texts {
-            out += stamp
-            out += " "
-            out += text
-            out += "\n"
-        }
-        FileHandle.standardError.write(Data(out.utf8))
-    }
-
-    /// Bytes that are whole lines already, stamped by their maker (the worker's log of one
-    /// drain, each line behind `prefix()`), in one write.
-    static func write(bytes: [UInt8]) {
-        guard !bytes.isEmpty else { return }
-        try? FileHandle.standardError.write(contentsOf: bytes)
-    }
-
-    /// What `line` puts before a line: the timestamp and a space.
-    static func prefix(at date: Date = Date()) -> [UInt8] {
-        Array(timestamp(date).utf8) + [UInt8(ascii: " ")]
-    }
-
-    /// `2026-12-01T19:45:30.034`, without Foundation's formatters (they cost microseconds).
-    static func timestamp(_ date: Date) -> String {
-        let seconds = date.timeIntervalSince1970
-        var whole = time_t(seconds.rounded(.down))
-        var parts = tm()
-        gmtime_r(&whole, &parts)
-        let millis = Int((seconds - seconds.rounded(.down)) * 1000)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))"
     }
 }

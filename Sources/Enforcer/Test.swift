@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compiler
+import Enforcement
 import Foundation
 
 struct TestFlow: ParsableCommand {
@@ -27,19 +28,19 @@ struct TestFlow: ParsableCommand {
     }
 
     func run() throws {
-        let set: PolicySet
-        do { set = try loadPolicy(directory, quietWarnings: true) } catch { throw ExitCode(2) }
+        let pipeline = pipeline(directory)
+        let set = try loadForQuery(pipeline)
         let instant = try time.instant()
         let source = try endpoint(from, "--from", in: set)
         let destination = try endpoint(to, "--to", in: set)
-        let host = try system.map { try resolveSystem($0, in: set) }
-        let graph = AccessGraph(set)
+        let host: SystemDefinition?
+        do { host = try system.map { name throws(EnforcementError) in try pipeline.host(name, in: set) } } catch { throw Output.report(error) }
         let query = FlowQuery(from: source, to: destination, proto: FlowProtocol(rawValue: proto.lowercased())!, port: port, at: instant)
-        let decision = FlowEvaluator(graph: graph, system: host).decide(query)
+        let decision = PolicyQueries.decide(query, in: set, system: host)
         if json {
-            print(Output.json(["verdict": decision.allowed ? "allow" : "deny", "policy": decision.policy, "reason": decision.reason,
+            print(JSONText.object(["verdict": decision.allowed ? "allow" : "deny", "policy": decision.policy, "reason": decision.reason,
                                "from": source.description, "to": destination.description, "proto": query.proto.rawValue,
-                               "port": port.map { Int($0) }, "at": ISO8601DateFormatter().string(from: instant)]))
+                               "port": port.map { Int($0) }, "at": ISO8601.string(instant)]))
         } else {
             print(decision.description)
         }
@@ -47,8 +48,7 @@ struct TestFlow: ParsableCommand {
     }
 
     private func endpoint(_ text: String, _ flag: String, in set: PolicySet) throws -> IPAddress {
-        if let system = set.system(named: text), let address = system.addresses.first?.address { return address }
-        do { return try IPAddress.parse(text) } catch {
+        do { return try PolicyQueries.endpoint(text, in: set) } catch {
             throw ValidationError("\(flag) '\(text)' is neither an address nor a system: \(error.message)")
         }
     }
@@ -67,22 +67,19 @@ struct TestURI: ParsableCommand {
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
-        let set: PolicySet
-        do { set = try loadPolicy(directory, quietWarnings: true) } catch { throw ExitCode(2) }
+        let set = try loadForQuery(pipeline(directory))
         let instant = try time.instant()
         var source: IPAddress?
         if let from {
-            if let system = set.system(named: from) { source = system.addresses.first?.address } else {
-                do { source = try IPAddress.parse(from) } catch { throw ValidationError("--from '\(from)': \(error.message)") }
-            }
+            do { source = try PolicyQueries.endpoint(from, in: set) } catch { throw ValidationError("--from '\(from)': \(error.message)") }
         }
         let parsed: (request: WebRequest, droppedPath: Bool)
         do { parsed = try WebRequest.fromURL(url, source: source) } catch { throw ValidationError(error.message) }
-        let decision = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction).decide(parsed.request, at: instant)
+        let decision = PolicyQueries.decide(parsed.request, in: set, at: instant)
         if json {
-            print(Output.json(["verdict": decision.action.rawValue, "rule": decision.rule, "pattern": decision.pattern,
+            print(JSONText.object(["verdict": decision.action.rawValue, "rule": decision.rule, "pattern": decision.pattern,
                                "description": decision.ruleDescription, "matched_url": parsed.request.url,
-                               "tls": parsed.request.isTLS, "at": ISO8601DateFormatter().string(from: instant)]))
+                               "tls": parsed.request.isTLS, "at": ISO8601.string(instant)]))
         } else {
             print(decision.description + (decision.ruleDescription.map { ": \($0)" } ?? ""))
             if parsed.droppedPath {
@@ -90,5 +87,14 @@ struct TestURI: ParsableCommand {
             }
         }
         if decision.action != .permit { throw ExitCode(1) }
+    }
+}
+
+/// The policy a question is asked of; one that does not load prints its errors and exits
+/// with `status` (2 for `test` and `test-uri`, whose 1 means "deny").
+func loadForQuery(_ pipeline: Pipeline, status: Int32 = 2) throws -> PolicySet {
+    do { return try pipeline.load().policy } catch {
+        _ = Output.report(error)
+        throw ExitCode(status)
     }
 }

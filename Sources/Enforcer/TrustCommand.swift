@@ -1,5 +1,6 @@
 import ArgumentParser
 import Compiler
+import Enforcement
 import Foundation
 
 /// `enforcer trust grant|revoke|list`: which systems meet the policies' `trust` requirements.
@@ -15,13 +16,15 @@ struct TrustCommand: ParsableCommand {
         @OptionGroup var directory: PolicyDirectoryOption
         @OptionGroup var state: StateDirectoryOption
         @Option(name: .customLong("for"), help: ArgumentHelp("How long, e.g. 8h, 30m.", valueName: "DURATION"))
-        var duration: Duration?
+        var duration: DurationArgument?
         @Argument(help: "A system name.") var system: String
         @Argument(help: "A trust requirement, e.g. mfa.") var requirement: String
 
         func run() throws {
-            try TrustCommand.record(system, requirement, directory: directory.dir, stateDir: state.stateDir) { now in
-                TrustRecord(granted: true, until: duration.map { now.addingTimeInterval($0.seconds) })
+            try PolicyCommand.perform {
+                try pipeline(directory, state).trust(system, requirement) { now in
+                    TrustRecord(granted: true, until: duration.map { now.addingTimeInterval($0.seconds) })
+                }
             }
         }
     }
@@ -34,7 +37,7 @@ struct TrustCommand: ParsableCommand {
         @Argument(help: "A trust requirement, e.g. mfa.") var requirement: String
 
         func run() throws {
-            try TrustCommand.record(system, requirement, directory: directory.dir, stateDir: state.stateDir) { _ in TrustRecord(granted: false) }
+            try PolicyCommand.perform { try pipeline(directory, state).trust(system, requirement) { _ in TrustRecord(granted: false) } }
         }
     }
 
@@ -44,33 +47,7 @@ struct TrustCommand: ParsableCommand {
         @OptionGroup var state: StateDirectoryOption
 
         func run() throws {
-            let overrides = OverrideFile.read(state.stateDir ?? stateDirectory(directory))
-            let now = Date(), format = ISO8601DateFormatter()
-            for (system, records) in overrides.trust.sorted(by: { $0.key < $1.key }) {
-                for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
-                    let state = record.holds(at: now) ? "granted" + (record.until.map { " until \(format.string(from: $0))" } ?? "") : "revoked"
-                    print("\(system) \(requirement): \(state)")
-                }
-            }
-            if overrides.trust.isEmpty { print("no trust records") }
+            for line in pipeline(directory, state).trustRecords(at: Date()) { print(line) }
         }
-    }
-
-    static func record(_ system: String, _ requirement: String, directory: String, stateDir: String?, _ make: (Date) -> TrustRecord) throws {
-        let set = try loadPolicy(directory: directory, quietWarnings: true)
-        guard set.system(named: system) != nil else {
-            throw ValidationError("no system named '\(system)' in \(directory)")
-        }
-        let needing = set.policies.filter { $0.trust.contains(requirement) }.map { "'\($0.name)'" }
-        let state = stateDir ?? set.config.stateDirectory
-        let now = Date()
-        var overrides = OverrideFile.read(state).pruned(at: now)
-        let change = make(now)
-        overrides.trust[system, default: [:]][requirement] = change
-        try OverrideFile.write(overrides, to: state)
-        let format = ISO8601DateFormatter()
-        let what = change.granted ? "granted" + (change.until.map { " until \(format.string(from: $0))" } ?? "") : "revoked"
-        print("\(system) \(requirement): \(what)" + (needing.isEmpty ? " (no policy requires it)" : " (required by \(needing.joined(separator: ", ")))"))
-        PolicyFiles(directory: directory, stateDirectory: state).reloadDaemon(config: set.config)
     }
 }

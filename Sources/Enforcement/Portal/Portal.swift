@@ -1,60 +1,70 @@
 import Compiler
 import Foundation
+import NFQueue
 
 /// The page warn and aup rules send plain-HTTP visitors to (`[web] portal_url`): it shows the
 /// rule's description and an acknowledge button; after it, the visitor may reach what the
 /// rule guards for `[web] acknowledge_for`. Requests in, responses out; no I/O here.
-struct Portal {
-    struct Answer {
-        var response: [UInt8]
+public struct Portal {
+    public struct Answer {
+        public var response: [UInt8]
         /// The rule the visitor acknowledged, when the request was the button.
-        var acknowledged: String?
+        public var acknowledged: String?
     }
 
     let rules: [String: WebRule]
     let acknowledgeFor: TimeInterval
-    static let maxRequest = 16 * 1024
+    /// The most a request head, or a form body, may take.
+    public static let maxRequest = 16 * 1024
 
-    init(webRules: [WebRule], acknowledgeFor: TimeInterval) {
+    public init(webRules: [WebRule], acknowledgeFor: TimeInterval) {
         rules = Dictionary(webRules.filter { $0.action == .warn || $0.action == .aup }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         self.acknowledgeFor = acknowledgeFor
     }
 
-    /// nil while the request is incomplete.
-    func answer(_ bytes: [UInt8], now: Date) -> Answer? {
-        guard let headEnd = Self.headEnd(bytes) else {
-            return bytes.count >= Self.maxRequest ? Answer(response: Self.response(431, "Request Header Fields Too Large", page("Too large", "<p>The request is too large.</p>"))) : nil
+    /// The whole request's length once its head is in (head and form body), nil before; a
+    /// connection waits for that many bytes before it asks for the answer, so a body that
+    /// trickles in is not parsed again for every byte.
+    public static func requestLength(_ bytes: [UInt8]) -> Int? {
+        guard case .complete(let head) = HTTPRequestParser.parse(bytes, maxHeadLength: maxRequest) else { return nil }
+        return head.headLength + min(head.contentLength ?? 0, maxRequest)
+    }
+
+    /// The answer to the bytes received so far; nil while the request is incomplete. The
+    /// head is read by the same hardened parser the worker uses: a head over `maxRequest`
+    /// bytes, a second Host or Content-Length, a bare CR or any other ambiguity is refused.
+    public func answer(_ bytes: [UInt8], now: Date) -> Answer? {
+        let head: HTTPRequestHead
+        switch HTTPRequestParser.parse(bytes, maxHeadLength: Self.maxRequest) {
+        case .needMoreData: return nil
+        case .malformed:
+            if bytes.count >= Self.maxRequest {
+                return Answer(response: Self.response(431, "Request Header Fields Too Large", page("Too large", "<p>The request is too large.</p>")))
+            }
+            return Answer(response: Self.response(400, "Bad Request", page("Bad request", "")))
+        case .complete(let complete): head = complete
         }
-        // Lines by bytes: in Swift's Characters, CR LF is one grapheme.
-        let lines = bytes[..<headEnd].split(separator: 10, omittingEmptySubsequences: false)
-            .map { String(decoding: $0.last == 13 ? $0.dropLast() : $0, as: UTF8.self) }
-        let requestLine = lines.first?.split(separator: " ") ?? []
-        guard requestLine.count == 3 else { return Answer(response: Self.response(400, "Bad Request", page("Bad request", ""))) }
-        let method = requestLine[0], target = String(requestLine[1])
+        // The path and query as sent (an absolute-form target's, after its authority).
+        let target = head.target.hasPrefix("/") ? head.target : String(head.url.drop { $0 != "/" }.dropFirst(2).drop { $0 != "/" })
         let path = target.prefix { $0 != "?" }
         let query = Self.form(String(target.dropFirst(path.count + (target.contains("?") ? 1 : 0))))
-        switch (method, path) {
+        switch (head.method, path) {
         case ("GET", "/"), ("HEAD", "/"):
             guard let name = query["rule"], let rule = rules[name] else {
                 return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No warn or aup rule is named here.</p>")))
             }
-            return Answer(response: Self.response(200, "OK", notice(rule, url: query["url"] ?? ""), headOnly: method == "HEAD"))
+            return Answer(response: Self.response(200, "OK", notice(rule, url: query["url"] ?? ""), headOnly: head.method == "HEAD"))
         case ("POST", "/acknowledge"):
-            let length = lines.dropFirst().compactMap { line -> Int? in
-                let parts = line.split(separator: ":", maxSplits: 1)
-                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-                return Int(parts[1].trimmingCharacters(in: .whitespaces))
-            }.first ?? 0
-            let bodyStart = headEnd + (bytes[headEnd...].starts(with: Array("\r\n\r\n".utf8)) ? 4 : 2)
-            guard length >= 0, length <= Self.maxRequest else { return Answer(response: Self.response(413, "Content Too Large", page("Too large", ""))) }
-            guard bytes.count - bodyStart >= length else { return nil }
-            let form = Self.form(String(decoding: bytes[bodyStart..<(bodyStart + length)], as: UTF8.self))
+            let length = head.contentLength ?? 0
+            guard length <= Self.maxRequest else { return Answer(response: Self.response(413, "Content Too Large", page("Too large", ""))) }
+            guard bytes.count - head.headLength >= length else { return nil }
+            let form = Self.form(String(decoding: bytes[head.headLength..<(head.headLength + length)], as: UTF8.self))
             guard let name = form["rule"], rules[name] != nil else {
                 return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No warn or aup rule is named here.</p>")))
             }
             let url = form["url"].flatMap { $0.hasPrefix("http://") || $0.hasPrefix("https://") ? $0 : nil }
             let back = url.map { "<p><a href=\"\(Self.escaped($0))\">Continue to \(Self.escaped($0))</a></p>" } ?? ""
-            let until = ISO8601DateFormatter().string(from: now.addingTimeInterval(acknowledgeFor))
+            let until = ISO8601.string(now.addingTimeInterval(acknowledgeFor))
             var response = "HTTP/1.1 303 See Other\r\n"
             if let url { response += "Location: \(url)\r\n" }
             let body = page("Acknowledged", "<p>You may go on until \(until).</p>\(back)")
@@ -88,17 +98,6 @@ struct Portal {
     static func response(_ code: Int, _ reason: String, _ body: String, headOnly: Bool = false) -> [UInt8] {
         let head = "HTTP/1.1 \(code) \(reason)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
         return Array((headOnly ? head : head + body).utf8)
-    }
-
-    /// Where the head ends (before its blank line), CRLF or LF.
-    static func headEnd(_ bytes: [UInt8]) -> Int? {
-        var index = 0
-        while index + 1 < bytes.count {
-            if bytes[index] == 10 && bytes[index + 1] == 10 { return index }
-            if index + 3 < bytes.count && bytes[index] == 13 && bytes[index + 1] == 10 && bytes[index + 2] == 13 && bytes[index + 3] == 10 { return index }
-            index += 1
-        }
-        return nil
     }
 
     /// `a=1&b=x%20y` (application/x-www-form-urlencoded); the first of a repeated name wins.

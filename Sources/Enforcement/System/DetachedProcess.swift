@@ -2,8 +2,8 @@ import Foundation
 import Glibc
 
 /// Starts `arguments` as a detached process in a session of its own (POSIX_SPAWN_SETSID), with
-/// stdin from /dev/null and stdout/stderr appended to `log`; does not wait for it. The one
-/// place in the command that handles C pointers (posix_spawn's argv and attributes).
+/// stdin from /dev/null and stdout/stderr appended to `log`; does not wait for it. Returns its
+/// pid, or minus the errno.
 func spawnDetached(_ arguments: [String], log: String) -> Int32 {
     var attributes = posix_spawnattr_t()
     var actions = posix_spawn_file_actions_t()

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Enforcer
+@testable import Enforcement
 
 @Suite("Worker log lines")
 struct LogTests {

@@ -1,0 +1,43 @@
+import Compiler
+import Foundation
+
+/// How a plan is to be made live.
+public struct ApplyOptions: Sendable {
+    /// Replace enforcer's table whole instead of sending a delta.
+    public var replace = false
+    /// Apply even where the SSH guard objects (a flip is the policy's own schedule).
+    public var force = false
+    /// Restore the previous generation unless confirmed within this many seconds.
+    public var confirmSeconds: Int?
+
+    public init(replace: Bool = false, force: Bool = false, confirmSeconds: Int? = nil) {
+        self.replace = replace
+        self.force = force
+        self.confirmSeconds = confirmSeconds
+    }
+}
+
+/// What an apply did.
+public struct AppliedGeneration: Sendable {
+    /// The generation live afterwards (nil: none recorded).
+    public var generation: Int?
+    /// Whether anything was sent.
+    public var changed: Bool
+    /// What to report, one or more lines.
+    public var report: String
+
+    public init(generation: Int?, changed: Bool, report: String) {
+        self.generation = generation
+        self.changed = changed
+        self.report = report
+    }
+}
+
+/// Where plans become live: the kernel (`KernelDataplane`), or a recording one in tests and
+/// benchmarks. Each apply is all or nothing: a refused one throws and leaves the previous
+/// generation live.
+public protocol Dataplane: AnyObject {
+    func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration
+    /// Removes what enforcer owns, on `[run] on_stop = "flush"`.
+    func flush(_ config: Config, state: StateDirectory) throws(EnforcementError)
+}

@@ -1,0 +1,170 @@
+import Compiler
+import Foundation
+import NFQueue
+
+/// `enforcer run`'s decisions, without its descriptors: what to apply when the policy is
+/// loaded, when a flip is due, when the wall clock was set or a reload is asked for, and
+/// what to report. Every change of the kernel state goes through the pipeline and the
+/// dataplane, so each is one transaction and a refused one leaves the previous generation
+/// live. A test drives it with a clock and events and reads the plans a recording
+/// dataplane received; `DaemonProcess` drives it from the real sources.
+public final class Daemon {
+    public struct Options: Sendable {
+        public var system: String?
+        /// Apply even where the SSH guard objects.
+        public var force: Bool
+        public init(system: String? = nil, force: Bool = false) {
+            self.system = system
+            self.force = force
+        }
+    }
+
+    /// What a handled event changed, for the process to follow (rebind the worker, rewatch
+    /// the files, rearm the timer).
+    public enum Outcome: Equatable, Sendable {
+        case nothing
+        /// The same policy at a new instant (a flip).
+        case replanned
+        /// A new policy is live.
+        case reloaded
+        /// The policy did not change (a refused reload).
+        case refused
+        case stopping
+    }
+
+    public let pipeline: Pipeline
+    public let options: Options
+    public let state: StateDirectory
+    private let dataplane: any Dataplane
+    private let now: () -> Date
+    private let log: (String) -> Void
+
+    /// The plan live now.
+    public private(set) var plan: CheckedPlan
+    /// What `enforcer status` reads.
+    public private(set) var report: DaemonReport
+    /// When the plan changes next by itself (nil: never); the flip timer is set to it.
+    public private(set) var nextWake: Date?
+    public private(set) var stopReason: String?
+
+    /// Loads, checks and applies the policy. Any failure is thrown and nothing is applied.
+    public init(pipeline: Pipeline, options: Options, dataplane: any Dataplane, now: @escaping () -> Date = Date.init,
+                log: @escaping (String) -> Void = Log.line) throws(EnforcementError) {
+        self.pipeline = pipeline
+        self.options = options
+        self.dataplane = dataplane
+        self.now = now
+        self.log = log
+        let instant = now()
+        let policy = try pipeline.load().policy
+        let host = try pipeline.host(options.system, in: policy)
+        state = pipeline.state(for: policy)
+        plan = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
+        let standardized = (pipeline.source as? PolicyDirectory)?.standardizedPath ?? pipeline.source.location
+        report = DaemonReport(pid: getpid(), startedAt: instant, system: host.name, policyDirectory: standardized)
+        let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(force: options.force))
+        log(applied.report)
+        report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
+        report.lastReload = .init(at: instant, ok: true, message: "started")
+        scheduleNextWake(after: instant)
+    }
+
+    /// Handles one event; says what changed.
+    @discardableResult
+    public func handle(_ event: DaemonEvent) -> Outcome {
+        switch event {
+        case .timerFired: return replan(because: "time", notBefore: report.nextFlip?.at)
+        case .clockSet: return replan(because: "the wall clock was set", notBefore: nil)
+        case .reload(let reason): return reload(because: reason)
+        case .stop(let reason):
+            stopReason = reason
+            return .stopping
+        }
+    }
+
+    /// The worker's counters, for the report; whether they changed.
+    public func record(counters: WorkerCounters) -> Bool {
+        guard report.counters != counters else { return false }
+        report.counters = counters
+        return true
+    }
+
+    /// The policy directory's files and list folders, to watch for changes.
+    public var watchedDirectories: [String] { pipeline.source.watchedDirectories(of: plan.policy) }
+
+    /// The same policy at a new instant: a flip (`notBefore` its boundary), or the clock moved
+    /// (now, whatever was scheduled).
+    private func replan(because reason: String, notBefore boundary: Date?) -> Outcome {
+        // A timer fires at or just after its instant; never compile a hair before the boundary.
+        let instant = max(now(), boundary ?? .distantPast)
+        defer { scheduleNextWake(after: instant) }
+        do {
+            let next = try pipeline.plan(plan.loaded, host: plan.host, at: instant, overrides: state.overrides.read(),
+                                         ids: state.policyIDs(for: plan.loaded), expectations: false)
+            let flipped = next.flips(from: plan)
+            // A flip is the policy's own schedule: it happens even where the SSH guard would object.
+            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true))
+            plan = next
+            log("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)")
+            report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
+            return .replanned
+        } catch {
+            log("flip (\(reason)) failed, the previous generation stays live: \(error)")
+            return .nothing
+        }
+    }
+
+    /// The policy again: applied as a delta when valid, refused otherwise.
+    private func reload(because reason: String) -> Outcome {
+        let instant = now()
+        let live = { self.state.generations.currentNumber().map(String.init) ?? "-" }
+        let policy: PolicySet
+        do { policy = try pipeline.load().policy } catch {
+            let errors = error.diagnostics.filter { $0.severity == .error }
+            for line in DiagnosticText.render(errors) { log(line) }
+            log("reload (\(reason)) refused: \(counted(errors.count, "error")); generation \(live()) stays live")
+            report.lastReload = .init(at: instant, ok: false, message: "\(errors.count) error(s): \(errors.first?.description ?? "")")
+            return .refused
+        }
+        do {
+            let host = try pipeline.host(options.system, in: policy)
+            let next = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
+            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force))
+            plan = next
+            scheduleNextWake(after: instant)
+            log("reload (\(reason)): \(applied.report)")
+            report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
+            report.lastReload = .init(at: instant, ok: true, message: applied.report)
+            return .reloaded
+        } catch {
+            for line in DiagnosticText.render(error.diagnostics) { log(line) }
+            log("reload (\(reason)) refused, generation \(live()) stays live: \(error)")
+            report.lastReload = .init(at: instant, ok: false, message: "\(error)")
+            return .refused
+        }
+    }
+
+    /// The next window, expiry or trust change, and the policies that flip then.
+    private func scheduleNextWake(after instant: Date) {
+        nextWake = plan.nextChange(after: instant, overrides: state.overrides.read())
+        report.nextFlip = nextWake.map { DaemonReport.NextFlip(at: $0, policies: plan.policiesFlipping(at: $0, after: instant)) }
+    }
+
+    /// Stopping: leaves the ruleset in place, or removes enforcer's table (`[run] on_stop`).
+    /// `workerSummary` ends the last line (the worker's counters).
+    public func finish(workerSummary: String) {
+        let reason = stopReason ?? "stop"
+        let config = plan.policy.config
+        if config.onStop == .flush {
+            do {
+                try dataplane.flush(config, state: state)
+                log("run: stopped (\(reason)); enforcer's table removed ([run] on_stop = \"flush\")\(workerSummary)")
+            } catch {
+                log("run: stopped (\(reason)); removing enforcer's table failed: \(error)\(workerSummary)")
+            }
+        } else {
+            log("run: stopped (\(reason)); the ruleset stays in force\(workerSummary)")
+        }
+        report.stoppedAt = now()
+    }
+}

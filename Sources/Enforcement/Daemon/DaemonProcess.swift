@@ -1,0 +1,116 @@
+import Compiler
+import Foundation
+import NFQueue
+
+/// `enforcer run` as a process: the daemon's decisions (`Daemon`) wired to its event
+/// sources on one loop: signals, the flip timer, the policy directory's changes, the
+/// NFQUEUE worker's socket, the portal and the report writer. After each event it follows
+/// what changed: the timer set to the next flip, the worker bound or given the new rules,
+/// the portal started, the files watched anew.
+public final class DaemonProcess {
+    private let loop = EventLoop()
+    private let signals: SignalSource
+    private let timer: FlipTimerSource
+    private let watch: PolicyWatchSource
+    private var reportWriter: ReportWriter!
+    private let daemon: Daemon
+    private var queue: QueueSource?
+    private var portal: PortalServer?
+
+    /// Loads, checks and applies the policy, and binds the queue when web rules need it.
+    /// Any failure here is thrown and the daemon does not start.
+    public init(pipeline: Pipeline, options: Daemon.Options) throws {
+        // Signals first: blocking them must come before any thread starts.
+        signals = try SignalSource()
+        timer = try FlipTimerSource()
+        watch = try PolicyWatchSource(directory: pipeline.source.location)
+        daemon = try Daemon(pipeline: pipeline, options: options, dataplane: KernelDataplane())
+        reportWriter = ReportWriter { [unowned self] in
+            do { try daemon.report.write(to: daemon.state) } catch { Log.line("run: status file: \(error)") }
+        }
+        for source in [signals, timer, watch] as [any EventSource] { loop.add(source) }
+        loop.add(reportWriter)
+        let handle: (DaemonEvent) -> Void = { [unowned self] event in self.handle(event) }
+        signals.onEvent = handle
+        timer.onEvent = handle
+        watch.onEvent = handle
+        try bindWorkerIfNeeded()
+        startPortalIfNeeded()
+        try timer.arm(at: daemon.nextWake)
+        watch.watch(daemon.watchedDirectories)
+        reportWriter.writeNow()
+    }
+
+    /// Runs until SIGTERM or SIGINT; then leaves the ruleset in place or flushes it ([run] on_stop).
+    public func run() throws {
+        while daemon.stopReason == nil { try loop.turn() }
+        let summary = queue.map { queue in
+            let counters = queue.worker.inspector.counters
+            return "; packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts)"
+        } ?? ""
+        if let queue { loop.remove(queue) }
+        queue = nil  // unbinds the queue: queued flows follow [kernel] queue_fail from now on
+        daemon.finish(workerSummary: summary)
+        reportWriter.writeNow()
+    }
+
+    private func handle(_ event: DaemonEvent) {
+        let outcome = daemon.handle(event)
+        if outcome == .stopping { return }
+        if outcome == .reloaded {
+            queue?.worker.replaceMatcher(WebMatcher(rules: daemon.plan.policy.webRules, defaultAction: daemon.plan.policy.config.defaultAction))
+            do { try bindWorkerIfNeeded() } catch { Log.line("worker: \(error)") }
+            startPortalIfNeeded()
+        }
+        do { try timer.arm(at: daemon.nextWake) } catch { Log.line("run: \(error)") }
+        // A reload, even a refused one, may have added files or list folders to watch.
+        if case .reload = event { watch.watch(daemon.watchedDirectories) }
+        reportWriter.writeNow()
+    }
+
+    private func bindWorkerIfNeeded() throws {
+        let plan = daemon.plan
+        guard queue == nil, !plan.compiled.queuedFlows.isEmpty else { return }
+        let config = plan.policy.config
+        let matcher = WebMatcher(rules: plan.policy.webRules, defaultAction: config.defaultAction)
+        let worker = try Worker(queueNumber: config.queue, queueFailOpen: config.queueFail == .open, queueMaxLength: config.queueMaxLength,
+                                inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: config)),
+                                log: Log.write(bytes:), linePrefix: { Log.prefix() })
+        let source = QueueSource(worker: worker)
+        source.onDrained = { [unowned self] worker in
+            if daemon.record(counters: worker.inspector.counters) { reportWriter.markDirty() }
+        }
+        queue = source
+        loop.add(source)
+        Log.line("worker: judging queue \(config.queue) with \(counted(plan.policy.webRules.count, "web rule")); default_action \(config.defaultAction.rawValue), fail \(config.webFail.rawValue)")
+    }
+
+    /// The portal, on a gateway whose web rules include warn or aup.
+    private func startPortalIfNeeded() {
+        let policy = daemon.plan.policy
+        let rules = policy.webRules.filter { $0.action == .warn || $0.action == .aup }
+        guard !rules.isEmpty, daemon.plan.compiled.isGateway else {
+            portal?.stop()
+            portal = nil
+            return
+        }
+        let pages = Portal(webRules: policy.webRules, acknowledgeFor: policy.config.acknowledgeFor)
+        if let portal {
+            portal.replace(pages)
+            return
+        }
+        let endpoint = policy.config.portalEndpoint
+        do {
+            let socket = try ListeningSocket(address: endpoint.address, port: endpoint.port)
+            let server = PortalServer(socket: socket, portal: pages, loop: loop)
+            server.onAcknowledge = { [unowned self] client, rule, until in
+                queue?.worker.acknowledge(client: client, rule: rule, until: until)
+                Log.line("portal: \(client) acknowledged rule '\(rule)' until \(ISO8601.string(until))")
+            }
+            portal = server
+            Log.line("portal: serving \(policy.config.portalURL) on \(endpoint.address.map { $0.family == .v6 ? "[\($0)]" : "\($0)" } ?? "*"):\(endpoint.port) for \(counted(rules.count, "warn/aup rule"))")
+        } catch {
+            Log.line("portal: not serving: \(error) (set [web] portal_listen to an address of this host)")
+        }
+    }
+}

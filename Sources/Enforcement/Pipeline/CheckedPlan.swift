@@ -1,0 +1,47 @@
+import Compiler
+import Foundation
+
+/// A policy checked and compiled for one host at one instant: what the dry run renders and
+/// what a dataplane makes live.
+public struct CheckedPlan: Sendable {
+    /// The policy as its source holds it (a later flip applies the overrides of its own
+    /// instant to this).
+    public let loaded: PolicySet
+    /// The policy with the runtime overrides applied.
+    public let policy: PolicySet
+    /// This host.
+    public let host: SystemDefinition
+    /// Who may reach whom, with overrides and trust applied.
+    public let graph: AccessGraph
+    public let compiled: CompiledHost
+    public let instant: Date
+    public let policyIDs: PolicyIDs
+    /// Where the policy came from (the plan's header, the generation's record).
+    public let location: String
+
+    /// The next instant at which this plan changes by itself: a window or expiry of a policy,
+    /// or a trust grant running out.
+    public func nextChange(after instant: Date, overrides: RuntimeOverrides) -> Date? {
+        [compiled.nextFlip(after: instant), overrides.nextTrustChange(after: instant)].compactMap { $0 }.min()
+    }
+
+    /// The policies whose state flips at `instant`.
+    public func policiesFlipping(at instant: Date, after now: Date) -> [String] {
+        compiled.enforced.filter { $0.entry.policy.schedule.nextFlip(after: now) == instant }.map(\.entry.policy.name)
+    }
+
+    /// "'NAME' activates", "'NAME' deactivates (why)" for every policy whose state differs
+    /// from `old`.
+    public func flips(from old: CheckedPlan) -> [String] {
+        let before = Dictionary(old.compiled.enforced.map { ($0.entry.policy.name, $0.inactiveReason) }, uniquingKeysWith: { a, _ in a })
+        var out: [String] = []
+        var seen = Set<String>()
+        for item in compiled.enforced where seen.insert(item.entry.policy.name).inserted {
+            let was = before[item.entry.policy.name] ?? nil
+            if (was == nil) != (item.inactiveReason == nil) {
+                out.append(item.inactiveReason.map { "'\(item.entry.policy.name)' deactivates (\($0))" } ?? "'\(item.entry.policy.name)' activates")
+            }
+        }
+        return out
+    }
+}

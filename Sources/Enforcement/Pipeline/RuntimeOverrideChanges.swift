@@ -1,0 +1,74 @@
+import Compiler
+import Foundation
+import Glibc
+
+/// `policy enable|disable` and `trust grant|revoke`: recorded in the state directory, then
+/// a running daemon for the same policy is told to reload (otherwise `enforcer apply` puts
+/// them in force).
+extension Pipeline {
+    /// Switches policy `name` on or off as `make(now)` says; returns the lines to print.
+    public func override(policy name: String, _ make: (Date) -> EnabledOverride) throws(EnforcementError) -> [String] {
+        let policy = try load().policy
+        guard policy.policies.contains(where: { $0.name == name }) else {
+            throw .notFound("no policy named '\(name)' in \(source.location) (policies: \(policy.policies.map { "'\($0.name)'" }.joined(separator: ", ")))")
+        }
+        let state = state(for: policy)
+        let now = Date()
+        let change = make(now)
+        try record(state, now: now) { $0.policies[name] = change }
+        let line: String
+        switch (change.enabled, change.until, change.from) {
+        case (true, let until?, _): line = "'\(name)' enabled until \(ISO8601.string(until))"
+        case (true, nil, _): line = "'\(name)' enabled"
+        case (false, _, let from?): line = "'\(name)' disabled from \(ISO8601.string(from))"
+        case (false, _, nil): line = "'\(name)' disabled"
+        }
+        return [line, signalDaemon(state)]
+    }
+
+    /// Records whether `system` meets `requirement`, as `make(now)` says; returns the lines to print.
+    public func trust(_ system: String, _ requirement: String, _ make: (Date) -> TrustRecord) throws(EnforcementError) -> [String] {
+        let policy = try load().policy
+        guard policy.system(named: system) != nil else { throw .notFound("no system named '\(system)' in \(source.location)") }
+        let needing = policy.policies.filter { $0.trust.contains(requirement) }.map { "'\($0.name)'" }
+        let state = state(for: policy)
+        let now = Date()
+        let change = make(now)
+        try record(state, now: now) { $0.trust[system, default: [:]][requirement] = change }
+        let what = change.granted ? "granted" + (change.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
+        return ["\(system) \(requirement): \(what)" + (needing.isEmpty ? " (no policy requires it)" : " (required by \(needing.joined(separator: ", ")))"),
+                signalDaemon(state)]
+    }
+
+    /// Every trust record and whether it holds at `instant`, a line each.
+    public func trustRecords(at instant: Date) -> [String] {
+        let overrides = state().overrides.read()
+        var lines: [String] = []
+        for (system, records) in overrides.trust.sorted(by: { $0.key < $1.key }) {
+            for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
+                let state = record.holds(at: instant) ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
+                lines.append("\(system) \(requirement): \(state)")
+            }
+        }
+        return lines.isEmpty ? ["no trust records"] : lines
+    }
+
+    private func record(_ state: StateDirectory, now: Date, _ change: (inout RuntimeOverrides) -> Void) throws(EnforcementError) {
+        var overrides = state.overrides.read().pruned(at: now)
+        change(&overrides)
+        do { try state.overrides.write(overrides) } catch {
+            throw .refused(["enforcer: cannot write \(state.overrides.path): \(error.localizedDescription)"])
+        }
+    }
+
+    /// SIGHUP to `enforcer run` when its report in the state directory names a live process
+    /// serving this policy; what happened, as a line.
+    public func signalDaemon(_ state: StateDirectory) -> String {
+        guard let report = try? DaemonReport.read(from: state), report.isRunning,
+              let directory = source as? PolicyDirectory, report.policyDirectory == directory.standardizedPath else {
+            return "no running `enforcer run` for this directory; apply with `enforcer apply`"
+        }
+        kill(report.pid, SIGHUP)
+        return "reloading enforcer run (pid \(report.pid))"
+    }
+}

@@ -1,0 +1,53 @@
+import Compiler
+import Foundation
+
+/// Questions answered from a loaded policy without touching the kernel: `check`'s summary,
+/// `test`, `test-uri`, `policy list`.
+public enum PolicyQueries {
+    /// `check`'s last line.
+    public static func summary(_ policy: PolicySet) -> String {
+        let lists = policy.webRules.reduce(0) { $0 + $1.domains.reduce(0) { $0 + $1.count } }
+        return "ok: \(policy.files.count) files, \(policy.systems.count) systems, \(policy.policies.count) policies, \(policy.webRules.count) web rules (\(lists) domains), \(policy.expectations.count) expectations passed"
+    }
+
+    /// A system's first address, or an address; nil when `text` is neither.
+    public static func endpoint(_ text: String, in policy: PolicySet) throws(ValueError) -> IPAddress {
+        if let system = policy.system(named: text), let address = system.addresses.first?.address { return address }
+        return try IPAddress.parse(text)
+    }
+
+    /// `test`: the verdict for one flow, judged as `system`'s ruleset would (any receiver
+    /// when nil), and the policy that decides it.
+    public static func decide(_ query: FlowQuery, in policy: PolicySet, system: SystemDefinition?) -> FlowDecision {
+        FlowEvaluator(graph: AccessGraph(policy), system: system).decide(query)
+    }
+
+    /// `test-uri`: the web verdict for `request`.
+    public static func decide(_ request: WebRequest, in policy: PolicySet, at instant: Date) -> WebDecision {
+        WebMatcher(rules: policy.webRules, defaultAction: policy.config.defaultAction).decide(request, at: instant)
+    }
+
+    /// `policy list`: every block of every file in evaluation order, and whether it is in force.
+    public static func listing(_ policy: PolicySet, at instant: Date) -> [String] {
+        let graph = AccessGraph(policy)
+        var lines: [String] = []
+        for file in policy.files {
+            lines.append((file as NSString).lastPathComponent)
+            let local = { (location: SourceLocation) in location.file == file }
+            for system in policy.systems where local(system.location) {
+                lines.append("  system \(system.name): \(system.tags.joined(separator: ", "))")
+            }
+            for entry in graph.entries where local(entry.policy.location) {
+                let state = graph.inactiveReason(entry, at: instant).map { "inactive: \($0)" } ?? "active"
+                lines.append("  \(entry.policy.kindWord) '\(entry.policy.name)': \(counted(entry.connectedPairs, "pair")), \(state)")
+            }
+            for rule in policy.webRules where local(rule.location) {
+                lines.append("  web rule \(rule.name): \(rule.action.rawValue)\(rule.timeWindow.map { " during \($0)" } ?? "")")
+            }
+            for expectation in policy.expectations where local(expectation.location) {
+                lines.append("  expect \(expectation.name)")
+            }
+        }
+        return lines
+    }
+}

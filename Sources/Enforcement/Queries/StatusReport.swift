@@ -1,0 +1,83 @@
+import Compiler
+import Foundation
+
+/// `enforcer status`: what the state directory and the running daemon's report say.
+public struct StatusReport {
+    public let state: StateDirectory
+    public let live: Int?
+    public let daemon: DaemonReport?
+    public let overrides: RuntimeOverrides
+    public let running: Bool
+    public let recentSenders: Int
+    let now: Date
+
+    public init(state: StateDirectory, now: Date = Date()) {
+        self.state = state
+        self.now = now
+        live = state.generations.currentNumber()
+        daemon = try? DaemonReport.read(from: state)
+        overrides = state.overrides.read().pruned(at: now)
+        running = daemon?.isRunning ?? false
+        recentSenders = KernelDataplane.recentSenders(state)
+    }
+
+    /// One JSON object.
+    public func json() throws -> String {
+        let encoder = StateJSON.encoder(pretty: false)
+        let daemonJSON = try daemon.map { try JSONSerialization.jsonObject(with: encoder.encode($0)) }
+        let overridesJSON = try JSONSerialization.jsonObject(with: encoder.encode(overrides))
+        return JSONText.object(["state_directory": state.path, "generation": live, "recent_senders": recentSenders, "running": running,
+                                "daemon": daemonJSON, "overrides": overridesJSON])
+    }
+
+    /// What a person reads, a line each.
+    public func lines() -> [String] {
+        var out = ["generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state.path))"]
+        if recentSenders > 0 {
+            out.append("recent table: \(counted(recentSenders, "sender")) added by deltas, until `enforcer apply --replace` folds them into the main table")
+        }
+        for (name, change) in overrides.policies.sorted(by: { $0.key < $1.key }) {
+            let when = change.enabled ? change.until.map { " until \(ISO8601.string($0)) (kernel timeout)" } ?? "" : change.from.map { " from \(ISO8601.string($0))" } ?? ""
+            out.append("override: '\(name)' \(change.enabled ? "enabled" : "disabled")\(when) by `enforcer policy \(change.enabled ? "enable" : "disable")`")
+        }
+        for (system, records) in overrides.trust.sorted(by: { $0.key < $1.key }) {
+            for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
+                let holds = record.holds(at: now)
+                out.append("trust: \(system) \(requirement) \(holds ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked")")
+            }
+        }
+        guard let daemon else {
+            out.append("daemon: no report from `enforcer run` in \(state.path)")
+            return out
+        }
+        if running {
+            out.append("daemon: running (pid \(daemon.pid)) for \(daemon.system) since \(ISO8601.string(daemon.startedAt)), policy \(daemon.policyDirectory)")
+        } else {
+            out.append("daemon: not running (last report \(daemon.stoppedAt.map { "stopped \(ISO8601.string($0))" } ?? "from pid \(daemon.pid), which is gone"))")
+        }
+        out.append("policies:")
+        for policy in daemon.policies {
+            out.append("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")")
+        }
+        if daemon.policies.isEmpty { out.append("  none enforced on \(daemon.system)") }
+        out.append("next flip: " + (daemon.nextFlip.map { "\(ISO8601.string($0.at)) \($0.policies.map { "'\($0)'" }.joined(separator: ", "))" } ?? "none scheduled"))
+        if let counters = daemon.counters {
+            out.append("queue: packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts), flows tracked \(counters.flowsTracked)")
+        } else {
+            out.append("queue: no worker (no web rules on this system)")
+        }
+        if let reload = daemon.lastReload {
+            out.append("last reload: \(ISO8601.string(reload.at)) \(reload.ok ? "ok" : "refused"): \(reload.message)")
+        }
+        return out
+    }
+}
+
+/// A JSON object from plain values, keys sorted, absent (nil) members left out.
+public enum JSONText {
+    public static func object(_ members: [String: Any?]) -> String {
+        let compact = members.compactMapValues { $0 }
+        let data = (try? JSONSerialization.data(withJSONObject: compact, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,63 @@
+import Compiler
+import Foundation
+import Glibc
+import NFQueue
+
+/// What `enforcer run` reports about itself, kept in the state directory as daemon.json.
+public struct DaemonReport: Codable, Sendable {
+    public struct PolicyState: Codable, Sendable {
+        public var name: String
+        public var kind: String
+        public var hook: String
+        public var active: Bool
+        public var reason: String?
+    }
+    public struct NextFlip: Codable, Sendable {
+        public var at: Date
+        public var policies: [String]
+    }
+    public struct Reload: Codable, Sendable {
+        public var at: Date
+        public var ok: Bool
+        public var message: String
+    }
+
+    public var pid: Int32
+    public var startedAt: Date
+    public var stoppedAt: Date?
+    public var system: String
+    public var policyDirectory: String
+    public var generation: Int?
+    public var appliedAt: Date?
+    public var policies: [PolicyState] = []
+    public var nextFlip: NextFlip?
+    public var lastReload: Reload?
+    public var counters: WorkerCounters?
+
+    public init(pid: Int32, startedAt: Date, system: String, policyDirectory: String) {
+        self.pid = pid
+        self.startedAt = startedAt
+        self.system = system
+        self.policyDirectory = policyDirectory
+    }
+
+    public mutating func record(compiled: CompiledHost, generation: Int?, at instant: Date) {
+        self.generation = generation
+        appliedAt = instant
+        policies = compiled.enforced.map {
+            PolicyState(name: $0.entry.policy.name, kind: $0.entry.policy.kindWord, hook: "\($0.hook)", active: $0.inactiveReason == nil, reason: $0.inactiveReason)
+        }
+    }
+
+    public func write(to state: StateDirectory) throws {
+        try FileManager.default.createDirectory(atPath: state.path, withIntermediateDirectories: true)
+        try StateJSON.encoder().encode(self).write(to: URL(fileURLWithPath: state.daemonReport), options: .atomic)
+    }
+
+    public static func read(from state: StateDirectory) throws -> DaemonReport {
+        try StateJSON.decoder().decode(DaemonReport.self, from: Data(contentsOf: URL(fileURLWithPath: state.daemonReport)))
+    }
+
+    /// Whether the daemon that wrote this report still runs.
+    public var isRunning: Bool { stoppedAt == nil && kill(pid, 0) == 0 }
+}

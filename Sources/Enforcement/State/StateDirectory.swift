@@ -1,0 +1,32 @@
+import Compiler
+import Foundation
+import Kernel
+
+/// What enforcer keeps between runs (default /var/lib/enforcer): the applied generations,
+/// the policies' mark ids, runtime overrides (`policy enable|disable`, `trust`), the
+/// daemon's report and a pending `apply --confirm`.
+public struct StateDirectory: Sendable {
+    public let path: String
+    public let generations: GenerationStore
+
+    public init(path: String) {
+        self.path = path
+        generations = GenerationStore(directory: path)
+    }
+
+    /// `--state-dir` when given, else `[state] directory` of the policy's enforcer.conf.
+    public init(option: String?, config: Config) {
+        self.init(path: option ?? config.stateDirectory)
+    }
+
+    /// Policy name → mark id: earlier applies' ids kept, new policies numbered after them,
+    /// so a flow's mark keeps its meaning across reloads.
+    public func policyIDs(for policy: PolicySet) -> PolicyIDs {
+        generations.policyIDs().assigning(policy.policies.map(\.name))
+    }
+
+    public var overrides: OverridesFile { OverridesFile(directory: path) }
+    public var daemonReport: String { path + "/daemon.json" }
+    public var pendingConfirm: String { path + "/pending-confirm.json" }
+    public var watchdogLog: String { path + "/watchdog.log" }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Enforcement
+import Foundation
+
+struct Confirm: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Keep the generation applied with `apply --confirm`.")
+    @OptionGroup var directory: PolicyDirectoryOption
+    @OptionGroup var state: StateDirectoryOption
+
+    func run() throws {
+        guard let generation = try KernelDataplane().confirm(state: pipeline(directory, state).state()) else {
+            print("nothing to confirm")
+            return
+        }
+        print("confirmed generation \(generation)")
+    }
+}
+
+struct ConfirmWatchdog: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "confirm-watchdog", abstract: "(internal) restore on a missed confirm.",
+                                                    shouldDisplay: false)
+    @Option var stateDir: String
+    @Option var generation: Int
+
+    func run() throws {
+        do {
+            if let line = try KernelDataplane().watchConfirm(state: StateDirectory(path: stateDir), generation: generation) { print(line) }
+        } catch {
+            print(error)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Rollback: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make an earlier applied generation live again.",
+        discussion: "Without GEN, the generation before the current one. The restored state is recorded as a new generation.")
+    @OptionGroup var directory: PolicyDirectoryOption
+    @OptionGroup var state: StateDirectoryOption
+    @Argument(help: ArgumentHelp("Generation number (see the state directory's generations/).", valueName: "GEN")) var generation: Int?
+
+    func run() throws {
+        do { print(try KernelDataplane().rollback(to: generation, state: pipeline(directory, state).state())) } catch {
+            throw Output.report(error)
+        }
+    }
+}
+
+struct Flush: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove everything enforcer owns from the kernel (its table), nothing else.",
+        discussion: "Reads only enforcer.conf ([kernel] table, [state] directory), so it works while the policy files have errors. Applied generations stay in the state directory for `enforcer rollback`.")
+
+    @OptionGroup var directory: PolicyDirectoryOption
+    @OptionGroup var state: StateDirectoryOption
+
+    func run() throws {
+        let pipeline = pipeline(directory, state)
+        do {
+            let config = try pipeline.configuration()
+            try KernelDataplane().flush(config, state: pipeline.state())
+            print("flushed: table inet \(config.table) and inet \(KernelDataplane.recentTableName(of: config.table)) removed (where they existed); other tables untouched")
+        } catch {
+            throw Output.report(error, quietWarnings: false)
+        }
+    }
+}

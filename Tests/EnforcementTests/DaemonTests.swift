@@ -1,0 +1,212 @@
+import Compiler
+import Foundation
+import Testing
+@testable import Enforcement
+
+/// A dataplane that keeps the plans it is given instead of loading them.
+final class RecordingDataplane: Dataplane {
+    var plans: [CheckedPlan] = []
+    var flushes = 0
+    /// Refuse the next apply, as a kernel would refuse a batch.
+    var refuseNext = false
+
+    func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
+        if refuseNext {
+            refuseNext = false
+            throw .refused(["enforcer: the kernel refused (test)"])
+        }
+        plans.append(plan)
+        return AppliedGeneration(generation: plans.count, changed: true, report: "applied generation \(plans.count)")
+    }
+
+    func flush(_ config: Config, state: StateDirectory) throws(EnforcementError) { flushes += 1 }
+
+    /// Whether policy `name` grants anything in the plan applied last.
+    func active(_ name: String) -> Bool? {
+        plans.last?.compiled.enforced.first { $0.entry.policy.name == name }.map { $0.inactiveReason == nil }
+    }
+}
+
+/// A policy directory in /tmp for one test, removed at the end.
+final class PolicyDirectoryFixture {
+    let path = NSTemporaryDirectory() + "enforcer-daemon-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+
+    init(config: String = "[policy]\ntime_window_tz = \"utc\"\n", files: [String: String]) throws {
+        try FileManager.default.createDirectory(atPath: path + "/rules.d", withIntermediateDirectories: true)
+        try (config + "\n[state]\ndirectory = \"\(path)/state\"\n").write(toFile: path + "/enforcer.conf", atomically: true, encoding: .utf8)
+        for (name, text) in files { try write(name, text) }
+    }
+
+    func write(_ name: String, _ text: String) throws {
+        try text.write(toFile: path + "/rules.d/" + name, atomically: true, encoding: .utf8)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// The daemon's handlers, driven by hand: a clock the test sets, events the test sends, and
+/// the plans a recording dataplane received. No kernel, no descriptors.
+@Suite("Daemon handlers")
+struct DaemonTests {
+    static let systems = """
+        [system] db-1: {
+            address: 10.0.0.1
+            tags: db
+        }
+        [system] ws-1: {
+            address: 10.0.0.2
+            tags: dev
+        }
+        """
+    static let office = """
+        [policy] "Dev to DB": {
+            senders: dev
+            receivers: db
+            allow: tcp/5432
+            active-hours: mon-fri 08:00-18:00
+        }
+        """
+
+    /// Monday 2026-11-23 at `time` UTC.
+    static func monday(_ time: String) -> Date { ISO8601.date("2026-11-23T\(time)Z")! }
+
+    final class Clock {
+        var now: Date
+        init(_ now: Date) { self.now = now }
+    }
+
+    struct Harness {
+        let fixture: PolicyDirectoryFixture
+        let clock: Clock
+        let dataplane = RecordingDataplane()
+        let daemon: Daemon
+        let log: LogLines
+
+        init(files: [String: String], at start: Date, config: String? = nil) throws {
+            fixture = try config.map { try PolicyDirectoryFixture(config: $0, files: files) } ?? PolicyDirectoryFixture(files: files)
+            let clock = Clock(start)
+            self.clock = clock
+            let log = LogLines()
+            self.log = log
+            daemon = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane,
+                                now: { clock.now }, log: { log.lines.append($0) })
+        }
+    }
+
+    final class LogLines { var lines: [String] = [] }
+
+    @Test("started before a window: applied inactive, the timer set to the window's start")
+    func startsBeforeTheWindow() throws {
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-office.policy": Self.office], at: Self.monday("07:59:30"))
+        #expect(h.dataplane.plans.count == 1)
+        #expect(h.dataplane.active("Dev to DB") == false)
+        #expect(h.daemon.nextWake == Self.monday("08:00:00"))
+        #expect(h.daemon.report.nextFlip?.policies == ["Dev to DB"])
+        #expect(h.daemon.report.lastReload?.message == "started")
+    }
+
+    @Test("the timer at the boundary applies the window; a timer a hair early still compiles at the boundary")
+    func flipsAtTheBoundary() throws {
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-office.policy": Self.office], at: Self.monday("07:59:30"))
+        h.clock.now = Self.monday("07:59:59.990")
+        #expect(h.daemon.handle(.timerFired) == .replanned)
+        #expect(h.dataplane.plans.count == 2)
+        #expect(h.dataplane.plans.last?.instant == Self.monday("08:00:00"))
+        #expect(h.dataplane.active("Dev to DB") == true)
+        #expect(h.daemon.nextWake == Self.monday("18:00:00"))
+        #expect(h.log.lines.last?.hasPrefix("flip (time): 'Dev to DB' activates — applied generation 2") == true)
+
+        h.clock.now = Self.monday("18:00:00.004")
+        h.daemon.handle(.timerFired)
+        #expect(h.dataplane.active("Dev to DB") == false)
+        #expect(h.daemon.nextWake == ISO8601.date("2026-11-24T08:00:00Z"))
+    }
+
+    @Test("a clock set forward recomputes at the new time")
+    func clockSet() throws {
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-office.policy": Self.office], at: Self.monday("06:00:00"))
+        h.clock.now = Self.monday("12:00:00")
+        #expect(h.daemon.handle(.clockSet) == .replanned)
+        #expect(h.dataplane.plans.last?.instant == Self.monday("12:00:00"))
+        #expect(h.dataplane.active("Dev to DB") == true)
+        #expect(h.log.lines.last?.hasPrefix("flip (the wall clock was set)") == true)
+    }
+
+    @Test("a broken file is refused and nothing is applied; a fixed one is applied")
+    func reloads() throws {
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-office.policy": Self.office], at: Self.monday("09:00:00"))
+        try h.fixture.write("30-broken.policy", "[policy] broken: {\n    senders: dev\n    allow: tcp/99999\n}\n")
+        #expect(h.daemon.handle(.reload(reason: "SIGHUP")) == .refused)
+        #expect(h.dataplane.plans.count == 1)
+        #expect(h.daemon.report.lastReload?.ok == false)
+        #expect(h.log.lines.contains { $0.contains("30-broken.policy:3:") })
+        #expect(h.log.lines.last?.hasPrefix("reload (SIGHUP) refused: ") == true)
+        #expect(h.log.lines.last?.hasSuffix("generation - stays live") == true)
+
+        try h.fixture.write("30-broken.policy", "[policy] fixed: {\n    senders: dev\n    receivers: db\n    allow: tcp/22\n}\n")
+        #expect(h.daemon.handle(.reload(reason: "files changed")) == .reloaded)
+        #expect(h.dataplane.plans.count == 2)
+        #expect(h.dataplane.active("fixed") == true)
+        #expect(h.daemon.report.lastReload?.ok == true)
+    }
+
+    @Test("a failing expectation refuses the reload; the kernel refusing one keeps the plan")
+    func refusals() throws {
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-office.policy": Self.office], at: Self.monday("09:00:00"))
+        try h.fixture.write("90-expect.policy", "[expect] no-ssh: {\n    from: ws-1\n    to: db-1\n    allow: tcp/22\n}\n")
+        #expect(h.daemon.handle(.reload(reason: "SIGHUP")) == .refused)
+        #expect(h.log.lines.last?.hasSuffix("1 expectation failed") == true)
+        #expect(h.dataplane.plans.count == 1)
+
+        try FileManager.default.removeItem(atPath: h.fixture.path + "/rules.d/90-expect.policy")
+        h.dataplane.refuseNext = true
+        try h.fixture.write("30-more.policy", "[policy] more: {\n    senders: dev\n    receivers: db\n    allow: tcp/22\n}\n")
+        #expect(h.daemon.handle(.reload(reason: "SIGHUP")) == .refused)
+        #expect(h.daemon.plan.policy.policies.count == 1)
+        #expect(h.log.lines.last?.contains("the kernel refused (test)") == true)
+        // The flip that follows still uses the plan that is live.
+        h.clock.now = Self.monday("18:00:00")
+        h.daemon.handle(.timerFired)
+        #expect(h.dataplane.plans.last?.policy.policies.map(\.name) == ["Dev to DB"])
+    }
+
+    @Test("a policy enabled for a while flips off when its grant runs out")
+    func overrideRunsOut() throws {
+        let off = "[policy] ssh: {\n    senders: dev\n    receivers: db\n    allow: tcp/22\n    enabled: no\n}\n"
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-ssh.policy": off], at: Self.monday("20:00:00"))
+        let until = Self.monday("21:00:00")
+        #expect(h.dataplane.active("ssh") == false)
+        _ = try h.daemon.pipeline.override(policy: "ssh") { _ in EnabledOverride(enabled: true, until: until) }
+        #expect(h.daemon.handle(.reload(reason: "SIGHUP")) == .reloaded)
+        #expect(h.dataplane.active("ssh") == true)
+        #expect(h.daemon.nextWake == until)
+        h.clock.now = until
+        h.daemon.handle(.timerFired)
+        #expect(h.dataplane.active("ssh") == false)
+    }
+
+    @Test("stop leaves the ruleset, or flushes it with on_stop = flush")
+    func stops() throws {
+        let kept = try Harness(files: ["10-base.policy": Self.systems], at: Self.monday("09:00:00"))
+        #expect(kept.daemon.handle(.stop(reason: "SIGTERM")) == .stopping)
+        kept.daemon.finish(workerSummary: "")
+        #expect(kept.dataplane.flushes == 0 && kept.daemon.report.stoppedAt != nil)
+        #expect(kept.log.lines.last == "run: stopped (SIGTERM); the ruleset stays in force")
+
+        let flushed = try Harness(files: ["10-base.policy": Self.systems], at: Self.monday("09:00:00"), config: "[run]\non_stop = \"flush\"\n")
+        flushed.daemon.handle(.stop(reason: "SIGINT"))
+        flushed.daemon.finish(workerSummary: "")
+        #expect(flushed.dataplane.flushes == 1)
+    }
+
+    @Test("a start that fails its expectations applies nothing")
+    func startRefused() throws {
+        let fixture = try PolicyDirectoryFixture(files: ["10-base.policy": Self.systems,
+                                                         "90-expect.policy": "[expect] x: {\n    from: ws-1\n    to: db-1\n    allow: tcp/22\n}\n"])
+        let dataplane = RecordingDataplane()
+        #expect(throws: EnforcementError.self) {
+            _ = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane, log: { _ in })
+        }
+        #expect(dataplane.plans.isEmpty)
+    }
+}
