@@ -99,7 +99,7 @@ import Testing
     }
 
     /// The batch is reserved from these sizes: they must be what libnftnl writes, or the
-    /// 50 MB batch of a million senders is copied when it outgrows its reservation.
+    /// large batch of a big sender map is copied when it outgrows its reservation.
     @Test(arguments: [1, 2, 100, 1000])
     func sizeEstimateMatchesTheEncodedMessage(count: Int) {
         let packed = RulesetEncoder.kernelElements(Self.hosts((0..<UInt32(count)).map { 0x0a00_0000 + $0 }), of: Self.hostsMap)
@@ -157,7 +157,8 @@ import Testing
         let decoded = try #require(ElementCodec.decode(bytes))
         #expect(decoded == sets)
         #expect(decoded["in_hosts_v4"]?.hostColumns != nil && decoded["in_hosts_v6"]?.hostColumns != nil)
-        // About 6 bytes an IPv4 sender, where the list form took some 45.
+        // An IPv4 sender is its 4-byte address and a 2-byte verdict number (the list form
+        // spells out every element).
         #expect(bytes.count < 5000 * 6 + 200)
         for cut in [1, 7, bytes.count / 2] { #expect(ElementCodec.decode(Array(bytes.dropLast(cut))) == nil) }
     }

@@ -1,9 +1,8 @@
 /// The elements of a set or map, in order.
 ///
 /// A sender hosts map holds up to millions of single addresses, each mapped to one of a few
-/// verdicts. As a list of `SetElement`s that costs about 160 bytes per address (the key is
-/// an array of its own); kept by column it costs the address's 4 or 16 bytes and a 2-byte
-/// verdict number. Elements are stored by column while every one of them is such an
+/// verdicts. As a list of `SetElement`s each address carries arrays of its own (its key);
+/// kept by column it costs the address's 4 or 16 bytes and a 2-byte verdict number. Elements are stored by column while every one of them is such an
 /// address (no range, timeout or comment), and as a list from the first one that is not.
 /// Either way the collection reads as `SetElement`s.
 public struct SetElements: RandomAccessCollection, Hashable, Sendable, ExpressibleByArrayLiteral, Codable {

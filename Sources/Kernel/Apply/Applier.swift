@@ -81,9 +81,9 @@ public struct Applier {
                 if previous == ruleset {
                     return ApplyOutcome(mode: .unchanged, generation: current, summary: "no change", messages: 0, bytes: 0, queue: queue)
                 }
-                // The record is staged on another core while the delta is worked out (a delta
-                // takes the kernel a millisecond: staging during it would leave nothing to hide
-                // behind); a replacement below takes the same staging.
+                // The record is staged on another core while the delta is worked out: a delta's
+                // transaction is too short for staging during it to hide anything; a
+                // replacement below takes the same staging.
                 let early = stage(ruleset, number: number, policyDirectory: policyDirectory)
                 staged = early
                 if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment,
@@ -278,8 +278,8 @@ public struct Applier {
     }
 
     /// The generation's record, written on another thread while the kernel takes the
-    /// transaction (about 0.2 s of JSON, element columns and the policy copy for a million
-    /// senders, which then costs no time of its own).
+    /// transaction: the JSON, element columns and policy copy of a large table then cost
+    /// no time of their own.
     private func stage(_ ruleset: Ruleset, number: Int, policyDirectory: String?) -> Concurrently<GenerationStore.Staged> {
         let store = store
         return Concurrently { store.stage(ruleset, number: number, policySource: policyDirectory) }

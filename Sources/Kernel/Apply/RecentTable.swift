@@ -3,7 +3,7 @@ import Compiler
 /// Where a delta of a large table puts the sender addresses it adds.
 ///
 /// Adding one set element that jumps to a chain makes the kernel re-validate every jump
-/// element of the table: about 0.2 s for a million senders, whoever sends the element
+/// element of the table, whoever sends the element, so its cost grows with the table
 /// (`bench/apply-bench.sh` measures it with `nft` itself). Validation is per table, so the
 /// added senders go to a small second table, `<table>_recent`, with copies of the class
 /// chains they jump to. Its input and forward chains run just before the main table's and

@@ -21,8 +21,8 @@ public struct RulesetEncoder: Sendable {
     /// of constant sets, rules, then the other elements. Elements and rules may refer to any
     /// chain or set; a constant set takes no elements once a rule uses it, and any other set
     /// takes them more cheaply then: the kernel checks the elements of a map against each rule
-    /// that binds it, so a map bound while empty is not walked a second time (at 1,000,000
-    /// jump elements that walk is a tenth of the kernel's work).
+    /// that binds it, so a map bound while empty is not walked a second time (for a large
+    /// map of jump elements that walk is a good part of the kernel's work).
     public func create(_ ruleset: Ruleset, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
         try create(Snapshot(ruleset), tableComment: tableComment)
     }

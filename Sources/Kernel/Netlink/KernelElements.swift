@@ -3,9 +3,9 @@ import Compiler
 /// The kernel elements of one set, in order.
 ///
 /// A sender hosts map's elements (a key of one address and a verdict, by the million) are
-/// kept packed: the keys end to end and a verdict number each, about 6 bytes an element
-/// instead of some 110 as a list of `NFTElement`s. Other sets keep a list. Either way the
-/// collection reads as `NFTElement`s.
+/// kept packed: the keys end to end and a verdict number each, the key's bytes and a
+/// 2-byte number an element instead of an `NFTElement` with arrays of its own. Other sets
+/// keep a list. Either way the collection reads as `NFTElement`s.
 public struct KernelElements: RandomAccessCollection, Hashable, Sendable, ExpressibleByArrayLiteral {
     private enum Storage: Sendable {
         case list([NFTElement])

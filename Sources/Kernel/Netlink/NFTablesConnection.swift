@@ -100,7 +100,7 @@ public final class NFTablesConnection {
         let work: @Sendable (Int) -> [UInt8] = { part in
             let range = cuts[part]..<cuts[part + 1]
             var bytes = part == 0 ? LibNFTNL.batchBegin(sequence: begin) : []
-            // Grown once: doubling a 50 MB buffer would hold two copies at the peak.
+            // Grown once: doubling a large batch's buffer would hold two copies at the peak.
             bytes.reserveCapacity(estimates[range].reduce(4096, +))
             let scratch = NetlinkBuffer()
             for index in range {
