@@ -54,4 +54,18 @@ import Testing
         #expect(read.table.sets(withRole: .timedGrants).map(\.name) == ["timed_policies"])
         #expect(Set(read.table.sets(withRole: .senderHostsMap).map(\.name)) == ["in_hosts_v4", "in_hosts_v6"])
     }
+
+    /// Instants recorded by Foundation's `.iso8601` strategy (earlier generations) read back,
+    /// and are written again as the same text.
+    @Test func instantsOfEarlierRecordsReadBack() throws {
+        let old = JSONEncoder()
+        old.dateEncodingStrategy = .iso8601
+        let info = GenerationInfo(number: 3, appliedAt: Date(timeIntervalSince1970: 1_795_442_400), system: "db-1", policyDirectory: "/p",
+                                  tableHandle: 7, networkNamespace: 4_026_531_840, summary: "table replaced")
+        let written = try old.encode(info)
+        #expect(try GenerationStore.decoder.decode(GenerationInfo.self, from: written) == info)
+        let text = String(decoding: try GenerationStore.encoder.encode(info), as: UTF8.self)
+        #expect(text.contains(#""appliedAt":"2026-11-23T14:00:00Z""#), "\(text)")
+        #expect(String(decoding: written, as: UTF8.self).contains(#""appliedAt":"2026-11-23T14:00:00Z""#))
+    }
 }

@@ -44,7 +44,7 @@ public struct GenerationStore: Sendable {
     public init(directory: String) { self.directory = directory }
 
     private var generationsDirectory: String { directory + "/generations" }
-    private func path(of number: Int) -> String { generationsDirectory + "/" + String(format: "%06d", number) }
+    private func path(of number: Int) -> String { generationsDirectory + "/" + "\(number, width: 6)" }
 
     /// Policy name → mark id as recorded by earlier applies (empty before the first).
     public func policyIDs() -> PolicyIDs {
@@ -81,8 +81,8 @@ public struct GenerationStore: Sendable {
     }
 
     /// The generation this process recorded last, per state directory: `enforcer run`
-    /// applies again and again, and reading a million-sender generation back from disk
-    /// takes a second and a copy of its memory that the daemon already holds.
+    /// applies again and again, and reading a large generation back from disk costs time
+    /// and a copy of memory that the daemon already holds.
     private struct Recorded {
         var info: GenerationInfo
         var ruleset: Ruleset
@@ -243,16 +243,28 @@ public struct GenerationStore: Sendable {
         }
     }
 
+    /// Instants as `ISO8601` writes them: the same text Foundation's `.iso8601` strategy
+    /// wrote into earlier records, which therefore still read back.
     static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(ISO8601.string(date, precision: .seconds))
+        }
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }
 
     static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .iso8601
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = ISO8601.date(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 instant: \(text)")
+            }
+            return date
+        }
         return decoder
     }
 }
