@@ -34,7 +34,7 @@ public final class KernelDataplane: Dataplane {
                 let layout = MarkLayout(mask: config.markMask)
                 let timed = Set(plan.compiled.timedGrants.map(\.id))
                 let revoked = plan.graph.entries.filter { $0.policy.schedule.override != nil && !timed.contains($0.id) }.map { layout.policyMark($0.id) }
-                try applier.setTimedGrants(grants, revoked: revoked, table: config.table)
+                try applier.setTimedGrants(grants, revoked: revoked, ruleset: plan.compiled.ruleset)
                 Trace.phase("timed grants")
             }
             switch outcome.mode {

@@ -234,19 +234,6 @@ public struct Applier {
         try setTimedGrants(grants, revoked: revoked, table: ruleset.table.name, set: set.name, family: ruleset.table.family)
     }
 
-    /// The same for table `table`, its timed grants set named by the live generation's record
-    /// unless `set` names it.
-    public func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String? = nil) throws(ApplyError) {
-        guard let set = set ?? recordedTimedGrantsSet() else { return }
-        try setTimedGrants(grants, revoked: revoked, table: table, set: set, family: .inet)
-    }
-
-    /// The name of the timed grants set in the live generation's record, if it has one.
-    private func recordedTimedGrantsSet() -> String? {
-        guard let current = store.currentNumber(), let table = try? store.table(current) else { return nil }
-        return table.sets(withRole: .timedGrants).first?.name
-    }
-
     private func setTimedGrants(_ grants: [(mark: UInt32, until: Date)], revoked: [UInt32], table: String, set: String,
                                 family: TableFamily) throws(ApplyError) {
         let queue: QueueEncoding
