@@ -43,16 +43,9 @@ public enum CompileError: Error, Sendable, CustomStringConvertible {
 public struct HostCompiler {
     /// The set of policies in force for a while (`enforcer policy enable --for`), each mark
     /// with its own kernel timeout: filled by the applier, not by the compiled ruleset.
-    public static let timedSet = "timed_policies"
+    public static let timedSet = NamedSet.timedGrantsName
 
     /// The role of a set recorded before sets carried one, from the name this compiler gave it.
-    static func role(ofSetNamed name: String) -> NamedSet.Role {
-        if name == timedSet { return .timedGrants }
-        if SenderMaps.allHosts.contains(name) { return .senderHostsMap }
-        if SenderMaps.all.contains(name) { return .senderRangesMap }
-        return .plain
-    }
-
     public let graph: AccessGraph
     public let system: SystemDefinition
     public let instant: Date
@@ -158,21 +151,6 @@ public struct HostCompiler {
         return CompiledHost(ruleset: Ruleset(table: builder.table), system: system, instant: instant,
                             isGateway: isGateway, queuedFlows: queued, enforced: enforced, timedGrants: timed)
     }
-}
-
-/// The names of the maps from a sender address to its class chain, per hook. The kernel side
-/// knows these maps by their role (`NamedSet.Role`), not by these names.
-public enum SenderMaps {
-    /// `in` for the input hook, `fwd` for forward.
-    public static let prefixes = ["in", "fwd"]
-
-    /// Single addresses (hash map, one element each).
-    public static func hosts(_ prefix: String, _ family: IPFamily) -> String { "\(prefix)_hosts_\(family == .v4 ? "v4" : "v6")" }
-    /// Ranges and CIDRs (interval map).
-    public static func ranges(_ prefix: String, _ family: IPFamily) -> String { "\(prefix)_senders_\(family == .v4 ? "v4" : "v6")" }
-
-    public static let allHosts: Set<String> = Set(prefixes.flatMap { prefix in [IPFamily.v4, .v6].map { hosts(prefix, $0) } })
-    public static let all: Set<String> = allHosts.union(prefixes.flatMap { prefix in [IPFamily.v4, .v6].map { ranges(prefix, $0) } })
 }
 
 /// Builds the table's sets and chains.
@@ -464,7 +442,7 @@ struct RulesetBuilder {
         for id in ids {
             for byte in withUnsafeBytes(of: UInt32(id).littleEndian, Array.init) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
-        return String(hash >> 32, radix: 16).leftPadded(to: 8)
+        return ZeroPadded.string(hash >> 32, width: 8, radix: 16)
     }
 
     private mutating func addClass(name: String, policies: [Int], destinations: [Int: [AddressRange]]?) {
@@ -570,8 +548,3 @@ struct RulesetBuilder {
     }
 }
 
-extension String {
-    func leftPadded(to width: Int, with pad: Character = "0") -> String {
-        count >= width ? self : String(repeating: pad, count: width - count) + self
-    }
-}

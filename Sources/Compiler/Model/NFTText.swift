@@ -199,7 +199,7 @@ public enum NFTText {
         return parts.count == 1 ? parts[0] : "(\(parts.joined(separator: " | ")))"
     }
 
-    static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16).leftPadded(to: 8) }
+    static func hex(_ value: UInt32) -> String { "0x" + ZeroPadded.string(value, width: 8, radix: 16) }
 
     static func quoted(_ text: String) -> String {
         "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "'") + "\""

@@ -152,7 +152,7 @@ public struct NamedSet: Hashable, Sendable, Codable {
         elements = try container.decode(SetElements.self, forKey: .elements)
         comment = try container.decodeIfPresent(String.self, forKey: .comment)
         size = try container.decodeIfPresent(Int.self, forKey: .size)
-        role = try container.decodeIfPresent(Role.self, forKey: .role) ?? HostCompiler.role(ofSetNamed: name)
+        role = try container.decodeIfPresent(Role.self, forKey: .role) ?? Role(recordedName: name)
     }
 
     /// `size` for a hash set of `count` elements: none below 4096, else the power of two at

@@ -130,17 +130,4 @@ public final class KernelDataplane: Dataplane {
             throw .refused(["\(Date()): generation \(generation) was not confirmed, and restoring failed: \(error)"])
         }
     }
-
-    /// The generation the state directory records as live and how it describes it, for the
-    /// dry run's difference (without root the kernel cannot be asked).
-    public static func recordedLive(_ state: StateDirectory) -> (ruleset: Ruleset, description: String)? {
-        let store = state.generations
-        guard let current = store.currentNumber(), let ruleset = try? store.ruleset(current), let info = try? store.info(current) else { return nil }
-        return (ruleset, "generation \(current), applied \(ISO8601.string(info.appliedAt)) for \(info.system), as recorded in \(store.directory)")
-    }
-
-    /// Senders that deltas added to the recent table of the live generation.
-    public static func recentSenders(_ state: StateDirectory) -> Int {
-        state.generations.currentNumber().map { state.generations.recent($0).values.reduce(0) { $0 + $1.count } } ?? 0
-    }
 }

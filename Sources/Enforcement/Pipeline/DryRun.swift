@@ -6,7 +6,7 @@ extension Pipeline {
     /// queued flows, next flips, and the difference from the generation recorded as live
     /// (without root the kernel cannot be asked; the state directory says what was applied).
     public func dryRun(_ plan: CheckedPlan, state: StateDirectory) throws(EnforcementError) -> String {
-        let live = KernelDataplane.recordedLive(state)
+        let live = state.recordedLive()
         do {
             let rendered = try Plan(graph: plan.graph, compiled: plan.compiled, live: live?.ruleset,
                                     liveDescription: live?.description ?? "no generation applied by enforcer in \(state.path)")

@@ -18,7 +18,7 @@ public struct StatusReport {
         daemon = try? DaemonReport.read(from: state)
         overrides = state.overrides.read().pruned(at: now)
         running = daemon?.isRunning ?? false
-        recentSenders = KernelDataplane.recentSenders(state)
+        recentSenders = state.recentSenders()
     }
 
     /// One JSON object.

@@ -29,4 +29,17 @@ public struct StateDirectory: Sendable {
     public var daemonReport: String { path + "/daemon.json" }
     public var pendingConfirm: String { path + "/pending-confirm.json" }
     public var watchdogLog: String { path + "/watchdog.log" }
+
+    /// The generation recorded as live and how to describe it, for the dry run's difference
+    /// (without root the kernel cannot be asked).
+    public func recordedLive() -> (ruleset: Ruleset, description: String)? {
+        guard let current = generations.currentNumber(), let ruleset = try? generations.ruleset(current),
+              let info = try? generations.info(current) else { return nil }
+        return (ruleset, "generation \(current), applied \(ISO8601.string(info.appliedAt)) for \(info.system), as recorded in \(path)")
+    }
+
+    /// Senders that deltas added to the recent table of the live generation.
+    public func recentSenders() -> Int {
+        generations.currentNumber().map { generations.recent($0).values.reduce(0) { $0 + $1.count } } ?? 0
+    }
 }
