@@ -19,7 +19,7 @@ struct WebWorkerLiveTests {
         return "daily \(hhmm(start))-\(hhmm(start.addingTimeInterval(2 * 3600)))"
     }
 
-    /// The seed's rule files plus a warn rule, a rule outside its window and a suffix trap.
+    /// EnforceGate's rule files (the web filter whose rules parse unchanged) plus a warn rule, a rule outside its window and a suffix trap.
     static func prepare(_ lab: GatewayLab) throws {
         // The example's expectations pin instants for a weekday window; this test moves the window to now.
         try FileManager.default.removeItem(atPath: lab.policy + "/rules.d/95-expectations.policy")
