@@ -6,9 +6,8 @@ import NFQueue
 /// What `enforcer run` reports about itself, kept in the state directory as daemon.json.
 public struct DaemonReport: Codable, Sendable {
     public struct PolicyState: Codable, Sendable {
-        public var name: String
-        public var kind: String
-        public var hook: String
+        /// The policy's name, its kind word and the hook it is enforced in.
+        public var name, kind, hook: String
         public var active: Bool
         public var reason: String?
     }

@@ -8,22 +8,16 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
 }
 
 /// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
-public enum KernelOperation: String, Hashable, Sendable, CustomStringConvertible {
-    case addTable = "add table"
-    case deleteTable = "delete table"
-    case getTable = "get table"
-    case addChain = "add chain"
-    case deleteChain = "delete chain"
-    case flushChain = "flush chain"
-    case addRule = "add rule"
-    case addSet = "add set"
-    case deleteSet = "delete set"
-    case addElements = "add elements"
-    case deleteElements = "delete elements"
+public enum KernelOperation: Hashable, Sendable, CustomStringConvertible {
+    case addTable, deleteTable, getTable, addChain, deleteChain, flushChain, addRule, addSet, deleteSet, addElements, deleteElements
     /// The batch itself (refused before any of its messages, e.g. without permission).
-    case transaction = "the transaction"
+    case transaction
 
-    public var description: String { rawValue }
+    /// As nft says it: "add rule", "delete elements", "the transaction".
+    public var description: String {
+        guard self != .transaction else { return "the transaction" }
+        return String(String(describing: self).flatMap { $0.isUppercase ? [" ", Character($0.lowercased())] : [$0] })
+    }
 }
 
 /// The kernel refused a transaction; nothing of it took effect.
