@@ -236,3 +236,10 @@ struct TransactionTests {
         #expect(!ranges.contains("10.10.2.11-"))
     }
 }
+
+/// A refusal names its operation as nft says it.
+@Test(arguments: [(KernelOperation.addRule, "add rule"), (.deleteElements, "delete elements"), (.getTable, "get table"),
+                  (.flushChain, "flush chain"), (.transaction, "the transaction")])
+func operationWords(operation: KernelOperation, words: String) {
+    #expect(operation.words == words)
+}

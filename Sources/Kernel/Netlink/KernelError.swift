@@ -8,13 +8,15 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
 }
 
 /// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
-public enum KernelOperation: Hashable, Sendable, CustomStringConvertible {
+public enum KernelOperation: Hashable, Sendable {
     case addTable, deleteTable, getTable, addChain, deleteChain, flushChain, addRule, addSet, deleteSet, addElements, deleteElements
     /// The batch itself (refused before any of its messages, e.g. without permission).
     case transaction
 
-    /// As nft says it: "add rule", "delete elements", "the transaction".
-    public var description: String {
+    /// As nft says it: "add rule", "delete elements", "the transaction". (Not a
+    /// `description`: the case name it is spelled from is what `String(describing:)` gives
+    /// only while the type has none.)
+    public var words: String {
         guard self != .transaction else { return "the transaction" }
         return String(String(describing: self).flatMap { $0.isUppercase ? [" ", Character($0.lowercased())] : [$0] })
     }
@@ -34,7 +36,7 @@ public struct KernelRejection: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         refusals.map { refusal in
-            var text = "the kernel refused \(refusal.operation) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
+            var text = "the kernel refused \(refusal.operation.words) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
             if let message = refusal.kernelMessage, !message.isEmpty { text += " (\(message))" }
             return text
         }.joined(separator: "\n")
