@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 import Glibc
 import Synchronization
@@ -27,11 +28,4 @@ public enum Trace {
                                                    name() as NSString, since * 1000, megabytes("VmRSS:") as NSString,
                                                    megabytes("VmHWM:") as NSString).utf8))
     }
-}
-
-/// Seconds on the monotonic clock: durations that a change of the wall clock cannot skew.
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }

@@ -42,6 +42,38 @@ public enum ISO8601 {
     }
 }
 
+extension JSONEncoder.DateEncodingStrategy {
+    /// Instants as `ISO8601.string` writes them (the text Foundation's `.iso8601` wrote at
+    /// `.seconds`, so records written either way read back).
+    public static func iso8601Text(_ precision: ISO8601.Precision = .seconds) -> Self {
+        .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(ISO8601.string(date, precision: precision))
+        }
+    }
+}
+
+extension JSONDecoder.DateDecodingStrategy {
+    /// Instants as `ISO8601.date` reads them, with or without fractions.
+    public static var iso8601Text: Self {
+        .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = ISO8601.date(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 instant: \(text)")
+            }
+            return date
+        }
+    }
+}
+
+/// Seconds on a clock that never jumps (CLOCK_MONOTONIC): timeouts, settle delays, phases.
+public func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
 extension DefaultStringInterpolation {
     /// `"\(7, width: 2)"` → `07`: decimal digits, zero-padded on the left to `width`.
     public mutating func appendInterpolation(_ value: some BinaryInteger, width: Int) {

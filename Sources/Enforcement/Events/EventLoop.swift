@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 
 /// Something the daemon's event loop waits on: a descriptor (a signal, a timer, a socket,
@@ -43,7 +44,7 @@ final class EventLoop {
 
     /// Waits once and wakes what is due.
     func turn() throws(SystemError) {
-        let now = Poll.monotonicSeconds()
+        let now = monotonicSeconds()
         let earliest = sources.compactMap(\.deadline).min()
         var timeout = idleWaitMilliseconds
         if let earliest {
@@ -54,7 +55,7 @@ final class EventLoop {
         let readiness = try Poll.wait(waiting.map { Poll.Interest(fileDescriptor: $0.fileDescriptor, writable: $0.wantsWritable) },
                                       timeoutMilliseconds: timeout)
         let ready = Dictionary(uniqueKeysWithValues: zip(waiting.map { ObjectIdentifier($0) }, readiness))
-        let after = Poll.monotonicSeconds()
+        let after = monotonicSeconds()
         for source in sources {
             // Removed by a handler earlier in this turn: leave it.
             guard sources.contains(where: { $0 === source }) else { continue }

@@ -1,3 +1,4 @@
+import Compiler
 import NFQueue
 
 /// The NFQUEUE worker's socket: each wake answers every packet waiting. While flows are
@@ -6,7 +7,7 @@ final class QueueSource: EventSource {
     let worker: Worker
     /// After each drain (the daemon's report keeps the counters).
     var onDrained: (Worker) -> Void = { _ in }
-    private var lastWake = Poll.monotonicSeconds()
+    private var lastWake = monotonicSeconds()
 
     init(worker: Worker) { self.worker = worker }
 

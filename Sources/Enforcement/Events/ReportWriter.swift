@@ -1,3 +1,4 @@
+import Compiler
 /// Writes the daemon's report (what `enforcer status` reads): at once on every state
 /// change, and counters at most every `interval` seconds.
 final class ReportWriter: EventSource {
@@ -20,7 +21,7 @@ final class ReportWriter: EventSource {
     /// A state change: written now.
     func writeNow() {
         dirty = false
-        lastWrite = Poll.monotonicSeconds()
+        lastWrite = monotonicSeconds()
         write()
     }
 

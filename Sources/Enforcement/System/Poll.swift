@@ -32,11 +32,4 @@ enum Poll {
             return readiness
         }
     }
-
-    /// Seconds on a clock that never jumps (CLOCK_MONOTONIC): timeouts and settle delays.
-    static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-    }
 }

@@ -243,28 +243,16 @@ public struct GenerationStore: Sendable {
         }
     }
 
-    /// Instants as `ISO8601` writes them: the same text Foundation's `.iso8601` strategy
-    /// wrote into earlier records, which therefore still read back.
     static var encoder: JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(ISO8601.string(date, precision: .seconds))
-        }
+        encoder.dateEncodingStrategy = .iso8601Text()
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }
 
     static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
-        decoder.dateDecodingStrategy = .custom { decoder in
-            let container = try decoder.singleValueContainer()
-            let text = try container.decode(String.self)
-            guard let date = ISO8601.date(text) else {
-                throw DecodingError.dataCorruptedError(in: container, debugDescription: "not an ISO 8601 instant: \(text)")
-            }
-            return date
-        }
+        decoder.dateDecodingStrategy = .iso8601Text
         return decoder
     }
 }

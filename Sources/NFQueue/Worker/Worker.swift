@@ -38,7 +38,7 @@ public final class Worker {
     /// Whether flows are being judged (then `drain` wants calling about once a second, to
     /// time them out, even when no packet comes).
     public var isTracking: Bool { inspector.flows.count > 0 }
-    private var lastSweep = Worker.monotonicSeconds()
+    private var lastSweep = monotonicSeconds()
 
     /// Answers every packet waiting now (at most 8 batches of 64, so timers and signals get
     /// their turn under load) and times out idle flows about once a second. The kernel hands
@@ -55,7 +55,7 @@ public final class Worker {
             swap(&log, &pendingLog)
         }
         for _ in 0..<8 {
-            let now = Self.monotonicSeconds(), wallClock = Date()
+            let now = monotonicSeconds(), wallClock = Date()
             let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict in
                 let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                 for segment in action.segments {
@@ -76,16 +76,10 @@ public final class Worker {
         // After the verdicts: logging never delays a packet.
         if !log.isEmpty { self.log(log) }
         log.removeAll(keepingCapacity: true)
-        let now = Self.monotonicSeconds()
+        let now = monotonicSeconds()
         if now - lastSweep >= 1 {
             inspector.expire(now: now)
             lastSweep = now
         }
-    }
-
-    static func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 }
