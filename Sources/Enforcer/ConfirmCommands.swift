@@ -8,11 +8,15 @@ struct Confirm: ParsableCommand {
     @OptionGroup var state: StateDirectoryOption
 
     func run() throws {
-        guard let generation = try KernelDataplane().confirm(state: pipeline(directory, state).state()) else {
-            print("nothing to confirm")
-            return
+        do {
+            guard let pending = try KernelDataplane().confirm(state: pipeline(directory, state).state()) else {
+                print("nothing to confirm")
+                return
+            }
+            print("confirmed \(pending.generation.map { "generation \($0)" } ?? "the pending change"); nothing will be restored")
+        } catch {
+            throw Output.report(error)
         }
-        print("confirmed generation \(generation)")
     }
 }
 
@@ -22,9 +26,10 @@ struct ConfirmWatchdog: ParsableCommand {
     @Option var stateDir: String
     @Option var generation: Int
 
+    /// What it restored is in watchdog.log already (the restore writes it there, whoever does it).
     func run() throws {
         do {
-            if let line = try KernelDataplane().watchConfirm(state: StateDirectory(path: stateDir), generation: generation) { print(line) }
+            _ = try KernelDataplane().watchConfirm(state: StateDirectory(path: stateDir), generation: generation)
         } catch {
             print(error)
             throw ExitCode(1)

@@ -18,8 +18,12 @@ struct Enforcer: ParsableCommand {
     /// Usage errors exit 2 (ArgumentParser's default is 64).
     static func main() {
         MemoryTuning.returnLargeBlocks()
+        // Everything enforcer creates (its state, logs, records) is root's alone: 0600 files,
+        // 0700 directories, whatever umask it was started with.
+        umask(0o077)
         do {
             var command = try parseAsRoot()
+            (command as? UsesStateDirectory)?.keepOverduePromise()
             try command.run()
         } catch {
             let code = exitCode(for: error)
@@ -31,6 +35,42 @@ struct Enforcer: ParsableCommand {
         }
     }
 }
+
+/// A command that reads or changes the state directory. Before it runs, an `apply --confirm`
+/// whose deadline has passed is restored: its promise holds whichever enforcer command runs
+/// first, even when the watchdog that should have kept it was killed.
+protocol UsesStateDirectory {
+    var directory: PolicyDirectoryOption { get }
+    var state: StateDirectoryOption { get }
+}
+
+extension UsesStateDirectory {
+    func keepOverduePromise() {
+        let state = pipeline(directory, state).state()
+        guard let pending = PendingConfirm.read(from: state), pending.deadline <= Date() else { return }
+        guard geteuid() == 0 else {
+            Output.error("enforcer: warning: the deadline of \(pending.summary) has passed; run an enforcer command as root to restore it")
+            return
+        }
+        do {
+            if let line = try KernelDataplane().restoreIfOverdue(state: state, now: Date()) { Output.error("enforcer: " + line) }
+        } catch {
+            Output.error("\(error)")
+        }
+    }
+}
+
+extension Apply: UsesStateDirectory {}
+extension Confirm: UsesStateDirectory {}
+extension Rollback: UsesStateDirectory {}
+extension Flush: UsesStateDirectory {}
+extension Run: UsesStateDirectory {}
+extension Status: UsesStateDirectory {}
+extension PolicyCommand.Enable: UsesStateDirectory {}
+extension PolicyCommand.Disable: UsesStateDirectory {}
+extension TrustCommand.Grant: UsesStateDirectory {}
+extension TrustCommand.Revoke: UsesStateDirectory {}
+extension TrustCommand.List: UsesStateDirectory {}
 
 /// `--dir`, shared by every command that reads policy.
 struct PolicyDirectoryOption: ParsableArguments {

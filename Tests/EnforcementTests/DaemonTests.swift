@@ -6,6 +6,7 @@ import Testing
 /// A dataplane that keeps the plans it is given instead of loading them.
 final class RecordingDataplane: Dataplane {
     var plans: [CheckedPlan] = []
+    var options: [ApplyOptions] = []
     var flushes = 0
     /// Refuse the next apply, as a kernel would refuse a batch.
     var refuseNext = false
@@ -16,10 +17,21 @@ final class RecordingDataplane: Dataplane {
             throw .refused(["enforcer: the kernel refused (test)"])
         }
         plans.append(plan)
+        self.options.append(options)
         return AppliedGeneration(generation: plans.count, changed: true, report: "applied generation \(plans.count)")
     }
 
     func flush(_ config: Config, state: StateDirectory) throws(EnforcementError) { flushes += 1 }
+
+    /// The promises it kept: the pending confirms it found overdue (and removed).
+    var restored: [PendingConfirm] = []
+
+    func restoreIfOverdue(state: StateDirectory, now: Date) throws(EnforcementError) -> String? {
+        guard let pending = PendingConfirm.read(from: state), pending.deadline <= now else { return nil }
+        restored.append(pending)
+        PendingConfirm.remove(from: state)
+        return "restored generation \(pending.previous ?? 0)"
+    }
 
     /// Whether policy `name` grants anything in the plan applied last.
     func active(_ name: String) -> Bool? {
@@ -208,5 +220,66 @@ struct DaemonTests {
             _ = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane, log: { _ in })
         }
         #expect(dataplane.plans.isEmpty)
+    }
+
+    @Test("keeps an apply --confirm promise: one overdue at start, one at its deadline, one confirmed meanwhile")
+    func confirmPromises() throws {
+        let fixture = try PolicyDirectoryFixture(files: ["10-base.policy": Self.systems])
+        let state = StateDirectory(path: fixture.path + "/state")
+        try FileManager.default.createDirectory(atPath: state.path, withIntermediateDirectories: true)
+        let start = Self.monday("09:00:00")
+        func promise(generation: Int, previous: Int, deadline: Date) throws {
+            try PendingConfirm(generation: generation, previous: previous, deadline: deadline, table: "enforcer", requestedBy: "test").write(to: state)
+        }
+        // Broken while no daemon ran: kept before the daemon's own first apply.
+        try promise(generation: 4, previous: 3, deadline: start.addingTimeInterval(-5))
+        let clock = Clock(start)
+        let dataplane = RecordingDataplane()
+        let log = LogLines()
+        let daemon = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane,
+                                now: { clock.now }, log: { log.lines.append($0) })
+        #expect(dataplane.restored.map(\.generation) == [4])
+        #expect(log.lines.first == "confirm: restored generation 3")
+        #expect(daemon.confirmDeadline == nil)
+
+        // Asked for while the daemon runs (`apply --confirm` signals it): kept at the deadline.
+        let deadline = start.addingTimeInterval(30)
+        try promise(generation: 6, previous: 5, deadline: deadline)
+        #expect(daemon.handle(.stateChanged) == .nothing)
+        #expect(daemon.confirmDeadline == deadline)
+        clock.now = deadline.addingTimeInterval(-0.5)
+        daemon.handle(.confirmDue)  // early (a clock set): not yet
+        #expect(dataplane.restored.count == 1 && daemon.confirmDeadline == deadline)
+        clock.now = deadline
+        daemon.handle(.confirmDue)
+        #expect(dataplane.restored.map(\.generation) == [4, 6])
+        #expect(daemon.confirmDeadline == nil)
+
+        // Confirmed before its deadline: nothing restored when the timer fires.
+        try promise(generation: 8, previous: 7, deadline: deadline.addingTimeInterval(30))
+        daemon.handle(.stateChanged)
+        PendingConfirm.remove(from: state)  // `enforcer confirm`
+        clock.now = deadline.addingTimeInterval(31)
+        daemon.handle(.confirmDue)
+        #expect(dataplane.restored.count == 2 && daemon.confirmDeadline == nil)
+        // The daemon's own applies never confirm a promise for the operator.
+        #expect(dataplane.options.allSatisfy { !$0.confirmsPending })
+    }
+
+    @Test("drift: the live plan is put back whole, or only reported with on_drift = report")
+    func drift() throws {
+        let h = try Harness(files: ["10-base.policy": Self.systems], at: Self.monday("09:00:00"))
+        #expect(h.daemon.handle(.drift(changes: ["rule added to chain input in table inet enforcer by nft (pid 7)"])) == .nothing)
+        #expect(h.dataplane.plans.count == 2)
+        #expect(h.dataplane.options.last?.replace == true && h.dataplane.options.last?.confirmsPending == false)
+        #expect(h.daemon.report.drift?.count == 1 && h.daemon.report.drift?.restored == 1)
+        #expect(h.log.lines.contains("drift: rule added to chain input in table inet enforcer by nft (pid 7)"))
+
+        let reporting = try Harness(files: ["10-base.policy": Self.systems], at: Self.monday("09:00:00"),
+                                    config: "[kernel]\non_drift = \"report\"\n")
+        reporting.daemon.handle(.drift(changes: ["table deleted in table inet enforcer by nft (pid 7)"]))
+        #expect(reporting.dataplane.plans.count == 1)
+        #expect(reporting.daemon.report.drift?.count == 1 && reporting.daemon.report.drift?.restored == 0)
+        #expect(reporting.log.lines.last == "drift: left as it is ([kernel] on_drift = \"report\")")
     }
 }

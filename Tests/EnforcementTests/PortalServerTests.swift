@@ -73,7 +73,7 @@ struct PortalServerTests {
                                   loop: loop, limits: limits)
 
         // Three flips, 0.7 s apart, on the wall-clock timer the daemon uses.
-        let timer = try FlipTimerSource()
+        let timer = try WallClockTimerSource(fired: .timerFired, clockChanged: .clockSet)
         let start = Date()
         var due = (1...3).map { start.addingTimeInterval(0.7 * Double($0)) }
         var lateness: [Double] = []

@@ -35,6 +35,10 @@ public struct Config: Sendable {
     /// How long a client that acknowledged a warn/aup page may reach the site.
     public var acknowledgeFor: TimeInterval = 3600
     public var blockQUIC: Bool? = nil
+    /// What `enforcer run` does when another process changes enforcer's tables: put the
+    /// live generation back, or only log and count it.
+    public enum DriftAction: String, Sendable, Hashable { case restore, report }
+    public var onDrift: DriftAction = .restore
     // [state]
     public var stateDirectory: String = "/var/lib/enforcer"
     // [run]
@@ -87,7 +91,7 @@ public struct Config: Sendable {
         diagnostics += document.diagnostics
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
-            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_maxlen", "recent_from", "web_ports"],
+            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_maxlen", "recent_from", "web_ports", "on_drift"],
             "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
@@ -180,6 +184,11 @@ public struct Config: Sendable {
             case ("state", "directory"):
                 guard case .string(let s) = entry.value, s.hasPrefix("/") else { fail("directory must be an absolute path"); continue }
                 config.stateDirectory = s
+            case ("kernel", "on_drift"):
+                guard case .string(let s) = entry.value, let action = DriftAction(rawValue: s) else {
+                    fail("on_drift must be \"restore\" (enforcer run puts its generation back) or \"report\" (it only logs and counts the change)"); continue
+                }
+                config.onDrift = action
             case ("run", "on_stop"):
                 guard case .string(let s) = entry.value, let action = StopAction(rawValue: s) else {
                     fail("on_stop must be \"keep\" (the ruleset stays in force) or \"flush\" (enforcer's table is removed)"); continue

@@ -9,11 +9,19 @@ public struct ApplyOptions: Sendable {
     public var force = false
     /// Restore the previous generation unless confirmed within this many seconds.
     public var confirmSeconds: Int?
+    /// Whether this apply confirms an `apply --confirm` still waiting: an operator's apply
+    /// does (as a later commit does on a router); the daemon's flips and reloads do not, they
+    /// are not the operator's word that the change was good.
+    public var confirmsPending: Bool
+    /// What is applying, for the state lock's holder and the log ("apply", "flip", …).
+    public var purpose: String
 
-    public init(replace: Bool = false, force: Bool = false, confirmSeconds: Int? = nil) {
+    public init(replace: Bool = false, force: Bool = false, confirmSeconds: Int? = nil, confirmsPending: Bool = true, purpose: String = "apply") {
         self.replace = replace
         self.force = force
         self.confirmSeconds = confirmSeconds
+        self.confirmsPending = confirmsPending
+        self.purpose = purpose
     }
 }
 
@@ -40,4 +48,7 @@ public protocol Dataplane: AnyObject {
     func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration
     /// Removes what enforcer owns, on `[run] on_stop = "flush"`.
     func flush(_ config: Config, state: StateDirectory) throws(EnforcementError)
+    /// Keeps the promise of an `apply --confirm` whose deadline is past at `now`: restores
+    /// what it said it would; what happened as a line, nil when nothing was due.
+    func restoreIfOverdue(state: StateDirectory, now: Date) throws(EnforcementError) -> String?
 }

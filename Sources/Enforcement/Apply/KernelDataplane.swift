@@ -18,9 +18,53 @@ public final class KernelDataplane: Dataplane {
         if !options.force, let session = SSHSession.current(), session.wouldBeCut(graph: plan.graph, system: plan.host, at: plan.instant) {
             throw .refused(["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])
         }
+        let lock = try state.lock(for: options.purpose)
+        defer { lock.release() }
+        // A promise already broken is kept before anything else changes.
+        var lines: [String] = []
+        if let restored = try restoreIfOverdueLocked(state: state, now: Date()) { lines.append(restored) }
+        let waiting = PendingConfirm.read(from: state)
+        let previous = state.generations.currentNumber()
+        var promise: PendingConfirm?
+        if let seconds = options.confirmSeconds {
+            // On record before the commit: whatever happens to this process from here, the
+            // change it makes comes with the promise to undo it. A second --confirm keeps the
+            // first one's restore point: the last generation somebody confirmed.
+            promise = PendingConfirm(generation: nil, previous: waiting.map(\.previous) ?? previous,
+                                     deadline: Date().addingTimeInterval(TimeInterval(seconds)), table: plan.policy.config.table,
+                                     requestedBy: "pid \(getpid()) (\(options.purpose) --confirm \(seconds))")
+            try promise!.write(to: state)
+        }
+        let applied: AppliedGeneration
+        do {
+            applied = try commit(plan, state: state, options: options)
+        } catch {
+            // Nothing changed: the promise on record is the one from before, if any.
+            if promise != nil { if let waiting { try? waiting.write(to: state) } else { PendingConfirm.remove(from: state) } }
+            throw error
+        }
+        lines.append(applied.report)
+        if var promise, let seconds = options.confirmSeconds {
+            if !applied.changed && waiting == nil {
+                PendingConfirm.remove(from: state)
+                lines.append("nothing changed, so there is nothing to confirm")
+            } else {
+                promise.generation = applied.generation
+                try promise.write(to: state)
+                let owner = armRestore(state, promise: promise)
+                lines.append("run `enforcer confirm` within \(seconds) s, or \(promise.previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored (\(owner))")
+            }
+        } else if let waiting, options.confirmsPending {
+            PendingConfirm.remove(from: state)
+            lines.append("confirmed \(waiting.generation.map { "generation \($0)" } ?? "the pending change") applied with --confirm: a later apply confirms it")
+        }
+        return AppliedGeneration(generation: applied.generation, changed: applied.changed, report: lines.joined(separator: "\n"))
+    }
+
+    /// The transaction and its record, under the state lock.
+    private func commit(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
         do {
             try state.generations.recordPolicyIDs(plan.policyIDs)
-            let previous = state.generations.currentNumber()
             var applier = try Applier(stateDirectory: state.path)
             let config = plan.policy.config
             applier.recentFrom = config.recentFrom
@@ -43,11 +87,7 @@ public final class KernelDataplane: Dataplane {
                                          report: "unchanged: generation \(outcome.generation) is live and matches the policy; nothing sent")
             case .delta, .replaced:
                 let milliseconds = { (seconds: Double) in String(format: "%.1f", seconds * 1000) }
-                var report = "applied generation \(outcome.generation) for \(plan.host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(milliseconds(outcome.transactionSeconds)) ms, \(milliseconds(outcome.kernelSeconds)) ms of it in the kernel; queue via \(outcome.queue.rawValue))"
-                if let seconds = options.confirmSeconds {
-                    try armWatchdog(state, generation: outcome.generation, previous: previous, seconds: seconds)
-                    report += "\nrun `enforcer confirm` within \(seconds) s, or \(previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored"
-                }
+                let report = "applied generation \(outcome.generation) for \(plan.host.name): \(outcome.summary) (\(outcome.messages) messages, \(outcome.bytes) bytes in one transaction of \(milliseconds(outcome.transactionSeconds)) ms, \(milliseconds(outcome.kernelSeconds)) ms of it in the kernel; queue via \(outcome.queue.rawValue))"
                 return AppliedGeneration(generation: outcome.generation, changed: true, report: report)
             }
         } catch {
@@ -56,17 +96,26 @@ public final class KernelDataplane: Dataplane {
     }
 
     public func flush(_ config: Config, state: StateDirectory) throws(EnforcementError) {
+        let lock = try state.lock(for: "flush")
+        defer { lock.release() }
         do { try Applier(stateDirectory: state.path).flush(family: .inet, name: config.table) } catch {
             throw .refused(["enforcer: \(error)"])
         }
+        // Nothing is left to restore or to confirm: the flush supersedes a pending promise.
+        PendingConfirm.remove(from: state)
     }
 
     /// The name of the table that holds senders added by deltas, beside `table`.
     public static func recentTableName(of table: String) -> String { RecentTable.name(of: table) }
 
     /// Makes generation `target` (default: the one before the current) live again, recorded
-    /// as a new generation; returns what to report.
+    /// as a new generation; returns what to report. It supersedes an `apply --confirm`
+    /// waiting: the operator has chosen what is live.
     public func rollback(to target: Int?, state: StateDirectory) throws(EnforcementError) -> String {
+        let lock = try state.lock(for: "rollback")
+        defer { lock.release() }
+        var lines: [String] = []
+        if let restored = try restoreIfOverdueLocked(state: state, now: Date()) { lines.append(restored) }
         let store = state.generations
         let numbers = store.numbers()
         guard let target = target ?? store.currentNumber().flatMap({ current in numbers.last { $0 < current } }) else {
@@ -77,57 +126,99 @@ public final class KernelDataplane: Dataplane {
         }
         do {
             let outcome = try Applier(stateDirectory: store.directory).rollback(to: target)
-            PendingConfirm.remove(from: state)
-            return "restored generation \(target) as generation \(outcome.generation): \(outcome.summary)"
+            lines.append("restored generation \(target) as generation \(outcome.generation): \(outcome.summary)")
+            if let waiting = PendingConfirm.read(from: state) {
+                PendingConfirm.remove(from: state)
+                lines.append("the pending confirm of \(waiting.generation.map { "generation \($0)" } ?? "an unfinished apply") is void: the rollback chose what is live")
+            }
+            return lines.joined(separator: "\n")
         } catch {
             throw .refused(["enforcer: \(error)", "enforcer: nothing was changed; the previous ruleset stays live"])
         }
     }
 
-    /// Keeps the generation applied with `--confirm`: the generation confirmed, if one waited.
-    public func confirm(state: StateDirectory) throws -> Int? {
+    /// Keeps the generation applied with `--confirm`: the pending promise, if one waited.
+    public func confirm(state: StateDirectory) throws(EnforcementError) -> PendingConfirm? {
+        let lock = try state.lock(for: "confirm")
+        defer { lock.release() }
         guard let pending = PendingConfirm.read(from: state) else { return nil }
-        try FileManager.default.removeItem(atPath: state.pendingConfirm)
-        return pending.generation
+        do { try FileManager.default.removeItem(atPath: state.pendingConfirm) } catch {
+            throw .refused(["enforcer: cannot remove \(state.pendingConfirm): \(error.localizedDescription)"])
+        }
+        return pending
     }
 
-    /// A detached watchdog restores the previous generation at the deadline unless `enforcer
-    /// confirm` removed the pending record first. Being its own session, it outlives the
-    /// `apply` that started it (and an SSH session that just got cut).
-    private func armWatchdog(_ state: StateDirectory, generation: Int, previous: Int?, seconds: Int) throws {
-        try PendingConfirm(generation: generation, previous: previous, deadline: Date().addingTimeInterval(TimeInterval(seconds))).write(to: state)
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let pid = spawnDetached([executable, "confirm-watchdog", "--state-dir", state.path, "--generation", String(generation)], log: state.watchdogLog)
-        guard pid > 0 else {
-            PendingConfirm.remove(from: state)
-            throw SystemError(operation: "cannot start the confirm watchdog", errno: -pid)
+    public func restoreIfOverdue(state: StateDirectory, now: Date) throws(EnforcementError) -> String? {
+        // Most calls find nothing: ask before taking the lock.
+        guard let pending = PendingConfirm.read(from: state), pending.deadline <= now else { return nil }
+        let lock = try state.lock(for: "restoring an unconfirmed apply")
+        defer { lock.release() }
+        return try restoreIfOverdueLocked(state: state, now: now)
+    }
+
+    /// `restoreIfOverdue` with the lock held: restores, removes the promise, and appends
+    /// what happened to watchdog.log.
+    private func restoreIfOverdueLocked(state: StateDirectory, now: Date) throws(EnforcementError) -> String? {
+        guard let pending = PendingConfirm.read(from: state), pending.deadline <= now else { return nil }
+        let what = pending.generation.map { "generation \($0)" } ?? "an unfinished apply"
+        let line: String
+        do {
+            let applier = try Applier(stateDirectory: state.path)
+            if let previous = pending.previous {
+                let outcome = try applier.rollback(to: previous)
+                line = outcome.mode == .unchanged
+                    ? "\(what) was not confirmed by \(ISO8601.string(pending.deadline)); generation \(previous) is live again (it already was)"
+                    : "\(what) was not confirmed by \(ISO8601.string(pending.deadline)); restored generation \(previous) as generation \(outcome.generation)"
+            } else {
+                try applier.flush(family: .inet, name: pending.table)
+                line = "\(what) was not confirmed by \(ISO8601.string(pending.deadline)); removed table inet \(pending.table) (there was none before)"
+            }
+        } catch {
+            let failure = "\(what) was not confirmed by \(ISO8601.string(pending.deadline)), and restoring failed: \(error)"
+            appendWatchdogLog(state, failure)
+            throw .refused(["enforcer: " + failure])
         }
+        PendingConfirm.remove(from: state)
+        appendWatchdogLog(state, line)
+        return line
+    }
+
+    private func appendWatchdogLog(_ state: StateDirectory, _ line: String) {
+        let descriptor = open(state.watchdogLog, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        let bytes = Array("\(ISO8601.string(Date())) \(line)\n".utf8)
+        _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    }
+
+    /// Who restores at the deadline: the running daemon (told by SIGUSR1), else a transient
+    /// systemd timer where systemd runs the system, else a watchdog process of its own
+    /// session. Each of them may die; the promise on disk does not, and every enforcer
+    /// command and the daemon's start keep one past its deadline. Returns who, in words.
+    private func armRestore(_ state: StateDirectory, promise: PendingConfirm) -> String {
+        if let report = try? DaemonReport.read(from: state), report.isRunning, kill(report.pid, SIGUSR1) == 0 {
+            return "by enforcer run, pid \(report.pid)"
+        }
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let seconds = max(0, promise.deadline.timeIntervalSinceNow)
+        if let timer = ConfirmTimer.systemd(executable: executable, state: state.path, generation: promise.generation ?? 0, seconds: seconds),
+           runAndWait(timer) == 0 {
+            return "by the transient systemd timer \(ConfirmTimer.unitName(generation: promise.generation ?? 0))"
+        }
+        let pid = spawnDetached([executable, "confirm-watchdog", "--state-dir", state.path, "--generation", String(promise.generation ?? 0)],
+                                log: state.watchdogLog)
+        if pid > 0 { return "by the watchdog, pid \(pid); or by the next enforcer command after the deadline" }
+        return "no watchdog could start (\(String(cString: strerror(-pid)))): the next enforcer command after the deadline restores"
     }
 
     /// The watchdog's own work (`enforcer confirm-watchdog`): waits for the deadline, then
-    /// restores unless generation `generation` was confirmed or superseded meanwhile.
-    /// Returns the line for its log, nil when there was nothing to do.
+    /// keeps the promise if nobody confirmed or superseded it meanwhile (a later deadline
+    /// belongs to a later watchdog). Returns the line for its log, nil when there was
+    /// nothing to do.
     public func watchConfirm(state: StateDirectory, generation: Int) throws(EnforcementError) -> String? {
-        guard let pending = PendingConfirm.read(from: state), pending.generation == generation else { return nil }
+        guard let pending = PendingConfirm.read(from: state) else { return nil }
         let wait = pending.deadline.timeIntervalSinceNow
         if wait > 0 { Thread.sleep(forTimeInterval: wait) }
-        // Confirmed meanwhile, or superseded by a newer apply --confirm.
-        guard let still = PendingConfirm.read(from: state), still.generation == generation else { return nil }
-        do {
-            let applier = try Applier(stateDirectory: state.path)
-            let line: String
-            if let previous = still.previous {
-                let outcome = try applier.rollback(to: previous)
-                line = "\(Date()): generation \(generation) was not confirmed; restored generation \(previous) as generation \(outcome.generation)"
-            } else {
-                let table = try state.generations.ruleset(generation).table
-                try applier.flush(family: table.family, name: table.name)
-                line = "\(Date()): generation \(generation) was not confirmed; removed table \(table.name) (there was none before)"
-            }
-            PendingConfirm.remove(from: state)
-            return line
-        } catch {
-            throw .refused(["\(Date()): generation \(generation) was not confirmed, and restoring failed: \(error)"])
-        }
+        return try restoreIfOverdue(state: state, now: Date())
     }
 }

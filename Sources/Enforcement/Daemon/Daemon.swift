@@ -45,6 +45,8 @@ public final class Daemon {
     public private(set) var report: DaemonReport
     /// When the plan changes next by itself (nil: never); the flip timer is set to it.
     public private(set) var nextWake: Date?
+    /// The deadline of an `apply --confirm` waiting (nil: none); the daemon keeps its promise.
+    public private(set) var confirmDeadline: Date?
     public private(set) var stopReason: String?
 
     /// Loads, checks and applies the policy. Any failure is thrown and nothing is applied.
@@ -62,11 +64,15 @@ public final class Daemon {
         plan = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
         let standardized = (pipeline.source as? PolicyDirectory)?.standardizedPath ?? pipeline.source.location
         report = DaemonReport(pid: getpid(), startedAt: instant, system: host.name, policyDirectory: standardized)
-        let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(force: options.force))
+        // A promise broken while no daemon ran (at boot, say) is kept before anything else.
+        if let restored = try dataplane.restoreIfOverdue(state: state, now: instant) { log("confirm: " + restored) }
+        let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run start"))
+        lastApplied = instant
         log(applied.report)
         report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
         report.lastReload = .init(at: instant, ok: true, message: "started")
         scheduleNextWake(after: instant)
+        readConfirmDeadline()
     }
 
     /// Handles one event; says what changed.
@@ -76,6 +82,11 @@ public final class Daemon {
         case .timerFired: return replan(because: "time", notBefore: report.nextFlip?.at)
         case .clockSet: return replan(because: "the wall clock was set", notBefore: nil)
         case .reload(let reason): return reload(because: reason)
+        case .confirmDue: return keepConfirmPromise()
+        case .drift(let changes): return repairDrift(changes)
+        case .stateChanged:
+            readConfirmDeadline()
+            return .nothing
         case .stop(let reason):
             stopReason = reason
             return .stopping
@@ -103,7 +114,8 @@ public final class Daemon {
                                          ids: state.policyIDs(for: plan.loaded), expectations: false)
             let flipped = next.flips(from: plan)
             // A flip is the policy's own schedule: it happens even where the SSH guard would object.
-            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true))
+            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true, confirmsPending: false, purpose: "enforcer run flip"))
+            lastApplied = now()
             plan = next
             log("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)")
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
@@ -129,7 +141,8 @@ public final class Daemon {
         do {
             let host = try pipeline.host(options.system, in: policy)
             let next = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
-            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force))
+            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run reload"))
+            lastApplied = now()
             plan = next
             scheduleNextWake(after: instant)
             log("reload (\(reason)): \(applied.report)")
@@ -142,6 +155,57 @@ public final class Daemon {
             report.lastReload = .init(at: instant, ok: false, message: "\(error)")
             return .refused
         }
+    }
+
+    /// When this process last changed the kernel (its own large transaction may overflow the
+    /// drift monitor's notices).
+    public private(set) var lastApplied: Date?
+
+    /// Another process changed enforcer's tables: logged and counted, and the live plan
+    /// put back whole (`[kernel] on_drift = "restore"`, the default) in one transaction.
+    private func repairDrift(_ changes: [String]) -> Outcome {
+        let instant = now()
+        var drift = report.drift ?? DaemonReport.Drift()
+        drift.count += 1
+        drift.lastAt = instant
+        drift.lastChanges = changes
+        for change in changes { log("drift: \(change)") }
+        defer { report.drift = drift }
+        guard plan.policy.config.onDrift == .restore else {
+            drift.lastOutcome = "reported only ([kernel] on_drift = \"report\")"
+            log("drift: left as it is ([kernel] on_drift = \"report\")")
+            return .nothing
+        }
+        do {
+            let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(replace: true, force: true, confirmsPending: false,
+                                                                                      purpose: "enforcer run drift repair"))
+            lastApplied = now()
+            drift.restored += 1
+            drift.lastOutcome = "restored: \(applied.report)"
+            log("drift: restored — \(applied.report)")
+            report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
+        } catch {
+            drift.lastOutcome = "restoring failed: \(error)"
+            log("drift: restoring failed: \(error)")
+        }
+        return .nothing
+    }
+
+    /// At the deadline of an `apply --confirm`: restores unless it was confirmed meanwhile.
+    private func keepConfirmPromise() -> Outcome {
+        defer { readConfirmDeadline() }
+        do {
+            guard let line = try dataplane.restoreIfOverdue(state: state, now: now()) else { return .nothing }
+            log("confirm: " + line)
+            return .nothing
+        } catch {
+            log("confirm: \(error)")
+            return .nothing
+        }
+    }
+
+    private func readConfirmDeadline() {
+        confirmDeadline = PendingConfirm.read(from: state)?.deadline
     }
 
     /// The next window, expiry or trust change, and the policies that flip then.

@@ -10,8 +10,10 @@ import NFQueue
 public final class DaemonProcess {
     private let loop = EventLoop()
     private let signals: SignalSource
-    private let timer: FlipTimerSource
+    private let timer: WallClockTimerSource
+    private let confirmTimer: WallClockTimerSource
     private let watch: PolicyWatchSource
+    private let drift: DriftMonitorSource
     private var reportWriter: ReportWriter!
     private let daemon: Daemon
     private var queue: QueueSource?
@@ -22,21 +24,29 @@ public final class DaemonProcess {
     public init(pipeline: Pipeline, options: Daemon.Options) throws {
         // Signals first: blocking them must come before any thread starts.
         signals = try SignalSource()
-        timer = try FlipTimerSource()
+        timer = try WallClockTimerSource(fired: .timerFired, clockChanged: .clockSet)
+        confirmTimer = try WallClockTimerSource(fired: .confirmDue, clockChanged: .confirmDue)
         watch = try PolicyWatchSource(directory: pipeline.source.location)
+        // Listening before the first apply: nothing another process does after it goes unseen.
+        drift = try DriftMonitorSource()
         daemon = try Daemon(pipeline: pipeline, options: options, dataplane: KernelDataplane())
         reportWriter = ReportWriter { [unowned self] in
             do { try daemon.report.write(to: daemon.state) } catch { Log.line("run: status file: \(error)") }
         }
-        for source in [signals, timer, watch] as [any EventSource] { loop.add(source) }
+        for source in [signals, timer, confirmTimer, watch, drift] as [any EventSource] { loop.add(source) }
         loop.add(reportWriter)
         let handle: (DaemonEvent) -> Void = { [unowned self] event in self.handle(event) }
         signals.onEvent = handle
         timer.onEvent = handle
+        confirmTimer.onEvent = handle
+        drift.onEvent = handle
+        drift.changedRecently = { [unowned self] in daemon.lastApplied.map { Date().timeIntervalSince($0) < 2 } ?? false }
+        watchTables()
         watch.onEvent = handle
         try bindWorkerIfNeeded()
         startPortalIfNeeded()
         try timer.arm(at: daemon.nextWake)
+        try confirmTimer.arm(at: daemon.confirmDeadline)
         watch.watch(daemon.watchedDirectories)
         reportWriter.writeNow()
     }
@@ -57,15 +67,26 @@ public final class DaemonProcess {
     private func handle(_ event: DaemonEvent) {
         let outcome = daemon.handle(event)
         if outcome == .stopping { return }
+        if outcome == .reloaded { watchTables() }
         if outcome == .reloaded {
             queue?.worker.replaceMatcher(WebMatcher(rules: daemon.plan.policy.webRules, defaultAction: daemon.plan.policy.config.defaultAction))
             do { try bindWorkerIfNeeded() } catch { Log.line("worker: \(error)") }
             startPortalIfNeeded()
         }
-        do { try timer.arm(at: daemon.nextWake) } catch { Log.line("run: \(error)") }
+        do {
+            try timer.arm(at: daemon.nextWake)
+            try confirmTimer.arm(at: daemon.confirmDeadline)
+        } catch { Log.line("run: \(error)") }
         // A reload, even a refused one, may have added files or list folders to watch.
         if case .reload = event { watch.watch(daemon.watchedDirectories) }
         reportWriter.writeNow()
+    }
+
+    /// enforcer's tables as the live plan names them, for the drift monitor.
+    private func watchTables() {
+        let table = daemon.plan.compiled.ruleset.table
+        drift.tables = [table.name, KernelDataplane.recentTableName(of: table.name)]
+        drift.expectedSets = Set(table.sets(withRole: .timedGrants).map(\.name))
     }
 
     private func bindWorkerIfNeeded() throws {

@@ -6,6 +6,13 @@ public enum DaemonEvent: Equatable, Sendable {
     case timerFired
     /// The wall clock was set (NTP step, `date -s`): recompute now.
     case clockSet
+    /// The deadline of an `apply --confirm` came (or the clock jumped past it).
+    case confirmDue
+    /// Another enforcer command changed the state directory (SIGUSR1), e.g. it asked for a
+    /// confirm that the daemon now keeps.
+    case stateChanged
+    /// Another process changed enforcer's tables in the kernel: what it changed, in words.
+    case drift(changes: [String])
     /// Stop (SIGTERM, SIGINT).
     case stop(reason: String)
 }

@@ -9,6 +9,8 @@ public struct StatusReport {
     public let overrides: RuntimeOverrides
     public let running: Bool
     public let recentSenders: Int
+    /// An `apply --confirm` waiting for `enforcer confirm`.
+    public let pendingConfirm: PendingConfirm?
     let now: Date
 
     public init(state: StateDirectory, now: Date = Date()) {
@@ -19,6 +21,7 @@ public struct StatusReport {
         overrides = state.overrides.read().pruned(at: now)
         running = daemon?.isRunning ?? false
         recentSenders = state.recentSenders()
+        pendingConfirm = PendingConfirm.read(from: state)
     }
 
     /// One JSON object.
@@ -26,13 +29,36 @@ public struct StatusReport {
         let encoder = StateJSON.encoder(pretty: false)
         let daemonJSON = try daemon.map { try JSONSerialization.jsonObject(with: encoder.encode($0)) }
         let overridesJSON = try JSONSerialization.jsonObject(with: encoder.encode(overrides))
+        let pending = pendingConfirm.map { pending -> [String: Any?] in
+            ["generation": pending.generation, "restores": pending.previous, "deadline": ISO8601.string(pending.deadline),
+             "requested_by": pending.requestedBy, "overdue": pending.deadline <= now]
+        }
+        let intent = state.generations.intent().map { intent -> [String: Any?] in
+            ["generation": intent.number, "system": intent.system, "pid": intent.pid, "started_at": ISO8601.string(intent.startedAt),
+             "interrupted": !intent.isUnderWay]
+        }
         return JSONText.object(["state_directory": state.path, "generation": live, "recent_senders": recentSenders, "running": running,
-                                "daemon": daemonJSON, "overrides": overridesJSON])
+                                "daemon": daemonJSON, "overrides": overridesJSON, "pending_confirm": pending?.compactMapValues { $0 },
+                                "applying": intent?.compactMapValues { $0 }])
     }
 
     /// What a person reads, a line each.
     public func lines() -> [String] {
-        var out = ["generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state.path))"]
+        var out: [String] = []
+        if let intent = state.generations.intent() {
+            let recorded = live.map { "generation \($0)" } ?? "no enforcer table"
+            if intent.isUnderWay {
+                out.append("generation: \(recorded) is live; pid \(intent.pid) is applying generation \(intent.number) (\(state.path))")
+            } else {
+                out.append("generation: in doubt: the apply of generation \(intent.number) for \(intent.system) (pid \(intent.pid), started \(ISO8601.string(intent.startedAt))) was interrupted; the kernel holds it or \(recorded), the last recorded; the next apply replaces enforcer's table whole (\(state.path))")
+            }
+        } else {
+            out.append("generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state.path))")
+        }
+        if let pending = pendingConfirm {
+            let left = pending.deadline.timeIntervalSince(now)
+            out.append("pending confirm: \(pending.summary) (\(left > 0 ? "in \(Int(left.rounded(.up))) s; `enforcer confirm` keeps it" : "overdue: the next enforcer command as root restores it"))")
+        }
         if recentSenders > 0 {
             out.append("recent table: \(counted(recentSenders, "sender")) added by deltas, until `enforcer apply --replace` folds them into the main table")
         }
@@ -68,6 +94,9 @@ public struct StatusReport {
         }
         if let reload = daemon.lastReload {
             out.append("last reload: \(ISO8601.string(reload.at)) \(reload.ok ? "ok" : "refused"): \(reload.message)")
+        }
+        if let drift = daemon.drift, let at = drift.lastAt {
+            out.append("drift: \(counted(drift.count, "change")) to enforcer's tables by other processes, \(drift.restored) restored; the last at \(ISO8601.string(at)): \(drift.lastChanges.joined(separator: "; ")); \(drift.lastOutcome ?? "")")
         }
         return out
     }

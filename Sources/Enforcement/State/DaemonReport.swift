@@ -20,6 +20,14 @@ public struct DaemonReport: Codable, Sendable {
         public var ok: Bool
         public var message: String
     }
+    /// Changes to enforcer's tables by other processes: how many times, the last one.
+    public struct Drift: Codable, Sendable {
+        public var count = 0
+        public var restored = 0
+        public var lastAt: Date?
+        public var lastChanges: [String] = []
+        public var lastOutcome: String?
+    }
 
     public var pid: Int32
     public var startedAt: Date
@@ -32,6 +40,7 @@ public struct DaemonReport: Codable, Sendable {
     public var nextFlip: NextFlip?
     public var lastReload: Reload?
     public var counters: WorkerCounters?
+    public var drift: Drift?
 
     public init(pid: Int32, startedAt: Date, system: String, policyDirectory: String) {
         self.pid = pid

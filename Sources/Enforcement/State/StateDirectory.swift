@@ -25,6 +25,22 @@ public struct StateDirectory: Sendable {
         generations.policyIDs().assigning(policy.policies.map(\.name))
     }
 
+    /// Checks the directory (see `StateGuard`) and takes its lock: applies, rollbacks,
+    /// confirms, flushes and the daemon's own changes happen one at a time. While another
+    /// process holds it, `waiting` is told who, and this one waits. Released when the
+    /// returned lock is released or dropped, or the process ends.
+    public func lock(for purpose: String, waiting: (String) -> Void = StateDirectory.sayWaiting) throws(EnforcementError) -> StateLock {
+        do { try StateGuard(path: path).secure() } catch { throw .refused(["enforcer: \(error)"]) }
+        let holder = "pid \(getpid()) (\(purpose)) since \(ISO8601.string(Date()))"
+        do { return StateLock(file: try FileLock(directory: path, name: "lock", holder: holder, waiting: waiting)) } catch {
+            throw .refused(["enforcer: \(error)"])
+        }
+    }
+
+    public static func sayWaiting(_ holder: String) {
+        FileHandle.standardError.write(Data("enforcer: waiting for the state lock, held by \(holder)\n".utf8))
+    }
+
     public var overrides: OverridesFile { OverridesFile(directory: path) }
     public var daemonReport: String { path + "/daemon.json" }
     public var pendingConfirm: String { path + "/pending-confirm.json" }
@@ -42,4 +58,11 @@ public struct StateDirectory: Sendable {
     public func recentSenders() -> Int {
         generations.currentNumber().map { generations.recent($0).values.reduce(0) { $0 + $1.count } } ?? 0
     }
+}
+
+/// The state directory's lock, held while it lives.
+public final class StateLock {
+    private let file: FileLock
+    init(file: FileLock) { self.file = file }
+    public func release() { file.release() }
 }

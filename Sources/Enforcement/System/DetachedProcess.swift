@@ -15,7 +15,7 @@ func spawnDetached(_ arguments: [String], log: String) -> Int32 {
     }
     posix_spawnattr_setflags(&attributes, Int16(0x80))  // POSIX_SPAWN_SETSID (glibc ≥ 2.26)
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o640)
+    posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o600)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
     // Nothing else is inherited: a caller's pipe held open would keep its reader waiting.
     let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
@@ -25,4 +25,19 @@ func spawnDetached(_ arguments: [String], log: String) -> Int32 {
     var pid: pid_t = 0
     let status = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
     return status == 0 ? pid : -status
+}
+
+/// Runs `arguments` with the same stdin, stdout and stderr and waits for it; its exit
+/// status, or -1 when it could not start or was killed.
+func runAndWait(_ arguments: [String]) -> Int32 {
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for pointer in argv { free(pointer) } }
+    var pid: pid_t = 0
+    guard posix_spawn(&pid, arguments[0], nil, nil, &argv, environ) == 0 else { return -1 }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        guard errno == EINTR else { return -1 }
+    }
+    // WIFEXITED / WEXITSTATUS, spelled out (the C macros are not imported).
+    return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
 }

@@ -69,9 +69,16 @@ public struct Applier {
         let number = (store.numbers().last ?? 0) + 1
         let prefix = note.map { "\($0): " } ?? ""
         let comment = "managed by enforcer: see `enforcer status`"
+        // An apply interrupted between its commit and its record leaves the kernel in doubt:
+        // no delta against the record then, the table is replaced whole.
+        let interrupted = store.intent() != nil
+        do { try store.beginIntent(number: number, system: system) } catch { throw .state(error) }
+        // Cleared once the record tells the truth again: recorded, or nothing committed.
+        var inDoubt = false
+        defer { if !inDoubt { store.endIntent() } }
 
         var staged: Concurrently<GenerationStore.Staged>?
-        if !forceReplace, let (current, previous) = try liveGeneration(table) {
+        if !forceReplace, !interrupted, let (current, previous) = try liveGeneration(table) {
             Trace.phase("live generation read")
             let previousRecent = store.recent(current)
             let recentIsLive: Bool
@@ -93,8 +100,8 @@ public struct Applier {
                         let report = try connection.commit(plan.messages)
                         Trace.phase("delta committed")
                         let handle = Self.handleAfterCommit(table)
-                        self.record(early.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary,
-                                    recent: plan.recent)
+                        inDoubt = !self.record(early.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary,
+                                               recent: plan.recent)
                         Trace.phase("generation recorded")
                         return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
                                             messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
@@ -125,7 +132,7 @@ public struct Applier {
                 let handle = Self.handleAfterCommit(table)
                 let summary = prefix + replaced
                 let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory)
-                self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
+                inDoubt = !self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
                 Trace.phase("generation recorded")
                 return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
             } catch {
@@ -262,6 +269,8 @@ public struct Applier {
             try KernelTable(family: family, name: RecentTable.name(of: name), connection: connection).flush()
         } catch { throw .kernel(error) }
         do { try store.setCurrent(nil) } catch { throw .state(error) }
+        // No table, no doubt about which generation it holds.
+        store.endIntent()
     }
 
     /// The generation's record, written on another thread while the kernel takes the
@@ -272,13 +281,19 @@ public struct Applier {
         return Concurrently { store.stage(ruleset, number: number, policySource: policyDirectory) }
     }
 
+    /// Whether the generation is on record.
     private func record(_ staged: GenerationStore.Staged, system: String, policyDirectory: String?, handle: UInt64?, summary: String,
-                        recent: [String: [SetElement]] = [:]) {
+                        recent: [String: [SetElement]] = [:]) -> Bool {
         let info = GenerationInfo(number: staged.number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
                                   tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary)
-        do { try store.record(staged, info: info, recent: recent) } catch {
-            // The kernel has the new ruleset; without a record the next apply replaces the table whole.
+        do {
+            try store.record(staged, info: info, recent: recent)
+            return true
+        } catch {
+            // The kernel has the new ruleset; without a record (and with the intent left in
+            // place) the next apply replaces the table whole.
             FileHandle.standardError.write(Data("enforcer: warning: \(error)\n".utf8))
+            return false
         }
     }
 }

@@ -47,7 +47,7 @@ extension UInt32 {
 }
 
 extension TableFamily {
-    var number: UInt8 {
+    public var number: UInt8 {
         switch self {
         case .inet: 1
         case .ip: 2

@@ -334,10 +334,11 @@ final class NetlinkSocket {
     let portID: UInt32
     private let receiveBuffer = NetlinkBuffer(size: 1 << 20)
 
-    init() throws(NetlinkError) {
+    /// `groups`: the multicast groups to listen to (a bit each), none for requests and ACKs.
+    init(groups: UInt32 = 0) throws(NetlinkError) {
         guard let socket = mnl_socket_open(NETLINK_NETFILTER) else { throw NetlinkError(operation: "netlink socket", errno: errno) }
         self.socket = socket
-        guard mnl_socket_bind(socket, 0, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
+        guard mnl_socket_bind(socket, groups, pid_t(MNL_SOCKET_AUTOPID)) >= 0 else {
             let error = errno
             mnl_socket_close(socket)
             throw NetlinkError(operation: "netlink bind", errno: error)
@@ -357,6 +358,18 @@ final class NetlinkSocket {
         var receiveSize = Int32(clamping: receive)
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sendSize, socklen_t(MemoryLayout<Int32>.size))
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveSize, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    var fileDescriptor: Int32 { mnl_socket_get_fd(socket) }
+
+    /// One datagram if one is waiting, else nil (never blocks).
+    func receiveNow() throws(NetlinkError) -> [UInt8]? {
+        let count = recv(mnl_socket_get_fd(socket), receiveBuffer.buffer, receiveBuffer.size, Int32(MSG_DONTWAIT))
+        if count < 0 {
+            if errno == EAGAIN || errno == EINTR { return nil }
+            throw NetlinkError(operation: "netlink receive", errno: errno)
+        }
+        return Array(UnsafeRawBufferPointer(start: receiveBuffer.buffer, count: count))
     }
 
     func setReceiveTimeout(seconds: Int) {

@@ -162,7 +162,7 @@ public struct GenerationStore: Sendable {
             try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
             try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
             if let policySource, fm.fileExists(atPath: policySource) {
-                try fm.copyItem(atPath: policySource, toPath: staging + "/policy")
+                try Self.copyPrivately(from: policySource, to: staging + "/policy")
             }
             return Staged(number: number, directory: staging, ruleset: ruleset, failure: nil)
         } catch {
