@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compiler
 import Enforcement
 
 /// `enforcer status`: what the running daemon reports in the state directory.
@@ -13,7 +14,9 @@ struct Status: ParsableCommand {
     var json = false
 
     func run() throws {
-        let report = StatusReport(state: pipeline(directory, state).state())
+        let pipeline = pipeline(directory, state)
+        let table = (try? pipeline.configuration())?.table ?? Config().table
+        let report = StatusReport(state: pipeline.state(), kernel: KernelDataplane.kernelGeneration(table: table))
         if json {
             print(try report.json())
         } else {

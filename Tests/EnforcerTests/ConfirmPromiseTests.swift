@@ -101,6 +101,46 @@ struct ConfirmPromiseTests {
         #expect(outcomes.count == 2, "\(outcomes)")
     }
 
+    @Test("apply killed at 20 points: the kernel holds the old or the new ruleset, status names the one it holds, the next apply agrees")
+    func killedApply() throws {
+        var seen: [String: Int] = [:]
+        for round in 0..<20 {
+            let box = try Sandbox("killed\(round)")
+            try Self.require(box.apply("db-1"))
+            let a = Self.normalized(try box.listing())
+            try Self.require(box.apply("srv-1"))
+            let b = Self.normalized(try box.listing())
+            try Self.require(box.apply("db-1"))
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", box.namespace, Paths.enforcer, "apply", "--dir", Self.enclave, "--system", "srv-1", "--state-dir", box.state]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            Thread.sleep(forTimeInterval: Double(round) * 0.006)
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            let now = Self.normalized(try box.listing())
+            #expect(now == a || now == b, "round \(round): the kernel holds neither the old nor the new ruleset")
+            let status = try Self.require(box.enforcer(["status", "--dir", Self.enclave])).stdout
+            let line = status.split(separator: "\n").first.map(String.init) ?? ""
+            // Generations: 1 A, 2 B, 3 A again, 4 the one killed.
+            if now == b {
+                #expect(line.contains("generation 4 is live"), "round \(round): \(line)")
+                seen[line.contains("interrupted before it was recorded") ? "B in the kernel, not recorded" : "B in the kernel and recorded", default: 0] += 1
+            } else {
+                #expect(line.contains("generation 3 is live (the kernel's table says so too)"), "round \(round): \(line)")
+                seen["A still in the kernel", default: 0] += 1
+            }
+            let again = try Self.require(box.apply("srv-1"))
+            #expect(Self.normalized(try box.listing()) == b, "round \(round): \(again.stdout)")
+            let after = try Self.require(box.enforcer(["status", "--dir", Self.enclave])).stdout
+            #expect(after.hasPrefix("generation: generation ") && after.contains("is live (the kernel's table says so too)"), "round \(round): \(after)")
+        }
+        print("killed apply outcomes: \(seen)")
+        #expect(seen["A still in the kernel"] != nil && seen.count >= 2, "the kills did not span the apply: \(seen)")
+    }
+
     @Test("applies at the same moment are serialised: distinct generations, every one recorded")
     func concurrentApplies() throws {
         let box = try Sandbox("race")

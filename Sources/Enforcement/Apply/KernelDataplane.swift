@@ -105,6 +105,19 @@ public final class KernelDataplane: Dataplane {
         PendingConfirm.remove(from: state)
     }
 
+    /// Which generation enforcer's table `table` says it holds (root only).
+    public static func kernelGeneration(table name: String) -> KernelGeneration {
+        guard geteuid() == 0 else { return .notAsked("that takes root") }
+        do {
+            let connection = try NFTablesConnection()
+            let table = KernelTable(family: .inet, name: name, connection: connection)
+            guard try table.state() != nil else { return .noTable }
+            return try table.generationMark().map { .holds($0) } ?? .unmarked
+        } catch {
+            return .notAsked("\(error)")
+        }
+    }
+
     /// The name of the table that holds senders added by deltas, beside `table`.
     public static func recentTableName(of table: String) -> String { RecentTable.name(of: table) }
 

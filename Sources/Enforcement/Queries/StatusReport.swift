@@ -1,7 +1,17 @@
 import Compiler
 import Foundation
 
-/// `enforcer status`: what the state directory and the running daemon's report say.
+/// Which generation the kernel's table says it holds (its generation mark).
+public enum KernelGeneration: Sendable, Equatable {
+    case holds(Int)
+    /// A table without a mark: made by an older enforcer, or by hand.
+    case unmarked
+    case noTable
+    /// Not asked, and why (it takes root).
+    case notAsked(String)
+}
+
+/// `enforcer status`: what the kernel, the state directory and the running daemon's report say.
 public struct StatusReport {
     public let state: StateDirectory
     public let live: Int?
@@ -11,10 +21,12 @@ public struct StatusReport {
     public let recentSenders: Int
     /// An `apply --confirm` waiting for `enforcer confirm`.
     public let pendingConfirm: PendingConfirm?
+    public let kernel: KernelGeneration
     let now: Date
 
-    public init(state: StateDirectory, now: Date = Date()) {
+    public init(state: StateDirectory, kernel: KernelGeneration, now: Date = Date()) {
         self.state = state
+        self.kernel = kernel
         self.now = now
         live = state.generations.currentNumber()
         daemon = try? DaemonReport.read(from: state)
@@ -37,24 +49,51 @@ public struct StatusReport {
             ["generation": intent.number, "system": intent.system, "pid": intent.pid, "started_at": ISO8601.string(intent.startedAt),
              "interrupted": !intent.isUnderWay]
         }
+        let kernelJSON: [String: Any] = switch kernel {
+        case .holds(let number): ["generation": number, "agrees": number == live]
+        case .unmarked: ["table": true, "generation_mark": false, "agrees": false]
+        case .noTable: ["table": false, "agrees": live == nil]
+        case .notAsked(let why): ["not_asked": why]
+        }
         return JSONText.object(["state_directory": state.path, "generation": live, "recent_senders": recentSenders, "running": running,
                                 "daemon": daemonJSON, "overrides": overridesJSON, "pending_confirm": pending?.compactMapValues { $0 },
-                                "applying": intent?.compactMapValues { $0 }])
+                                "applying": intent?.compactMapValues { $0 }, "kernel": kernelJSON])
+    }
+
+    /// Which generation is live, by the kernel's mark and the record; what to do when they
+    /// disagree.
+    func generationLine() -> String {
+        let intent = state.generations.intent()
+        let recorded = live.map { "generation \($0)" } ?? "no generation"
+        let under = intent.flatMap { $0.isUnderWay ? "; pid \($0.pid) is applying generation \($0.number)" : nil } ?? ""
+        let replace = "the next apply replaces enforcer's table whole"
+        let line: String
+        switch kernel {
+        case .holds(let number) where number == live:
+            line = "generation \(number) is live (the kernel's table says so too)"
+        case .holds(let number):
+            if let intent, !intent.isUnderWay, intent.number == number {
+                line = "generation \(number) is live, by the kernel's table: its apply (pid \(intent.pid)) was interrupted before it was recorded, so the record still names \(recorded); \(replace)"
+            } else {
+                line = "the kernel's table holds generation \(number), the record names \(recorded): they disagree; \(replace)"
+            }
+        case .unmarked:
+            line = "the record names \(recorded); the kernel's table carries no generation mark (made by an older enforcer, or by hand); \(replace)"
+        case .noTable:
+            line = live == nil ? "none applied" : "the record names \(recorded), but the kernel holds no enforcer table (removed by hand, or the system restarted); `enforcer apply` loads one again"
+        case .notAsked(let why):
+            if let intent, !intent.isUnderWay {
+                line = "in doubt: the apply of generation \(intent.number) for \(intent.system) (pid \(intent.pid), started \(ISO8601.string(intent.startedAt))) was interrupted; the kernel holds it or \(recorded); \(replace) (the kernel was not asked: \(why))"
+            } else {
+                line = (live.map { "generation \($0) is live, by the record" } ?? "none applied") + " (the kernel was not asked: \(why))"
+            }
+        }
+        return "generation: \(line)\(under) (\(state.path))"
     }
 
     /// What a person reads, a line each.
     public func lines() -> [String] {
-        var out: [String] = []
-        if let intent = state.generations.intent() {
-            let recorded = live.map { "generation \($0)" } ?? "no enforcer table"
-            if intent.isUnderWay {
-                out.append("generation: \(recorded) is live; pid \(intent.pid) is applying generation \(intent.number) (\(state.path))")
-            } else {
-                out.append("generation: in doubt: the apply of generation \(intent.number) for \(intent.system) (pid \(intent.pid), started \(ISO8601.string(intent.startedAt))) was interrupted; the kernel holds it or \(recorded), the last recorded; the next apply replaces enforcer's table whole (\(state.path))")
-            }
-        } else {
-            out.append("generation: \(live.map { "generation \($0) is live" } ?? "none applied") (\(state.path))")
-        }
+        var out = [generationLine()]
         if let pending = pendingConfirm {
             let left = pending.deadline.timeIntervalSince(now)
             out.append("pending confirm: \(pending.summary) (\(left > 0 ? "in \(Int(left.rounded(.up))) s; `enforcer confirm` keeps it" : "overdue: the next enforcer command as root restores it"))")

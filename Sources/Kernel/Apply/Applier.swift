@@ -93,8 +93,9 @@ public struct Applier {
                 // replacement below takes the same staging.
                 let early = stage(ruleset, number: number, policyDirectory: policyDirectory)
                 staged = early
-                if let plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment,
+                if var plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment,
                                              timedMarks: timedMarks) {
+                    plan.messages += GenerationMark.move(from: current, to: number, in: ruleset.table, encoder: encoder)
                     Trace.phase("delta computed")
                     do {
                         let report = try connection.commit(plan.messages)
@@ -120,7 +121,8 @@ public struct Applier {
             // (unless the delta above staged it already).
             func replace(with whole: consuming Snapshot) throws(KernelError) -> (CommitReport, String) {
                 let report = try table.replace(with: whole, comment: comment, encoder: encoder, alsoRemoving: [recentTable.name],
-                                               alsoAdding: table.timedMarkMessages(timedMarks, in: ruleset.table, encoder: encoder)) {
+                                               alsoAdding: table.timedMarkMessages(timedMarks, in: ruleset.table, encoder: encoder)
+                                                   + GenerationMark.create(number, in: ruleset.table, encoder: encoder)) {
                     if staged == nil { staged = stage(ruleset, number: number, policyDirectory: policyDirectory) }
                 }
                 let elements = whole.elements.values.reduce(0) { $0 + $1.count }
@@ -218,8 +220,11 @@ public struct Applier {
         let live: TableState?
         do { live = try table.state() } catch { throw .kernel(error) }
         guard let current = store.currentNumber(), let live, let info = try? store.info(current),
-              info.tableHandle == live.handle, info.networkNamespace == GenerationInfo.currentNetworkNamespace(),
-              let ruleset = try? store.ruleset(current) else { return nil }
+              info.tableHandle == live.handle, info.networkNamespace == GenerationInfo.currentNetworkNamespace() else { return nil }
+        // The kernel's word on which generation it holds, not the record's alone.
+        let mark: Int?
+        do { mark = try table.generationMark() } catch { throw .kernel(error) }
+        guard mark == current, let ruleset = try? store.ruleset(current) else { return nil }
         return (current, ruleset)
     }
 

@@ -451,6 +451,9 @@ public struct RulesetEncoder: Sendable {
 public struct SetIDs: Sendable {
     private var last: UInt32 = 0
     public init() {}
+    /// Ids after `first - 1`, for sets added to a transaction beside a whole table's (whose
+    /// ids start at 1).
+    public init(startingAt first: UInt32) { last = first - 1 }
     public mutating func next() -> UInt32 {
         last += 1
         return last

@@ -171,6 +171,17 @@ enum LibNFTNL {
         }
     }
 
+    /// A GETSETELEM dump of one set's elements (answered with NEWSETELEM messages, then
+    /// NLMSG_DONE, or an error).
+    static func getSetElements(family: UInt8, table: String, set name: String, sequence: UInt32) -> [UInt8] {
+        withScratch { buffer in
+            let set = setObject(family: family, table: table, name: name, id: nil)
+            defer { nftnl_set_free(set) }
+            let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETSETELEM.rawValue), UInt16(family), UInt16(NLM_F_DUMP | NLM_F_ACK), sequence)
+            nftnl_set_elems_nlmsg_build_payload(header, set)
+        }
+    }
+
     // MARK: libnftnl objects
 
     private static func chainObject(family: UInt8, table: String, name: String) -> OpaquePointer {

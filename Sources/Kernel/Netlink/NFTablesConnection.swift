@@ -137,6 +137,33 @@ public final class NFTablesConnection {
         }
     }
 
+    /// The keys of every element of a set, or nil when there is no such set (or table).
+    public func setElementKeys(family: UInt8, table: String, set: String) throws(KernelError) -> [[UInt8]]? {
+        let sequence = nextSequence(count: 1)
+        do { try socket.send(LibNFTNL.getSetElements(family: family, table: table, set: set, sequence: sequence)) } catch { throw .socket(error) }
+        socket.setReceiveTimeout(seconds: 5)
+        var keys: [[UInt8]] = []
+        while true {
+            let datagram: [UInt8]
+            do { datagram = try socket.receive() } catch { throw .socket(error) }
+            for reply in NetlinkReply.parse(datagram) {
+                switch reply {
+                case let .elements(seq, found) where seq == sequence:
+                    keys += found
+                case let .done(seq) where seq == sequence:
+                    return keys
+                case let .acknowledgement(error, seq, _) where seq == sequence:
+                    if error == -ENOENT { return nil }
+                    if error != 0 {
+                        throw .rejected(KernelRejection(refusals: [.init(origin: "set \(set)", operation: .getTable, errno: -error, kernelMessage: nil)]))
+                    }
+                    return keys
+                default: continue
+                }
+            }
+        }
+    }
+
     private func nextSequence(count: Int) -> UInt32 {
         let start = sequence
         sequence &+= UInt32(count)

@@ -2,10 +2,16 @@
 enum NetlinkReply {
     case acknowledgement(error: Int32, sequence: UInt32, message: String?)
     case table(sequence: UInt32, name: String, handle: UInt64, userData: [UInt8])
+    /// Part of a set element dump: the keys of the elements in this message.
+    case elements(sequence: UInt32, keys: [[UInt8]])
+    /// The end of a dump.
+    case done(sequence: UInt32)
     case other(type: UInt16)
 
     static let errorType: UInt16 = 2
     static let newTableType: UInt16 = 10 << 8  // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE
+    static let newElementsType: UInt16 = 10 << 8 | 12  // NFT_MSG_NEWSETELEM
+    static let doneType: UInt16 = 3  // NLMSG_DONE
     static let acknowledgementTLVs: UInt16 = 0x200
 
     static func parse(_ bytes: [UInt8]) -> [NetlinkReply] {
@@ -37,6 +43,19 @@ enum NetlinkReply {
                     if attribute == 6 { userData = value }
                 }
                 out.append(.table(sequence: sequence, name: name, handle: handle, userData: userData))
+            case newElementsType:
+                // NFTA_SET_ELEM_LIST_ELEMENTS (3) → NFTA_LIST_ELEM (1) each → NFTA_SET_ELEM_KEY (1) → NFTA_DATA_VALUE (1)
+                var keys: [[UInt8]] = []
+                for (attribute, list) in attributes(bytes, from: body + 4, to: offset + length) where attribute == 3 {
+                    for (kind, element) in attributes(list, from: 0, to: list.count) where kind == 1 {
+                        for (field, key) in attributes(element, from: 0, to: element.count) where field == 1 {
+                            for (data, value) in attributes(key, from: 0, to: key.count) where data == 1 { keys.append(value) }
+                        }
+                    }
+                }
+                out.append(.elements(sequence: sequence, keys: keys))
+            case doneType:
+                out.append(.done(sequence: sequence))
             default:
                 out.append(.other(type: type))
             }
