@@ -17,9 +17,12 @@ public struct Config: Sendable {
     public var queue: UInt16 = 0
     /// What the kernel does while no worker listens on the queue.
     public var queueFail: FailMode = .open
-    /// Packets the kernel holds for the worker before the queue counts as full (then
-    /// `queue_fail` decides: open accepts, closed drops).
+    /// Packets the kernel holds for the worker before the queue counts as full.
     public var queueMaxLength: UInt32 = 4096
+    /// What the kernel does with a packet for the worker while the queue is full: drop it
+    /// (TCP sends it again; a flood cannot push flows past the worker), or accept it
+    /// unjudged (the worker's decisions give way to load).
+    public var queueFull: FailMode = .closed
     /// Sender addresses in the hash maps from which a delta puts added senders into the
     /// small `<table>_recent` table instead: an element that jumps to a chain makes the
     /// kernel re-validate every such element of its table, so each add costs as much as the
@@ -91,7 +94,7 @@ public struct Config: Sendable {
         diagnostics += document.diagnostics
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
-            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_maxlen", "recent_from", "web_ports", "on_drift"],
+            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_full", "queue_maxlen", "recent_from", "web_ports", "on_drift"],
             "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
@@ -148,6 +151,11 @@ public struct Config: Sendable {
             case ("kernel", "queue_fail"):
                 guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else { fail("queue_fail must be \"open\" or \"closed\""); continue }
                 config.queueFail = mode
+            case ("kernel", "queue_full"):
+                guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else {
+                    fail("queue_full must be \"closed\" (a full queue drops, TCP sends again) or \"open\" (a full queue lets packets through unjudged)"); continue
+                }
+                config.queueFull = mode
             case ("kernel", "queue_maxlen"):
                 guard case .integer(let i) = entry.value, let n = UInt32(exactly: i), n > 0 else { fail("queue_maxlen must be a number of packets from 1 to 4294967295"); continue }
                 config.queueMaxLength = n

@@ -17,7 +17,8 @@ public final class DaemonProcess {
     private var reportWriter: ReportWriter!
     private let daemon: Daemon
     private var queue: QueueSource?
-    private var portal: PortalServer?
+    /// One server per client-side address (the gateway's own addresses in the policy).
+    private var portals: [PortalServer] = []
 
     /// Loads, checks and applies the policy, and binds the queue when web rules need it.
     /// Any failure here is thrown and the daemon does not start.
@@ -94,7 +95,7 @@ public final class DaemonProcess {
         guard queue == nil, !plan.compiled.queuedFlows.isEmpty else { return }
         let config = plan.policy.config
         let matcher = WebMatcher(rules: plan.policy.webRules, defaultAction: config.defaultAction)
-        let worker = try Worker(queueNumber: config.queue, queueFailOpen: config.queueFail == .open, queueMaxLength: config.queueMaxLength,
+        let worker = try Worker(queueNumber: config.queue, queueFailOpen: config.queueFull == .open, queueMaxLength: config.queueMaxLength,
                                 inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: config)),
                                 log: Log.write(bytes:), linePrefix: { Log.prefix() })
         let source = QueueSource(worker: worker)
@@ -106,32 +107,49 @@ public final class DaemonProcess {
         Log.line("worker: judging queue \(config.queue) with \(counted(plan.policy.webRules.count, "web rule")); default_action \(config.defaultAction.rawValue), fail \(config.webFail.rawValue)")
     }
 
-    /// The portal, on a gateway whose web rules include warn or aup.
+    /// The portal, on a gateway whose web rules include warn or aup. It listens where the
+    /// clients are: on `portal_listen` (or the address of `portal_url`) when that names one,
+    /// otherwise on each of the gateway's own addresses in the policy (its client side), never
+    /// on every address, which would answer the upstream side too.
     private func startPortalIfNeeded() {
         let policy = daemon.plan.policy
         let rules = policy.webRules.filter { $0.action == .warn || $0.action == .aup }
         guard !rules.isEmpty, daemon.plan.compiled.isGateway else {
-            portal?.stop()
-            portal = nil
+            for portal in portals { portal.stop() }
+            portals = []
             return
         }
         let pages = Portal(webRules: policy.webRules, acknowledgeFor: policy.config.acknowledgeFor)
-        if let portal {
-            portal.replace(pages)
+        if !portals.isEmpty {
+            for portal in portals { portal.replace(pages) }
             return
         }
         let endpoint = policy.config.portalEndpoint
-        do {
-            let socket = try ListeningSocket(address: endpoint.address, port: endpoint.port)
-            let server = PortalServer(socket: socket, portal: pages, loop: loop)
-            server.onAcknowledge = { [unowned self] client, rule, until in
-                queue?.worker.acknowledge(client: client, rule: rule, until: until)
-                Log.line("portal: \(client) acknowledged rule '\(rule)' until \(ISO8601.string(until))")
+        let present = Set(HostAddresses.current())
+        let addresses = endpoint.address.map { [$0] }
+            ?? daemon.plan.host.addresses.filter { $0.prefixLength == $0.address.family.bitWidth && present.contains($0.address) }.map(\.address)
+        guard !addresses.isEmpty else {
+            Log.line("portal: not serving: none of \(daemon.plan.host.name)'s addresses in the policy is on this host (set [web] portal_listen to a client-side address)")
+            return
+        }
+        var serving: [String] = []
+        for address in addresses {
+            let shown = address.family == .v6 ? "[\(address)]:\(endpoint.port)" : "\(address):\(endpoint.port)"
+            do {
+                let socket = try ListeningSocket(address: address, port: endpoint.port)
+                let server = PortalServer(socket: socket, portal: pages, loop: loop)
+                server.onAcknowledge = { [unowned self] client, rule, until in
+                    queue?.worker.acknowledge(client: client, rule: rule, until: until)
+                    Log.line("portal: \(client) acknowledged rule '\(rule)' until \(ISO8601.string(until))")
+                }
+                portals.append(server)
+                serving.append(shown)
+            } catch {
+                Log.line("portal: not serving on \(shown): \(error) (set [web] portal_listen to an address of this host)")
             }
-            portal = server
-            Log.line("portal: serving \(policy.config.portalURL) on \(endpoint.address.map { $0.family == .v6 ? "[\($0)]" : "\($0)" } ?? "*"):\(endpoint.port) for \(counted(rules.count, "warn/aup rule"))")
-        } catch {
-            Log.line("portal: not serving: \(error) (set [web] portal_listen to an address of this host)")
+        }
+        if !serving.isEmpty {
+            Log.line("portal: serving \(policy.config.portalURL) on \(serving.joined(separator: ", ")) for \(counted(rules.count, "warn/aup rule"))")
         }
     }
 }
