@@ -170,8 +170,8 @@ import Testing
     }
 
     @Test(arguments: [
-        ("/nonexistent/enforcer/list.txt", "cannot open domain list: No such file or directory"),
-        ("/", "cannot read domain list: Is a directory"),
+        ("/nonexistent/enforcer/list.txt", "cannot read domain list /nonexistent/enforcer/list.txt: No such file or directory (ENOENT)"),
+        ("/", "cannot read domain list /: Is a directory (EISDIR)"),
     ])
     func unreadableFile(path: String, message: String) {
         #expect(throws: DomainListError(path: path, line: 0, column: 0, message: message)) {

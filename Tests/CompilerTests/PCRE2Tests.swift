@@ -1,3 +1,4 @@
+import CPCRE2
 import Testing
 @testable import Compiler
 
@@ -104,11 +105,70 @@ import Testing
         #expect(!matcher.matches(pattern, [0xFF, 0xC3] + Array("evil.de/".utf8)))
     }
 
-    @Test func runawayBacktrackingIsNoMatchNotACrash() throws {
+    @Test func runawayBacktrackingIsNotAMatchNorACrash() throws {
         // The inline limit makes PCRE2 give up (PCRE2_ERROR_MATCHLIMIT) in microseconds.
         let pattern = try Pattern("(*LIMIT_MATCH=10000)^(a+)+$")
         let subject = String(repeating: "a", count: 40) + "b"
         #expect(!pattern.matches(subject))
+        #expect(pattern.match(subject) == .error(MatchError(code: PCRE2_ERROR_MATCHLIMIT, message: "match limit exceeded")))
+    }
+
+    // MARK: Three outcomes: a match, no match, or PCRE2 giving up
+
+    struct OutcomeCase: Sendable, CustomTestStringConvertible {
+        let pattern: String
+        let subject: String
+        /// The matcher's limit; nil for `PatternMatcher.defaultMatchLimit`.
+        var matchLimit: UInt32? = nil
+        /// nil: PCRE2 gives up with PCRE2_ERROR_MATCHLIMIT.
+        let matches: Bool?
+        var testDescription: String {
+            "\(pattern) on \(subject.count > 24 ? "\(subject.prefix(12))…(\(subject.count))" : subject)\(matchLimit.map { " limit \($0)" } ?? "")"
+        }
+    }
+
+    static let a40b = String(repeating: "a", count: 40) + "b"
+
+    static let outcomes: [OutcomeCase] = [
+        // Nested quantifiers over a subject that fails at its end: 2^40 ways to split the a's.
+        OutcomeCase(pattern: "(a+)+$", subject: a40b, matches: nil),
+        OutcomeCase(pattern: "^(a|aa)+$", subject: String(repeating: "a", count: 80) + "b", matches: nil),
+        // A "y" in the subject, or PCRE2 sees at once that the required "y" is missing.
+        OutcomeCase(pattern: "(x+x+)+y", subject: String(repeating: "x", count: 40) + "zy", matches: nil),
+        OutcomeCase(pattern: "^(\\w+\\s?)*$", subject: String(repeating: "word ", count: 12) + "!", matches: nil),
+        // A URL rule written with the same mistake, against a URL made to trip it.
+        OutcomeCase(pattern: "^https?://([a-z0-9]+[.]?)+[.]example/", subject: "https://" + String(repeating: "a", count: 40) + ".example", matches: nil),
+        // The same patterns answer plainly where they need few steps.
+        OutcomeCase(pattern: "(a+)+$", subject: "aaaa", matches: true),
+        OutcomeCase(pattern: "(a+)+$", subject: "b", matches: false),
+        OutcomeCase(pattern: "^https?://([a-z0-9]+[.]?)+[.]example/", subject: "https://www.example/", matches: true),
+        // 16 a's: about 2^16 steps, under the default limit, over a limit of 1,000.
+        OutcomeCase(pattern: "(a+)+$", subject: String(repeating: "a", count: 16) + "b", matches: false),
+        OutcomeCase(pattern: "(a+)+$", subject: String(repeating: "a", count: 16) + "b", matchLimit: 1000, matches: nil),
+        // An inline limit lowers the matcher's.
+        OutcomeCase(pattern: "(*LIMIT_MATCH=1000)(a+)+$", subject: String(repeating: "a", count: 16) + "b", matches: nil),
+    ]
+
+    @Test("match, no match, or the match-limit error", arguments: outcomes)
+    func outcome(_ c: OutcomeCase) throws {
+        let pattern = try Pattern(c.pattern)
+        let matcher = c.matchLimit.map { PatternMatcher(matchLimit: $0) } ?? PatternMatcher()
+        let expected: MatchOutcome = switch c.matches {
+        case true?: .match
+        case false?: .noMatch
+        case nil: .error(MatchError(code: PCRE2_ERROR_MATCHLIMIT, message: "match limit exceeded"))
+        }
+        #expect(matcher.match(pattern, c.subject) == expected)
+        #expect(matcher.match(pattern, Array(c.subject.utf8)) == expected)
+        let spanOutcome = matcher.match(pattern, c.subject.utf8.span)  // #expect cannot hold a Span
+        #expect(spanOutcome == expected)
+        // The yes/no form reads an error as "not a match".
+        #expect(matcher.matches(pattern, c.subject) == (c.matches == true))
+    }
+
+    @Test func aMatchErrorNamesPCRE2sCodeAndText() {
+        let error = MatchError(code: PCRE2_ERROR_MATCHLIMIT, message: "match limit exceeded")
+        #expect(error.description == "match limit exceeded (PCRE2 error \(PCRE2_ERROR_MATCHLIMIT))")
     }
 
     @Test func sharedPatternAcrossThreads() async throws {

@@ -158,8 +158,8 @@ struct PolicyDiagnosticsTests {
         C("bad enabled", P + "    allow: any\n    enabled: maybe\n}", ["5:14: error: enabled must be yes or no, found 'maybe'"]),
 
         // MARK: Web rules
-        C("missing domain list (with its path)", "r: {\n    match-domain-list: lists/missing.txt\n    action: deny\n}", ["2:24: error: cannot open domain list: No such file or directory: '$DIR/rules.d/lists/missing.txt'"]),
-        C("unreadable domain list (a directory)", "r: {\n    match-domain-list: lists\n    action: deny\n}", ["2:24: error: cannot read domain list: Is a directory: '$DIR/rules.d/lists'"],
+        C("missing domain list (with its path)", "r: {\n    match-domain-list: lists/missing.txt\n    action: deny\n}", ["2:24: error: cannot read domain list $DIR/rules.d/lists/missing.txt: No such file or directory (ENOENT)"]),
+        C("unreadable domain list (a directory)", "r: {\n    match-domain-list: lists\n    action: deny\n}", ["2:24: error: cannot read domain list $DIR/rules.d/lists: Is a directory (EISDIR)"],
           files: ["rules.d/lists/ok.txt": "example.com\n"]),
         C("bad entry in a domain list", "r: {\n    match-domain-list: lists/bad.txt\n    action: deny\n}", ["rules.d/lists/bad.txt:3:4: error: bad domain 'bad domain.com': whitespace not allowed (only letters, digits, '-', '_' and '.')", "2:24: note: list named here"],
           files: ["rules.d/lists/bad.txt": "# blocked\nexample.com\nbad domain.com\n"]),

@@ -172,4 +172,89 @@ struct WebMatcherTests {
         changed.url = "https://other.example/"
         #expect(changed.url == "https://other.example/")
     }
+
+    // MARK: A pattern PCRE2 gives up on
+
+    /// Deny rules whose regexes backtrack catastrophically on hosts made of many a's (b's,
+    /// c's), and a later permit that would catch a fall-through.
+    static let trapPolicy = """
+        [system] lab-1: {
+            address: 10.9.0.1
+            tags: lab
+        }
+        deny-trap: {
+            match-host-regex: ^(a+)+[.]trap$
+            action: deny
+        }
+        deny-trap-url-from-lab: {
+            match-uri-regex: ^http://(c+)+[.]lab/$
+            match-source: lab
+            action: deny
+        }
+        deny-either: {
+            match-host-regex: ^(b+)+[.]either$
+            match-host-regex: [.]either[.]test$
+            action: deny
+        }
+        permit-everything-after: {
+            match-host-regex: .
+            action: permit
+        }
+        """
+
+    static let manyA = String(repeating: "a", count: 40), manyC = String(repeating: "c", count: 40)
+
+    struct TrapCase: Sendable, CustomStringConvertible {
+        var url: String
+        var source: String? = nil
+        var fail: Config.FailMode
+        var action: WebAction
+        var rule: String
+        /// Whether PCRE2 gave up (the fail verdict decided).
+        var error: Bool
+        var description: String { "\(url) from \(source ?? "-") fail \(fail.rawValue)" }
+    }
+
+    static let trapCases: [TrapCase] = [
+        // PCRE2 gives up on the deny rule: the fail verdict, never the later permit.
+        TrapCase(url: "https://\(manyA).trap.x/", fail: .closed, action: .deny, rule: "deny-trap", error: true),
+        TrapCase(url: "https://\(manyA).trap.x/", fail: .open, action: .permit, rule: "deny-trap", error: true),
+        TrapCase(url: "http://\(manyA).trap.x/", fail: .closed, action: .deny, rule: "deny-trap", error: true),
+        // The same rule matching or missing in a few steps decides as usual, in either mode.
+        TrapCase(url: "https://aaaa.trap/", fail: .open, action: .deny, rule: "deny-trap", error: false),
+        TrapCase(url: "https://aaaa.trap.x/", fail: .closed, action: .permit, rule: "permit-everything-after", error: false),
+        // AND over keys: a key that does not match rules the rule out, whatever PCRE2 did with another.
+        TrapCase(url: "http://\(manyC).lab.x/", source: "10.8.0.1", fail: .closed, action: .permit, rule: "permit-everything-after", error: false),
+        TrapCase(url: "http://\(manyC).lab.x/", source: "10.9.0.1", fail: .closed, action: .deny, rule: "deny-trap-url-from-lab", error: true),
+        // A list matches if any entry does, though PCRE2 gave up on another.
+        TrapCase(url: "https://\(String(repeating: "b", count: 40)).either.test/", fail: .open, action: .deny, rule: "deny-either", error: false),
+    ]
+
+    @Test("a rule whose pattern PCRE2 gives up on gives the fail verdict, not a fall-through", arguments: trapCases)
+    func matchErrorGivesTheFailVerdict(_ c: TrapCase) throws {
+        let set = try PolicyFixture(policy: Self.trapPolicy).policySet()
+        let matcher = WebMatcher(rules: set.webRules, defaultAction: .permit, fail: c.fail)
+        let request = try WebRequest.fromURL(c.url, source: c.source.map(address)).request
+        let decision = matcher.decide(request, at: instant("2026-11-23T10:00:00Z"))
+        #expect(decision.action == c.action)
+        #expect(decision.rule == c.rule)
+        #expect((decision.matchError != nil) == c.error)
+        if c.error {
+            #expect(decision.matchError?.message == "match limit exceeded")
+            #expect(decision.description.hasPrefix("\(c.action.rawValue) by [web] fail: rule '\(c.rule)' pattern ^"))
+            #expect(decision.description.hasSuffix(" could not be matched: \(decision.matchError!)"))
+        }
+    }
+
+    /// `test-uri` and `[expect]` build their matcher from the policy, `[web] fail` included.
+    @Test(arguments: [Config.FailMode.open, .closed])
+    func theFailVerdictFollowsTheConfig(_ fail: Config.FailMode) throws {
+        let fixture = PolicyFixture(policy: Self.trapPolicy, config: "[policy]\ntime_window_tz = \"utc\"\n[web]\nfail = \"\(fail.rawValue)\"\n")
+        let set = try fixture.policySet()
+        #expect(set.config.webFail == fail)
+        let matcher = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction, fail: set.config.webFail)
+        let decision = matcher.decide(WebRequest(serverName: "\(Self.manyA).trap.x"), at: instant("2026-11-23T10:00:00Z"))
+        #expect(decision.action == (fail == .open ? .permit : .deny))
+        #expect(decision.matchError != nil)
+    }
 }

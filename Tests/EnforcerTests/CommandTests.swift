@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 import Testing
 
@@ -162,5 +163,44 @@ struct PlanTests {
         let result = try enforcer("apply", "--dry-run", "--dir", "examples/\(example)", "--system", system, "--at", "2026-11-23T12:00:00Z")
         #expect(result.status == 0, "\(result.stderr)")
         try expectGolden(result.stdout, "plan-\(example)-\(system).txt")
+    }
+}
+
+/// Policy files `check` cannot read, or will not: the path, the errno or the limit, exit 1.
+extension CommandTests {
+    private static let system = "[system] a: {\n    address: 10.0.0.1\n    tags: x\n}\n"
+
+    /// Root reads past file modes, so these are failures no permission bit lifts: a
+    /// directory where a policy file belongs, and a link to nothing.
+    @Test func checkNamesAnUnreadablePolicyFileAndItsErrno() throws {
+        let dir = NSTemporaryDirectory() + "enforcer-cli-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rules.d/20-folder.policy", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/rules.d/30-gone.policy", withDestinationPath: dir + "/rules.d/nowhere")
+        try Self.system.write(toFile: dir + "/rules.d/10-a.policy", atomically: true, encoding: .utf8)
+        let result = try enforcer("check", "--dir", dir)
+        #expect(result.status == 1)
+        #expect(result.stderr.split(separator: "\n").filter { $0.contains(": error: ") }.map(String.init) == [
+            "\(dir)/rules.d/20-folder.policy:1:1: error: cannot read \(dir)/rules.d/20-folder.policy: Is a directory (EISDIR)",
+            "\(dir)/rules.d/30-gone.policy:1:1: error: cannot read \(dir)/rules.d/30-gone.policy: No such file or directory (ENOENT)",
+        ])
+        #expect(result.stderr.hasSuffix("enforcer: 2 errors in \(dir)\n"))
+    }
+
+    /// A policy file over the limit is refused from its size (the file here is sparse: a size
+    /// without data), and not read to quote its first line either.
+    @Test func checkRefusesAnOversizedPolicyFile() throws {
+        let dir = NSTemporaryDirectory() + "enforcer-cli-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/rules.d", withIntermediateDirectories: true)
+        try Self.system.write(toFile: dir + "/rules.d/10-a.policy", atomically: true, encoding: .utf8)
+        let file = dir + "/rules.d/20-big.policy"
+        FileManager.default.createFile(atPath: file, contents: nil)
+        #expect(truncate(file, off_t(SourceLimits.policyFileBytes + 1)) == 0)
+        let result = try enforcer("check", "--dir", dir)
+        #expect(result.status == 1)
+        #expect(result.stderr == "\(file):1:1: error: \(file) is \(SourceLimits.text(bytes: SourceLimits.policyFileBytes + 1)), more than the limit of "
+            + "\(SourceLimits.text(bytes: SourceLimits.policyFileBytes)) for a policy file: split it into several files in rules.d/\n"
+            + "enforcer: 1 error in \(dir)\n")
     }
 }

@@ -403,13 +403,14 @@ struct WebWorkerLiveTests {
         #expect(text.contains("(acknowledged on the portal until"), "\(text)")
     }
 
-    /// A full queue (the worker stopped, `queue_maxlen = 4` packets waiting): `queue_fail =
-    /// "open"` lets further flows through uninspected (NFQA_CFG_F_FAIL_OPEN), "closed" drops them.
+    /// A full queue (the worker stopped, `queue_maxlen = 4` packets waiting): `queue_full =
+    /// "open"` lets further flows through uninspected (NFQA_CFG_F_FAIL_OPEN), "closed" (the
+    /// default, whatever queue_fail says) drops them.
     @Test(arguments: ["open", "closed"])
-    func aFullQueueFollowsQueueFail(mode: String) throws {
+    func aFullQueueFollowsQueueFull(mode: String) throws {
         let lab = try GatewayLab()
         try lab.edit("enforcer.conf") {
-            $0.replacingOccurrences(of: "queue_fail = \"open\"", with: "queue_fail = \"\(mode)\"\nqueue_maxlen = 4")
+            $0.replacingOccurrences(of: "queue_fail = \"open\"", with: "queue_fail = \"open\"\nqueue_maxlen = 4" + (mode == "open" ? "\nqueue_full = \"open\"" : ""))
         }
         try lab.serveHTTP()
         let log = URL(fileURLWithPath: lab.policy + "-run.log")

@@ -42,13 +42,13 @@ private func enforcerConf(fail: Config.FailMode) -> String {
 }
 
 /// An inspector for `webPolicy`, loaded from a throwaway policy directory.
-private func makeInspector(fail: Config.FailMode = .closed, _ adjust: (inout InspectorSettings) -> Void = { _ in }) throws -> Inspector {
+private func makeInspector(fail: Config.FailMode = .closed, policy: String = webPolicy, _ adjust: (inout InspectorSettings) -> Void = { _ in }) throws -> Inspector {
     let fm = FileManager.default
     let directory = NSTemporaryDirectory() + "enforcer-inspector-" + UUID().uuidString
     defer { try? fm.removeItem(atPath: directory) }
     try fm.createDirectory(atPath: directory + "/rules.d", withIntermediateDirectories: true)
     try enforcerConf(fail: fail).write(toFile: directory + "/enforcer.conf", atomically: true, encoding: .utf8)
-    try webPolicy.write(toFile: directory + "/rules.d/10-web.policy", atomically: true, encoding: .utf8)
+    try policy.write(toFile: directory + "/rules.d/10-web.policy", atomically: true, encoding: .utf8)
     let loaded = PolicyLoader.load(directory: directory)
     let set = try #require(loaded.policySet, "\(loaded.diagnostics.map(\.description).joined(separator: "\n"))")
     var settings = InspectorSettings(config: set.config)
@@ -637,6 +637,58 @@ struct InspectorTests {
         let failed = inspector.inspect(flows[2].data(hello[..<100]), now: 1, wallClock: mondayMorning)
         #expect(inspector.flows.count <= 2)
         #expect(failed.verdict == .accept(mark: denied), "untracked data gets the fail verdict (closed)")
+    }
+
+    // MARK: A pattern PCRE2 gives up on
+
+    /// A deny rule whose host regex backtracks catastrophically on a host of many a's, then
+    /// a permit for everything that a fall-through would reach.
+    static let trapPolicy = """
+        deny-trap: {
+            match-host-regex: ^(a+)+[.]trap$
+            action: deny
+        }
+        permit-everything-after: {
+            match-host-regex: .
+            action: permit
+        }
+        """
+
+    @Test("a rule PCRE2 gives up on gets the fail verdict, counted and logged with the rule and PCRE2's reason",
+          arguments: [Config.FailMode.closed, .open])
+    func matchError(_ mode: Config.FailMode) throws {
+        var inspector = try makeInspector(fail: mode, policy: Self.trapPolicy)
+        let connection = Connection(serverPort: 80)
+        let host = String(repeating: "a", count: 40) + ".trap.x"
+        let pieces = segments(http("GET / HTTP/1.1\r\nHost: \(host)\r\nAccept: */*\r\n\r\n"), size: 20)
+        let actions = inspector.feed(connection, pieces)
+        expectUndecided(actions.dropLast())
+        let last = try #require(actions.last)
+        expectFail(last, mode, reason: "rule 'deny-trap' pattern ^(a+)+[.]trap$ could not be matched: match limit exceeded (PCRE2 error ")
+        if mode == .closed { #expect(last.segments == [connection.reset(after: pieces.last!.offset)]) }
+        #expect(inspector.counters.matchErrors == 1)
+        #expect(inspector.counters.failVerdicts == 1)
+        #expect(inspector.counters.permitted == (mode == .open ? 1 : 0) && inspector.counters.denied == (mode == .closed ? 1 : 0))
+        let line = try #require(last.judgement).description
+        #expect(line.hasPrefix("\(mode == .closed ? "deny" : "permit") 192.0.2.10:50000 → 198.51.100.20:80 http host=\(host) GET http://\(host)/ (fail \(mode.rawValue): rule 'deny-trap'"), "\(line)")
+
+        // A host the pattern answers quickly goes on to the next rule, uncounted.
+        let other = inspector.judge(Connection(clientPort: 50_001, serverPort: 80), http("GET / HTTP/1.1\r\nHost: aaaa.trap.x\r\n\r\n"))
+        #expect(other.verdict == .accept(mark: permitted))
+        #expect(other.judgement?.decision?.rule == "permit-everything-after")
+        #expect(inspector.counters.matchErrors == 1)
+    }
+
+    @Test("worker counters from a daemon.json without matchErrors still read")
+    func countersDecodeWithoutANewerField() throws {
+        let json = #"{"packets":5,"permitted":1,"denied":2,"redirected":0,"failVerdicts":1,"flowsTracked":3,"flowsExpired":4}"#
+        let counters = try JSONDecoder().decode(WorkerCounters.self, from: Data(json.utf8))
+        var expected = WorkerCounters()
+        (expected.packets, expected.permitted, expected.denied, expected.failVerdicts, expected.flowsTracked, expected.flowsExpired) = (5, 1, 2, 1, 3, 4)
+        #expect(counters == expected)
+        var counted = expected
+        counted.matchErrors = 7
+        #expect(try JSONDecoder().decode(WorkerCounters.self, from: JSONEncoder().encode(counted)) == counted)
     }
 
     // MARK: Time windows

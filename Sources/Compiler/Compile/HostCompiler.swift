@@ -298,9 +298,23 @@ struct RulesetBuilder {
         table.sets.append(NamedSet(name: "web_ports", key: [.inetService],
                                    elements: config.webPorts.sorted().map { SetElement([.ports(PortRange(first: $0, last: $0))]) },
                                    comment: "flows to these ports are inspected by the worker"))
+        // One source's flood of new connections is cut to its share before the queue: its
+        // excess SYNs are dropped (TCP sends again), so the queue keeps room for the others.
+        var floodRules: [Rule] = []
+        if config.queueSynRate > 0 {
+            for (family, key, field) in [("v4", KeyType.ipv4Address, Field.ipSource), ("v6", .ipv6Address, .ip6Source)] {
+                let name = "web_syn_\(family)"
+                table.sets.append(NamedSet(name: name, key: [key], flags: [.dynamic, .timeout],
+                                           comment: "new web flows per source, for the SYN limit", size: 65536, timeout: 60))
+                floodRules.append(Rule([.lookup([.tcpDestinationPort], mask: nil, set: "web_ports"), .tcpFlags(mask: 0x12, equal: 0x02),
+                                        .rateOver([field], set: name, perSecond: config.queueSynRate, burst: config.queueSynBurst), .verdict(.drop)],
+                                       comment: "a source over its share of new web flows: excess SYNs dropped, not queued"))
+            }
+        }
         let gate = Chain(name: "web_gate", rules: [
             Rule([.maskedCompare(.conntrackMark, mask: layout.webMask, .notEqual, 0), .verdict(.accept)], comment: "the worker has decided"),
             Rule([.compare(.l4Protocol, .notEqual, .proto(.tcp)), .verdict(.accept)]),
+        ] + floodRules + [
             // From the SYN on: its sequence number lets the worker put split and reordered
             // ClientHello segments back in order.
             Rule([.lookup([.tcpDestinationPort], mask: nil, set: "web_ports"), .queue(number: config.queue, bypass: config.queueFail == .open)],

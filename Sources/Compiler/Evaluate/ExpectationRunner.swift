@@ -41,7 +41,7 @@ public struct ExpectationRunner: Sendable {
             do { request = try WebRequest.fromURL(url, source: from).request } catch {
                 return [.error(expectation.location, "expectation '\(expectation.name)': \(error.message)")]
             }
-            let decision = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction).decide(request, at: at)
+            let decision = WebMatcher(rules: set.webRules, defaultAction: set.config.defaultAction, fail: set.config.webFail).decide(request, at: at)
             guard decision.action != verdict else { return [] }
             return [.error(expectation.location,
                 "expectation '\(expectation.name)' failed: \(url) gets \(decision.action.rawValue), expected \(verdict.rawValue); decided by \(decision.rule.map { "rule '\($0)'" } ?? "default_action")\(decision.pattern.map { " (\($0))" } ?? "")")]

@@ -84,12 +84,19 @@ public struct WebDecision: Sendable, CustomStringConvertible {
     public var action: WebAction
     /// nil when no rule matched and `default_action` decided.
     public var rule: String?
-    /// The domain-list entry or pattern that matched.
+    /// The domain-list entry or pattern that matched; with `matchError`, the pattern PCRE2
+    /// gave up on.
     public var pattern: String?
     public var ruleDescription: String?
+    /// Set when PCRE2 gave up on a pattern of `rule` (a match limit): the rule might have
+    /// matched, so neither its action nor a later rule's decided, but `[web] fail`.
+    public var matchError: MatchError?
 
     public var description: String {
         guard let rule else { return "\(action.rawValue) default_action (no rule matched)" }
+        if let matchError {
+            return "\(action.rawValue) by [web] fail: rule '\(rule)'" + (pattern.map { " pattern \($0)" } ?? "") + " could not be matched: \(matchError)"
+        }
         return "\(action.rawValue) rule '\(rule)'" + (pattern.map { " pattern \($0)" } ?? "")
     }
 }
@@ -100,6 +107,8 @@ public struct WebDecision: Sendable, CustomStringConvertible {
 public struct WebMatcher: Sendable {
     public let rules: [WebRule]
     public let defaultAction: WebAction
+    /// `[web] fail`: the verdict when a rule's pattern cannot be matched to the end.
+    public let fail: Config.FailMode
 
     /// The same rules, each behind one reference: reading a rule out of an array copies
     /// it (a dozen lists and strings retained and released), per rule and request; a box
@@ -111,9 +120,11 @@ public struct WebMatcher: Sendable {
         init(_ rule: WebRule) { self.rule = rule }
     }
 
-    public init(rules: [WebRule], defaultAction: WebAction) {
+    /// `fail` defaults as `[web] fail` does: closed.
+    public init(rules: [WebRule], defaultAction: WebAction, fail: Config.FailMode = .closed) {
         self.rules = rules.sorted { $0.order < $1.order }
         self.defaultAction = defaultAction
+        self.fail = fail
         boxed = self.rules.map(Box.init)
     }
 
@@ -151,48 +162,88 @@ public struct WebMatcher: Sendable {
     public func decide(_ request: WebRequest, windows: OpenWindows, patterns: PatternMatcher) -> WebDecision {
         for index in boxed.indices where windows.open[index] {
             let box = boxed[index]
-            if let pattern = box.match(request, patterns) {
-                return WebDecision(action: box.rule.action, rule: box.rule.name, pattern: pattern, ruleDescription: box.rule.description)
+            switch box.match(request, patterns) {
+            case .notMatched:
+                continue
+            case .matched(let what):
+                return WebDecision(action: box.rule.action, rule: box.rule.name, pattern: what, ruleDescription: box.rule.description)
+            case .failed(let pattern, let error):
+                // Had PCRE2 finished, this rule might have decided: skipping it would let a
+                // deny fall through to a later permit. The fail verdict decides instead.
+                return WebDecision(action: fail == .open ? .permit : .deny, rule: box.rule.name, pattern: pattern,
+                                   ruleDescription: box.rule.description, matchError: error)
             }
         }
         return WebDecision(action: defaultAction, rule: nil, pattern: nil, ruleDescription: nil)
     }
 }
 
+/// One rule, or one key of it, against a request: PCRE2 may give up without an answer.
+private enum RuleMatch {
+    /// What matched, for the log.
+    case matched(String)
+    case notMatched
+    /// The pattern PCRE2 gave up on, and why.
+    case failed(pattern: String, MatchError)
+
+    /// A list matches if any entry does; an entry PCRE2 gave up on leaves a list with no
+    /// match undecided.
+    static func any(_ patterns: [Pattern], _ outcome: (Pattern) -> MatchOutcome) -> RuleMatch {
+        var failure: RuleMatch = .notMatched
+        for pattern in patterns {
+            switch outcome(pattern) {
+            case .match: return .matched(pattern.source)
+            case .noMatch: continue
+            case .error(let error): if case .notMatched = failure { failure = .failed(pattern: pattern.source, error) }
+            }
+        }
+        return failure
+    }
+}
+
 extension WebMatcher.Box {
-    /// nil when the rule does not match; otherwise what matched (for the log), AND over keys.
-    /// On the box, so that the rule's fields are read in place: a method of WebRule would be
-    /// handed a copy of the whole rule.
-    fileprivate func match(_ request: WebRequest, _ patterns: PatternMatcher) -> String? {
+    /// Whether the rule matches, AND over its keys: one key that does not match rules it
+    /// out; otherwise a key PCRE2 gave up on leaves it undecided (`failed`). On the box, so
+    /// that the rule's fields are read in place: a method of WebRule would be handed a copy
+    /// of the whole rule.
+    fileprivate func match(_ request: WebRequest, _ patterns: PatternMatcher) -> RuleMatch {
         var matched: [String] = []
+        var undecided: RuleMatch?
+        /// Adds one pattern key's answer; false when it rules the rule out.
+        func add(_ key: RuleMatch) -> Bool {
+            switch key {
+            case .matched(let what): matched.append(what)
+            case .notMatched: return false
+            case .failed: if undecided == nil { undecided = key }
+            }
+            return true
+        }
         if !rule.domains.isEmpty {
-            guard let entry = rule.domains.lazy.compactMap({ $0.match(request.host) }).first else { return nil }
+            guard let entry = rule.domains.lazy.compactMap({ $0.match(request.host) }).first else { return .notMatched }
             matched.append("domain \(entry)")
         }
         if let sni = rule.sni {
-            guard request.isTLS, let entry = sni.match(request.host) else { return nil }
+            guard request.isTLS, let entry = sni.match(request.host) else { return .notMatched }
             matched.append("sni \(entry)")
         }
         if !rule.uriPatterns.isEmpty {
             patterns.scratch.removeAll(keepingCapacity: true)
             request.appendURL(to: &patterns.scratch)
             let url = patterns.scratch
-            guard let p = rule.uriPatterns.first(where: { patterns.matches($0, url) }) else { return nil }
-            matched.append(p.source)
+            guard add(.any(rule.uriPatterns, { patterns.match($0, url) })) else { return .notMatched }
         }
         if !rule.hostPatterns.isEmpty {
-            guard let p = rule.hostPatterns.first(where: { patterns.matches($0, request.host) }) else { return nil }
-            matched.append(p.source)
+            guard add(.any(rule.hostPatterns, { patterns.match($0, request.host) })) else { return .notMatched }
         }
         if !rule.userAgentPatterns.isEmpty {
-            guard let agent = request.userAgent, let p = rule.userAgentPatterns.first(where: { patterns.matches($0, agent) }) else { return nil }
-            matched.append(p.source)
+            guard let agent = request.userAgent, add(.any(rule.userAgentPatterns, { patterns.match($0, agent) })) else { return .notMatched }
         }
         if !rule.sources.isEmpty {
-            guard let source = request.source, let hit = rule.sources.first(where: { $0.contains(source) }) else { return nil }
+            guard let source = request.source, let hit = rule.sources.first(where: { $0.contains(source) }) else { return .notMatched }
             matched.append("source \(hit)")
         }
-        return matched.joined(separator: " and ")
+        if let undecided { return undecided }
+        return .matched(matched.joined(separator: " and "))
     }
 }
 

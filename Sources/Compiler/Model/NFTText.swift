@@ -29,8 +29,10 @@ public enum NFTText {
         var flags: [String] = []
         if set.flags.contains(.constant) { flags.append("constant") }
         if set.flags.contains(.interval) { flags.append("interval") }
+        if set.flags.contains(.dynamic) { flags.append("dynamic") }
         if set.flags.contains(.timeout) { flags.append("timeout") }
         if !flags.isEmpty { out += "\t\tflags \(flags.joined(separator: ","))\n" }
+        if let timeout = set.timeout { out += "\t\ttimeout \(timeout)s\n" }
         if let comment = set.comment { out += "\t\tcomment \(quoted(comment))\n" }
         if !set.elements.isEmpty {
             out += "\t\telements = { "
@@ -102,6 +104,8 @@ public enum NFTText {
             return "reject with icmpx port-unreachable"
         case .reject(.icmpxAdminProhibited):
             return "reject with icmpx admin-prohibited"
+        case let .rateOver(fields, set, perSecond, burst):
+            return "update @\(set) { \(fields.map(text).joined(separator: " . ")) limit rate over \(perSecond)/second burst \(burst) packets }"
         case let .queue(number, bypass):
             return "queue num \(number)\(bypass ? " bypass" : "")"
         case .verdict(let verdict):

@@ -94,6 +94,8 @@ public struct NamedSet: Hashable, Sendable, Codable {
         public static let interval = Flags(rawValue: 1)
         public static let timeout = Flags(rawValue: 2)
         public static let constant = Flags(rawValue: 4)
+        /// Filled by rules as packets pass (`update @set { … }`), not by enforcer.
+        public static let dynamic = Flags(rawValue: 8)
     }
 
     /// What a set is for, where code beyond the compiler treats it apart: the kernel side
@@ -121,10 +123,13 @@ public struct NamedSet: Hashable, Sendable, Codable {
     /// The most elements the kernel will hold (`size`), given for large hash sets: the
     /// kernel then picks a fixed-size hash instead of growing one as elements arrive.
     public var size: Int?
+    /// Seconds an element stays after it was last added or updated (`timeout`), for a set
+    /// that rules fill.
+    public var timeout: Int?
     public var role: Role
 
     public init(name: String, key: [KeyType], data: SetData? = nil, flags: Flags = [], elements: SetElements = [], comment: String? = nil,
-                size: Int? = nil, role: Role = .plain) {
+                size: Int? = nil, timeout: Int? = nil, role: Role = .plain) {
         self.name = name
         self.key = key
         self.data = data
@@ -132,6 +137,7 @@ public struct NamedSet: Hashable, Sendable, Codable {
         self.elements = elements
         self.comment = comment
         self.size = size
+        self.timeout = timeout
         self.role = role
     }
 
@@ -140,7 +146,7 @@ public struct NamedSet: Hashable, Sendable, Codable {
         self.init(name: name, key: key, data: data, flags: flags, elements: SetElements(elements), comment: comment, size: size, role: role)
     }
 
-    enum CodingKeys: String, CodingKey { case name, key, data, flags, elements, comment, size, role }
+    enum CodingKeys: String, CodingKey { case name, key, data, flags, elements, comment, size, timeout, role }
 
     /// A set recorded before sets had roles gets the role its compiler-given name implies.
     public init(from decoder: any Decoder) throws {
@@ -152,6 +158,7 @@ public struct NamedSet: Hashable, Sendable, Codable {
         elements = try container.decode(SetElements.self, forKey: .elements)
         comment = try container.decodeIfPresent(String.self, forKey: .comment)
         size = try container.decodeIfPresent(Int.self, forKey: .size)
+        timeout = try container.decodeIfPresent(Int.self, forKey: .timeout)
         role = try container.decodeIfPresent(Role.self, forKey: .role) ?? Role(recordedName: name)
     }
 
@@ -295,6 +302,10 @@ public enum RuleExpression: Hashable, Sendable, Codable {
     case setPacketMark(keep: UInt32, value: UInt32)
     case counter
     case reject(RejectKind)
+    /// Matches while the key (one per source address, say) goes over `perSecond` packets a
+    /// second after a burst of `burst`: `update @set { key limit rate over … }`, each key's
+    /// rate kept in the dynamic set `set`.
+    case rateOver([Field], set: String, perSecond: UInt32, burst: UInt32)
     /// Hand the packet to userspace; with `bypass` it is accepted while no worker listens.
     case queue(number: UInt16, bypass: Bool)
     case verdict(Verdict)

@@ -23,6 +23,11 @@ public struct Config: Sendable {
     /// (TCP sends it again; a flood cannot push flows past the worker), or accept it
     /// unjudged (the worker's decisions give way to load).
     public var queueFull: FailMode = .closed
+    /// New web flows (SYNs) one source address may have queued per second, after a burst
+    /// of `queueSynBurst`; its excess SYNs are dropped in the kernel before the queue, so one
+    /// client's flood cannot fill the queue for the others. 0: no limit.
+    public var queueSynRate: UInt32 = 100
+    public var queueSynBurst: UInt32 = 200
     /// Sender addresses in the hash maps from which a delta puts added senders into the
     /// small `<table>_recent` table instead: an element that jumps to a chain makes the
     /// kernel re-validate every such element of its table, so each add costs as much as the
@@ -94,7 +99,7 @@ public struct Config: Sendable {
         diagnostics += document.diagnostics
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
-            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_full", "queue_maxlen", "recent_from", "web_ports", "on_drift"],
+            "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_full", "queue_maxlen", "queue_syn_rate", "queue_syn_burst", "recent_from", "web_ports", "on_drift"],
             "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
@@ -151,6 +156,11 @@ public struct Config: Sendable {
             case ("kernel", "queue_fail"):
                 guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else { fail("queue_fail must be \"open\" or \"closed\""); continue }
                 config.queueFail = mode
+            case ("kernel", "queue_syn_rate"), ("kernel", "queue_syn_burst"):
+                guard case .integer(let i) = entry.value, let n = UInt32(exactly: i) else {
+                    fail("\(entry.key) must be a number of new connections per source, 0 or more"); continue
+                }
+                if entry.key == "queue_syn_rate" { config.queueSynRate = n } else { config.queueSynBurst = max(n, 1) }
             case ("kernel", "queue_full"):
                 guard case .string(let s) = entry.value, let mode = FailMode(rawValue: s) else {
                     fail("queue_full must be \"closed\" (a full queue drops, TCP sends again) or \"open\" (a full queue lets packets through unjudged)"); continue

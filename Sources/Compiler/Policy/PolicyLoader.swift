@@ -43,7 +43,7 @@ public struct PolicyLoader: Sendable {
         }
         let confPath = (directory as NSString).appendingPathComponent("enforcer.conf")
         if fm.fileExists(atPath: confPath) {
-            if let text = readText(confPath) {
+            if let text = readText(confPath, advice: Self.confAdvice) {
                 let (parsed, confDiagnostics) = Config.parse(file: confPath, text: text)
                 config = parsed
                 diagnostics += confDiagnostics
@@ -69,53 +69,46 @@ public struct PolicyLoader: Sendable {
             diagnostics.append(.error(SourceLocation(file: directory, line: 1, column: 1), "no rules.d/ directory in '\(directory)'"))
         }
 
+        // Every file is held in memory while the directory is checked: their total is
+        // refused before any of them is read.
+        let sources = files.map { file in overlay[(file as NSString).lastPathComponent].flatMap { $0 } ?? file }
+        let total = (fm.fileExists(atPath: confPath) ? [confPath] : []).reduce(0) { $0 + ((try? SourceFile.size(of: $1)) ?? 0) }
+            + sources.reduce(0) { $0 + ((try? SourceFile.size(of: $1)) ?? 0) }
+        if total > SourceLimits.policyDirectoryBytes {
+            let here = SourceLocation(file: directory, line: 1, column: 1)
+            diagnostics.append(.error(here, "the policy files in \(directory) are \(SourceLimits.text(bytes: total)) together, more than the limit of "
+                + "\(SourceLimits.text(bytes: SourceLimits.policyDirectoryBytes)) for a policy directory: write runs of addresses as CIDR blocks, "
+                + "and long lists of domains as match-domain-list files"))
+            return Loaded(policySet: nil, diagnostics: diagnostics)
+        }
+
         var pending: [PendingBlock] = []
-        for file in files {
-            let source = overlay[(file as NSString).lastPathComponent].flatMap { $0 } ?? file
-            guard let bytes = readBytes(source) else { continue }
+        var unread = false
+        for (file, source) in zip(files, sources) {
+            guard let bytes = readBytes(source, advice: "split it into several files in rules.d/") else { unread = true; continue }
             let parser = BlockParser(file: file, bytes: bytes)
             diagnostics += parser.diagnostics
             for block in parser.blocks {
                 pending.append(PendingBlock(block: block, file: file, order: pending.count))
             }
         }
-
-        // Names are unique per kind across all files.
-        var firstPlace: [String: SourceLocation] = [:]
-        var unique: [PendingBlock] = []
-        for item in pending {
-            let kind = item.block.kind ?? "web-rule"
-            let key = kind + "\u{0}" + item.block.name
-            if let first = firstPlace[key] {
-                let what = item.block.kind.map { "\($0) '\(item.block.name)'" } ?? "web rule '\(item.block.name)'"
-                diagnostics.append(.error(item.block.nameLocation, "duplicate \(what)",
-                                          notes: [Diagnostic(.note, first, "'\(item.block.name)' is first defined here")]))
-                continue
-            }
-            firstPlace[key] = item.block.nameLocation
-            unique.append(item)
+        // Without a file, names it defines would be reported unknown wherever they are used:
+        // the file's own error says it all.
+        if unread {
+            diagnostics.sort { ($0.location, $0.severity) < ($1.location, $1.severity) }
+            return Loaded(policySet: nil, diagnostics: diagnostics)
         }
 
-        var systemBlocks: [RawBlock] = []
-        var policyBlocks: [PendingBlock] = []
-        var webBlocks: [PendingBlock] = []
-        var expectBlocks: [PendingBlock] = []
-        for item in unique {
-            switch item.block.kind {
-            case "system": systemBlocks.append(item.block)
-            case "policy", "gateway-policy": policyBlocks.append(item)
-            case "expect": expectBlocks.append(item)
-            case nil: webBlocks.append(item)
-            case let other?:
-                diagnostics.append(.error(item.block.kindLocation,
-                    "unknown kind '\(other)'\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"])) (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"))
-            }
-        }
-        let systems = systems(systemBlocks)
+        var kinds = partition(pending)
+        // The raw blocks go as soon as what they define is built: at a million lines they
+        // are the larger part of the loader's memory.
+        pending = []
+        let systems = systems(kinds.systems)
+        kinds.systems = []
         let scope = NameScope(systems: systems)
-        let policies = policyBlocks.compactMap { policy($0.block, order: $0.order, scope: scope) }
-        let webRules = webBlocks.compactMap { webRule($0.block, file: $0.file, order: $0.order, scope: scope) }
-        let expectations = expectBlocks.compactMap { expectation($0.block, scope: scope) }
+        let policies = kinds.policies.compactMap { policy($0.block, order: $0.order, scope: scope) }
+        let webRules = kinds.webRules.compactMap { webRule($0.block, file: $0.file, order: $0.order, scope: scope) }
+        let expectations = kinds.expectations.compactMap { expectation($0.block, scope: scope) }
 
         for policy in policies where policy.allow == nil {
             diagnostics.append(.warning(policy.location, "\(policy.kindWord) '\(policy.name)' has no 'allow': it grants nothing (default deny); add 'allow: any' or a list such as 'allow: tcp/22'"))
@@ -131,6 +124,46 @@ public struct PolicyLoader: Sendable {
         return Loaded(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
     }
 
+    /// The blocks of each kind, each name once per kind across all files (a duplicate is
+    /// reported where it stands, with a note at the first).
+    private struct Kinds {
+        var systems: [RawBlock] = []
+        var policies: [PendingBlock] = []
+        var webRules: [PendingBlock] = []
+        var expectations: [PendingBlock] = []
+    }
+
+    private struct KindAndName: Hashable {
+        var kind: String?
+        var name: String
+    }
+
+    private mutating func partition(_ pending: [PendingBlock]) -> Kinds {
+        var firstPlace: [KindAndName: SourceLocation] = [:]
+        firstPlace.reserveCapacity(pending.count)
+        var kinds = Kinds()
+        for item in pending {
+            let key = KindAndName(kind: item.block.kind, name: item.block.name)
+            if let first = firstPlace[key] {
+                let what = item.block.kind.map { "\($0) '\(item.block.name)'" } ?? "web rule '\(item.block.name)'"
+                diagnostics.append(.error(item.block.nameLocation, "duplicate \(what)",
+                                          notes: [Diagnostic(.note, first, "'\(item.block.name)' is first defined here")]))
+                continue
+            }
+            firstPlace[key] = item.block.nameLocation
+            switch item.block.kind {
+            case "system": kinds.systems.append(item.block)
+            case "policy", "gateway-policy": kinds.policies.append(item)
+            case "expect": kinds.expectations.append(item)
+            case nil: kinds.webRules.append(item)
+            case let other?:
+                diagnostics.append(.error(item.block.kindLocation,
+                    "unknown kind '\(other)'\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"])) (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"))
+            }
+        }
+        return kinds
+    }
+
     /// `NN-name.policy`: two digits, a hyphen, a name.
     public static func isWellFormedFileName(_ name: String) -> Bool {
         let stem = name.dropLast(".policy".count)
@@ -142,18 +175,39 @@ public struct PolicyLoader: Sendable {
 
     // MARK: - Files
 
-    private mutating func readBytes(_ path: String) -> [UInt8]? {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            diagnostics.append(.error(SourceLocation(file: path, line: 1, column: 1), "cannot read '\(path)': \(Self.errnoText(path))"))
+    /// The bytes of a policy file or enforcer.conf, or nil after a diagnostic: unreadable
+    /// (the errno in words), over the size limit (refused from its size, unread), a line
+    /// over the line limit, or not UTF-8. `advice` says what to do about a file too large.
+    private mutating func readBytes(_ path: String, advice: String) -> [UInt8]? {
+        let here = SourceLocation(file: path, line: 1, column: 1)
+        let bytes: [UInt8]
+        do throws(SourceFileFailure) {
+            let file = try SourceFile(path: path)
+            bytes = try file.readAll(limit: SourceLimits.policyFileBytes)
+        } catch .tooLarge(let size) {
+            diagnostics.append(.error(here, "\(path) is \(SourceLimits.text(bytes: size)), more than the limit of "
+                + "\(SourceLimits.text(bytes: SourceLimits.policyFileBytes)) for a policy file: \(advice)"))
+            return nil
+        } catch {
+            diagnostics.append(.error(here, "cannot read \(path): \(error.reason)"))
             return nil
         }
-        let bytes = [UInt8](data)
-        if !Self.isASCII(bytes), String(validating: bytes, as: UTF8.self) == nil {
-            diagnostics.append(.error(SourceLocation(file: path, line: 1, column: 1), "'\(path)' is not UTF-8 text"))
+        if let long = bytes.span.firstLine(longerThan: SourceLimits.lineBytes) {
+            diagnostics.append(.error(SourceLocation(file: path, line: long.number, column: 1),
+                "line \(long.number) is \(SourceLimits.text(bytes: long.length)) long, more than the limit of "
+                + "\(SourceLimits.text(bytes: SourceLimits.lineBytes)) for a line: split it (a long 'address:', 'tags:' or 'match-' list "
+                + "over several lines of the same key)"))
+            return nil
+        }
+        // Validated where the bytes lie, without the copy that building a String makes.
+        if !Self.isASCII(bytes), (try? UTF8Span(validating: bytes.span)) == nil {
+            diagnostics.append(.error(here, "'\(path)' is not UTF-8 text"))
             return nil
         }
         return bytes
     }
+
+    private static let confAdvice = "enforcer.conf holds settings only; is this the right file?"
 
     /// Whether `bytes` are all ASCII (so UTF-8): one pass, without building the String
     /// that checking UTF-8 costs (a policy file can hold a million addresses).
@@ -165,14 +219,18 @@ public struct PolicyLoader: Sendable {
         return seen < 0x80
     }
 
-    private mutating func readText(_ path: String) -> String? {
-        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+    private mutating func readText(_ path: String, advice: String) -> String? {
+        readBytes(path, advice: advice).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    static func errnoText(_ path: String) -> String {
-        if !FileManager.default.fileExists(atPath: path) { return "no such file" }
-        if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
-        return "unreadable"
+    /// `enforcer.conf` of `directory` alone, for what must work while the policy files have
+    /// errors: its settings, or the errors in it (defaults when there is no such file).
+    public static func configuration(directory: String) -> (Config, [Diagnostic]) {
+        let path = (directory as NSString).appendingPathComponent("enforcer.conf")
+        guard FileManager.default.fileExists(atPath: path) else { return (Config(), []) }
+        var loader = PolicyLoader(directory: directory, overlay: [:])
+        guard let text = loader.readText(path, advice: confAdvice) else { return (Config(), loader.diagnostics) }
+        return Config.parse(file: path, text: text)
     }
 
     // MARK: - Blocks
@@ -375,7 +433,8 @@ public struct PolicyLoader: Sendable {
                     domains.append(list)
                 } catch {
                     if error.line == 0 {
-                        diagnostics.append(.error(item.location, "\(error.message): '\(error.path)'"))
+                        // Unreadable or too large: the message names the list.
+                        diagnostics.append(.error(item.location, error.message))
                     } else {
                         var diagnostic = error.diagnostic
                         diagnostic.notes.append(Diagnostic(.note, item.location, "list named here"))
@@ -522,10 +581,9 @@ public struct PolicyLoader: Sendable {
     /// addresses, so this splits UTF-8 bytes and counts characters only when the value
     /// is not plain ASCII.
     static func listItems(_ entry: RawEntry) -> [ListItem] {
-        let value = entry.value
-        let ascii = isASCII(value)
-        return itemRanges(value).map { range in
-            ListItem(text: String(item(value, range)), location: itemLocation(entry, range, ascii: ascii))
+        var columns = ItemColumns(entry)
+        return itemRanges(entry.value).map { range in
+            ListItem(text: String(item(entry.value, range)), location: columns.location(of: range))
         }
     }
 
@@ -535,12 +593,31 @@ public struct PolicyLoader: Sendable {
         return value[value.utf8.index(start, offsetBy: range.lowerBound)..<value.utf8.index(start, offsetBy: range.upperBound)]
     }
 
-    /// Where the item at `range` (UTF-8 offsets into the entry's value) starts: its column
-    /// counts characters, which are bytes when the value is ASCII.
-    static func itemLocation(_ entry: RawEntry, _ range: Range<Int>, ascii: Bool) -> SourceLocation {
-        let value = entry.value
-        let first = value.utf8.index(value.utf8.startIndex, offsetBy: range.lowerBound)
-        return shift(entry.valueLocation, by: ascii ? range.lowerBound : value.distance(from: value.startIndex, to: first))
+    /// Where the items of one entry's value start. A column counts characters, which are
+    /// bytes when the value is ASCII; otherwise they are counted on from the item before,
+    /// so a long line of items costs one pass, not one pass per item.
+    struct ItemColumns {
+        private let entry: RawEntry
+        /// Found out at the first item asked for (a million good addresses ask for none).
+        private lazy var ascii = PolicyLoader.isASCII(entry.value)
+        private var counted: String.Index
+        private var characters = 0
+
+        init(_ entry: RawEntry) {
+            self.entry = entry
+            counted = entry.value.startIndex
+        }
+
+        /// Where the item at `range` (UTF-8 offsets into the value) starts.
+        mutating func location(of range: Range<Int>) -> SourceLocation {
+            if ascii { return PolicyLoader.shift(entry.valueLocation, by: range.lowerBound) }
+            let value = entry.value
+            let first = value.utf8.index(value.utf8.startIndex, offsetBy: range.lowerBound)
+            if first < counted { counted = value.startIndex; characters = 0 }
+            characters += value.distance(from: counted, to: first)
+            counted = first
+            return PolicyLoader.shift(entry.valueLocation, by: characters)
+        }
     }
 
     static func isASCII(_ value: String) -> Bool { isASCII(value.utf8.span) }
@@ -572,11 +649,12 @@ public struct PolicyLoader: Sendable {
             let value = entry.value
             let ranges = Self.itemRanges(value)
             blocks.reserveCapacity(blocks.count + ranges.count)
+            var columns = ItemColumns(entry)
             AddressBlock.parse(items: ranges, of: value) { index, result in
                 switch result {
                 case .success(let block): blocks.append(block)
                 case .failure(let error):
-                    let location = Self.itemLocation(entry, ranges[index], ascii: Self.isASCII(value))
+                    let location = columns.location(of: ranges[index])
                     diagnostics.append(.error(Self.shift(location, by: error.offset), error.message))
                 }
             }

@@ -11,30 +11,63 @@ struct SourceText {
     }
 
     let file: String
-    private(set) var lines: [Line] = []
+    /// The text as written: the only copy. Lines are slices of it, made as they are read;
+    /// a line with a comment gets a blanked copy of its own, so the text is never copied
+    /// whole (a policy file can be tens of megabytes of short lines).
+    private let text: [UInt8]
+    /// Where each line ends: its newline, or the end of the text for a last line without one.
+    private let lineEnds: [Int]
+    /// The byte ranges of comments, in order.
+    private let comments: [Range<Int>]
     private(set) var diagnostics: [Diagnostic] = []
     /// A `/*` without its `*/`: everything after it was blanked.
     var hasUnterminatedComment: Bool { !diagnostics.isEmpty }
 
     init(file: String, bytes: [UInt8]) {
         self.file = file
-        let scan = Self.scan(bytes.span, file: file)
+        var scan = Self.scan(bytes.span, file: file)
         if let unterminated = scan.unterminated {
             diagnostics.append(.error(unterminated, "unterminated '/*' comment"))
         }
-        // Text without comments (most policy files of many addresses) is not copied.
-        var cleaned = bytes
-        for comment in scan.comments {
-            for index in comment where cleaned[index] != .newline { cleaned[index] = .space }
-        }
-        lines.reserveCapacity(scan.newlines.count + 1)
-        var start = 0
-        for (offset, index) in scan.newlines.enumerated() {
-            lines.append(Line(number: offset + 1, bytes: cleaned[start..<index], original: bytes[start..<index]))
-            start = index + 1
-        }
-        if start < cleaned.count {
-            lines.append(Line(number: scan.newlines.count + 1, bytes: cleaned[start...], original: bytes[start...]))
+        if (scan.newlines.last.map { $0 + 1 } ?? 0) < bytes.count { scan.newlines.append(bytes.count) }
+        text = bytes
+        lineEnds = scan.newlines
+        comments = scan.comments
+    }
+
+    /// The lines in order, each with its comments blanked.
+    var lines: Lines { Lines(source: self) }
+
+    struct Lines: Sequence {
+        let source: SourceText
+
+        func makeIterator() -> Iterator { Iterator(source: source) }
+
+        struct Iterator: IteratorProtocol {
+            let source: SourceText
+            private var index = 0
+            /// The first comment that does not end before the current line.
+            private var comment = 0
+
+            init(source: SourceText) { self.source = source }
+
+            mutating func next() -> Line? {
+                guard index < source.lineEnds.count else { return nil }
+                let start = index == 0 ? 0 : source.lineEnds[index - 1] + 1, end = source.lineEnds[index]
+                index += 1
+                let original = source.text[start..<end]
+                let comments = source.comments
+                while comment < comments.count && comments[comment].upperBound <= start { comment += 1 }
+                var cleaned = original
+                // Comments are few: most lines share the text's storage; the first write to
+                // one with a comment copies that line alone (a slice keeps its indices).
+                var each = comment
+                while each < comments.count && comments[each].lowerBound < end {
+                    for position in Swift.max(comments[each].lowerBound, start)..<Swift.min(comments[each].upperBound, end) { cleaned[position] = .space }
+                    each += 1
+                }
+                return Line(number: index, bytes: cleaned, original: original)
+            }
         }
     }
 

@@ -1,11 +1,5 @@
 // Reading `match-domain-list` files: one domain per line, `#` starts a comment.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// A domain list that could not be read, or an entry in it that is not a domain name.
 public struct DomainListError: Error, Hashable, Sendable, CustomStringConvertible {
     public var path: String
@@ -39,18 +33,27 @@ extension DomainSet {
     /// (letters, digits, `-`, `_`, dots; internationalised names in `xn--` form); a
     /// leading `*.` means the same as the bare name. The first bad entry stops the load.
     public static func load(contentsOf path: String) throws(DomainListError) -> DomainSet {
-        let file: FileReader
-        do { file = try FileReader(path: path) } catch {
-            throw DomainListError(path: path, line: 0, column: 0, message: "cannot open domain list: \(error.text)")
+        let limit = SourceLimits.listFileBytes
+        func refusal(_ failure: SourceFileFailure) -> DomainListError {
+            guard case .tooLarge(let size) = failure else {
+                return DomainListError(path: path, line: 0, column: 0, message: "cannot read domain list \(path): \(failure.reason)")
+            }
+            return DomainListError(path: path, line: 0, column: 0, message: "domain list \(path) is \(SourceLimits.text(bytes: size)), "
+                + "more than the limit of \(SourceLimits.text(bytes: limit)) for a list: split it into several lists (a rule may name several: 'match-domain-list: a.txt, b.txt')")
         }
+        let file: SourceFile
+        do { file = try SourceFile(path: path) } catch { throw refusal(error) }
+        // Refused from its size before any of it is read; one that grows meanwhile stops at the limit.
+        if file.size > limit { throw refusal(.tooLarge(size: file.size)) }
         var parser = DomainListParser(path: path)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var total = 0
         while true {
             let count: Int
-            do { count = try file.readChunk(into: &chunk) } catch {
-                throw DomainListError(path: path, line: 0, column: 0, message: "cannot read domain list: \(error.text)")
-            }
+            do { count = try file.readChunk(into: &chunk) } catch { throw refusal(.system(error)) }
             if count == 0 { break }
+            total += count
+            if total > limit { throw refusal(.tooLarge(size: total)) }
             try parser.feed(chunk.span, count)
         }
         return try parser.finish()
@@ -79,6 +82,7 @@ struct DomainListParser {
     mutating func feed(_ chunk: Span<UInt8>, _ count: Int) throws(DomainListError) {
         var start = 0
         for i in 0 ..< count where chunk[i] == UInt8(ascii: "\n") {
+            if partial.count + i - start > SourceLimits.lineBytes { throw longLine() }
             if partial.isEmpty {
                 try parseLine(chunk, start, i)
             } else {
@@ -92,7 +96,14 @@ struct DomainListParser {
             }
             start = i + 1
         }
+        if partial.count + count - start > SourceLimits.lineBytes { throw longLine() }
         for j in start ..< count { partial.append(chunk[j]) }
+    }
+
+    /// The line being read is longer than a line may be.
+    private func longLine() -> DomainListError {
+        DomainListError(path: path, line: line + 1, column: 1, message: "line \(line + 1) is longer than \(SourceLimits.text(bytes: SourceLimits.lineBytes)), "
+            + "the limit for a line: put one domain on each line")
     }
 
     mutating func finish() throws(DomainListError) -> DomainSet {
@@ -170,33 +181,5 @@ struct DomainListParser {
         }
         if end - start > 253 { return (start, "name longer than 253 characters") }
         return nil
-    }
-}
-
-/// An open file descriptor, closed when the reader goes away. The module's only C calls
-/// outside PCRE2.swift; the Swift standard library has no file reading of its own, and
-/// Foundation would pull ICU into the daemon for this alone.
-private struct FileReader: ~Copyable {
-    struct Failure: Error {
-        var code: Int32
-        var text: String { unsafe String(cString: strerror(code)) }
-    }
-
-    private let descriptor: Int32
-
-    init(path: String) throws(Failure) {
-        descriptor = unsafe open(path, O_RDONLY | O_CLOEXEC)
-        if descriptor < 0 { throw Failure(code: errno) }
-    }
-
-    deinit { close(descriptor) }
-
-    /// Fills the front of `buffer`; returns how many bytes were read, 0 at end of file.
-    func readChunk(into buffer: inout [UInt8]) throws(Failure) -> Int {
-        while true {
-            let count = unsafe read(descriptor, &buffer, buffer.count)  // writes at most buffer.count bytes
-            if count >= 0 { return count }
-            if errno != EINTR { throw Failure(code: errno) }
-        }
     }
 }

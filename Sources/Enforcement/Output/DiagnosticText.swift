@@ -12,10 +12,13 @@ public struct DiagnosticText {
     public mutating func render(_ diagnostic: Diagnostic) -> String {
         var text = "\(diagnostic.location): \(diagnostic.severity.rawValue): \(diagnostic.message)"
         if sources[diagnostic.location.file] == nil {
-            let content = (try? String(contentsOfFile: diagnostic.location.file, encoding: .utf8)) ?? ""
+            // Not a file over the size limit, which the diagnostic may be refusing.
+            let size = (try? FileManager.default.attributesOfItem(atPath: diagnostic.location.file)[.size] as? Int) ?? 0
+            let content = size > SourceLimits.policyFileBytes ? "" : (try? String(contentsOfFile: diagnostic.location.file, encoding: .utf8)) ?? ""
             sources[diagnostic.location.file] = content.split(separator: "\n", omittingEmptySubsequences: false)
         }
-        if let lines = sources[diagnostic.location.file], diagnostic.location.line >= 1, diagnostic.location.line <= lines.count {
+        if let lines = sources[diagnostic.location.file], diagnostic.location.line >= 1, diagnostic.location.line <= lines.count,
+           lines[diagnostic.location.line - 1].utf8.count <= SourceLimits.lineBytes {
             let line = lines[diagnostic.location.line - 1].replacingOccurrences(of: "\t", with: " ")
             if !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 text += "\n    \(line)\n    \(String(repeating: " ", count: max(0, diagnostic.location.column - 1)))^"

@@ -24,7 +24,7 @@ public enum PolicyQueries {
 
     /// `test-uri`: the web verdict for `request`.
     public static func decide(_ request: WebRequest, in policy: PolicySet, at instant: Date) -> WebDecision {
-        WebMatcher(rules: policy.webRules, defaultAction: policy.config.defaultAction).decide(request, at: instant)
+        WebMatcher(rules: policy.webRules, defaultAction: policy.config.defaultAction, fail: policy.config.webFail).decide(request, at: instant)
     }
 
     /// `policy list`: every block of every file in evaluation order, and whether it is in force.

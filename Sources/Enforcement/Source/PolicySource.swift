@@ -39,11 +39,7 @@ public struct PolicyDirectory: PolicySource {
     /// file out): how an edit is checked before it lands.
     public func load(overlay: [String: String?]) -> PolicyLoader.Loaded { PolicyLoader.load(directory: path, overlay: overlay) }
 
-    public func configuration() -> (Config, [Diagnostic]) {
-        let file = path + "/enforcer.conf"
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return (Config(), []) }
-        return Config.parse(file: file, text: text)
-    }
+    public func configuration() -> (Config, [Diagnostic]) { PolicyLoader.configuration(directory: path) }
 
     /// The directory, rules.d and its sub-folders, and the folders of list files.
     public func watchedDirectories(of policy: PolicySet?) -> [String] {

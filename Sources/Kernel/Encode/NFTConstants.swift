@@ -17,6 +17,8 @@ enum NFTConstants {
     static let setInterval: UInt32 = 0x4
     static let setMap: UInt32 = 0x8
     static let setTimeout: UInt32 = 0x10
+    /// NFT_SET_EVAL: rules add and update elements (a dynamic set).
+    static let setEvaluate: UInt32 = 0x20
     static let setConcat: UInt32 = 0x80
     static let elementIntervalEnd: UInt32 = 0x1
 

@@ -51,6 +51,7 @@ public struct RulesetEncoder: Sendable {
         if set.flags.contains(.interval) { flags |= NFTConstants.setInterval }
         if set.flags.contains(.constant) { flags |= NFTConstants.setConstant }
         if set.flags.contains(.timeout) { flags |= NFTConstants.setTimeout }
+        if set.flags.contains(.dynamic) { flags |= NFTConstants.setEvaluate }
         if set.key.count > 1 { flags |= NFTConstants.setConcat }
         let keyOrder: UInt32 = set.key == [.mark] ? 1 : 2  // host / big endian, for `nft list`
         var userData = UserData.record(type: 0, Self.hostBytes(keyOrder))
@@ -62,7 +63,7 @@ public struct RulesetEncoder: Sendable {
             flags: flags, keyType: Self.keyType(set.key), keyLength: UInt32(Self.keyLength(set.key)),
             concatLengths: set.key.count > 1 ? set.key.map { UInt8($0.width) } : [],
             dataType: set.isMap ? NFTConstants.dataVerdict : nil, dataLength: nil, userData: userData,
-            size: set.size.map { UInt32($0) })
+            size: set.size.map { UInt32($0) }, timeoutMilliseconds: set.timeout.map { UInt64($0) * 1000 })
         return EncodedMessage(.newSet(spec), origin: "set \(set.name)" + (set.comment.map { " (\($0))" } ?? ""))
     }
 
@@ -279,6 +280,10 @@ public struct RulesetEncoder: Sendable {
                 case .icmpxPortUnreachable: out.append(.reject(type: NFTConstants.rejectICMPX, code: NFTConstants.icmpxPortUnreachable))
                 case .icmpxAdminProhibited: out.append(.reject(type: NFTConstants.rejectICMPX, code: NFTConstants.icmpxAdminProhibited))
                 }
+            case let .rateOver(fields, set, perSecond, burst):
+                require(fields)
+                out += Self.loadConcatenation(fields)
+                out.append(.dynsetLimit(key: r0, set: set, perSecond: UInt64(perSecond), burst: burst, over: true))
             case let .queue(number, bypass):
                 out.append(Self.queueExpression(number: number, bypass: bypass, encoding: queue))
             case .verdict(let verdict):

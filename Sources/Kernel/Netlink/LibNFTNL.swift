@@ -106,6 +106,7 @@ enum LibNFTNL {
                 if let dataType = spec.dataType { nftnl_set_set_u32(set, attr(NFTNL_SET_DATA_TYPE), dataType) }
                 if let dataLength = spec.dataLength { nftnl_set_set_u32(set, attr(NFTNL_SET_DATA_LEN), dataLength) }
                 if let size = spec.size { nftnl_set_set_u32(set, attr(NFTNL_SET_DESC_SIZE), size) }
+                if let timeout = spec.timeoutMilliseconds { nftnl_set_set_u64(set, attr(NFTNL_SET_TIMEOUT), timeout) }
                 if !spec.concatLengths.isEmpty {
                     spec.concatLengths.withUnsafeBytes { raw in
                         _ = nftnl_set_set_data(set, attr(NFTNL_SET_DESC_CONCAT), raw.baseAddress, UInt32(raw.count))
@@ -292,6 +293,18 @@ enum LibNFTNL {
             nftnl_expr_set_u16(e, attr(NFTNL_EXPR_QUEUE_NUM), number)
             nftnl_expr_set_u16(e, attr(NFTNL_EXPR_QUEUE_TOTAL), total)
             nftnl_expr_set_u16(e, attr(NFTNL_EXPR_QUEUE_FLAGS), flags)
+        case let .dynsetLimit(key, set, perSecond, burst, over):
+            u32(attr(NFTNL_EXPR_DYNSET_OP), UInt32(NFT_DYNSET_OP_UPDATE.rawValue))
+            u32(attr(NFTNL_EXPR_DYNSET_SREG_KEY), key)
+            nftnl_expr_set_str(e, attr(NFTNL_EXPR_DYNSET_SET_NAME), set)
+            let limit = nftnl_expr_alloc("limit")!
+            nftnl_expr_set_u64(limit, attr(NFTNL_EXPR_LIMIT_RATE), perSecond)
+            nftnl_expr_set_u64(limit, attr(NFTNL_EXPR_LIMIT_UNIT), 1)
+            nftnl_expr_set_u32(limit, attr(NFTNL_EXPR_LIMIT_BURST), burst)
+            nftnl_expr_set_u32(limit, attr(NFTNL_EXPR_LIMIT_TYPE), UInt32(NFT_LIMIT_PKTS.rawValue))
+            nftnl_expr_set_u32(limit, attr(NFTNL_EXPR_LIMIT_FLAGS), over ? UInt32(NFT_LIMIT_F_INV.rawValue) : 0)
+            // The dynset expression takes the limit expression itself (and frees it with its own).
+            _ = nftnl_expr_set(e, attr(NFTNL_EXPR_DYNSET_EXPR), UnsafeRawPointer(limit), 0)
         case let .target(name, revision, info):
             nftnl_expr_set_str(e, attr(NFTNL_EXPR_TG_NAME), name)
             u32(attr(NFTNL_EXPR_TG_REV), revision)

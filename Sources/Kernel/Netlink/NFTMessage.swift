@@ -77,6 +77,8 @@ public struct NFTSetSpec: Hashable, Sendable {
     public var userData: [UInt8]
     /// NFTA_SET_DESC_SIZE: the most elements the set holds; nil lets the kernel grow it.
     public var size: UInt32? = nil
+    /// NFTA_SET_TIMEOUT: how long an element stays by default.
+    public var timeoutMilliseconds: UInt64? = nil
 }
 
 public struct NFTElement: Hashable, Sendable {
@@ -143,6 +145,9 @@ public enum NFTExpression: Hashable, Sendable {
     case queue(number: UInt16, total: UInt16, flags: UInt16)
     /// An xtables target through nft_compat, e.g. NFQUEUE revision 3.
     case target(name: String, revision: UInt32, info: [UInt8])
+    /// nft_dynset adding or refreshing the key in register `key` in `set`, with a limit
+    /// (packets per second after `burst`; `over`: matches when the rate is exceeded).
+    case dynsetLimit(key: UInt32, set: String, perSecond: UInt64, burst: UInt32, over: Bool)
 
     public var name: String {
         switch self {
@@ -158,6 +163,7 @@ public enum NFTExpression: Hashable, Sendable {
         case .reject: "reject"
         case .queue: "queue"
         case .target: "target"
+        case .dynsetLimit: "dynset"
         }
     }
 }

@@ -58,7 +58,7 @@ public struct GenerationStore: Sendable {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try Self.encoder.encode(ids).write(to: URL(fileURLWithPath: directory + "/policy-ids.json"), options: .atomic)
         } catch {
-            throw StateError(description: "cannot write \(directory)/policy-ids.json: \(error.localizedDescription)")
+            throw StateError(description: "cannot write \(directory)/policy-ids.json: \(SystemErrno.describe(error))")
         }
     }
 
@@ -76,7 +76,7 @@ public struct GenerationStore: Sendable {
             let data = try Data(contentsOf: URL(fileURLWithPath: path(of: number) + "/info.json"))
             return try Self.decoder.decode(GenerationInfo.self, from: data)
         } catch {
-            throw StateError(description: "generation \(number): cannot read \(path(of: number))/info.json: \(error.localizedDescription)")
+            throw StateError(description: "generation \(number): cannot read \(path(of: number))/info.json: \(SystemErrno.describe(error))")
         }
     }
 
@@ -112,7 +112,7 @@ public struct GenerationStore: Sendable {
         } catch let error as StateError {
             throw error
         } catch {
-            throw StateError(description: "generation \(number): cannot read \(base): \(error.localizedDescription)")
+            throw StateError(description: "generation \(number): cannot read \(base)/elements.bin: \(SystemErrno.describe(error))")
         }
     }
 
@@ -123,7 +123,7 @@ public struct GenerationStore: Sendable {
         do {
             return try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
         } catch {
-            throw StateError(description: "generation \(number): cannot read \(base): \(error.localizedDescription)")
+            throw StateError(description: "generation \(number): cannot read \(base)/table.json: \(SystemErrno.describe(error))")
         }
     }
 
@@ -167,7 +167,7 @@ public struct GenerationStore: Sendable {
             return Staged(number: number, directory: staging, ruleset: ruleset, failure: nil)
         } catch {
             try? fm.removeItem(atPath: staging)
-            let failure = StateError(description: "cannot record generation \(number) in \(directory): \(error.localizedDescription)")
+            let failure = StateError(description: "cannot record generation \(number) in \(directory): \(SystemErrno.describe(error))")
             return Staged(number: number, directory: staging, ruleset: ruleset, failure: failure)
         }
     }
@@ -193,7 +193,7 @@ public struct GenerationStore: Sendable {
             throw error
         } catch {
             discard(staged)
-            throw StateError(description: "cannot record generation \(info.number) in \(directory): \(error.localizedDescription)")
+            throw StateError(description: "cannot record generation \(info.number) in \(directory): \(SystemErrno.describe(error))")
         }
         prune()
     }
@@ -217,11 +217,11 @@ public struct GenerationStore: Sendable {
             }
             let temporary = directory + "/.current-\(getpid())"
             try "\(number)\n".write(toFile: temporary, atomically: false, encoding: .utf8)
-            guard rename(temporary, target) == 0 else { throw StateError(description: "cannot replace \(target): \(String(cString: strerror(errno)))") }
+            guard rename(temporary, target) == 0 else { throw StateError(description: "cannot replace \(target): \(SystemErrno(errno))") }
         } catch let error as StateError {
             throw error
         } catch {
-            throw StateError(description: "cannot write \(target): \(error.localizedDescription)")
+            throw StateError(description: "cannot write \(target): \(SystemErrno.describe(error))")
         }
     }
 

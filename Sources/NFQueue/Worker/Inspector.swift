@@ -149,10 +149,29 @@ public struct WorkerCounters: Sendable, Codable, Hashable {
     public var permitted = 0
     public var denied = 0
     public var redirected = 0
-    /// Flows that got the fail verdict (unparseable, too long, too slow, table full).
+    /// Flows that got the fail verdict (unparseable, too long, too slow, table full, a
+    /// pattern PCRE2 gave up on).
     public var failVerdicts = 0
+    /// Of those, flows whose rule had a pattern PCRE2 gave up on (a match limit).
+    public var matchErrors = 0
     public var flowsTracked = 0
     public var flowsExpired = 0
+}
+
+extension WorkerCounters {
+    /// daemon.json written before a counter existed still reads, that counter at 0.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        func count(_ key: CodingKeys) throws -> Int { try container.decodeIfPresent(Int.self, forKey: key) ?? 0 }
+        packets = try count(.packets)
+        permitted = try count(.permitted)
+        denied = try count(.denied)
+        redirected = try count(.redirected)
+        failVerdicts = try count(.failVerdicts)
+        matchErrors = try count(.matchErrors)
+        flowsTracked = try count(.flowsTracked)
+        flowsExpired = try count(.flowsExpired)
+    }
 }
 
 /// Judges flows from their first bytes: the per-packet half of the worker, without I/O.
@@ -321,6 +340,14 @@ public struct Inspector {
         }
         if windows?.isValid(at: wallClock) != true { windows = matcher.openWindows(at: wallClock) }
         let decision = matcher.decide(request, windows: windows ?? matcher.openWindows(at: wallClock), patterns: patterns)
+        if let error = decision.matchError {
+            // The rule might have matched: the worker's own fail verdict decides, as for
+            // bytes it cannot read, and the log names the rule and PCRE2's reason.
+            counters.matchErrors += 1
+            let rule = decision.rule ?? "", pattern = decision.pattern.map { " pattern \($0)" } ?? ""
+            return failure(key, slot: slot, packet: packet, tcp: tcp, flow: flow, delivered: delivered,
+                           reason: "rule '\(rule)'\(pattern) could not be matched: \(error)", judgement: judgement, now: now)
+        }
         judgement.decision = decision
         let outcome: FlowOutcome
         switch decision.action {

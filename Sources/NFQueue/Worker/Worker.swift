@@ -14,6 +14,8 @@ public final class Worker {
     private let log: ([UInt8]) -> Void
     private let linePrefix: () -> [UInt8]
     private var pendingLog: [UInt8] = []
+    /// The resets and redirects of one drain, held until its verdicts are out (see `drain`).
+    private var pendingSegments: [ForgedSegment] = []
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
@@ -43,39 +45,58 @@ public final class Worker {
     /// Answers every packet waiting now (at most 8 batches of 64, so timers and signals get
     /// their turn under load) and times out idle flows about once a second. The kernel hands
     /// over one packet per read; the verdicts of all of them go back in one write.
+    ///
+    /// The resets and redirects of the drain's decisions go out only after that write. A
+    /// ClientHello in two back-to-back segments is judged on the second while the verdict
+    /// that lets the first through still waits here; a reset sent then would reach the
+    /// server ahead of that first segment, with a sequence number past the one the server
+    /// expects, and a reset counts only on exactly that number: the server's side would
+    /// stay open.
     public func drain() throws(QueueError) {
         // One timestamp for the drain's lines.
         let prefix = linePrefix()
-        // The inspector and the log in locals for the drain: a class's stored properties
-        // are checked for exclusive access on every use, several times a packet otherwise.
-        var inspector = inspectorStorage.take()!, log: [UInt8] = []
+        // The inspector, the log and the segments in locals for the drain: a class's stored
+        // properties are checked for exclusive access on every use, several times a packet
+        // otherwise.
+        var inspector = inspectorStorage.take()!, log: [UInt8] = [], segments: [ForgedSegment] = []
         swap(&log, &pendingLog)
+        swap(&segments, &pendingSegments)
         defer {
             inspectorStorage = inspector
             swap(&log, &pendingLog)
+            swap(&segments, &pendingSegments)
         }
-        for _ in 0..<8 {
-            let now = monotonicSeconds(), wallClock = Date()
-            let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict in
-                let action = inspector.inspect(packet, now: now, wallClock: wallClock)
-                for segment in action.segments {
-                    do { try raw.send(segment.bytes) } catch {
+        var failure: QueueError?
+        do {
+            for _ in 0..<8 {
+                let now = monotonicSeconds(), wallClock = Date()
+                let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict in
+                    let action = inspector.inspect(packet, now: now, wallClock: wallClock)
+                    segments.append(contentsOf: action.segments)
+                    if let judgement = action.judgement {
                         log.append(contentsOf: prefix)
-                        log.append(contentsOf: "worker: \(error)\n".utf8)
+                        judgement.appendLine(to: &log)
                     }
+                    return action.verdict
                 }
-                if let judgement = action.judgement {
-                    log.append(contentsOf: prefix)
-                    judgement.appendLine(to: &log)
-                }
-                return action.verdict
+                if count == 0 { break }
             }
-            if count == 0 { break }
+        } catch {
+            // The verdicts and segments of the batches read before the error still go out.
+            failure = error
         }
-        try queue.flushVerdicts()
+        do { try queue.flushVerdicts() } catch { failure = failure ?? error }
+        for segment in segments {
+            do { try raw.send(segment.bytes) } catch {
+                log.append(contentsOf: prefix)
+                log.append(contentsOf: "worker: \(error)\n".utf8)
+            }
+        }
+        segments.removeAll(keepingCapacity: true)
         // After the verdicts: logging never delays a packet.
         if !log.isEmpty { self.log(log) }
         log.removeAll(keepingCapacity: true)
+        if let failure { throw failure }
         let now = monotonicSeconds()
         if now - lastSweep >= 1 {
             inspector.expire(now: now)

@@ -76,6 +76,9 @@ struct RulesetInterpreter {
             return states.contains(packet.state) ? .next : .noMatch
         case .tcpFlags:
             return .noMatch
+        case .rateOver:
+            // One packet at a time is never over a rate.
+            return .noMatch
         case let .lookup(fields, mask, name):
             let key = fields.compactMap { read($0, packet) }
             guard key.count == fields.count, let set = table.set(named: name) else { return .noMatch }
