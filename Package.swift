@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The state directory's record (generations, history) in SQLite: WAL, migrations,
+        // typed rows, over the system's libsqlite3.
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // One system-library module per C library; only the small wrapper file next to
@@ -27,8 +30,9 @@ let package = Package(
 
         .target(name: "Compiler", dependencies: ["CPCRE2"]),
         .target(name: "NFQueue", dependencies: ["Compiler", "CNetfilterQueue"]),
-        // The ruleset model into the kernel: libnftnl messages, one netlink batch per change.
-        .target(name: "Kernel", dependencies: ["Compiler", "CNFTables"]),
+        // The ruleset model into the kernel: libnftnl messages, one netlink batch per change;
+        // and the record of what was applied (the state database).
+        .target(name: "Kernel", dependencies: ["Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
         // The application layer: policy source → checked plan → applied generation, written
         // once for the command line and the daemon (its event loop, sources and portal).
         .target(name: "Enforcement", dependencies: ["Compiler", "NFQueue", "Kernel", "CLinux"]),
@@ -43,7 +47,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables"]),
+        .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
     ]

@@ -20,6 +20,8 @@ struct Apply: ParsableCommand {
     var confirm: Int?
     @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in.")
     var force = false
+    @Option(help: ArgumentHelp("Why, for the history and the generation's record.", valueName: "TEXT"))
+    var reason: String?
     @OptionGroup var time: InstantOption
 
     func run() throws {
@@ -32,10 +34,12 @@ struct Apply: ParsableCommand {
             if dryRun {
                 print(try pipeline.dryRun(plan, state: state), terminator: "")
             } else {
-                let options = ApplyOptions(replace: replace, force: force, confirmSeconds: confirm)
+                let options = ApplyOptions(replace: replace, force: force, confirmSeconds: confirm, reason: reason)
                 print(try KernelDataplane().apply(plan, state: state, options: options).report)
             }
         } catch {
+            // The dataplane records the refusals it makes; those of the plan are recorded here.
+            if !dryRun, !error.isRefusal { pipeline.recordRefusal(error, purpose: "apply", reason: reason) }
             throw Output.report(error, after: "; nothing would be applied")
         }
     }

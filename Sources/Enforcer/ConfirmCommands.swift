@@ -43,10 +43,11 @@ struct Rollback: ParsableCommand {
         discussion: "Without GEN, the generation before the current one. The restored state is recorded as a new generation.")
     @OptionGroup var directory: PolicyDirectoryOption
     @OptionGroup var state: StateDirectoryOption
-    @Argument(help: ArgumentHelp("Generation number (see the state directory's generations/).", valueName: "GEN")) var generation: Int?
+    @Argument(help: ArgumentHelp("Generation number (see `enforcer history --generations`).", valueName: "GEN")) var generation: Int?
+    @Option(help: ArgumentHelp("Why, for the history.", valueName: "TEXT")) var reason: String?
 
     func run() throws {
-        do { print(try KernelDataplane().rollback(to: generation, state: pipeline(directory, state).state())) } catch {
+        do { print(try KernelDataplane().rollback(to: generation, state: pipeline(directory, state).state(), reason: reason)) } catch {
             throw Output.report(error)
         }
     }
@@ -55,16 +56,17 @@ struct Rollback: ParsableCommand {
 struct Flush: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Remove everything enforcer owns from the kernel (its table), nothing else.",
-        discussion: "Reads only enforcer.conf ([kernel] table, [state] directory), so it works while the policy files have errors. Applied generations stay in the state directory for `enforcer rollback`.")
+        discussion: "Reads only enforcer.conf ([kernel] table, [state] directory), so it works while the policy files have errors. Applied generations stay on record for `enforcer rollback`.")
 
     @OptionGroup var directory: PolicyDirectoryOption
     @OptionGroup var state: StateDirectoryOption
+    @Option(help: ArgumentHelp("Why, for the history.", valueName: "TEXT")) var reason: String?
 
     func run() throws {
         let pipeline = pipeline(directory, state)
         do {
             let config = try pipeline.configuration()
-            try KernelDataplane().flush(config, state: pipeline.state())
+            try KernelDataplane().flush(config, state: pipeline.state(), reason: reason, purpose: "flush")
             print("flushed: table inet \(config.table) and inet \(KernelDataplane.recentTableName(of: config.table)) removed (where they existed); other tables untouched")
         } catch {
             throw Output.report(error, quietWarnings: false)

@@ -165,8 +165,13 @@ struct ConfirmPromiseTests {
             return Int(result.stdout[range].dropFirst("generation ".count))
         }
         #expect(Set(numbers).count == systems.count, "\(results.map(\.stdout))")
-        let kept = try FileManager.default.contentsOfDirectory(atPath: box.state + "/generations").filter { Int($0) != nil }
+        let kept = try Self.require(run("/usr/bin/sqlite3", [box.state + "/state.sqlite", "SELECT number FROM generation WHERE recorded = 1"]))
+            .stdout.split(separator: "\n")
         #expect(kept.count == systems.count + 1, "\(kept)")
+        // And the history has each of them, as an apply with its generation.
+        let applies = try Self.require(run("/usr/bin/sqlite3", [box.state + "/state.sqlite", "SELECT generation FROM event WHERE kind = 'apply' ORDER BY id"]))
+            .stdout.split(separator: "\n").compactMap { Int($0) }
+        #expect(Set(applies) == Set(numbers + [1]), "\(applies)")
 
         // One that finds the lock taken says by whom, waits, then goes on.
         let holder = Process()
@@ -207,14 +212,14 @@ struct ConfirmPromiseTests {
         try Self.require(run("/bin/chmod", ["0777", box.state]))
         try refused("is writable by group or others (mode 777)")
         try Self.require(run("/bin/chmod", ["0700", box.state]))
-        // A symbolic link where the generations are.
+        // A symbolic link where the state database is.
         let elsewhere = box.state + "-elsewhere"
         defer { try? FileManager.default.removeItem(atPath: elsewhere) }
-        try FileManager.default.moveItem(atPath: box.state + "/generations", toPath: elsewhere)
-        try FileManager.default.createSymbolicLink(atPath: box.state + "/generations", withDestinationPath: elsewhere)
-        try refused("\(box.state)/generations is a symbolic link")
-        try FileManager.default.removeItem(atPath: box.state + "/generations")
-        try FileManager.default.moveItem(atPath: elsewhere, toPath: box.state + "/generations")
+        try FileManager.default.moveItem(atPath: box.state + "/state.sqlite", toPath: elsewhere)
+        try FileManager.default.createSymbolicLink(atPath: box.state + "/state.sqlite", withDestinationPath: elsewhere)
+        try refused("\(box.state)/state.sqlite is a symbolic link")
+        try FileManager.default.removeItem(atPath: box.state + "/state.sqlite")
+        try FileManager.default.moveItem(atPath: elsewhere, toPath: box.state + "/state.sqlite")
         // A parent others can write (no sticky bit): they could replace the state directory itself.
         let parent = NSTemporaryDirectory() + "enforcer-parent-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: false)

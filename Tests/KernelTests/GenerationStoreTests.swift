@@ -1,10 +1,12 @@
 import Compiler
 import Foundation
+import GRDB
 import Testing
 @testable import Kernel
 
-/// Recorded generations read back: from this process's memory while the files are the ones
-/// it wrote, from disk once another writer has replaced them.
+/// Recorded generations read back: from this process's memory while the record is the one
+/// it wrote, from the database once another writer has replaced it; retention, the source
+/// snapshot, the history.
 @Suite struct GenerationStoreTests {
     static func temporaryDirectory() -> String { NSTemporaryDirectory() + "enforcer-store-\(UUID().uuidString)" }
 
@@ -23,7 +25,7 @@ import Testing
         #expect(try GenerationStore(directory: directory + "/.").ruleset(1) == ruleset)
     }
 
-    @Test func filesReplacedByAnotherWriterAreReadFromDisk() throws {
+    @Test func aDatabaseReplacedByAnotherWriterIsReadFromDisk() throws {
         let mine = Self.temporaryDirectory(), theirs = Self.temporaryDirectory()
         defer { for d in [mine, theirs] { try? FileManager.default.removeItem(atPath: d) } }
         let first = try exampleRuleset("enclave", system: "db-1")
@@ -32,8 +34,10 @@ import Testing
         try GenerationStore(directory: mine).record(first, info: Self.info(1, summary: "mine"), policySource: nil)
         // Another writer wipes the state directory and records its own generation 1 there.
         try GenerationStore(directory: theirs).record(other, info: Self.info(1, summary: "theirs"), policySource: nil)
-        try FileManager.default.removeItem(atPath: mine + "/generations/000001")
-        try FileManager.default.copyItem(atPath: theirs + "/generations/000001", toPath: mine + "/generations/000001")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: mine + "/state.sqlite" + suffix) }
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: theirs + "/state.sqlite" + suffix) {
+            try FileManager.default.copyItem(atPath: theirs + "/state.sqlite" + suffix, toPath: mine + "/state.sqlite" + suffix)
+        }
         #expect(try GenerationStore(directory: mine).ruleset(1) == other)
     }
 
@@ -43,16 +47,108 @@ import Testing
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let ruleset = try exampleRuleset("enclave", system: "db-1")
-        try GenerationStore(directory: directory).record(ruleset, info: Self.info(1, summary: "old"), policySource: nil)
-        let file = directory + "/generations/000001/table.json"
-        var table = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any])
-        let sets = try #require(table["sets"] as? [[String: Any]])
-        table["sets"] = sets.map { $0.filter { $0.key != "role" } }
-        try JSONSerialization.data(withJSONObject: table).write(to: URL(fileURLWithPath: file))
-        let read = try GenerationStore(directory: directory + "/.").ruleset(1)
+        let store = GenerationStore(directory: directory)
+        try store.record(ruleset, info: Self.info(1, summary: "old"), policySource: nil)
+        let queue = try DatabaseQueue(path: directory + "/state.sqlite")
+        try queue.write { db in
+            let text = try #require(try String.fetchOne(db, sql: "SELECT table_json FROM generation WHERE number = 1"))
+            var table = try #require(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            let sets = try #require(table["sets"] as? [[String: Any]])
+            table["sets"] = sets.map { $0.filter { $0.key != "role" } }
+            let stripped = String(decoding: try JSONSerialization.data(withJSONObject: table), as: UTF8.self)
+            // Also "another writer": the applied_at changes, so no memo of this process answers.
+            try db.execute(sql: "UPDATE generation SET table_json = ?, applied_at = '2026-01-01T00:00:00Z' WHERE number = 1", arguments: [stripped])
+        }
+        let read = try store.ruleset(1)
         #expect(read == ruleset)
         #expect(read.table.sets(withRole: .timedGrants).map(\.name) == ["timed_policies"])
         #expect(Set(read.table.sets(withRole: .senderHostsMap).map(\.name)) == ["in_hosts_v4", "in_hosts_v6"])
+    }
+
+    /// Only `keep` generations stay, and always the current one; staging left by a process
+    /// that is gone is removed, that of a live one stays.
+    @Test func retentionKeepsTheNewestAndTheCurrent() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var store = GenerationStore(directory: directory)
+        store.keep = 3
+        let ruleset = try exampleRuleset("enclave", system: "db-1")
+        try store.record(ruleset, info: Self.info(1, summary: "1"), policySource: nil)
+        // A staging row of a process that no longer runs (pid 2^22 + 1 is beyond pid_max's default).
+        _ = store.stage(ruleset, number: 99, policySource: nil)
+        try store.database().write { db in try db.execute(sql: "UPDATE generation SET staged_by = 4194305 WHERE number = 99") }
+        try store.setCurrent(1)
+        for number in 2...6 { try store.record(ruleset, info: Self.info(number, summary: "\(number)"), policySource: nil) }
+        #expect(store.numbers() == [4, 5, 6])
+        try store.setCurrent(4)
+        try store.record(ruleset, info: Self.info(7, summary: "7"), policySource: nil)
+        // 4 was current when 7 was recorded (7 is current now); the newest three plus nothing else.
+        #expect(store.numbers() == [5, 6, 7])
+        let staged = try store.database().read { db in try Int.fetchAll(db, sql: "SELECT number FROM generation WHERE recorded = 0") }
+        #expect(staged.isEmpty)
+        _ = store.stage(ruleset, number: 8, policySource: nil)
+        try store.setCurrent(7)
+        try store.record(ruleset, info: Self.info(9, summary: "9"), policySource: nil)
+        let stillStaged = try store.database().read { db in try Int.fetchAll(db, sql: "SELECT number FROM generation WHERE recorded = 0") }
+        #expect(stillStaged == [8], "this process's own staging stays")
+    }
+
+    /// The policy source is kept with its generation, and its digest is the SHA-256 of the
+    /// documented framing of its files.
+    @Test func theSourceIsSnapshotWithItsDigest() throws {
+        let directory = Self.temporaryDirectory(), source = Self.temporaryDirectory()
+        defer { for d in [directory, source] { try? FileManager.default.removeItem(atPath: d) } }
+        try FileManager.default.createDirectory(atPath: source + "/rules.d", withIntermediateDirectories: true)
+        try "[state]\n".write(toFile: source + "/enforcer.conf", atomically: true, encoding: .utf8)
+        try "policy a {}\n".write(toFile: source + "/rules.d/10-a.policy", atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: source + "/link", withDestinationPath: "/etc/passwd")
+        let store = GenerationStore(directory: directory)
+        try store.record(try exampleRuleset("enclave", system: "db-1"), info: Self.info(1, summary: "s"), policySource: source)
+        let files = try store.sourceFiles(1)
+        #expect(files.map(\.path) == ["enforcer.conf", "rules.d/10-a.policy"], "symbolic links are not followed")
+        var framed: [UInt8] = []
+        for file in files { framed += Array(file.path.utf8) + [0] + Array(String(file.content.count).utf8) + [0] + [UInt8](file.content) }
+        #expect(try store.info(1).sourceDigest == SHA256.hex(framed))
+    }
+
+    /// The history keeps the newest events, filters by kind and generation, and reads back
+    /// what was written.
+    @Test func historyAppendsFiltersAndBounds() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = GenerationStore(directory: directory)
+        #expect(try store.events().isEmpty)
+        let at = Date(timeIntervalSince1970: 1_795_442_400.25)
+        for index in 0..<30 {
+            let kind: HistoryEvent.Kind = index % 3 == 0 ? .apply : index % 3 == 1 ? .drift : .refusal
+            try store.append(HistoryEvent(at: at, kind: kind, generation: index % 3 == 0 ? index : nil, actor: "root", reason: nil,
+                                          summary: "event \(index)", detail: index == 1 ? "line 1\nline 2" : nil), keeping: 25)
+        }
+        let all = try store.events()
+        #expect(all.count == 25)
+        #expect(all.first?.summary == "event 5")
+        #expect(all.last?.summary == "event 29")
+        #expect(all.first?.at == at)
+        #expect(try store.events(limit: 2).map(\.summary) == ["event 28", "event 29"])
+        #expect(try store.events(kinds: [.drift]).allSatisfy { $0.kind == .drift })
+        #expect(try store.events(kinds: [.drift, .refusal]).count == 17)
+        #expect(try store.events(generation: 27).map(\.summary) == ["event 27"])
+    }
+
+    @Test func theDatabaseIsRootsAloneInWALMode() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let previous = umask(0)
+        defer { umask(previous) }
+        try GenerationStore(directory: directory).record(try exampleRuleset("enclave", system: "db-1"), info: Self.info(1, summary: "s"), policySource: nil)
+        for file in ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm"] {
+            let mode = try #require(FileManager.default.attributesOfItem(atPath: directory + "/" + file)[.posixPermissions] as? Int)
+            #expect(mode == 0o600, "\(file): \(String(mode, radix: 8))")
+        }
+        let database = try GenerationStore(directory: directory).database()
+        #expect(try database.integrity() == "ok")
+        let mode = try DatabaseQueue(path: directory + "/state.sqlite").read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
     }
 
     /// Instants recorded by Foundation's `.iso8601` strategy (earlier generations) read back,

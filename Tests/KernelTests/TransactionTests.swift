@@ -1,6 +1,7 @@
 import Compiler
 import Foundation
 import Glibc
+import GRDB
 import Testing
 @testable import Kernel
 
@@ -155,8 +156,8 @@ struct TransactionTests {
         #expect(throws: ApplyError.self) { try applier.apply(broken, system: "db-1", policyDirectory: nil) }
         #expect(applier.store.currentNumber() == 1)
         #expect(applier.store.numbers() == [1])
-        let left = try FileManager.default.contentsOfDirectory(atPath: state + "/generations")
-        #expect(left == ["000001"], "staging left behind: \(left)")
+        let left = try applier.store.database().read { db in try Int.fetchAll(db, sql: "SELECT number FROM generation") }
+        #expect(left == [1], "staging left behind: \(left)")
         #expect(try namespace.nft("list", "ruleset") == before)
         #expect(try applier.store.ruleset(1) == good)
     }

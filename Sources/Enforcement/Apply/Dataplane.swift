@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import Kernel
 
 /// How a plan is to be made live.
 public struct ApplyOptions: Sendable {
@@ -15,13 +16,21 @@ public struct ApplyOptions: Sendable {
     public var confirmsPending: Bool
     /// What is applying, for the state lock's holder and the log ("apply", "flip", …).
     public var purpose: String
+    /// The kind of the history event the apply records (nil: the caller records its own,
+    /// as the daemon's drift repair does); a refusal is recorded as one whatever this says.
+    public var event: HistoryEvent.Kind?
+    /// Why, in the operator's words (`--reason`), for the history and the generation.
+    public var reason: String?
 
-    public init(replace: Bool = false, force: Bool = false, confirmSeconds: Int? = nil, confirmsPending: Bool = true, purpose: String = "apply") {
+    public init(replace: Bool = false, force: Bool = false, confirmSeconds: Int? = nil, confirmsPending: Bool = true, purpose: String = "apply",
+                event: HistoryEvent.Kind? = .apply, reason: String? = nil) {
         self.replace = replace
         self.force = force
         self.confirmSeconds = confirmSeconds
         self.confirmsPending = confirmsPending
         self.purpose = purpose
+        self.event = event
+        self.reason = reason
     }
 }
 

@@ -15,6 +15,26 @@ public final class KernelDataplane: Dataplane {
     }
 
     public func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
+        do {
+            let applied = try applyLocked(plan, state: state, options: options)
+            if let kind = options.event {
+                let confirm = options.confirmSeconds.map { " (with --confirm \($0))" } ?? ""
+                state.record(HistoryEvent(kind: kind, generation: applied.generation, reason: options.reason,
+                                          summary: (applied.report.split(separator: "\n").first { $0.hasPrefix("applied") || $0.hasPrefix("unchanged") }
+                                              .map(String.init) ?? applied.report) + confirm,
+                                          detail: applied.report.contains("\n") ? applied.report : nil), purpose: options.purpose)
+            }
+            return applied
+        } catch {
+            let lines = error.messageLines
+            state.record(HistoryEvent(kind: .refusal, generation: state.generations.currentNumber(), reason: options.reason,
+                                      summary: "\(options.purpose) refused: " + (lines.first ?? "\(error)"),
+                                      detail: lines.count > 1 ? lines.joined(separator: "\n") : nil), purpose: options.purpose)
+            throw error
+        }
+    }
+
+    private func applyLocked(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
         if !options.force, let session = SSHSession.current(), session.wouldBeCut(graph: plan.graph, system: plan.host, at: plan.instant) {
             throw .refused(["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])
         }
@@ -68,6 +88,8 @@ public final class KernelDataplane: Dataplane {
             var applier = try Applier(stateDirectory: state.path)
             let config = plan.policy.config
             applier.recentFrom = config.recentFrom
+            applier.actor = Actor.current(purpose: options.purpose)
+            applier.reason = options.reason
             // Timed grants live outside the generation. A replaced table gets them in its own
             // transaction (it starts with none, and their flows must not see it so); a table
             // kept has them re-asserted after, and those that no longer hold taken out.
@@ -96,13 +118,24 @@ public final class KernelDataplane: Dataplane {
     }
 
     public func flush(_ config: Config, state: StateDirectory) throws(EnforcementError) {
-        let lock = try state.lock(for: "flush")
+        try flush(config, state: state, reason: nil, purpose: "flush")
+    }
+
+    public func flush(_ config: Config, state: StateDirectory, reason: String?, purpose: String) throws(EnforcementError) {
+        let lock = try state.lock(for: purpose)
         defer { lock.release() }
+        let live = state.generations.currentNumber()
         do { try Applier(stateDirectory: state.path).flush(family: .inet, name: config.table) } catch {
+            state.record(HistoryEvent(kind: .refusal, generation: live, reason: reason, summary: "\(purpose) refused: \(error)"), purpose: purpose)
             throw .refused(["enforcer: \(error)"])
         }
         // Nothing is left to restore or to confirm: the flush supersedes a pending promise.
+        let waiting = PendingConfirm.read(from: state)
         PendingConfirm.remove(from: state)
+        state.record(HistoryEvent(kind: .flush, generation: live, reason: reason,
+                                  summary: "removed tables inet \(config.table) and inet \(RecentTable.name(of: config.table))"
+                                      + (live.map { "; generation \($0) is no longer live" } ?? "")
+                                      + (waiting != nil ? "; the pending confirm is void" : "")), purpose: purpose)
     }
 
     /// Which generation enforcer's table `table` says it holds (root only).
@@ -124,7 +157,20 @@ public final class KernelDataplane: Dataplane {
     /// Makes generation `target` (default: the one before the current) live again, recorded
     /// as a new generation; returns what to report. It supersedes an `apply --confirm`
     /// waiting: the operator has chosen what is live.
-    public func rollback(to target: Int?, state: StateDirectory) throws(EnforcementError) -> String {
+    public func rollback(to target: Int?, state: StateDirectory, reason: String? = nil) throws(EnforcementError) -> String {
+        do {
+            let (generation, lines) = try rollbackLocked(to: target, state: state, reason: reason)
+            state.record(HistoryEvent(kind: .rollback, generation: generation, reason: reason, summary: lines.last { $0.hasPrefix("restored") } ?? lines[0],
+                                      detail: lines.count > 1 ? lines.joined(separator: "\n") : nil), purpose: "rollback")
+            return lines.joined(separator: "\n")
+        } catch {
+            state.record(HistoryEvent(kind: .refusal, generation: state.generations.currentNumber(), reason: reason,
+                                      summary: "rollback refused: " + (error.messageLines.first ?? "")), purpose: "rollback")
+            throw error
+        }
+    }
+
+    private func rollbackLocked(to target: Int?, state: StateDirectory, reason: String?) throws(EnforcementError) -> (Int, [String]) {
         let lock = try state.lock(for: "rollback")
         defer { lock.release() }
         var lines: [String] = []
@@ -138,13 +184,16 @@ public final class KernelDataplane: Dataplane {
             throw .refused(["enforcer: generation \(target) is not kept in \(store.directory) (kept: \(numbers.map(String.init).joined(separator: ", ")))"])
         }
         do {
-            let outcome = try Applier(stateDirectory: store.directory).rollback(to: target)
+            var applier = try Applier(stateDirectory: store.directory)
+            applier.actor = Actor.current(purpose: "rollback")
+            applier.reason = reason
+            let outcome = try applier.rollback(to: target)
             lines.append("restored generation \(target) as generation \(outcome.generation): \(outcome.summary)")
             if let waiting = PendingConfirm.read(from: state) {
                 PendingConfirm.remove(from: state)
                 lines.append("the pending confirm of \(waiting.generation.map { "generation \($0)" } ?? "an unfinished apply") is void: the rollback chose what is live")
             }
-            return lines.joined(separator: "\n")
+            return (outcome.generation, lines)
         } catch {
             throw .refused(["enforcer: \(error)", "enforcer: nothing was changed; the previous ruleset stays live"])
         }
@@ -156,8 +205,11 @@ public final class KernelDataplane: Dataplane {
         defer { lock.release() }
         guard let pending = PendingConfirm.read(from: state) else { return nil }
         do { try FileManager.default.removeItem(atPath: state.pendingConfirm) } catch {
-            throw .refused(["enforcer: cannot remove \(state.pendingConfirm): \(error.localizedDescription)"])
+            throw .refused(["enforcer: cannot remove \(state.pendingConfirm): \(SystemErrno.describe(error))"])
         }
+        state.record(HistoryEvent(kind: .confirm, generation: pending.generation,
+                                  summary: "confirmed \(pending.generation.map { "generation \($0)" } ?? "the pending change") before its deadline \(ISO8601.string(pending.deadline))"),
+                     purpose: "confirm")
         return pending
     }
 
@@ -176,7 +228,9 @@ public final class KernelDataplane: Dataplane {
         let what = pending.generation.map { "generation \($0)" } ?? "an unfinished apply"
         let line: String
         do {
-            let applier = try Applier(stateDirectory: state.path)
+            var applier = try Applier(stateDirectory: state.path)
+            applier.actor = Actor.current(purpose: "restoring an unconfirmed apply")
+            applier.reason = "\(what) was not confirmed by \(ISO8601.string(pending.deadline))"
             if let previous = pending.previous {
                 let outcome = try applier.rollback(to: previous)
                 line = outcome.mode == .unchanged
@@ -189,10 +243,12 @@ public final class KernelDataplane: Dataplane {
         } catch {
             let failure = "\(what) was not confirmed by \(ISO8601.string(pending.deadline)), and restoring failed: \(error)"
             appendWatchdogLog(state, failure)
+            state.record(HistoryEvent(kind: .refusal, generation: pending.generation, summary: failure), purpose: "restoring an unconfirmed apply")
             throw .refused(["enforcer: " + failure])
         }
         PendingConfirm.remove(from: state)
         appendWatchdogLog(state, line)
+        state.record(HistoryEvent(kind: .confirmExpired, generation: state.generations.currentNumber(), summary: line), purpose: "restoring an unconfirmed apply")
         return line
     }
 

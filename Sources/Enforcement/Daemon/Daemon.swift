@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import Kernel
 import NFQueue
 
 /// `enforcer run`'s decisions, without its descriptors: what to apply when the policy is
@@ -114,7 +115,8 @@ public final class Daemon {
                                          ids: state.policyIDs(for: plan.loaded), expectations: false)
             let flipped = next.flips(from: plan)
             // A flip is the policy's own schedule: it happens even where the SSH guard would object.
-            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true, confirmsPending: false, purpose: "enforcer run flip"))
+            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true, confirmsPending: false, purpose: "enforcer run flip",
+                                                                                           event: .flip, reason: "\(reason): " + (flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; "))))
             lastApplied = now()
             plan = next
             log("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)")
@@ -135,13 +137,17 @@ public final class Daemon {
             let errors = error.diagnostics.filter { $0.severity == .error }
             for line in DiagnosticText.render(errors) { log(line) }
             log("reload (\(reason)) refused: \(counted(errors.count, "error")); generation \(live()) stays live")
+            state.record(HistoryEvent(at: instant, kind: .refusal, generation: state.generations.currentNumber(), reason: reason,
+                                      summary: "reload refused: \(counted(errors.count, "error")) in \(pipeline.source.location); generation \(live()) stays live",
+                                      detail: errors.map(\.description).joined(separator: "\n")), purpose: "enforcer run reload")
             report.lastReload = .init(at: instant, ok: false, message: "\(errors.count) error(s): \(errors.first?.description ?? "")")
             return .refused
         }
         do {
             let host = try pipeline.host(options.system, in: policy)
             let next = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
-            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run reload"))
+            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run reload",
+                                                                                           event: .reload, reason: reason))
             lastApplied = now()
             plan = next
             scheduleNextWake(after: instant)
@@ -171,22 +177,33 @@ public final class Daemon {
         drift.lastChanges = changes
         for change in changes { log("drift: \(change)") }
         defer { report.drift = drift }
+        let detail = changes.joined(separator: "\n")
+        let purpose = "enforcer run drift repair"
         guard plan.policy.config.onDrift == .restore else {
             drift.lastOutcome = "reported only ([kernel] on_drift = \"report\")"
             log("drift: left as it is ([kernel] on_drift = \"report\")")
+            state.record(HistoryEvent(at: instant, kind: .drift, generation: state.generations.currentNumber(),
+                                      summary: "\(counted(changes.count, "change")) by another process, left as they are ([kernel] on_drift = \"report\")",
+                                      detail: detail), purpose: purpose)
             return .nothing
         }
         do {
             let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(replace: true, force: true, confirmsPending: false,
-                                                                                      purpose: "enforcer run drift repair"))
+                                                                                      purpose: purpose, event: nil))
             lastApplied = now()
             drift.restored += 1
             drift.lastOutcome = "restored: \(applied.report)"
             log("drift: restored — \(applied.report)")
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
+            state.record(HistoryEvent(at: instant, kind: .drift, generation: applied.generation,
+                                      summary: "\(counted(changes.count, "change")) by another process; restored as generation \(applied.generation.map(String.init) ?? "-")",
+                                      detail: detail), purpose: purpose)
         } catch {
             drift.lastOutcome = "restoring failed: \(error)"
             log("drift: restoring failed: \(error)")
+            state.record(HistoryEvent(at: instant, kind: .drift, generation: state.generations.currentNumber(),
+                                      summary: "\(counted(changes.count, "change")) by another process; restoring failed: \(error)",
+                                      detail: detail), purpose: purpose)
         }
         return .nothing
     }

@@ -39,4 +39,17 @@ public enum EnforcementError: Error, CustomStringConvertible {
         default: []
         }
     }
+
+    /// Whether the kernel, the state directory or a guard refused (not the policy itself).
+    public var isRefusal: Bool {
+        if case .refused = self { return true }
+        return false
+    }
+
+    /// The summary, then each diagnostic as `file:line:col: error: …`, a line each: what
+    /// the history keeps of a refusal.
+    public var messageLines: [String] {
+        description.split(separator: "\n").map { $0.hasPrefix("enforcer: ") ? String($0.dropFirst(10)) : String($0) }
+            + diagnostics.filter { $0.severity == .error }.map(\.description)
+    }
 }

@@ -1,6 +1,7 @@
 import Compiler
 import Foundation
 import Glibc
+import Kernel
 
 /// `policy enable|disable` and `trust grant|revoke`: recorded in the state directory, then
 /// a running daemon for the same policy is told to reload (otherwise `enforcer apply` puts
@@ -23,6 +24,8 @@ extension Pipeline {
         case (false, _, let from?): line = "'\(name)' disabled from \(ISO8601.string(from))"
         case (false, _, nil): line = "'\(name)' disabled"
         }
+        state.record(HistoryEvent(at: now, kind: .override, generation: state.generations.currentNumber(), summary: "policy " + line),
+                     purpose: change.enabled ? "policy enable" : "policy disable")
         return [line, signalDaemon(state)]
     }
 
@@ -36,6 +39,8 @@ extension Pipeline {
         let change = make(now)
         try record(state, now: now) { $0.trust[system, default: [:]][requirement] = change }
         let what = change.granted ? "granted" + (change.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
+        state.record(HistoryEvent(at: now, kind: .override, generation: state.generations.currentNumber(), summary: "trust \(system) \(requirement): \(what)"),
+                     purpose: change.granted ? "trust grant" : "trust revoke")
         return ["\(system) \(requirement): \(what)" + (needing.isEmpty ? " (no policy requires it)" : " (required by \(needing.joined(separator: ", ")))"),
                 signalDaemon(state)]
     }
@@ -57,7 +62,7 @@ extension Pipeline {
         var overrides = state.overrides.read().pruned(at: now)
         change(&overrides)
         do { try state.overrides.write(overrides) } catch {
-            throw .refused(["enforcer: cannot write \(state.overrides.path): \(error.localizedDescription)"])
+            throw .refused(["enforcer: cannot write \(state.overrides.path): \(SystemErrno.describe(error))"])
         }
     }
 

@@ -2,9 +2,10 @@ import Compiler
 import Foundation
 import Kernel
 
-/// What enforcer keeps between runs (default /var/lib/enforcer): the applied generations,
-/// the policies' mark ids, runtime overrides (`policy enable|disable`, `trust`), the
-/// daemon's report and a pending `apply --confirm`.
+/// What enforcer keeps between runs (default /var/lib/enforcer): the state database
+/// (`state.sqlite`: the applied generations, the policies' mark ids, the history), runtime
+/// overrides (`policy enable|disable`, `trust`), the daemon's report and a pending
+/// `apply --confirm`.
 public struct StateDirectory: Sendable {
     public let path: String
     public let generations: GenerationStore

@@ -20,8 +20,8 @@ public struct StateGuard: Sendable {
     }
 
     /// The entries enforcer reads and writes in the state directory.
-    static let entries = ["generations", "current", "policy-ids.json", "overrides.json", "daemon.json", "pending-confirm.json",
-                          "watchdog.log", "lock"]
+    static let entries = ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "overrides.json", "daemon.json", "pending-confirm.json",
+                          "applying", "watchdog.log", "lock"]
 
     /// Creates the directory (0700) when missing, then checks it and every parent; throws
     /// the path and the reason of the first that fails.

@@ -154,6 +154,9 @@ public struct Applier {
 
     /// Single sender addresses from which deltas use the recent table.
     public var recentFrom = 65_536
+    /// Who applies and why, for the generation's record.
+    public var actor: String?
+    public var reason: String?
 
     struct DeltaPlan {
         var messages: [EncodedMessage]
@@ -267,7 +270,7 @@ public struct Applier {
         grants.filter { $0.until > now }.map { (mark: $0.mark, milliseconds: UInt64(($0.until.timeIntervalSince(now) * 1000).rounded(.down))) }
     }
 
-    /// Removes enforcer's table; the generations stay on disk, none is current.
+    /// Removes enforcer's table; the generations stay on record, none is current.
     public func flush(family: TableFamily, name: String) throws(ApplyError) {
         do {
             try KernelTable(family: family, name: name, connection: connection).flush()
@@ -279,8 +282,8 @@ public struct Applier {
     }
 
     /// The generation's record, written on another thread while the kernel takes the
-    /// transaction: the JSON, element columns and policy copy of a large table then cost
-    /// no time of their own.
+    /// transaction: the JSON, element columns and source snapshot of a large table then
+    /// cost no time of their own.
     private func stage(_ ruleset: Ruleset, number: Int, policyDirectory: String?) -> Concurrently<GenerationStore.Staged> {
         let store = store
         return Concurrently { store.stage(ruleset, number: number, policySource: policyDirectory) }
@@ -290,7 +293,8 @@ public struct Applier {
     private func record(_ staged: GenerationStore.Staged, system: String, policyDirectory: String?, handle: UInt64?, summary: String,
                         recent: [String: [SetElement]] = [:]) -> Bool {
         let info = GenerationInfo(number: staged.number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
-                                  tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary)
+                                  tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary,
+                                  actor: actor, reason: reason)
         do {
             try store.record(staged, info: info, recent: recent)
             return true

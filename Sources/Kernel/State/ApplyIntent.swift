@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 import Glibc
 
@@ -36,7 +37,7 @@ extension GenerationStore {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try Self.encoder.encode(intent).write(to: URL(fileURLWithPath: intentPath), options: .atomic)
         } catch {
-            throw StateError(description: "cannot write \(intentPath): \(error.localizedDescription)")
+            throw StateError(description: "cannot write \(intentPath): \(SystemErrno.describe(error))")
         }
     }
 

@@ -1,7 +1,9 @@
 import Compiler
 import Foundation
+import GRDB
+import Glibc
 
-/// One applied generation as recorded in the state directory.
+/// One applied generation as recorded in the state database.
 public struct GenerationInfo: Codable, Sendable, Equatable {
     public var number: Int
     public var appliedAt: Date
@@ -13,6 +15,26 @@ public struct GenerationInfo: Codable, Sendable, Equatable {
     /// The network namespace (inode of /proc/self/ns/net) the table lives in.
     public var networkNamespace: UInt64?
     public var summary: String
+    /// SHA-256 of the policy source as applied (see `SourceSnapshot`), nil when the
+    /// generation came from no source (a rollback).
+    public var sourceDigest: String?
+    /// Who applied it ("alice via sudo, pid 4242 (apply)") and why (`--reason`).
+    public var actor: String?
+    public var reason: String?
+
+    public init(number: Int, appliedAt: Date, system: String, policyDirectory: String, tableHandle: UInt64?, networkNamespace: UInt64?,
+                summary: String, sourceDigest: String? = nil, actor: String? = nil, reason: String? = nil) {
+        self.number = number
+        self.appliedAt = appliedAt
+        self.system = system
+        self.policyDirectory = policyDirectory
+        self.tableHandle = tableHandle
+        self.networkNamespace = networkNamespace
+        self.summary = summary
+        self.sourceDigest = sourceDigest
+        self.actor = actor
+        self.reason = reason
+    }
 
     /// The inode of this process's network namespace.
     public static func currentNetworkNamespace() -> UInt64? {
@@ -24,65 +46,78 @@ public struct GenerationInfo: Codable, Sendable, Equatable {
 
 public struct StateError: Error, CustomStringConvertible, Sendable {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
-/// Applied generations under the state directory (default /var/lib/enforcer):
-///
-///     current                      number of the generation live now
-///     generations/000042/info.json GenerationInfo
-///     generations/000042/table.json the table without set elements
-///     generations/000042/elements.bin the elements of every set (binary)
-///     generations/000042/recent.json  sender elements it left in <table>_recent, if any
-///     generations/000042/policy/   the policy directory as it was applied
-///
-/// Files are written to a temporary name and renamed into place, so a crash leaves either
-/// the old or the new generation, never half of one.
+/// Applied generations in the state database (`StateDatabase`, under the state directory,
+/// default /var/lib/enforcer): each generation's table (without set elements, as JSON), the
+/// elements of every set (`ElementCodec`), the senders it left in the recent table, the
+/// policy source it was applied from, who applied it and why; which one is live; the
+/// policies' mark ids. A generation is staged (written, not yet on record) while the kernel
+/// takes its transaction and recorded in one database transaction once the kernel has it,
+/// so a crash leaves either the old or the new generation on record, never half of one.
 public struct GenerationStore: Sendable {
     public let directory: String
+    /// Generations kept with their snapshot (the live one always stays).
     public var keep = 20
 
     public init(directory: String) { self.directory = directory }
 
-    private var generationsDirectory: String { directory + "/generations" }
-    private func path(of number: Int) -> String { generationsDirectory + "/" + "\(number, width: 6)" }
+    public func database() throws(StateError) -> StateDatabase { try StateDatabase.at(directory: directory) }
+
+    /// The database for reading; nil when there is none yet (nothing ever applied) or it
+    /// cannot be opened (every reader treats that as "nothing on record").
+    private func existingDatabase() -> StateDatabase? {
+        guard FileManager.default.fileExists(atPath: directory + "/" + StateDatabase.fileName) else { return nil }
+        return try? database()
+    }
+
+    private func setting(_ name: String) -> String? {
+        try? existingDatabase()?.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = ?", arguments: [name]) }
+    }
 
     /// Policy name → mark id as recorded by earlier applies (empty before the first).
     public func policyIDs() -> PolicyIDs {
-        guard let data = FileManager.default.contents(atPath: directory + "/policy-ids.json"),
-              let ids = try? Self.decoder.decode(PolicyIDs.self, from: data) else { return PolicyIDs() }
+        guard let text = setting("policy_ids"), let ids = try? Self.decoder.decode(PolicyIDs.self, from: Data(text.utf8)) else { return PolicyIDs() }
         return ids
     }
 
     public func recordPolicyIDs(_ ids: PolicyIDs) throws(StateError) {
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            try Self.encoder.encode(ids).write(to: URL(fileURLWithPath: directory + "/policy-ids.json"), options: .atomic)
-        } catch {
-            throw StateError(description: "cannot write \(directory)/policy-ids.json: \(SystemErrno.describe(error))")
+        let text: String
+        do { text = String(decoding: try Self.encoder.encode(ids), as: UTF8.self) } catch {
+            throw StateError(description: "cannot encode the policy ids: \(error)")
+        }
+        try database().write { db in
+            try db.execute(sql: "INSERT INTO setting (name, value) VALUES ('policy_ids', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                           arguments: [text])
         }
     }
 
-    public func currentNumber() -> Int? {
-        guard let text = try? String(contentsOfFile: directory + "/current", encoding: .utf8) else { return nil }
-        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
+    public func currentNumber() -> Int? { setting("current").flatMap { Int($0) } }
 
+    /// The generations on record, oldest first.
     public func numbers() -> [Int] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: generationsDirectory)) ?? []).compactMap(Int.init).sorted()
+        (try? existingDatabase()?.read { db in try Int.fetchAll(db, sql: "SELECT number FROM generation WHERE recorded = 1 ORDER BY number") }) ?? []
     }
 
     public func info(_ number: Int) throws(StateError) -> GenerationInfo {
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path(of: number) + "/info.json"))
-            return try Self.decoder.decode(GenerationInfo.self, from: data)
-        } catch {
-            throw StateError(description: "generation \(number): cannot read \(path(of: number))/info.json: \(SystemErrno.describe(error))")
+        let row = try database().read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT applied_at, system, policy_source, table_handle, network_namespace, summary, source_digest, actor, reason
+                FROM generation WHERE number = ? AND recorded = 1
+                """, arguments: [number])
         }
+        guard let row else { throw StateError(description: "generation \(number) is not on record in \(directory)") }
+        let appliedAt: String = row["applied_at"] ?? ""
+        return GenerationInfo(number: number, appliedAt: ISO8601.date(appliedAt) ?? Date(timeIntervalSince1970: 0), system: row["system"],
+                              policyDirectory: row["policy_source"], tableHandle: (row["table_handle"] as Int64?).map { UInt64(bitPattern: $0) },
+                              networkNamespace: (row["network_namespace"] as Int64?).map { UInt64(bitPattern: $0) }, summary: row["summary"],
+                              sourceDigest: row["source_digest"], actor: row["actor"], reason: row["reason"])
     }
 
     /// The generation this process recorded last, per state directory: `enforcer run`
-    /// applies again and again, and reading a large generation back from disk costs time
-    /// and a copy of memory that the daemon already holds.
+    /// applies again and again, and reading a large generation back costs time and a copy
+    /// of memory that the daemon already holds.
     private struct Recorded {
         var info: GenerationInfo
         var ruleset: Ruleset
@@ -92,115 +127,144 @@ public struct GenerationStore: Sendable {
 
     /// The ruleset a generation put into the kernel.
     public func ruleset(_ number: Int) throws(StateError) -> Ruleset {
-        let base = path(of: number)
         let memo = Self.recordedLock.withLock { Self.recorded[directory] }
-        // Only while the generation on disk is the one recorded (a state directory wiped and
-        // used again would reuse its numbers).
-        if let memo, memo.info.number == number, let info = try? self.info(number), info.system == memo.info.system,
-           info.summary == memo.info.summary, info.tableHandle == memo.info.tableHandle,
-           abs(info.appliedAt.timeIntervalSince(memo.info.appliedAt)) < 1 {
+        // Only while the generation on record is the one this process recorded (a state
+        // directory wiped and used again would reuse its numbers).
+        if let memo, memo.info.number == number, let info = try? self.info(number), info == memo.info {
             return memo.ruleset
         }
-        var table = try self.table(number)
-        do {
-            let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: base + "/elements.bin")))
-            guard let elements = ElementCodec.decode(bytes) else {
-                throw StateError(description: "generation \(number): \(base)/elements.bin is damaged")
-            }
-            for index in table.sets.indices { table.sets[index].elements = elements[table.sets[index].name] ?? [] }
-            return Ruleset(table: table)
-        } catch let error as StateError {
-            throw error
-        } catch {
-            throw StateError(description: "generation \(number): cannot read \(base)/elements.bin: \(SystemErrno.describe(error))")
+        let row = try database().read { db in
+            try Row.fetchOne(db, sql: "SELECT table_json, elements FROM generation WHERE number = ? AND recorded = 1", arguments: [number])
         }
+        guard let row else { throw StateError(description: "generation \(number) is not on record in \(directory)") }
+        var table = try Self.decodeTable(row["table_json"], number: number)
+        let blob: Data = row["elements"] ?? Data()
+        guard let elements = ElementCodec.decode([UInt8](blob)) else {
+            throw StateError(description: "generation \(number): its set elements in \(directory)/\(StateDatabase.fileName) are damaged")
+        }
+        for index in table.sets.indices { table.sets[index].elements = elements[table.sets[index].name] ?? [] }
+        return Ruleset(table: table)
     }
 
     /// The table a generation put into the kernel without its set elements: its sets and
     /// chains by name and role, read without the elements a large generation holds.
-    public func table(_ number: Int) throws(StateError) -> Table {
-        let base = path(of: number)
-        do {
-            return try Self.decoder.decode(Table.self, from: Data(contentsOf: URL(fileURLWithPath: base + "/table.json")))
-        } catch {
-            throw StateError(description: "generation \(number): cannot read \(base)/table.json: \(SystemErrno.describe(error))")
+    public func table(_ number: Int) throws(StateError) -> Compiler.Table {
+        let text = try database().read { db in
+            try String.fetchOne(db, sql: "SELECT table_json FROM generation WHERE number = ? AND recorded = 1", arguments: [number])
+        }
+        guard let text else { throw StateError(description: "generation \(number) is not on record in \(directory)") }
+        return try Self.decodeTable(text, number: number)
+    }
+
+    private static func decodeTable(_ text: String?, number: Int) throws(StateError) -> Compiler.Table {
+        do { return try decoder.decode(Compiler.Table.self, from: Data((text ?? "").utf8)) } catch {
+            throw StateError(description: "generation \(number): its table on record is damaged: \(error)")
         }
     }
 
     /// The sender elements that generation `number` left in the recent table (see
     /// `RecentTable`), by map name; empty when it left none.
     public func recent(_ number: Int) -> [String: [SetElement]] {
-        let file = path(of: number) + "/recent.json"
-        guard let data = FileManager.default.contents(atPath: file),
-              let recent = try? Self.decoder.decode([String: [SetElement]].self, from: data) else { return [:] }
+        let text = try? existingDatabase()?.read { db in
+            try String.fetchOne(db, sql: "SELECT recent_json FROM generation WHERE number = ?", arguments: [number])
+        }
+        guard let text, let recent = try? Self.decoder.decode([String: [SetElement]].self, from: Data(text.utf8)) else { return [:] }
         return recent
     }
 
-    /// A generation written to a staging directory, not yet in place: `record(_:info:)`
-    /// puts it there and makes it current, `discard` removes it. Staging needs only the
-    /// ruleset, so it runs while the kernel works through the transaction that loads it.
+    /// The policy files generation `number` was applied from, by path relative to its
+    /// source, with their contents.
+    public func sourceFiles(_ number: Int) throws(StateError) -> [(path: String, content: Data)] {
+        try database().read { db in
+            try Row.fetchAll(db, sql: "SELECT path, content FROM source_file WHERE generation = ? ORDER BY path", arguments: [number])
+                .map { (path: $0["path"], content: $0["content"]) }
+        }
+    }
+
+    /// A generation written to the database but not yet on record: `record(_:info:)` puts it
+    /// on record and makes it current, `discard` removes it. Staging needs only the ruleset,
+    /// so it runs while the kernel works through the transaction that loads it.
     public struct Staged: Sendable {
         public let number: Int
-        fileprivate let directory: String
         fileprivate let ruleset: Ruleset
+        fileprivate let digest: String?
         fileprivate let failure: StateError?
     }
 
-    /// Writes everything of generation `number` but its info and recent senders to a
-    /// staging directory (so it can start before a delta says what goes to the recent table).
+    /// Writes everything of generation `number` but its info and recent senders: the table,
+    /// the elements and a snapshot of the policy source.
     public func stage(_ ruleset: Ruleset, number: Int, policySource: String?) -> Staged {
         var skeleton = ruleset.table
         var elements: [String: SetElements] = [:]
+        var count = 0
         for index in skeleton.sets.indices {
             elements[skeleton.sets[index].name] = skeleton.sets[index].elements
+            count += skeleton.sets[index].elements.count
             skeleton.sets[index].elements = []
         }
-        let fm = FileManager.default
-        let staging = generationsDirectory + "/.staging-\(number)-\(getpid())-\(UUID().uuidString.prefix(8))"
         do {
-            try fm.createDirectory(atPath: staging, withIntermediateDirectories: true)
-            try Self.encoder.encode(skeleton).write(to: URL(fileURLWithPath: staging + "/table.json"))
-            try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: staging + "/elements.bin"))
-            if let policySource, fm.fileExists(atPath: policySource) {
-                try Self.copyPrivately(from: policySource, to: staging + "/policy")
+            let tableText = String(decoding: try Self.encoder.encode(skeleton), as: UTF8.self)
+            let blob = Data(ElementCodec.encode(elements))
+            let snapshot = try policySource.map { source throws(StateError) in try SourceSnapshot(directory: source) }
+            try database().write { db in
+                // A row of this number can only be staging left by a process that died.
+                try db.execute(sql: "DELETE FROM generation WHERE number = ?", arguments: [number])
+                try db.execute(sql: """
+                    INSERT INTO generation (number, recorded, staged_by, table_json, elements, element_count, source_digest, policy_source)
+                    VALUES (?, 0, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [number, Int(getpid()), tableText, blob, count, snapshot?.digest, policySource ?? ""])
+                for file in snapshot?.files ?? [] {
+                    try db.execute(sql: "INSERT INTO source_file (generation, path, content) VALUES (?, ?, ?)",
+                                   arguments: [number, file.path, file.content])
+                }
             }
-            return Staged(number: number, directory: staging, ruleset: ruleset, failure: nil)
+            return Staged(number: number, ruleset: ruleset, digest: snapshot?.digest, failure: nil)
+        } catch let error as StateError {
+            return Staged(number: number, ruleset: ruleset, digest: nil,
+                          failure: StateError(description: "cannot record generation \(number): \(error)"))
         } catch {
-            try? fm.removeItem(atPath: staging)
-            let failure = StateError(description: "cannot record generation \(number) in \(directory): \(SystemErrno.describe(error))")
-            return Staged(number: number, directory: staging, ruleset: ruleset, failure: failure)
+            return Staged(number: number, ruleset: ruleset, digest: nil,
+                          failure: StateError(description: "cannot record generation \(number) in \(directory): \(SystemErrno.describe(error))"))
         }
     }
 
-    /// Puts a staged generation in place with its info and the senders it leaves in the
-    /// recent table, and makes it current.
+    /// Puts a staged generation on record with its info and the senders it leaves in the
+    /// recent table, and makes it current: one database transaction.
     public func record(_ staged: Staged, info: GenerationInfo, recent: [String: [SetElement]] = [:]) throws(StateError) {
         precondition(staged.number == info.number, "generation \(info.number) recorded from the staging of \(staged.number)")
         if let failure = staged.failure { throw failure }
-        let fm = FileManager.default
-        let final = path(of: info.number)
+        var info = info
+        info.sourceDigest = info.sourceDigest ?? staged.digest
+        let recentText: String?
         do {
-            if recent.values.contains(where: { !$0.isEmpty }) {
-                try Self.encoder.encode(recent).write(to: URL(fileURLWithPath: staged.directory + "/recent.json"))
+            recentText = recent.values.contains(where: { !$0.isEmpty }) ? String(decoding: try Self.encoder.encode(recent), as: UTF8.self) : nil
+        } catch { throw StateError(description: "cannot encode the recent senders: \(error)") }
+        let recordedInfo = info
+        try database().write { db in
+            try db.execute(sql: """
+                UPDATE generation SET recorded = 1, applied_at = ?, system = ?, policy_source = ?, table_handle = ?, network_namespace = ?,
+                    summary = ?, source_digest = ?, actor = ?, reason = ?, recent_json = ?
+                WHERE number = ? AND recorded = 0
+                """, arguments: [ISO8601.string(recordedInfo.appliedAt, precision: .milliseconds), recordedInfo.system, recordedInfo.policyDirectory,
+                                 recordedInfo.tableHandle.map { Int64(bitPattern: $0) }, recordedInfo.networkNamespace.map { Int64(bitPattern: $0) },
+                                 recordedInfo.summary, recordedInfo.sourceDigest, recordedInfo.actor, recordedInfo.reason, recentText, recordedInfo.number])
+            guard db.changesCount == 1 else {
+                throw StateError(description: "generation \(recordedInfo.number) was not staged in \(directory) (removed by another process?)")
             }
-            try Self.encoder.encode(info).write(to: URL(fileURLWithPath: staged.directory + "/info.json"))
-            if fm.fileExists(atPath: final) { try fm.removeItem(atPath: final) }
-            try fm.moveItem(atPath: staged.directory, toPath: final)
-            try setCurrent(info.number)
-            Self.recordedLock.withLock { Self.recorded[directory] = Recorded(info: info, ruleset: staged.ruleset) }
-        } catch let error as StateError {
-            discard(staged)
-            throw error
-        } catch {
-            discard(staged)
-            throw StateError(description: "cannot record generation \(info.number) in \(directory): \(SystemErrno.describe(error))")
+            try Self.setCurrent(recordedInfo.number, in: db)
+        }
+        // What reads back: the instant as recorded (to the millisecond).
+        if let stored = try? self.info(info.number) {
+            Self.recordedLock.withLock { Self.recorded[directory] = Recorded(info: stored, ruleset: staged.ruleset) }
         }
         prune()
     }
 
     /// Removes a staged generation that will not be recorded (its transaction was refused).
     public func discard(_ staged: Staged) {
-        try? FileManager.default.removeItem(atPath: staged.directory)
+        _ = try? database().write { db in
+            try db.execute(sql: "DELETE FROM generation WHERE number = ? AND recorded = 0", arguments: [staged.number])
+        }
     }
 
     /// Records a generation and makes it current.
@@ -209,37 +273,34 @@ public struct GenerationStore: Sendable {
     }
 
     public func setCurrent(_ number: Int?) throws(StateError) {
-        let target = directory + "/current"
-        do {
-            guard let number else {
-                if FileManager.default.fileExists(atPath: target) { try FileManager.default.removeItem(atPath: target) }
-                return
-            }
-            let temporary = directory + "/.current-\(getpid())"
-            try "\(number)\n".write(toFile: temporary, atomically: false, encoding: .utf8)
-            guard rename(temporary, target) == 0 else { throw StateError(description: "cannot replace \(target): \(SystemErrno(errno))") }
-        } catch let error as StateError {
-            throw error
-        } catch {
-            throw StateError(description: "cannot write \(target): \(SystemErrno.describe(error))")
+        try database().write { db in try Self.setCurrent(number, in: db) }
+    }
+
+    private static func setCurrent(_ number: Int?, in db: Database) throws {
+        if let number {
+            try db.execute(sql: "INSERT INTO setting (name, value) VALUES ('current', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                           arguments: [String(number)])
+        } else {
+            try db.execute(sql: "DELETE FROM setting WHERE name = 'current'")
         }
     }
 
     /// Oldest generations beyond `keep` go, never the current one; so does the staging of
     /// processes that are gone.
     private func prune() {
-        // Staging left by a process that died before it recorded (".staging-NUMBER-PID-…").
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: generationsDirectory)) ?? [] where name.hasPrefix(".staging-") {
-            let fields = name.split(separator: "-")
-            if fields.count >= 3, let pid = Int32(fields[2]), kill(pid, 0) != 0, errno == ESRCH {
-                try? FileManager.default.removeItem(atPath: generationsDirectory + "/" + name)
+        let keep = keep
+        _ = try? database().write { db in
+            for row in try Row.fetchAll(db, sql: "SELECT number, staged_by FROM generation WHERE recorded = 0") {
+                let pid: Int32 = row["staged_by"] ?? 0
+                if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                    try db.execute(sql: "DELETE FROM generation WHERE number = ?", arguments: [row["number"] as Int])
+                }
             }
-        }
-        let current = currentNumber()
-        let all = numbers()
-        guard all.count > keep else { return }
-        for number in all.prefix(all.count - keep) where number != current {
-            try? FileManager.default.removeItem(atPath: path(of: number))
+            let current = try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = 'current'").flatMap { Int($0) } ?? -1
+            try db.execute(sql: """
+                DELETE FROM generation WHERE recorded = 1 AND number != ? AND number NOT IN
+                    (SELECT number FROM generation WHERE recorded = 1 ORDER BY number DESC LIMIT ?)
+                """, arguments: [current, keep])
         }
     }
 

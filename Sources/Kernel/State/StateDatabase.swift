@@ -1,0 +1,145 @@
+import Compiler
+import Foundation
+import GRDB
+import Glibc
+
+/// The state directory's record: one SQLite database, `state.sqlite`, holding every kept
+/// generation (its ruleset, the policy source it came from, who applied it and why), which
+/// one is live, the policies' mark ids and the history of events. `docs/STATE.md` documents
+/// the schema, so `sqlite3 /var/lib/enforcer/state.sqlite` answers ad-hoc questions.
+///
+/// Write-ahead logging and `synchronous = FULL`: a transaction is on disk when its commit
+/// returns, and a writer killed in the middle of one leaves the database as it was before
+/// it (SQLite rolls the unfinished transaction back the next time the file is opened). Readers
+/// (`status`, `history`) never wait for a writer. Writers across processes are serialised by
+/// SQLite's own lock (with a 30 s busy timeout) beneath the state directory's flock.
+public final class StateDatabase: @unchecked Sendable {
+    public static let fileName = "state.sqlite"
+
+    public let path: String
+    let queue: DatabaseQueue
+
+    /// One open database per path and process: opening runs the migrations and costs a
+    /// few file operations that the daemon should not repeat on every event.
+    nonisolated(unsafe) private static var open: [String: StateDatabase] = [:]
+    private static let openLock = NSLock()
+
+    /// The database of state directory `directory`, created (0600, in a directory made 0700)
+    /// and brought to the current schema when needed.
+    public static func at(directory: String) throws(StateError) -> StateDatabase {
+        let path = URL(fileURLWithPath: directory).standardizedFileURL.path + "/" + fileName
+        openLock.lock()
+        defer { openLock.unlock() }
+        // A file deleted or replaced since (a test wiping its directory) is opened anew.
+        var info = stat()
+        if let existing = open[path], lstat(path, &info) == 0, info.st_ino == existing.inode { return existing }
+        let database = try StateDatabase(path: path)
+        open[path] = database
+        return database
+    }
+
+    private let inode: ino_t
+
+    private init(path: String) throws(StateError) {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            var info = stat()
+            if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK {
+                throw StateError(description: "\(path) is a symbolic link; enforcer follows none in its state directory")
+            }
+            var configuration = Configuration()
+            configuration.journalMode = .wal
+            configuration.busyMode = .timeout(30)
+            configuration.label = "enforcer state"
+            configuration.prepareDatabase { db in
+                // A commit is durable when it returns, not only when the next checkpoint runs.
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+            }
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            // The database and its journal files are root's alone, whatever the umask.
+            for file in [path, path + "-wal", path + "-shm"] { _ = chmod(file, 0o600) }
+            try Self.migrator.migrate(queue)
+            guard lstat(path, &info) == 0 else { throw StateError(description: "cannot inspect \(path): \(SystemErrno(errno))") }
+            inode = info.st_ino
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError(description: "cannot open the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// Reads in a consistent snapshot of the database.
+    func read<T>(_ body: (Database) throws -> T) throws(StateError) -> T {
+        do { return try queue.read(body) } catch { throw StateError(description: "cannot read \(path): \(Self.describe(error))") }
+    }
+
+    /// Writes in one transaction: all of it or nothing.
+    func write<T>(_ body: (Database) throws -> T) throws(StateError) -> T {
+        do { return try queue.write(body) } catch let error as StateError { throw error } catch {
+            throw StateError(description: "cannot write \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// `PRAGMA integrity_check`: "ok", or what is wrong.
+    public func integrity() throws(StateError) -> String {
+        try read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError { return error.message ?? "\(error.resultCode)" }
+        return SystemErrno.describe(error)
+    }
+
+    /// The schema, one migration per version; `docs/STATE.md` describes each table.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("1 generations, settings, events") { db in
+            try db.execute(sql: """
+                CREATE TABLE generation (
+                    number            INTEGER PRIMARY KEY,
+                    recorded          INTEGER NOT NULL DEFAULT 0,
+                    staged_by         INTEGER,
+                    applied_at        TEXT,
+                    system            TEXT NOT NULL DEFAULT '',
+                    policy_source     TEXT NOT NULL DEFAULT '',
+                    source_digest     TEXT,
+                    table_handle      INTEGER,
+                    network_namespace INTEGER,
+                    summary           TEXT NOT NULL DEFAULT '',
+                    actor             TEXT,
+                    reason            TEXT,
+                    table_json        TEXT NOT NULL,
+                    elements          BLOB NOT NULL,
+                    element_count     INTEGER NOT NULL DEFAULT 0,
+                    recent_json       TEXT
+                );
+                CREATE TABLE source_file (
+                    generation INTEGER NOT NULL REFERENCES generation(number) ON DELETE CASCADE,
+                    path       TEXT NOT NULL,
+                    content    BLOB NOT NULL,
+                    PRIMARY KEY (generation, path)
+                );
+                CREATE TABLE setting (
+                    name  TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                );
+                CREATE TABLE event (
+                    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at         TEXT NOT NULL,
+                    kind       TEXT NOT NULL,
+                    generation INTEGER,
+                    actor      TEXT,
+                    reason     TEXT,
+                    summary    TEXT NOT NULL,
+                    detail     TEXT
+                );
+                CREATE INDEX event_by_kind ON event(kind, id);
+                CREATE INDEX event_by_generation ON event(generation);
+                """)
+        }
+        return migrator
+    }
+}
