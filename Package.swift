@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue"]),
+        .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue", "Kernel"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
     ]
 )

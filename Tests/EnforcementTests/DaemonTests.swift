@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import Kernel
 import Testing
 @testable import Enforcement
 
@@ -127,6 +128,8 @@ struct DaemonTests {
         #expect(h.dataplane.active("Dev to DB") == true)
         #expect(h.daemon.nextWake == Self.monday("18:00:00"))
         #expect(h.log.lines.last?.hasPrefix("flip (time): 'Dev to DB' activates — applied generation 2") == true)
+        // Recorded in the history as a flip, with what flipped as its reason.
+        #expect(h.dataplane.options.last?.event == .flip && h.dataplane.options.last?.reason == "time: 'Dev to DB' activates")
 
         h.clock.now = Self.monday("18:00:00.004")
         h.daemon.handle(.timerFired)
@@ -154,12 +157,16 @@ struct DaemonTests {
         #expect(h.log.lines.contains { $0.contains("30-broken.policy:3:") })
         #expect(h.log.lines.last?.hasPrefix("reload (SIGHUP) refused: ") == true)
         #expect(h.log.lines.last?.hasSuffix("generation - stays live") == true)
+        let refusal = try #require(try h.daemon.state.generations.events(kinds: [.refusal]).last)
+        #expect(refusal.reason == "SIGHUP" && refusal.summary.hasPrefix("reload refused: 2 errors in "), "\(refusal)")
+        #expect(refusal.detail?.contains("30-broken.policy:3:") == true, "\(refusal)")
 
         try h.fixture.write("30-broken.policy", "[policy] fixed: {\n    senders: dev\n    receivers: db\n    allow: tcp/22\n}\n")
         #expect(h.daemon.handle(.reload(reason: "files changed")) == .reloaded)
         #expect(h.dataplane.plans.count == 2)
         #expect(h.dataplane.active("fixed") == true)
         #expect(h.daemon.report.lastReload?.ok == true)
+        #expect(h.dataplane.options.last?.event == .reload && h.dataplane.options.last?.reason == "files changed")
     }
 
     @Test("a failing expectation refuses the reload; the kernel refusing one keeps the plan")
@@ -274,6 +281,11 @@ struct DaemonTests {
         #expect(h.dataplane.options.last?.replace == true && h.dataplane.options.last?.confirmsPending == false)
         #expect(h.daemon.report.drift?.count == 1 && h.daemon.report.drift?.restored == 1)
         #expect(h.log.lines.contains("drift: rule added to chain input in table inet enforcer by nft (pid 7)"))
+        // One drift event in the history (the repair's apply records none of its own).
+        #expect(h.dataplane.options.last?.event == nil)
+        let restored = try h.daemon.state.generations.events(kinds: [.drift])
+        #expect(restored.map(\.summary) == ["1 change by another process; restored as generation 2"])
+        #expect(restored.first?.detail == "rule added to chain input in table inet enforcer by nft (pid 7)")
 
         let reporting = try Harness(files: ["10-base.policy": Self.systems], at: Self.monday("09:00:00"),
                                     config: "[kernel]\non_drift = \"report\"\n")
@@ -281,5 +293,7 @@ struct DaemonTests {
         #expect(reporting.dataplane.plans.count == 1)
         #expect(reporting.daemon.report.drift?.count == 1 && reporting.daemon.report.drift?.restored == 0)
         #expect(reporting.log.lines.last == "drift: left as it is ([kernel] on_drift = \"report\")")
+        #expect(try reporting.daemon.state.generations.events(kinds: [.drift]).map(\.summary)
+                == ["1 change by another process, left as they are ([kernel] on_drift = \"report\")"])
     }
 }

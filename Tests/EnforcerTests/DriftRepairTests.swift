@@ -98,6 +98,10 @@ struct DriftRepairTests {
         #expect(log.contains("drift: table deleted in table inet enforcer by nft"), "\(log)")
         let status = try ApplyLifecycleTests.require(box.enforcer(["status", "--dir", Paths.example("enclave")])).stdout
         #expect(status.contains("drift: 6 changes to enforcer's tables by other processes, 6 restored"), "\(status)")
+        // And on record: six drift events, each with what changed and the generation that restored it.
+        let history = try ApplyLifecycleTests.require(box.enforcer(["history", "--kind", "drift", "--dir", Paths.example("enclave")])).stdout
+        #expect(history.components(separatedBy: "by another process; restored as generation").count == 7, "\(history)")
+        #expect(history.contains("    chain input set with policy accept in table inet enforcer by nft"), "\(history)")
         // enforcer's own commands are not drift: an apply by another enforcer process stays.
         try ApplyLifecycleTests.require(box.apply("db-1", ["--replace"]))
         Thread.sleep(forTimeInterval: 0.5)

@@ -9,7 +9,7 @@ import Testing
 @Suite(.serialized) struct StateRecordTests {
     typealias Sandbox = ApplyLifecycleTests.Sandbox
 
-    static func require(_ result: CommandResult, sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandResult {
+    static func require(_ result: CommandResult, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws -> CommandResult {
         try ApplyLifecycleTests.require(result, sourceLocation: sourceLocation)
     }
 
@@ -122,14 +122,30 @@ import Testing
     func killedWritersLoseNothing() throws {
         let large = try Self.largePolicy(systems: 2_000, addresses: 50)
         defer { try? FileManager.default.removeItem(atPath: large) }
-        // How long an apply of it takes here, to spread the kills over all of it.
+        // How long an apply of it takes here, and when it writes its generation to the
+        // database (its largest transaction), to aim the kills at all of it and at that.
         let probe = try Sandbox("dbkill-probe")
         let started = Date()
-        _ = try Self.require(probe.enforcer(["apply", "--dir", large, "--system", "sys-0", "--replace"]))
+        let traced = try Self.require(probe.enforcer(["apply", "--dir", large, "--system", "sys-0", "--replace"], environment: ["ENFORCER_TRACE": "1"]))
         let duration = Date().timeIntervalSince(started)
+        var elapsed = 0.0
+        var phases: [String: Double] = [:]
+        for line in traced.stderr.split(separator: "\n") where line.hasPrefix("trace: ") {
+            let fields = line.dropFirst(7).components(separatedBy: " +")
+            guard fields.count == 2, let ms = Double(fields[1].split(separator: " ").first ?? "") else { continue }
+            elapsed += ms / 1000
+            phases[fields[0].trimmingCharacters(in: .whitespaces)] = elapsed
+        }
+        let stageStart = try #require(phases["staging begins"]), stageEnd = try #require(phases["staging written"])
+        // The traced phases start after the process does: the rest of the wall time came first.
+        let offset = max(0, duration - elapsed)
         var outcomes: [String: Int] = [:]
         let rounds = 16
         for round in 0..<rounds {
+            // Even rounds: spread over the whole apply; odd rounds: across the staging write.
+            let delay = round % 2 == 0
+                ? duration * Double(round) / Double(rounds - 2) * 1.1
+                : offset + stageStart - 0.01 + (stageEnd - stageStart + 0.02) * Double(round / 2) / Double(rounds / 2 - 1)
             let box = try Sandbox("dbkill\(round)")
             _ = try Self.require(box.apply("db-1", ["--reason", "before"]))
             _ = try Self.require(box.apply("srv-1"))
@@ -142,7 +158,7 @@ import Testing
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            Thread.sleep(forTimeInterval: duration * Double(round) / Double(rounds - 1) * 1.1)
+            Thread.sleep(forTimeInterval: delay)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             let killed = process.terminationReason == .uncaughtSignal
@@ -153,12 +169,16 @@ import Testing
             let eventsAfter = try Self.sqlite(box, "SELECT id || ' ' || kind || ' ' || summary FROM event ORDER BY id")
             #expect(Array(eventsAfter.prefix(events.count)) == events, "round \(round)")
             // The large generation is either wholly on record (with its apply event) or absent.
-            let large = try Self.sqlite(box, "SELECT element_count > 90000 FROM generation WHERE number = 3 AND recorded")
+            let state = try Self.sqlite(box, "SELECT recorded FROM generation WHERE number = 3 AND element_count > 90000")
             let largeEvent = eventsAfter.count > events.count
-            switch (large, largeEvent) {
-            case ([], false): outcomes[killed ? "killed before its record" : "finished?", default: 0] += 1
+            switch (state, largeEvent) {
+            case ([], false):
+                let whileStaging = round % 2 == 1 && delay >= offset + stageStart && delay <= offset + stageEnd
+                outcomes[!killed ? "finished?" : whileStaging ? "killed while writing its generation (by the probe's clock)" : "killed before writing its generation",
+                         default: 0] += 1
+            case (["0"], false): outcomes["killed after its staging, before its record", default: 0] += 1
             case (["1"], _): outcomes[largeEvent ? "recorded with its event" : "recorded, killed before its event", default: 0] += 1
-            default: Issue.record("round \(round): generation 3 is \(large), event \(largeEvent)")
+            default: Issue.record("round \(round): generation 3 is \(state), event \(largeEvent)")
             }
             // Status reads it, and the next apply goes on from it.
             _ = try Self.require(box.enforcer(["status", "--dir", Paths.example("enclave")]))
@@ -167,7 +187,9 @@ import Testing
             #expect(try Self.sqlite(box, "PRAGMA integrity_check") == ["ok"], "round \(round)")
             _ = try Self.require(box.enforcer(["history", "--generations", "--dir", Paths.example("enclave")]))
         }
-        print("killed writer outcomes (apply of \(String(format: "%.2f", duration)) s): \(outcomes)")
-        #expect(outcomes.keys.contains("killed before its record") && outcomes.keys.contains { $0.hasPrefix("recorded") }, "\(outcomes)")
+        print("killed writer outcomes (apply of \(String(format: "%.2f", duration)) s, staging \(String(format: "%.0f-%.0f", (offset + stageStart) * 1000, (offset + stageEnd) * 1000)) ms): \(outcomes)")
+        // The kills fell before, during and after the transaction that writes the generation.
+        #expect(outcomes.keys.contains { $0.hasPrefix("killed while writing") } && outcomes.keys.contains { $0.hasPrefix("killed before") }
+                && outcomes.keys.contains { $0.hasPrefix("recorded") }, "\(outcomes)")
     }
 }

@@ -202,6 +202,8 @@ public struct GenerationStore: Sendable {
             count += skeleton.sets[index].elements.count
             skeleton.sets[index].elements = []
         }
+        Trace.phase("staging begins")
+        defer { Trace.phase("staging written") }
         do {
             let tableText = String(decoding: try Self.encoder.encode(skeleton), as: UTF8.self)
             let blob = Data(ElementCodec.encode(elements))
