@@ -166,6 +166,21 @@ import Testing
         #expect(matcher.matches(pattern, c.subject) == (c.matches == true))
     }
 
+    /// A subject that would nest a group 100,000 deep: past the JIT's small stack, the
+    /// interpreter stops at the depth or heap limit with an error (the `[web] fail`
+    /// verdict), where PCRE2's defaults would let it allocate far more before answering.
+    @Test func deepNestingStopsAtTheDepthOrHeapLimit() throws {
+        let pattern = try Pattern("^(a|b)*$")
+        let outcome = PatternMatcher().match(pattern, String(repeating: "a", count: 100_000))
+        guard case .error(let error) = outcome else {
+            Issue.record("a 100,000-deep match answered \(outcome)")
+            return
+        }
+        #expect([PCRE2_ERROR_DEPTHLIMIT, PCRE2_ERROR_HEAPLIMIT].contains(error.code), "\(error)")
+        // Shallow subjects still answer.
+        #expect(PatternMatcher().match(pattern, String(repeating: "ab", count: 500)) == .match)
+    }
+
     @Test func aMatchErrorNamesPCRE2sCodeAndText() {
         let error = MatchError(code: PCRE2_ERROR_MATCHLIMIT, message: "match limit exceeded")
         #expect(error.description == "match limit exceeded (PCRE2 error \(PCRE2_ERROR_MATCHLIMIT))")

@@ -104,7 +104,7 @@ public final class Pattern: @unchecked Sendable {
 }
 
 /// Reusable match state for one thread: owns a `pcre2_match_data` so the hot path does
-/// not allocate, and the match context that carries the match limit. Deliberately not
+/// not allocate, and the match context that carries the match, depth and heap limits. Deliberately not
 /// `Sendable`: the compiler then refuses to share one between concurrent tasks or threads,
 /// while each worker can create and keep its own. (A class rather than a `~Copyable`
 /// struct, so it can be stored in ordinary containers and used inside `#expect`.)
@@ -116,10 +116,17 @@ public final class PatternMatcher {
     /// holds the worker a tenth as long. A pattern may lower it further inline with
     /// `(*LIMIT_MATCH=n)`, never raise it.
     public static let defaultMatchLimit: UInt32 = 1_000_000
+    /// The backtracking depth (`pcre2_set_depth_limit`) and the heap, in KiB
+    /// (`pcre2_set_heap_limit`), one interpreted match may use: PCRE2's defaults are
+    /// 10,000,000 and 20,000,000 KiB (20 GB), so a subject crafted against a nesting pattern
+    /// could make the worker allocate gigabytes before the match limit stops it. A URL is at
+    /// most a few KiB; 10,000 frames and 16 MiB leave ordinary patterns far from either.
+    public static let depthLimit: UInt32 = 10_000
+    public static let heapLimitKiB: UInt32 = 16 * 1024
 
     // pcre2_match_data_8 *, owned. One ovector pair suffices: callers only ask yes/no.
     private let matchData: OpaquePointer
-    // pcre2_match_context_8 *, owned: the match limit, for the JIT and the interpreter.
+    // pcre2_match_context_8 *, owned: the limits, for the JIT and the interpreter.
     private let context: OpaquePointer
     public let matchLimit: UInt32
     /// A subject assembled for one match (a TLS request's URL), reused.
@@ -131,6 +138,8 @@ public final class PatternMatcher {
         }
         // Fails only for a null context.
         _ = pcre2_set_match_limit_8(context, matchLimit)
+        _ = pcre2_set_depth_limit_8(context, Self.depthLimit)
+        _ = pcre2_set_heap_limit_8(context, Self.heapLimitKiB)
         self.matchData = matchData
         self.context = context
         self.matchLimit = matchLimit

@@ -46,7 +46,7 @@ public struct PendingConfirm: Codable, Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .secondsSince1970
         do { try encoder.encode(self).write(to: URL(fileURLWithPath: state.pendingConfirm), options: .atomic) } catch {
-            throw .refused(["enforcer: cannot write \(state.pendingConfirm): \(error.localizedDescription)"])
+            throw .refused(["enforcer: cannot write \(state.pendingConfirm): \(SystemErrno.describe(error))"])
         }
     }
 
