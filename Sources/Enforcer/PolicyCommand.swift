@@ -35,10 +35,14 @@ struct PolicyCommand: ParsableCommand {
         var name: String
 
         func run() throws {
-            let file: String
-            do { file = try PolicyFiles(directory: directory.dir).locate(name) } catch { throw Output.report(error) }
+            let file: String, text: String
+            do {
+                let files = PolicyFiles(directory: directory.dir)
+                file = try files.locate(name)
+                text = try files.text(of: file)
+            } catch { throw Output.report(error) }
             print("# \(file)")
-            print(try String(contentsOfFile: file, encoding: .utf8), terminator: "")
+            print(text, terminator: "")
         }
     }
 
@@ -69,9 +73,12 @@ struct PolicyCommand: ParsableCommand {
 
         func run() throws {
             let files = PolicyFiles(directory: directory.dir, stateDirectory: state.stateDir)
-            let file: String
-            do { file = try files.locate(name) } catch { throw Output.report(error) }
-            try edit(files, (file as NSString).lastPathComponent, startingWith: try String(contentsOfFile: file, encoding: .utf8))
+            let file: String, text: String
+            do {
+                file = try files.locate(name)
+                text = try files.text(of: file)
+            } catch { throw Output.report(error) }
+            try edit(files, (file as NSString).lastPathComponent, startingWith: text)
         }
     }
 

@@ -40,6 +40,22 @@ struct PolicyCommandTests {
         #expect(shown.stdout.contains("[policy] \"Database Servers for SRE\": {"))
     }
 
+    /// A file over the policy file size limit is neither read whole by show nor opened for
+    /// edit: a clear refusal, as check gives, and nothing changes.
+    @Test func showAndEditRefuseAFileOverTheSizeLimit() throws {
+        let copy = try Copy()
+        let huge = copy.rules("60-huge.policy")
+        // Sparse: 65 MiB on paper, nothing on disk.
+        #expect(FileManager.default.createFile(atPath: huge, contents: nil) && truncate(huge, 65 << 20) == 0)
+        for command in [["show", "60-huge"], ["edit", "60-huge"]] {
+            let result = try copy.policy(command)
+            #expect(result.status == 1, "\(command): \(result.stdout)")
+            #expect(result.stderr.contains("\(huge) is 65 MiB, over the limit of 64 MiB for a policy file"), "\(command): \(result.stderr)")
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: huge)[.size] as? Int == 65 << 20)
+        #expect(!FileManager.default.fileExists(atPath: huge + ".rejected"))
+    }
+
     @Test func newChecksTheDraftAndSavesIt() throws {
         let copy = try Copy()
         let text = "[policy] \"Web for Contractors\": {\n    senders: contractors\n    receivers: servers\n    allow: tcp/443\n}\n"

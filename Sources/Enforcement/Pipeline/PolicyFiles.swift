@@ -26,11 +26,30 @@ public struct PolicyFiles {
         } else {
             // A broken directory can still be searched as text, so a broken file can be fixed.
             for file in ((try? FileManager.default.contentsOfDirectory(atPath: rules)) ?? []).sorted() where file.hasSuffix(".policy") {
+                // A file over the size limit cannot be the one to fix by name: not read.
+                guard Self.size(of: path(file)) <= SourceLimits.policyFileBytes else { continue }
                 let text = (try? String(contentsOfFile: path(file), encoding: .utf8)) ?? ""
                 if text.contains("] \(name):") || text.contains("] \"\(name)\":") || text.contains("\n\(name):") { return path(file) }
             }
         }
         throw .notFound("no file or block named '\(name)' in \(rules)")
+    }
+
+    /// The text of a policy file to show or edit, refused (as `check` refuses it) over the
+    /// size limit of a policy file.
+    public func text(of file: String) throws(EnforcementError) -> String {
+        let size = Self.size(of: file)
+        guard size <= SourceLimits.policyFileBytes else {
+            throw .refused(["enforcer: \(file) is \(SourceLimits.text(bytes: size)), over the limit of \(SourceLimits.text(bytes: SourceLimits.policyFileBytes)) for a policy file"])
+        }
+        do { return try String(contentsOfFile: file, encoding: .utf8) } catch {
+            throw .refused(["enforcer: cannot read \(file): \(SystemErrno.describe(error))"])
+        }
+    }
+
+    /// A file's size in bytes (0 when it cannot be asked; reading it then says why).
+    private static func size(of path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
 
     /// The template `policy new` starts from.
@@ -70,6 +89,10 @@ public struct PolicyFiles {
         let draft = draftDirectory + "/" + name
         try text.write(toFile: draft, atomically: true, encoding: .utf8)
         try edit(draft)
+        let size = Self.size(of: draft)
+        guard size <= SourceLimits.policyFileBytes else {
+            throw EnforcementError.refused(["enforcer: the edited \(name) is \(SourceLimits.text(bytes: size)), over the limit of \(SourceLimits.text(bytes: SourceLimits.policyFileBytes)) for a policy file; nothing was saved"])
+        }
         let edited = try String(contentsOfFile: draft, encoding: .utf8)
         if edited == text && FileManager.default.fileExists(atPath: path(name)) { return .unchanged }
         let (checked, problems) = check(overlay: [name: draft])
