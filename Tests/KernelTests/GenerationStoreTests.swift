@@ -135,6 +135,50 @@ import Testing
         #expect(try store.events(generation: 27).map(\.summary) == ["event 27"])
     }
 
+    /// A state directory an earlier enforcer wrote as JSON files is taken in at the first
+    /// open: the same generations, rulesets, live one and policy ids, the source digest of
+    /// the kept policy copy; the old files are set aside, not deleted.
+    @Test func anEarlierJSONStateIsTakenIn() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = try exampleRuleset("enclave", system: "db-1"), second = try exampleRuleset("enclave", system: "srv-1")
+        for (number, ruleset) in [(1, first), (2, second)] {
+            let base = directory + "/generations/" + String(format: "%06d", number)
+            try FileManager.default.createDirectory(atPath: base + "/policy/rules.d", withIntermediateDirectories: true)
+            var skeleton = ruleset.table
+            var elements: [String: SetElements] = [:]
+            for index in skeleton.sets.indices {
+                elements[skeleton.sets[index].name] = skeleton.sets[index].elements
+                skeleton.sets[index].elements = []
+            }
+            try GenerationStore.encoder.encode(skeleton).write(to: URL(fileURLWithPath: base + "/table.json"))
+            try Data(ElementCodec.encode(elements)).write(to: URL(fileURLWithPath: base + "/elements.bin"))
+            try GenerationStore.encoder.encode(Self.info(number, summary: "old \(number)")).write(to: URL(fileURLWithPath: base + "/info.json"))
+            try "policy \(number)\n".write(toFile: base + "/policy/rules.d/10-a.policy", atomically: true, encoding: .utf8)
+        }
+        try "2\n".write(toFile: directory + "/current", atomically: true, encoding: .utf8)
+        try #"{"assigned":{"a":1}}"#.write(toFile: directory + "/policy-ids.json", atomically: true, encoding: .utf8)
+
+        let store = GenerationStore(directory: directory)
+        #expect(store.numbers() == [1, 2])
+        #expect(store.currentNumber() == 2)
+        #expect(try store.ruleset(1) == first && store.ruleset(2) == second)
+        #expect(try store.info(2).summary == "old 2")
+        let content = Array("policy 2\n".utf8)
+        let framed = Array("rules.d/10-a.policy".utf8) + [0] + Array(String(content.count).utf8) + [0] + content
+        #expect(try store.info(2).sourceDigest == SHA256.hex(framed))
+        #expect(try store.sourceFiles(2).map(\.path) == ["rules.d/10-a.policy"])
+        let setting = try store.database().read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = 'policy_ids'") }
+        #expect(setting == #"{"assigned":{"a":1}}"#)
+        #expect(store.policyIDs() == PolicyIDs(assigned: ["a": 1]))
+        #expect(try store.events().last?.summary.hasPrefix("took in 2 generations from the JSON files") == true)
+        #expect(!FileManager.default.fileExists(atPath: directory + "/generations"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/generations.imported/000002/info.json"))
+        // The next generation follows on.
+        try store.record(first, info: Self.info(3, summary: "new"), policySource: nil)
+        #expect(store.numbers() == [1, 2, 3])
+    }
+
     @Test func theDatabaseIsRootsAloneInWALMode() throws {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -21,7 +21,9 @@ public struct StateGuard: Sendable {
 
     /// The entries enforcer reads and writes in the state directory.
     static let entries = ["state.sqlite", "state.sqlite-wal", "state.sqlite-shm", "overrides.json", "daemon.json", "pending-confirm.json",
-                          "applying", "watchdog.log", "lock"]
+                          "applying", "watchdog.log", "lock",
+                          // An earlier enforcer's JSON record, taken in by the database's first open.
+                          "generations", "current", "policy-ids.json"]
 
     /// Creates the directory (0700) when missing, then checks it and every parent; throws
     /// the path and the reason of the first that fails.

@@ -65,10 +65,16 @@ public struct GenerationStore: Sendable {
 
     public func database() throws(StateError) -> StateDatabase { try StateDatabase.at(directory: directory) }
 
+    /// Whether anything was ever recorded here: the database, or the JSON files of an
+    /// earlier enforcer that its first open takes in (`JSONStateImport`).
+    var hasRecord: Bool {
+        FileManager.default.fileExists(atPath: directory + "/" + StateDatabase.fileName) || FileManager.default.fileExists(atPath: directory + "/generations")
+    }
+
     /// The database for reading; nil when there is none yet (nothing ever applied) or it
     /// cannot be opened (every reader treats that as "nothing on record").
     private func existingDatabase() -> StateDatabase? {
-        guard FileManager.default.fileExists(atPath: directory + "/" + StateDatabase.fileName) else { return nil }
+        guard hasRecord else { return nil }
         return try? database()
     }
 

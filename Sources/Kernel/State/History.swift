@@ -73,7 +73,7 @@ extension GenerationStore {
     /// Events, oldest first: the last `limit` of them (all when nil) of the given kinds
     /// (all when empty), of one generation if given.
     public func events(limit: Int? = nil, kinds: Set<HistoryEvent.Kind> = [], generation: Int? = nil) throws(StateError) -> [HistoryEvent] {
-        guard FileManager.default.fileExists(atPath: directory + "/" + StateDatabase.fileName) else { return [] }
+        guard hasRecord else { return [] }
         var conditions: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
         if !kinds.isEmpty {

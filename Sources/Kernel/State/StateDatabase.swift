@@ -62,6 +62,7 @@ public final class StateDatabase: @unchecked Sendable {
             // The database and its journal files are root's alone, whatever the umask.
             for file in [path, path + "-wal", path + "-shm"] { _ = chmod(file, 0o600) }
             try Self.migrator.migrate(queue)
+            if try queue.write({ db in try JSONStateImport.run(directory: directory, into: db) }) { JSONStateImport.setAside(directory: directory) }
             guard lstat(path, &info) == 0 else { throw StateError(description: "cannot inspect \(path): \(SystemErrno(errno))") }
             inode = info.st_ino
         } catch let error as StateError {
