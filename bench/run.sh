@@ -9,6 +9,8 @@
 #   4. TLS connections through the gateway with SNI inspection vs without (tls-bench.sh)
 #   5. domain lists: DomainSet vs Set<String> with a suffix walk (enforcer-bench domains)
 #   6. domain lookups in instructions (callgrind), 1M entries vs 1k (domain-instructions.sh)
+#   7. one client's SYN flood through the gateway: the defaults vs no SYN limit, and vs a
+#      queue that fails open when full (flood-bench.sh)
 # Network traffic stays on loopback and in network namespaces the scripts make and delete.
 #
 # Usage: bench/run.sh [BUILD_DIR]   (as root; default .build/release, what `make bench` builds)
@@ -22,9 +24,10 @@ for f in enforcer enforcer-bench; do
 done
 
 # What the benchmarks need beyond `make deps`: iptables-nft (this kernel has no native nft
-# queue, so enforcer queues through xt NFQUEUE), gcc for the C baseline and packet source.
+# queue, so enforcer queues through xt NFQUEUE), gcc for the C baseline and packet source,
+# curl for the flood bench's clients.
 missing=""
-for p in iptables gcc libc6-dev pkg-config libnetfilter-queue-dev libmnl-dev openssl python3 iproute2 util-linux time valgrind; do
+for p in iptables gcc libc6-dev pkg-config libnetfilter-queue-dev libmnl-dev openssl python3 iproute2 util-linux time valgrind curl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
@@ -73,6 +76,7 @@ step "3 worker verdicts" bash bench/queue-bench.sh "$BUILD/enforcer"
 step "4 TLS through the gateway" bash bench/tls-bench.sh "$BUILD/enforcer"
 step "5 domain lists" "$BUILD/enforcer-bench" domains
 step "6 domain lookup instructions" bash bench/domain-instructions.sh "$BUILD/enforcer-bench"
+step "7 SYN flood" bash bench/flood-bench.sh "$BUILD/enforcer"
 
 {
     printf '\n=== summary (the goal lines)\n'

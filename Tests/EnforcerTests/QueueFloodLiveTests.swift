@@ -8,31 +8,6 @@ import Testing
 /// short queue so that a flood overflows it for sure when nothing limits it.
 @Suite(.serialized)
 struct QueueFloodLiveTests {
-    /// SYNs from the office's address and random ports to ADDRESS:443 for SECONDS, as fast as
-    /// one raw socket sends them; prints how many.
-    static let synFlood = #"""
-        import random, socket, struct, sys, time
-        src, dst, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
-        def checksum(data):
-            if len(data) % 2: data += b"\0"
-            total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-            while total >> 16: total = (total & 0xffff) + (total >> 16)
-            return ~total & 0xffff
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        saddr, daddr = socket.inet_aton(src), socket.inet_aton(dst)
-        end, sent = time.time() + seconds, 0
-        while time.time() < end:
-            for _ in range(200):
-                sport = random.randint(20000, 60000)
-                tcp = struct.pack("!HHIIBBHHH", sport, 443, random.getrandbits(32), 0, 5 << 4, 0x02, 64240, 0, 0)
-                pseudo = saddr + daddr + struct.pack("!BBH", 0, 6, len(tcp))
-                tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
-                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, saddr, daddr)
-                s.sendto(ip + tcp, (dst, 0))
-                sent += 1
-        print(sent)
-        """#
-
     /// Packets the kernel dropped because queue `number` was full (nfnetlink_queue's
     /// queue_dropped column), in the gateway's namespace.
     static func queueDropped(_ lab: GatewayLab, number: Int = 0) throws -> Int {
@@ -64,7 +39,9 @@ struct QueueFloodLiveTests {
         #expect(try lab.fetch("https://example.org/").succeeded, "the lab does not serve a permitted site")
         #expect(try lab.fetch("https://bit.ly/").wasReset, "bit.ly is not denied in the lab")
 
-        let flood = try lab.spawn(in: lab.office, ["python3", "-c", Self.synFlood, "192.168.50.11", GatewayLab.webV4, "8"])
+        // SYNs from office-pc-1 and random ports to the web server's 443 for 8 s, as fast as one
+        // raw socket sends them (raw_tcp.py syn-flood).
+        let flood = try lab.spawn(in: lab.office, ["python3", Paths.rawTCP, "syn-flood", "192.168.50.11", GatewayLab.webV4, "443", "8"])
         defer { GatewayLab.stop(flood) }
         Thread.sleep(forTimeInterval: 0.5)
         var outcome = Outcome()

@@ -55,129 +55,19 @@ struct ResetOrderLiveTests {
             threading.Thread(target=serve, args=(c, peer), daemon=True).start()
         """
 
-    /// A python ssl client on a kernel socket (TCP_NODELAY) that writes its ClientHello in
-    /// back-to-back writes, one segment each: "two" halves, "three" pieces, or "large": one
-    /// write of a ClientHello padded past 1,500 bytes with ALPN names, which TCP cuts at the
-    /// MSS. Prints "CLIENTPORT RESULT HELLOBYTES": ok (handshake done), reset, closed, timeout.
-    static let segmentedClient = """
-        import socket, ssl, sys, time
-        name, address, port, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-        if mode == "large":
-            ctx.set_alpn_protocols(["h2", "http/1.1"] + ["pad-%02d-" % i + "x" * 60 for i in range(30)])
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
-        try:
-            tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        hello = outgoing.read()
-        s = socket.create_connection((address, port), timeout=3)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sport = s.getsockname()[1]
-        # The server accepts first: a reset for a connection still in its accept queue only
-        # removes it there, and the server would never see it.
-        time.sleep(0.3)
-        n = len(hello)
-        cuts = {"two": [0, n // 2, n], "three": [0, 40, n // 2, n], "large": [0, n]}[mode]
-        result = "ok"
-        try:
-            for a, b in zip(cuts, cuts[1:]):
-                s.sendall(hello[a:b])
-            while True:
-                try:
-                    tls.do_handshake(); break
-                except ssl.SSLWantReadError:
-                    out = outgoing.read()
-                    if out: s.sendall(out)
-                    data = s.recv(65536)
-                    if not data: result = "closed"; break
-                    incoming.write(data)
-            out = outgoing.read()
-            if out: s.sendall(out)
-        except (ConnectionResetError, BrokenPipeError):
-            result = "reset"
-        except TimeoutError:
-            result = "timeout"
-        print(sport, result, n, flush=True)
-        time.sleep(0.2)
-        """
-
-    /// A raw-socket IPv4 client (no kernel socket: the office's own resets for its port are
-    /// dropped by the test) that sends its ClientHello in two back-to-back segments, the
-    /// second half first, then finishes the TLS handshake itself. A kernel socket cannot
-    /// send its bytes out of order, and this kernel has no netem to reorder them on the way.
-    /// Prints "CLIENTPORT RESULT HELLOBYTES": ok, reset, closed, timeout.
-    static let reorderingClient = """
-        import random, socket, ssl, struct, sys, time
-        name, dst, port, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
-        try:
-            tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        hello = outgoing.read()
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); probe.connect((dst, 9)); src = probe.getsockname()[0]
-        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP); raw.settimeout(0.2)
-        WRAP = 1 << 32
-        def checksum(data):
-            if len(data) % 2: data += b"\\0"
-            total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-            while total >> 16: total = (total & 0xffff) + (total >> 16)
-            return ~total & 0xffff
-        def send(seq, ack, flags, payload=b""):
-            header = struct.pack("!HHIIBBHHH", sport, port, seq % WRAP, ack % WRAP, 5 << 4, flags, 64240, 0, 0)
-            pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header) + len(payload))
-            header = header[:16] + struct.pack("!H", checksum(pseudo + header + payload)) + header[18:]
-            raw.sendto(header + payload, (dst, 0))
-        def receive(until):
-            while time.time() < until:
-                try:
-                    packet = raw.recv(65536)
-                except socket.timeout:
-                    continue
-                tcp = packet[(packet[0] & 15) * 4:]
-                a, b, seq, ack, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
-                if a != port or b != sport: continue
-                yield seq, flags, tcp[(offset >> 4) * 4:]
-        def finish(result):
-            print(sport, result, len(hello), flush=True); sys.exit(0)
-        mine = random.randrange(WRAP)
-        send(mine, 0, 0x02)
-        server = None
-        for seq, flags, _ in receive(time.time() + 3):
-            if flags & 0x12 == 0x12: server = (seq + 1) % WRAP; break
-        if server is None: finish("no-syn-ack")
-        mine += 1
-        send(mine, server, 0x10)
-        time.sleep(0.3)  # the server accepts first (see the segmented client)
-        half = len(hello) // 2
-        send(mine + half, server, 0x18, hello[half:])
-        send(mine, server, 0x18, hello[:half])
-        mine += len(hello)
-        for seq, flags, data in receive(time.time() + 3):
-            if flags & 0x04: finish("reset")
-            skip = (server - seq) % WRAP
-            if data and skip < len(data):
-                incoming.write(data[skip:]); server = (server + len(data) - skip) % WRAP
-                send(mine, server, 0x10)
-                try:
-                    tls.do_handshake()
-                    out = outgoing.read()
-                    send(mine, server, 0x18, out); mine += len(out)
-                    finish("ok")
-                except ssl.SSLWantReadError:
-                    pass
-            if flags & 0x01: finish("closed")
-        finish("timeout")
-        """
-
+    /// The office's clients, from raw_tcp.py (`Paths.rawTCP`); each prints "CLIENTPORT RESULT
+    /// HELLOBYTES", RESULT being ok (handshake done), reset, closed or timeout.
     enum Client: CustomStringConvertible {
-        /// `segmentedClient` in this mode.
+        /// segmented-hello in this mode: a kernel socket (TCP_NODELAY) that writes its
+        /// ClientHello in back-to-back writes, one segment each: "two" halves, "three" pieces,
+        /// or "large": one write of a ClientHello padded past 1,500 bytes with ALPN names,
+        /// which TCP cuts at the MSS.
         case segmented(String)
-        /// `reorderingClient` from this source port.
+        /// reordered-hello from this source port: a raw socket (no kernel socket: the office's
+        /// own resets for its port are dropped by the test) that sends its ClientHello in two
+        /// back-to-back segments, the second half first, then finishes the TLS handshake
+        /// itself. A kernel socket cannot send its bytes out of order, and this kernel has no
+        /// netem to reorder them on the way.
         case reordering(port: Int)
         var description: String {
             switch self {
@@ -236,8 +126,8 @@ struct ResetOrderLiveTests {
         for row in Self.rows {
             let arguments: [String]
             switch row.client {
-            case .segmented(let mode): arguments = ["python3", "-c", Self.segmentedClient, row.name, row.address, String(Self.port), mode]
-            case .reordering(let port): arguments = ["python3", "-c", Self.reorderingClient, row.name, row.address, String(Self.port), String(port)]
+            case .segmented(let mode): arguments = ["python3", Paths.rawTCP, "segmented-hello", row.name, row.address, String(Self.port), mode]
+            case .reordering(let port): arguments = ["python3", Paths.rawTCP, "reordered-hello", row.name, row.address, String(Self.port), String(port)]
             }
             let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office] + arguments)
             let words = result.stdout.split(separator: "\n").last?.split(separator: " ").map(String.init) ?? []

@@ -12,6 +12,9 @@ enum Paths {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static func example(_ name: String) -> String { packageRoot.appendingPathComponent("examples/\(name)").path }
     static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    /// The python script that sends the TCP packets a normal socket cannot (a SYN flood, a
+    /// ClientHello out of order): `python3 Paths.rawTCP SUBCOMMAND …`; its docstring lists them.
+    static let rawTCP = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Support/raw_tcp.py").path
 
     /// The `enforcer` binary next to the test bundle (same build folder).
     static let enforcer: String = {

@@ -165,60 +165,6 @@ struct WebWorkerLiveTests {
         _ = lab.stopWorker(worker, log: log)
     }
 
-    /// A raw-socket TCP client (no kernel socket: the office's own resets are dropped by the
-    /// caller) that handshakes, then sends a real ClientHello in three segments in reverse
-    /// order: last third, middle, first 40 bytes. Prints "serverhello" when the server answers
-    /// with TLS, "reset" when a reset comes, "timeout" otherwise.
-    static let reversedHello = """
-        import os, random, socket, ssl, struct, sys, time
-        name, dst, port, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-        ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
-        try:
-            tls.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        hello = outgoing.read()
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); probe.connect((dst, 9)); src = probe.getsockname()[0]
-        raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP); raw.settimeout(0.2)
-        def checksum(data):
-            if len(data) % 2: data += b"\\0"
-            total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-            while total >> 16: total = (total & 0xffff) + (total >> 16)
-            return ~total & 0xffff
-        def send(seq, ack, flags, payload=b""):
-            header = struct.pack("!HHIIBBHHH", sport, port, seq, ack, 5 << 4, flags, 64240, 0, 0)
-            pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header) + len(payload))
-            header = header[:16] + struct.pack("!H", checksum(pseudo + header + payload)) + header[18:]
-            raw.sendto(header + payload, (dst, 0))
-        def receive(until):
-            while time.time() < until:
-                try:
-                    packet = raw.recv(65536)
-                except socket.timeout:
-                    continue
-                ihl = (packet[0] & 15) * 4
-                tcp = packet[ihl:]
-                a, b, seq, ack, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
-                if a != port or b != sport: continue
-                yield seq, flags, tcp[(offset >> 4) * 4:]
-        isn = random.randrange(1 << 32)
-        send(isn, 0, 0x02)
-        server = None
-        for seq, flags, _ in receive(time.time() + 3):
-            if flags & 0x12 == 0x12: server = seq; break
-        if server is None: print("no syn-ack"); sys.exit(1)
-        send((isn + 1) % (1 << 32), (server + 1) % (1 << 32), 0x10)
-        cuts = [0, 40, len(hello) // 2, len(hello)]
-        for a, b in reversed(list(zip(cuts, cuts[1:]))):
-            send((isn + 1 + a) % (1 << 32), (server + 1) % (1 << 32), 0x18, hello[a:b]); time.sleep(0.05)
-        for seq, flags, data in receive(time.time() + 3):
-            if flags & 0x04: print("reset"); sys.exit(0)
-            if data[:1] == b"\\x16": print("serverhello"); sys.exit(0)
-        print("timeout")
-        """
-
     /// Point 2 of the worker issue, live: a ClientHello whose segments arrive last first is
     /// put back in order and judged by its SNI (this kernel has no netem, so the client sends
     /// them in that order itself).
@@ -235,7 +181,9 @@ struct WebWorkerLiveTests {
         defer { try? FileManager.default.removeItem(at: log) }
         let worker = try lab.runWorker(log: log)
         for (index, (name, expected)) in [("example.org", "serverhello"), ("bit.ly", "reset"), ("www.bit.ly", "reset")].enumerated() {
-            let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", "-c", Self.reversedHello, name, GatewayLab.webV4, "443",
+            // A raw-socket client that handshakes, then sends a real ClientHello in three
+            // segments last first: "serverhello", "reset" or "timeout" (raw_tcp.py reversed-hello).
+            let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", Paths.rawTCP, "reversed-hello", name, GatewayLab.webV4, "443",
                                                   String(40000 + index)])
             #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(name): \(result.stdout)\(result.stderr.suffix(400))")
         }
