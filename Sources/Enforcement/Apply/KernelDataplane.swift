@@ -16,25 +16,21 @@ public final class KernelDataplane: Dataplane {
 
     public func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
         do {
-            let applied = try applyLocked(plan, state: state, options: options)
+            let (applied, line) = try applyLocked(plan, state: state, options: options)
             if let kind = options.event {
-                let confirm = options.confirmSeconds.map { " (with --confirm \($0))" } ?? ""
                 state.record(HistoryEvent(kind: kind, generation: applied.generation, reason: options.reason,
-                                          summary: (applied.report.split(separator: "\n").first { $0.hasPrefix("applied") || $0.hasPrefix("unchanged") }
-                                              .map(String.init) ?? applied.report) + confirm,
-                                          detail: applied.report.contains("\n") ? applied.report : nil), purpose: options.purpose)
+                                          summary: line + (options.confirmSeconds.map { " (with --confirm \($0))" } ?? ""),
+                                          detail: applied.report == line ? nil : applied.report), purpose: options.purpose)
             }
             return applied
         } catch {
-            let lines = error.messageLines
-            state.record(HistoryEvent(kind: .refusal, generation: state.generations.currentNumber(), reason: options.reason,
-                                      summary: "\(options.purpose) refused: " + (lines.first ?? "\(error)"),
-                                      detail: lines.count > 1 ? lines.joined(separator: "\n") : nil), purpose: options.purpose)
+            state.recordRefusal(error.messageLines, purpose: options.purpose, reason: options.reason)
             throw error
         }
     }
 
-    private func applyLocked(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
+    /// The apply, and its own line of the report (what the transaction did) for the history.
+    private func applyLocked(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> (AppliedGeneration, String) {
         if !options.force, let session = SSHSession.current(), session.wouldBeCut(graph: plan.graph, system: plan.host, at: plan.instant) {
             throw .refused(["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])
         }
@@ -78,7 +74,7 @@ public final class KernelDataplane: Dataplane {
             PendingConfirm.remove(from: state)
             lines.append("confirmed \(waiting.generation.map { "generation \($0)" } ?? "the pending change") applied with --confirm: a later apply confirms it")
         }
-        return AppliedGeneration(generation: applied.generation, changed: applied.changed, report: lines.joined(separator: "\n"))
+        return (AppliedGeneration(generation: applied.generation, changed: applied.changed, report: lines.joined(separator: "\n")), applied.report)
     }
 
     /// The transaction and its record, under the state lock.
@@ -126,7 +122,7 @@ public final class KernelDataplane: Dataplane {
         defer { lock.release() }
         let live = state.generations.currentNumber()
         do { try Applier(stateDirectory: state.path).flush(family: .inet, name: config.table) } catch {
-            state.record(HistoryEvent(kind: .refusal, generation: live, reason: reason, summary: "\(purpose) refused: \(error)"), purpose: purpose)
+            state.recordRefusal(["\(error)"], purpose: purpose, reason: reason)
             throw .refused(["enforcer: \(error)"])
         }
         // Nothing is left to restore or to confirm: the flush supersedes a pending promise.
@@ -159,18 +155,18 @@ public final class KernelDataplane: Dataplane {
     /// waiting: the operator has chosen what is live.
     public func rollback(to target: Int?, state: StateDirectory, reason: String? = nil) throws(EnforcementError) -> String {
         do {
-            let (generation, lines) = try rollbackLocked(to: target, state: state, reason: reason)
-            state.record(HistoryEvent(kind: .rollback, generation: generation, reason: reason, summary: lines.last { $0.hasPrefix("restored") } ?? lines[0],
+            let (generation, restored, lines) = try rollbackLocked(to: target, state: state, reason: reason)
+            state.record(HistoryEvent(kind: .rollback, generation: generation, reason: reason, summary: restored,
                                       detail: lines.count > 1 ? lines.joined(separator: "\n") : nil), purpose: "rollback")
             return lines.joined(separator: "\n")
         } catch {
-            state.record(HistoryEvent(kind: .refusal, generation: state.generations.currentNumber(), reason: reason,
-                                      summary: "rollback refused: " + (error.messageLines.first ?? "")), purpose: "rollback")
+            state.recordRefusal(error.messageLines, purpose: "rollback", reason: reason)
             throw error
         }
     }
 
-    private func rollbackLocked(to target: Int?, state: StateDirectory, reason: String?) throws(EnforcementError) -> (Int, [String]) {
+    /// The rollback: the generation it recorded, its own line, and every line to report.
+    private func rollbackLocked(to target: Int?, state: StateDirectory, reason: String?) throws(EnforcementError) -> (Int, String, [String]) {
         let lock = try state.lock(for: "rollback")
         defer { lock.release() }
         var lines: [String] = []
@@ -188,12 +184,13 @@ public final class KernelDataplane: Dataplane {
             applier.actor = Actor.current(purpose: "rollback")
             applier.reason = reason
             let outcome = try applier.rollback(to: target)
-            lines.append("restored generation \(target) as generation \(outcome.generation): \(outcome.summary)")
+            let restored = "restored generation \(target) as generation \(outcome.generation): \(outcome.summary)"
+            lines.append(restored)
             if let waiting = PendingConfirm.read(from: state) {
                 PendingConfirm.remove(from: state)
                 lines.append("the pending confirm of \(waiting.generation.map { "generation \($0)" } ?? "an unfinished apply") is void: the rollback chose what is live")
             }
-            return (outcome.generation, lines)
+            return (outcome.generation, restored, lines)
         } catch {
             throw .refused(["enforcer: \(error)", "enforcer: nothing was changed; the previous ruleset stays live"])
         }
@@ -243,7 +240,7 @@ public final class KernelDataplane: Dataplane {
         } catch {
             let failure = "\(what) was not confirmed by \(ISO8601.string(pending.deadline)), and restoring failed: \(error)"
             appendWatchdogLog(state, failure)
-            state.record(HistoryEvent(kind: .refusal, generation: pending.generation, summary: failure), purpose: "restoring an unconfirmed apply")
+            state.recordRefusal([failure], purpose: "restoring an unconfirmed apply", reason: nil)
             throw .refused(["enforcer: " + failure])
         }
         PendingConfirm.remove(from: state)

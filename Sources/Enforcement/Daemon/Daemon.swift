@@ -137,9 +137,8 @@ public final class Daemon {
             let errors = error.diagnostics.filter { $0.severity == .error }
             for line in DiagnosticText.render(errors) { log(line) }
             log("reload (\(reason)) refused: \(counted(errors.count, "error")); generation \(live()) stays live")
-            state.record(HistoryEvent(at: instant, kind: .refusal, generation: state.generations.currentNumber(), reason: reason,
-                                      summary: "reload refused: \(counted(errors.count, "error")) in \(pipeline.source.location); generation \(live()) stays live",
-                                      detail: errors.map(\.description).joined(separator: "\n")), purpose: "enforcer run reload")
+            state.recordRefusal(["\(counted(errors.count, "error")) in \(pipeline.source.location); generation \(live()) stays live"] + errors.map(\.description),
+                                purpose: "reload", reason: reason, at: instant)
             report.lastReload = .init(at: instant, ok: false, message: "\(errors.count) error(s): \(errors.first?.description ?? "")")
             return .refused
         }

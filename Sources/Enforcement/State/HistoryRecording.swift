@@ -26,6 +26,14 @@ extension StateDirectory {
         }
     }
 
+    /// A refusal: nothing changed. `lines` are the error's (`EnforcementError.messageLines`):
+    /// the first is the summary after "PURPOSE refused: ", the rest the detail.
+    public func recordRefusal(_ lines: [String], purpose: String, reason: String?, at instant: Date = Date()) {
+        record(HistoryEvent(at: instant, kind: .refusal, generation: generations.currentNumber(), reason: reason,
+                            summary: "\(purpose) refused: \(lines.first ?? "")",
+                            detail: lines.count > 1 ? lines.dropFirst().joined(separator: "\n") : nil), purpose: purpose)
+    }
+
     /// The history, oldest first (see `GenerationStore.events`).
     public func history(limit: Int?, kinds: Set<HistoryEvent.Kind>, generation: Int?) throws(EnforcementError) -> [HistoryEvent] {
         do { return try generations.events(limit: limit, kinds: kinds, generation: generation) } catch {
@@ -41,9 +49,8 @@ extension Pipeline {
     public func recordRefusal(_ error: EnforcementError, purpose: String, reason: String?) {
         let state = state()
         guard (try? StateGuard(path: state.path).secure()) != nil else { return }
-        let lines = error.messageLines
-        state.record(HistoryEvent(kind: .refusal, generation: state.generations.currentNumber(), reason: reason,
-                                  summary: "\(purpose) refused: \(lines.first ?? "\(error)") in \(source.location)",
-                                  detail: lines.count > 1 ? lines.dropFirst().joined(separator: "\n") : nil), purpose: purpose)
+        var lines = error.messageLines
+        if !lines.isEmpty { lines[0] += " in \(source.location)" }
+        state.recordRefusal(lines, purpose: purpose, reason: reason)
     }
 }
