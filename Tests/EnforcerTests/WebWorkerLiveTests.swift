@@ -192,6 +192,31 @@ struct WebWorkerLiveTests {
         #expect(text.contains("deny 192.168.50.11:40001 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
     }
 
+    /// A second SYN with another sequence number on an open connection must not move where
+    /// the worker reads the stream: before, the worker restarted the flow there, then let the
+    /// real ClientHello through unjudged as "before the start" (found by bench/flood-bench.sh).
+    @Test func aSecondSYNDoesNotLetAClientHelloThroughUnjudged() throws {
+        let lab = try GatewayLab()
+        try lab.serveTLS()
+        try LiveTrafficTests.sh("""
+            ip netns exec \(lab.office) nft -f - <<'EOF'
+            table inet rawclient { chain output { type filter hook output priority 0; policy accept; tcp sport 40200-40300 tcp flags rst drop; }; }
+            EOF
+            """)
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        for (index, (name, expected)) in [("bit.ly", "reset"), ("example.org", "serverhello"), ("www.bit.ly", "reset")].enumerated() {
+            let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", Paths.rawTCP, "second-syn", name, GatewayLab.webV4, "443",
+                                                  String(40200 + index)])
+            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(name): \(result.stdout)\(result.stderr.suffix(400))")
+        }
+        let text = lab.stopWorker(worker, log: log)
+        #expect(text.contains("deny 192.168.50.11:40200 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
+        #expect(text.contains("permit 192.168.50.11:40201 → 203.0.113.10:443 tls host=example.org"), "\(text)")
+        #expect(text.contains("stray segments dropped 3"), "\(text)")
+    }
+
     /// The recent table on a gateway: a delta that moves an office PC to a new address puts
     /// it in `enforcer_recent`'s forward chain (forced with `recent_from = 0`); the worker then
     /// judges its web flows as before, and its old address gets nothing.

@@ -430,6 +430,65 @@ struct InspectorTests {
         #expect(inspector.flows.count == 0)
     }
 
+    @Test("a second SYN with another sequence number is dropped and does not move the stream",
+          arguments: [0x1234_5678, 1, 0xffff_ff00] as [UInt32])
+    func conflictingSYN(_ shift: UInt32) throws {
+        var inspector = try makeInspector()
+        let connection = Connection()
+        let moved = Connection(isn: connection.isn &+ shift)
+        expectUndecided([
+            inspector.inspect(connection.syn, now: 1, wallClock: mondayMorning),
+            inspector.inspect(connection.packet(sequence: connection.base, .ack), now: 1, wallClock: mondayMorning),
+        ])
+        #expect(inspector.inspect(moved.syn, now: 1, wallClock: mondayMorning).verdict == .drop)
+        // The request the server reads is still the one judged.
+        let action = inspector.inspect(connection.data(try curlHello("curl.example")), now: 1, wallClock: mondayMorning)
+        #expect(action.verdict == .accept(mark: denied))
+        #expect(action.segments == [connection.reset(after: 0)])
+        #expect(inspector.counters.strayDropped == 1)
+    }
+
+    @Test("a retransmitted SYN keeps what the flow has received")
+    func retransmittedSYN() throws {
+        var inspector = try makeInspector()
+        let connection = Connection()
+        let pieces = thirds(try curlHello("curl.example"))
+        expectUndecided(inspector.feed(connection, [pieces[0]]))
+        expectUndecided([inspector.inspect(connection.syn, now: 1, wallClock: mondayMorning)])
+        let actions = [pieces[1], pieces[2]].map { inspector.inspect(connection.data($0.bytes, at: $0.offset), now: 1, wallClock: mondayMorning) }
+        expectUndecided(actions.dropLast())
+        #expect(actions.last?.verdict == .accept(mark: denied))
+        #expect(actions.last?.segments == [connection.reset(after: pieces[2].offset)])
+        #expect(inspector.counters.strayDropped == 0)
+    }
+
+    @Test("bytes before the stream's first byte are dropped, never passed unjudged",
+          arguments: [(-100, 50), (-10, 100), (-0x7000_0000, 20)] as [(Int, Int)])
+    func bytesBeforeTheStream(_ offset: Int, _ count: Int) throws {
+        var inspector = try makeInspector()
+        let connection = Connection()
+        _ = inspector.inspect(connection.syn, now: 1, wallClock: mondayMorning)
+        let early = connection.packet(sequence: connection.base &+ UInt32(bitPattern: Int32(offset)), [.psh, .ack],
+                                      Array(try curlHello("curl.example").prefix(count)))
+        let action = inspector.inspect(early, now: 1, wallClock: mondayMorning)
+        #expect(action.verdict == .drop)
+        #expect(action.segments.isEmpty)
+        #expect(inspector.counters.strayDropped == 1)
+        #expect(inspector.inspect(connection.data(try curlHello("curl.example")), now: 1, wallClock: mondayMorning).verdict == .accept(mark: denied))
+    }
+
+    @Test("a judged flow's 5-tuple taken by a new connection is judged afresh")
+    func reusedTuple() throws {
+        var inspector = try makeInspector()
+        let first = Connection()
+        #expect(inspector.judge(first, try curlHello("mozilla.org.")).verdict == .accept(mark: permitted))
+        let second = Connection(isn: first.isn &+ 0x0100_0000)
+        let action = inspector.judge(second, try curlHello("curl.example"))
+        #expect(action.verdict == .accept(mark: denied))
+        #expect(action.segments == [second.reset(after: 0)])
+        #expect(inspector.counters.strayDropped == 0)
+    }
+
     // MARK: Marks
 
     static let marks: [MarkCase] = [

@@ -57,7 +57,7 @@ public final class DaemonProcess {
         while daemon.stopReason == nil { try loop.turn() }
         let summary = queue.map { queue in
             let counters = queue.worker.inspector.counters
-            return "; packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors)"
+            return "; packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), stray segments dropped \(counters.strayDropped)"
         } ?? ""
         if let queue { loop.remove(queue) }
         queue = nil  // unbinds the queue: queued flows follow [kernel] queue_fail from now on

@@ -127,7 +127,7 @@ public struct StatusReport {
         if daemon.policies.isEmpty { out.append("  none enforced on \(daemon.system)") }
         out.append("next flip: " + (daemon.nextFlip.map { "\(ISO8601.string($0.at)) \($0.policies.map { "'\($0)'" }.joined(separator: ", "))" } ?? "none scheduled"))
         if let counters = daemon.counters {
-            out.append("queue: packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), flows tracked \(counters.flowsTracked)")
+            out.append("queue: packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), stray segments dropped \(counters.strayDropped), flows tracked \(counters.flowsTracked)")
         } else {
             out.append("queue: no worker (no web rules on this system)")
         }

@@ -110,9 +110,29 @@ public struct Flow: Sendable {
     public var lastSeen: Double
     public var dataPackets = 0
     public var outcome: FlowOutcome?
+    /// The sequence number of the SYN that started the flow; nil for a flow first seen in
+    /// the middle (begun before the worker ran).
+    public var synSequence: UInt32?
 
     /// What a slot holds while its flow is taken out; allocates nothing.
     static var empty: Flow { Flow(base: 0, stream: StreamReassembly(limit: 0), started: 0, lastSeen: 0) }
+}
+
+/// What a SYN means for the flow its 5-tuple names.
+enum SYNRole: Equatable {
+    /// A new flow: none tracked, or a judged one whose 5-tuple a new connection reuses.
+    case starts
+    /// The tracked flow's own SYN sent again.
+    case retransmits
+    /// Another sequence number on a flow still being judged (or one first seen mid-stream).
+    case conflicts
+
+    init(of sequence: UInt32, tracked: Flow?) {
+        guard let tracked else { self = .starts; return }
+        if tracked.synSequence == sequence { self = .retransmits }
+        else if tracked.outcome != nil { self = .starts }
+        else { self = .conflicts }
+    }
 }
 
 /// Flows being judged, bounded in number, each for a bounded time.

@@ -154,6 +154,9 @@ public struct WorkerCounters: Sendable, Codable, Hashable {
     public var failVerdicts = 0
     /// Of those, flows whose rule had a pattern PCRE2 gave up on (a match limit).
     public var matchErrors = 0
+    /// Packets no TCP stack sends on the connection the worker follows (a second SYN with
+    /// another sequence number, bytes before the stream's start): dropped, never passed.
+    public var strayDropped = 0
     public var flowsTracked = 0
     public var flowsExpired = 0
 }
@@ -169,6 +172,7 @@ extension WorkerCounters {
         redirected = try count(.redirected)
         failVerdicts = try count(.failVerdicts)
         matchErrors = try count(.matchErrors)
+        strayDropped = try count(.strayDropped)
         flowsTracked = try count(.flowsTracked)
         flowsExpired = try count(.flowsExpired)
     }
@@ -230,14 +234,32 @@ public struct Inspector {
         var flow: Flow
         let slot: Int?
         if tcp.flags.contains(.syn) {
-            // A new flow, or the same 5-tuple reused: the SYN's sequence number starts it.
             // Idle flows are swept once a second (`expire`), never here: a SYN flood must
             // not turn every packet into a walk over the table.
             guard let claimed = flows.claim(key) else {
                 return failure(key, slot: nil, packet: packet, tcp: tcp, flow: nil, delivered: 0, reason: "flow table full (\(settings.maxFlows) flows)", now: now)
             }
             slot = claimed.slot
-            flow = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now)
+            let tracked = claimed.isNew ? nil : flows.take(at: claimed.slot)
+            switch SYNRole(of: tcp.sequenceNumber, tracked: tracked) {
+            case .starts:
+                // A new flow, or a judged one's 5-tuple reused by a new connection (its
+                // conntrack entry is new and unmarked, or it would not be queued): the SYN's
+                // sequence number starts the stream.
+                flow = Flow(base: tcp.sequenceNumber &+ 1, stream: StreamReassembly(limit: settings.bufferLimit), started: now, lastSeen: now,
+                            synSequence: tcp.sequenceNumber)
+            case .retransmits:
+                // The same SYN again: what the flow has received so far stays.
+                flow = tracked!
+            case .conflicts:
+                // Another SYN on a connection still being judged. The kernel's conntrack
+                // ignores it and the server keeps reading the first stream; restarting here
+                // would judge a stream the server never reads and pass the real one as
+                // "before the start". Dropped, and the flow judged as it was.
+                flows.put(tracked!, at: claimed.slot)
+                counters.strayDropped += 1
+                return PacketAction(verdict: .drop)
+            }
         } else if let found = flows.slot(of: key) {
             slot = found
             flow = flows.take(at: found)
@@ -276,6 +298,14 @@ public struct Inspector {
         // Data on a SYN (TCP Fast Open) starts right after the SYN's own sequence number.
         let start = tcp.flags.contains(.syn) ? tcp.sequenceNumber &+ 1 : tcp.sequenceNumber
         let offset = Int(Int32(bitPattern: start &- flow.base))
+        if offset < 0 {
+            // Bytes from before the stream's first byte: no TCP stack sends them on this
+            // connection (its SYN fixed where the stream starts). Passing them unjudged
+            // would let whoever moved the start send a request nobody reads; dropped.
+            keep(flow, key, slot: slot)
+            counters.strayDropped += 1
+            return PacketAction(verdict: .drop)
+        }
 
         // The stream so far. When this segment is the whole start of the stream (the
         // common case: the ClientHello or request head in one packet), it is read where it

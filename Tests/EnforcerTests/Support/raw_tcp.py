@@ -29,6 +29,12 @@ Usage: raw_tcp.py SUBCOMMAND ARGUMENTS...
       when a reset comes, "timeout" otherwise; "no syn-ack" (exit 1) if the handshake
       never started. (WebWorkerLiveTests)
 
+  second-syn NAME DST PORT SPORT
+      From port SPORT: the TCP handshake, then a second SYN with another sequence number on
+      the open connection, then a real ClientHello for NAME in one segment where the first
+      handshake put the stream. Prints what the server answers, as reversed-hello does.
+      (WebWorkerLiveTests)
+
   segmented-hello NAME DST PORT MODE
       Not raw: a kernel socket (TCP_NODELAY) can cut a ClientHello where it is told, as
       long as the pieces go in order. It writes the ClientHello for NAME in back-to-back
@@ -38,7 +44,7 @@ Usage: raw_tcp.py SUBCOMMAND ARGUMENTS...
       RESULT HELLOBYTES": ok, reset, closed or timeout. It lives here because it shares the
       making of the ClientHello with the raw clients. (ResetOrderLiveTests)
 
-reordered-hello and reversed-hello speak from a port that no kernel socket owns, so the
+reordered-hello, reversed-hello and second-syn speak from a port that no kernel socket owns, so the
 client host's kernel answers the server's SYN-ACK with a reset of its own: the caller must
 drop those (the tests add an nft rule in the client's namespace for the ports they use).
 IPv4 only.
@@ -202,14 +208,36 @@ def reversed_hello(name, dst, port, sport):
     for a, b in reversed(list(zip(cuts, cuts[1:]))):
         flow.send(isn + 1 + a, server + 1, PSH | ACK, hello[a:b])
         time.sleep(0.05)
+    print(server_answer(flow))
+
+
+def second_syn(name, dst, port, sport):
+    _, _, _, hello = client_hello(name)
+    flow = RawFlow(dst, port, sport)
+    isn = random.randrange(WRAP)
+    server = flow.syn_ack(isn)
+    if server is None:
+        print("no syn-ack")
+        sys.exit(1)
+    flow.send(isn + 1, server + 1, ACK)
+    # Another SYN on the open connection, from another sequence number: the server's TCP
+    # and the kernel's conntrack ignore it, a worker that believed it would look for the
+    # ClientHello in the wrong place.
+    flow.send((isn + 100_000) % WRAP, 0, SYN)
+    time.sleep(0.05)
+    flow.send((isn + 1) % WRAP, (server + 1) % WRAP, PSH | ACK, hello)
+    print(server_answer(flow))
+
+
+def server_answer(flow):
+    """What the server sends back within 3 s: "reset", "serverhello" for a TLS record, or
+    "timeout"."""
     for _, flags, data in flow.receive(time.time() + 3):
         if flags & RST:
-            print("reset")
-            return
+            return "reset"
         if data[:1] == b"\x16":  # a TLS handshake record: the ServerHello
-            print("serverhello")
-            return
-    print("timeout")
+            return "serverhello"
+    return "timeout"
 
 
 def segmented_hello(name, address, port, mode):
@@ -255,6 +283,7 @@ COMMANDS = {
     "reordered-hello": (reordered_hello, (str, str, int, int)),
     "reversed-hello": (reversed_hello, (str, str, int, int)),
     "segmented-hello": (segmented_hello, (str, str, int, str)),
+    "second-syn": (second_syn, (str, str, int, int)),
 }
 
 
