@@ -16,7 +16,8 @@ struct Status: ParsableCommand {
     func run() throws {
         let pipeline = pipeline(directory, state)
         let table = (try? pipeline.configuration())?.table ?? Config().table
-        let report = StatusReport(state: pipeline.state(), kernel: KernelDataplane.kernelGeneration(table: table))
+        let report = StatusReport(state: pipeline.state(), kernel: KernelDataplane.kernelGeneration(table: table),
+                                  rulesetGeneration: KernelDataplane.rulesetGeneration())
         if json {
             print(try report.json())
         } else {

@@ -108,7 +108,10 @@ struct ConfirmPromiseTests {
             let box = try Sandbox("killed\(round)")
             try Self.require(box.apply("db-1"))
             let a = Self.normalized(try box.listing())
+            // How long the apply to be killed takes here and now, to spread the kills over it.
+            let started = Date()
             try Self.require(box.apply("srv-1"))
+            let duration = Date().timeIntervalSince(started)
             let b = Self.normalized(try box.listing())
             try Self.require(box.apply("db-1"))
             let process = Process()
@@ -117,7 +120,7 @@ struct ConfirmPromiseTests {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
-            Thread.sleep(forTimeInterval: Double(round) * 0.006)
+            Thread.sleep(forTimeInterval: duration * 1.2 * Double(round) / 19)
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             let now = Self.normalized(try box.listing())

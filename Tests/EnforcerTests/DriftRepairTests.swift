@@ -109,6 +109,33 @@ struct DriftRepairTests {
         #expect(daemon.text.components(separatedBy: "drift: restored").count == 7)
     }
 
+    @Test("without a daemon, apply and status doubt a table that anyone may have changed since; the daemon vouches for commits that left it alone")
+    func theRecordIsTrustedOnlyWhileNobodyElseCommitted() throws {
+        let box = try Sandbox("driftcli")
+        try ApplyLifecycleTests.require(box.apply("db-1"))
+        let good = try Self.ours(box)
+        // A rule inserted by hand leaves the table's mark and handle as they were.
+        try Self.nft(box, "insert rule inet enforcer input accept")
+        let status = try ApplyLifecycleTests.require(box.enforcer(["status", "--dir", Paths.example("enclave")])).stdout
+        #expect(status.contains("generation 1 is live (the kernel's table says so too); but nftables has changed since it was applied"), "\(status)")
+        let repaired = try ApplyLifecycleTests.require(box.apply("db-1")).stdout
+        #expect(repaired.hasPrefix("applied generation 2 for db-1: nftables changed since generation 1 was applied (another program committed, and no enforcer daemon watched what); table replaced"), "\(repaired)")
+        #expect(try Self.ours(box) == good)
+        #expect(try ApplyLifecycleTests.require(box.apply("db-1")).stdout.hasPrefix("unchanged: generation 2 is live"))
+
+        // With `enforcer run` watching, a commit that leaves enforcer's tables alone keeps the
+        // record trusted: the next apply is still "unchanged", not a whole replacement.
+        let watched = try Sandbox("driftwatched")
+        let daemon = try Daemon(watched, policy: Paths.example("enclave"))
+        try Self.nft(watched, "add table inet someone_else")
+        #expect(try ConfirmPromiseTests.eventually(2) {
+            let text = (try? watched.enforcer(["status", "--dir", Paths.example("enclave")]).stdout) ?? ""
+            return text.contains("(the kernel's table says so too)") && !text.contains("nftables has changed since")
+        }, "\(daemon.text)")
+        let again = try ApplyLifecycleTests.require(watched.apply("db-1")).stdout
+        #expect(again.hasPrefix("unchanged: generation 1 is live"), "\(again)")
+    }
+
     @Test("on_drift = report: logged and counted, left as it is")
     func reportsOnly() throws {
         let box = try Sandbox("driftreport")

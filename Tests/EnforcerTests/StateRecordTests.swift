@@ -142,9 +142,11 @@ import Testing
         var outcomes: [String: Int] = [:]
         let rounds = 16
         for round in 0..<rounds {
-            // Even rounds: spread over the whole apply; odd rounds: across the staging write.
+            // Even rounds: spread over the whole apply (the last one well after it, since a
+            // busy machine may take longer than the probe did); odd rounds: across the
+            // staging write.
             let delay = round % 2 == 0
-                ? duration * Double(round) / Double(rounds - 2) * 1.1
+                ? duration * (round == rounds - 2 ? 3 : Double(round) / Double(rounds - 2))
                 : offset + stageStart - 0.01 + (stageEnd - stageStart + 0.02) * Double(round / 2) / Double(rounds / 2 - 1)
             let box = try Sandbox("dbkill\(round)")
             _ = try Self.require(box.apply("db-1", ["--reason", "before"]))

@@ -166,8 +166,11 @@ struct TransactionTests {
     @Test func queueProbeIsANoOp() throws {
         let namespace = try TestNamespace("enfk-probe")
         let connection = try namespace.connection()
+        let generation = try connection.followGeneration()
         let encoding = try KernelTable.probeQueueEncoding(connection: connection)
         #expect(try namespace.nft("list", "ruleset") == "")
+        // Never committed: the ruleset's generation did not move.
+        #expect(try connection.followGeneration() == generation)
         let nativeAvailable = (try? shell("modprobe", "-n", "nft_queue")) != nil
             && FileManager.default.fileExists(atPath: "/sys/module/nft_queue")
         if !nativeAvailable { #expect(encoding == .xtablesTarget) }
@@ -238,7 +241,80 @@ struct TransactionTests {
     }
 }
 
-/// A refusal names its operation as nft says it.
+extension TransactionTests {
+    /// The ruleset generation: read with GETGEN, advanced by one by every commit; a batch
+    /// sent on the condition of a generation that moved is refused and changes nothing; a
+    /// batch refused for any other reason leaves the generation where it was.
+    @Test func batchesFollowTheRulesetGeneration() throws {
+        let namespace = try TestNamespace("enfk-genid")
+        let connection = try namespace.connection()
+        let encoder = RulesetEncoder(queue: try KernelTable.probeQueueEncoding(connection: connection))
+        let ruleset = try exampleRuleset("enclave", system: "db-1")
+        let table = KernelTable(name: ruleset.table.name, connection: connection)
+
+        let first = try connection.followGeneration()
+        try table.replace(with: ruleset, comment: nil, encoder: encoder)
+        #expect(connection.knownGeneration == first &+ 1)
+        #expect(try connection.followGeneration() == first &+ 1)
+
+        // A refused batch: aborted, the generation stays and is still known.
+        var broken = ruleset
+        let input = try #require(broken.table.chains.firstIndex { $0.name == "input" })
+        broken.table.chains[input].rules.insert(Rule([.verdict(.goto("no_such_chain"))]), at: 0)
+        #expect(throws: KernelError.self) { try table.replace(with: broken, comment: nil, encoder: encoder) }
+        #expect(connection.knownGeneration == first &+ 1)
+        #expect(try KernelTable.queueEncoding(connection: try namespace.connection()) == encoder.queue)
+        let probe = try namespace.connection()
+        #expect(try probe.followGeneration() == first &+ 1)
+
+        // Another process commits: the next conditional batch is refused, nothing changes.
+        _ = try namespace.nft("add", "table", "inet", "someone_else")
+        let before = try namespace.nft("list", "table", "inet", "enforcer")
+        let error = try #require(throws: KernelError.self) { try table.replace(with: ruleset, comment: "moved", encoder: encoder) }
+        guard case .rejected(let rejection) = error else { Issue.record("expected a refusal, got \(error)"); return }
+        #expect(rejection.isGenerationMoved)
+        #expect(rejection.description == "the kernel refused the transaction: another process changed the ruleset since enforcer read it")
+        #expect(connection.knownGeneration == nil)
+        #expect(try namespace.nft("list", "table", "inet", "enforcer") == before)
+        // Unknown generation: batches go unconditionally.
+        try table.replace(with: ruleset, comment: nil, encoder: encoder)
+        #expect(connection.knownGeneration == nil)
+        #expect(try connection.followGeneration() == first &+ 3)
+    }
+}
+
+extension TransactionTests {
+    /// Without a daemon watching, the record is trusted only while nobody else committed: a
+    /// rule inserted by hand (mark and handle unchanged) is no longer "unchanged" but replaced
+    /// whole with the reason said; enforcer's own timed grants keep the trust.
+    @Test func theRecordIsTrustedOnlyWhileNobodyElseCommitted() throws {
+        let namespace = try TestNamespace("enfk-trust")
+        let state = NSTemporaryDirectory() + "enforcer-trust-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let applier = Applier(stateDirectory: state, connection: try namespace.connection())
+        let ruleset = try exampleRuleset("enclave", system: "db-1")
+        #expect(try applier.apply(ruleset, system: "db-1", policyDirectory: nil).mode == .replaced)
+        #expect(try applier.apply(ruleset, system: "db-1", policyDirectory: nil).mode == .unchanged)
+
+        _ = try namespace.nft("insert", "rule", "inet", "enforcer", "input", "accept")
+        let repaired = try applier.apply(ruleset, system: "db-1", policyDirectory: nil)
+        #expect(repaired.mode == .replaced)
+        #expect(repaired.summary.hasPrefix("nftables changed since generation 1 was applied (another program committed"), "\(repaired.summary)")
+        #expect(!(try namespace.nft("list", "chain", "inet", "enforcer", "input")).contains("\t\taccept\n"))
+        #expect(try applier.apply(ruleset, system: "db-1", policyDirectory: nil).mode == .unchanged)
+
+        // A commit elsewhere cannot be told apart from one here: replaced too.
+        _ = try namespace.nft("add", "table", "inet", "someone_else")
+        #expect(try applier.apply(ruleset, system: "db-1", policyDirectory: nil).mode == .replaced)
+
+        // enforcer's own grant changes keep the table trusted.
+        let mark = MarkLayout(mask: 0x00ff_ffff).policyMark(3)
+        try applier.setTimedGrants([(mark: mark, until: Date().addingTimeInterval(600))], revoked: [mark + 1], ruleset: ruleset)
+        #expect(try applier.apply(ruleset, system: "db-1", policyDirectory: nil).mode == .unchanged)
+    }
+}
+
+/// A refusal names its operation as nft says it./// A refusal names its operation as nft says it.
 @Test(arguments: [(KernelOperation.addRule, "add rule"), (.deleteElements, "delete elements"), (.getTable, "get table"),
                   (.flushChain, "flush chain"), (.transaction, "the transaction")])
 func operationWords(operation: KernelOperation, words: String) {

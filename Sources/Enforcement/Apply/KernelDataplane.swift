@@ -147,6 +147,13 @@ public final class KernelDataplane: Dataplane {
         }
     }
 
+    /// The ruleset's nf_tables generation id now (root only): every commit by any process
+    /// advances it, so one that differs from the record's says somebody committed since.
+    public static func rulesetGeneration() -> UInt32? {
+        guard geteuid() == 0 else { return nil }
+        return try? NFTablesConnection().followGeneration()
+    }
+
     /// The name of the table that holds senders added by deltas, beside `table`.
     public static func recentTableName(of table: String) -> String { RecentTable.name(of: table) }
 

@@ -42,6 +42,7 @@ public final class DaemonProcess {
         confirmTimer.onEvent = handle
         drift.onEvent = handle
         drift.changedRecently = { [unowned self] in daemon.lastApplied.map { Date().timeIntervalSince($0) < 2 } ?? false }
+        drift.untouchedThrough = { [unowned self] from, to in daemon.state.generations.advanceKernelGeneration(from: from, to: to) }
         watchTables()
         watch.onEvent = handle
         try bindWorkerIfNeeded()

@@ -17,6 +17,9 @@ final class DriftMonitorSource: EventSource {
     /// Whether this process changed the kernel in the last moments: an overflow of the
     /// notices then comes from its own large transaction.
     var changedRecently: () -> Bool = { false }
+    /// A transaction (nf_tables generation `from` → `to`) that left enforcer's tables alone:
+    /// the record may say they are still as enforcer left them at `to`.
+    var untouchedThrough: (_ from: UInt32, _ to: UInt32) -> Void = { _, _ in }
 
     /// Changes seen since the last transaction ended.
     private var open: [String] = []
@@ -37,14 +40,16 @@ final class DriftMonitorSource: EventSource {
         let (events, overflowed) = monitor.events()
         let own = getpid()
         var ownCommit = false
+        var untouched: [UInt32] = []
         for event in events {
             switch event {
             case .changed(let family, let table, let object, _):
                 guard family == TableFamily.inet.number, tables.contains(table) else { continue }
                 if case .elements(let set) = object, expectedSets.contains(set) { continue }
                 open.append("\(event.words) in table inet \(table)")
-            case .committed(_, let pid, let process):
+            case .committed(let generation, let pid, let process):
                 if Int32(bitPattern: pid) == own { ownCommit = true }
+                if open.isEmpty { untouched.append(generation) }
                 if !open.isEmpty, Int32(bitPattern: pid) != own, process != "enforcer" {
                     found.append(contentsOf: Self.summarized(open).map { "\($0) by \(process) (pid \(pid))" })
                 }
@@ -53,6 +58,12 @@ final class DriftMonitorSource: EventSource {
         }
         if overflowed && !ownCommit && !changedRecently() {
             found.append("the kernel's change notices overflowed, so changes may have gone unseen")
+        }
+        // Only while no drift waits for repair and no notice was lost: the record then keeps
+        // pace with commits that did not touch enforcer's tables (one at a time, from the
+        // generation it holds, so a gap leaves it behind).
+        if !overflowed && found.isEmpty {
+            for generation in untouched { untouchedThrough(generation == 1 ? UInt32.max : generation &- 1, generation) }
         }
         if !found.isEmpty, settleAt == nil { settleAt = now + Self.settle }
         if let due = settleAt, now >= due {

@@ -22,12 +22,18 @@ public struct StatusReport {
     /// An `apply --confirm` waiting for `enforcer confirm`.
     public let pendingConfirm: PendingConfirm?
     public let kernel: KernelGeneration
+    /// The nf_tables generation id now, and the one at which the record last knew enforcer's
+    /// table to be as it left it.
+    public let rulesetGeneration: UInt32?
+    public let recordedRulesetGeneration: UInt32?
     let now: Date
 
-    public init(state: StateDirectory, kernel: KernelGeneration, now: Date = Date()) {
+    public init(state: StateDirectory, kernel: KernelGeneration, rulesetGeneration: UInt32? = nil, now: Date = Date()) {
         self.state = state
         self.kernel = kernel
+        self.rulesetGeneration = rulesetGeneration
         self.now = now
+        recordedRulesetGeneration = state.generations.currentNumber().flatMap { state.generations.kernelGeneration(of: $0) }
         live = state.generations.currentNumber()
         daemon = try? DaemonReport.read(from: state)
         overrides = state.overrides.read().pruned(at: now)
@@ -49,11 +55,16 @@ public struct StatusReport {
             ["generation": intent.number, "system": intent.system, "pid": intent.pid, "started_at": ISO8601.string(intent.startedAt),
              "interrupted": !intent.isUnderWay]
         }
-        let kernelJSON: [String: Any] = switch kernel {
+        var kernelJSON: [String: Any] = switch kernel {
         case .holds(let number): ["generation": number, "agrees": number == live]
         case .unmarked: ["table": true, "generation_mark": false, "agrees": false]
         case .noTable: ["table": false, "agrees": live == nil]
         case .notAsked(let why): ["not_asked": why]
+        }
+        if let rulesetGeneration {
+            kernelJSON["ruleset_generation"] = Int(rulesetGeneration)
+            kernelJSON["recorded_ruleset_generation"] = recordedRulesetGeneration.map { Int($0) } ?? NSNull()
+            kernelJSON["untouched_since_recorded"] = rulesetGeneration == recordedRulesetGeneration
         }
         return JSONText.object(["state_directory": state.path, "generation": live, "recent_senders": recentSenders, "running": running,
                                 "daemon": daemonJSON, "overrides": overridesJSON, "pending_confirm": pending?.compactMapValues { $0 },
@@ -70,7 +81,7 @@ public struct StatusReport {
         let line: String
         switch kernel {
         case .holds(let number) where number == live:
-            line = "generation \(number) is live (the kernel's table says so too)"
+            line = "generation \(number) is live (the kernel's table says so too)" + movedSince(number)
         case .holds(let number):
             if let intent, !intent.isUnderWay, intent.number == number {
                 line = "generation \(number) is live, by the kernel's table: its apply (pid \(intent.pid)) was interrupted before it was recorded, so the record still names \(recorded); \(replace)"
@@ -89,6 +100,13 @@ public struct StatusReport {
             }
         }
         return "generation: \(line)\(under) (\(state.path))"
+    }
+
+    /// When another process has committed since the record last knew the table untouched.
+    private func movedSince(_ number: Int) -> String {
+        guard let now = rulesetGeneration, now != recordedRulesetGeneration else { return "" }
+        let then = recordedRulesetGeneration.map { "ruleset generation \($0) then, \(now) now" } ?? "ruleset generation \(now) now, none on record"
+        return "; but nftables has changed since it was applied (\(then)) and no enforcer daemon saw that its table was left alone: the next apply replaces it whole"
     }
 
     /// What a person reads, a line each.

@@ -72,13 +72,20 @@ public struct Applier {
         // An apply interrupted between its commit and its record leaves the kernel in doubt:
         // no delta against the record then, the table is replaced whole.
         let interrupted = store.intent() != nil
+        // The ruleset's generation now: the table is trusted to be as the record says only if
+        // nobody committed anything since enforcer last did (or since the daemon, watching,
+        // saw that a commit left enforcer's tables alone). Mark and handle alone miss a rule
+        // inserted or an element deleted by hand while no daemon watched.
+        let kernelGeneration = try? connection.followGeneration()
+        var replacedBecause: String?
         do { try store.beginIntent(number: number, system: system) } catch { throw .state(error) }
         // Cleared once the record tells the truth again: recorded, or nothing committed.
         var inDoubt = false
         defer { if !inDoubt { store.endIntent() } }
 
         var staged: Concurrently<GenerationStore.Staged>?
-        if !forceReplace, !interrupted, let (current, previous) = try liveGeneration(table) {
+        if !forceReplace, !interrupted, let (current, previous) = try liveGeneration(table),
+           Self.untouched(recorded: store.kernelGeneration(of: current), now: kernelGeneration, generation: current, because: &replacedBecause) {
             Trace.phase("live generation read")
             let previousRecent = store.recent(current)
             let recentIsLive: Bool
@@ -102,12 +109,14 @@ public struct Applier {
                         Trace.phase("delta committed")
                         let handle = Self.handleAfterCommit(table)
                         inDoubt = !self.record(early.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: prefix + plan.summary,
-                                               recent: plan.recent)
+                                               recent: plan.recent, kernelGeneration: connection.knownGeneration)
                         Trace.phase("generation recorded")
                         return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
                                             messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
-                    } catch .rejected {
-                        // The table drifted from the record (edited by hand?): replace it whole below.
+                    } catch .rejected(let rejection) {
+                        // The table drifted from the record (edited by hand?), or another
+                        // process committed since the generation was read: replace it whole below.
+                        if rejection.isGenerationMoved { replacedBecause = "another process changed the ruleset during the apply" }
                     } catch {
                         store.discard(early.value)
                         throw .kernel(error)
@@ -129,12 +138,28 @@ public struct Applier {
                 return (report, "table replaced: \(whole.table.sets.count) sets, \(whole.table.chains.count) chains, \(elements) kernel elements")
             }
             do throws(KernelError) {
-                let (report, replaced) = try replace(with: next.take() ?? Snapshot(ruleset))
+                // On the condition of the generation read just before, so that the one
+                // recorded is this commit's; another process committing in between makes
+                // the kernel refuse it, and it is sent again (with nothing else to go by, a
+                // fourth time unconditionally).
+                var attempt = 0
+                var result: (CommitReport, String)?
+                while result == nil {
+                    attempt += 1
+                    if attempt < 4 { _ = try? connection.followGeneration() }
+                    do throws(KernelError) {
+                        result = try replace(with: next.take() ?? Snapshot(ruleset))
+                    } catch .rejected(let rejection) where rejection.isGenerationMoved && attempt < 4 {
+                        continue
+                    }
+                }
+                let (report, replaced) = result!
                 Trace.phase("table replaced")
                 let handle = Self.handleAfterCommit(table)
-                let summary = prefix + replaced
+                let summary = prefix + (replacedBecause.map { "\($0); " } ?? "") + replaced
                 let record = staged ?? stage(ruleset, number: number, policyDirectory: policyDirectory)
-                inDoubt = !self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary)
+                inDoubt = !self.record(record.value, system: system, policyDirectory: policyDirectory, handle: handle, summary: summary,
+                                       kernelGeneration: connection.knownGeneration)
                 Trace.phase("generation recorded")
                 return ApplyOutcome(mode: .replaced, generation: number, summary: summary, messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
             } catch {
@@ -142,6 +167,18 @@ public struct Applier {
                 throw error
             }
         } catch { throw .kernel(error) }
+    }
+
+    /// Whether nothing was committed since the record's generation was live as enforcer left
+    /// it; else `because` says why the table is replaced whole.
+    static func untouched(recorded: UInt32?, now: UInt32?, generation: Int, because: inout String?) -> Bool {
+        if let recorded, let now, recorded == now { return true }
+        if recorded != nil, now != nil {
+            because = "nftables changed since generation \(generation) was applied (another program committed, and no enforcer daemon watched what)"
+        } else {
+            because = "enforcer cannot tell whether nftables changed since generation \(generation) was applied"
+        }
+        return false
     }
 
     /// The table's handle, read once its transaction is in. A failed read must not turn an
@@ -254,6 +291,12 @@ public struct Applier {
         let queue: QueueEncoding
         do { queue = try KernelTable.queueEncoding(connection: connection) } catch { throw .kernel(error) }
         let marks = Self.timedMarks(grants)
+        // The table stays as its generation left it apart from the grants: if it was trusted
+        // before (nothing committed since), it is after these commits of enforcer's own.
+        let before = try? connection.followGeneration()
+        defer {
+            if let before, let after = connection.knownGeneration, after != before { store.advanceKernelGeneration(from: before, to: after) }
+        }
         do {
             try KernelTable(family: family, name: table, connection: connection)
                 .setTimedMarks(marks, removing: revoked, set: set, encoder: RulesetEncoder(queue: queue))
@@ -291,12 +334,12 @@ public struct Applier {
 
     /// Whether the generation is on record.
     private func record(_ staged: GenerationStore.Staged, system: String, policyDirectory: String?, handle: UInt64?, summary: String,
-                        recent: [String: [SetElement]] = [:]) -> Bool {
+                        recent: [String: [SetElement]] = [:], kernelGeneration: UInt32?) -> Bool {
         let info = GenerationInfo(number: staged.number, appliedAt: Date(), system: system, policyDirectory: policyDirectory ?? "",
                                   tableHandle: handle, networkNamespace: GenerationInfo.currentNetworkNamespace(), summary: summary,
                                   actor: actor, reason: reason)
         do {
-            try store.record(staged, info: info, recent: recent)
+            try store.record(staged, info: info, recent: recent, kernelGeneration: kernelGeneration)
             return true
         } catch {
             // The kernel has the new ruleset; without a record (and with the intent left in

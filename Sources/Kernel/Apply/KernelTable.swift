@@ -30,10 +30,14 @@ public struct KernelTable {
     }
 
     private static let probed = Mutex<QueueEncoding?>(nil)
+    private static let probeEnd = "probe end (fails on purpose)"
 
     /// Which queue encoding this kernel accepts: a transaction that creates a throwaway
-    /// table with a native `queue` rule and deletes it again (a no-op when it commits). If
-    /// the kernel lacks nft_queue, the xtables NFQUEUE target is checked the same way.
+    /// table with a native `queue` rule and ends in a message bound to fail (deleting a table
+    /// that does not exist), so it never commits: the kernel still checks every message and
+    /// says whether the rule was accepted, and the ruleset's generation does not move (which
+    /// would make the next apply doubt its record). If the kernel lacks nft_queue, the
+    /// xtables NFQUEUE target is checked the same way.
     public static func probeQueueEncoding(connection: NFTablesConnection) throws(KernelError) -> QueueEncoding {
         let probe = "enforcer_probe_\(getpid())"
         func attempt(_ encoding: QueueEncoding) throws(KernelError) -> Bool {
@@ -44,14 +48,19 @@ public struct KernelTable {
                 EncodedMessage(.newRule(NFTRuleSpec(family: family, table: probe, chain: "probe",
                                                     expressions: [RulesetEncoder.queueExpression(number: 0, bypass: true, encoding: encoding)],
                                                     userData: [])), origin: "probe rule (\(encoding.rawValue))"),
-                EncodedMessage(.deleteTable(family: family, name: probe), origin: "probe table"),
+                EncodedMessage(.deleteTable(family: family, name: probe + "_absent"), origin: Self.probeEnd),
             ]
             do {
                 try connection.commit(messages)
+            } catch .rejected(let rejection) where rejection.refusals.allSatisfy({ $0.origin == Self.probeEnd }) {
                 return true
-            } catch .rejected(let rejection) where rejection.refusals.allSatisfy({ $0.operation == .addRule }) {
+            } catch .rejected(let rejection) where rejection.refusals.allSatisfy({ $0.operation == .addRule || $0.origin == Self.probeEnd }) {
                 return false
             }
+            // Committed after all: someone made a table of that name; take it away again.
+            _ = try? connection.commit([EncodedMessage(.deleteTable(family: family, name: probe), origin: "probe table"),
+                                        EncodedMessage(.deleteTable(family: family, name: probe + "_absent"), origin: "probe table")])
+            return true
         }
         if try attempt(.native) { return .native }
         if try attempt(.xtablesTarget) { return .xtablesTarget }

@@ -9,7 +9,7 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
 
 /// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
 public enum KernelOperation: Hashable, Sendable {
-    case addTable, deleteTable, getTable, addChain, deleteChain, flushChain, addRule, addSet, deleteSet, addElements, deleteElements
+    case addTable, deleteTable, getTable, getGeneration, addChain, deleteChain, flushChain, addRule, addSet, deleteSet, addElements, deleteElements
     /// The batch itself (refused before any of its messages, e.g. without permission).
     case transaction
 
@@ -34,8 +34,17 @@ public struct KernelRejection: Error, CustomStringConvertible, Sendable {
     }
     public var refusals: [Refusal]
 
+    /// The batch was sent on the condition of a ruleset generation (see
+    /// `NFTablesConnection.knownGeneration`) and another process had committed since.
+    public var isGenerationMoved: Bool {
+        refusals.contains { $0.operation == .transaction && $0.errno == ERESTART }
+    }
+
     public var description: String {
         refusals.map { refusal in
+            if refusal.operation == .transaction && refusal.errno == ERESTART {
+                return "the kernel refused the transaction: another process changed the ruleset since enforcer read it"
+            }
             var text = "the kernel refused \(refusal.operation.words) (\(refusal.origin)): \(String(cString: strerror(refusal.errno)))"
             if let message = refusal.kernelMessage, !message.isEmpty { text += " (\(message))" }
             return text

@@ -9,9 +9,12 @@ enum LibNFTNL {
     /// well below 64 KiB, the limit of a netlink attribute).
     static let scratchSize = 256 * 1024
 
-    static func batchBegin(sequence: UInt32) -> [UInt8] {
+    /// `generation`: the batch is refused (ERESTART) unless the ruleset is still at this
+    /// nf_tables generation when the kernel takes it, so nobody's commit slips in between.
+    static func batchBegin(sequence: UInt32, generation: UInt32? = nil) -> [UInt8] {
         withScratch { buffer in
-            _ = nftnl_batch_begin(buffer, sequence)
+            let header = nftnl_batch_begin(buffer, sequence)
+            if let generation, let header { mnl_attr_put_u32(header, UInt16(NFNL_BATCH_GENID.rawValue), generation.bigEndian) }
         }
     }
 
@@ -169,6 +172,14 @@ enum LibNFTNL {
             nftnl_table_set_str(table, attr(NFTNL_TABLE_NAME), name)
             let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETTABLE.rawValue), UInt16(family), UInt16(NLM_F_ACK), sequence)
             nftnl_table_nlmsg_build_payload(header, table)
+        }
+    }
+
+    /// A GETGEN request: the ruleset's generation id, which every commit by anyone advances
+    /// (answered with NEWGEN).
+    static func getGeneration(sequence: UInt32) -> [UInt8] {
+        withScratch { buffer in
+            _ = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETGEN.rawValue), UInt16(AF_UNSPEC), UInt16(NLM_F_ACK), sequence)
         }
     }
 

@@ -19,6 +19,12 @@ public struct CommitReport: Sendable {
 public final class NFTablesConnection {
     private let socket: NetlinkSocket
     private var sequence: UInt32
+    /// The ruleset's nf_tables generation as this connection last knew it (`followGeneration`),
+    /// or nil. While it is known, every batch is sent on the condition that the ruleset is
+    /// still at it (the kernel refuses it with ERESTART otherwise) and the generation the
+    /// batch's commit makes becomes the known one. So "known" means: no other process has
+    /// committed anything since this connection read it or committed itself.
+    public private(set) var knownGeneration: UInt32?
 
     public init() throws(KernelError) {
         do { socket = try NetlinkSocket() } catch { throw .socket(error) }
@@ -35,7 +41,11 @@ public final class NFTablesConnection {
         guard !messages.isEmpty else { return CommitReport(messages: 0, bytes: 0) }
         let started = monotonicSeconds()
         let begin = nextSequence(count: messages.count + 2)
-        let batch = Self.encodeBatch(messages, begin: begin)
+        let expected = knownGeneration
+        // Until this batch is acknowledged the generation is not known: a refusal or a lost
+        // connection leaves it unknown, and the next apply reads it again.
+        knownGeneration = nil
+        let batch = Self.encodeBatch(messages, begin: begin, generation: expected)
         let bytes = batch.reduce(0) { $0 + $1.count }
         Trace.phase("batch encoded (\(bytes / 1024) KiB in \(batch.count) part\(batch.count == 1 ? "" : "s"))")
         socket.setBuffers(send: bytes + 65536, receive: max(4 << 20, messages.count * 1024))
@@ -72,10 +82,18 @@ public final class NFTablesConnection {
                 }
             }
         }
-        if !refusals.isEmpty { throw .rejected(KernelRejection(refusals: refusals)) }
+        if !refusals.isEmpty {
+            let rejection = KernelRejection(refusals: refusals)
+            // A refused batch is aborted whole and commits nothing: the generation stays
+            // (unless the refusal was that it had moved).
+            if !rejection.isGenerationMoved { knownGeneration = expected }
+            throw .rejected(rejection)
+        }
         guard acknowledged.count == messages.count else {
             throw .incompleteAcknowledgement(expected: messages.count, received: acknowledged.count)
         }
+        // Commits are serialised and each advances the generation by one (0 is skipped).
+        if let expected { knownGeneration = expected &+ 1 == 0 ? 1 : expected &+ 1 }
         let done = monotonicSeconds()
         return CommitReport(messages: messages.count, bytes: bytes, seconds: done - started, kernelSeconds: done - sent)
     }
@@ -84,7 +102,7 @@ public final class NFTablesConnection {
     /// in consecutive parts that are one datagram when sent together. A large batch is cut
     /// at message boundaries into parts of about equal bytes, each encoded on its own core.
     /// `parts` overrides the count (tests).
-    static func encodeBatch(_ messages: [EncodedMessage], begin: UInt32, parts requested: Int? = nil) -> [[UInt8]] {
+    static func encodeBatch(_ messages: [EncodedMessage], begin: UInt32, generation: UInt32? = nil, parts requested: Int? = nil) -> [[UInt8]] {
         let estimates = messages.map(\.estimatedBytes)
         let total = estimates.reduce(0, +)
         let parts = max(1, requested ?? Concurrently<[UInt8]>.parts(limit: total / (4 << 20) + 1))
@@ -99,7 +117,7 @@ public final class NFTablesConnection {
         let cuts = bounds
         let work: @Sendable (Int) -> [UInt8] = { part in
             let range = cuts[part]..<cuts[part + 1]
-            var bytes = part == 0 ? LibNFTNL.batchBegin(sequence: begin) : []
+            var bytes = part == 0 ? LibNFTNL.batchBegin(sequence: begin, generation: generation) : []
             // Grown once: doubling a large batch's buffer would hold two copies at the peak.
             bytes.reserveCapacity(estimates[range].reduce(4096, +))
             let scratch = NetlinkBuffer()
@@ -110,6 +128,35 @@ public final class NFTablesConnection {
             return bytes
         }
         return Concurrently<[UInt8]>.each(parts, work)
+    }
+
+    /// Reads the ruleset's generation id and follows it from now on (see `knownGeneration`).
+    @discardableResult
+    public func followGeneration() throws(KernelError) -> UInt32 {
+        let sequence = nextSequence(count: 1)
+        do { try socket.send(LibNFTNL.getGeneration(sequence: sequence)) } catch { throw .socket(error) }
+        socket.setReceiveTimeout(seconds: 5)
+        var generation: UInt32?
+        while true {
+            let datagram: [UInt8]
+            do { datagram = try socket.receive() } catch { throw .socket(error) }
+            for reply in NetlinkReply.parse(datagram) {
+                switch reply {
+                case let .generation(seq, id) where seq == sequence:
+                    generation = id
+                case let .acknowledgement(error, seq, _) where seq == sequence:
+                    if error != 0 {
+                        throw .rejected(KernelRejection(refusals: [.init(origin: "the ruleset generation", operation: .getGeneration, errno: -error, kernelMessage: nil)]))
+                    }
+                    guard let generation else {
+                        throw .rejected(KernelRejection(refusals: [.init(origin: "the ruleset generation", operation: .getGeneration, errno: EPROTO, kernelMessage: "no generation in the answer")]))
+                    }
+                    knownGeneration = generation
+                    return generation
+                default: continue
+                }
+            }
+        }
     }
 
     /// A table's handle and comment, or nil when the table does not exist.

@@ -6,12 +6,15 @@ enum NetlinkReply {
     case elements(sequence: UInt32, keys: [[UInt8]])
     /// The end of a dump.
     case done(sequence: UInt32)
+    /// The ruleset's generation id (NEWGEN).
+    case generation(sequence: UInt32, id: UInt32)
     case other(type: UInt16)
 
     static let errorType: UInt16 = 2
     static let newTableType: UInt16 = 10 << 8  // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE
     static let newElementsType: UInt16 = 10 << 8 | 12  // NFT_MSG_NEWSETELEM
     static let doneType: UInt16 = 3  // NLMSG_DONE
+    static let newGenerationType: UInt16 = 10 << 8 | 15  // NFT_MSG_NEWGEN
     static let acknowledgementTLVs: UInt16 = 0x200
 
     static func parse(_ bytes: [UInt8]) -> [NetlinkReply] {
@@ -56,6 +59,11 @@ enum NetlinkReply {
                 out.append(.elements(sequence: sequence, keys: keys))
             case doneType:
                 out.append(.done(sequence: sequence))
+            case newGenerationType:
+                // NFTA_GEN_ID (1), a big-endian u32.
+                for (attribute, value) in attributes(bytes, from: body + 4, to: offset + length) where attribute == 1 && value.count == 4 {
+                    out.append(.generation(sequence: sequence, id: value.reduce(0) { $0 << 8 | UInt32($1) }))
+                }
             default:
                 out.append(.other(type: type))
             }

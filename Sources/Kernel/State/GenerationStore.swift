@@ -238,7 +238,8 @@ public struct GenerationStore: Sendable {
 
     /// Puts a staged generation on record with its info and the senders it leaves in the
     /// recent table, and makes it current: one database transaction.
-    public func record(_ staged: Staged, info: GenerationInfo, recent: [String: [SetElement]] = [:]) throws(StateError) {
+    /// `kernelGeneration`: the nf_tables generation id the commit made, when known.
+    public func record(_ staged: Staged, info: GenerationInfo, recent: [String: [SetElement]] = [:], kernelGeneration: UInt32? = nil) throws(StateError) {
         precondition(staged.number == info.number, "generation \(info.number) recorded from the staging of \(staged.number)")
         if let failure = staged.failure { throw failure }
         var info = info
@@ -251,11 +252,12 @@ public struct GenerationStore: Sendable {
         try database().write { db in
             try db.execute(sql: """
                 UPDATE generation SET recorded = 1, applied_at = ?, system = ?, policy_source = ?, table_handle = ?, network_namespace = ?,
-                    summary = ?, source_digest = ?, actor = ?, reason = ?, recent_json = ?
+                    summary = ?, source_digest = ?, actor = ?, reason = ?, recent_json = ?, kernel_generation = ?
                 WHERE number = ? AND recorded = 0
                 """, arguments: [ISO8601.string(recordedInfo.appliedAt, precision: .milliseconds), recordedInfo.system, recordedInfo.policyDirectory,
                                  recordedInfo.tableHandle.map { Int64(bitPattern: $0) }, recordedInfo.networkNamespace.map { Int64(bitPattern: $0) },
-                                 recordedInfo.summary, recordedInfo.sourceDigest, recordedInfo.actor, recordedInfo.reason, recentText, recordedInfo.number])
+                                 recordedInfo.summary, recordedInfo.sourceDigest, recordedInfo.actor, recordedInfo.reason, recentText,
+                                 kernelGeneration.map { Int64($0) }, recordedInfo.number])
             guard db.changesCount == 1 else {
                 throw StateError(description: "generation \(recordedInfo.number) was not staged in \(directory) (removed by another process?)")
             }
@@ -278,6 +280,28 @@ public struct GenerationStore: Sendable {
     /// Records a generation and makes it current.
     public func record(_ ruleset: Ruleset, info: GenerationInfo, policySource: String?, recent: [String: [SetElement]] = [:]) throws(StateError) {
         try record(stage(ruleset, number: info.number, policySource: policySource), info: info, recent: recent)
+    }
+
+    /// The nf_tables generation id at which the kernel held generation `number` exactly as
+    /// enforcer left it; nil when unknown (an older record, or a commit whose outcome was
+    /// not followed).
+    public func kernelGeneration(of number: Int) -> UInt32? {
+        (try? existingDatabase()?.read { db in
+            try Int64.fetchOne(db, sql: "SELECT kernel_generation FROM generation WHERE number = ? AND recorded = 1", arguments: [number])
+        }).flatMap { $0 }.map { UInt32(truncatingIfNeeded: $0) }
+    }
+
+    /// The current generation is still as enforcer left it at nf_tables generation `to`, if
+    /// it was at `from`: a commit that did not touch enforcer's tables (seen by the daemon's
+    /// monitor), or enforcer's own change of the timed grants. Nothing otherwise, so a record
+    /// that fell behind stays behind (and the next apply replaces the table whole).
+    public func advanceKernelGeneration(from: UInt32, to: UInt32) {
+        _ = try? database().write { db in
+            try db.execute(sql: """
+                UPDATE generation SET kernel_generation = ?
+                WHERE number = (SELECT CAST(value AS INTEGER) FROM setting WHERE name = 'current') AND kernel_generation = ?
+                """, arguments: [Int64(to), Int64(from)])
+        }
     }
 
     public func setCurrent(_ number: Int?) throws(StateError) {
