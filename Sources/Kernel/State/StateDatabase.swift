@@ -13,8 +13,8 @@ import Glibc
 /// database as it was before it (SQLite rolls the unfinished transaction back the next time
 /// the file is opened). Only a power loss or kernel crash can take the last transactions
 /// (never the database's consistency): the kernel ruleset they describe is lost with it,
-/// and a commit then costs no disk flush of its own (`FULL` added one or two of ~5 ms to
-/// every apply). Readers
+/// and a commit then waits for no disk flush of its own (with `FULL` every apply waits for
+/// one or two, whose cost depends on the disk). Readers
 /// (`status`, `history`) never wait for a writer. Writers across processes are serialised by
 /// SQLite's own lock (with a 30 s busy timeout) beneath the state directory's flock.
 public final class StateDatabase: @unchecked Sendable {
