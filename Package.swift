@@ -66,5 +66,11 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue", "Kernel"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
+        .testTarget(name: "EtcdTests", dependencies: [
+            "Etcd",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
     ]
 )
