@@ -259,8 +259,9 @@ public final class EtcdGatewayClient: EtcdClient {
         let (token, credentials) = state.withLock { ($0.token, $0.credentials) }
         do {
             return try await exchange(token)
-        } catch let error where [.invalidAuthToken, .authenticationRequired].contains(error.kind) && credentials != nil {
-            return try await exchange(try await logIn(credentials!))
+        } catch let error where error.kind == .invalidAuthToken || error.kind == .authenticationRequired {
+            guard let credentials else { throw error }
+            return try await exchange(try await logIn(credentials))
         }
     }
 
