@@ -9,12 +9,20 @@ let package = Package(
         .library(name: "NFQueue", targets: ["NFQueue"]),
         .library(name: "Kernel", targets: ["Kernel"]),
         .library(name: "Enforcement", targets: ["Enforcement"]),
+        .library(name: "Etcd", targets: ["Etcd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The state directory's record (generations, history) in SQLite: WAL, migrations,
         // typed rows, over the system's libsqlite3.
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // The fleet's policy store: etcd's HTTP/JSON gateway (streamed watches, TLS with client
+        // certificates) over SwiftNIO, without a gRPC stack or generated code.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Named only because SwiftPM lets a target use products of the packages listed here:
+        // the same versions async-http-client brings, nothing more to fetch or build.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         // One system-library module per C library; only the small wrapper file next to
@@ -41,6 +49,14 @@ let package = Package(
             "Compiler", "Enforcement",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // An etcd v3 client, a bottom layer: it imports none of enforcer's targets.
+        .target(name: "Etcd", dependencies: [
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .executableTarget(name: "enforcer-bench", dependencies: ["Compiler", "NFQueue"], path: "bench/Sources"),
 
         .testTarget(name: "CompilerTests", dependencies: ["Compiler"],
@@ -50,5 +66,11 @@ let package = Package(
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue", "Kernel"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
+        .testTarget(name: "EtcdTests", dependencies: [
+            "Etcd",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
     ]
 )
