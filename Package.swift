@@ -43,10 +43,11 @@ let package = Package(
         .target(name: "Kernel", dependencies: ["Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
         // The application layer: policy source → checked plan → applied generation, written
         // once for the command line and the daemon (its event loop, sources and portal).
-        .target(name: "Enforcement", dependencies: ["Compiler", "NFQueue", "Kernel", "CLinux"]),
+        // The fleet's store (Enforcement/Fleet) is etcd through the Etcd target.
+        .target(name: "Enforcement", dependencies: ["Compiler", "NFQueue", "Kernel", "Etcd", "CLinux"]),
         // The command line only: parse flags, call Enforcement, print.
         .executableTarget(name: "Enforcer", dependencies: [
-            "Compiler", "Enforcement",
+            "Compiler", "Enforcement", "Etcd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // An etcd v3 client, a bottom layer: it imports none of enforcer's targets.
@@ -64,7 +65,7 @@ let package = Package(
         .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue", "Kernel"]),
+        .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue", "Kernel", "Etcd"]),
         .testTarget(name: "EnforcerTests", dependencies: ["Compiler", "Enforcer"]),
         .testTarget(name: "EtcdTests", dependencies: [
             "Etcd",

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Enforcement
+import Foundation
 
 /// `enforcer run`: the daemon (see `Daemon` and `DaemonProcess`).
 struct Run: ParsableCommand {
@@ -21,11 +22,22 @@ struct Run: ParsableCommand {
     var system: String?
     @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in.")
     var force = false
+    @OptionGroup(title: "Fleet (instead of --dir: follow a fleet's policy in etcd)") var store: StoreOptions
 
     func run() throws {
         let process: DaemonProcess
         do {
-            process = try DaemonProcess(pipeline: pipeline(directory, state), options: .init(system: system, force: force))
+            if store.given {
+                let settings = try store.settings()
+                let client = try settings.connect()
+                let mirror = StoreMirror(stateDirectory: state.stateDir ?? "/var/lib/enforcer", layout: settings.layout)
+                let after = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, log: Log.line)
+                let setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror, host: system ?? ProcessInfo.processInfo.hostName)
+                process = try DaemonProcess(pipeline: Pipeline(source: mirror, stateDirectory: state.stateDir), options: .init(system: system, force: force),
+                                            store: (setup, after))
+            } else {
+                process = try DaemonProcess(pipeline: pipeline(directory, state), options: .init(system: system, force: force))
+            }
         } catch let failure as EnforcementError {
             throw Output.report(failure, after: "; nothing was applied")
         } catch {

@@ -43,7 +43,7 @@ public final class Daemon {
     /// The plan live now.
     public private(set) var plan: CheckedPlan
     /// What `enforcer status` reads.
-    public private(set) var report: DaemonReport
+    public internal(set) var report: DaemonReport
     /// When the plan changes next by itself (nil: never); the flip timer is set to it.
     public private(set) var nextWake: Date?
     /// The deadline of an `apply --confirm` waiting (nil: none); the daemon keeps its promise.

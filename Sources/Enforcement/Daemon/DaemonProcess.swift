@@ -19,10 +19,14 @@ public final class DaemonProcess {
     private var queue: QueueSource?
     /// One server per client-side address (the gateway's own addresses in the policy).
     private var portals: [PortalServer] = []
+    /// The fleet store this daemon follows (`enforcer run --store`).
+    private var storeSource: StoreWatchSource?
 
     /// Loads, checks and applies the policy, and binds the queue when web rules need it.
     /// Any failure here is thrown and the daemon does not start.
-    public init(pipeline: Pipeline, options: Daemon.Options) throws {
+    /// With `store`, the pipeline's source is that store's mirror (see `StoreMirror`), taken
+    /// up to date by `FleetAgent.prepare`, and the daemon follows the store from `after`.
+    public init(pipeline: Pipeline, options: Daemon.Options, store: (agent: FleetAgentSetup, after: Int64)? = nil) throws {
         // Signals first: blocking them must come before any thread starts.
         signals = try SignalSource()
         timer = try WallClockTimerSource(fired: .timerFired, clockChanged: .clockSet)
@@ -36,7 +40,7 @@ public final class DaemonProcess {
         }
         for source in [signals, timer, confirmTimer, watch, drift] as [any EventSource] { loop.add(source) }
         loop.add(reportWriter)
-        let handle: (DaemonEvent) -> Void = { [unowned self] event in self.handle(event) }
+        let handle: (DaemonEvent) -> Void = { [unowned self] event in _ = self.handle(event) }
         signals.onEvent = handle
         timer.onEvent = handle
         confirmTimer.onEvent = handle
@@ -50,7 +54,40 @@ public final class DaemonProcess {
         try timer.arm(at: daemon.nextWake)
         try confirmTimer.arm(at: daemon.confirmDeadline)
         watch.watch(daemon.watchedDirectories)
+        if let store { try follow(store.agent, after: store.after) }
         reportWriter.writeNow()
+    }
+
+    private func follow(_ setup: FleetAgentSetup, after revision: Int64) throws {
+        let agent = FleetAgent(settings: setup.settings, store: setup.store, mirror: setup.mirror, host: setup.host, wake: try WakePipe())
+        let source = StoreWatchSource(agent: agent, mirror: setup.mirror)
+        let held = setup.mirror.held()
+        daemon.report.store = DaemonReport.Store(summary: setup.settings.summary, revision: held?.revision ?? 0, connected: true,
+                                                 seenRevision: revision, lastError: nil)
+        source.onUpdate = { [unowned self] revision, reason in
+            let outcome = handle(.reload(reason: reason))
+            // A refused bundle leaves the previous one in force, and its revision.
+            var store = daemon.report.store
+            if outcome != .refused { store?.revision = revision }
+            daemon.report.store = store
+            agent.applied(revision: store?.revision ?? 0, generation: daemon.state.generations.currentNumber(), system: daemon.plan.host.name,
+                          error: outcome == .refused ? "revision \(revision) refused: \(daemon.report.lastReload?.message ?? "")" : nil)
+            reportWriter.writeNow()
+        }
+        source.onConnection = { [unowned self] connection in
+            guard var store = daemon.report.store else { return }
+            store.connected = connection.connected
+            store.seenRevision = max(connection.seenRevision, store.seenRevision)
+            store.lastError = connection.lastError
+            if store != daemon.report.store {
+                daemon.report.store = store
+                reportWriter.markDirty()
+            }
+        }
+        storeSource = source
+        loop.add(source)
+        agent.applied(revision: held?.revision ?? 0, generation: daemon.state.generations.currentNumber(), system: daemon.plan.host.name, error: nil)
+        agent.start(after: revision, digest: held?.digest)
     }
 
     /// Runs until SIGTERM or SIGINT; then leaves the ruleset in place or flushes it ([run] on_stop).
@@ -61,14 +98,16 @@ public final class DaemonProcess {
             return "; packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), stray segments dropped \(counters.strayDropped)"
         } ?? ""
         if let queue { loop.remove(queue) }
+        if let storeSource { loop.remove(storeSource); storeSource.agent.stop() }
         queue = nil  // unbinds the queue: queued flows follow [kernel] queue_fail from now on
         daemon.finish(workerSummary: summary)
         reportWriter.writeNow()
     }
 
-    private func handle(_ event: DaemonEvent) {
+    @discardableResult
+    private func handle(_ event: DaemonEvent) -> Daemon.Outcome {
         let outcome = daemon.handle(event)
-        if outcome == .stopping { return }
+        if outcome == .stopping { return outcome }
         if outcome == .reloaded { watchTables() }
         if outcome == .reloaded {
             queue?.worker.replaceMatcher(WebMatcher(rules: daemon.plan.policy.webRules, defaultAction: daemon.plan.policy.config.defaultAction))
@@ -82,6 +121,7 @@ public final class DaemonProcess {
         // A reload, even a refused one, may have added files or list folders to watch.
         if case .reload = event { watch.watch(daemon.watchedDirectories) }
         reportWriter.writeNow()
+        return outcome
     }
 
     /// enforcer's tables as the live plan names them, for the drift monitor.

@@ -155,6 +155,11 @@ public struct StatusReport {
         if let drift = daemon.drift, let at = drift.lastAt {
             out.append("drift: \(counted(drift.count, "change")) to enforcer's tables by other processes, \(drift.restored) restored; the last at \(ISO8601.string(at)): \(drift.lastChanges.joined(separator: "; ")); \(drift.lastOutcome ?? "")")
         }
+        if let store = daemon.store {
+            let lag = store.seenRevision > store.revision ? ", the store is at revision \(store.seenRevision)" : ""
+            out.append("store: \(store.summary): policy of revision \(store.revision)\(lag); "
+                       + (store.connected ? "watching" : "unreachable (\(store.lastError ?? "not connected yet")): enforcing what is in force"))
+        }
         return out
     }
 }

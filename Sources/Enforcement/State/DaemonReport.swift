@@ -41,6 +41,19 @@ public struct DaemonReport: Codable, Sendable {
     public var lastReload: Reload?
     public var counters: WorkerCounters?
     public var drift: Drift?
+    /// The fleet store this daemon follows (`enforcer run --store`), nil for a policy directory.
+    public var store: Store?
+
+    public struct Store: Codable, Sendable, Equatable {
+        /// "http://… (fleet NAME)".
+        public var summary: String
+        /// The store revision of the bundle enforced.
+        public var revision: Int64
+        public var connected: Bool
+        /// The last store revision the watch has seen.
+        public var seenRevision: Int64
+        public var lastError: String?
+    }
 
     public init(pid: Int32, startedAt: Date, system: String, policyDirectory: String) {
         self.pid = pid

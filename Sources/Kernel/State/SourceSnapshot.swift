@@ -9,11 +9,11 @@ import Glibc
 ///
 /// The digest covers, for each file in path order, its path, a NUL, its length in decimal, a
 /// NUL and its bytes: a file renamed or moved between two files changes it.
-struct SourceSnapshot {
-    var files: [(path: String, content: Data)]
-    var digest: String
+public struct SourceSnapshot: Sendable {
+    public var files: [(path: String, content: Data)]
+    public var digest: String
 
-    init(directory: String) throws(StateError) {
+    public init(directory: String) throws(StateError) {
         var found: [(String, Data)] = []
         func walk(_ relative: String) throws(StateError) {
             let absolute = relative.isEmpty ? directory : directory + "/" + relative
@@ -38,14 +38,18 @@ struct SourceSnapshot {
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            files = []
-            digest = SHA256.hex([UInt8]())
+            self.init(files: [])
             return
         }
         try walk("")
-        files = found.sorted { $0.0 < $1.0 }.map { (path: $0.0, content: $0.1) }
+        self.init(files: found.map { (path: $0.0, content: $0.1) })
+    }
+
+    /// The same files held in memory (a fleet's bundle as the store has it).
+    public init(files: [(path: String, content: Data)]) {
+        self.files = files.sorted { $0.path < $1.path }
         var hash = SHA256()
-        for file in files {
+        for file in self.files {
             hash.update(Array(file.path.utf8) + [0] + Array(String(file.content.count).utf8) + [0])
             hash.update(file.content)
         }

@@ -1,0 +1,37 @@
+import Foundation
+
+/// The fleet store's changes as daemon events: `FleetAgent` follows the store on the
+/// concurrency runtime's threads and wakes the loop through its pipe; here, on the loop's
+/// thread, each new bundle is written into the mirror and handed on at once (no settling
+/// delay: a push is one transaction, whole when it arrives).
+final class StoreWatchSource: EventSource {
+    let agent: FleetAgent
+    let mirror: StoreMirror
+    /// A new bundle is in the mirror: its revision and who pushed it.
+    var onUpdate: (_ revision: Int64, _ reason: String) -> Void = { _, _ in }
+    /// The watch's state, after every wake.
+    var onConnection: (FleetAgent.Connection) -> Void = { _ in }
+
+    init(agent: FleetAgent, mirror: StoreMirror) {
+        self.agent = agent
+        self.mirror = mirror
+    }
+
+    var fileDescriptor: Int32 { agent.wake.readEnd }
+
+    func wake(_ readiness: Poll.Readiness, now: Double) {
+        agent.wake.drain()
+        let (update, notes, connection) = agent.take()
+        Log.lines(notes)
+        onConnection(connection)
+        guard let update else { return }
+        do {
+            try mirror.write(update.files, revision: update.revision, digest: update.bundle.digest)
+        } catch {
+            Log.line("store: revision \(update.revision) not taken in: \(error)")
+            return
+        }
+        onUpdate(update.revision, "store revision \(update.revision), pushed by \(update.bundle.pushedBy)"
+                 + (update.bundle.message.map { ": \($0)" } ?? ""))
+    }
+}

@@ -1,0 +1,128 @@
+import Compiler
+import Foundation
+import Kernel
+
+/// What an administrator does to a fleet's store: push a checked policy directory, compare
+/// one with it, list and restore earlier pushes, and see what every agent enforces.
+/// Each returns the lines to print.
+public struct FleetAdmin {
+    public let store: FleetStore
+
+    public init(store: FleetStore) { self.store = store }
+
+    /// Checks `directory` as `enforcer check` does (diagnostics and expectations), then
+    /// writes it as the fleet's bundle, on the condition that nobody pushed since it was
+    /// checked against the store's bundle. `ifRevision`: only if the bundle is still the one
+    /// of that revision (as `fleet diff` or `fleet history` showed it), whatever it is now.
+    public func push(directory: String, message: String?, ifRevision: Int64? = nil, at instant: Date = Date()) throws -> [String] {
+        let pipeline = Pipeline(directory: directory)
+        let (policy, warnings) = try pipeline.load()
+        let failures = pipeline.failedExpectations(policy, at: instant)
+        if !failures.isEmpty { throw EnforcementError.expectations(failures) }
+        let snapshot: SourceSnapshot
+        do { snapshot = try SourceSnapshot(directory: directory) } catch { throw FleetError.usage("\(error)") }
+        let store = store
+        let current = try waitFor { try await store.bundle() }
+        var lines = warnings.map(\.description)
+        if current.bundle?.digest == snapshot.digest {
+            return lines + ["unchanged: revision \(current.modRevision) of fleet \(store.layout.fleet) holds this policy (digest \(snapshot.digest.prefix(12)))"]
+        }
+        let expected = ifRevision ?? current.modRevision
+        let (bundle, chunks) = FleetBundle.make(snapshot, pushedBy: Actor.current(purpose: "fleet push"), message: message,
+                                                checkedAt: expected, at: instant)
+        let revision = try waitFor { try await store.push(bundle, chunks: chunks, expecting: expected) }
+        let changed = bundle.changedPaths(since: current.bundle)
+        lines.append("pushed revision \(revision) to fleet \(store.layout.fleet): \(counted(changed.count, "file")) changed"
+                     + (changed.isEmpty ? "" : " (\(changed.prefix(8).joined(separator: ", "))\(changed.count > 8 ? ", …" : ""))")
+                     + "; \(policy.systems.count) systems, \(policy.policies.count) policies; digest \(snapshot.digest.prefix(12))")
+        return lines
+    }
+
+    /// The files in which `directory` and the store's bundle differ, and how.
+    public func diff(directory: String) throws -> [String] {
+        let snapshot: SourceSnapshot
+        do { snapshot = try SourceSnapshot(directory: directory) } catch { throw FleetError.usage("\(error)") }
+        let store = store
+        let current = try waitFor { try await store.bundle() }
+        guard let bundle = current.bundle else {
+            return ["fleet \(store.layout.fleet) has no policy yet: a push adds \(counted(snapshot.files.count, "file"))"]
+        }
+        if bundle.digest == snapshot.digest { return ["no difference: revision \(current.modRevision) holds \(directory) as it is"] }
+        let remote = try waitFor { try await store.files(of: bundle) }
+        let theirs = Dictionary(uniqueKeysWithValues: remote.map { ($0.path, $0.content) })
+        let ours = Dictionary(uniqueKeysWithValues: snapshot.files.map { ($0.path, $0.content) })
+        var lines = ["\(directory) against revision \(current.modRevision) of fleet \(store.layout.fleet):"]
+        for path in Set(theirs.keys).union(ours.keys).sorted() {
+            switch (theirs[path], ours[path]) {
+            case (nil, let mine?): lines.append("  added    \(path) (\(mine.count) bytes)")
+            case (_?, nil): lines.append("  removed  \(path)")
+            case (let old?, let new?) where old != new: lines.append("  changed  \(path): " + Self.changedLines(old, new))
+            default: continue
+            }
+        }
+        return lines
+    }
+
+    /// Which lines differ between two texts: the span between their common first and last lines.
+    static func changedLines(_ old: Data, _ new: Data) -> String {
+        let a = old.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        let b = new.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        var head = 0
+        while head < a.count, head < b.count, a[head] == b[head] { head += 1 }
+        var tail = 0
+        while tail < a.count - head, tail < b.count - head, a[a.count - 1 - tail] == b[b.count - 1 - tail] { tail += 1 }
+        let removed = a.count - head - tail, added = b.count - head - tail
+        return "line \(head + 1): \(counted(removed, "line")) out, \(counted(added, "line")) in"
+    }
+
+    /// Pushes, newest first.
+    public func history(limit: Int) throws -> [String] {
+        let store = store
+        let entries = try waitFor { try await store.history(limit: limit) }
+        guard !entries.isEmpty else { return ["fleet \(store.layout.fleet) has no policy yet"] }
+        return entries.map { entry in
+            "revision \(entry.revision)  \(ISO8601.string(entry.bundle.pushedAt))  \(entry.bundle.pushedBy)  "
+                + "\(counted(entry.bundle.files.count, "file")), digest \(entry.bundle.digest.prefix(12))"
+                + (entry.bundle.message.map { "  \"\($0)\"" } ?? "")
+        }
+    }
+
+    /// Pushes the bundle of `revision` again, as a new revision.
+    public func rollback(to revision: Int64, message: String?) throws -> [String] {
+        let store = store
+        let old = try waitFor { try await store.bundle(at: revision) }
+        guard let bundle = old.bundle else { throw FleetError.usage("fleet \(store.layout.fleet) had no policy at revision \(revision)") }
+        let current = try waitFor { try await store.bundle() }
+        if current.bundle?.digest == bundle.digest {
+            return ["unchanged: revision \(current.modRevision) already holds the policy of revision \(revision)"]
+        }
+        var restored = bundle
+        restored.pushedBy = Actor.current(purpose: "fleet rollback")
+        restored.pushedAt = Date()
+        restored.message = message ?? "rollback to revision \(revision)"
+        restored.checkedAt = current.modRevision
+        // The chunks are still there: chunks are never removed while a kept revision names them.
+        let again = restored
+        let pushed = try waitFor { try await store.push(again, chunks: [:], expecting: current.modRevision) }
+        return ["pushed revision \(pushed) to fleet \(store.layout.fleet): the policy of revision \(revision) (digest \(bundle.digest.prefix(12)))"]
+    }
+
+    /// Every agent: the revision it enforces, how far behind the store it is, its last error.
+    public func status(at instant: Date = Date()) throws -> [String] {
+        let store = store
+        let (current, presence) = try waitFor { () async throws -> (FleetStore.Read, (revision: Int64, hosts: [FleetStore.Presence])) in
+            (try await store.bundle(), try await store.presences())
+        }
+        var lines = ["fleet \(store.layout.fleet): " + (current.bundle.map { "revision \(current.modRevision) pushed \(ISO8601.string($0.pushedAt)) by \($0.pushedBy)" } ?? "no policy pushed")]
+        if presence.hosts.isEmpty { lines.append("no agent has reported") }
+        for host in presence.hosts {
+            let state = host.revision == current.modRevision ? "in sync" : host.revision == 0 ? "nothing applied" : "behind (pushed revision \(current.modRevision))"
+            var line = "  \(host.host) (system \(host.system)): revision \(host.revision), \(state)"
+            if let generation = host.generation { line += ", generation \(generation)" }
+            if let applied = host.appliedAt { line += ", applied \(applied)" }
+            if let error = host.error { line += "; error: \(error)" }
+            lines.append(line)
+        }
+        return lines
+    }
+}

@@ -1,0 +1,201 @@
+import Compiler
+import Etcd
+import Foundation
+
+/// A fleet's keys in etcd, read and written the way every enforcer command and agent agrees
+/// on (`FleetLayout`): the pushed bundle, its chunks, its history, the agents' presence.
+public struct FleetStore: Sendable {
+    public let client: any EtcdClient
+    public let layout: FleetLayout
+
+    public init(client: any EtcdClient, layout: FleetLayout) {
+        self.client = client
+        self.layout = layout
+    }
+
+    /// The bundle as of `revision` (0: now), the store's revision of that read, and the
+    /// revision the bundle was last written at (0 when none was ever pushed).
+    public struct Read: Sendable {
+        public var bundle: FleetBundle?
+        public var revision: Int64
+        public var modRevision: Int64
+    }
+
+    public func bundle(at revision: Int64 = 0) async throws(FleetError) -> Read {
+        let response: RangeResponse
+        do { response = try await client.range(.key(layout.pushKey), RangeOptions(revision: revision)) } catch {
+            throw Self.failure("read the bundle of fleet \(layout.fleet)", error)
+        }
+        guard let kv = response.kvs.first else { return Read(bundle: nil, revision: response.header.revision, modRevision: 0) }
+        return Read(bundle: try FleetBundle.decode(kv.value), revision: response.header.revision, modRevision: kv.modRevision)
+    }
+
+    /// The files of `bundle`, in path order. Chunks in `have` (by digest) are not fetched
+    /// again; the others are, several at a time. Every chunk is checked against its digest.
+    public func files(of bundle: FleetBundle, reusing have: [String: Data] = [:]) async throws(FleetError) -> [(path: String, content: Data)] {
+        let wanted = Set(bundle.files.values.flatMap(\.chunks)).subtracting(have.keys)
+        var chunks = have
+        for (digest, data) in try await fetch(Array(wanted)) { chunks[digest] = data }
+        return try bundle.files.keys.sorted().map { path throws(FleetError) in
+            var content = Data()
+            for digest in bundle.files[path]!.chunks {
+                guard let chunk = chunks[digest] else { throw .store("chunk \(digest) of \(path) is missing from the store") }
+                content.append(chunk)
+            }
+            return (path, content)
+        }
+    }
+
+    private func fetch(_ digests: [String]) async throws(FleetError) -> [String: Data] {
+        guard !digests.isEmpty else { return [:] }
+        let client = client, layout = layout
+        do {
+            return try await withThrowingTaskGroup(of: (String, Data).self) { group in
+                var out: [String: Data] = [:]
+                var pending = digests[...]
+                // Eight at a time: a cold agent's first snapshot fetches hundreds.
+                for _ in 0..<min(8, pending.count) {
+                    let digest = pending.removeFirst()
+                    group.addTask { try await Self.chunk(digest, client: client, layout: layout) }
+                }
+                while let (digest, data) = try await group.next() {
+                    out[digest] = data
+                    if let next = pending.popFirst() { group.addTask { try await Self.chunk(next, client: client, layout: layout) } }
+                }
+                return out
+            }
+        } catch let error as FleetError {
+            throw error
+        } catch {
+            throw Self.failure("fetch chunks of fleet \(layout.fleet)", error)
+        }
+    }
+
+    private static func chunk(_ digest: String, client: any EtcdClient, layout: FleetLayout) async throws -> (String, Data) {
+        guard let kv = try await client.get(layout.chunkKey(digest)) else {
+            throw FleetError.store("chunk \(digest) is missing from the store")
+        }
+        guard SHA256.hex(kv.value) == digest else { throw FleetError.store("chunk \(digest) in the store does not match its digest") }
+        return (digest, kv.value)
+    }
+
+    /// Writes the chunks the store lacks, then the bundle in one transaction on the condition
+    /// that the bundle is still the one last written at `expecting` (0: none yet). Returns
+    /// the revision of the push; another push in between is `FleetError.conflict`.
+    public func push(_ bundle: FleetBundle, chunks: [String: Data], expecting modRevision: Int64) async throws(FleetError) -> Int64 {
+        let client = client, layout = layout
+        let present: Set<String>
+        do {
+            let listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true))
+            let prefix = layout.chunkPrefix.count
+            present = Set(listed.kvs.map { String($0.keyString.dropFirst(prefix)) })
+        } catch { throw Self.failure("list the chunks of fleet \(layout.fleet)", error) }
+        let missing = chunks.filter { !present.contains($0.key) }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var pending = missing.sorted { $0.key < $1.key }[...]
+                for _ in 0..<min(8, pending.count) {
+                    let (digest, data) = pending.removeFirst()
+                    group.addTask { try await client.put(layout.chunkKey(digest), data) }
+                }
+                while try await group.next() != nil {
+                    if let (digest, data) = pending.popFirst() { group.addTask { try await client.put(layout.chunkKey(digest), data) } }
+                }
+            }
+        } catch { throw Self.failure("write the chunks of fleet \(layout.fleet)", error) }
+        let manifest = try bundle.encoded()
+        let response: TxnResponse
+        do {
+            response = try await client.txn(if: [.modRevision(layout.pushKey, .equal, modRevision)],
+                                            then: [.put(key: Data(layout.pushKey.utf8), value: manifest, lease: 0, prevKV: false)],
+                                            else: [.range(.key(layout.pushKey))])
+        } catch { throw Self.failure("write the bundle of fleet \(layout.fleet)", error) }
+        guard response.succeeded else {
+            var who = ""
+            if case .range(let range)? = response.responses.first, let kv = range.kvs.first, let other = try? FleetBundle.decode(kv.value) {
+                who = " (revision \(kv.modRevision), pushed by \(other.pushedBy) at \(ISO8601.string(other.pushedAt)))"
+            }
+            throw .conflict("another push landed since this one was checked\(who): check the policy against it and push again")
+        }
+        return response.header.revision
+    }
+
+    /// Earlier bundles, newest first, as far back as the store keeps them (etcd forgets
+    /// revisions before its last compaction).
+    public func history(limit: Int = 20) async throws(FleetError) -> [(revision: Int64, bundle: FleetBundle)] {
+        var out: [(Int64, FleetBundle)] = []
+        var at: Int64 = 0
+        while out.count < limit {
+            let response: RangeResponse
+            do { response = try await client.range(.key(layout.pushKey), RangeOptions(revision: at)) } catch {
+                if error.kind == .compacted { break }
+                throw Self.failure("read the history of fleet \(layout.fleet)", error)
+            }
+            guard let kv = response.kvs.first else { break }
+            out.append((kv.modRevision, try FleetBundle.decode(kv.value)))
+            guard kv.modRevision > 1 else { break }
+            at = kv.modRevision - 1
+        }
+        return out.map { (revision: $0.0, bundle: $0.1) }
+    }
+
+    // MARK: Presence
+
+    /// What an agent tells the fleet about itself.
+    public struct Presence: Codable, Sendable, Equatable {
+        public var host: String
+        public var system: String
+        /// The store revision whose bundle it enforces (0: none yet).
+        public var revision: Int64
+        public var generation: Int?
+        public var appliedAt: String?
+        /// Why its last attempt failed (a refused bundle's diagnostics, the store unreachable).
+        public var error: String?
+        public var updatedAt: String
+
+        public init(host: String, system: String, revision: Int64, generation: Int?, appliedAt: Date?, error: String?, at instant: Date = Date()) {
+            self.host = host
+            self.system = system
+            self.revision = revision
+            self.generation = generation
+            self.appliedAt = appliedAt.map { ISO8601.string($0, precision: .milliseconds) }
+            self.error = error
+            updatedAt = ISO8601.string(instant, precision: .milliseconds)
+        }
+    }
+
+    public func announce(_ presence: Presence, lease: Int64) async throws(FleetError) {
+        let data: Data
+        do { data = try Self.presenceEncoder.encode(presence) } catch { throw .store("cannot encode presence: \(error)") }
+        do { try await client.put(layout.presenceKey(presence.host), data, lease: lease) } catch {
+            throw Self.failure("write the presence of \(presence.host)", error)
+        }
+    }
+
+    /// Every agent's presence, with the store's current revision.
+    public func presences() async throws(FleetError) -> (revision: Int64, hosts: [Presence]) {
+        let response: RangeResponse
+        do { response = try await client.range(.prefix(layout.presencePrefix)) } catch {
+            throw Self.failure("read the presence of fleet \(layout.fleet)", error)
+        }
+        let hosts = response.kvs.compactMap { try? Self.presenceDecoder.decode(Presence.self, from: $0.value) }
+        return (response.header.revision, hosts.sorted { $0.host < $1.host })
+    }
+
+    static let presenceEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }()
+    static let presenceDecoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    static func failure(_ what: String, _ error: any Error) -> FleetError {
+        if let error = error as? FleetError { return error }
+        return .store("cannot \(what): \(error)")
+    }
+}

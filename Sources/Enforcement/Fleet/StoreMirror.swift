@@ -1,0 +1,84 @@
+import Compiler
+import Foundation
+import Kernel
+
+/// The agent's copy of the fleet's bundle, in its state directory: the policy directory as
+/// the store had it at one revision. The daemon loads it like any policy directory, so a
+/// policy means the same from the store as from disk; and when the store cannot be reached,
+/// the agent (even restarted) keeps enforcing the last revision it took in (fail-static).
+///
+/// `<state>/fleet/<fleet>/policy/` holds the files, `<state>/fleet/<fleet>/revision` says
+/// which revision and digest they are. A new revision is written beside the old one and
+/// swapped in by renames, so a crash leaves one or the other whole.
+public struct StoreMirror: PolicySource {
+    public let base: String
+    public var directory: String { base + "/policy" }
+    private var inner: PolicyDirectory { PolicyDirectory(path: directory) }
+
+    public init(stateDirectory: String, layout: FleetLayout) {
+        base = stateDirectory + "/fleet/" + layout.fleet
+    }
+
+    public var location: String { directory }
+    public func load() -> PolicyLoader.Loaded { inner.load() }
+    public func configuration() -> (Config, [Diagnostic]) { inner.configuration() }
+    /// The store tells of its changes itself.
+    public func watchedDirectories(of policy: PolicySet?) -> [String] { [] }
+
+    /// The revision and digest of the bundle held, nil when none is.
+    public func held() -> (revision: Int64, digest: String)? {
+        recover()
+        guard let text = try? String(contentsOfFile: base + "/revision", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count >= 2, let revision = Int64(fields[0]), FileManager.default.fileExists(atPath: directory) else { return nil }
+        return (revision, String(fields[1]).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// The chunks of the files held, by digest: what need not be fetched again.
+    public func chunks() -> [String: Data] {
+        guard let snapshot = try? SourceSnapshot(directory: directory) else { return [:] }
+        var out: [String: Data] = [:]
+        for file in snapshot.files {
+            for piece in Chunker.split(file.content) { out[SHA256.hex(piece)] = piece }
+        }
+        return out
+    }
+
+    /// Replaces the files held with `files`, the bundle of `revision`.
+    public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String) throws(FleetError) {
+        let fm = FileManager.default
+        let fresh = base + "/policy.new", old = base + "/policy.old"
+        do {
+            try? fm.removeItem(atPath: fresh)
+            try fm.createDirectory(atPath: fresh, withIntermediateDirectories: true)
+            for file in files {
+                // Paths come from the store: nothing may climb out of the mirror.
+                guard !file.path.hasPrefix("/"), !file.path.split(separator: "/").contains("..") else {
+                    throw FleetError.store("the bundle names a file outside its directory: \(file.path)")
+                }
+                let path = fresh + "/" + file.path
+                try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                guard fm.createFile(atPath: path, contents: file.content) else { throw FleetError.store("cannot write \(path): \(SystemErrno(errno))") }
+            }
+            try? fm.removeItem(atPath: old)
+            if fm.fileExists(atPath: directory) { try fm.moveItem(atPath: directory, toPath: old) }
+            try fm.moveItem(atPath: fresh, toPath: directory)
+            try? fm.removeItem(atPath: old)
+            let record = base + "/revision.new"
+            try "\(revision) \(digest)\n".write(toFile: record, atomically: false, encoding: .utf8)
+            _ = rename(record, base + "/revision")
+        } catch let error as FleetError {
+            throw error
+        } catch {
+            throw .store("cannot write the mirror of the fleet's policy in \(base): \(SystemErrno.describe(error))")
+        }
+    }
+
+    /// A crash between the two renames of `write` leaves the old files aside: put them back.
+    private func recover() {
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: directory), fm.fileExists(atPath: base + "/policy.old") {
+            try? fm.moveItem(atPath: base + "/policy.old", toPath: directory)
+        }
+    }
+}

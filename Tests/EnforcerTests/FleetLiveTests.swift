@@ -1,0 +1,225 @@
+import Foundation
+import Testing
+
+/// One policy for several hosts through a real etcd: hosts in network namespaces on one
+/// switch (the enclave example's addresses), etcd in a namespace of its own on the same
+/// switch, real agents (`enforcer run --store`) applying to real kernels, and real
+/// connections between the hosts to show what each enforces.
+@Suite(.serialized)
+struct FleetLiveTests {
+    typealias Lab = LiveTrafficTests.Lab
+
+    /// etcd at 10.99.0.1 in the lab's `store` namespace, with a fresh data directory.
+    final class Store {
+        let lab: Lab
+        let data: String
+        var process: Process?
+        static let url = "http://10.99.0.1:2379"
+        var namespace: String { lab.ns("store") }
+
+        init(_ lab: Lab) throws {
+            self.lab = lab
+            data = NSTemporaryDirectory() + "enforcer-fleet-etcd-\(lab.tag)"
+            try LiveTrafficTests.sh("""
+                ip netns add \(namespace) && ip -n \(namespace) link set lo up && \
+                ip link add s-\(lab.tag) netns \(namespace) type veth peer name ps netns \(lab.ns("switch")) && \
+                ip -n \(lab.ns("switch")) link set ps master br0 up && \
+                ip -n \(namespace) link set s-\(lab.tag) name eth0 && ip -n \(namespace) link set eth0 up && \
+                ip -n \(namespace) addr add 10.99.0.1/8 dev eth0
+                """)
+            try start()
+        }
+
+        func start() throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", namespace, "/usr/bin/etcd", "--name", "lab", "--data-dir", data,
+                                 "--listen-client-urls", "\(Self.url),http://127.0.0.1:2379", "--advertise-client-urls", Self.url,
+                                 "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                                 "--initial-cluster", "lab=http://127.0.0.1:2380", "--heartbeat-interval", "20", "--election-timeout", "200"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            self.process = process
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                let answer = try run("/usr/sbin/ip", ["netns", "exec", namespace, "curl", "-s", "-m", "1", "-X", "POST",
+                                                      "http://127.0.0.1:2379/v3/maintenance/status", "-d", "{}"])
+                if answer.stdout.contains("\"version\"") { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            Issue.record("etcd did not answer within 15 s")
+        }
+
+        /// As a crash would: at once, keeping the data.
+        func kill() {
+            guard let process, process.isRunning else { return }
+            Glibc.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+
+        deinit {
+            kill()
+            GatewayLab.removeNamespace(namespace)
+            try? FileManager.default.removeItem(atPath: data)
+        }
+
+        /// `enforcer fleet ARGS` run inside the store's namespace.
+        func fleet(_ arguments: [String]) throws -> CommandResult {
+            try run("/usr/sbin/ip", ["netns", "exec", namespace, Paths.enforcer, "fleet"] + arguments + ["--store", "http://127.0.0.1:2379", "--fleet", "lab"],
+                    environment: ["TZ": "UTC"])
+        }
+    }
+
+    /// `enforcer run --store` on `host`, logging to a file.
+    final class Agent {
+        let process = Process()
+        let log: String
+        let state: String
+
+        init(_ lab: Lab, _ host: String) throws {
+            state = lab.state + "/" + host
+            log = lab.state + "-" + host + ".log"
+            try FileManager.default.createDirectory(atPath: lab.state, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: log, contents: nil)
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", lab.ns(host), Paths.enforcer, "run", "--store", Store.url, "--fleet", "lab",
+                                 "--system", host, "--state-dir", state]
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+        }
+
+        var text: String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        /// Seconds until the log holds `line` (polled every 2 ms), nil after `timeout`.
+        func wait(for line: String, timeout: Double = 10) -> Double? {
+            let start = Date()
+            while Date().timeIntervalSince(start) < timeout {
+                if text.contains(line) { return Date().timeIntervalSince(start) }
+                Thread.sleep(forTimeInterval: 0.002)
+            }
+            return nil
+        }
+
+        /// Seconds from now until each agent's log holds its line (all polled together), nil
+        /// for those that did not within `timeout`.
+        static func wait(for lines: [(Agent, String)], timeout: Double = 10) -> [Double?] {
+            let start = Date()
+            var seen = [Double?](repeating: nil, count: lines.count)
+            while Date().timeIntervalSince(start) < timeout, seen.contains(where: { $0 == nil }) {
+                for (index, (agent, line)) in lines.enumerated() where seen[index] == nil && agent.text.contains(line) {
+                    seen[index] = Date().timeIntervalSince(start)
+                }
+                Thread.sleep(forTimeInterval: 0.002)
+            }
+            return seen
+        }
+
+        deinit {
+            GatewayLab.stop(process)
+            try? FileManager.default.removeItem(atPath: log)
+        }
+    }
+
+    /// Replaces `old` by `new` in the lab's copy of `rules.d/20-servers.policy`.
+    static func edit(_ lab: Lab, _ old: String, _ new: String) throws {
+        let path = lab.policy + "/rules.d/20-servers.policy"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        try #require(text.contains(old))
+        try text.replacingOccurrences(of: old, with: new).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    @Test("a push is applied by every agent within 250 ms; etcd down: each keeps enforcing; etcd back: in sync again")
+    func pushesReachEveryAgent() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        let first = try store.fleet(["push", "--dir", lab.policy, "--message", "first"])
+        #expect(first.status == 0 && first.stdout.contains("pushed revision "), "\(first.stdout)\(first.stderr)")
+        try lab.serve("db-1", port: 22)
+        try lab.serve("db-1", port: 5432)
+        // db-1 receives from the workstations; sre-1 does not, so the change below leaves its
+        // part of the policy as it was: its agent sends nothing to its kernel.
+        let agents = try ["db-1", "sre-1"].map { try Agent(lab, $0) }
+        for agent in agents { #expect(agent.wait(for: "applied generation 1") != nil, "\(agent.text)") }
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 22))
+        #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
+
+        // Workstations may now reach the servers' 5432: both agents apply it.
+        try Self.edit(lab, "allow: tcp/22, tcp/443", "allow: tcp/22, tcp/443, tcp/5432")
+        let second = try store.fleet(["push", "--dir", lab.policy, "--message", "5432 for workstations"])
+        #expect(second.status == 0, "\(second.stderr)")
+        let latencies = Agent.wait(for: [(agents[0], "applied generation 2"), (agents[1], "5432 for workstations): unchanged: generation 1 is live")])
+        print("push → applied: " + zip(["db-1", "sre-1 (its part unchanged)"], latencies).map { "\($0) \($1.map { String(format: "%.0f ms", $0 * 1000) } ?? "never")" }.joined(separator: ", "))
+        for (agent, latency) in zip(agents, latencies) { #expect(latency != nil && latency! < 0.25, "\(agent.text)") }
+        let line = agents[0].text.split(separator: "\n").first { $0.contains("applied generation 2") } ?? ""
+        #expect(line.contains("elements added") && !line.contains("table replaced"), "the change is a delta: \(line)")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432))
+        let status = try store.fleet(["status"]).stdout
+        #expect(status.components(separatedBy: ", in sync").count == 3, "\(status)")
+        let history = try store.fleet(["history"]).stdout
+        #expect(history.contains("\"5432 for workstations\"") && history.contains("\"first\""), "\(history)")
+
+        // etcd goes down: a push fails, the agents keep enforcing what they have.
+        store.kill()
+        try Self.edit(lab, "allow: tcp/22, tcp/443, tcp/5432", "allow: tcp/22, tcp/443")
+        let refused = try store.fleet(["push", "--dir", lab.policy])
+        #expect(refused.status == 1 && refused.stderr.contains("cannot read the bundle of fleet lab"), "\(refused.stderr)")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432))
+        var hostStatus = ""
+        #expect(try ConfirmPromiseTests.eventually(5) {
+            hostStatus = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "status", "--state-dir", agents[0].state]).stdout
+            return hostStatus.contains("store: \(Store.url) (fleet lab): policy of revision") && hostStatus.contains("unreachable")
+        }, "\(hostStatus)")
+
+        // etcd is back: the next push reaches both again.
+        try store.start()
+        let third = try store.fleet(["push", "--dir", lab.policy, "--message", "5432 closed again"])
+        #expect(third.status == 0, "\(third.stderr)")
+        #expect(agents[0].wait(for: "applied generation 3", timeout: 20) != nil, "\(agents[0].text)")
+        #expect(agents[1].wait(for: "5432 closed again): unchanged", timeout: 20) != nil, "\(agents[1].text)")
+        #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
+    }
+
+    @Test("pushes: unchanged, a conflict told to check again, a policy with errors refused, diff, rollback, a 3 MB file in chunks")
+    func pushesAreCheckedAndGuarded() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        let first = try store.fleet(["push", "--dir", lab.policy])
+        #expect(first.status == 0, "\(first.stderr)")
+        let revision = try #require(first.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) })
+        #expect(try store.fleet(["push", "--dir", lab.policy]).stdout.hasPrefix("unchanged: revision \(revision) of fleet lab holds this policy"))
+
+        // Two administrators checked against the same revision: the second is refused.
+        try Self.edit(lab, "allow: tcp/22, tcp/443", "allow: tcp/22, tcp/443, tcp/8443")
+        #expect(try store.fleet(["diff", "--dir", lab.policy]).stdout.contains("changed  rules.d/20-servers.policy: line 5: 1 line out, 1 line in"))
+        #expect(try store.fleet(["push", "--dir", lab.policy, "--if-revision", String(revision)]).status == 0)
+        try Self.edit(lab, "tcp/8443", "tcp/9443")
+        let late = try store.fleet(["push", "--dir", lab.policy, "--if-revision", String(revision)])
+        #expect(late.status == 1 && late.stderr.contains("another push landed since this one was checked (revision ")
+                && late.stderr.contains("check the policy against it and push again"), "\(late.stderr)")
+
+        // A policy that does not check is not pushed.
+        try "[system] broken: {\n    address: 10.999.0.1\n}\n".write(toFile: lab.policy + "/rules.d/90-broken.policy", atomically: true, encoding: .utf8)
+        let broken = try store.fleet(["push", "--dir", lab.policy])
+        #expect(broken.status == 1 && broken.stderr.contains("90-broken.policy:2:"), "\(broken.stderr)")
+        try FileManager.default.removeItem(atPath: lab.policy + "/rules.d/90-broken.policy")
+
+        // A file larger than etcd takes in one request goes in chunks and comes back whole.
+        var systems = ""
+        for index in 0..<40_000 { systems += "[system] bulk-\(index): {\n    address: 11.\(index / 65536).\(index / 256 % 256).\(index % 256)\n    tags: bulk\n}\n" }
+        try systems.write(toFile: lab.policy + "/rules.d/50-bulk.policy", atomically: true, encoding: .utf8)
+        let bulk = try store.fleet(["push", "--dir", lab.policy, "--message", "bulk"])
+        #expect(bulk.status == 0, "\(bulk.stderr)")
+        #expect(try store.fleet(["diff", "--dir", lab.policy]).stdout.hasPrefix("no difference"))
+
+        // Rollback to the first revision: a new push of its bundle.
+        let rollback = try store.fleet(["rollback", String(revision)])
+        #expect(rollback.status == 0 && rollback.stdout.contains("the policy of revision \(revision)"), "\(rollback.stdout)\(rollback.stderr)")
+        let diff = try store.fleet(["diff", "--dir", lab.policy]).stdout
+        #expect(diff.contains("added    rules.d/50-bulk.policy") && diff.contains("changed  rules.d/20-servers.policy"), "\(diff)")
+        let history = try store.fleet(["history"]).stdout.split(separator: "\n")
+        #expect(history.count == 4 && history[0].contains("\"rollback to revision \(revision)\"") && history[1].contains("\"bulk\""), "\(history)")
+    }
+}
