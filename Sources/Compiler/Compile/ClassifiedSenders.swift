@@ -108,3 +108,38 @@ struct ClassifiedSenders {
         var elements: SetElements { overflow ?? SetElements(columns) }
     }
 }
+
+/// An input class's chain and maps from the previous compile of the same host, by
+/// everything they are built from: an edit changes a few of a host's hundreds of classes,
+/// and the incremental compile builds only those again.
+final class ClassCache {
+    struct Policy: Hashable {
+        var id: Int
+        var name: String?
+        var allow: [Service]?
+        var active: Bool
+    }
+
+    struct Key: Hashable {
+        var name: String
+        var policies: [Policy]
+    }
+
+    private var built: [Key: (sets: [NamedSet], chain: Chain)] = [:]
+    /// What this compile used or built: the next compile's cache.
+    private var current: [Key: (sets: [NamedSet], chain: Chain)] = [:]
+
+    func lookUp(_ key: Key) -> (sets: [NamedSet], chain: Chain)? {
+        guard let known = built[key] ?? current[key] else { return nil }
+        current[key] = known
+        return known
+    }
+
+    func store(_ key: Key, sets: [NamedSet], chain: Chain) { current[key] = (sets, chain) }
+
+    /// Classes no longer in use are forgotten.
+    func finishBuild() {
+        built = current
+        current = [:]
+    }
+}

@@ -148,12 +148,13 @@ public struct HostCompiler {
     }
 
     /// The ruleset around the sender maps: what a compile builds once the senders are classified.
-    func assemble(_ decided: Decisions, input: ClassifiedSenders, forward: ClassifiedSenders?) -> CompiledHost {
+    func assemble(_ decided: Decisions, input: ClassifiedSenders, forward: ClassifiedSenders?, classCache: ClassCache? = nil) -> CompiledHost {
         let active = decided.active
         let byID = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, $0) })
         let isActive = { (id: Int) in active[id].map { $0 == nil } ?? false }
         let enforcedIDs = Set(decided.enforced.map(\.entry.id)).sorted()
         var builder = RulesetBuilder(config: config, layout: layout, byID: byID, enforced: enforcedIDs, isActive: isActive)
+        builder.classCache = classCache
         // Senders that lost trust: their flows under the policy are cut by address and mark.
         var revoked: [(AddressRange, UInt32)] = []
         for id in enforcedIDs {
@@ -178,6 +179,7 @@ public struct HostCompiler {
             }
         }
         builder.finish()
+        classCache?.finishBuild()
         let timed = enforcedIDs.compactMap { id -> (id: Int, policy: String, mark: UInt32, until: Date)? in
             guard let entry = byID[id], isActive(id), let until = entry.policy.schedule.timedUntil, until > instant else { return nil }
             return (id, entry.policy.name, layout.policyMark(id), until)
@@ -195,6 +197,8 @@ struct RulesetBuilder {
     let isActive: (Int) -> Bool
     private(set) var table: Table
     let enforced: [Int]
+    /// Input classes built by an earlier compile of the same host (the incremental one).
+    var classCache: ClassCache?
 
     init(config: Config, layout: MarkLayout, byID: [Int: AccessGraph.Entry], enforced: [Int], isActive: @escaping (Int) -> Bool) {
         self.config = config
@@ -417,6 +421,16 @@ struct RulesetBuilder {
     }
 
     private mutating func addClass(name: String, policies: [Int], destinations: [Int: [AddressRange]]?) {
+        let key = destinations == nil && classCache != nil ? ClassCache.Key(name: name, policies: policies.map { id in
+            ClassCache.Policy(id: id, name: byID[id]?.policy.name, allow: byID[id]?.policy.allow, active: isActive(id))
+        }) : nil
+        if let key, let built = classCache?.lookUp(key) {
+            table.sets += built.sets
+            table.chains.append(built.chain)
+            return
+        }
+        let setsBefore = table.sets.count
+        defer { if let key { classCache?.store(key, sets: Array(table.sets[setsBefore...]), chain: table.chains[table.chains.count - 1]) } }
         let names = policies.compactMap { byID[$0]?.policy.name }
         var rules: [Rule] = []
         if let destinations {

@@ -62,6 +62,7 @@ public struct IncrementalHost {
     /// then compiled in full).
     private var input: SenderClasses?
     private var forward: SenderClasses?
+    private let classCache = ClassCache()
 
     /// Compiles `host` in full from `policySet` (the files) with the runtime overrides at `instant`.
     public init(policySet: PolicySet, host: SystemDefinition, overrides: RuntimeOverrides = RuntimeOverrides(),
@@ -264,7 +265,7 @@ public struct IncrementalHost {
             compiled = try compiler.compile()
             return
         }
-        compiled = compiler.assemble(decided, input: input.classified, forward: forward?.classified)
+        compiled = compiler.assemble(decided, input: input.classified, forward: forward?.classified, classCache: classCache)
     }
 
     // MARK: - Labels

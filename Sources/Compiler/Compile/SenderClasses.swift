@@ -133,28 +133,29 @@ struct SenderClasses {
                 labels.ofSlot.append(0)
                 slotNumbers[member.name] = slot
             }
-            // With the same labels only the blocks that come or go change anything.
-            var gone = oldBlocks, come = newBlocks
-            if sameLabels {
-                var counted: [AddressBlock: Int] = [:]
-                for block in oldBlocks { counted[block, default: 0] += 1 }
-                come = []
-                for block in newBlocks {
-                    if let n = counted[block], n > 0 { counted[block] = n - 1 } else { come.append(block) }
-                }
-                gone = []
-                for block in oldBlocks where (counted[block] ?? 0) > 0 {
-                    counted[block]! -= 1
-                    gone.append(block)
-                }
+            // Contributions change only by the blocks that come or go; the addresses to
+            // sweep again are those, or all of them when the labels changed.
+            var counted: [AddressBlock: Int] = [:]
+            for block in oldBlocks { counted[block, default: 0] += 1 }
+            var come: [AddressBlock] = []
+            for block in newBlocks {
+                if let n = counted[block], n > 0 { counted[block] = n - 1 } else { come.append(block) }
+            }
+            var gone: [AddressBlock] = []
+            for block in oldBlocks where (counted[block] ?? 0) > 0 {
+                counted[block]! -= 1
+                gone.append(block)
+            }
+            if !sameLabels {
+                for block in oldBlocks + newBlocks { markDirty(block.range, &dirty4, &dirty6) }
             }
             for (blocks, isRemoval) in [(gone, true), (come, false)] {
                 for block in blocks {
                     let range = block.range
+                    if sameLabels { markDirty(range, &dirty4, &dirty6) }
                     switch range.family {
                     case .v4:
                         let first = UInt32(truncatingIfNeeded: range.first.value), last = UInt32(truncatingIfNeeded: range.last.value)
-                        dirty4.append((first, last))
                         if first == last {
                             if isRemoval { removed4.append((first, slot)) } else { added4.append((first, slot)) }
                         } else {
@@ -162,7 +163,6 @@ struct SenderClasses {
                         }
                     case .v6:
                         let first = range.first.value, last = range.last.value
-                        dirty6.append((first, last))
                         if first == last {
                             if isRemoval { removed6.append((first, slot)) } else { added6.append((first, slot)) }
                         } else {
@@ -184,6 +184,13 @@ struct SenderClasses {
     }
 
     // MARK: -
+
+    private func markDirty(_ range: AddressRange, _ dirty4: inout [(UInt32, UInt32)], _ dirty6: inout [(UInt128, UInt128)]) {
+        switch range.family {
+        case .v4: dirty4.append((UInt32(truncatingIfNeeded: range.first.value), UInt32(truncatingIfNeeded: range.last.value)))
+        case .v6: dirty6.append((range.first.value, range.last.value))
+        }
+    }
 
     /// Files a member's contributions (at start, before the sort).
     private mutating func place(_ member: Member, dirty4: inout [(UInt32, UInt32)], dirty6: inout [(UInt128, UInt128)]) {
@@ -374,12 +381,9 @@ struct FamilyPieces<Key: SweepKey> {
                 regions.append(region)
             }
         }
-        var out: [Piece<Key>] = []
-        out.reserveCapacity(pieces.count + 16)
         var gone: [Piece<Key>] = [], come: [Piece<Key>] = []
-        var next = 0
+        var swept: [[Piece<Key>]] = []
         for region in regions {
-            out.append(contentsOf: pieces[next..<region.low])
             let old = pieces[region.low..<region.high]
             let new = sweep(region.first, region.last, labels: &labels)
             // Pieces that stayed as they were are no change.
@@ -388,11 +392,24 @@ struct FamilyPieces<Key: SweepKey> {
                 if i < old.endIndex, j < new.count, old[i] == new[j] { i += 1; j += 1; continue }
                 if j == new.count || (i < old.endIndex && old[i].first <= new[j].first) { gone.append(old[i]); i += 1 } else { come.append(new[j]); j += 1 }
             }
-            out.append(contentsOf: new)
-            next = region.high
+            swept.append(new)
         }
-        out.append(contentsOf: pieces[next...])
-        pieces = out
+        if regions.count <= 32 {
+            // A few regions: replaced in place, from the last so the earlier indices hold
+            // (a region as long as before moves nothing else).
+            for (region, new) in zip(regions, swept).reversed() { pieces.replaceSubrange(region.low..<region.high, with: new) }
+        } else {
+            var out: [Piece<Key>] = []
+            out.reserveCapacity(pieces.count + come.count)
+            var next = 0
+            for (region, new) in zip(regions, swept) {
+                out.append(contentsOf: pieces[next..<region.low])
+                out.append(contentsOf: new)
+                next = region.high
+            }
+            out.append(contentsOf: pieces[next...])
+            pieces = out
+        }
         return (gone, come)
     }
 
