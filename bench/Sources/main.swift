@@ -1,7 +1,9 @@
 // Compile benchmark: a generated policy of 10,000 systems, 1,000 policies and 1,000,000
 // sender addresses, compiled for the system that receives from all of them.
 // `enforcer-bench domains [DIR]` runs the domain-list benchmark instead (Domains.swift);
-// `enforcer-bench inspect` the worker's per-packet work without the queue (Inspect.swift).
+// `enforcer-bench inspect` the worker's per-packet work without the queue (Inspect.swift);
+// `enforcer-bench incremental` one-system and one-policy edits of the same policy, compiled
+// incrementally and in full (Incremental.swift).
 import Compiler
 import Foundation
 #if canImport(Glibc)
@@ -16,7 +18,8 @@ if CommandLine.arguments.dropFirst().first == "inspect" {
 }
 
 let systems = 10_000, policies = 1_000, addressesPerSystem = 100, teams = 500
-let root = CommandLine.arguments.dropFirst().first ?? "/tmp/enforcer-bench-policy"
+let incremental = CommandLine.arguments.dropFirst().first == "incremental"
+let root = incremental ? "/tmp/enforcer-bench-incremental" : (CommandLine.arguments.dropFirst().first ?? "/tmp/enforcer-bench-policy")
 let fm = FileManager.default
 
 func generate() throws {
@@ -55,6 +58,10 @@ func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let start = DispatchTime.now()
     let value = try body()
     return (value, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+}
+
+if incremental {
+    exit(IncrementalBenchmark.main(root: root, generate: { try generate() }))
 }
 
 try generate()

@@ -52,24 +52,39 @@ public struct AccessGraph: Sendable {
             return out
         }
         entries = policySet.policies.map { policy in
-            let id = assigned[policy.name]!
-            let senders = holders(policy.senders)
-            let trusted = policy.trust.isEmpty ? senders : senders.filter { trust.satisfies($0.name, policy.trust) }
-            let lost = senders.filter { sender in
-                !trust.satisfies(sender.name, policy.trust) && !(revoked[sender.name] ?? []).isDisjoint(with: policy.trust)
-            }
-            var entry: Entry
-            switch policy.reach {
-            case .direct(let receivers):
-                entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
-                              receivers: holders(receivers), subnets: [], gateway: nil)
-            case .gateway(let gateway, let subnets):
-                entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
-                              receivers: [], subnets: subnets, gateway: gateway)
-            }
-            entry.revokedSenders = lost
-            return entry
+            Self.entry(for: policy, id: assigned[policy.name]!, holders: holders, trust: trust, revoked: revoked)
         }
+    }
+
+    /// The graph in force at `instant`: the files with the runtime overrides applied (an
+    /// `enable --for` past its end pruned; trust grants that ran out count as revoked).
+    public init(_ policySet: PolicySet, overrides: RuntimeOverrides, at instant: Date, ids: PolicyIDs = PolicyIDs()) {
+        let overrides = overrides.pruned(at: instant)
+        self.init(overrides.applied(to: policySet), trust: overrides.trustGrants(at: instant),
+                  revoked: overrides.revokedTrust(at: instant), ids: ids)
+    }
+
+    /// One policy's entry; `holders` gives the systems holding any of some tags, each once,
+    /// in tag order and then definition order. Shared with the incremental compile, which
+    /// rebuilds only the entries an edit touches.
+    static func entry(for policy: AccessPolicy, id: Int, holders: ([String]) -> [SystemDefinition],
+                      trust: TrustGrants, revoked: [String: Set<String>]) -> Entry {
+        let senders = holders(policy.senders)
+        let trusted = policy.trust.isEmpty ? senders : senders.filter { trust.satisfies($0.name, policy.trust) }
+        let lost = senders.filter { sender in
+            !trust.satisfies(sender.name, policy.trust) && !(revoked[sender.name] ?? []).isDisjoint(with: policy.trust)
+        }
+        var entry: Entry
+        switch policy.reach {
+        case .direct(let receivers):
+            entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
+                          receivers: holders(receivers), subnets: [], gateway: nil)
+        case .gateway(let gateway, let subnets):
+            entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
+                          receivers: [], subnets: subnets, gateway: gateway)
+        }
+        entry.revokedSenders = lost
+        return entry
     }
 
     /// Why `entry` grants nothing at `instant`, or nil when it is in force.

@@ -59,12 +59,49 @@ public struct HostCompiler {
         self.config = graph.policySet.config
     }
 
-    public func compile() throws(CompileError) -> CompiledHost {
+    /// What a compile of this host decides before it looks at any sender address: the
+    /// policies it enforces on each hook, which are in force, and (on a gateway) where each
+    /// forwarded policy's traffic may go. The incremental compile (`IncrementalHost`) works
+    /// this out again on every edit, which is cheap, and keeps only the sender sweep.
+    struct Decisions {
+        var active: [Int: String?]
+        /// Direct policies naming this system as a receiver, in policy order.
+        var received: [AccessGraph.Entry]
+        var isGateway: Bool
+        /// Policies this host routes for (gateway only), in policy order.
+        var forwarded: [AccessGraph.Entry]
+        var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)]
+        var destinations: [Int: [AddressRange]]
+    }
+
+    func decisions() throws(CompileError) -> Decisions {
         let largestID = graph.entries.map(\.id).max() ?? 0
         guard largestID <= layout.maxPolicyID else {
             throw .tooManyPolicies(count: largestID, max: layout.maxPolicyID, mask: config.markMask)
         }
         let active = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, graph.inactiveReason($0, at: instant)) })
+        let received = graph.entries.filter { !$0.policy.isGateway && $0.receivers.contains(where: { $0.name == system.name }) }
+        var enforced = received.map { (entry: $0, hook: Hook.input, inactiveReason: active[$0.id] ?? nil) }
+        // Forward: this system routes for gateway policies; it also passes direct traffic.
+        let isGateway = graph.gateways.contains(system.name)
+        var forwarded: [AccessGraph.Entry] = []
+        var destinations: [Int: [AddressRange]] = [:]
+        if isGateway {
+            for entry in graph.entries {
+                if let gateway = entry.gateway, gateway != system.name { continue }
+                forwarded.append(entry)
+                enforced.append((entry, .forward, active[entry.id] ?? nil))
+                destinations[entry.id] = entry.policy.isGateway
+                    ? entry.subnets.map(\.range)
+                    : entry.receivers.flatMap { $0.addresses.map(\.range) }
+            }
+        }
+        return Decisions(active: active, received: received, isGateway: isGateway, forwarded: forwarded,
+                         enforced: enforced, destinations: destinations)
+    }
+
+    public func compile() throws(CompileError) -> CompiledHost {
+        let decided = try decisions()
         // A million sender addresses are checked against the receiver's own few: a 4096-bit
         // filter of the own addresses rules out nearly all of them before any is hashed.
         let ownAddresses = Set(system.addresses)
@@ -85,12 +122,9 @@ public struct HostCompiler {
 
         // Input: direct policies naming this system as a receiver. Senders go straight into
         // the sweep that sorts them into classes, labelled with their policy's id.
-        let received = graph.entries.filter { !$0.policy.isGateway && $0.receivers.contains(where: { $0.name == system.name }) }
         var inputSenders = AddressSweep<Int>()
-        inputSenders.reserveCapacity(received.reduce(0) { total, entry in entry.trustedSenders.reduce(total) { $0 + $1.addresses.count } })
-        var enforced: [(entry: AccessGraph.Entry, hook: Hook, inactiveReason: String?)] = []
-        for entry in received {
-            enforced.append((entry, .input, active[entry.id] ?? nil))
+        inputSenders.reserveCapacity(decided.received.reduce(0) { total, entry in entry.trustedSenders.reduce(total) { $0 + $1.addresses.count } })
+        for entry in decided.received {
             let label = inputSenders.id(of: entry.id)
             for sender in entry.trustedSenders where sender.name != system.name {
                 for block in sender.addresses where !isOwn(block) {
@@ -98,29 +132,29 @@ public struct HostCompiler {
                 }
             }
         }
-
-        // Forward: this system routes for gateway policies; it also passes direct traffic.
-        let isGateway = graph.gateways.contains(system.name)
-        var forwardSenders = AddressSweep<Int>()
-        var destinations: [Int: [AddressRange]] = [:]
-        if isGateway {
-            for entry in graph.entries {
-                if let gateway = entry.gateway, gateway != system.name { continue }
-                enforced.append((entry, .forward, active[entry.id] ?? nil))
-                destinations[entry.id] = entry.policy.isGateway
-                    ? entry.subnets.map(\.range)
-                    : entry.receivers.flatMap { $0.addresses.map(\.range) }
+        let input = ClassifiedSenders(prefix: "in", sweep: &inputSenders)
+        var forward: ClassifiedSenders?
+        if decided.isGateway {
+            var forwardSenders = AddressSweep<Int>()
+            for entry in decided.forwarded {
                 let label = forwardSenders.id(of: entry.id)
                 for sender in entry.trustedSenders {
                     for block in sender.addresses { forwardSenders.add(block.range, id: label) }
                 }
             }
+            forward = ClassifiedSenders(prefix: "fwd", sweep: &forwardSenders)
         }
+        return assemble(decided, input: input, forward: forward)
+    }
 
+    /// The ruleset around the sender maps: what a compile builds once the senders are classified.
+    func assemble(_ decided: Decisions, input: ClassifiedSenders, forward: ClassifiedSenders?, classCache: ClassCache? = nil) -> CompiledHost {
+        let active = decided.active
         let byID = Dictionary(uniqueKeysWithValues: graph.entries.map { ($0.id, $0) })
         let isActive = { (id: Int) in active[id].map { $0 == nil } ?? false }
-        let enforcedIDs = Set(enforced.map(\.entry.id)).sorted()
+        let enforcedIDs = Set(decided.enforced.map(\.entry.id)).sorted()
         var builder = RulesetBuilder(config: config, layout: layout, byID: byID, enforced: enforcedIDs, isActive: isActive)
+        builder.classCache = classCache
         // Senders that lost trust: their flows under the policy are cut by address and mark.
         var revoked: [(AddressRange, UInt32)] = []
         for id in enforcedIDs {
@@ -129,11 +163,12 @@ public struct HostCompiler {
             }
         }
         builder.addRevoked(revoked)
+        let isGateway = decided.isGateway
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
         let servesPortal = hasWebRules && graph.policySet.webRules.contains { $0.action == .warn || $0.action == .aup }
-        builder.addInput(senders: &inputSenders, portalPort: servesPortal ? config.portalEndpoint.port : nil)
-        if isGateway {
-            builder.addForward(senders: &forwardSenders, destinations: destinations, web: hasWebRules)
+        builder.addInput(senders: input, portalPort: servesPortal ? config.portalEndpoint.port : nil)
+        if let forward, isGateway {
+            builder.addForward(senders: forward, destinations: decided.destinations, web: hasWebRules)
         }
         var queued: [String] = []
         if hasWebRules {
@@ -144,12 +179,13 @@ public struct HostCompiler {
             }
         }
         builder.finish()
+        classCache?.finishBuild()
         let timed = enforcedIDs.compactMap { id -> (id: Int, policy: String, mark: UInt32, until: Date)? in
             guard let entry = byID[id], isActive(id), let until = entry.policy.schedule.timedUntil, until > instant else { return nil }
             return (id, entry.policy.name, layout.policyMark(id), until)
         }
         return CompiledHost(ruleset: Ruleset(table: builder.table), system: system, instant: instant,
-                            isGateway: isGateway, queuedFlows: queued, enforced: enforced, timedGrants: timed)
+                            isGateway: isGateway, queuedFlows: queued, enforced: decided.enforced, timedGrants: timed)
     }
 }
 
@@ -161,6 +197,8 @@ struct RulesetBuilder {
     let isActive: (Int) -> Bool
     private(set) var table: Table
     let enforced: [Int]
+    /// Input classes built by an earlier compile of the same host (the incremental one).
+    var classCache: ClassCache?
 
     init(config: Config, layout: MarkLayout, byID: [Int: AccessGraph.Entry], enforced: [Int], isActive: @escaping (Int) -> Bool) {
         self.config = config
@@ -213,7 +251,7 @@ struct RulesetBuilder {
 
     // MARK: input
 
-    mutating func addInput(senders: inout AddressSweep<Int>, portalPort: UInt16? = nil) {
+    mutating func addInput(senders: ClassifiedSenders, portalPort: UInt16? = nil) {
         var rules: [Rule] = [
             Rule([.compare(.inputInterface, .equal, .interface("lo")), .verdict(.accept)], comment: "loopback"),
             Rule([.conntrackState([.invalid]), .verdict(.drop)]),
@@ -231,7 +269,7 @@ struct RulesetBuilder {
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
-        rules += classify(prefix: "in", senders: &senders, destinations: nil)
+        rules += classify(senders, destinations: nil)
         rules += whileInForce(then: .accept, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
@@ -254,7 +292,7 @@ struct RulesetBuilder {
 
     // MARK: forward
 
-    mutating func addForward(senders: inout AddressSweep<Int>, destinations: [Int: [AddressRange]], web: Bool) {
+    mutating func addForward(senders: ClassifiedSenders, destinations: [Int: [AddressRange]], web: Bool) {
         let granted: Verdict = web ? .goto("web_gate") : .accept
         var rules: [Rule] = [Rule([.conntrackState([.invalid]), .verdict(.drop)])]
         if web {
@@ -285,7 +323,7 @@ struct RulesetBuilder {
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: granted, comment: "flows granted by a policy still in force")
-        rules += classify(prefix: "fwd", senders: &senders, destinations: destinations)
+        rules += classify(senders, destinations: destinations)
         rules += whileInForce(then: granted, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
@@ -348,59 +386,20 @@ struct RulesetBuilder {
     // MARK: classes
 
     /// Sender-class dispatch: rules for the base chain, plus the maps and chains behind them.
-    /// Empties `senders`.
-    private mutating func classify(prefix: String, senders: inout AddressSweep<Int>, destinations: [Int: [AddressRange]]?) -> [Rule] {
-        let (pieces4, pieces6, labelSets) = senders.partition()
-        var classNames: [[Int]: String] = [:]
-        // Each label set's class chain, found once per set rather than once per piece.
-        var verdicts = [Verdict?](repeating: nil, count: labelSets.count)
-        // Single addresses (most senders) go to hash maps, one kernel element each and O(1)
-        // to add or remove; ranges and CIDRs to interval maps. Segments are disjoint, so an
-        // address is in at most one of them and the order of the two lookups does not matter.
-        var v4: [SetElement] = [], v6: [SetElement] = []
-        // The hosts maps are built by column: each label set's verdict gets its number in
-        // a map's verdict table once, and each address is then a word and that number.
-        var v4Columns = HostColumnsBuilder(family: .v4, sets: labelSets.count)
-        var v6Columns = HostColumnsBuilder(family: .v6, sets: labelSets.count)
-        func verdict(_ set: Int) -> Verdict {
-            if let known = verdicts[set] { return known }
-            let ids = labelSets[set]
-            let name: String
-            if let known = classNames[ids] { name = known } else {
-                name = "\(prefix)_\(Self.classTag(ids))"
-                classNames[ids] = name
-            }
-            verdicts[set] = .jump(name)
-            return .jump(name)
-        }
-        for piece in pieces4 {
-            let set = Int(piece.set)
-            if piece.first == piece.last {
-                v4Columns.append(IPAddress(v4: piece.first), set: set) { verdict(set) }
-            } else {
-                v4.append(SetElement([.addresses(AddressRange(v4: piece.first, piece.last))], verdict: verdict(set)))
-            }
-        }
-        for piece in pieces6 {
-            let set = Int(piece.set)
-            if piece.first == piece.last {
-                v6Columns.append(IPAddress(v6: piece.first), set: set) { verdict(set) }
-            } else {
-                v6.append(SetElement([.addresses(AddressRange(v6: piece.first, piece.last))], verdict: verdict(set)))
-            }
-        }
-        let v4Hosts = v4Columns.elements, v6Hosts = v6Columns.elements
+    private mutating func classify(_ senders: ClassifiedSenders, destinations: [Int: [AddressRange]]?) -> [Rule] {
+        let prefix = senders.prefix
+        let v4Hosts = senders.hosts.v4, v6Hosts = senders.hosts.v6
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v4), key: [.ipv4Address], data: .verdict, elements: v4Hosts,
                                    comment: "IPv4 sender address to sender class", size: NamedSet.sizeHint(for: v4Hosts.count),
                                    role: .senderHostsMap))
         table.sets.append(NamedSet(name: SenderMaps.hosts(prefix, .v6), key: [.ipv6Address], data: .verdict, elements: v6Hosts,
                                    comment: "IPv6 sender address to sender class", size: NamedSet.sizeHint(for: v6Hosts.count),
                                    role: .senderHostsMap))
-        table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v4), key: [.ipv4Address], data: .verdict, flags: .interval, elements: v4,
+        table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v4), key: [.ipv4Address], data: .verdict, flags: .interval, elements: senders.ranges.v4,
                                    comment: "IPv4 sender range or CIDR to sender class", role: .senderRangesMap))
-        table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v6), key: [.ipv6Address], data: .verdict, flags: .interval, elements: v6,
+        table.sets.append(NamedSet(name: SenderMaps.ranges(prefix, .v6), key: [.ipv6Address], data: .verdict, flags: .interval, elements: senders.ranges.v6,
                                    comment: "IPv6 sender range or CIDR to sender class", role: .senderRangesMap))
-        for (ids, name) in classNames.sorted(by: { $0.value < $1.value }) {
+        for (ids, name) in senders.classNames.sorted(by: { $0.value < $1.value }) {
             addClass(name: name, policies: ids, destinations: destinations)
         }
         return [
@@ -409,44 +408,6 @@ struct RulesetBuilder {
             Rule([.verdictMap([.ip6Source], map: SenderMaps.hosts(prefix, .v6))]),
             Rule([.verdictMap([.ip6Source], map: SenderMaps.ranges(prefix, .v6))]),
         ]
-    }
-
-    /// A hosts map's columns as `classify` fills them: each label set's verdict numbered in
-    /// the columns once, then each address is its word and that number. The same elements
-    /// as `SetElements.appendHost` for each address; past 65,536 verdicts (which columns
-    /// cannot number) it is that.
-    private struct HostColumnsBuilder {
-        var columns: HostColumns
-        /// Each label set's verdict number in `columns`, -1 before its first address.
-        var numbers: [Int32]
-        /// Set once the verdicts outgrow the columns: the elements built one by one.
-        var overflow: SetElements?
-
-        init(family: IPFamily, sets: Int) {
-            columns = HostColumns(family: family)
-            numbers = Array(repeating: -1, count: sets)
-        }
-
-        /// `verdict` is asked for only at a label set's first address (and past the columns).
-        mutating func append(_ address: IPAddress, set: Int, verdict: () -> Verdict) {
-            if overflow != nil {
-                overflow!.appendHost(address, verdict: verdict())
-                return
-            }
-            if numbers[set] < 0 {
-                let verdict = verdict()
-                guard let number = columns.number(for: verdict) else {
-                    var elements = self.elements
-                    elements.appendHost(address, verdict: verdict)
-                    overflow = elements
-                    return
-                }
-                numbers[set] = Int32(number)
-            }
-            columns.append(address, number: UInt16(numbers[set]))
-        }
-
-        var elements: SetElements { overflow ?? SetElements(columns) }
     }
 
     /// A short stable name for a set of policy ids, so class chains keep their names when
@@ -460,6 +421,16 @@ struct RulesetBuilder {
     }
 
     private mutating func addClass(name: String, policies: [Int], destinations: [Int: [AddressRange]]?) {
+        let key = destinations == nil && classCache != nil ? ClassCache.Key(name: name, policies: policies.map { id in
+            ClassCache.Policy(id: id, name: byID[id]?.policy.name, allow: byID[id]?.policy.allow, active: isActive(id))
+        }) : nil
+        if let key, let built = classCache?.lookUp(key) {
+            table.sets += built.sets
+            table.chains.append(built.chain)
+            return
+        }
+        let setsBefore = table.sets.count
+        defer { if let key { classCache?.store(key, sets: Array(table.sets[setsBefore...]), chain: table.chains[table.chains.count - 1]) } }
         let names = policies.compactMap { byID[$0]?.policy.name }
         var rules: [Rule] = []
         if let destinations {

@@ -210,3 +210,78 @@ public struct HostColumns: Sendable {
         return (0..<count).allSatisfy { verdict(at: $0) == other.verdict(at: $0) }
     }
 }
+
+// MARK: - Edits in place of a rebuild
+
+extension HostColumns {
+    /// The address at `index` as a number, for searching the (sorted) columns.
+    func value(at index: Int) -> UInt128 {
+        if family == .v4 { return UInt128(words[index]) }
+        let base = index * 4
+        return UInt128(words[base]) << 96 | UInt128(words[base + 1]) << 64 | UInt128(words[base + 2]) << 32 | UInt128(words[base + 3])
+    }
+
+    /// The first index at or after `start` whose address is at least `value` (the columns
+    /// sorted by address).
+    func lowerBound(_ value: UInt128, from start: Int) -> Int {
+        var low = start, high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if self.value(at: middle) < value { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// These columns (sorted by address) without the addresses `removed` and with `added`,
+    /// both sorted: unchanged runs are copied whole, so a change of a few addresses among a
+    /// million costs a copy of the columns, not a rebuild element by element. An address in
+    /// both lists changes its verdict. Nil when an address to remove is not there, or a
+    /// verdict would be the 65,537th.
+    func replacing(removed: [UInt128], added: [(value: UInt128, verdict: Verdict?)]) -> HostColumns? {
+        var out = HostColumns(family: family)
+        out.verdicts = verdicts
+        out.verdictNumbers = verdictNumbers
+        let per = wordsPerAddress
+        let newCount = count - removed.count + added.count
+        out.words.reserveCapacity(max(0, newCount) * per)
+        out.verdictIndex.reserveCapacity(max(0, newCount))
+        var next = 0, r = 0, a = 0
+        func copy(upTo end: Int) {
+            guard end > next else { return }
+            out.words.append(contentsOf: words[(next * per)..<(end * per)])
+            out.verdictIndex.append(contentsOf: verdictIndex[next..<end])
+            next = end
+        }
+        while r < removed.count || a < added.count {
+            if r < removed.count && (a == added.count || removed[r] <= added[a].value) {
+                let position = lowerBound(removed[r], from: next)
+                guard position < count, value(at: position) == removed[r] else { return nil }
+                copy(upTo: position)
+                next = position + 1
+                r += 1
+            } else {
+                copy(upTo: lowerBound(added[a].value, from: next))
+                guard let number = out.number(for: added[a].verdict) else { return nil }
+                out.append(IPAddress(family: family, value: added[a].value), number: number)
+                a += 1
+            }
+        }
+        copy(upTo: count)
+        return out
+    }
+
+    /// How many verdicts the table holds, used or not.
+    var verdictTableCount: Int { verdicts.count }
+
+    /// The same elements with a verdict table of only the verdicts in use: removing classes
+    /// leaves their verdicts behind, and the table has room for 65,536.
+    func compacted() -> HostColumns {
+        let used = entriesInUse(Array(verdicts.indices), numbers: verdictIndex)
+        var renumbered = [UInt16](repeating: 0, count: verdicts.count)
+        var out = HostColumns(family: family)
+        for old in used { renumbered[old] = out.number(for: verdicts[old])! }
+        out.words = words
+        out.verdictIndex = verdictIndex.map { renumbered[Int($0)] }
+        return out
+    }
+}
