@@ -11,6 +11,9 @@
 #   6. domain lookups in instructions (callgrind), 1M entries vs 1k (domain-instructions.sh)
 #   7. one client's SYN flood through the gateway: the defaults vs no SYN limit, and vs a
 #      queue that fails open when full (flood-bench.sh)
+#   8. per-packet cost: new TCP connections/s, UDP round trips/s and TCP throughput through a
+#      receiver under enforcer at 10, 1,000 and 10,000 policies vs no ruleset and a naive
+#      one-rule-per-sender/port ruleset of the same sizes (packet-bench.sh)
 # Network traffic stays on loopback and in network namespaces the scripts make and delete.
 #
 # Usage: bench/run.sh [BUILD_DIR]   (as root; default .build/release, what `make bench` builds)
@@ -77,6 +80,7 @@ step "4 TLS through the gateway" bash bench/tls-bench.sh "$BUILD/enforcer"
 step "5 domain lists" "$BUILD/enforcer-bench" domains
 step "6 domain lookup instructions" bash bench/domain-instructions.sh "$BUILD/enforcer-bench"
 step "7 SYN flood" bash bench/flood-bench.sh "$BUILD/enforcer"
+step "8 per-packet cost" bash bench/packet-bench.sh "$BUILD/enforcer"
 
 {
     printf '\n=== summary (the goal lines)\n'
