@@ -6,8 +6,10 @@ import Testing
 /// is the full compile's, and the changes it reports turn the previous ruleset into it.
 /// A failure names the seed and the step; `IncrementalPropertyTests.run(seed:)` replays one.
 struct IncrementalPropertyTests {
-    static let seeds: [UInt64] = [1, 2, 3, 4, 5, 6, 7, 8]
-    static let steps = 120
+    // Four seeds of 80 steps: each case holds a core for seconds in a debug build, and the
+    // other suites' timing (etcd's start, leases) runs beside them in the same process.
+    static let seeds: [UInt64] = [1, 2, 3, 4]
+    static let steps = 80
 
     @Test(arguments: seeds)
     func incrementalEqualsFullCompile(seed: UInt64) throws {

@@ -199,6 +199,8 @@ struct RulesetBuilder {
     let enforced: [Int]
     /// Input classes built by an earlier compile of the same host (the incremental one).
     var classCache: ClassCache?
+    /// The families with a revoked sender: only they get the rules that cut such flows.
+    private var revokedFamilies: Set<IPFamily> = []
 
     init(config: Config, layout: MarkLayout, byID: [Int: AccessGraph.Entry], enforced: [Int], isActive: @escaping (Int) -> Bool) {
         self.config = config
@@ -224,6 +226,7 @@ struct RulesetBuilder {
             let elements = pairs.filter { $0.0.first.family == family }
                 .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
                 .map { SetElement([.addresses($0.0), .mark($0.1)]) }
+            if !elements.isEmpty { revokedFamilies.insert(family) }
             table.sets.append(NamedSet(name: family == .v4 ? "revoked_v4" : "revoked_v6", key: [family == .v4 ? .ipv4Address : .ipv6Address, .mark],
                                        flags: .interval, elements: elements,
                                        comment: "senders that lost trust (enforcer trust revoke), with the policy they lost it for"))
@@ -232,8 +235,12 @@ struct RulesetBuilder {
 
     /// Cuts flows of revoked senders at once: by the sender's address (`source`: the packet's
     /// source in the original direction, its destination in replies) and the flow's mark.
+    /// Only for a family that has a revoked sender: the lookup in the (interval) set costs
+    /// every established packet about half a microsecond (bench/README.md, per-packet cost),
+    /// for nothing while the set is empty. A first revocation rewrites the chain in the same
+    /// transaction that fills the set.
     private func cutRevoked(_ before: [RuleExpression] = [], source: (v4: Field, v6: Field)) -> [Rule] {
-        [(source.v4, "revoked_v4"), (source.v6, "revoked_v6")].flatMap { field, set -> [Rule] in
+        [(source.v4, "revoked_v4", IPFamily.v4), (source.v6, "revoked_v6", .v6)].filter { revokedFamilies.contains($0.2) }.flatMap { field, set, _ -> [Rule] in
             let match = RuleExpression.lookup([field, .conntrackMark], mask: layout.policyMask, set: set)
             return [
                 Rule(before + [.compare(.l4Protocol, .equal, .proto(.tcp)), match, .reject(.tcpReset)], comment: "sender lost trust: cut"),

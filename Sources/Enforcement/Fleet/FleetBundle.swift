@@ -102,14 +102,14 @@ public struct FleetBundle: Sendable, Equatable {
     }()
 }
 
-/// Content-defined chunks: a boundary falls after a line end where a hash of the bytes
-/// since the last 64 says so (about every 64 KiB), never before 16 KiB nor after 256 KiB
-/// of chunk. Inserting or deleting a line moves the boundaries of its own chunk only: the
-/// hash looks at the content, not at offsets.
+/// Content-defined chunks: where a hash of the last 64 bytes says so (one place in 65,536
+/// on average, and not before 16 KiB of chunk), the chunk ends at the next line end; at
+/// 256 KiB it ends regardless. Inserting or deleting a line moves the boundaries of its own
+/// chunk only: the hash looks at the content, not at offsets, so the cuts after the edit
+/// fall where they fell before.
 enum Chunker {
     static let minimum = 16 << 10
     static let maximum = 256 << 10
-    /// A boundary where the hash's low 16 bits are zero: one line end in 65,536 on average.
     static let mask: UInt64 = (1 << 16) - 1
 
     static func split(_ data: Data) -> [Data] {
@@ -118,15 +118,18 @@ enum Chunker {
         var out: [Data] = []
         var start = 0
         var hash: UInt64 = 0
+        var due = false
         var index = 0
         while index < bytes.count {
             // A gear hash: each byte shifts the older ones out after 64 steps.
             hash = (hash << 1) &+ gear[Int(bytes[index])]
             let length = index + 1 - start
-            if length >= maximum || (length >= minimum && bytes[index] == UInt8(ascii: "\n") && hash & mask == 0) {
+            // The high bits: the low ones depend on the last few bytes only, which repeat in policy text.
+            if !due, length >= minimum, (hash >> 44) & mask == 0 { due = true }
+            if length >= maximum || (due && bytes[index] == UInt8(ascii: "\n")) {
                 out.append(Data(bytes[start...index]))
                 start = index + 1
-                hash = 0
+                due = false
             }
             index += 1
         }

@@ -17,7 +17,8 @@ public struct FleetLayout: Sendable, Equatable {
     public let fleet: String
 
     public init(fleet: String) throws(FleetError) {
-        guard !fleet.isEmpty, fleet.utf8.allSatisfy({ Self.nameBytes.contains($0) }) else {
+        // Its name is also a folder of the state directory: "." and ".." would be others.
+        guard !fleet.isEmpty, fleet.utf8.allSatisfy({ Self.nameBytes.contains($0) }), !fleet.allSatisfy({ $0 == "." }) else {
             throw .usage("fleet name '\(fleet)': use letters, digits, '.', '_' or '-'")
         }
         self.fleet = fleet
