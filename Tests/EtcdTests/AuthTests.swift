@@ -59,6 +59,16 @@ import Testing
                 let wrong = await #expect(throws: EtcdError.self) { try await etcd.get("/enforcer/f/policy/main") }
                 #expect(wrong?.kind == .authenticationFailed)
             }
+            // Only root may turn authentication off; then anyone reads again.
+            try await server.withClient(credentials: Self.hostA) { host in
+                let refused = await #expect(throws: EtcdError.self) { try await host.disableAuth() }
+                #expect(refused?.kind == .permissionDenied)
+            }
+            try await server.withClient(credentials: Self.root) { try await $0.disableAuth() }
+            try await server.withClient { anonymous in
+                let policy = try await anonymous.get("/enforcer/f/policy/main")
+                #expect(policy?.valueString == "allow ssh")
+            }
         }
     }
 

@@ -53,7 +53,19 @@ final class EtcdServer: @unchecked Sendable {
         self.process = process
     }
 
+    /// Starts etcd; again on new ports if it exited at once (a port taken since it was found free).
     private static func start(_ options: Options) async throws -> EtcdServer {
+        for attempt in 1... {
+            do {
+                return try await launch(options)
+            } catch let failure as ServerFailure where failure.exited && attempt < 3 {
+                continue
+            }
+        }
+        fatalError("unreachable")
+    }
+
+    private static func launch(_ options: Options) async throws -> EtcdServer {
         let directory = NSTemporaryDirectory() + "enforcer-etcd-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let (clientPort, peerPort) = try (freePort(), freePort())
@@ -117,7 +129,7 @@ final class EtcdServer: @unchecked Sendable {
         await client.shutdown()
         let log = (try? String(contentsOfFile: directory + "/etcd.log", encoding: .utf8)) ?? ""
         throw ServerFailure(description: "etcd did not start (\(last.map(String.init(describing:)) ?? "exited")); its log ends:\n"
-                                + log.split(separator: "\n").suffix(15).joined(separator: "\n"))
+                                + log.split(separator: "\n").suffix(15).joined(separator: "\n"), exited: !process.isRunning)
     }
 
     /// Kills etcd at once (as a crash or a power cut would), leaving its directory.
@@ -145,6 +157,8 @@ final class EtcdServer: @unchecked Sendable {
 
 struct ServerFailure: Error, CustomStringConvertible {
     var description: String
+    /// etcd exited by itself before answering.
+    var exited = false
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on right now: bound to port 0, read, released.
