@@ -165,29 +165,36 @@ struct WebWorkerLiveTests {
         _ = lab.stopWorker(worker, log: log)
     }
 
-    /// Point 2 of the worker issue, live: a ClientHello whose segments arrive last first is
-    /// put back in order and judged by its SNI (this kernel has no netem, so the client sends
-    /// them in that order itself).
-    @Test func aClientHelloWithSegmentsOutOfOrderIsJudgedByItsSNI() throws {
+    /// A gateway lab with its worker, and one raw-socket client of raw_tcp.py's `subcommand`
+    /// per (server name, expected answer), from ports `firstPort`, `firstPort + 1`, …: each
+    /// answer ("serverhello", "reset" or "timeout") is checked; returns the worker's log.
+    static func rawClients(_ subcommand: String, from firstPort: Int, _ cases: [(String, String)]) throws -> String {
         let lab = try GatewayLab()
         try lab.serveTLS()
         // No kernel socket owns the raw client's port: keep the office from resetting the SYN-ACK.
         try LiveTrafficTests.sh("""
             ip netns exec \(lab.office) nft -f - <<'EOF'
-            table inet rawclient { chain output { type filter hook output priority 0; policy accept; tcp sport 40000-40100 tcp flags rst drop; }; }
+            table inet rawclient { chain output { type filter hook output priority 0; policy accept; tcp sport \(firstPort)-\(firstPort + 100) tcp flags rst drop; }; }
             EOF
             """)
         let log = URL(fileURLWithPath: lab.policy + "-run.log")
         defer { try? FileManager.default.removeItem(at: log) }
         let worker = try lab.runWorker(log: log)
-        for (index, (name, expected)) in [("example.org", "serverhello"), ("bit.ly", "reset"), ("www.bit.ly", "reset")].enumerated() {
-            // A raw-socket client that handshakes, then sends a real ClientHello in three
-            // segments last first: "serverhello", "reset" or "timeout" (raw_tcp.py reversed-hello).
-            let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", Paths.rawTCP, "reversed-hello", name, GatewayLab.webV4, "443",
-                                                  String(40000 + index)])
+        for (index, (name, expected)) in cases.enumerated() {
+            let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", Paths.rawTCP, subcommand, name, GatewayLab.webV4, "443",
+                                                  String(firstPort + index)])
             #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(name): \(result.stdout)\(result.stderr.suffix(400))")
         }
-        let text = lab.stopWorker(worker, log: log)
+        return lab.stopWorker(worker, log: log)
+    }
+
+    /// Point 2 of the worker issue, live: a ClientHello whose segments arrive last first is
+    /// put back in order and judged by its SNI (this kernel has no netem, so the client sends
+    /// them in that order itself).
+    @Test func aClientHelloWithSegmentsOutOfOrderIsJudgedByItsSNI() throws {
+        // A raw-socket client that handshakes, then sends a real ClientHello in three
+        // segments last first (raw_tcp.py reversed-hello).
+        let text = try Self.rawClients("reversed-hello", from: 40000, [("example.org", "serverhello"), ("bit.ly", "reset"), ("www.bit.ly", "reset")])
         #expect(text.contains("permit 192.168.50.11:40000 → 203.0.113.10:443 tls host=example.org"), "\(text)")
         #expect(text.contains("deny 192.168.50.11:40001 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
     }
@@ -196,22 +203,7 @@ struct WebWorkerLiveTests {
     /// the worker reads the stream: before, the worker restarted the flow there, then let the
     /// real ClientHello through unjudged as "before the start" (found by bench/flood-bench.sh).
     @Test func aSecondSYNDoesNotLetAClientHelloThroughUnjudged() throws {
-        let lab = try GatewayLab()
-        try lab.serveTLS()
-        try LiveTrafficTests.sh("""
-            ip netns exec \(lab.office) nft -f - <<'EOF'
-            table inet rawclient { chain output { type filter hook output priority 0; policy accept; tcp sport 40200-40300 tcp flags rst drop; }; }
-            EOF
-            """)
-        let log = URL(fileURLWithPath: lab.policy + "-run.log")
-        defer { try? FileManager.default.removeItem(at: log) }
-        let worker = try lab.runWorker(log: log)
-        for (index, (name, expected)) in [("bit.ly", "reset"), ("example.org", "serverhello"), ("www.bit.ly", "reset")].enumerated() {
-            let result = try run("/usr/sbin/ip", ["netns", "exec", lab.office, "python3", Paths.rawTCP, "second-syn", name, GatewayLab.webV4, "443",
-                                                  String(40200 + index)])
-            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == expected, "\(name): \(result.stdout)\(result.stderr.suffix(400))")
-        }
-        let text = lab.stopWorker(worker, log: log)
+        let text = try Self.rawClients("second-syn", from: 40200, [("bit.ly", "reset"), ("example.org", "serverhello"), ("www.bit.ly", "reset")])
         #expect(text.contains("deny 192.168.50.11:40200 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
         #expect(text.contains("permit 192.168.50.11:40201 → 203.0.113.10:443 tls host=example.org"), "\(text)")
         #expect(text.contains("stray segments dropped 3"), "\(text)")

@@ -195,7 +195,9 @@ def reordered_hello(name, dst, port, sport):
     finish("timeout")
 
 
-def reversed_hello(name, dst, port, sport):
+def handshake(name, dst, port, sport):
+    """The TCP handshake from port sport: the flow, its ISN, the server's ISN and the
+    ClientHello for name; exits 1 printing "no syn-ack" when the server does not answer."""
     _, _, _, hello = client_hello(name)
     flow = RawFlow(dst, port, sport)
     isn = random.randrange(WRAP)
@@ -204,6 +206,11 @@ def reversed_hello(name, dst, port, sport):
         print("no syn-ack")
         sys.exit(1)
     flow.send(isn + 1, server + 1, ACK)
+    return flow, isn, server, hello
+
+
+def reversed_hello(name, dst, port, sport):
+    flow, isn, server, hello = handshake(name, dst, port, sport)
     cuts = [0, 40, len(hello) // 2, len(hello)]
     for a, b in reversed(list(zip(cuts, cuts[1:]))):
         flow.send(isn + 1 + a, server + 1, PSH | ACK, hello[a:b])
@@ -212,14 +219,7 @@ def reversed_hello(name, dst, port, sport):
 
 
 def second_syn(name, dst, port, sport):
-    _, _, _, hello = client_hello(name)
-    flow = RawFlow(dst, port, sport)
-    isn = random.randrange(WRAP)
-    server = flow.syn_ack(isn)
-    if server is None:
-        print("no syn-ack")
-        sys.exit(1)
-    flow.send(isn + 1, server + 1, ACK)
+    flow, isn, server, hello = handshake(name, dst, port, sport)
     # Another SYN on the open connection, from another sequence number: the server's TCP
     # and the kernel's conntrack ignore it, a worker that believed it would look for the
     # ClientHello in the wrong place.
