@@ -48,7 +48,7 @@ public struct FleetAdmin {
             return ["fleet \(store.layout.fleet) has no policy yet: a push adds \(counted(snapshot.files.count, "file"))"]
         }
         if bundle.digest == snapshot.digest { return ["no difference: revision \(current.modRevision) holds \(directory) as it is"] }
-        let remote = try waitFor { try await store.files(of: bundle) }
+        let remote = try waitFor { try await store.files(of: bundle).files }
         let theirs = Dictionary(uniqueKeysWithValues: remote.map { ($0.path, $0.content) })
         let ours = Dictionary(uniqueKeysWithValues: snapshot.files.map { ($0.path, $0.content) })
         var lines = ["\(directory) against revision \(current.modRevision) of fleet \(store.layout.fleet):"]

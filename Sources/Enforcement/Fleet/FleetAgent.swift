@@ -42,6 +42,9 @@ public final class FleetAgent: @unchecked Sendable {
     private var presenceVersion = 0
     private var heldDigest: String?
     private var tasks: [Task<Void, Never>] = []
+    /// The chunks of the bundle held, by digest; read from the mirror once, then kept from
+    /// each fetch: only the follow task uses them.
+    private var heldChunks: [String: Data]?
 
     init(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, host: String, wake: WakePipe) {
         self.settings = settings
@@ -75,7 +78,7 @@ public final class FleetAgent: @unchecked Sendable {
         }
         if held?.digest != bundle.digest {
             let chunks = mirror.chunks()
-            let files = try waitFor { try await store.files(of: bundle, reusing: chunks) }
+            let files = try waitFor { try await store.files(of: bundle, reusing: chunks).files }
             try mirror.write(files, revision: read.modRevision, digest: bundle.digest)
         }
         log("store: \(settings.summary) at revision \(read.revision); policy of revision \(read.modRevision)")
@@ -162,7 +165,8 @@ public final class FleetAgent: @unchecked Sendable {
     /// A bundle whose files differ from those held goes to the loop.
     private func deliver(_ bundle: FleetBundle, revision: Int64) async throws {
         guard lock.withLock({ heldDigest }) != bundle.digest else { return }
-        let files = try await store.files(of: bundle, reusing: mirror.chunks())
+        let (files, chunks) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
+        heldChunks = chunks
         lock.withLock {
             pending = Update(revision: revision, bundle: bundle, files: files)
             heldDigest = bundle.digest

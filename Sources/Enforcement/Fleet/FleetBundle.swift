@@ -50,11 +50,11 @@ public struct FleetBundle: Sendable, Equatable {
 
     /// The manifest's bytes (JSON, keys sorted so equal bundles are equal bytes).
     public func encoded() throws(FleetError) -> Data {
-        do { return try Self.encoder.encode(Manifest(self)) } catch { throw .store("cannot encode the bundle: \(error)") }
+        do { return try FleetStore.jsonEncoder.encode(Manifest(self)) } catch { throw .store("cannot encode the bundle: \(error)") }
     }
 
     public static func decode(_ data: Data) throws(FleetError) -> FleetBundle {
-        do { return try decoder.decode(Manifest.self, from: data).bundle } catch {
+        do { return try FleetStore.jsonDecoder.decode(Manifest.self, from: data).bundle } catch {
             throw .store("the store's bundle is not one enforcer wrote (\(error))")
         }
     }
@@ -88,18 +88,6 @@ public struct FleetBundle: Sendable, Equatable {
                         message: message, checkedAt: checkedAt)
         }
     }
-
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        return encoder
-    }()
-    private static let decoder: JSONDecoder = {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return decoder
-    }()
 }
 
 /// Content-defined chunks: where a hash of the last 64 bytes says so (one place in 65,536

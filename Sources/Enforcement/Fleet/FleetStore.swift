@@ -30,20 +30,23 @@ public struct FleetStore: Sendable {
         return Read(bundle: try FleetBundle.decode(kv.value), revision: response.header.revision, modRevision: kv.modRevision)
     }
 
-    /// The files of `bundle`, in path order. Chunks in `have` (by digest) are not fetched
-    /// again; the others are, several at a time. Every chunk is checked against its digest.
-    public func files(of bundle: FleetBundle, reusing have: [String: Data] = [:]) async throws(FleetError) -> [(path: String, content: Data)] {
-        let wanted = Set(bundle.files.values.flatMap(\.chunks)).subtracting(have.keys)
-        var chunks = have
-        for (digest, data) in try await fetch(Array(wanted)) { chunks[digest] = data }
-        return try bundle.files.keys.sorted().map { path throws(FleetError) in
+    /// The files of `bundle`, in path order, and its chunks by digest (to reuse for the next
+    /// bundle). Chunks in `have` are not fetched again; the others are, several at a time.
+    /// Every chunk is checked against its digest.
+    public func files(of bundle: FleetBundle, reusing have: [String: Data] = [:]) async throws(FleetError)
+        -> (files: [(path: String, content: Data)], chunks: [String: Data]) {
+        let named = Set(bundle.files.values.flatMap(\.chunks))
+        var chunks = have.filter { named.contains($0.key) }
+        for (digest, data) in try await fetch(Array(named.subtracting(chunks.keys))) { chunks[digest] = data }
+        let files = try bundle.files.keys.sorted().map { path throws(FleetError) in
             var content = Data()
             for digest in bundle.files[path]!.chunks {
                 guard let chunk = chunks[digest] else { throw .store("chunk \(digest) of \(path) is missing from the store") }
                 content.append(chunk)
             }
-            return (path, content)
+            return (path: path, content: content)
         }
+        return (files, chunks)
     }
 
     private func fetch(_ digests: [String]) async throws(FleetError) -> [String: Data] {
@@ -166,7 +169,7 @@ public struct FleetStore: Sendable {
 
     public func announce(_ presence: Presence, lease: Int64) async throws(FleetError) {
         let data: Data
-        do { data = try Self.presenceEncoder.encode(presence) } catch { throw .store("cannot encode presence: \(error)") }
+        do { data = try Self.jsonEncoder.encode(presence) } catch { throw .store("cannot encode presence: \(error)") }
         do { try await client.put(layout.presenceKey(presence.host), data, lease: lease) } catch {
             throw Self.failure("write the presence of \(presence.host)", error)
         }
@@ -178,17 +181,19 @@ public struct FleetStore: Sendable {
         do { response = try await client.range(.prefix(layout.presencePrefix)) } catch {
             throw Self.failure("read the presence of fleet \(layout.fleet)", error)
         }
-        let hosts = response.kvs.compactMap { try? Self.presenceDecoder.decode(Presence.self, from: $0.value) }
+        let hosts = response.kvs.compactMap { try? Self.jsonDecoder.decode(Presence.self, from: $0.value) }
         return (response.header.revision, hosts.sorted { $0.host < $1.host })
     }
 
-    static let presenceEncoder: JSONEncoder = {
+    /// The JSON of every value enforcer writes to the store (the bundle, presence): keys
+    /// sorted, so equal values are equal bytes, and in snake case.
+    static let jsonEncoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         encoder.keyEncodingStrategy = .convertToSnakeCase
         return encoder
     }()
-    static let presenceDecoder: JSONDecoder = {
+    static let jsonDecoder: JSONDecoder = {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         return decoder
