@@ -297,3 +297,57 @@ struct DaemonTests {
                 == ["1 change by another process, left as they are ([kernel] on_drift = \"report\")"])
     }
 }
+
+extension DaemonTests {
+    /// The plan a full compile makes of the policy directory as it is, at `instant`.
+    static func fullPlan(_ h: Harness, at instant: Date) throws -> CheckedPlan {
+        let policy = try h.daemon.pipeline.load().policy
+        return try h.daemon.pipeline.plan(policy, host: try #require(policy.system(named: "db-1")), at: instant,
+                                          overrides: h.daemon.state.overrides.read(), ids: h.daemon.state.policyIDs(for: policy))
+    }
+
+    @Test("reloads and flips compile only what changed, to the plan a full compile makes, with the changes from the live generation")
+    func incrementalPlans() throws {
+        let more = "[system] ws-2: {\n    address: 10.0.0.9\n    tags: dev\n}\n"
+        let h = try Harness(files: ["10-base.policy": Self.systems, "20-office.policy": Self.office], at: Self.monday("09:00:00"))
+        #expect(h.dataplane.plans.last?.changes == nil, "the first plan is compiled in full")
+
+        // A system comes: only its address is new.
+        try h.fixture.write("15-more.policy", more)
+        #expect(h.daemon.handle(.reload(reason: "files changed")) == .reloaded)
+        var applied = try #require(h.dataplane.plans.last)
+        #expect(applied.compiled.ruleset == (try Self.fullPlan(h, at: Self.monday("09:00:00")).compiled.ruleset))
+        var changes = try #require(applied.changes)
+        #expect(changes.base == 1 && !changes.changes.compiledInFull && changes.changes.elementsAdded == 1 && changes.changes.elementsRemoved == 0,
+                "\(changes.changes.summary)")
+
+        // The window closes: a flip from generation 2.
+        h.clock.now = Self.monday("18:00:00")
+        #expect(h.daemon.handle(.timerFired) == .replanned)
+        applied = try #require(h.dataplane.plans.last)
+        #expect(applied.compiled.ruleset == (try Self.fullPlan(h, at: Self.monday("18:00:00")).compiled.ruleset))
+        changes = try #require(applied.changes)
+        #expect(changes.base == 2 && !changes.changes.isEmpty)
+        #expect(h.daemon.plan.changes == nil, "the live plan keeps no changes to lead a later apply astray")
+
+        // The kernel refuses a reload: the next plan is the full compile's, with no changes to
+        // go by (no generation holds what the refused one compiled), and without the refused policy.
+        h.dataplane.refuseNext = true
+        try h.fixture.write("30-more.policy", "[policy] more: {\n    senders: dev\n    receivers: db\n    allow: tcp/22\n}\n")
+        #expect(h.daemon.handle(.reload(reason: "SIGHUP")) == .refused)
+        try FileManager.default.removeItem(atPath: h.fixture.path + "/rules.d/30-more.policy")
+        h.clock.now = Self.monday("19:00:00")
+        h.daemon.handle(.clockSet)
+        applied = try #require(h.dataplane.plans.last)
+        #expect(applied.policy.policies.map(\.name) == ["Dev to DB"])
+        #expect(applied.compiled.ruleset == (try Self.fullPlan(h, at: Self.monday("19:00:00")).compiled.ruleset))
+        #expect(applied.changes == nil)
+
+        // enforcer.conf changes: compiled in full.
+        try ("[policy]\ntime_window_tz = \"utc\"\n[kernel]\ntable = \"other\"\n[state]\ndirectory = \"\(h.fixture.path)/state\"\n")
+            .write(toFile: h.fixture.path + "/enforcer.conf", atomically: true, encoding: .utf8)
+        #expect(h.daemon.handle(.reload(reason: "SIGHUP")) == .reloaded)
+        applied = try #require(h.dataplane.plans.last)
+        #expect(applied.changes == nil && applied.compiled.ruleset.table.name == "other")
+    }
+}

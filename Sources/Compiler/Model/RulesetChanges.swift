@@ -172,7 +172,7 @@ extension NamedSet {
 extension SetElement {
     /// Whether this element's key sorts before `other`'s: part by part, addresses by first
     /// then last address.
-    func keyPrecedes(_ other: SetElement) -> Bool {
+    public func keyPrecedes(_ other: SetElement) -> Bool {
         for (a, b) in zip(key, other.key) where a != b {
             switch (a, b) {
             case let (.addresses(x), .addresses(y)): return x.first != y.first ? x.first < y.first : x.last < y.last

@@ -101,6 +101,23 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
         }
     }
 
+    /// How many elements carry each verdict that `wanted` names (others are not counted):
+    /// by column this is one pass over the two-byte verdict numbers.
+    public func counts(of wanted: Set<Verdict?>) -> [Verdict?: Int] {
+        var out: [Verdict?: Int] = [:]
+        switch storage {
+        case .list(let list):
+            for element in list where wanted.contains(element.verdict) { out[element.verdict, default: 0] += 1 }
+        case .hosts(let columns):
+            let numbers = columns.verdicts.indices.filter { wanted.contains(columns.verdicts[$0]) }
+            guard !numbers.isEmpty else { return [:] }
+            var tally = [Int](repeating: 0, count: columns.verdicts.count)
+            for number in columns.verdictIndex { tally[Int(number)] += 1 }
+            for number in numbers where tally[number] > 0 { out[columns.verdicts[number]] = tally[number] }
+        }
+        return out
+    }
+
     // MARK: Hashable, Codable
 
     public static func == (a: SetElements, b: SetElements) -> Bool {

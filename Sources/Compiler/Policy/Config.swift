@@ -1,7 +1,7 @@
 import Foundation
 
 /// `enforcer.conf`: the settings that are not policy.
-public struct Config: Sendable {
+public struct Config: Sendable, Equatable {
     public enum TimeZoneSetting: Sendable, Hashable {
         case local, utc, named(String)
     }

@@ -91,7 +91,7 @@ public final class KernelDataplane: Dataplane {
             // kept has them re-asserted after, and those that no longer hold taken out.
             let grants = plan.compiled.timedGrants.map { (mark: $0.mark, until: $0.until) }
             let outcome = try applier.apply(plan.compiled.ruleset, system: plan.host.name, policyDirectory: plan.location,
-                                            forceReplace: options.replace, timedGrants: grants)
+                                            forceReplace: options.replace, timedGrants: grants, changes: plan.changes)
             if outcome.mode != .replaced {
                 let layout = MarkLayout(mask: config.markMask)
                 let timed = Set(plan.compiled.timedGrants.map(\.id))

@@ -49,6 +49,15 @@ public final class Daemon {
     /// The deadline of an `apply --confirm` waiting (nil: none); the daemon keeps its promise.
     public private(set) var confirmDeadline: Date?
     public private(set) var stopReason: String?
+    /// The compile kept between changes (see `IncrementalHost`): a reload, flip or override
+    /// change recompiles only what it touches. Nil after a failure, until a full compile.
+    private var incremental: IncrementalHost?
+    /// The policy `incremental` was last compiled from (not always the live plan's: an apply
+    /// may have been refused since).
+    private var incrementalSource: PolicySet?
+    /// The generation that holds `incremental`'s ruleset (nil: none does, as after a refused
+    /// apply); the next plan's changes are from it.
+    private var incrementalGeneration: Int?
 
     /// Loads, checks and applies the policy. Any failure is thrown and nothing is applied.
     public init(pipeline: Pipeline, options: Options, dataplane: any Dataplane, now: @escaping () -> Date = Date.init,
@@ -62,13 +71,18 @@ public final class Daemon {
         let policy = try pipeline.load().policy
         let host = try pipeline.host(options.system, in: policy)
         state = pipeline.state(for: policy)
-        plan = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
+        var compiled: IncrementalHost?
+        plan = try pipeline.plan(policy, from: nil, incremental: &compiled, base: nil, system: host, at: instant, overrides: state.overrides.read(),
+                                 ids: state.policyIDs(for: policy))
+        incremental = compiled
+        incrementalSource = policy
         let standardized = (pipeline.source as? PolicyDirectory)?.standardizedPath ?? pipeline.source.location
         report = DaemonReport(pid: getpid(), startedAt: instant, system: host.name, policyDirectory: standardized)
         // A promise broken while no daemon ran (at boot, say) is kept before anything else.
         if let restored = try dataplane.restoreIfOverdue(state: state, now: instant) { log("confirm: " + restored) }
         let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run start"))
         lastApplied = instant
+        incrementalGeneration = applied.generation
         log(applied.report)
         report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
         report.lastReload = .init(at: instant, ok: true, message: "started")
@@ -111,14 +125,13 @@ public final class Daemon {
         let instant = max(now(), boundary ?? .distantPast)
         defer { scheduleNextWake(after: instant) }
         do {
-            let next = try pipeline.plan(plan.loaded, host: plan.host, at: instant, overrides: state.overrides.read(),
-                                         ids: state.policyIDs(for: plan.loaded), expectations: false)
+            let next = try incrementalPlan(plan.loaded, host: plan.host, at: instant, expectations: false)
             let flipped = next.flips(from: plan)
             // A flip is the policy's own schedule: it happens even where the SSH guard would object.
             let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true, confirmsPending: false, purpose: "enforcer run flip",
                                                                                            event: .flip, reason: "\(reason): " + (flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; "))))
             lastApplied = now()
-            plan = next
+            adopt(next, generation: applied.generation)
             log("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)")
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
             return .replanned
@@ -144,11 +157,11 @@ public final class Daemon {
         }
         do {
             let host = try pipeline.host(options.system, in: policy)
-            let next = try pipeline.plan(policy, host: host, at: instant, overrides: state.overrides.read(), ids: state.policyIDs(for: policy))
+            let next = try incrementalPlan(policy, host: host, at: instant, expectations: true)
             let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run reload",
                                                                                            event: .reload, reason: reason))
             lastApplied = now()
-            plan = next
+            adopt(next, generation: applied.generation)
             scheduleNextWake(after: instant)
             log("reload (\(reason)): \(applied.report)")
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
@@ -160,6 +173,25 @@ public final class Daemon {
             report.lastReload = .init(at: instant, ok: false, message: "\(error)")
             return .refused
         }
+    }
+
+    /// A plan of `policy` from the kept compile.
+    private func incrementalPlan(_ policy: PolicySet, host: SystemDefinition, at instant: Date, expectations: Bool) throws(EnforcementError) -> CheckedPlan {
+        let base = incrementalGeneration
+        // Until this plan is applied, no generation holds the kept compile's ruleset.
+        incrementalGeneration = nil
+        let next = try pipeline.plan(policy, from: incrementalSource, incremental: &incremental, base: base, system: host, at: instant,
+                                     overrides: state.overrides.read(), ids: state.policyIDs(for: policy), expectations: expectations)
+        incrementalSource = policy
+        return next
+    }
+
+    /// `next` is live as `generation`.
+    private func adopt(_ next: CheckedPlan, generation: Int?) {
+        plan = next
+        // Its changes led to it from a generation before: they mean nothing for a later apply.
+        plan.changes = nil
+        if incremental != nil { incrementalGeneration = generation }
     }
 
     /// When this process last changed the kernel (its own large transaction may overflow the
@@ -190,6 +222,8 @@ public final class Daemon {
             let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(replace: true, force: true, confirmsPending: false,
                                                                                       purpose: purpose, event: nil))
             lastApplied = now()
+            // The same ruleset, now as a new generation.
+            if incrementalGeneration != nil { incrementalGeneration = applied.generation }
             drift.restored += 1
             drift.lastOutcome = "restored: \(applied.report)"
             log("drift: restored — \(applied.report)")

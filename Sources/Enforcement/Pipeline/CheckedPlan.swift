@@ -18,6 +18,9 @@ public struct CheckedPlan: Sendable {
     public let policyIDs: PolicyIDs
     /// Where the policy came from (the plan's header, the generation's record).
     public let location: String
+    /// What changed in the ruleset since generation `base`, when the daemon's incremental
+    /// compile made this plan from that generation's: the kernel delta is built from these.
+    public var changes: (base: Int, changes: RulesetChanges)? = nil
 
     /// The next instant at which this plan changes by itself: a window or expiry of a policy,
     /// or a trust grant running out.

@@ -94,6 +94,43 @@ public struct Pipeline: Sendable {
         }
     }
 
+    /// The plan the daemon keeps up to date edit by edit: `host` (nil at first, or after a
+    /// failure) is compiled in full, else given the edits from `loaded` (the policy it was
+    /// compiled from) to `policy`, and the overrides and instant; it is compiled in full where
+    /// those edits cannot say the difference (see `PolicySet.edits(to:)`). The expectations
+    /// run on another core meanwhile. `base`: the generation holding `host`'s ruleset before,
+    /// whose changes the plan then carries. On any failure `host` is left nil.
+    public func plan(_ policy: PolicySet, from loaded: PolicySet?, incremental host: inout IncrementalHost?, base: Int?, system: SystemDefinition,
+                     at instant: Date, overrides: RuntimeOverrides, ids: PolicyIDs, expectations: Bool = true) throws(EnforcementError) -> CheckedPlan {
+        let failures = expectations ? Concurrently { failedExpectations(policy, ids: ids, at: instant) } : nil
+        var current = host.take()
+        var changes: RulesetChanges?
+        do throws(CompileError) {
+            if current != nil, current!.hostName == system.name, let edits = loaded?.edits(to: policy) {
+                changes = try current!.apply(edits + [.overrides(overrides), .instant(instant)])
+            } else {
+                current = try IncrementalHost(policySet: policy, host: system, overrides: overrides, ids: ids, at: instant)
+            }
+        } catch {
+            _ = failures?.value
+            throw .compile(error)
+        }
+        Trace.phase(changes == nil ? "compiled in full" : "compiled incrementally")
+        if let failures = failures?.value, !failures.isEmpty { throw .expectations(failures) }
+        let compiled = current!
+        host = compiled
+        // The host keeps the definitions an edit left alone; what the compile does not read
+        // (the files, the expectations) is the new policy's.
+        var shown = compiled.graph.policySet
+        shown.directory = policy.directory
+        shown.files = policy.files
+        shown.expectations = policy.expectations
+        var plan = CheckedPlan(loaded: policy, policy: shown, host: system, graph: compiled.graph, compiled: compiled.compiled,
+                               instant: instant, policyIDs: compiled.policyIDs, location: source.location)
+        if let base, let changes { plan.changes = (base, changes) }
+        return plan
+    }
+
     /// Load, then plan for `system` with the state directory's overrides and ids.
     public func plan(system: String?, at instant: Date) throws(EnforcementError) -> (plan: CheckedPlan, state: StateDirectory) {
         let policy = try load().policy

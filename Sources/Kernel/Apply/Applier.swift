@@ -25,6 +25,8 @@ public struct ApplyOutcome: Sendable {
     public var transactionSeconds: Double = 0
     /// The kernel's part of `transactionSeconds` (from the send to the last acknowledgement).
     public var kernelSeconds: Double = 0
+    /// Whether a delta was built from the incremental compile's changes (not by comparing rulesets).
+    public var fromChanges = false
 }
 
 /// Puts a compiled ruleset into the kernel and records it as a generation: a delta
@@ -45,8 +47,9 @@ public struct Applier {
     }
 
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false,
-                      timedGrants: [(mark: UInt32, until: Date)] = []) throws(ApplyError) -> ApplyOutcome {
-        try apply(ruleset, system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil, timedGrants: timedGrants)
+                      timedGrants: [(mark: UInt32, until: Date)] = [], changes: (base: Int, changes: RulesetChanges)? = nil) throws(ApplyError) -> ApplyOutcome {
+        try apply(ruleset, system: system, policyDirectory: policyDirectory, forceReplace: forceReplace, note: nil, timedGrants: timedGrants,
+                  changes: changes)
     }
 
     /// Makes `next` live: nothing when it already is, else a delta, else a replacement.
@@ -54,12 +57,16 @@ public struct Applier {
     /// it adds into the recent table (see `RecentTable`). `timedGrants` go into the
     /// transaction's timed_policies sets wherever it creates a table (which starts with
     /// none); `setTimedGrants` still has them to assert against a table kept.
+    ///
+    /// `changes`, from the incremental compile, lead from generation `base`'s ruleset to
+    /// `ruleset`: while `base` is the live generation the delta is built from them (see
+    /// `changePlan`) rather than by comparing the two rulesets.
     public func apply(_ ruleset: Ruleset, system: String, policyDirectory: String?, forceReplace: Bool = false, note: String?,
-                      timedGrants: [(mark: UInt32, until: Date)] = []) throws(ApplyError) -> ApplyOutcome {
-        // Optional so the delta can take the only copy (and trim it in place); rebuilt if the
-        // delta falls through to a replacement.
-        var next: Snapshot? = Snapshot(ruleset)
-        Trace.phase("kernel elements")
+                      timedGrants: [(mark: UInt32, until: Date)] = [], changes: (base: Int, changes: RulesetChanges)? = nil) throws(ApplyError) -> ApplyOutcome {
+        // The kernel elements of `ruleset`, encoded when a path needs them (a delta from the
+        // compile's changes does not); optional so the delta can take the only copy (and trim
+        // it in place); encoded again if the delta falls through to a replacement.
+        var next: Snapshot?
         let table = KernelTable(family: ruleset.table.family, name: ruleset.table.name, connection: connection)
         let recentTable = KernelTable(family: ruleset.table.family, name: RecentTable.name(of: ruleset.table.name), connection: connection)
         let queue: QueueEncoding
@@ -100,10 +107,20 @@ public struct Applier {
                 // replacement below takes the same staging.
                 let early = stage(ruleset, number: number, policyDirectory: policyDirectory)
                 staged = early
-                if var plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take()!, encoder: encoder, comment: comment,
-                                             timedMarks: timedMarks) {
+                var fromChanges = false
+                var plan: DeltaPlan?
+                if let changes, changes.base == current {
+                    plan = try? changePlan(from: previous, recent: previousRecent, to: ruleset, changes: changes.changes, encoder: encoder,
+                                           timedMarks: timedMarks)
+                    fromChanges = plan != nil
+                }
+                if plan == nil {
+                    plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take() ?? Snapshot(ruleset), encoder: encoder, comment: comment,
+                                          timedMarks: timedMarks)
+                }
+                if var plan {
                     plan.messages += GenerationMark.move(from: current, to: number, in: ruleset.table, encoder: encoder)
-                    Trace.phase("delta computed")
+                    Trace.phase(fromChanges ? "delta from the compile's changes" : "delta computed")
                     do {
                         let report = try connection.commit(plan.messages)
                         Trace.phase("delta committed")
@@ -112,7 +129,8 @@ public struct Applier {
                                                recent: plan.recent, kernelGeneration: connection.knownGeneration)
                         Trace.phase("generation recorded")
                         return ApplyOutcome(mode: .delta, generation: number, summary: prefix + plan.summary,
-                                            messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds)
+                                            messages: report.messages, bytes: report.bytes, queue: queue, transactionSeconds: report.seconds, kernelSeconds: report.kernelSeconds,
+                                            fromChanges: fromChanges)
                     } catch .rejected(let rejection) {
                         // The table drifted from the record (edited by hand?), or another
                         // process committed since the generation was read: replace it whole below.
@@ -243,7 +261,7 @@ public struct Applier {
             delta.messages += [EncodedMessage(.deleteTable(family: family, name: recentName), origin: "table \(recentName)")]
         }
         if let recentRuleset = RecentTable.table(for: ruleset, recent: recentModel) {
-            delta.messages += try encoder.create(recentRuleset, tableComment: "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)")
+            delta.messages += try encoder.create(recentRuleset, tableComment: RecentTable.comment)
             delta.messages += KernelTable(family: ruleset.table.family, name: recentName, connection: connection)
                 .timedMarkMessages(timedMarks, in: recentRuleset.table, encoder: encoder)
             let count = recentModel.values.reduce(0) { $0 + $1.count }

@@ -15,6 +15,7 @@ import Compiler
 /// `foldLimit` senders there) folds them back and removes the recent table.
 public enum RecentTable {
     public static let foldLimit = 4096
+    static let comment = "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)"
 
     public static func name(of table: String) -> String { table + "_recent" }
 
@@ -49,6 +50,39 @@ public enum RecentTable {
         snapshot.table.sets.removeAll { orphaned.contains($0.name) }
         for name in orphaned { snapshot.elements[name] = nil }
         return snapshot
+    }
+
+    /// What `main(of:without:)` leaves out of the main table, worked out on the model instead
+    /// of on kernel elements: the class chains that only the senders in `recent` jump to,
+    /// and the sets only those chains use. `recent` are elements of `model`'s hosts maps.
+    /// One pass over each sender map's two-byte verdict numbers, no element built.
+    static func leftOut(of model: Ruleset, recent: [String: [SetElement]]) -> (chains: Set<String>, sets: Set<String>) {
+        func target(_ verdict: Verdict?) -> String? {
+            switch verdict {
+            case .jump(let chain), .goto(let chain): chain
+            default: nil
+            }
+        }
+        var candidates = Set<String>()
+        var inRecent: [String: [Verdict?: Int]] = [:]
+        for (name, elements) in recent {
+            for element in elements {
+                guard let chain = target(element.verdict) else { continue }
+                candidates.insert(chain)
+                inRecent[name, default: [:]][element.verdict, default: 0] += 1
+            }
+        }
+        guard !candidates.isEmpty else { return ([], []) }
+        let wanted = Set(candidates.flatMap { [Verdict?.some(.jump($0)), .some(.goto($0))] })
+        for set in model.table.sets where set.role.isSenderMap {
+            for (verdict, count) in set.elements.counts(of: wanted) where count > (inRecent[set.name]?[verdict] ?? 0) {
+                if let chain = target(verdict) { candidates.remove(chain) }
+            }
+        }
+        let dropped = model.table.chains.filter { candidates.contains($0.name) }
+        guard !dropped.isEmpty else { return ([], []) }
+        let stillUsed = Set(model.table.chains.filter { !candidates.contains($0.name) }.flatMap(referencedSets))
+        return (Set(dropped.map(\.name)), Set(dropped.flatMap(referencedSets)).subtracting(stillUsed))
     }
 
     static func referencedSets(_ chain: Chain) -> [String] {

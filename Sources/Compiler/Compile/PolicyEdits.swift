@@ -1,0 +1,56 @@
+import Foundation
+
+extension PolicySet {
+    /// The edits that turn this policy set (as loaded) into `new`, for `IncrementalHost`;
+    /// nil when `new` differs in something the edits cannot say, and the host is compiled
+    /// in full instead: `enforcer.conf`, any web rule (they decide which flows are queued),
+    /// or the order of the systems or policies that stay (a name defined again in another
+    /// place). A system or policy that comes must come after all that stay, as the
+    /// incremental compile puts it last; one that goes may go from anywhere.
+    ///
+    /// Systems are compared by their addresses and tags, policies by everything the
+    /// compile reads; where a definition stands in its file (its location) does not count.
+    public func edits(to new: PolicySet) -> [PolicyEdit]? {
+        guard config == new.config, webRules.isEmpty, new.webRules.isEmpty else { return nil }
+        var edits: [PolicyEdit] = []
+
+        let newSystems = Dictionary(new.systems.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let oldSystems = Dictionary(systems.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let keptSystems = systems.filter { newSystems[$0.name] != nil }.map(\.name)
+        guard new.systems.prefix(keptSystems.count).map(\.name) == keptSystems else { return nil }
+        for old in systems where newSystems[old.name] == nil { edits.append(.removeSystem(old.name)) }
+        for system in new.systems {
+            if let old = oldSystems[system.name], old === system || (old.addresses == system.addresses && old.tags == system.tags) { continue }
+            edits.append(.setSystem(system))
+        }
+
+        let newPolicies = Dictionary(new.policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let oldPolicies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let keptPolicies = policies.filter { newPolicies[$0.name] != nil }.map(\.name)
+        guard new.policies.prefix(keptPolicies.count).map(\.name) == keptPolicies else { return nil }
+        for old in policies where newPolicies[old.name] == nil { edits.append(.removePolicy(old.name)) }
+        for policy in new.policies {
+            if let old = oldPolicies[policy.name], old.compilesLike(policy) { continue }
+            edits.append(.setPolicy(policy))
+        }
+        return edits
+    }
+}
+
+extension AccessPolicy {
+    /// Equal in everything a compile reads: all but the location and the load order (which only web rules use).
+    func compilesLike(_ other: AccessPolicy) -> Bool {
+        name == other.name && senders == other.senders && reach.sameReach(as: other.reach) && allow == other.allow
+            && schedule == other.schedule && trust == other.trust && description == other.description
+    }
+}
+
+extension AccessPolicy.Reach {
+    func sameReach(as other: AccessPolicy.Reach) -> Bool {
+        switch (self, other) {
+        case let (.direct(a), .direct(b)): a == b
+        case let (.gateway(g, s), .gateway(h, t)): g == h && s == t
+        default: false
+        }
+    }
+}

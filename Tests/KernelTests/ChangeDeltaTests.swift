@@ -1,0 +1,87 @@
+import Compiler
+import Foundation
+import Testing
+@testable import Kernel
+
+/// A delta built from the incremental compile's changes leaves the kernel exactly as the
+/// delta found by comparing the two rulesets does: two namespaces take the same edits of
+/// the enclave example, one each way, and list the same ruleset after every edit, with the
+/// recent table in play (every added sender goes there) and without it.
+@Suite(.serialized)
+struct ChangeDeltaTests {
+    init() {
+        precondition(getuid() == 0, "ChangeDeltaTests load rulesets into network namespaces and must run as root (CI does)")
+    }
+
+    static func enclave() throws -> PolicySet {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try #require(PolicyLoader.load(directory: root.path + "/examples/enclave").policySet)
+    }
+
+    static func system(_ name: String, _ addresses: [String], tags: [String]) throws -> SystemDefinition {
+        SystemDefinition(name: name, location: Compiler.SourceLocation(file: "test.policy", line: 1, column: 1),
+                         addresses: try addresses.map { try AddressBlock.parse($0) }, tags: tags)
+    }
+
+    /// Edits of every kind the kernel side meets: senders moving within a hash map and within
+    /// an interval map, a sender joining and leaving a class, a class chain rewritten, a class
+    /// coming and going, and the clock closing a policy's window.
+    static func edits(_ policySet: PolicySet) throws -> [(String, PolicyEdit)] {
+        var sre = try #require(policySet.policies.first { $0.name == "Database Servers for SRE" })
+        sre.allow = [try Service.parse("tcp/5432"), try Service.parse("tcp/22")]
+        return [
+            ("sre-1 moves", .setSystem(try system("sre-1", ["10.10.1.99", "fd00:10:1::31"], tags: ["sre"]))),
+            ("sre-2 joins the sre class", .setSystem(try system("sre-2", ["10.10.1.77", "fd00:10:1::77"], tags: ["sre"]))),
+            ("ws-1 leaves the range it shared with ws-2", .setSystem(try system("ws-1", ["10.10.2.51", "fd00:10:2::11"], tags: ["workstations"]))),
+            ("the SRE policy gains tcp/22", .setPolicy(sre)),
+            ("sre-1 goes", .removeSystem("sre-1")),
+            ("sre-2 goes, and the sre class with it", .removeSystem("sre-2")),
+            ("a sender of a class of its own", .setSystem(try system("dev-laptop-3", ["10.10.1.13"], tags: ["developers", "contractors"]))),
+            ("it moves", .setSystem(try system("dev-laptop-3", ["10.10.1.113"], tags: ["developers", "contractors"]))),
+            ("night in New York: the developers' window closes", .instant(try Instant.parse("2026-11-23T04:00:00Z", defaultZone: TimeZone(identifier: "UTC")!))),
+        ]
+    }
+
+    @Test(arguments: [0, Int.max])
+    func theKernelEndsTheSameEitherWay(recentFrom: Int) throws {
+        let policySet = try Self.enclave()
+        var host = try IncrementalHost(policySet: policySet, host: try #require(policySet.system(named: "db-1")),
+                                       at: try Instant.parse("2026-11-23T15:00:00Z", defaultZone: TimeZone(identifier: "UTC")!))
+        let fast = try TestNamespace("enfk-chg-a"), compared = try TestNamespace("enfk-chg-b")
+        var states: [String] = []
+        defer { for state in states { try? FileManager.default.removeItem(atPath: state) } }
+        func applier(_ namespace: TestNamespace) throws -> Applier {
+            let state = NSTemporaryDirectory() + "enforcer-chg-\(UUID().uuidString)"
+            states.append(state)
+            var applier = Applier(stateDirectory: state, connection: try namespace.connection())
+            applier.recentFrom = recentFrom
+            return applier
+        }
+        let fastApplier = try applier(fast), comparedApplier = try applier(compared)
+        var generation = try fastApplier.apply(host.ruleset, system: "db-1", policyDirectory: nil).generation
+        _ = try comparedApplier.apply(host.ruleset, system: "db-1", policyDirectory: nil)
+
+        var sawRecent = false
+        for (what, edit) in try Self.edits(policySet) {
+            let changes = try host.apply([edit])
+            #expect(!changes.compiledInFull, "\(what)")
+            let outcome = try fastApplier.apply(host.ruleset, system: "db-1", policyDirectory: nil, changes: (base: generation, changes: changes))
+            let reference = try comparedApplier.apply(host.ruleset, system: "db-1", policyDirectory: nil)
+            #expect(outcome.mode == .delta && outcome.fromChanges, "\(what): \(outcome.mode) \(outcome.summary)")
+            #expect(!reference.fromChanges)
+            let listed = try fast.nft("list", "ruleset")
+            #expect(listed == (try compared.nft("list", "ruleset")), "\(what): the kernels differ")
+            #expect(outcome.summary == reference.summary, "\(what)")
+            sawRecent = sawRecent || listed.contains("table inet enforcer_recent")
+            generation = outcome.generation
+        }
+        #expect(sawRecent == (recentFrom == 0), "the recent table is in play exactly when the hosts maps count from 0")
+
+        // Changes from a generation that is not the live one are not used.
+        let changes = try host.apply([.setSystem(try Self.system("sre-3", ["10.10.1.78"], tags: ["sre"]))])
+        let stale = try fastApplier.apply(host.ruleset, system: "db-1", policyDirectory: nil, changes: (base: generation - 1, changes: changes))
+        _ = try comparedApplier.apply(host.ruleset, system: "db-1", policyDirectory: nil)
+        #expect(stale.mode == .delta && !stale.fromChanges)
+        #expect(try fast.nft("list", "ruleset") == (try compared.nft("list", "ruleset")))
+    }
+}
