@@ -1,4 +1,5 @@
 import ArgumentParser
+import Compiler
 import Enforcement
 import Foundation
 
@@ -30,13 +31,14 @@ struct Run: ParsableCommand {
             if store.given {
                 let settings = try store.settings()
                 let client = try settings.connect()
-                let mirror = StoreMirror(stateDirectory: state.stateDir ?? "/var/lib/enforcer", layout: settings.layout)
+                let mirror = StoreMirror(stateDirectory: state.stateDir ?? "/var/lib/enforcer", layout: settings.layout, cache: ParseCache())
                 let after = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, log: Log.line)
                 let setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror, host: system ?? ProcessInfo.processInfo.hostName)
                 process = try DaemonProcess(pipeline: Pipeline(source: mirror, stateDirectory: state.stateDir), options: .init(system: system, force: force),
                                             store: (setup, after))
             } else {
-                process = try DaemonProcess(pipeline: pipeline(directory, state), options: .init(system: system, force: force))
+                process = try DaemonProcess(pipeline: Pipeline(directory: directory.dir, stateDirectory: state.stateDir, cache: ParseCache()),
+                                            options: .init(system: system, force: force))
             }
         } catch let failure as EnforcementError {
             throw Output.report(failure, after: "; nothing was applied")

@@ -441,8 +441,8 @@ struct PolicyDiagnosticsTests {
     }
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64), so a failing mutation can be replayed.
-private struct SplitMix64 {
+/// Deterministic pseudo-random numbers (SplitMix64), so a failing mutation or edit can be replayed.
+struct SplitMix64 {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

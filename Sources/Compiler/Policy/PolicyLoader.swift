@@ -13,25 +13,31 @@ public struct PolicyLoader: Sendable {
     /// - Parameter overlay: file names in `rules.d/` read from another path instead (a draft
     ///   being edited), or left out (nil: a file about to be removed). Diagnostics name the
     ///   `rules.d/` path, as they will once the draft is in place.
-    public static func load(directory: String, overlay: [String: String?] = [:]) -> Loaded {
-        var loader = PolicyLoader(directory: directory, overlay: overlay)
+    /// - Parameter cache: what the last load made of each file (see `ParseCache`), used and
+    ///   brought up to date.
+    public static func load(directory: String, overlay: [String: String?] = [:], cache: ParseCache? = nil) -> Loaded {
+        var loader = PolicyLoader(directory: directory, overlay: overlay, cache: cache)
         return loader.run()
     }
 
     private let directory: String
     private let overlay: [String: String?]
+    private let cache: ParseCache?
     private var diagnostics: [Diagnostic] = []
     private var config = Config()
 
-    private init(directory: String, overlay: [String: String?]) {
+    private init(directory: String, overlay: [String: String?], cache: ParseCache? = nil) {
         self.directory = directory
         self.overlay = overlay
+        self.cache = cache
     }
 
     private struct PendingBlock {
         var block: RawBlock
         var file: String
         var order: Int
+        /// What a system block defined, kept from the last load (see `ParseCache`).
+        var system: SystemDefinition?
     }
 
     private mutating func run() -> Loaded {
@@ -84,8 +90,20 @@ public struct PolicyLoader: Sendable {
 
         var pending: [PendingBlock] = []
         var unread = false
+        var cached: [String: ParseCache.File] = [:]
+        var kept = 0
         for (file, source) in zip(files, sources) {
             guard let bytes = readBytes(source, advice: "split it into several files in rules.d/") else { unread = true; continue }
+            if let cache {
+                let parsed = ParseCache.blocks(file: file, bytes: bytes, cached: cache.file(file))
+                diagnostics += parsed.diagnostics
+                kept += parsed.kept
+                for block in parsed.blocks {
+                    pending.append(PendingBlock(block: block.raw, file: file, order: pending.count, system: block.system))
+                }
+                if parsed.reusable { cached[file] = ParseCache.File(bytes: bytes, blocks: parsed.blocks) }
+                continue
+            }
             let parser = BlockParser(file: file, bytes: bytes)
             diagnostics += parser.diagnostics
             for block in parser.blocks {
@@ -105,6 +123,10 @@ public struct PolicyLoader: Sendable {
         pending = []
         let systems = systems(kinds.systems)
         kinds.systems = []
+        if let cache, !diagnostics.contains(where: { $0.severity == .error }) {
+            remember(systems, in: &cached)
+            cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept)
+        }
         let scope = NameScope(systems: systems)
         let policies = kinds.policies.compactMap { policy($0.block, order: $0.order, scope: scope) }
         let webRules = kinds.webRules.compactMap { webRule($0.block, file: $0.file, order: $0.order, scope: scope) }
@@ -127,7 +149,7 @@ public struct PolicyLoader: Sendable {
     /// The blocks of each kind, each name once per kind across all files (a duplicate is
     /// reported where it stands, with a note at the first).
     private struct Kinds {
-        var systems: [RawBlock] = []
+        var systems: [PendingBlock] = []
         var policies: [PendingBlock] = []
         var webRules: [PendingBlock] = []
         var expectations: [PendingBlock] = []
@@ -152,7 +174,7 @@ public struct PolicyLoader: Sendable {
             }
             firstPlace[key] = item.block.nameLocation
             switch item.block.kind {
-            case "system": kinds.systems.append(item.block)
+            case "system": kinds.systems.append(item)
             case "policy", "gateway-policy": kinds.policies.append(item)
             case "expect": kinds.expectations.append(item)
             case nil: kinds.webRules.append(item)
@@ -275,7 +297,21 @@ public struct PolicyLoader: Sendable {
     /// The systems of `blocks`, in order. Ten thousand systems with a million addresses
     /// are checked in parts, one per core: each part by a copy of this loader that starts
     /// with no diagnostics and hands its own back (they are sorted by place at the end).
-    private mutating func systems(_ blocks: [RawBlock]) -> [SystemDefinition] {
+    /// Puts each system into the cache beside its block, without the block's entries (the
+    /// system holds what they said; at a million addresses they are most of the memory).
+    private func remember(_ systems: [SystemDefinition], in cached: inout [String: ParseCache.File]) {
+        let byName = Dictionary(systems.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for (path, var file) in cached {
+            for index in file.blocks.indices where file.blocks[index].raw.kind == "system" {
+                guard let system = byName[file.blocks[index].raw.name], system.location == file.blocks[index].raw.nameLocation else { continue }
+                file.blocks[index].system = system
+                file.blocks[index].raw.entries = []
+            }
+            cached[path] = file
+        }
+    }
+
+    private mutating func systems(_ blocks: [PendingBlock]) -> [SystemDefinition] {
         var worker = self
         worker.diagnostics = []
         let loader = worker
@@ -283,8 +319,8 @@ public struct PolicyLoader: Sendable {
         let results = Concurrently<([SystemDefinition], [Diagnostic])>.each(parts) { part in
             var loader = loader
             var systems: [SystemDefinition] = []
-            for block in blocks[(blocks.count * part / parts)..<(blocks.count * (part + 1) / parts)] {
-                if let system = loader.system(block) { systems.append(system) }
+            for item in blocks[(blocks.count * part / parts)..<(blocks.count * (part + 1) / parts)] {
+                if let system = item.system ?? loader.system(item.block) { systems.append(system) }
             }
             return (systems, loader.diagnostics)
         }

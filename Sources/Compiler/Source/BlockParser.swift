@@ -10,6 +10,9 @@ struct RawEntry: Sendable {
     private var valueColumn: Int32
 
     var keyLocation: SourceLocation { SourceLocation(file: file, line: Int(line), column: Int(keyColumn)) }
+
+    /// Moved down `lines` lines (up when negative): text above it gained or lost lines.
+    mutating func shift(lines: Int) { line += Int32(lines) }
     var valueLocation: SourceLocation { SourceLocation(file: file, line: Int(line), column: Int(valueColumn)) }
 
     /// Both places are on one line of one file; lines and columns fit 32 bits, as files
@@ -32,6 +35,16 @@ struct RawBlock: Sendable {
     var name: String
     var nameLocation: SourceLocation
     var entries: [RawEntry]
+
+    /// The same block `lines` lines further down its file.
+    func shifted(lines: Int) -> RawBlock {
+        guard lines != 0 else { return self }
+        var out = self
+        out.kindLocation.line += lines
+        out.nameLocation.line += lines
+        for index in out.entries.indices { out.entries[index].shift(lines: lines) }
+        return out
+    }
 }
 
 /// Splits a policy file into blocks. Errors are collected and parsing resumes at the next
@@ -39,10 +52,15 @@ struct RawBlock: Sendable {
 struct BlockParser {
     private let text: SourceText
     private(set) var blocks: [RawBlock] = []
+    /// Where each block of `blocks` stands: from the start of its header's line to the end
+    /// of its closing line (its newline included), and its first and last line.
+    private(set) var spans: [(bytes: Range<Int>, lines: ClosedRange<Int>)] = []
     private(set) var diagnostics: [Diagnostic] = []
+    var hasBlockComment: Bool { text.hasBlockComment }
 
-    init(file: String, bytes: [UInt8]) {
-        text = SourceText(file: file, bytes: bytes)
+    /// `firstLine`: the number of the first line of `bytes` (more than 1 for a part of a file).
+    init(file: String, bytes: [UInt8], firstLine: Int = 1) {
+        text = SourceText(file: file, bytes: bytes, firstLine: firstLine)
         diagnostics = text.diagnostics
         parse()
     }
@@ -50,6 +68,12 @@ struct BlockParser {
     private mutating func parse() {
         var open: RawBlock?
         var openLine = 0
+        var openStart = 0
+        func close(_ block: RawBlock, at line: SourceText.Line) {
+            blocks.append(block)
+            let end = line.original.endIndex
+            spans.append((openStart..<(end < text.byteCount ? end + 1 : end), openLine...line.number))
+        }
         // After a header too broken to open a block: skip to its '}' or the next header.
         var skippingBrokenBlock = false
         for line in text.lines {
@@ -68,7 +92,7 @@ struct BlockParser {
                     if !cursor.atEnd {
                         diagnostics.append(.error(cursor.location, "unexpected '\(cursor.rest)' after '}'"))
                     }
-                    blocks.append(open!)
+                    close(open!, at: line)
                     open = nil
                     continue
                 }
@@ -83,12 +107,14 @@ struct BlockParser {
                 let block = open!
                 diagnostics.append(.error(block.nameLocation,
                                           "block '\(block.name)' opened on line \(openLine) is never closed (missing '}' before line \(line.number))"))
-                blocks.append(block)
+                close(block, at: line)
                 open = nil
             }
+            openStart = line.original.startIndex
+            openLine = line.number
             switch parseHeader(&cursor) {
-            case .block(let block): open = block; openLine = line.number
-            case .closed(let block): blocks.append(block)
+            case .block(let block): open = block
+            case .closed(let block): close(block, at: line)
             case .broken: skippingBrokenBlock = true
             }
         }
@@ -97,6 +123,7 @@ struct BlockParser {
             diagnostics.append(.error(block.nameLocation,
                                       "block '\(block.name)' opened on line \(openLine) is never closed (missing '}')"))
             blocks.append(block)
+            spans.append((openStart..<text.byteCount, openLine...openLine))
         }
     }
 

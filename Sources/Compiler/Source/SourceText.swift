@@ -22,10 +22,14 @@ struct SourceText {
     private(set) var diagnostics: [Diagnostic] = []
     /// A `/*` without its `*/`: everything after it was blanked.
     var hasUnterminatedComment: Bool { !diagnostics.isEmpty }
+    /// The number of the text's first line: 1, or more for a part of a file read again
+    /// alone (see `ParseCache`).
+    private let firstLine: Int
 
-    init(file: String, bytes: [UInt8]) {
+    init(file: String, bytes: [UInt8], firstLine: Int = 1) {
         self.file = file
-        var scan = Self.scan(bytes.span, file: file)
+        self.firstLine = firstLine
+        var scan = Self.scan(bytes.span, file: file, firstLine: firstLine)
         if let unterminated = scan.unterminated {
             diagnostics.append(.error(unterminated, "unterminated '/*' comment"))
         }
@@ -34,6 +38,12 @@ struct SourceText {
         lineEnds = scan.newlines
         comments = scan.comments
     }
+
+    /// Whether a `/* … */` comment is anywhere in the text: it may span lines, so a part of
+    /// the text cannot be read again alone.
+    var hasBlockComment: Bool { comments.contains { text[$0.lowerBound] == .slash && $0.count > 1 && text[$0.lowerBound + 1] == .star } }
+
+    var byteCount: Int { text.count }
 
     /// The lines in order, each with its comments blanked.
     var lines: Lines { Lines(source: self) }
@@ -66,14 +76,14 @@ struct SourceText {
                     for position in Swift.max(comments[each].lowerBound, start)..<Swift.min(comments[each].upperBound, end) { cleaned[position] = .space }
                     each += 1
                 }
-                return Line(number: index, bytes: cleaned, original: original)
+                return Line(number: index + source.firstLine - 1, bytes: cleaned, original: original)
             }
         }
     }
 
     /// One pass over the text: where each line ends, the byte ranges of comments, and where
     /// a `/*` without its `*/` opened.
-    private static func scan(_ text: Span<UInt8>, file: String) -> (newlines: [Int], comments: [Range<Int>], unterminated: SourceLocation?) {
+    private static func scan(_ text: Span<UInt8>, file: String, firstLine: Int) -> (newlines: [Int], comments: [Range<Int>], unterminated: SourceLocation?) {
         var newlines: [Int] = [], comments: [Range<Int>] = []
         var unterminated: SourceLocation? = nil
         let count = text.count
@@ -108,7 +118,7 @@ struct SourceText {
                 comments.append(start..<i)
                 continue  // the newline, if any, is read next
             case .slash where !quoted && i + 1 < count && text[i + 1] == .star && atWordStart(i):
-                let start = i, openLine = newlines.count + 1, openLineStart = lineStart
+                let start = i, openLine = newlines.count + firstLine, openLineStart = lineStart
                 var closed = false
                 i += 2
                 while i < count {

@@ -13,10 +13,14 @@ import Kernel
 public struct StoreMirror: PolicySource {
     public let base: String
     public var directory: String { base + "/policy" }
-    private var inner: PolicyDirectory { PolicyDirectory(path: directory) }
+    private var inner: PolicyDirectory { PolicyDirectory(path: directory, cache: cache) }
+    /// What the last load made of each file (see `ParseCache`): a new revision is mostly
+    /// the files of the one before.
+    public let cache: ParseCache?
 
-    public init(stateDirectory: String, layout: FleetLayout) {
+    public init(stateDirectory: String, layout: FleetLayout, cache: ParseCache? = nil) {
         base = stateDirectory + "/fleet/" + layout.fleet
+        self.cache = cache
     }
 
     public var location: String { directory }

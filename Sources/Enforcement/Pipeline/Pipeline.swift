@@ -16,9 +16,10 @@ public struct Pipeline: Sendable {
         stateOption = stateDirectory
     }
 
-    /// A policy directory, and the state directory that goes with it.
-    public init(directory: String, stateDirectory: String? = nil) {
-        self.init(source: PolicyDirectory(path: directory), stateDirectory: stateDirectory)
+    /// A policy directory, and the state directory that goes with it; `cache` for a
+    /// process that loads it again and again (the daemon).
+    public init(directory: String, stateDirectory: String? = nil, cache: ParseCache? = nil) {
+        self.init(source: PolicyDirectory(path: directory, cache: cache), stateDirectory: stateDirectory)
     }
 
     /// The policy, checked, and its warnings; the diagnostics when it does not load.

@@ -24,8 +24,13 @@ public protocol PolicySource: Sendable {
 /// A policy directory: `enforcer.conf` and `rules.d/`.
 public struct PolicyDirectory: PolicySource {
     public let path: String
+    /// What the last load made of each file, for the daemon's reloads (see `ParseCache`).
+    public let cache: ParseCache?
 
-    public init(path: String) { self.path = path }
+    public init(path: String, cache: ParseCache? = nil) {
+        self.path = path
+        self.cache = cache
+    }
 
     public var location: String { path }
 
@@ -33,7 +38,7 @@ public struct PolicyDirectory: PolicySource {
     /// tell whether a running daemon serves this directory.
     public var standardizedPath: String { URL(fileURLWithPath: path).standardizedFileURL.path }
 
-    public func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path) }
+    public func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path, cache: cache) }
 
     /// The directory as it would be with `overlay` (file name → draft path, nil to leave a
     /// file out): how an edit is checked before it lands.

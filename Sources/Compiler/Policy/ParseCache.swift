@@ -1,0 +1,137 @@
+import Foundation
+import Synchronization
+
+/// What the last load made of each policy file, so that the next load of a changed file
+/// reads again only the blocks the change touched.
+///
+/// A fleet's systems file can hold ten thousand systems and a million addresses; the daemon
+/// reloads it for every change, and parsing it whole takes hundreds of milliseconds while
+/// an edit of one system touches one block. The next load compares the file's new bytes
+/// with the old: blocks wholly before the first changed byte, or wholly after the last,
+/// are kept (those after moved by the lines the change added or removed), with the system
+/// each defined; only the blocks between are parsed again. The result is what a load from
+/// scratch gives, so this is used only where that is certain: the last load of the file
+/// was without any diagnostic, and neither the file nor the part read again has a
+/// `/* … */` comment (one may span the change). Otherwise the file is parsed whole.
+///
+/// Only the daemon keeps one (a command loads once and would only hold the bytes longer).
+public final class ParseCache: Sendable {
+    struct Block: Sendable {
+        var bytes: Range<Int>
+        var lines: ClosedRange<Int>
+        /// The block as parsed; a system's without its entries (`system` holds what they said).
+        var raw: RawBlock
+        var system: SystemDefinition?
+
+        func shifted(bytes offset: Int, lines: Int) -> Block {
+            guard offset != 0 || lines != 0 else { return self }
+            var out = self
+            out.bytes = (bytes.lowerBound + offset)..<(bytes.upperBound + offset)
+            out.lines = (self.lines.lowerBound + lines)...(self.lines.upperBound + lines)
+            out.raw = raw.shifted(lines: lines)
+            if lines != 0, let system {
+                out.system = SystemDefinition(name: system.name, location: out.raw.nameLocation, addresses: system.addresses, tags: system.tags)
+            }
+            return out
+        }
+    }
+
+    struct File: Sendable {
+        var bytes: [UInt8]
+        var blocks: [Block]
+    }
+
+    /// Files by path, as the last load without errors read them.
+    private let files = Mutex<[String: File]>([:])
+    /// Blocks kept and blocks parsed by the last load, for tests and the trace.
+    private let counts = Mutex<(kept: Int, parsed: Int)>((0, 0))
+
+    public init() {}
+
+    public var lastLoad: (kept: Int, parsed: Int) { counts.withLock { $0 } }
+
+    func file(_ path: String) -> File? { files.withLock { $0[path] } }
+
+    func store(_ new: [String: File], kept: Int, parsed: Int) {
+        files.withLock { $0 = new }
+        counts.withLock { $0 = (kept, parsed) }
+    }
+
+    /// The blocks of `bytes` (the file `path` now), from `cached` where it can, with the
+    /// diagnostics of parsing; how many blocks were kept; and whether the next load may
+    /// read this file in parts (not when it has diagnostics or a block comment).
+    static func blocks(file path: String, bytes: [UInt8], cached: File?) -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool) {
+        if let cached {
+            if cached.bytes == bytes { return (cached.blocks, [], cached.blocks.count, true) }
+            if let (blocks, kept) = reparse(file: path, bytes: bytes, cached: cached) { return (blocks, [], kept, true) }
+        }
+        let parser = BlockParser(file: path, bytes: bytes)
+        let blocks = zip(parser.blocks, parser.spans).map { Block(bytes: $1.bytes, lines: $1.lines, raw: $0, system: nil) }
+        return (blocks, parser.diagnostics, 0, parser.diagnostics.isEmpty && !parser.hasBlockComment)
+    }
+
+    /// The blocks of `bytes` with only those the change touched parsed again; nil when
+    /// that would not be what parsing the whole gives.
+    private static func reparse(file path: String, bytes: [UInt8], cached: File) -> (blocks: [Block], kept: Int)? {
+        let old = cached.bytes
+        guard !cached.blocks.isEmpty else { return nil }
+        let (prefix, suffix) = commonEnds(old, bytes)
+        let delta = bytes.count - old.count
+        // Kept before: blocks that end (newline included) before the first changed byte.
+        let before = cached.blocks.prefix { $0.bytes.upperBound <= prefix && old[$0.bytes.upperBound - 1] == .newline }
+        // Kept after: blocks that start after the last changed byte, on a line that starts
+        // there in the new text too (the byte before them is unchanged).
+        let firstAfter = cached.blocks.firstIndex { $0.bytes.lowerBound > old.count - suffix && $0.bytes.lowerBound > before.last.map(\.bytes.upperBound) ?? 0 }
+            ?? cached.blocks.endIndex
+        let after = cached.blocks[firstAfter...]
+        let start = before.last?.bytes.upperBound ?? 0
+        let end = (after.first?.bytes.lowerBound).map { $0 + delta } ?? bytes.count
+        guard start <= end else { return nil }
+        let middle = Array(bytes[start..<end])
+        if middle.contains(.star), containsBlockCommentMarker(middle) { return nil }
+        let firstLine = (before.last?.lines.upperBound ?? 0) + 1
+        let parser = BlockParser(file: path, bytes: middle, firstLine: firstLine)
+        guard parser.diagnostics.isEmpty else { return nil }
+        let newlines = middle.reduce(0) { $0 + ($1 == .newline ? 1 : 0) }
+        // The first block after is on the line after the middle part, wherever it was before.
+        let lineShift = after.first.map { firstLine + newlines - $0.lines.lowerBound } ?? 0
+        var blocks = Array(before)
+        blocks += zip(parser.blocks, parser.spans).map {
+            Block(bytes: ($1.bytes.lowerBound + start)..<($1.bytes.upperBound + start), lines: $1.lines, raw: $0, system: nil)
+        }
+        blocks += after.map { $0.shifted(bytes: delta, lines: lineShift) }
+        return (blocks, before.count + after.count)
+    }
+
+    /// The lengths of the longest common prefix and suffix of `a` and `b`, not overlapping
+    /// in either.
+    static func commonEnds(_ a: [UInt8], _ b: [UInt8]) -> (Int, Int) {
+        let x = a.span, y = b.span
+        let shorter = min(x.count, y.count)
+        // A chunk at a time while they agree (a loop without an early exit, which the
+        // compiler runs many bytes at once: the file is tens of megabytes), then byte by byte.
+        let chunk = 4096
+        var prefix = 0
+        while prefix + chunk <= shorter {
+            var differ: UInt8 = 0
+            for k in prefix..<(prefix + chunk) { differ |= x[k] ^ y[k] }
+            if differ != 0 { break }
+            prefix += chunk
+        }
+        while prefix < shorter && x[prefix] == y[prefix] { prefix += 1 }
+        let room = shorter - prefix
+        var suffix = 0
+        while suffix + chunk <= room {
+            var differ: UInt8 = 0
+            for k in 1...chunk { differ |= x[x.count - suffix - k] ^ y[y.count - suffix - k] }
+            if differ != 0 { break }
+            suffix += chunk
+        }
+        while suffix < room && x[x.count - 1 - suffix] == y[y.count - 1 - suffix] { suffix += 1 }
+        return (prefix, suffix)
+    }
+
+    private static func containsBlockCommentMarker(_ bytes: [UInt8]) -> Bool {
+        bytes.indices.dropLast().contains { bytes[$0] == .slash && bytes[$0 + 1] == .star }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import Compiler
+
+/// A load that keeps the blocks a change left alone (`ParseCache`) gives what a load from
+/// scratch gives: the same systems at the same places, the same policies, the same
+/// diagnostics; after random edits of a file of systems and policies, and after edits that
+/// must not be read in parts (a block comment, a syntax error and its fix).
+@Suite struct ParseCacheTests {
+    final class Directory {
+        let path = NSTemporaryDirectory() + "enforcer-parsecache-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        init() throws {
+            try FileManager.default.createDirectory(atPath: path + "/rules.d", withIntermediateDirectories: true)
+            try "[policy]\ntime_window_tz = \"utc\"\n".write(toFile: path + "/enforcer.conf", atomically: true, encoding: .utf8)
+        }
+        func write(_ lines: [String]) throws {
+            try lines.joined(separator: "\n").appending("\n").write(toFile: path + "/rules.d/10-all.policy", atomically: true, encoding: .utf8)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// What a load says, in words that show every place.
+    static func described(_ loaded: PolicyLoader.Loaded) -> [String] {
+        var out = loaded.diagnostics.map(\.description)
+        for system in loaded.policySet?.systems ?? [] {
+            out.append("system \(system.name) at \(system.location): \(system.addresses.map(\.description).joined(separator: ",")) tags \(system.tags.joined(separator: ","))")
+        }
+        for policy in loaded.policySet?.policies ?? [] {
+            out.append("policy \(policy.name) at \(policy.location) from \(policy.senders.joined(separator: ",")) allow \(policy.allow?.map(\.description).joined(separator: ",") ?? "-")")
+        }
+        return out
+    }
+
+    static func systemBlock(_ index: Int, address: String? = nil, splitLines: Bool = false) -> [String] {
+        let first = address ?? "10.1.\(index / 200).\(index % 200 + 1)"
+        let addresses = splitLines ? ["    address: \(first)", "    address: 10.9.\(index / 200).\(index % 200 + 1)"]
+            : ["    address: \(first), 10.9.\(index / 200).\(index % 200 + 1)"]
+        return ["[system] s-\(index): {"] + addresses + ["    tags: t\(index % 5)", "}"]
+    }
+
+    static func policyBlock(_ name: String, port: Int) -> [String] {
+        ["# \(name)", "[policy] \(name): {", "    senders: t1, t2", "    receivers: t0", "    allow: tcp/\(port)", "}", ""]
+    }
+
+    @Test(arguments: [1, 2, 3, 4])
+    func randomEditsLoadAsFromScratch(seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        let directory = try Directory()
+        // The file as a list of blocks, each a list of lines.
+        var blocks: [[String]] = (0..<60).map { Self.systemBlock($0) + [""] }
+        blocks.insert(Self.policyBlock("p-a", port: 22), at: 20)
+        blocks.insert(Self.policyBlock("p-b", port: 443), at: 45)
+        var next = 60
+        let cache = ParseCache()
+        try directory.write(blocks.flatMap { $0 })
+        _ = PolicyLoader.load(directory: directory.path, cache: cache)
+        var keptSome = 0
+        for step in 0..<40 {
+            let at = Int(random.next() % UInt64(blocks.count))
+            var what: String
+            switch random.next() % 7 {
+            case 0:
+                what = "address of block \(at) changes"
+                if blocks[at][0].hasPrefix("[system]") {
+                    let index = Int(blocks[at][0].dropFirst("[system] s-".count).prefix { $0.isNumber })!
+                    blocks[at] = Self.systemBlock(index, address: "10.7.\(step).\(at + 1)") + [""]
+                }
+            case 1:
+                what = "block \(at) gains a line"
+                if blocks[at][0].hasPrefix("[system]") {
+                    let index = Int(blocks[at][0].dropFirst("[system] s-".count).prefix { $0.isNumber })!
+                    blocks[at] = Self.systemBlock(index, splitLines: true) + [""]
+                }
+            case 2:
+                what = "block \(at) goes"
+                if blocks.count > 10 { blocks.remove(at: at) }
+            case 3:
+                what = "a system comes before block \(at)"
+                blocks.insert(Self.systemBlock(next) + [""], at: at)
+                next += 1
+            case 4:
+                what = "a comment line before block \(at)"
+                blocks[at].insert("// step \(step)", at: 0)
+            case 5:
+                what = "a policy's port"
+                if let index = blocks.firstIndex(where: { $0.contains("[policy] p-a: {") }) { blocks[index] = Self.policyBlock("p-a", port: 1000 + step) }
+            default:
+                what = "a system comes last"
+                blocks.append(Self.systemBlock(next) + [""])
+                next += 1
+            }
+            try directory.write(blocks.flatMap { $0 })
+            let incremental = PolicyLoader.load(directory: directory.path, cache: cache)
+            let scratch = PolicyLoader.load(directory: directory.path)
+            #expect(Self.described(incremental) == Self.described(scratch), "step \(step): \(what)")
+            #expect(scratch.policySet != nil, "step \(step): \(what): \(scratch.diagnostics)")
+            keptSome += cache.lastLoad.kept > 0 ? 1 : 0
+        }
+        #expect(keptSome >= 30, "most loads keep blocks: \(keptSome) of 40")
+    }
+
+    @Test func whatMustNotBeReadInPartsIsReadWhole() throws {
+        let directory = try Directory()
+        let cache = ParseCache()
+        var lines = (0..<20).flatMap { Self.systemBlock($0) }
+        try directory.write(lines)
+        _ = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(cache.lastLoad == (0, 20))
+
+        // One address changes: one block parsed again.
+        lines[1] = "    address: 10.5.5.5"
+        try directory.write(lines)
+        #expect(Self.described(PolicyLoader.load(directory: directory.path, cache: cache)) == Self.described(PolicyLoader.load(directory: directory.path)))
+        #expect(cache.lastLoad == (19, 1))
+
+        // A block comment opens in one block and closes in another: read whole, as it may span the change.
+        var commented = lines
+        commented[6] = "/* s-1 and s-2"
+        commented[11] = "*/"
+        try directory.write(commented)
+        let loaded = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(Self.described(loaded) == Self.described(PolicyLoader.load(directory: directory.path)))
+        #expect(loaded.policySet?.system(named: "s-1") == nil && loaded.policySet?.system(named: "s-2") == nil)
+
+        // A syntax error, then its fix: the error as a full load reports it, then the fixed file.
+        var broken = lines
+        broken[12] = "    address 10.1.0.3"
+        try directory.write(broken)
+        let refused = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(refused.policySet == nil && Self.described(refused) == Self.described(PolicyLoader.load(directory: directory.path)))
+        try directory.write(lines)
+        #expect(Self.described(PolicyLoader.load(directory: directory.path, cache: cache)) == Self.described(PolicyLoader.load(directory: directory.path)))
+    }
+}
