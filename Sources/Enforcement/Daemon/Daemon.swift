@@ -143,6 +143,7 @@ public final class Daemon {
 
     /// The policy again: applied as a delta when valid, refused otherwise.
     private func reload(because reason: String) -> Outcome {
+        Trace.phase("reload begins")
         let instant = now()
         let live = { self.state.generations.currentNumber().map(String.init) ?? "-" }
         let policy: PolicySet
