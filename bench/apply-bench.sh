@@ -121,7 +121,10 @@ daemon_mb=$(awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$run_pid/status")
 reload_ms() {
     local before=$1
     for _ in $(seq 600); do [ "$(grep -c 'reload (' "$WORK/run.log")" -gt "$before" ] && break; sleep 0.05; done
-    awk '/trace: reload begins/ { on = 1; sum = 0; next } on && /^trace:/ { sub(/.*\+ */, ""); sum += $1 } on && /trace: delta/ && /committed/ { on = 0; last = sum } END { printf "%.1f\n", last }' "$WORK/run.log"
+    awk '/trace: reload begins/ { on = 1; sum = 0; next }
+         on && /^trace:/ { done = /trace: delta/ && /committed/; line = $0; sub(/.*[+] */, "", line); split(line, f, " "); sum += f[1]
+                           if (done) { on = 0; last = sum } }
+         END { printf "%.1f\n", last }' "$WORK/run.log"
 }
 edit_and_reload() {  # edit_and_reload FILE SED-EXPRESSION → milliseconds
     local file="$WORK/policy/rules.d/$1" before
@@ -140,6 +143,7 @@ grep -q 'delta from the compile' "$WORK/run.log" || { echo "the daemon's deltas 
 system_ms=$(median < "$WORK/system.ms"); policy_ms=$(median < "$WORK/policy.ms")
 echo "daemon reloads (ms, reload start to kernel commit): one system $(tr '\n' ' ' < "$WORK/system.ms")| one policy $(tr '\n' ' ' < "$WORK/policy.ms")"
 grep 'reload (' "$WORK/run.log" | tail -2
+cp "$WORK/run.log" /tmp/enforcer-apply-bench-run.log
 printf '%-34s %7s ms   (goal <= 20 ms; enforcer apply of the same change: %s s end to end)\n' "daemon: one-system change" "$system_ms" "$delta_s"
 printf '%-34s %7s ms   (goal <= 50 ms)\n' "daemon: one-policy change" "$policy_ms"
 printf '%-34s %7s MB   (%s of the compile'"'"'s peak %s MB; goal <= 1.5x)\n' "daemon: resident, holding the model" "$daemon_mb" \

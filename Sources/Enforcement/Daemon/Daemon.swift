@@ -147,7 +147,10 @@ public final class Daemon {
         let instant = now()
         let live = { self.state.generations.currentNumber().map(String.init) ?? "-" }
         let policy: PolicySet
-        do { policy = try pipeline.load().policy } catch {
+        do {
+            policy = try pipeline.load().policy
+            Trace.phase("policy loaded")
+        } catch {
             let errors = error.diagnostics.filter { $0.severity == .error }
             for line in DiagnosticText.render(errors) { log(line) }
             log("reload (\(reason)) refused: \(counted(errors.count, "error")); generation \(live()) stays live")

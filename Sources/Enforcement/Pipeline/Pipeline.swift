@@ -108,6 +108,7 @@ public struct Pipeline: Sendable {
         var changes: RulesetChanges?
         do throws(CompileError) {
             if current != nil, current!.hostName == system.name, let edits = loaded?.edits(to: policy) {
+                Trace.phase("\(edits.count) edits found")
                 changes = try current!.apply(edits + [.overrides(overrides), .instant(instant)])
             } else {
                 current = try IncrementalHost(policySet: policy, host: system, overrides: overrides, ids: ids, at: instant)
@@ -118,6 +119,7 @@ public struct Pipeline: Sendable {
         }
         Trace.phase(changes == nil ? "compiled in full" : "compiled incrementally")
         if let failures = failures?.value, !failures.isEmpty { throw .expectations(failures) }
+        if failures != nil { Trace.phase("expectations") }
         let compiled = current!
         host = compiled
         // The host keeps the definitions an edit left alone; what the compile does not read
