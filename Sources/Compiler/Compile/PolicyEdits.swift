@@ -14,6 +14,16 @@ extension PolicySet {
         guard config == new.config, webRules.isEmpty, new.webRules.isEmpty else { return nil }
         var edits: [PolicyEdit] = []
 
+        // Most reloads change a few systems in place: pair the two lists in order, by
+        // identity first (a load that kept a block keeps its system), without hashing ten
+        // thousand names; anything else (a system added, removed or moved) by name below.
+        if systems.count == new.systems.count, zip(systems, new.systems).allSatisfy({ $0.name == $1.name }) {
+            for (old, system) in zip(systems, new.systems) where old !== system && !(old.addresses == system.addresses && old.tags == system.tags) {
+                edits.append(.setSystem(system))
+            }
+            return policyEdits(to: new, after: edits)
+        }
+
         let newSystems = Dictionary(new.systems.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldSystems = Dictionary(systems.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let keptSystems = systems.filter { newSystems[$0.name] != nil }.map(\.name)
@@ -23,7 +33,12 @@ extension PolicySet {
             if let old = oldSystems[system.name], old === system || (old.addresses == system.addresses && old.tags == system.tags) { continue }
             edits.append(.setSystem(system))
         }
+        return policyEdits(to: new, after: edits)
+    }
 
+    /// `edits` (of the systems) followed by the edits of the policies; nil as above.
+    private func policyEdits(to new: PolicySet, after systemEdits: [PolicyEdit]) -> [PolicyEdit]? {
+        var edits = systemEdits
         let newPolicies = Dictionary(new.policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldPolicies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let keptPolicies = policies.filter { newPolicies[$0.name] != nil }.map(\.name)

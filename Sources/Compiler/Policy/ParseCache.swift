@@ -62,8 +62,9 @@ public final class ParseCache: Sendable {
     /// read this file in parts (not when it has diagnostics or a block comment).
     static func blocks(file path: String, bytes: [UInt8], cached: File?) -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool) {
         if let cached {
-            if cached.bytes == bytes { return (cached.blocks, [], cached.blocks.count, true) }
-            if let (blocks, kept) = reparse(file: path, bytes: bytes, cached: cached) { return (blocks, [], kept, true) }
+            let (prefix, suffix) = commonEnds(cached.bytes, bytes)
+            if prefix == bytes.count && prefix == cached.bytes.count { return (cached.blocks, [], cached.blocks.count, true) }
+            if let (blocks, kept) = reparse(file: path, bytes: bytes, cached: cached, prefix: prefix, suffix: suffix) { return (blocks, [], kept, true) }
         }
         let parser = BlockParser(file: path, bytes: bytes)
         let blocks = zip(parser.blocks, parser.spans).map { Block(bytes: $1.bytes, lines: $1.lines, raw: $0, system: nil) }
@@ -72,10 +73,9 @@ public final class ParseCache: Sendable {
 
     /// The blocks of `bytes` with only those the change touched parsed again; nil when
     /// that would not be what parsing the whole gives.
-    private static func reparse(file path: String, bytes: [UInt8], cached: File) -> (blocks: [Block], kept: Int)? {
+    private static func reparse(file path: String, bytes: [UInt8], cached: File, prefix: Int, suffix: Int) -> (blocks: [Block], kept: Int)? {
         let old = cached.bytes
         guard !cached.blocks.isEmpty else { return nil }
-        let (prefix, suffix) = commonEnds(old, bytes)
         let delta = bytes.count - old.count
         // Kept before: blocks that end (newline included) before the first changed byte.
         let before = cached.blocks.prefix { $0.bytes.upperBound <= prefix && old[$0.bytes.upperBound - 1] == .newline }
