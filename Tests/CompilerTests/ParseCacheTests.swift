@@ -131,4 +131,33 @@ import Testing
         try directory.write(lines)
         #expect(Self.described(PolicyLoader.load(directory: directory.path, cache: cache)) == Self.described(PolicyLoader.load(directory: directory.path)))
     }
+
+    /// Only the changed lines are checked for length and UTF-8 when the cache holds the
+    /// file: a long line or a bad byte in the middle of a change is still refused, at its line.
+    @Test func changedLinesAreStillChecked() throws {
+        let directory = try Directory()
+        let cache = ParseCache()
+        let lines = (0..<20).flatMap { Self.systemBlock($0) }
+        try directory.write(lines)
+        _ = PolicyLoader.load(directory: directory.path, cache: cache)
+
+        var long = lines
+        long[41] = "    tags: " + String(repeating: "t", count: SourceLimits.lineBytes + 1)
+        try directory.write(long)
+        let refusedLong = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(refusedLong.policySet == nil)
+        #expect(Self.described(refusedLong) == Self.described(PolicyLoader.load(directory: directory.path)))
+        #expect(refusedLong.diagnostics.first?.location.line == 42)
+
+        var bytes = Array((lines.joined(separator: "\n") + "\n").utf8)
+        let middle = bytes.count / 2
+        bytes[middle] = 0xC3; bytes[middle + 1] = 0x28  // a lead byte whose continuation is not one
+        try Data(bytes).write(to: URL(fileURLWithPath: directory.path + "/rules.d/10-all.policy"))
+        let refusedBytes = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(refusedBytes.policySet == nil)
+        #expect(refusedBytes.diagnostics.contains { $0.description.contains("is not UTF-8 text") })
+
+        try directory.write(lines)
+        #expect(Self.described(PolicyLoader.load(directory: directory.path, cache: cache)) == Self.described(PolicyLoader.load(directory: directory.path)))
+    }
 }

@@ -60,9 +60,10 @@ public final class ParseCache: Sendable {
     /// The blocks of `bytes` (the file `path` now), from `cached` where it can, with the
     /// diagnostics of parsing; how many blocks were kept; and whether the next load may
     /// read this file in parts (not when it has diagnostics or a block comment).
-    static func blocks(file path: String, bytes: [UInt8], cached: File?) -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool) {
+    /// `ends`: `commonEnds(cached.bytes, bytes)`, when the caller has it already.
+    static func blocks(file path: String, bytes: [UInt8], cached: File?, ends: (prefix: Int, suffix: Int)? = nil) -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool) {
         if let cached {
-            let (prefix, suffix) = commonEnds(cached.bytes, bytes)
+            let (prefix, suffix) = ends ?? commonEnds(cached.bytes, bytes)
             if prefix == bytes.count && prefix == cached.bytes.count { return (cached.blocks, [], cached.blocks.count, true) }
             if let (blocks, kept) = reparse(file: path, bytes: bytes, cached: cached, prefix: prefix, suffix: suffix) { return (blocks, [], kept, true) }
         }

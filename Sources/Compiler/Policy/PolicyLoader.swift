@@ -93,9 +93,10 @@ public struct PolicyLoader: Sendable {
         var cached: [String: ParseCache.File] = [:]
         var kept = 0
         for (file, source) in zip(files, sources) {
-            guard let bytes = readBytes(source, advice: "split it into several files in rules.d/") else { unread = true; continue }
-            if let cache {
-                let parsed = ParseCache.blocks(file: file, bytes: bytes, cached: cache.file(file))
+            let known = cache?.file(file)
+            guard let (bytes, ends) = readBytes(source, advice: "split it into several files in rules.d/", old: known?.bytes) else { unread = true; continue }
+            if cache != nil {
+                let parsed = ParseCache.blocks(file: file, bytes: bytes, cached: known, ends: ends)
                 diagnostics += parsed.diagnostics
                 kept += parsed.kept
                 for block in parsed.blocks {
@@ -200,7 +201,11 @@ public struct PolicyLoader: Sendable {
     /// The bytes of a policy file or enforcer.conf, or nil after a diagnostic: unreadable
     /// (the errno in words), over the size limit (refused from its size, unread), a line
     /// over the line limit, or not UTF-8. `advice` says what to do about a file too large.
-    private mutating func readBytes(_ path: String, advice: String) -> [UInt8]? {
+    ///
+    /// `old`: the file's bytes as the last load read and accepted them (see `ParseCache`):
+    /// only the lines between the first and last changed byte are checked again, and where
+    /// those bytes are is returned beside the new ones.
+    private mutating func readBytes(_ path: String, advice: String, old: [UInt8]?) -> (bytes: [UInt8], ends: (prefix: Int, suffix: Int)?)? {
         let here = SourceLocation(file: path, line: 1, column: 1)
         let bytes: [UInt8]
         do throws(SourceFileFailure) {
@@ -214,6 +219,17 @@ public struct PolicyLoader: Sendable {
             diagnostics.append(.error(here, "cannot read \(path): \(error.reason)"))
             return nil
         }
+        var ends: (prefix: Int, suffix: Int)?
+        if let old {
+            let (prefix, suffix) = ParseCache.commonEnds(old, bytes)
+            ends = (prefix, suffix)
+            // The changed lines, whole: a newline is never part of a longer UTF-8 sequence.
+            var start = min(prefix, bytes.count), end = max(start, bytes.count - suffix)
+            while start > 0 && bytes[start - 1] != .newline { start -= 1 }
+            while end < bytes.count && bytes[end] != .newline { end += 1 }
+            if Self.linesAreValid(bytes.span.extracting(start..<end)) { return (bytes, ends) }
+            // Something is wrong in there: the whole file is checked, for the diagnostic's line.
+        }
         if let long = bytes.span.firstLine(longerThan: SourceLimits.lineBytes) {
             diagnostics.append(.error(SourceLocation(file: path, line: long.number, column: 1),
                 "line \(long.number) is \(SourceLimits.text(bytes: long.length)) long, more than the limit of "
@@ -226,7 +242,7 @@ public struct PolicyLoader: Sendable {
             diagnostics.append(.error(here, "'\(path)' is not UTF-8 text"))
             return nil
         }
-        return bytes
+        return (bytes, ends)
     }
 
     private static let confAdvice = "enforcer.conf holds settings only; is this the right file?"
@@ -235,6 +251,11 @@ public struct PolicyLoader: Sendable {
     /// that checking UTF-8 costs (a policy file can hold a million addresses).
     static func isASCII(_ bytes: [UInt8]) -> Bool { isASCII(bytes.span) }
 
+    /// Whether whole lines hold no line over the limit and are UTF-8.
+    static func linesAreValid(_ lines: Span<UInt8>) -> Bool {
+        lines.firstLine(longerThan: SourceLimits.lineBytes) == nil && (isASCII(lines) || (try? UTF8Span(validating: lines)) != nil)
+    }
+
     static func isASCII(_ bytes: Span<UInt8>) -> Bool {
         var seen: UInt8 = 0
         for index in bytes.indices { seen |= bytes[index] }
@@ -242,7 +263,7 @@ public struct PolicyLoader: Sendable {
     }
 
     private mutating func readText(_ path: String, advice: String) -> String? {
-        readBytes(path, advice: advice).map { String(decoding: $0, as: UTF8.self) }
+        readBytes(path, advice: advice, old: nil).map { String(decoding: $0.bytes, as: UTF8.self) }
     }
 
     /// `enforcer.conf` of `directory` alone, for what must work while the policy files have
