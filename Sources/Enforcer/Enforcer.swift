@@ -12,7 +12,7 @@ struct Enforcer: ParsableCommand {
             Exit status: 0 success or allow/permit, 1 policy error or deny, 2 usage error.
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
-        subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, History.self, FleetCommand.self, PolicyCommand.self, TrustCommand.self, ConfirmWatchdog.self]
+        subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, History.self, FleetCommand.self, Enrol.self, PolicyCommand.self, TrustCommand.self, ConfirmWatchdog.self]
     )
 
     /// Usage errors exit 2 (ArgumentParser's default is 64).

@@ -23,6 +23,14 @@ struct StoreOptions: ParsableArguments {
 
     var given: Bool { store != nil || ProcessInfo.processInfo.environment["ENFORCER_STORE"] != nil }
 
+    /// The first line of a password file.
+    static func password(in file: String) throws -> String {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw FleetError.usage("cannot read the password file \(file): \(SystemErrno(errno))")
+        }
+        return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+    }
+
     func settings() throws -> StoreSettings {
         let environment = ProcessInfo.processInfo.environment
         guard let urls = store ?? environment["ENFORCER_STORE"] else {
@@ -32,10 +40,7 @@ struct StoreOptions: ParsableArguments {
         var credentials: EtcdCredentials?
         if let storeUser {
             guard let file = storePasswordFile else { throw ValidationError("--store-user needs --store-password-file") }
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw FleetError.usage("cannot read the password file \(file): \(SystemErrno(errno))")
-            }
-            credentials = EtcdCredentials(user: storeUser, password: String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? ""))
+            credentials = EtcdCredentials(user: storeUser, password: try Self.password(in: file))
         }
         return try StoreSettings(endpoints: urls.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) },
                                  fleet: fleet ?? environment["ENFORCER_FLEET"] ?? "default", tls: tls, credentials: credentials)
@@ -45,13 +50,13 @@ struct StoreOptions: ParsableArguments {
 struct FleetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fleet",
-        abstract: "One policy for many hosts, kept in etcd: push, compare, history, rollback, status.",
+        abstract: "One policy for many hosts, kept in etcd: push, compare, history, rollback, status; enrolment keys and tags.",
         discussion: """
             A push checks the policy directory as `check` does and writes it to the store in one \
             transaction; every `enforcer run --store` agent applies its host's part. docs/FLEET.md \
             describes the keys.
             """,
-        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self])
+        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
     static func withStore(_ options: StoreOptions, _ body: (FleetAdmin) throws -> [String]) throws {
@@ -59,6 +64,20 @@ struct FleetCommand: ParsableCommand {
         defer { try? waitFor { await store.close() } }
         do {
             for line in try body(FleetAdmin(store: store)) { print(line) }
+        } catch let failure as EnforcementError {
+            throw Output.report(failure, after: "; nothing was pushed")
+        } catch let failure as FleetError {
+            Output.error("enforcer: \(failure)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Runs `body` on the store's enrolment, closing the store after; failures as `withStore`.
+    static func withEnrolment(_ options: StoreOptions, _ body: @escaping @Sendable (FleetEnrolment) async throws -> [String]) throws {
+        let store = try options.settings().connect()
+        defer { try? waitFor { await store.close() } }
+        do {
+            for line in try waitFor({ try await body(FleetEnrolment(store: store)) }) { print(line) }
         } catch let failure as EnforcementError {
             throw Output.report(failure, after: "; nothing was pushed")
         } catch let failure as FleetError {
@@ -122,6 +141,182 @@ struct FleetCommand: ParsableCommand {
 
         func run() throws {
             try FleetCommand.withStore(store) { try $0.status() }
+        }
+    }
+}
+
+extension FleetCommand {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Turn on etcd's authentication for the fleet: a root user, the fleet's roles, an administrator.",
+            discussion: """
+                Creates etcd's root user (password from --root-password-file), the roles \
+                enforcer.NAME.admin (everything under /enforcer/NAME/) and enforcer.NAME.reader (what \
+                agents read), optionally a user enforcer.NAME.admin, then enables authentication. \
+                From then on every command needs --store-user and --store-password-file; an enrolled \
+                host logs in with the credentials `enforcer enrol` kept. Run it once per etcd cluster \
+                (again for each further fleet, as root).
+                """)
+        @OptionGroup var store: StoreOptions
+        @Option(help: ArgumentHelp("File whose first line is the password for etcd's root user.", valueName: "FILE"))
+        var rootPasswordFile: String
+        @Option(help: ArgumentHelp("File whose first line is the password of the user enforcer.NAME.admin (not made without it).", valueName: "FILE"))
+        var adminPasswordFile: String?
+
+        func run() throws {
+            let root = try StoreOptions.password(in: rootPasswordFile)
+            let admin = try adminPasswordFile.map(StoreOptions.password(in:))
+            try FleetCommand.withEnrolment(store) { enrolment in
+                try await enrolment.initialize(rootPassword: root, adminPassword: admin)
+                let layout = enrolment.store.layout
+                return ["authentication enabled; roles \(layout.adminRole) and \(layout.readerRole)"
+                        + (admin == nil ? "" : "; user \(layout.adminRole)") + ": log in with --store-user root (or that user) from now on"]
+            }
+        }
+    }
+
+    struct Key: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Enrolment keys: a host that has one joins the fleet with the key's tags.",
+            subcommands: [Create.self, List.self, Revoke.self])
+
+        struct Create: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Make an enrolment key (printed once: keep it secret).",
+                discussion: """
+                    Needs etcd's root user (a key is etcd users: one for the key, one per use). A host \
+                    enrolled with it carries its tags; `fleet tag` changes them afterwards.
+                    """)
+            @OptionGroup var store: StoreOptions
+            @Option(help: ArgumentHelp("Tags of the systems it enrols, comma-separated.", valueName: "TAGS"))
+            var tags: String = ""
+            @Option(help: "How many hosts it may enrol (1 to 1000).")
+            var uses = 1
+            @Option(help: ArgumentHelp("It enrols nothing after this long (e.g. 24h).", valueName: "DURATION"))
+            var expires: DurationArgument?
+
+            func run() throws {
+                let tags = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                let uses = uses, expires = expires?.seconds
+                try FleetCommand.withEnrolment(store) { enrolment in
+                    let (key, record) = try await enrolment.createKey(tags: tags, uses: uses, expires: expires, systemExpires: nil)
+                    return [key, "enrolment key \(record.id): tags \(tags.isEmpty ? "none" : tags.joined(separator: ", ")), "
+                            + "\(counted(uses, "use"))" + (record.expires.map { ", enrols nothing after \($0)" } ?? ", no expiry")
+                            + "; on a new host: enforcer enrol --store URL --fleet \(enrolment.store.layout.fleet) --key KEY"]
+                }
+            }
+        }
+
+        struct List: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Every enrolment key, its tags and the uses left.")
+            @OptionGroup var store: StoreOptions
+
+            func run() throws {
+                try FleetCommand.withEnrolment(store) { enrolment in
+                    let keys = try await enrolment.keys()
+                    guard !keys.isEmpty else { return ["no enrolment key in fleet \(enrolment.store.layout.fleet)"] }
+                    return keys.map { key, unused in
+                        "\(key.id)  tags \(key.tags.isEmpty ? "none" : key.tags.joined(separator: ","))  \(unused) of \(key.uses) unused"
+                            + (key.expires.map { "  expires \($0)" } ?? "") + "  created \(key.createdAt) by \(key.createdBy)"
+                    }
+                }
+            }
+        }
+
+        struct Revoke: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "A key enrols nothing more; the systems it enrolled stay.")
+            @Argument(help: ArgumentHelp("The key's id (the part before the dot).", valueName: "ID"))
+            var id: String
+            @OptionGroup var store: StoreOptions
+
+            func run() throws {
+                let id = id
+                try FleetCommand.withEnrolment(store) { enrolment in
+                    let removed = try await enrolment.revokeKey(id)
+                    return ["revoked enrolment key \(id): \(counted(removed, "unused enrolment")) removed"]
+                }
+            }
+        }
+    }
+
+    struct Tag: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add (+tag) and remove (-tag) tags of an enrolled system: every receiver follows.",
+            discussion: "Example: enforcer fleet tag app-1 +database-servers -servers --store URL")
+        @Argument(help: ArgumentHelp("The enrolled system.", valueName: "SYSTEM"))
+        var system: String
+        @Argument(parsing: .allUnrecognized, help: ArgumentHelp("+tag to add, -tag to remove.", valueName: "CHANGE"))
+        var changes: [String] = []
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            var add: [String] = [], remove: [String] = []
+            for change in changes {
+                if change.hasPrefix("+") { add.append(String(change.dropFirst())) } else if change.hasPrefix("-") { remove.append(String(change.dropFirst())) } else {
+                    throw ValidationError("'\(change)': write +tag to add a tag, -tag to remove one")
+                }
+            }
+            guard !add.isEmpty || !remove.isEmpty else { throw ValidationError("no change: give +tag or -tag") }
+            let system = system, adding = add, removing = remove
+            try FleetCommand.withEnrolment(store) { enrolment in
+                let tags = try await enrolment.tag(system, add: adding, remove: removing)
+                return ["\(system): tags \(tags.isEmpty ? "none" : tags.joined(separator: ", "))"]
+            }
+        }
+    }
+}
+
+/// `enforcer enrol`: this host joins a fleet with an enrolment key.
+struct Enrol: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Join a fleet with an enrolment key: this host becomes a system with the key's tags.",
+        discussion: """
+            Claims one use of the key, keeps the host's own etcd credentials in the state directory \
+            (mode 0600), and records the system: its name and the addresses of its interfaces. Then \
+            start `enforcer run --store URL --fleet NAME`: it logs in with those credentials, keeps \
+            the record alive under a lease and enforces this host's part of the fleet's policy. The \
+            host cannot change its own tags: administrators do, with `fleet tag`.
+            """)
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var state: StateDirectoryOption
+    @Option(help: ArgumentHelp("The key, as `fleet key create` printed it.", valueName: "KEY"))
+    var key: String
+    @Option(help: ArgumentHelp("The system's name (default: the host name).", valueName: "NAME"))
+    var name: String?
+
+    func run() throws {
+        var settings = try store.settings()
+        let stateDirectory = state.stateDir ?? "/var/lib/enforcer"
+        do {
+            if let held = try Enrolment.Credentials.load(stateDirectory: stateDirectory, layout: settings.layout) {
+                throw FleetError.usage("this host is already enrolled in fleet \(held.fleet) as \(held.name) (slot \(held.slot)); remove \(Enrolment.Credentials.path(stateDirectory: stateDirectory, layout: settings.layout)) to enrol again")
+            }
+            let (id, login) = try FleetEnrolment.credentials(ofKey: key, layout: settings.layout)
+            settings.credentials = login
+            let keyStore = try settings.connect()
+            let name = name ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+            let addresses = HostAddresses.current().filter(Enrolment.isReachable).sorted()
+            let credentials: Enrolment.Credentials
+            do {
+                credentials = try waitFor { try await FleetEnrolment.enrol(id: id, name: name, addresses: addresses, keyStore: keyStore) }
+            } catch {
+                try? waitFor { await keyStore.close() }
+                throw error
+            }
+            try? waitFor { await keyStore.close() }
+            try credentials.save(stateDirectory: stateDirectory, layout: settings.layout)
+            settings.credentials = EtcdCredentials(user: credentials.user, password: credentials.password)
+            let hostStore = try settings.connect()
+            defer { try? waitFor { await hostStore.close() } }
+            try waitFor {
+                let lease = try await hostStore.client.grantLease(ttl: 30).id
+                try await hostStore.announceMember(slot: credentials.slot, name: credentials.name, addresses: addresses, lease: lease)
+            }
+            print("enrolled in fleet \(settings.layout.fleet) as \(credentials.name) (slot \(credentials.slot)) at \(addresses.map(\.description).joined(separator: ", "))"
+                  + "; start `enforcer run --store \(settings.endpoints.joined(separator: ",")) --fleet \(settings.layout.fleet)` to stay enrolled")
+        } catch let failure as FleetError {
+            Output.error("enforcer: \(failure)")
+            throw ExitCode(1)
         }
     }
 }

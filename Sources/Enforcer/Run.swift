@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import Enforcement
+import Etcd
 import Foundation
 
 /// `enforcer run`: the daemon (see `Daemon` and `DaemonProcess`).
@@ -24,18 +25,42 @@ struct Run: ParsableCommand {
     @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in.")
     var force = false
     @OptionGroup(title: "Fleet (instead of --dir: follow a fleet's policy in etcd)") var store: StoreOptions
+    @Option(help: ArgumentHelp("How long this host's presence outlives the agent in the store, in seconds.", valueName: "SECONDS"))
+    var leaseTtl: Int64 = 30
+    @Option(help: ArgumentHelp("How long an enrolled system whose lease ran out stays in this host's policy (e.g. 5m).", valueName: "DURATION"))
+    var leaseGrace: DurationArgument?
 
     func run() throws {
         let process: DaemonProcess
         do {
             if store.given {
-                let settings = try store.settings()
+                var settings = try store.settings()
+                let stateDirectory = state.stateDir ?? "/var/lib/enforcer"
+                // An enrolled host logs in as itself, and is the system it enrolled as.
+                let enrolled = try Enrolment.Credentials.load(stateDirectory: stateDirectory, layout: settings.layout)
+                if let enrolled, settings.credentials == nil {
+                    settings.credentials = EtcdCredentials(user: enrolled.user, password: enrolled.password)
+                }
                 let client = try settings.connect()
-                let mirror = StoreMirror(stateDirectory: state.stateDir ?? "/var/lib/enforcer", layout: settings.layout, cache: ParseCache())
-                let after = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, log: Log.line)
-                let setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror, host: system ?? ProcessInfo.processInfo.hostName)
-                process = try DaemonProcess(pipeline: Pipeline(source: mirror, stateDirectory: state.stateDir), options: .init(system: system, force: force),
-                                            store: (setup, after))
+                if let enrolled {
+                    // Present before the first read, so that this host is a system of the policy it loads.
+                    _ = try? waitFor {
+                        let lease = try await client.client.grantLease(ttl: leaseTtl).id
+                        try await client.announceMember(slot: enrolled.slot, name: enrolled.name, addresses: HostAddresses.current(), lease: lease)
+                    }
+                }
+                let mirror = StoreMirror(stateDirectory: stateDirectory, layout: settings.layout, cache: ParseCache())
+                let grace = leaseGrace?.seconds ?? 300
+                let prepared = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, grace: grace, log: Log.line)
+                var setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror,
+                                            host: enrolled?.slot ?? system ?? ProcessInfo.processInfo.hostName)
+                setup.member = enrolled.map { ($0.slot, $0.name) }
+                setup.leaseTTL = leaseTtl
+                setup.grace = grace
+                setup.enrolled = prepared.enrolled
+                setup.rendered = prepared.rendered
+                process = try DaemonProcess(pipeline: Pipeline(source: mirror, stateDirectory: state.stateDir),
+                                            options: .init(system: system ?? enrolled?.name, force: force), store: (setup, prepared.revision))
             } else {
                 process = try DaemonProcess(pipeline: Pipeline(directory: directory.dir, stateDirectory: state.stateDir, cache: ParseCache()),
                                             options: .init(system: system, force: force))

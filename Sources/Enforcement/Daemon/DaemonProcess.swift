@@ -59,7 +59,7 @@ public final class DaemonProcess {
     }
 
     private func follow(_ setup: FleetAgentSetup, after revision: Int64) throws {
-        let agent = FleetAgent(settings: setup.settings, store: setup.store, mirror: setup.mirror, host: setup.host, wake: try WakePipe())
+        let agent = FleetAgent(setup: setup, wake: try WakePipe())
         let source = StoreWatchSource(agent: agent, mirror: setup.mirror)
         let held = setup.mirror.held()
         daemon.report.store = DaemonReport.Store(summary: setup.settings.summary, revision: held?.revision ?? 0, connected: true,

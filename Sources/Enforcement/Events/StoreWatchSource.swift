@@ -25,13 +25,20 @@ final class StoreWatchSource: EventSource {
         Log.lines(notes)
         onConnection(connection)
         guard let update else { return }
+        var reasons: [String] = []
         do {
-            try mirror.write(update.files, revision: update.revision, digest: update.bundle.digest)
+            if let bundle = update.bundle {
+                try mirror.write(update.files, revision: update.revision, digest: bundle.digest)
+                reasons.append("pushed by \(bundle.pushedBy)" + (bundle.message.map { ": \($0)" } ?? ""))
+            }
+            if let enrolled = update.enrolled {
+                try mirror.writeEnrolled(enrolled)
+                reasons.append("enrolled systems: \(update.enrolledChanges ?? "changed")")
+            }
         } catch {
             Log.line("store: revision \(update.revision) not taken in: \(error)")
             return
         }
-        onUpdate(update.revision, "store revision \(update.revision), pushed by \(update.bundle.pushedBy)"
-                 + (update.bundle.message.map { ": \($0)" } ?? ""))
+        onUpdate(update.revision, "store revision \(update.revision), " + reasons.joined(separator: "; "))
     }
 }

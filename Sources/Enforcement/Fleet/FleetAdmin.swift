@@ -21,7 +21,16 @@ public struct FleetAdmin {
         if !failures.isEmpty { throw EnforcementError.expectations(failures) }
         let snapshot: SourceSnapshot
         do { snapshot = try SourceSnapshot(directory: directory) } catch { throw FleetError.usage("\(error)") }
+        if let reserved = snapshot.files.first(where: { $0.path.hasSuffix("/" + StoreMirror.enrolledFileName) }) {
+            throw FleetError.usage("\(directory)/\(reserved.path): this file name is the agents' own (they write the enrolled systems into it): rename it")
+        }
         let store = store
+        // Systems written as blocks and enrolled systems share one namespace.
+        let enrolled = try waitFor { try await FleetEnrolment(store: store).memberNames() }
+        let clashes = policy.systems.filter { enrolled.contains($0.name) }
+        if !clashes.isEmpty {
+            throw FleetError.invalid(clashes.map { "\($0.location): error: system '\($0.name)' is the name of an enrolled system of fleet \(store.layout.fleet): rename one of them" })
+        }
         let current = try waitFor { try await store.bundle() }
         var lines = warnings.map(\.description)
         if current.bundle?.digest == snapshot.digest {

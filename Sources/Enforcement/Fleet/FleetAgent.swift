@@ -13,10 +13,14 @@ import Foundation
 /// delay, resuming from the last revision it saw; a revision etcd has compacted away means
 /// a fresh read of the bundle, never a flush.
 public final class FleetAgent: @unchecked Sendable {
+    /// What the loop takes in: a new bundle, a new file of enrolled systems, or both.
     public struct Update: Sendable {
         public var revision: Int64
-        public var bundle: FleetBundle
-        public var files: [(path: String, content: Data)]
+        public var bundle: FleetBundle?
+        public var files: [(path: String, content: Data)] = []
+        public var enrolled: String?
+        /// "app-1 added", for the log.
+        public var enrolledChanges: String?
     }
 
     /// What the loop shows in `status`.
@@ -32,6 +36,11 @@ public final class FleetAgent: @unchecked Sendable {
     let mirror: StoreMirror
     let host: String
     let wake: WakePipe
+    /// This host's enrolment (it writes its member record), nil for a host of the pushed policy.
+    let member: (slot: String, name: String)?
+    let leaseTTL: Int64
+    /// How long an enrolled system whose lease ran out stays in the policy.
+    let grace: TimeInterval
 
     private let lock = NSLock()
     private var pending: Update?
@@ -45,44 +54,76 @@ public final class FleetAgent: @unchecked Sendable {
     /// The chunks of the bundle held, by digest; read from the mirror once, then kept from
     /// each fetch: only the follow task uses them.
     private var heldChunks: [String: Data]?
+    /// The enrolled systems as the watch told them; nil until a full read of `desired/`
+    /// (after a start with the store down, its first reconnection).
+    private var enrolled: EnrolledSystems?
+    /// The names the pushed policy defines: no enrolled system may take them.
+    private var taken: Set<String> = []
+    private var rendered: (text: String, systems: [String: String])?
+    private var reported: Set<String> = []
+    private var nextChange: Date?
 
-    init(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, host: String, wake: WakePipe) {
-        self.settings = settings
-        self.store = store
-        self.mirror = mirror
-        self.host = host
+    init(setup: FleetAgentSetup, wake: WakePipe) {
+        settings = setup.settings
+        store = setup.store
+        mirror = setup.mirror
+        host = setup.host
+        member = setup.member
+        leaseTTL = setup.leaseTTL
+        grace = setup.grace
         self.wake = wake
+        taken = EnrolledSystems.definedNames(in: setup.mirror.pushedFiles())
+        enrolled = setup.enrolled
+        rendered = setup.rendered.map { ($0.text, $0.systems) }
     }
 
-    /// Brings the mirror up to the store's bundle before the daemon starts. With the store
-    /// unreachable, a mirror from an earlier run is used (and said so); with neither, the
-    /// agent cannot start.
-    public static func prepare(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, log: (String) -> Void) throws -> Int64 {
+    /// What `prepare` read: the store's revision, and the enrolled systems as of it (nil
+    /// when the store could not be read: the agent reads them when it can).
+    public struct Prepared: Sendable {
+        public var revision: Int64
+        public var enrolled: EnrolledSystems?
+        public var rendered: EnrolledSystems.Rendering?
+    }
+
+    /// Brings the mirror up to the store's `desired/` keys (the bundle and the enrolled
+    /// systems, read at one revision) before the daemon starts. With the store unreachable,
+    /// a mirror from an earlier run is used (and said so); with neither, the agent cannot start.
+    public static func prepare(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, grace: TimeInterval, log: (String) -> Void) throws -> Prepared {
         let held = mirror.held()
-        let read: FleetStore.Read
+        let layout = settings.layout
+        let response: RangeResponse
         do {
-            read = try waitFor { try await store.bundle() }
+            response = try waitFor { try await store.client.range(.prefix(layout.desiredPrefix)) }
         } catch {
             guard let held else {
-                throw FleetError.store("\(error); and no earlier copy of fleet \(settings.layout.fleet)'s policy is in \(mirror.base): the agent cannot start")
+                throw FleetError.store("cannot read fleet \(layout.fleet) at \(settings.summary): \(error); and no earlier copy of its policy is in \(mirror.base): the agent cannot start")
             }
-            log("store: \(error); enforcing revision \(held.revision) from \(mirror.directory) until it can be reached")
-            return held.revision
+            log("store: cannot read \(settings.summary): \(error); enforcing revision \(held.revision) from \(mirror.directory) until it can be reached")
+            return Prepared(revision: held.revision, enrolled: nil, rendered: nil)
         }
-        guard let bundle = read.bundle else {
+        var enrolled = EnrolledSystems()
+        var pushed: KeyValue?
+        for kv in response.kvs {
+            if kv.keyString == layout.pushKey { pushed = kv } else { enrolled.take(key: kv.keyString, value: kv.value, layout: layout) }
+        }
+        guard let pushed, let bundle = try? FleetBundle.decode(pushed.value) else {
             if let held {
-                log("store: fleet \(settings.layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)")
-                return held.revision
+                log("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)")
+                return Prepared(revision: held.revision, enrolled: nil, rendered: nil)
             }
-            throw FleetError.store("fleet \(settings.layout.fleet) has no policy in the store \(settings.summary) yet: push one with `enforcer fleet push`")
+            throw FleetError.store("fleet \(layout.fleet) has no policy in the store \(settings.summary) yet: push one with `enforcer fleet push`")
         }
         if held?.digest != bundle.digest {
             let chunks = mirror.chunks()
             let files = try waitFor { try await store.files(of: bundle, reusing: chunks).files }
-            try mirror.write(files, revision: read.modRevision, digest: bundle.digest)
+            try mirror.write(files, revision: pushed.modRevision, digest: bundle.digest)
         }
-        log("store: \(settings.summary) at revision \(read.revision); policy of revision \(read.modRevision)")
-        return read.revision
+        let rendering = enrolled.render(taken: EnrolledSystems.definedNames(in: mirror.pushedFiles()), now: Date(), grace: grace)
+        try mirror.writeEnrolled(rendering.text)
+        for problem in rendering.problems { log("store: \(problem)") }
+        log("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
+            + counted(rendering.systems.count, "enrolled system"))
+        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering)
     }
 
     /// Starts following the store from the revision after `revision`.
@@ -93,6 +134,7 @@ public final class FleetAgent: @unchecked Sendable {
         }
         tasks.append(Task.detached { [self] in await follow(from: revision + 1) })
         tasks.append(Task.detached { [self] in await keepPresence() })
+        tasks.append(Task.detached { [self] in await keepTime() })
     }
 
     func stop() {
@@ -132,6 +174,7 @@ public final class FleetAgent: @unchecked Sendable {
         var delay = 0.25
         while !Task.isCancelled {
             do {
+                if lock.withLock({ enrolled == nil }) { next = try await readAfresh() + 1 }
                 let watch = try await store.client.watch(.prefix(settings.layout.desiredPrefix), from: next, progressNotify: true)
                 let reconnected = lock.withLock { () -> Bool in
                     defer { connection.connected = true; connection.lastError = nil }
@@ -140,19 +183,25 @@ public final class FleetAgent: @unchecked Sendable {
                 if reconnected { note("store: reached again; watching from revision \(next)") }
                 delay = 0.25
                 for try await response in watch {
-                    for event in response.events where event.kv.keyString == settings.layout.pushKey && event.kind == .put {
-                        try await deliver(FleetBundle.decode(event.kv.value), revision: event.kv.modRevision)
+                    var touched = false
+                    for event in response.events {
+                        let key = event.kv.keyString
+                        if key == settings.layout.pushKey {
+                            if event.kind == .put { try await deliver(FleetBundle.decode(event.kv.value), revision: event.kv.modRevision) }
+                        } else {
+                            let value = event.kind == .put ? event.kv.value : nil
+                            touched = lock.withLock { enrolled?.take(key: key, value: value, layout: settings.layout) ?? false } || touched
+                        }
                     }
+                    if touched { refreshEnrolled(revision: response.header.revision) }
                     next = max(next, response.header.revision + 1)
                     lock.withLock { connection.seenRevision = max(connection.seenRevision, response.header.revision) }
                 }
                 if Task.isCancelled { return }
             } catch let error as EtcdError where error.kind == .compacted {
-                note("store: revision \(next) was compacted away (oldest kept \(error.compactRevision.map(String.init) ?? "?")): reading the bundle afresh")
+                note("store: revision \(next) was compacted away (oldest kept \(error.compactRevision.map(String.init) ?? "?")): reading the fleet's keys afresh")
                 do {
-                    let read = try await store.bundle()
-                    if let bundle = read.bundle { try await deliver(bundle, revision: read.modRevision) }
-                    next = read.revision + 1
+                    next = try await readAfresh() + 1
                     continue
                 } catch { await pause(after: error, delay: &delay) }
             } catch {
@@ -167,11 +216,75 @@ public final class FleetAgent: @unchecked Sendable {
         guard lock.withLock({ heldDigest }) != bundle.digest else { return }
         let (files, chunks) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
         heldChunks = chunks
+        let names = EnrolledSystems.definedNames(in: files.filter { !$0.path.hasSuffix("/" + StoreMirror.enrolledFileName) }.map(\.content))
         lock.withLock {
-            pending = Update(revision: revision, bundle: bundle, files: files)
+            var update = pending ?? Update(revision: revision)
+            update.revision = max(update.revision, revision)
+            update.bundle = bundle
+            update.files = files
+            pending = update
             heldDigest = bundle.digest
+            taken = names
         }
+        // The pushed policy's names may now take (or free) an enrolled system's.
+        refreshEnrolled(revision: nil)
         wake.signal()
+    }
+
+    /// Reads every key under `desired/` at one revision (at the start with the store down,
+    /// after a compaction): the bundle, and the enrolled systems, replacing what the watch
+    /// had told. A member record gone in between counts as departed now (its grace starts).
+    /// Returns the revision read.
+    private func readAfresh() async throws -> Int64 {
+        let layout = settings.layout
+        let response = try await store.client.range(.prefix(layout.desiredPrefix))
+        var fresh = EnrolledSystems()
+        var pushed: KeyValue?
+        for kv in response.kvs {
+            if kv.keyString == layout.pushKey { pushed = kv } else { fresh.take(key: kv.keyString, value: kv.value, layout: layout) }
+        }
+        if let pushed { try await deliver(FleetBundle.decode(pushed.value), revision: pushed.modRevision) }
+        let now = Date()
+        lock.withLock {
+            if let old = enrolled {
+                for (slot, member) in old.members where fresh.members[slot] == nil { fresh.departed[slot] = .init(member: member, at: now) }
+                for (slot, departure) in old.departed where fresh.members[slot] == nil && fresh.departed[slot] == nil { fresh.departed[slot] = departure }
+            }
+            enrolled = fresh
+        }
+        refreshEnrolled(revision: response.header.revision)
+        return response.header.revision
+    }
+
+    /// Writes the enrolled systems anew; when the file changes, it goes to the loop.
+    private func refreshEnrolled(revision: Int64?) {
+        let changed = lock.withLock { () -> Bool in
+            guard let enrolled else { return false }
+            let rendering = enrolled.render(taken: taken, now: Date(), grace: grace)
+            nextChange = rendering.next
+            let fresh = rendering.problems.filter { !reported.contains($0) }
+            notes += fresh.map { "store: \($0)" }
+            reported = Set(rendering.problems)
+            guard rendering.text != rendered?.text else { return !fresh.isEmpty }
+            let what = EnrolledSystems.changes(from: rendered?.systems ?? [:], to: rendering.systems)
+            rendered = (rendering.text, rendering.systems)
+            var update = pending ?? Update(revision: revision ?? connection.seenRevision)
+            update.revision = max(update.revision, revision ?? 0)
+            update.enrolled = rendering.text
+            update.enrolledChanges = [update.enrolledChanges, what].compactMap { $0 }.joined(separator: "; ")
+            pending = update
+            return true
+        }
+        if changed { wake.signal() }
+    }
+
+    /// Ends the graces and expiries of enrolled systems when their time comes; the watch
+    /// tells of everything else.
+    private func keepTime() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(200))
+            if let due = lock.withLock({ nextChange }), due <= Date() { refreshEnrolled(revision: nil) }
+        }
     }
 
     private func pause(after error: any Error, delay: inout Double) async {
@@ -189,26 +302,39 @@ public final class FleetAgent: @unchecked Sendable {
 
     // MARK: Presence
 
-    /// Keeps this host's presence key under a lease of 30 s, renewed every 10 s and
-    /// rewritten whenever the loop reports what it applied (looked for every 20 ms). A lease
-    /// lost (the store was down longer than it) is replaced by a new one.
+    /// Keeps this host's presence key (and, for an enrolled host, its member record) under a
+    /// lease of `leaseTTL` (30 s by default), renewed every third of it; the presence is
+    /// rewritten whenever the loop reports what it applied (looked for every 20 ms), the
+    /// member record when the host's addresses change. A lease lost (the store was down
+    /// longer than it) is replaced by a new one.
     private func keepPresence() async {
         var lease: Int64 = 0
         var announced = -1
+        var addresses: [IPAddress] = []
         var renewed = Date.distantPast
+        let renewal = Double(leaseTTL) / 3
         while !Task.isCancelled {
             let (version, current) = lock.withLock { (presenceVersion, presence) }
             do {
                 if lease == 0 {
-                    lease = try await store.client.grantLease(ttl: 30).id
+                    lease = try await store.client.grantLease(ttl: leaseTTL).id
                     announced = -1
+                    addresses = []
                     renewed = Date()
+                }
+                // Interfaces are read at each renewal, not at every turn of this loop.
+                if let member, addresses.isEmpty || Date().timeIntervalSince(renewed) >= renewal {
+                    let now = HostAddresses.current().filter(Enrolment.isReachable).sorted()
+                    if now != addresses {
+                        try await store.announceMember(slot: member.slot, name: member.name, addresses: now, lease: lease)
+                        addresses = now
+                    }
                 }
                 if let current, version != announced {
                     try await store.announce(current, lease: lease)
                     announced = version
                 }
-                if Date().timeIntervalSince(renewed) >= 10 {
+                if Date().timeIntervalSince(renewed) >= renewal {
                     _ = try await store.client.keepAliveOnce(lease: lease)
                     renewed = Date()
                 }
@@ -227,7 +353,14 @@ public struct FleetAgentSetup: Sendable {
     public var settings: StoreSettings
     public var store: FleetStore
     public var mirror: StoreMirror
+    /// The name of its presence key: the slot of an enrolled host, else its system's name.
     public var host: String
+    public var member: (slot: String, name: String)?
+    public var leaseTTL: Int64 = 30
+    public var grace: TimeInterval = 300
+    /// What `FleetAgent.prepare` read of the enrolled systems, and wrote.
+    public var enrolled: EnrolledSystems?
+    public var rendered: EnrolledSystems.Rendering?
 
     public init(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, host: String) {
         self.settings = settings

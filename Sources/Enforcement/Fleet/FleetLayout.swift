@@ -9,10 +9,20 @@ import Foundation
 ///                                     (written by every push: its revisions are the history)
 /// /enforcer/<fleet>/chunk/<sha256>    a piece of a file, by the SHA-256 of its bytes
 /// /enforcer/<fleet>/presence/<host>   what an agent has applied, under a lease
+/// /enforcer/<fleet>/desired/enrolled/<slot>  an enrolled system's tags (administrators)
+/// /enforcer/<fleet>/desired/members/<slot>   its name and addresses, under its lease (the host)
+/// /enforcer/<fleet>/keys/<id>          an enrolment key: its tags, uses, expiry
+/// /enforcer/<fleet>/slots/<id>/<n>     an unused enrolment under that key: the credentials
+///                                     the host that claims it will log in with
 /// ```
 ///
 /// Everything an agent must follow is under `desired/`: it watches that one prefix, and
 /// neither the chunks (fetched when a bundle names them) nor the other agents' presence.
+///
+/// etcd's users and roles follow the same names: `enforcer.<fleet>.admin` (everything under
+/// the prefix), `enforcer.<fleet>.reader` (read `desired/` and `chunk/`), one user and role
+/// per enrolment key (`….key.<id>`: read, and claim a slot of its key) and per enrolled host
+/// (`….host.<slot>`: read, and write its own member and presence keys).
 public struct FleetLayout: Sendable, Equatable {
     public let fleet: String
 
@@ -34,6 +44,19 @@ public struct FleetLayout: Sendable, Equatable {
 
     public func chunkKey(_ digest: String) -> String { chunkPrefix + digest }
     public func presenceKey(_ host: String) -> String { presencePrefix + host }
+
+    public var enrolledPrefix: String { desiredPrefix + "enrolled/" }
+    public var memberPrefix: String { desiredPrefix + "members/" }
+    public var keyPrefix: String { prefix + "keys/" }
+    public func enrolledKey(_ slot: String) -> String { enrolledPrefix + slot }
+    public func memberKey(_ slot: String) -> String { memberPrefix + slot }
+    public func keyRecord(_ id: String) -> String { keyPrefix + id }
+    public func slotPrefix(_ id: String) -> String { prefix + "slots/" + id + "/" }
+
+    public var adminRole: String { "enforcer.\(fleet).admin" }
+    public var readerRole: String { "enforcer.\(fleet).reader" }
+    public func keyUser(_ id: String) -> String { "enforcer.\(fleet).key.\(id)" }
+    public func hostUser(_ slot: String) -> String { "enforcer.\(fleet).host.\(slot)" }
 }
 
 public enum FleetError: Error, CustomStringConvertible, Sendable {

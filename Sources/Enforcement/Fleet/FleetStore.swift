@@ -175,6 +175,17 @@ public struct FleetStore: Sendable {
         }
     }
 
+    /// An enrolled host's word about itself: its name and reachable addresses, under `lease`.
+    public func announceMember(slot: String, name: String, addresses: [IPAddress], lease: Int64, at instant: Date = Date()) async throws(FleetError) {
+        let member = Enrolment.Member(name: name, addresses: addresses.filter(Enrolment.isReachable).sorted().map(\.description),
+                                      updatedAt: ISO8601.string(instant, precision: .milliseconds))
+        let data: Data
+        do { data = try Self.jsonEncoder.encode(member) } catch { throw .store("cannot encode the member record: \(error)") }
+        do { try await client.put(layout.memberKey(slot), data, lease: lease) } catch {
+            throw Self.failure("write the member record of \(name)", error)
+        }
+    }
+
     /// Every agent's presence, with the store's current revision.
     public func presences() async throws(FleetError) -> (revision: Int64, hosts: [Presence]) {
         let response: RangeResponse

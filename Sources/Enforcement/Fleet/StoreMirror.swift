@@ -48,7 +48,33 @@ public struct StoreMirror: PolicySource {
         return out
     }
 
-    /// Replaces the files held with `files`, the bundle of `revision`.
+    /// The pushed files held (all but the enrolled systems' file).
+    public func pushedFiles() -> [Data] {
+        guard let snapshot = try? SourceSnapshot(directory: directory) else { return [] }
+        return snapshot.files.filter { !$0.path.hasSuffix("/" + Self.enrolledFileName) }.map(\.content)
+    }
+
+    /// The file of the enrolled systems (see `EnrolledSystems`), among the pushed ones. A
+    /// pushed file of that name is refused by `fleet push`.
+    public static let enrolledFileName = "99-enrolled-systems.policy"
+    public var enrolledFile: String { directory + "/rules.d/" + Self.enrolledFileName }
+
+    /// Replaces the file of the enrolled systems: written beside it, then renamed over it.
+    public func writeEnrolled(_ text: String) throws(FleetError) {
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: directory + "/rules.d", withIntermediateDirectories: true)
+            try text.write(toFile: enrolledFile + ".new", atomically: false, encoding: .utf8)
+            guard rename(enrolledFile + ".new", enrolledFile) == 0 else { throw FleetError.store("cannot rename into \(enrolledFile): \(SystemErrno(errno))") }
+        } catch let error as FleetError {
+            throw error
+        } catch {
+            throw .store("cannot write \(enrolledFile): \(SystemErrno.describe(error))")
+        }
+    }
+
+    /// Replaces the files held with `files`, the bundle of `revision`; the file of the
+    /// enrolled systems is kept.
     public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String) throws(FleetError) {
         let fm = FileManager.default
         let fresh = base + "/policy.new", old = base + "/policy.old"
@@ -63,6 +89,12 @@ public struct StoreMirror: PolicySource {
                 let path = fresh + "/" + file.path
                 try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 guard fm.createFile(atPath: path, contents: file.content) else { throw FleetError.store("cannot write \(path): \(SystemErrno(errno))") }
+            }
+            if let enrolled = fm.contents(atPath: enrolledFile) {
+                try fm.createDirectory(atPath: fresh + "/rules.d", withIntermediateDirectories: true)
+                guard fm.createFile(atPath: fresh + "/rules.d/" + Self.enrolledFileName, contents: enrolled) else {
+                    throw FleetError.store("cannot write the enrolled systems into \(fresh): \(SystemErrno(errno))")
+                }
             }
             try? fm.removeItem(atPath: old)
             if fm.fileExists(atPath: directory) { try fm.moveItem(atPath: directory, toPath: old) }

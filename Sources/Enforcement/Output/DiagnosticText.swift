@@ -36,4 +36,4 @@ public struct DiagnosticText {
 }
 
 /// "1 error", "2 errors".
-func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }
+public func counted(_ count: Int, _ noun: String) -> String { "\(count) \(noun)\(count == 1 ? "" : "s")" }

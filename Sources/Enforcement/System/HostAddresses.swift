@@ -2,8 +2,8 @@ import Compiler
 import Foundation
 
 /// The addresses configured on this host's interfaces.
-enum HostAddresses {
-    static func current() -> [IPAddress] {
+public enum HostAddresses {
+    public static func current() -> [IPAddress] {
         Host.current().addresses.compactMap { text in
             try? IPAddress.parse(text.split(separator: "%").first ?? "")
         }
