@@ -66,9 +66,12 @@ struct FleetLiveTests {
 
         /// `enforcer fleet ARGS` run inside the store's namespace.
         func fleet(_ arguments: [String]) throws -> CommandResult {
-            try run("/usr/sbin/ip", ["netns", "exec", namespace, Paths.enforcer, "fleet"] + arguments + ["--store", "http://127.0.0.1:2379", "--fleet", "lab"],
+            try run("/usr/sbin/ip", ["netns", "exec", namespace, Paths.enforcer, "fleet"] + arguments + ["--store", "http://127.0.0.1:2379", "--fleet", "lab"] + login,
                     environment: ["TZ": "UTC"])
         }
+
+        /// After `fleet init`: every command logs in as root.
+        var login: [String] = []
     }
 
     /// `enforcer run --store` on `host`, logging to a file.
@@ -77,14 +80,15 @@ struct FleetLiveTests {
         let log: String
         let state: String
 
-        init(_ lab: Lab, _ host: String) throws {
+        /// `named`: run with `--system host` (an enrolled host knows its name from its enrolment).
+        init(_ lab: Lab, _ host: String, named: Bool = true, arguments: [String] = []) throws {
             state = lab.state + "/" + host
             log = lab.state + "-" + host + ".log"
             try FileManager.default.createDirectory(atPath: lab.state, withIntermediateDirectories: true)
             FileManager.default.createFile(atPath: log, contents: nil)
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
             process.arguments = ["netns", "exec", lab.ns(host), Paths.enforcer, "run", "--store", Store.url, "--fleet", "lab",
-                                 "--system", host, "--state-dir", state]
+                                 "--state-dir", state] + (named ? ["--system", host] : []) + arguments
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             process.standardOutput = handle
             process.standardError = handle
@@ -221,5 +225,109 @@ struct FleetLiveTests {
         #expect(diff.contains("added    rules.d/50-bulk.policy") && diff.contains("changed  rules.d/20-servers.policy"), "\(diff)")
         let history = try store.fleet(["history"]).stdout.split(separator: "\n")
         #expect(history.count == 4 && history[0].contains("\"rollback to revision \(revision)\"") && history[1].contains("\"bulk\""), "\(history)")
+    }
+
+    /// A host namespace of its own on the lab's switch, not in the pushed policy.
+    static func addHost(_ lab: Lab, _ host: String, v4: String, v6: String) throws {
+        let n = lab.ns(host)
+        try LiveTrafficTests.sh("""
+            ip netns add \(n) && ip -n \(n) link set lo up && \
+            ip link add e-\(lab.tag) netns \(n) type veth peer name pe netns \(lab.ns("switch")) && \
+            ip -n \(lab.ns("switch")) link set pe master br0 up && \
+            ip -n \(n) link set e-\(lab.tag) name eth0 && ip -n \(n) link set eth0 up && \
+            ip -n \(n) addr add \(v4)/8 dev eth0 && ip -n \(n) addr add \(v6)/16 dev eth0 nodad
+            """)
+    }
+
+    /// Puts `key` with etcd's HTTP gateway as `user`: etcd's answer.
+    static func put(as user: String, password: String, key: String, in store: Store) throws -> String {
+        let script = """
+            import base64, json, sys, urllib.request
+            def call(path, body, token=None):
+                request = urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode(), headers={"Authorization": token} if token else {})
+                try:
+                    return json.loads(urllib.request.urlopen(request).read())
+                except urllib.error.HTTPError as error:
+                    return json.loads(error.read())
+            token = call("/v3/auth/authenticate", {"name": sys.argv[1], "password": sys.argv[2]})["token"]
+            answer = call("/v3/kv/put", {"key": base64.b64encode(sys.argv[3].encode()).decode(), "value": base64.b64encode(b"mine").decode()}, token)
+            print(answer.get("error") or answer.get("message") or "ok")
+            """
+        return try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, user, password, key]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("enrolment: a key enrols a new host, receivers open to it, etcd refuses what its credentials may not write, fleet tag, lease expiry removes it")
+    func enrolment() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        defer { GatewayLab.removeNamespace(lab.ns("app-1")) }
+        let rootPassword = lab.state + "-root-password"
+        try "root secret\n".write(toFile: rootPassword, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: rootPassword) }
+        let initialized = try store.fleet(["init", "--root-password-file", rootPassword])
+        #expect(initialized.status == 0 && initialized.stdout.contains("authentication enabled"), "\(initialized.stdout)\(initialized.stderr)")
+        // Authentication is on: without a login nothing is pushed.
+        #expect(try store.fleet(["push", "--dir", lab.policy]).status == 1)
+        store.login = ["--store-user", "root", "--store-password-file", rootPassword]
+        #expect(try store.fleet(["push", "--dir", lab.policy]).status == 0)
+        try lab.serve("db-1", port: 22)
+        let db = try Agent(lab, "db-1", arguments: store.login + ["--lease-grace", "1s"])
+        #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
+
+        let created = try store.fleet(["key", "create", "--tags", "servers", "--uses", "1", "--expires", "1h"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let key = String(created.stdout.split(separator: "\n").first ?? "")
+        #expect(try store.fleet(["key", "list"]).stdout.contains("tags servers  1 of 1 unused"))
+
+        try Self.addHost(lab, "app-1", v4: "10.20.3.11", v6: "fd00:20:3::11")
+        try lab.serve("app-1", port: 22)
+        try lab.serve("app-1", port: 443)
+        let appState = lab.state + "/app-1"
+        #expect(try !lab.echoes(from: "app-1", to: "10.20.2.11", port: 22, timeout: 1))
+        let enrolled = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("app-1"), Paths.enforcer, "enrol", "--store", Store.url, "--fleet", "lab",
+                                                 "--key", key, "--name", "app-1", "--state-dir", appState])
+        let enrolledAt = Date()
+        #expect(enrolled.status == 0 && enrolled.stdout.contains("enrolled in fleet lab as app-1"), "\(enrolled.stdout)\(enrolled.stderr)")
+        // db-1 opens to the new server (servers reach servers) within the latency goal.
+        let opened = db.wait(for: "enrolled systems: app-1 added")
+        let line = db.text.split(separator: "\n").first { $0.contains("app-1 added") } ?? ""
+        #expect(opened != nil && line.contains("applied generation 2"), "\(db.text)")
+        print("enrol → applied on db-1: \(String(format: "%.0f ms", Date().timeIntervalSince(enrolledAt) * 1000 - 0)) (upper bound, polled)")
+        #expect(try lab.echoes(from: "app-1", to: "10.20.2.11", port: 22))
+
+        // The new host enforces its own part: workstations reach it on 22, contractors not on 443.
+        let app = try Agent(lab, "app-1", named: false, arguments: ["--lease-ttl", "5"])
+        #expect(app.wait(for: "applied generation 1") != nil, "\(app.text)")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.3.11", port: 22))
+        #expect(try !lab.echoes(from: "contractor-1", to: "10.20.3.11", port: 443, timeout: 1))
+
+        // A key of one use enrols nothing more.
+        let again = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("app-1"), Paths.enforcer, "enrol", "--store", Store.url, "--fleet", "lab",
+                                               "--key", key, "--name", "app-2", "--state-dir", appState + "-2"])
+        #expect(again.status == 1 && again.stderr.contains("has no use left"), "\(again.stderr)")
+        defer { try? FileManager.default.removeItem(atPath: appState + "-2") }
+
+        // The host cannot grant itself anything: etcd refuses its writes to another host's
+        // presence, its own tags, the policy and an override; its own presence it may write.
+        let credentials = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: appState + "/fleet/lab/credentials"))) as! [String: Any]
+        let user = credentials["user"] as! String, password = credentials["password"] as! String, slot = credentials["slot"] as! String
+        for refused in ["/enforcer/lab/presence/db-1", "/enforcer/lab/desired/enrolled/\(slot)", "/enforcer/lab/desired/bundle",
+                        "/enforcer/lab/desired/overrides/trust", "/enforcer/lab/keys/mine"] {
+            #expect(try Self.put(as: user, password: password, key: refused, in: store).contains("permission denied"), "\(refused)")
+        }
+        #expect(try Self.put(as: user, password: password, key: "/enforcer/lab/presence/\(slot)", in: store) == "ok")
+
+        // An administrator tags it: contractors now reach it as one of the Kubernetes pods.
+        let tagged = try store.fleet(["tag", "app-1", "+kubernetes-pods"])
+        #expect(tagged.status == 0 && tagged.stdout.contains("app-1: tags servers, kubernetes-pods"), "\(tagged.stdout)\(tagged.stderr)")
+        #expect(app.wait(for: "app-1 changed") != nil, "\(app.text)")
+        #expect(try lab.echoes(from: "contractor-1", to: "10.20.3.11", port: 443))
+
+        // The host goes away without a word: after its lease (5 s) and db-1's grace (1 s),
+        // db-1 removes it.
+        Glibc.kill(app.process.processIdentifier, SIGKILL)
+        #expect(db.wait(for: "app-1 removed", timeout: 20) != nil, "\(db.text)")
+        #expect(try !lab.echoes(from: "app-1", to: "10.20.2.11", port: 22, timeout: 1))
     }
 }

@@ -25,13 +25,13 @@ public struct FleetAdmin {
             throw FleetError.usage("\(directory)/\(reserved.path): this file name is the agents' own (they write the enrolled systems into it): rename it")
         }
         let store = store
+        let current = try waitFor { try await store.bundle() }
         // Systems written as blocks and enrolled systems share one namespace.
         let enrolled = try waitFor { try await FleetEnrolment(store: store).memberNames() }
         let clashes = policy.systems.filter { enrolled.contains($0.name) }
         if !clashes.isEmpty {
             throw FleetError.invalid(clashes.map { "\($0.location): error: system '\($0.name)' is the name of an enrolled system of fleet \(store.layout.fleet): rename one of them" })
         }
-        let current = try waitFor { try await store.bundle() }
         var lines = warnings.map(\.description)
         if current.bundle?.digest == snapshot.digest {
             return lines + ["unchanged: revision \(current.modRevision) of fleet \(store.layout.fleet) holds this policy (digest \(snapshot.digest.prefix(12)))"]
