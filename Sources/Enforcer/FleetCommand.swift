@@ -56,7 +56,7 @@ struct FleetCommand: ParsableCommand {
             transaction; every `enforcer run --store` agent applies its host's part. docs/FLEET.md \
             describes the keys.
             """,
-        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self])
+        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self, Host.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
     static func withStore(_ options: StoreOptions, _ body: (FleetAdmin) throws -> [String]) throws {
@@ -234,6 +234,32 @@ extension FleetCommand {
                 try FleetCommand.withEnrolment(store) { enrolment in
                     let removed = try await enrolment.revokeKey(id)
                     return ["revoked enrolment key \(id): \(counted(removed, "unused enrolment")) removed"]
+                }
+            }
+        }
+    }
+
+    struct Host: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "etcd logins for the agents of hosts of the pushed policy.",
+            subcommands: [Add.self])
+
+        struct Add: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "An etcd user for SYSTEM's agent: it reads the fleet's policy and writes only its own presence.",
+                discussion: "Needs etcd's root user. Then on that host: enforcer run --store URL --fleet NAME --system SYSTEM --store-user USER --store-password-file FILE")
+            @Argument(help: ArgumentHelp("A system of the pushed policy.", valueName: "SYSTEM"))
+            var system: String
+            @OptionGroup var store: StoreOptions
+            @Option(help: ArgumentHelp("File whose first line is the new user's password.", valueName: "FILE"))
+            var passwordFile: String
+
+            func run() throws {
+                let system = system, password = try StoreOptions.password(in: passwordFile)
+                try FleetCommand.withEnrolment(store) { enrolment in
+                    let user = try await enrolment.addSystemUser(system, password: password)
+                    return ["user \(user): reads fleet \(enrolment.store.layout.fleet)'s policy, writes only the presence of \(system); "
+                            + "its agent runs with --system \(system) --store-user \(user) --store-password-file FILE"]
                 }
             }
         }

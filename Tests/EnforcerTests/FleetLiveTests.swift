@@ -272,7 +272,10 @@ struct FleetLiveTests {
         store.login = ["--store-user", "root", "--store-password-file", rootPassword]
         #expect(try store.fleet(["push", "--dir", lab.policy]).status == 0)
         try lab.serve("db-1", port: 22)
-        let db = try Agent(lab, "db-1", arguments: store.login + ["--lease-grace", "1s"])
+        // db-1, a host of the pushed policy, logs in as a user of its own.
+        let added = try store.fleet(["host", "add", "db-1", "--password-file", rootPassword])
+        #expect(added.status == 0 && added.stdout.contains("user enforcer.lab.system.db-1"), "\(added.stdout)\(added.stderr)")
+        let db = try Agent(lab, "db-1", arguments: ["--store-user", "enforcer.lab.system.db-1", "--store-password-file", rootPassword, "--lease-grace", "1s"])
         #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
 
         let created = try store.fleet(["key", "create", "--tags", "servers", "--uses", "1", "--expires", "1h"])
@@ -315,6 +318,10 @@ struct FleetLiveTests {
         for refused in ["/enforcer/lab/presence/db-1", "/enforcer/lab/desired/enrolled/\(slot)", "/enforcer/lab/desired/bundle",
                         "/enforcer/lab/desired/overrides/trust", "/enforcer/lab/keys/mine"] {
             #expect(try Self.put(as: user, password: password, key: refused, in: store).contains("permission denied"), "\(refused)")
+        }
+        // db-1's own user likewise: not app-1's records, not the policy.
+        for refused in ["/enforcer/lab/presence/\(slot)", "/enforcer/lab/desired/members/\(slot)", "/enforcer/lab/desired/bundle"] {
+            #expect(try Self.put(as: "enforcer.lab.system.db-1", password: "root secret", key: refused, in: store).contains("permission denied"), "\(refused)")
         }
         #expect(try Self.put(as: user, password: password, key: "/enforcer/lab/presence/\(slot)", in: store) == "ok")
 

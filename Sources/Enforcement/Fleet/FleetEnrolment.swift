@@ -97,6 +97,22 @@ public struct FleetEnrolment: Sendable {
         return ("\(id).\(secret)", record)
     }
 
+    /// An etcd user for the agent of `system`, a host of the pushed policy: it may read what
+    /// agents read and write its own presence, nothing else. Returns the user's name.
+    public func addSystemUser(_ system: String, password: String) async throws(FleetError) -> String {
+        guard Enrolment.isPlainName(system) else { throw .usage("system name '\(system)': use letters, digits, '.', '_' or '-'") }
+        try await ensureRoles()
+        let user = layout.systemUser(system)
+        try await step("create the user \(user)") {
+            try await client.addUser(user, password: password)
+            try await client.addRole(user)
+            try await client.grant(.key(layout.presenceKey(system), .readWrite), toRole: user)
+            try await client.grantRole(user, toUser: user)
+            try await client.grantRole(layout.readerRole, toUser: user)
+        }
+        return user
+    }
+
     /// Every key, with how many of its uses are left.
     public func keys() async throws(FleetError) -> [(key: Enrolment.Key, unused: Int)] {
         let client = client, layout = layout

@@ -57,6 +57,8 @@ public struct FleetLayout: Sendable, Equatable {
     public var readerRole: String { "enforcer.\(fleet).reader" }
     public func keyUser(_ id: String) -> String { "enforcer.\(fleet).key.\(id)" }
     public func hostUser(_ slot: String) -> String { "enforcer.\(fleet).host.\(slot)" }
+    /// The etcd user of a host of the pushed policy (`fleet host add`).
+    public func systemUser(_ name: String) -> String { "enforcer.\(fleet).system.\(name)" }
 }
 
 public enum FleetError: Error, CustomStringConvertible, Sendable {
