@@ -59,11 +59,11 @@ struct FleetCommand: ParsableCommand {
         subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self, Host.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
-    static func withStore(_ options: StoreOptions, _ body: (FleetAdmin) throws -> [String]) throws {
+    private static func withOpenStore(_ options: StoreOptions, _ body: (FleetStore) throws -> [String]) throws {
         let store = try options.settings().connect()
         defer { try? waitFor { await store.close() } }
         do {
-            for line in try body(FleetAdmin(store: store)) { print(line) }
+            for line in try body(store) { print(line) }
         } catch let failure as EnforcementError {
             throw Output.report(failure, after: "; nothing was pushed")
         } catch let failure as FleetError {
@@ -72,18 +72,12 @@ struct FleetCommand: ParsableCommand {
         }
     }
 
-    /// Runs `body` on the store's enrolment, closing the store after; failures as `withStore`.
+    static func withStore(_ options: StoreOptions, _ body: (FleetAdmin) throws -> [String]) throws {
+        try withOpenStore(options) { try body(FleetAdmin(store: $0)) }
+    }
+
     static func withEnrolment(_ options: StoreOptions, _ body: @escaping @Sendable (FleetEnrolment) async throws -> [String]) throws {
-        let store = try options.settings().connect()
-        defer { try? waitFor { await store.close() } }
-        do {
-            for line in try waitFor({ try await body(FleetEnrolment(store: store)) }) { print(line) }
-        } catch let failure as EnforcementError {
-            throw Output.report(failure, after: "; nothing was pushed")
-        } catch let failure as FleetError {
-            Output.error("enforcer: \(failure)")
-            throw ExitCode(1)
-        }
+        try withOpenStore(options) { store in try waitFor { try await body(FleetEnrolment(store: store)) } }
     }
 
     struct Push: ParsableCommand {
@@ -199,7 +193,7 @@ extension FleetCommand {
                 let tags = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
                 let uses = uses, expires = expires?.seconds
                 try FleetCommand.withEnrolment(store) { enrolment in
-                    let (key, record) = try await enrolment.createKey(tags: tags, uses: uses, expires: expires, systemExpires: nil)
+                    let (key, record) = try await enrolment.createKey(tags: tags, uses: uses, expires: expires)
                     return [key, "enrolment key \(record.id): tags \(tags.isEmpty ? "none" : tags.joined(separator: ", ")), "
                             + "\(counted(uses, "use"))" + (record.expires.map { ", enrols nothing after \($0)" } ?? ", no expiry")
                             + "; on a new host: enforcer enrol --store URL --fleet \(enrolment.store.layout.fleet) --key KEY"]

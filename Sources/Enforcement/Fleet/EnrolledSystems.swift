@@ -28,7 +28,6 @@ public enum Enrolment {
         public var tags: [String]
         public var uses: Int
         public var expires: String?
-        public var systemExpiresSeconds: Double?
         public var createdBy: String
         public var createdAt: String
     }

@@ -58,14 +58,14 @@ public struct FleetEnrolment: Sendable {
     }
 
     /// A new key: its id and secret (`ID.SECRET`, shown once), its record.
-    public func createKey(tags: [String], uses: Int, expires: TimeInterval?, systemExpires: TimeInterval?, at instant: Date = Date()) async throws(FleetError) -> (key: String, record: Enrolment.Key) {
+    public func createKey(tags: [String], uses: Int, expires: TimeInterval?, at instant: Date = Date()) async throws(FleetError) -> (key: String, record: Enrolment.Key) {
         for tag in tags where !Enrolment.isPlainName(tag) { throw .usage("tag '\(tag)': use letters, digits, '.', '_' or '-'") }
         guard (1...Self.maximumUses).contains(uses) else { throw .usage("--uses: from 1 to \(Self.maximumUses)") }
         try await ensureRoles()
         let id = Self.randomHex(bytes: 4), secret = Self.randomHex(bytes: 24)
         let by = Actor.current(purpose: "fleet key create")
         let record = Enrolment.Key(id: id, tags: tags, uses: uses, expires: expires.map { ISO8601.string(instant.addingTimeInterval($0)) },
-                                   systemExpiresSeconds: systemExpires, createdBy: by, createdAt: ISO8601.string(instant))
+                                   createdBy: by, createdAt: ISO8601.string(instant))
         let keyUser = layout.keyUser(id)
         try await step("create the key's user") {
             try await client.addUser(keyUser, password: secret)
