@@ -140,14 +140,12 @@ import Testing
         // The traced phases start after the process does: the rest of the wall time came first.
         let offset = max(0, duration - elapsed)
         var outcomes: [String: Int] = [:]
-        let rounds = 16
-        for round in 0..<rounds {
-            // Even rounds: spread over the whole apply (the last one well after it, since a
-            // busy machine may take longer than the probe did); odd rounds: across the
-            // staging write.
-            let delay = round % 2 == 0
-                ? duration * (round == rounds - 2 ? 3 : Double(round) / Double(rounds - 2))
-                : offset + stageStart - 0.01 + (stageEnd - stageStart + 0.02) * Double(round / 2) / Double(rounds / 2 - 1)
+        // The latest kill that left no trace of the large generation, and the earliest that
+        // left some: the moment its transaction commits lies between them.
+        var lastAbsent = -1.0, firstPresent = Double.infinity
+        var round = 0
+        func killRound(after delay: Double) throws {
+            defer { round += 1 }
             let box = try Sandbox("dbkill\(round)")
             _ = try Self.require(box.apply("db-1", ["--reason", "before"]))
             _ = try Self.require(box.apply("srv-1"))
@@ -175,11 +173,14 @@ import Testing
             let largeEvent = eventsAfter.count > events.count
             switch (state, largeEvent) {
             case ([], false):
-                let whileStaging = round % 2 == 1 && delay >= offset + stageStart && delay <= offset + stageEnd
-                outcomes[!killed ? "finished?" : whileStaging ? "killed while writing its generation (by the probe's clock)" : "killed before writing its generation",
-                         default: 0] += 1
-            case (["0"], false): outcomes["killed after its staging, before its record", default: 0] += 1
-            case (["1"], _): outcomes[largeEvent ? "recorded with its event" : "recorded, killed before its event", default: 0] += 1
+                outcomes[killed ? "killed before its generation committed" : "finished?", default: 0] += 1
+                if killed { lastAbsent = max(lastAbsent, delay) }
+            case (["0"], false):
+                outcomes["killed after its staging, before its record", default: 0] += 1
+                firstPresent = min(firstPresent, delay)
+            case (["1"], _):
+                outcomes[largeEvent ? "recorded with its event" : "recorded, killed before its event", default: 0] += 1
+                firstPresent = min(firstPresent, delay)
             default: Issue.record("round \(round): generation 3 is \(state), event \(largeEvent)")
             }
             // Status reads it, and the next apply goes on from it.
@@ -189,9 +190,22 @@ import Testing
             #expect(try Self.sqlite(box, "PRAGMA integrity_check") == ["ok"], "round \(round)")
             _ = try Self.require(box.enforcer(["history", "--generations", "--dir", Paths.example("enclave")]))
         }
-        print("killed writer outcomes (apply of \(String(format: "%.2f", duration)) s, staging \(String(format: "%.0f-%.0f", (offset + stageStart) * 1000, (offset + stageEnd) * 1000)) ms): \(outcomes)")
-        // The kills fell before, during and after the transaction that writes the generation.
-        #expect(outcomes.keys.contains { $0.hasPrefix("killed while writing") } && outcomes.keys.contains { $0.hasPrefix("killed before") }
-                && outcomes.keys.contains { $0.hasPrefix("recorded") }, "\(outcomes)")
+        // First spread the kills over the whole apply (the last well after it: a busy machine
+        // may take longer than the probe did), then aim them at the commit itself by halving
+        // the interval between the last kill that left nothing and the first that left the
+        // generation. Aiming by what the kills left, not by the probe's clock, keeps the test
+        // meaningful when this machine is slower or faster than during the probe.
+        for k in 0...8 { try killRound(after: duration * (k == 8 ? 3 : Double(k) / 7)) }
+        let span = max(0.02, (stageEnd - stageStart) / 8)
+        var aimed = 0
+        while aimed < 12, lastAbsent >= 0, firstPresent.isFinite, firstPresent - lastAbsent > span {
+            try killRound(after: (lastAbsent + firstPresent) / 2)
+            aimed += 1
+        }
+        print("killed writer outcomes (apply of \(String(format: "%.2f", duration)) s, staging \(String(format: "%.0f-%.0f", (offset + stageStart) * 1000, (offset + stageEnd) * 1000)) ms, \(aimed) aimed kills, commit between \(String(format: "%.0f", lastAbsent * 1000)) and \(String(format: "%.0f", firstPresent * 1000)) ms): \(outcomes)")
+        // Kills fell before the commit, after it, and within an eighth of the staging write's
+        // length of the moment it commits.
+        #expect(lastAbsent >= 0 && firstPresent.isFinite && outcomes.keys.contains { $0.hasPrefix("recorded") }, "\(outcomes)")
+        #expect(firstPresent - lastAbsent <= span, "the kills did not close in on the commit: \(lastAbsent) .. \(firstPresent) s")
     }
 }
