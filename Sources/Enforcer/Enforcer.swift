@@ -9,24 +9,36 @@ struct Enforcer: ParsableCommand {
         commandName: "enforcer",
         abstract: "Compile who-may-reach-what policy into nftables, and explain it.",
         discussion: """
-            Exit status: 0 success or allow/permit, 1 policy error or deny, 2 usage error.
+            Exit status: 0 success or allow/permit; 1 policy error, deny, or a name or instant that \
+            names nothing; 2 usage error (a flag or argument the command cannot take).
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
         subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, History.self, FleetCommand.self, Enrol.self, PolicyCommand.self, TrustCommand.self, ConfirmWatchdog.self]
     )
 
-    /// Usage errors exit 2 (ArgumentParser's default is 64).
+    /// Usage errors exit 2 (ArgumentParser's default is 64); a `CommandFailure` exits 1.
     static func main() {
         MemoryTuning.returnLargeBlocks()
         // Everything enforcer creates (its state, logs, records) is root's alone: 0600 files,
         // 0700 directories, whatever umask it was started with.
         umask(0o077)
+        var parsed: (any ParsableCommand)?
         do {
             var command = try parseAsRoot()
+            parsed = command
             (command as? UsesStateDirectory)?.keepOverduePromise()
             try command.run()
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("enforcer: error: \(failure.message)\n".utf8))
+            Foundation.exit(1)
         } catch {
             let code = exitCode(for: error)
+            // A usage error found once the command runs: its own usage line, not the root's.
+            if code == .validationFailure, let parsed, let message = (error as? ValidationError)?.message {
+                let usage = usageString(for: type(of: parsed))
+                FileHandle.standardError.write(Data("Error: \(message)\nUsage: \(usage)\n".utf8))
+                Foundation.exit(2)
+            }
             if code == .validationFailure {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
                 Foundation.exit(2)
@@ -92,7 +104,7 @@ struct InstantOption: ParsableArguments {
     func instant() throws -> Date {
         guard let at else { return Date() }
         do { return try Instant.parse(at, defaultZone: TimeZone.current) } catch {
-            throw ValidationError("--at '\(at)': \(error.message)")
+            throw CommandFailure("--at '\(at)': \(error.message)")
         }
     }
 }
@@ -100,6 +112,16 @@ struct InstantOption: ParsableArguments {
 /// The pipeline of the policy directory and state directory the flags name.
 func pipeline(_ directory: PolicyDirectoryOption, _ state: StateDirectoryOption? = nil) -> Pipeline {
     Pipeline(directory: directory.dir, stateDirectory: state?.stateDir)
+}
+
+/// A command that ran and could not do what it was asked, though it was asked correctly: a
+/// system, policy or file that the policy does not have, an instant that does not parse, a
+/// file that exists already. Exit status 1 with `enforcer: error: …`, and no usage line:
+/// the command line was right, the request was not.
+struct CommandFailure: Error, CustomStringConvertible {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
 }
 
 enum Output {
@@ -118,7 +140,7 @@ enum Output {
     static func report(_ failure: EnforcementError, quietWarnings: Bool = true, after: String = "") -> any Error {
         switch failure {
         case .notFound(let message):
-            return ValidationError(message)
+            return CommandFailure(message)
         case .policy(let diagnostics, _):
             print(diagnostics.filter { !quietWarnings || $0.severity == .error })
             error("enforcer: \(failure)")

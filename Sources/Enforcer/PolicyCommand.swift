@@ -23,7 +23,7 @@ struct PolicyCommand: ParsableCommand {
         @OptionGroup var time: InstantOption
 
         func run() throws {
-            let set = try loadForQuery(pipeline(directory), status: 1)
+            let set = try loadForQuery(pipeline(directory))
             for line in PolicyQueries.listing(set, at: try time.instant()) { print(line) }
         }
     }
@@ -58,7 +58,7 @@ struct PolicyCommand: ParsableCommand {
             let name = file.hasSuffix(".policy") ? file : file + ".policy"
             guard PolicyLoader.isWellFormedFileName(name) else { throw ValidationError("'\(file)' must be NN-name, e.g. 50-contractors") }
             guard !FileManager.default.fileExists(atPath: files.path(name)) else {
-                throw ValidationError("\(files.path(name)) exists; use `enforcer policy edit \(file)`")
+                throw CommandFailure("\(files.path(name)) exists; use `enforcer policy edit \(file)`")
             }
             try edit(files, name, startingWith: PolicyFiles.template(for: name))
         }

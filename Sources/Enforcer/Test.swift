@@ -7,7 +7,7 @@ struct TestFlow: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "test",
         abstract: "The verdict for one flow and the policy that decides it.",
-        discussion: "Prints 'allow' or 'deny' first, then what decided it. Exit 0 allow, 1 deny, 2 usage or policy error.")
+        discussion: "Prints 'allow' or 'deny' first, then what decided it. Exit 0 allow; 1 deny, a policy error or a name that names nothing; 2 usage error.")
 
     @OptionGroup var directory: PolicyDirectoryOption
     @Option(help: ArgumentHelp("Source address or system name.", valueName: "ADDR")) var from: String
@@ -49,7 +49,7 @@ struct TestFlow: ParsableCommand {
 
     private func endpoint(_ text: String, _ flag: String, in set: PolicySet) throws -> IPAddress {
         do { return try PolicyQueries.endpoint(text, in: set) } catch {
-            throw ValidationError("\(flag) '\(text)' is neither an address nor a system: \(error.message)")
+            throw CommandFailure("\(flag) '\(text)' is neither an address nor a system: \(error.message)")
         }
     }
 }
@@ -58,7 +58,7 @@ struct TestURI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "test-uri",
         abstract: "The web verdict for a URL, with the rule and pattern that decide it.",
-        discussion: "Prints permit, deny, warn or aup first. For https only the host is visible (SNI), so the path is not matched. Exit 0 permit, 1 deny/warn/aup, 2 usage or policy error.")
+        discussion: "Prints permit, deny, warn or aup first. For https only the host is visible (SNI), so the path is not matched. Exit 0 permit; 1 deny/warn/aup, a policy error or a name that names nothing; 2 usage error.")
 
     @OptionGroup var directory: PolicyDirectoryOption
     @Argument(help: ArgumentHelp("http:// or https:// URL.", valueName: "URL")) var url: String
@@ -71,10 +71,10 @@ struct TestURI: ParsableCommand {
         let instant = try time.instant()
         var source: IPAddress?
         if let from {
-            do { source = try PolicyQueries.endpoint(from, in: set) } catch { throw ValidationError("--from '\(from)': \(error.message)") }
+            do { source = try PolicyQueries.endpoint(from, in: set) } catch { throw CommandFailure("--from '\(from)': \(error.message)") }
         }
         let parsed: (request: WebRequest, droppedPath: Bool)
-        do { parsed = try WebRequest.fromURL(url, source: source) } catch { throw ValidationError(error.message) }
+        do { parsed = try WebRequest.fromURL(url, source: source) } catch { throw CommandFailure(error.message) }
         let decision = PolicyQueries.decide(parsed.request, in: set, at: instant)
         if json {
             print(JSONText.object(["verdict": decision.action.rawValue, "rule": decision.rule, "pattern": decision.pattern,
@@ -92,7 +92,7 @@ struct TestURI: ParsableCommand {
 
 /// The policy a question is asked of; one that does not load prints its errors and exits
 /// with `status` (2 for `test` and `test-uri`, whose 1 means "deny").
-func loadForQuery(_ pipeline: Pipeline, status: Int32 = 2) throws -> PolicySet {
+func loadForQuery(_ pipeline: Pipeline, status: Int32 = 1) throws -> PolicySet {
     do { return try pipeline.load().policy } catch {
         _ = Output.report(error)
         throw ExitCode(status)

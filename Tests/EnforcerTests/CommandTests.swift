@@ -50,16 +50,29 @@ struct CommandTests {
         ["test", "--from", "ws-1", "--to", "srv-1", "--proto", "tcpx", "--port", "22"],
         ["test", "--from", "ws-1", "--to", "srv-1", "--proto", "tcp"],
         ["test", "--from", "ws-1", "--to", "srv-1", "--proto", "icmp", "--port", "1"],
-        ["test", "--from", "nosuch", "--to", "srv-1", "--proto", "tcp", "--port", "22"],
-        ["test", "--from", "ws-1", "--to", "srv-1", "--proto", "tcp", "--port", "22", "--at", "yesterday"],
-        ["test-uri", "ftp://x.example/"],
-        ["apply", "--dry-run", "--system", "nosuch"],
         ["frobnicate"],
     ])
     func usageErrorsExitTwo(arguments: [String]) throws {
         let result = try run(Paths.enforcer, arguments + ["--dir", Paths.example("enclave")])
         #expect(result.status == 2, "\(result.stderr)")
         #expect(!result.stderr.isEmpty)
+        #expect(!result.stderr.contains("Usage: enforcer <subcommand>") || arguments == ["frobnicate"], "a subcommand's usage error shows its own usage: \(result.stderr)")
+    }
+
+    /// Asked correctly for something that is not there: exit 1, the reason, and no usage line.
+    @Test(arguments: [
+        (["test", "--from", "nosuch", "--to", "srv-1", "--proto", "tcp", "--port", "22"], "--from 'nosuch'"),
+        (["test", "--from", "ws-1", "--to", "srv-1", "--proto", "tcp", "--port", "22", "--at", "yesterday"], "--at 'yesterday'"),
+        (["test-uri", "ftp://x.example/"], "ftp"),
+        (["apply", "--dry-run", "--system", "nosuch"], "--system 'nosuch' is not a system"),
+        (["run", "--system", "nosuch", "--state-dir", "/nonexistent/enforcer-state"], "--system 'nosuch' is not a system"),
+        (["policy", "show", "nosuch"], "no file or block named 'nosuch'"),
+    ])
+    func lookupFailuresExitOne(arguments: [String], says: String) throws {
+        let result = try run(Paths.enforcer, arguments + ["--dir", Paths.example("enclave")])
+        #expect(result.status == 1, "\(arguments): \(result.status) \(result.stderr)")
+        #expect(result.stderr.hasPrefix("enforcer: error: ") && result.stderr.contains(says), "\(result.stderr)")
+        #expect(!result.stderr.contains("Usage:"), "\(result.stderr)")
     }
 
     @Test func checkPassesOnTheExamples() throws {

@@ -63,7 +63,7 @@ struct PolicyCommandTests {
         #expect(created.status == 0, "\(created.stderr)")
         #expect(created.stdout.contains("checked and saved \(copy.rules("60-contractor-printing.policy"))"))
         #expect(try String(contentsOfFile: copy.rules("60-contractor-printing.policy"), encoding: .utf8) == text)
-        #expect(try copy.policy(["new", "60-contractor-printing"]).status == 2, "an existing file is edited, not created")
+        #expect(try copy.policy(["new", "60-contractor-printing"]).status == 1, "an existing file is edited, not created")
         #expect(try copy.policy(["new", "contractors"]).status == 2, "NN-name only")
     }
 
@@ -103,6 +103,6 @@ struct PolicyCommandTests {
         let removed = try copy.policy(["remove", "90-expectations"])
         #expect(removed.status == 0, "\(removed.stderr)")
         #expect(!FileManager.default.fileExists(atPath: copy.rules("90-expectations.policy")))
-        #expect(try copy.policy(["show", "no-such-thing"]).status == 2)
+        #expect(try copy.policy(["show", "no-such-thing"]).status == 1)
     }
 }

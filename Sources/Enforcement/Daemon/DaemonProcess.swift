@@ -21,14 +21,19 @@ public final class DaemonProcess {
     private var portals: [PortalServer] = []
     /// The fleet store this daemon follows (`enforcer run --store`).
     private var storeSource: StoreWatchSource?
+    /// systemd's notification socket, when it started this daemon as `Type=notify`.
+    private let notifier: ServiceManagerNotifier?
 
     /// Loads, checks and applies the policy, and binds the queue when web rules need it.
     /// Any failure here is thrown and the daemon does not start.
     /// With `store`, the pipeline's source is that store's mirror (see `StoreMirror`), taken
     /// up to date by `FleetAgent.prepare`, and the daemon follows the store from `after`.
     public init(pipeline: Pipeline, options: Daemon.Options, store: (agent: FleetAgentSetup, after: Int64)? = nil) throws {
-        // Signals first: blocking them must come before any thread starts.
+        // Signals first: blocking them must come before any thread starts. The notifier too:
+        // it takes its variables out of the environment, which is safe only while no other
+        // thread reads it.
         signals = try SignalSource()
+        notifier = ServiceManagerNotifier(environment: ProcessInfo.processInfo.environment)
         timer = try WallClockTimerSource(fired: .timerFired, clockChanged: .clockSet)
         confirmTimer = try WallClockTimerSource(fired: .confirmDue, clockChanged: .confirmDue)
         watch = try PolicyWatchSource(directory: pipeline.source.location)
@@ -56,6 +61,20 @@ public final class DaemonProcess {
         watch.watch(daemon.watchedDirectories)
         if let store { try follow(store.agent, after: store.after) }
         reportWriter.writeNow()
+        if let notifier {
+            loop.add(notifier)
+            // Only now: units ordered after this one (network-pre.target) start with the ruleset in the kernel.
+            notifier.ready(status: statusLine())
+        }
+    }
+
+    /// What `systemctl status` shows: the live generation, the next flip, a refused reload.
+    private func statusLine() -> String {
+        let report = daemon.report
+        var text = "generation \(report.generation.map(String.init) ?? "-") live for \(report.system)"
+        if let next = report.nextFlip { text += "; next flip \(ISO8601.string(next.at))" }
+        if let reload = report.lastReload, !reload.ok { text += "; last reload refused: \(reload.message)" }
+        return text
     }
 
     private func follow(_ setup: FleetAgentSetup, after revision: Int64) throws {
@@ -93,6 +112,7 @@ public final class DaemonProcess {
     /// Runs until SIGTERM or SIGINT; then leaves the ruleset in place or flushes it ([run] on_stop).
     public func run() throws {
         while daemon.stopReason == nil { try loop.turn() }
+        notifier?.stopping(status: "stopping (\(daemon.stopReason ?? "")); generation \(daemon.report.generation.map(String.init) ?? "-") was live")
         let summary = queue.map { queue in
             let counters = queue.worker.inspector.counters
             return "; packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), stray segments dropped \(counters.strayDropped)"
@@ -106,7 +126,9 @@ public final class DaemonProcess {
 
     @discardableResult
     private func handle(_ event: DaemonEvent) -> Daemon.Outcome {
+        if case .reload = event { notifier?.reloading() }
         let outcome = daemon.handle(event)
+        if case .reload = event { notifier?.ready(status: statusLine()) } else if outcome != .nothing { notifier?.status(statusLine()) }
         if outcome == .stopping { return outcome }
         if outcome == .reloaded { watchTables() }
         if outcome == .reloaded {
