@@ -29,8 +29,15 @@ struct Run: ParsableCommand {
     var leaseTtl: Int64 = 30
     @Option(help: ArgumentHelp("How long an enrolled system whose lease ran out stays in this host's policy (e.g. 5m).", valueName: "DURATION"))
     var leaseGrace: DurationArgument?
+    @Option(help: ArgumentHelp("The least important log lines written: error, warning, info or debug (default: [log] level, else info).", valueName: "LEVEL"))
+    var logLevel: String?
+
+    func validate() throws {
+        if let logLevel, LogLevel(name: logLevel) == nil { throw ValidationError("--log-level must be error, warning, info or debug, not '\(logLevel)'") }
+    }
 
     func run() throws {
+        Log.override = logLevel.flatMap(LogLevel.init(name:))
         let process: DaemonProcess
         do {
             if store.given {
@@ -51,7 +58,7 @@ struct Run: ParsableCommand {
                 }
                 let mirror = StoreMirror(stateDirectory: stateDirectory, layout: settings.layout, cache: ParseCache())
                 let grace = leaseGrace?.seconds ?? 300
-                let prepared = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, grace: grace, log: Log.line)
+                let prepared = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, grace: grace, log: Log.emit)
                 var setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror,
                                             host: enrolled?.slot ?? system ?? ProcessInfo.processInfo.hostName)
                 setup.member = enrolled.map { ($0.slot, $0.name) }

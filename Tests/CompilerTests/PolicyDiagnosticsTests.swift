@@ -177,7 +177,7 @@ struct PolicyDiagnosticsTests {
         C("bad expect verdict", "[expect] e: {\n    url: https://example.org/\n    verdict: block\n}", ["3:14: error: bad verdict 'block' (expected permit, deny, warn or aup)"]),
 
         // MARK: enforcer.conf
-        C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web], [state] or [run])"],
+        C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web], [state], [run] or [log])"],
           files: ["enforcer.conf": "[polcy]\ndefault_action = \"deny\"\ntime_window_tz = \"utc\"\n"]),
         C("conf: unknown key with did-you-mean", "", ["enforcer.conf:2:1: error: unknown key 'default_actoin' in [policy], did you mean 'default_action'? (expected default_action, time_window_tz)"],
           files: ["enforcer.conf": "[policy]\ndefault_actoin = \"deny\"\n"]),
@@ -197,6 +197,8 @@ struct PolicyDiagnosticsTests {
           files: ["enforcer.conf": "[web]\nportal_listen = \"gateway:80\"\n"]),
         C("conf: bad on_stop", "", ["enforcer.conf:2:11: error: on_stop must be \"keep\" (the ruleset stays in force) or \"flush\" (enforcer's table is removed); found \"drop\""],
           files: ["enforcer.conf": "[run]\non_stop = \"drop\"\n"]),
+        C("conf: bad log level", "", ["enforcer.conf:2:9: error: level must be \"error\", \"warning\", \"info\" or \"debug\"; found \"verbose\""],
+          files: ["enforcer.conf": "[log]\nlevel = \"verbose\"\n"]),
         C("conf: duplicate key", "", ["enforcer.conf:3:1: error: duplicate key 'queue' in [kernel]", "enforcer.conf:2:1: note: first set here"],
           files: ["enforcer.conf": "[kernel]\nqueue = 1\nqueue = 2\n"]),
 

@@ -102,7 +102,7 @@ struct DaemonTests {
             let log = LogLines()
             self.log = log
             daemon = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane,
-                                now: { clock.now }, log: { log.lines.append($0) })
+                                now: { clock.now }, log: { log.lines.append($0.message) })
         }
     }
 
@@ -244,7 +244,7 @@ struct DaemonTests {
         let dataplane = RecordingDataplane()
         let log = LogLines()
         let daemon = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane,
-                                now: { clock.now }, log: { log.lines.append($0) })
+                                now: { clock.now }, log: { log.lines.append($0.message) })
         #expect(dataplane.restored.map(\.generation) == [4])
         #expect(log.lines.first == "confirm: restored generation 3")
         #expect(daemon.confirmDeadline == nil)

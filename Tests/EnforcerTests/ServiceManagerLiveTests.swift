@@ -54,10 +54,10 @@ struct ServiceManagerLiveTests {
         }
 
         /// Starts the daemon with `environment` on top of the notification socket's.
-        func start(system: String = "db-1", environment: [String: String] = [:]) throws -> Process {
+        func start(system: String = "db-1", environment: [String: String] = [:], arguments: [String] = []) throws -> Process {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", namespace, Paths.enforcer, "run", "--dir", policy, "--system", system, "--state-dir", root + "/state"]
+            process.arguments = ["netns", "exec", namespace, Paths.enforcer, "run", "--dir", policy, "--system", system, "--state-dir", root + "/state"] + arguments
             var env = ProcessInfo.processInfo.environment
             env["NOTIFY_SOCKET"] = root + "/notify"
             for (key, value) in environment { env[key] = value }
@@ -143,6 +143,40 @@ struct ServiceManagerLiveTests {
         #expect(!setup.received().contains { $0.message.contains("WATCHDOG") })
         kill(daemon.processIdentifier, SIGTERM)
         _ = setup.waitFor("STOPPING=1") { $0.fields["STOPPING"] == "1" }
+    }
+
+    @Test("logs: under systemd's journal each line starts with its priority and no time, elsewhere with a time ending in Z; logfmt; --log-level")
+    func logsFitWhereTheyGo() throws {
+        let setup = try Setup()
+        // Standard error is the log file: JOURNAL_STREAM naming that file is what systemd sets.
+        let attributes = try FileManager.default.attributesOfItem(atPath: setup.log.path)
+        let stream = "\(attributes[.systemNumber]!):\(attributes[.systemFileNumber]!)"
+        var daemon = try setup.start(environment: ["JOURNAL_STREAM": stream])
+        _ = setup.waitFor("READY=1") { $0.fields["READY"] == "1" }
+        kill(daemon.processIdentifier, SIGTERM)
+        _ = setup.waitFor("STOPPING=1") { $0.fields["STOPPING"] == "1" }
+        daemon.waitUntilExit()
+        var lines = try String(contentsOf: setup.log, encoding: .utf8).split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("<6>level=info msg=\"applied generation 1 for db-1") && $0.contains(" event=start generation=1") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("<6>level=info msg=\"run: stopped (SIGTERM)") }, "\(lines)")
+        #expect(lines.allSatisfy { $0.hasPrefix("<") }, "every line carries its priority: \(lines)")
+
+        // Not the journal (the variable names another file): a time in UTC with its Z; and
+        // --log-level warning keeps only the warnings and errors.
+        try Data().write(to: setup.log)
+        daemon = try setup.start(environment: ["JOURNAL_STREAM": "1:1"], arguments: ["--log-level", "warning"])
+        _ = setup.waitFor(after: setup.received().count, "READY=1") { $0.fields["READY"] == "1" }
+        let count = setup.received().count
+        try "[policy] half-written: {\n    senders: sre\n".write(toFile: setup.policy + "/rules.d/50-broken.policy", atomically: true, encoding: .utf8)
+        _ = setup.waitFor(after: count, "the refused reload") { $0.fields["STATUS"]?.contains("last reload refused") == true }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        lines = try String(contentsOf: setup.log, encoding: .utf8).split(separator: "\n")
+        let stamped = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(error|warning) msg=/
+        #expect(!lines.isEmpty && lines.allSatisfy { $0.firstMatch(of: stamped) != nil }, "\(lines)")
+        #expect(lines.contains { $0.contains("level=warning msg=\"reload (files changed under") && $0.contains("outcome=refused") }, "\(lines)")
+        #expect(lines.contains { $0.contains("level=error msg=\"") && $0.contains("50-broken.policy:") }, "\(lines)")
+        #expect(!lines.contains { $0.contains("applied generation 1") }, "info lines are left out at --log-level warning: \(lines)")
     }
 
     @Test("the shipped unit: Type=notify with a watchdog, and systemd-analyze's offline security score at most 2.5")

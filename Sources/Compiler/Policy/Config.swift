@@ -53,6 +53,10 @@ public struct Config: Sendable, Equatable {
     public enum StopAction: String, Sendable, Hashable { case keep, flush }
     /// What `enforcer run` leaves in the kernel when it is stopped.
     public var onStop: StopAction = .keep
+    // [log]
+    public enum LogLevelSetting: String, Sendable, Hashable, CaseIterable { case error, warning, info, debug }
+    /// The least important lines `enforcer run` writes (`--log-level` overrides it).
+    public var logLevel: LogLevelSetting = .info
 
     public init() {}
 
@@ -103,12 +107,13 @@ public struct Config: Sendable, Equatable {
             "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
+            "log": ["level"],
         ]
-        let sections = ["policy", "kernel", "web", "state", "run"]
+        let sections = ["policy", "kernel", "web", "state", "run", "log"]
         // An unknown section is reported once, at its header; its keys are not reported again.
         for (table, location) in document.tables where known[table] == nil {
             let meant = PolicyLoader.nearest(table, among: sections).map { ", did you mean [\($0)]?" } ?? ""
-            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web], [state] or [run])"))
+            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web], [state], [run] or [log])"))
         }
         for entry in document.entries {
             /// The rule the value breaks, and the value as written.
@@ -212,6 +217,11 @@ public struct Config: Sendable, Equatable {
                     fail("on_stop must be \"keep\" (the ruleset stays in force) or \"flush\" (enforcer's table is removed)"); continue
                 }
                 config.onStop = action
+            case ("log", "level"):
+                guard case .string(let s) = entry.value, let level = LogLevelSetting(rawValue: s) else {
+                    fail("level must be \"error\", \"warning\", \"info\" or \"debug\""); continue
+                }
+                config.logLevel = level
             default:
                 if let keys = known[entry.table] {
                     diagnostics.append(.error(entry.keyLocation, "unknown key '\(entry.key)' in [\(entry.table)]\(PolicyLoader.suggestion(entry.key, among: keys)) (expected \(keys.joined(separator: ", ")))"))

@@ -38,7 +38,7 @@ public final class Daemon {
     public let state: StateDirectory
     private let dataplane: any Dataplane
     private let now: () -> Date
-    private let log: (String) -> Void
+    private let log: (LogEntry) -> Void
 
     /// The plan live now.
     public private(set) var plan: CheckedPlan
@@ -61,7 +61,7 @@ public final class Daemon {
 
     /// Loads, checks and applies the policy. Any failure is thrown and nothing is applied.
     public init(pipeline: Pipeline, options: Options, dataplane: any Dataplane, now: @escaping () -> Date = Date.init,
-                log: @escaping (String) -> Void = Log.line) throws(EnforcementError) {
+                log: @escaping (LogEntry) -> Void = Log.emit) throws(EnforcementError) {
         self.pipeline = pipeline
         self.options = options
         self.dataplane = dataplane
@@ -79,11 +79,11 @@ public final class Daemon {
         let standardized = (pipeline.source as? PolicyDirectory)?.standardizedPath ?? pipeline.source.location
         report = DaemonReport(pid: getpid(), startedAt: instant, system: host.name, policyDirectory: standardized)
         // A promise broken while no daemon ran (at boot, say) is kept before anything else.
-        if let restored = try dataplane.restoreIfOverdue(state: state, now: instant) { log("confirm: " + restored) }
+        if let restored = try dataplane.restoreIfOverdue(state: state, now: instant) { log(.warning("confirm: " + restored, ["event": "confirm"])) }
         let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run start"))
         lastApplied = instant
         incrementalGeneration = applied.generation
-        log(applied.report)
+        log(.info(applied.report, ["event": "start", "generation": applied.generation.map(String.init) ?? "-"]))
         report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
         report.lastReload = .init(at: instant, ok: true, message: "started")
         scheduleNextWake(after: instant)
@@ -132,11 +132,12 @@ public final class Daemon {
                                                                                            event: .flip, reason: "\(reason): " + (flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; "))))
             lastApplied = now()
             adopt(next, generation: applied.generation)
-            log("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)")
+            log(.info("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)",
+                      ["event": "flip", "generation": applied.generation.map(String.init) ?? "-"]))
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
             return .replanned
         } catch {
-            log("flip (\(reason)) failed, the previous generation stays live: \(error)")
+            log(.error("flip (\(reason)) failed, the previous generation stays live: \(error)", ["event": "flip"]))
             return .nothing
         }
     }
@@ -152,8 +153,9 @@ public final class Daemon {
             Trace.phase("policy loaded")
         } catch {
             let errors = error.diagnostics.filter { $0.severity == .error }
-            for line in DiagnosticText.render(errors) { log(line) }
-            log("reload (\(reason)) refused: \(counted(errors.count, "error")); generation \(live()) stays live")
+            for line in DiagnosticText.render(errors) { log(.error(line, ["event": "diagnostic"])) }
+            log(.warning("reload (\(reason)) refused: \(counted(errors.count, "error")); generation \(live()) stays live",
+                         ["event": "reload", "outcome": "refused", "generation": live()]))
             state.recordRefusal(["\(counted(errors.count, "error")) in \(pipeline.source.location); generation \(live()) stays live"] + errors.map(\.description),
                                 purpose: "reload", reason: reason, at: instant)
             report.lastReload = .init(at: instant, ok: false, message: "\(errors.count) error(s): \(errors.first?.description ?? "")")
@@ -167,13 +169,13 @@ public final class Daemon {
             lastApplied = now()
             adopt(next, generation: applied.generation)
             scheduleNextWake(after: instant)
-            log("reload (\(reason)): \(applied.report)")
+            log(.info("reload (\(reason)): \(applied.report)", ["event": "reload", "outcome": "applied", "generation": applied.generation.map(String.init) ?? "-"]))
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
             report.lastReload = .init(at: instant, ok: true, message: applied.report)
             return .reloaded
         } catch {
-            for line in DiagnosticText.render(error.diagnostics) { log(line) }
-            log("reload (\(reason)) refused, generation \(live()) stays live: \(error)")
+            for line in DiagnosticText.render(error.diagnostics) { log(.error(line, ["event": "diagnostic"])) }
+            log(.warning("reload (\(reason)) refused, generation \(live()) stays live: \(error)", ["event": "reload", "outcome": "refused", "generation": live()]))
             report.lastReload = .init(at: instant, ok: false, message: "\(error)")
             return .refused
         }
@@ -210,13 +212,13 @@ public final class Daemon {
         drift.count += 1
         drift.lastAt = instant
         drift.lastChanges = changes
-        for change in changes { log("drift: \(change)") }
+        for change in changes { log(.warning("drift: \(change)", ["event": "drift"])) }
         defer { report.drift = drift }
         let detail = changes.joined(separator: "\n")
         let purpose = "enforcer run drift repair"
         guard plan.policy.config.onDrift == .restore else {
             drift.lastOutcome = "reported only ([kernel] on_drift = \"report\")"
-            log("drift: left as it is ([kernel] on_drift = \"report\")")
+            log(.warning("drift: left as it is ([kernel] on_drift = \"report\")", ["event": "drift", "outcome": "reported"]))
             state.record(HistoryEvent(at: instant, kind: .drift, generation: state.generations.currentNumber(),
                                       summary: "\(counted(changes.count, "change")) by another process, left as they are ([kernel] on_drift = \"report\")",
                                       detail: detail), purpose: purpose)
@@ -230,14 +232,14 @@ public final class Daemon {
             if incrementalGeneration != nil { incrementalGeneration = applied.generation }
             drift.restored += 1
             drift.lastOutcome = "restored: \(applied.report)"
-            log("drift: restored — \(applied.report)")
+            log(.info("drift: restored — \(applied.report)", ["event": "drift", "outcome": "restored"]))
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
             state.record(HistoryEvent(at: instant, kind: .drift, generation: applied.generation,
                                       summary: "\(counted(changes.count, "change")) by another process; restored as generation \(applied.generation.map(String.init) ?? "-")",
                                       detail: detail), purpose: purpose)
         } catch {
             drift.lastOutcome = "restoring failed: \(error)"
-            log("drift: restoring failed: \(error)")
+            log(.error("drift: restoring failed: \(error)", ["event": "drift", "outcome": "failed"]))
             state.record(HistoryEvent(at: instant, kind: .drift, generation: state.generations.currentNumber(),
                                       summary: "\(counted(changes.count, "change")) by another process; restoring failed: \(error)",
                                       detail: detail), purpose: purpose)
@@ -250,10 +252,10 @@ public final class Daemon {
         defer { readConfirmDeadline() }
         do {
             guard let line = try dataplane.restoreIfOverdue(state: state, now: now()) else { return .nothing }
-            log("confirm: " + line)
+            log(.info("confirm: " + line, ["event": "confirm"]))
             return .nothing
         } catch {
-            log("confirm: \(error)")
+            log(.error("confirm: \(error)", ["event": "confirm"]))
             return .nothing
         }
     }
@@ -276,12 +278,12 @@ public final class Daemon {
         if config.onStop == .flush {
             do {
                 try dataplane.flush(config, state: state)
-                log("run: stopped (\(reason)); enforcer's table removed ([run] on_stop = \"flush\")\(workerSummary)")
+                log(.info("run: stopped (\(reason)); enforcer's table removed ([run] on_stop = \"flush\")\(workerSummary)", ["event": "stop"]))
             } catch {
-                log("run: stopped (\(reason)); removing enforcer's table failed: \(error)\(workerSummary)")
+                log(.error("run: stopped (\(reason)); removing enforcer's table failed: \(error)\(workerSummary)", ["event": "stop"]))
             }
         } else {
-            log("run: stopped (\(reason)); the ruleset stays in force\(workerSummary)")
+            log(.info("run: stopped (\(reason)); the ruleset stays in force\(workerSummary)", ["event": "stop"]))
         }
         report.stoppedAt = now()
     }

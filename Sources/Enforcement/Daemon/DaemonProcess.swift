@@ -40,8 +40,9 @@ public final class DaemonProcess {
         // Listening before the first apply: nothing another process does after it goes unseen.
         drift = try DriftMonitorSource()
         daemon = try Daemon(pipeline: pipeline, options: options, dataplane: KernelDataplane())
+        Log.follow(daemon.plan.policy.config.logLevel)
         reportWriter = ReportWriter { [unowned self] in
-            do { try daemon.report.write(to: daemon.state) } catch { Log.line("run: status file: \(error)") }
+            do { try daemon.report.write(to: daemon.state) } catch { Log.error("run: status file: \(error)") }
         }
         for source in [signals, timer, confirmTimer, watch, drift] as [any EventSource] { loop.add(source) }
         loop.add(reportWriter)
@@ -130,16 +131,19 @@ public final class DaemonProcess {
         let outcome = daemon.handle(event)
         if case .reload = event { notifier?.ready(status: statusLine()) } else if outcome != .nothing { notifier?.status(statusLine()) }
         if outcome == .stopping { return outcome }
-        if outcome == .reloaded { watchTables() }
+        if outcome == .reloaded {
+            watchTables()
+            Log.follow(daemon.plan.policy.config.logLevel)
+        }
         if outcome == .reloaded {
             queue?.worker.replaceMatcher(WebMatcher(rules: daemon.plan.policy.webRules, defaultAction: daemon.plan.policy.config.defaultAction))
-            do { try bindWorkerIfNeeded() } catch { Log.line("worker: \(error)") }
+            do { try bindWorkerIfNeeded() } catch { Log.error("worker: \(error)") }
             startPortalIfNeeded()
         }
         do {
             try timer.arm(at: daemon.nextWake)
             try confirmTimer.arm(at: daemon.confirmDeadline)
-        } catch { Log.line("run: \(error)") }
+        } catch { Log.error("run: \(error)") }
         // A reload, even a refused one, may have added files or list folders to watch.
         if case .reload = event { watch.watch(daemon.watchedDirectories) }
         reportWriter.writeNow()
@@ -167,7 +171,7 @@ public final class DaemonProcess {
         }
         queue = source
         loop.add(source)
-        Log.line("worker: judging queue \(config.queue) with \(counted(plan.policy.webRules.count, "web rule")); default_action \(config.defaultAction.rawValue), fail \(config.webFail.rawValue)")
+        Log.info("worker: judging queue \(config.queue) with \(counted(plan.policy.webRules.count, "web rule")); default_action \(config.defaultAction.rawValue), fail \(config.webFail.rawValue)")
     }
 
     /// The portal, on a gateway whose web rules include warn or aup. It listens where the
@@ -192,7 +196,7 @@ public final class DaemonProcess {
         let addresses = endpoint.address.map { [$0] }
             ?? daemon.plan.host.addresses.filter { $0.prefixLength == $0.address.family.bitWidth && present.contains($0.address) }.map(\.address)
         guard !addresses.isEmpty else {
-            Log.line("portal: not serving: none of \(daemon.plan.host.name)'s addresses in the policy is on this host (set [web] portal_listen to a client-side address)")
+            Log.warning("portal: not serving: none of \(daemon.plan.host.name)'s addresses in the policy is on this host (set [web] portal_listen to a client-side address)")
             return
         }
         var serving: [String] = []
@@ -203,16 +207,16 @@ public final class DaemonProcess {
                 let server = PortalServer(socket: socket, portal: pages, loop: loop)
                 server.onAcknowledge = { [unowned self] client, rule, until in
                     queue?.worker.acknowledge(client: client, rule: rule, until: until)
-                    Log.line("portal: \(client) acknowledged rule '\(rule)' until \(ISO8601.string(until))")
+                    Log.info("portal: \(client) acknowledged rule '\(rule)' until \(ISO8601.string(until))")
                 }
                 portals.append(server)
                 serving.append(shown)
             } catch {
-                Log.line("portal: not serving on \(shown): \(error) (set [web] portal_listen to an address of this host)")
+                Log.warning("portal: not serving on \(shown): \(error) (set [web] portal_listen to an address of this host)")
             }
         }
         if !serving.isEmpty {
-            Log.line("portal: serving \(policy.config.portalURL) on \(serving.joined(separator: ", ")) for \(counted(rules.count, "warn/aup rule"))")
+            Log.info("portal: serving \(policy.config.portalURL) on \(serving.joined(separator: ", ")) for \(counted(rules.count, "warn/aup rule"))")
         }
     }
 }

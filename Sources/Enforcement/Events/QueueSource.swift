@@ -16,7 +16,7 @@ final class QueueSource: EventSource {
 
     func wake(_ readiness: Poll.Readiness, now: Double) {
         lastWake = now
-        do { try worker.drain() } catch { Log.line("worker: \(error)") }
+        do { try worker.drain() } catch { Log.error("worker: \(error)") }
         onDrained(worker)
     }
 }

@@ -42,7 +42,7 @@ final class ServiceManagerNotifier: EventSource {
 
     private func send(_ lines: [String]) {
         guard let failure = socket.send(lines) else { return }
-        if !failed { Log.line("run: \(failure)") }
+        if !failed { Log.warning("run: \(failure)") }
         failed = true
     }
 }

@@ -22,7 +22,7 @@ final class StoreWatchSource: EventSource {
     func wake(_ readiness: Poll.Readiness, now: Double) {
         agent.wake.drain()
         let (update, notes, connection) = agent.take()
-        Log.lines(notes)
+        Log.emit(notes)
         onConnection(connection)
         guard let update else { return }
         var reasons: [String] = []
@@ -36,7 +36,7 @@ final class StoreWatchSource: EventSource {
                 reasons.append("enrolled systems: \(update.enrolledChanges ?? "changed")")
             }
         } catch {
-            Log.line("store: revision \(update.revision) not taken in: \(error)")
+            Log.error("store: revision \(update.revision) not taken in: \(error)")
             return
         }
         onUpdate(update.revision, "store revision \(update.revision), " + reasons.joined(separator: "; "))

@@ -44,7 +44,7 @@ public final class FleetAgent: @unchecked Sendable {
 
     private let lock = NSLock()
     private var pending: Update?
-    private var notes: [String] = []
+    private var notes: [LogEntry] = []
     private var connection = Connection()
     private var presence: FleetStore.Presence?
     /// Counts the presences the loop reported, so the task knows one is new.
@@ -88,7 +88,7 @@ public final class FleetAgent: @unchecked Sendable {
     /// Brings the mirror up to the store's `desired/` keys (the bundle and the enrolled
     /// systems, read at one revision) before the daemon starts. With the store unreachable,
     /// a mirror from an earlier run is used (and said so); with neither, the agent cannot start.
-    public static func prepare(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, grace: TimeInterval, log: (String) -> Void) throws -> Prepared {
+    public static func prepare(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, grace: TimeInterval, log: (LogEntry) -> Void) throws -> Prepared {
         let held = mirror.held()
         let layout = settings.layout
         let response: RangeResponse
@@ -98,7 +98,7 @@ public final class FleetAgent: @unchecked Sendable {
             guard let held else {
                 throw FleetError.store("cannot read fleet \(layout.fleet) at \(settings.summary): \(error); and no earlier copy of its policy is in \(mirror.base): the agent cannot start")
             }
-            log("store: cannot read \(settings.summary): \(error); enforcing revision \(held.revision) from \(mirror.directory) until it can be reached")
+            log(.warning("store: cannot read \(settings.summary): \(error); enforcing revision \(held.revision) from \(mirror.directory) until it can be reached"))
             return Prepared(revision: held.revision, enrolled: nil, rendered: nil)
         }
         var enrolled = EnrolledSystems()
@@ -108,7 +108,7 @@ public final class FleetAgent: @unchecked Sendable {
         }
         guard let pushed, let bundle = try? FleetBundle.decode(pushed.value) else {
             if let held {
-                log("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)")
+                log(.warning("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)"))
                 return Prepared(revision: held.revision, enrolled: nil, rendered: nil)
             }
             throw FleetError.store("fleet \(layout.fleet) has no policy in the store \(settings.summary) yet: push one with `enforcer fleet push`")
@@ -120,9 +120,9 @@ public final class FleetAgent: @unchecked Sendable {
         }
         let rendering = enrolled.render(taken: EnrolledSystems.definedNames(in: mirror.pushedFiles()), now: Date(), grace: grace)
         try mirror.writeEnrolled(rendering.text)
-        for problem in rendering.problems { log("store: \(problem)") }
-        log("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
-            + counted(rendering.systems.count, "enrolled system"))
+        for problem in rendering.problems { log(.warning("store: \(problem)")) }
+        log(.info("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
+            + counted(rendering.systems.count, "enrolled system"), ["event": "store", "revision": "\(response.header.revision)"]))
         return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering)
     }
 
@@ -146,7 +146,7 @@ public final class FleetAgent: @unchecked Sendable {
     }
 
     /// The bundle waiting for the loop, and the lines to log.
-    func take() -> (update: Update?, notes: [String], connection: Connection) {
+    func take() -> (update: Update?, notes: [LogEntry], connection: Connection) {
         lock.withLock {
             defer { pending = nil; notes = [] }
             return (pending, notes, connection)
@@ -162,8 +162,8 @@ public final class FleetAgent: @unchecked Sendable {
         }
     }
 
-    private func note(_ line: String) {
-        lock.withLock { notes.append(line) }
+    private func note(_ entry: LogEntry) {
+        lock.withLock { notes.append(entry) }
         wake.signal()
     }
 
@@ -180,7 +180,7 @@ public final class FleetAgent: @unchecked Sendable {
                     defer { connection.connected = true; connection.lastError = nil }
                     return connection.lastError != nil
                 }
-                if reconnected { note("store: reached again; watching from revision \(next)") }
+                if reconnected { note(.info("store: reached again; watching from revision \(next)", ["event": "store"])) }
                 delay = 0.25
                 for try await response in watch {
                     var touched = false
@@ -199,7 +199,7 @@ public final class FleetAgent: @unchecked Sendable {
                 }
                 if Task.isCancelled { return }
             } catch let error as EtcdError where error.kind == .compacted {
-                note("store: revision \(next) was compacted away (oldest kept \(error.compactRevision.map(String.init) ?? "?")): reading the fleet's keys afresh")
+                note(.warning("store: revision \(next) was compacted away (oldest kept \(error.compactRevision.map(String.init) ?? "?")): reading the fleet's keys afresh", ["event": "store"]))
                 do {
                     next = try await readAfresh() + 1
                     continue
@@ -263,7 +263,7 @@ public final class FleetAgent: @unchecked Sendable {
             let rendering = enrolled.render(taken: taken, now: Date(), grace: grace)
             nextChange = rendering.next
             let fresh = rendering.problems.filter { !reported.contains($0) }
-            notes += fresh.map { "store: \($0)" }
+            notes += fresh.map { .warning("store: \($0)", ["event": "store"]) }
             reported = Set(rendering.problems)
             guard rendering.text != rendered?.text else { return !fresh.isEmpty }
             let what = EnrolledSystems.changes(from: rendered?.systems ?? [:], to: rendering.systems)
@@ -295,7 +295,7 @@ public final class FleetAgent: @unchecked Sendable {
         }
         // Jittered, so a thousand agents do not all come back at the same instant.
         let wait = delay * Double.random(in: 0.5...1.5)
-        if first { note("store: \(text); enforcing what is in force, trying again in \(String(format: "%.1f", wait)) s (and on, up to every 10 s)") }
+        if first { note(.warning("store: \(text); enforcing what is in force, trying again in \(String(format: "%.1f", wait)) s (and on, up to every 10 s)", ["event": "store"])) }
         try? await Task.sleep(for: .seconds(wait))
         delay = min(delay * 2, 10)
     }
