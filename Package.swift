@@ -49,7 +49,9 @@ let package = Package(
         .executableTarget(name: "Enforcer", dependencies: [
             "Compiler", "Enforcement", "Etcd",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], plugins: ["RevisionStamp"]),
+        // `enforcer --version` names the git revision it was built from.
+        .plugin(name: "RevisionStamp", capability: .buildTool()),
         // An etcd v3 client, a bottom layer: it imports none of enforcer's targets.
         .target(name: "Etcd", dependencies: [
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

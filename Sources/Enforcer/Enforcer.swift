@@ -3,6 +3,9 @@ import Compiler
 import Enforcement
 import Foundation
 
+/// The release this source is; `gitRevision` comes from the build (Plugins/RevisionStamp).
+let enforcerVersion = "0.9.0"
+
 @main
 struct Enforcer: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,6 +16,7 @@ struct Enforcer: ParsableCommand {
             names nothing; 2 usage error (a flag or argument the command cannot take).
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
+        version: "enforcer \(enforcerVersion) (git \(gitRevision))",
         subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, History.self, FleetCommand.self, Enrol.self, PolicyCommand.self, TrustCommand.self, ConfirmWatchdog.self]
     )
 

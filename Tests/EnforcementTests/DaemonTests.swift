@@ -292,7 +292,7 @@ struct DaemonTests {
         reporting.daemon.handle(.drift(changes: ["table deleted in table inet enforcer by nft (pid 7)"]))
         #expect(reporting.dataplane.plans.count == 1)
         #expect(reporting.daemon.report.drift?.count == 1 && reporting.daemon.report.drift?.restored == 0)
-        #expect(reporting.log.lines.last == "drift: left as it is ([kernel] on_drift = \"report\")")
+        #expect(reporting.log.lines.last == "drift: left as it is ([kernel] on_drift is report)")
         #expect(try reporting.daemon.state.generations.events(kinds: [.drift]).map(\.summary)
                 == ["1 change by another process, left as they are ([kernel] on_drift = \"report\")"])
     }

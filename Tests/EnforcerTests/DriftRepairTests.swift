@@ -143,7 +143,7 @@ struct DriftRepairTests {
         defer { try? FileManager.default.removeItem(atPath: policy) }
         let daemon = try Daemon(box, policy: policy)
         try Self.nft(box, "insert rule inet enforcer input accept")
-        #expect(try ConfirmPromiseTests.eventually(2) { daemon.text.contains("drift: left as it is ([kernel] on_drift = \"report\")") }, "\(daemon.text)")
+        #expect(try ConfirmPromiseTests.eventually(2) { daemon.text.contains("drift: left as it is ([kernel] on_drift is report)") }, "\(daemon.text)")
         let listing = try run("/usr/sbin/ip", ["netns", "exec", box.namespace, "nft", "list", "chain", "inet", "enforcer", "input"]).stdout
         #expect(listing.contains("\t\taccept\n"), "\(listing)")
         let status = try ApplyLifecycleTests.require(box.enforcer(["status", "--dir", policy])).stdout

@@ -218,7 +218,7 @@ public final class Daemon {
         let purpose = "enforcer run drift repair"
         guard plan.policy.config.onDrift == .restore else {
             drift.lastOutcome = "reported only ([kernel] on_drift = \"report\")"
-            log(.warning("drift: left as it is ([kernel] on_drift = \"report\")", ["event": "drift", "outcome": "reported"]))
+            log(.warning("drift: left as it is ([kernel] on_drift is report)", ["event": "drift", "outcome": "reported"]))
             state.record(HistoryEvent(at: instant, kind: .drift, generation: state.generations.currentNumber(),
                                       summary: "\(counted(changes.count, "change")) by another process, left as they are ([kernel] on_drift = \"report\")",
                                       detail: detail), purpose: purpose)
@@ -278,7 +278,7 @@ public final class Daemon {
         if config.onStop == .flush {
             do {
                 try dataplane.flush(config, state: state)
-                log(.info("run: stopped (\(reason)); enforcer's table removed ([run] on_stop = \"flush\")\(workerSummary)", ["event": "stop"]))
+                log(.info("run: stopped (\(reason)); enforcer's table removed ([run] on_stop is flush)\(workerSummary)", ["event": "stop"]))
             } catch {
                 log(.error("run: stopped (\(reason)); removing enforcer's table failed: \(error)\(workerSummary)", ["event": "stop"]))
             }
