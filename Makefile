@@ -14,14 +14,8 @@ PREFIX      ?= /usr/local
 DESTDIR     ?=
 SYSCONFDIR  ?= /etc
 BINDIR      := $(PREFIX)/bin
-MANDIR      := $(PREFIX)/share/man/man8
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
-BASHDIR     := $(PREFIX)/share/bash-completion/completions
-ZSHDIR      := $(PREFIX)/share/zsh/site-functions
-FISHDIR     := $(PREFIX)/share/fish/vendor_completions.d
 RELEASE     := .build/release/enforcer
-# What install added, so that uninstall removes that and nothing else.
-MANIFEST    := $(PREFIX)/share/enforcer/installed-files
 STAGE       := .build/install-stage
 
 .PHONY: all deps build release test demo bench fuzz clean install uninstall
@@ -63,7 +57,10 @@ fuzz: deps
 
 # The man page and the completions are made by the binary itself (from its command
 # definitions); the unit and the man page name the directories of this PREFIX.
-install: release
+# SKIP_BUILD=1 installs the release binary as it is (the install test does so, as it runs
+# inside `swift test`, which holds the build directory).
+install: $(if $(SKIP_BUILD),,release)
+	@test -x $(RELEASE) || { echo "no $(RELEASE): run make release first" >&2; exit 1; }
 	@rm -rf $(STAGE) && mkdir -p $(STAGE)
 	$(RELEASE) --experimental-dump-help | python3 scripts/manpage.py dist/enforcer.8.extra "$$($(RELEASE) --version)" \
 		| sed -e 's|/usr/local/lib/systemd/system|$(UNITDIR)|g' -e 's|/etc/enforcer|$(SYSCONFDIR)/enforcer|g' > $(STAGE)/enforcer.8
@@ -72,39 +69,14 @@ install: release
 	$(RELEASE) --generate-completion-script fish > $(STAGE)/enforcer.fish
 	sed -e 's|/usr/local/bin/enforcer|$(BINDIR)/enforcer|g' -e 's|/etc/enforcer|$(SYSCONFDIR)/enforcer|g' \
 		examples/service/enforcer.service > $(STAGE)/enforcer.service
-	install -D -m 0755 $(RELEASE) $(DESTDIR)$(BINDIR)/enforcer
-	install -D -m 0644 $(STAGE)/enforcer.8 $(DESTDIR)$(MANDIR)/enforcer.8
-	install -D -m 0644 $(STAGE)/enforcer.bash $(DESTDIR)$(BASHDIR)/enforcer
-	install -D -m 0644 $(STAGE)/_enforcer $(DESTDIR)$(ZSHDIR)/_enforcer
-	install -D -m 0644 $(STAGE)/enforcer.fish $(DESTDIR)$(FISHDIR)/enforcer.fish
-	install -D -m 0644 $(STAGE)/enforcer.service $(DESTDIR)$(UNITDIR)/enforcer.service
-	@mkdir -p $(DESTDIR)$(dir $(MANIFEST))
-	@printf '%s\n' $(BINDIR)/enforcer $(MANDIR)/enforcer.8 $(BASHDIR)/enforcer $(ZSHDIR)/_enforcer \
-		$(FISHDIR)/enforcer.fish $(UNITDIR)/enforcer.service > $(DESTDIR)$(MANIFEST)
-	@# The configuration only where there is none: an operator's own is never replaced.
-	@[ -d $(DESTDIR)$(SYSCONFDIR)/enforcer ] || echo $(SYSCONFDIR)/enforcer/ > $(STAGE)/created-config-dir
-	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/enforcer/enforcer.conf ]; then \
-		install -D -m 0644 examples/service/enforcer.conf $(DESTDIR)$(SYSCONFDIR)/enforcer/enforcer.conf && \
-		echo "installed $(SYSCONFDIR)/enforcer/enforcer.conf" && echo $(SYSCONFDIR)/enforcer/enforcer.conf >> $(DESTDIR)$(MANIFEST); \
-	else echo "kept $(SYSCONFDIR)/enforcer/enforcer.conf"; fi
-	@if [ ! -d $(DESTDIR)$(SYSCONFDIR)/enforcer/rules.d ]; then \
-		install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/enforcer/rules.d && echo $(SYSCONFDIR)/enforcer/rules.d/ >> $(DESTDIR)$(MANIFEST); fi
-	@cat $(STAGE)/created-config-dir >> $(DESTDIR)$(MANIFEST) 2>/dev/null || true
+	cp $(RELEASE) $(STAGE)/enforcer
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" UNITDIR="$(UNITDIR)" bash scripts/install.sh install $(STAGE)
 	@echo "installed $$($(DESTDIR)$(BINDIR)/enforcer --version) into $(DESTDIR)$(PREFIX)"
 
-# Removes what install listed in its manifest. The configuration it installed goes only if
-# nobody changed it, and rules.d/ only if it is empty: an operator's policy is never removed.
+# Removes what install added (its manifest says what): the configuration only if nobody
+# changed it, directories only if empty. An operator's policy is never removed.
 uninstall:
-	@test -f $(DESTDIR)$(MANIFEST) || { echo "nothing to uninstall: no $(DESTDIR)$(MANIFEST)"; exit 1; }
-	@while read -r path; do \
-		target=$(DESTDIR)$$path; \
-		case "$$path" in \
-		*/enforcer.conf) if cmp -s $$target examples/service/enforcer.conf; then rm -f $$target; else echo "kept $$path (changed since install)"; fi ;; \
-		*/) rmdir $$target 2>/dev/null || echo "kept $$path (not empty)" ;; \
-		*) rm -f $$target ;; \
-		esac; \
-	done < $(DESTDIR)$(MANIFEST); \
-	rm -f $(DESTDIR)$(MANIFEST); rmdir $(DESTDIR)$(dir $(MANIFEST)) 2>/dev/null; true
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" UNITDIR="$(UNITDIR)" bash scripts/install.sh uninstall
 
 clean:
 	rm -rf .build
