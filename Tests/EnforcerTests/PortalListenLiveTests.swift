@@ -10,7 +10,7 @@ struct PortalListenLiveTests {
     func clientSideOnly() throws {
         let lab = try GatewayLab()
         try lab.edit("enforcer.conf") {
-            $0.replacingOccurrences(of: "portal_url = \"http://10.0.0.1:8088/\"", with: "portal_url = \"http://portal.lab:8088/\"")
+            $0.replacingOccurrences(of: "portal_url = \"http://192.168.50.1:8088/\"", with: "portal_url = \"http://portal.lab:8088/\"")
         }
         try "warn-news: {\n    match-domain: news.example\n    action: warn\n    description: News sites are for breaks\n}\n"
             .write(toFile: lab.policy + "/rules.d/50-portal.policy", atomically: true, encoding: .utf8)

@@ -51,7 +51,8 @@ struct WebWorkerLiveTests {
         defer { try? FileManager.default.removeItem(at: log) }
         let worker = try lab.runWorker(log: log)
 
-        enum Seen { case page, reset, redirect(String) }
+        /// `redirect`: the portal page (`?` for warn/aup, `blocked?` for deny) and what its query holds.
+        enum Seen { case page, reset, redirect(String, String) }
         struct Row { var url: String; var address = GatewayLab.webV4; var host: String? = nil; var expected: Seen; var why: String }
         let v6 = GatewayLab.webV6
         let rows: [Row] = [
@@ -67,10 +68,12 @@ struct WebWorkerLiveTests {
             Row(url: "https://bit.ly/", address: v6, expected: .reset, why: "IPv6: deny-urlshortening-domains"),
             Row(url: "https://example.org/", address: v6, expected: .page, why: "IPv6: default_action permit"),
             Row(url: "http://\(GatewayLab.webV4)/", host: "example.org", expected: .page, why: "HTTP: default_action permit"),
-            Row(url: "http://\(GatewayLab.webV4)/", host: "BIT.LY.", expected: .reset, why: "HTTP Host, case and trailing dot"),
-            Row(url: "http://\(GatewayLab.webV4)/a?b=1", host: "www.news.example", expected: .redirect("rule=warn-news&url=http%3A%2F%2Fwww.news.example%2Fa%3Fb%3D1"),
+            Row(url: "http://\(GatewayLab.webV4)/", host: "BIT.LY.", expected: .redirect("blocked?", "rule=deny-urlshortening-domains&url=http%3A%2F%2Fbit.ly%2F"),
+                why: "HTTP Host, case and trailing dot; HTTP deny: block page"),
+            Row(url: "http://\(GatewayLab.webV4)/a?b=1", host: "www.news.example", expected: .redirect("?", "rule=warn-news&url=http%3A%2F%2Fwww.news.example%2Fa%3Fb%3D1"),
                 why: "HTTP warn: portal redirect"),
-            Row(url: "http://[\(v6)]/", host: "t.co", expected: .reset, why: "HTTP over IPv6: deny-urlshortening-domains"),
+            Row(url: "http://[\(v6)]/", host: "t.co", expected: .redirect("blocked?", "rule=deny-urlshortening-domains&url=http%3A%2F%2Ft.co%2F"),
+                why: "HTTP over IPv6: deny-urlshortening-domains, block page"),
         ]
         var table = "url (host)  expected  observed  because\n"
         for row in rows {
@@ -79,8 +82,8 @@ struct WebWorkerLiveTests {
             switch row.expected {
             case .page: ok = seen.succeeded
             case .reset: ok = seen.wasReset
-            case .redirect(let query):
-                if case let .status(302, location?) = seen { ok = location.hasPrefix("http://10.0.0.1:8088/?") && location.contains(query) } else { ok = false }
+            case let .redirect(page, query):
+                if case let .status(302, location?) = seen { ok = location.hasPrefix("http://192.168.50.1:8088/" + page) && location.contains(query) } else { ok = false }
             }
             table += "\(row.url) (\(row.host ?? row.address))  \(row.expected)  \(seen)  \(row.why)\n"
             #expect(ok, "\(row.url) host \(row.host ?? "-") via \(row.address): expected \(row.expected), saw \(seen) — \(row.why)")
@@ -101,7 +104,7 @@ struct WebWorkerLiveTests {
             Thread.sleep(forTimeInterval: 0.5)
             status = try run(Paths.enforcer, ["status", "--state-dir", lab.state]).stdout
         } while !status.contains("permitted 7,") && Date() < statusDeadline
-        #expect(status.contains("queue: packets ") && status.contains("permitted 7, denied 8, redirected 1, fail verdicts 0"), "\(status)")
+        #expect(status.contains("queue: packets ") && status.contains("permitted 7, denied 6, redirected 3, fail verdicts 0"), "\(status)")
         #expect(status.contains("daemon: running (pid ") && status.contains("active   gateway-policy 'Internet for Office' (forward)"), "\(status)")
 
         let text = lab.stopWorker(worker, log: log)
@@ -112,6 +115,7 @@ struct WebWorkerLiveTests {
         #expect(text.contains("deny 192.168.50.11:"), "\(text)")
         #expect(text.contains("tls host=bit.ly alpn=h2,http/1.1 ech=no deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
         #expect(text.contains("warn acts as deny on TLS"), "\(text)")
+        #expect(text.contains("(no block page on TLS: it cannot be shown without breaking the handshake; reset both ways)"), "\(text)")
         #expect(text.contains("run: stopped (SIGTERM); the ruleset stays in force"), "\(text)")
     }
 
@@ -321,9 +325,7 @@ struct WebWorkerLiveTests {
     /// button; after it, that client reaches the site (HTTP and HTTPS) for acknowledge_for.
     @Test func thePortalLetsAVisitorGoOnAfterAcknowledging() throws {
         let lab = try GatewayLab()
-        try lab.edit("enforcer.conf") {
-            $0.replacingOccurrences(of: "portal_url = \"http://10.0.0.1:8088/\"", with: "portal_url = \"http://192.168.50.1:8088/\"\nacknowledge_for = \"10m\"")
-        }
+        try lab.edit("enforcer.conf") { $0 + "acknowledge_for = \"10m\"\n" }
         try """
             warn-news: {
                 match-domain: news.example

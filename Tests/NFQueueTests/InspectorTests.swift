@@ -30,10 +30,10 @@ private let webPolicy = """
     }
     """
 
-private func enforcerConf(fail: Config.FailMode) -> String {
+private func enforcerConf(fail: Config.FailMode, defaultAction: String) -> String {
     """
     [policy]
-    default_action = "permit"
+    default_action = "\(defaultAction)"
     time_window_tz = "utc"
     [web]
     fail = "\(fail.rawValue)"
@@ -42,12 +42,12 @@ private func enforcerConf(fail: Config.FailMode) -> String {
 }
 
 /// An inspector for `webPolicy`, loaded from a throwaway policy directory.
-private func makeInspector(fail: Config.FailMode = .closed, policy: String = webPolicy, _ adjust: (inout InspectorSettings) -> Void = { _ in }) throws -> Inspector {
+private func makeInspector(fail: Config.FailMode = .closed, policy: String = webPolicy, defaultAction: String = "permit", _ adjust: (inout InspectorSettings) -> Void = { _ in }) throws -> Inspector {
     let fm = FileManager.default
     let directory = NSTemporaryDirectory() + "enforcer-inspector-" + UUID().uuidString
     defer { try? fm.removeItem(atPath: directory) }
     try fm.createDirectory(atPath: directory + "/rules.d", withIntermediateDirectories: true)
-    try enforcerConf(fail: fail).write(toFile: directory + "/enforcer.conf", atomically: true, encoding: .utf8)
+    try enforcerConf(fail: fail, defaultAction: defaultAction).write(toFile: directory + "/enforcer.conf", atomically: true, encoding: .utf8)
     try policy.write(toFile: directory + "/rules.d/10-web.policy", atomically: true, encoding: .utf8)
     let loaded = PolicyLoader.load(directory: directory)
     let set = try #require(loaded.policySet, "\(loaded.diagnostics.map(\.description).joined(separator: "\n"))")
@@ -203,6 +203,9 @@ struct HTTPHostCase: Sendable, CustomTestStringConvertible {
 struct RedirectCase: Sendable, CustomTestStringConvertible {
     let name: String
     var portal = "http://portal.test/notice"
+    /// The rules, when not `webPolicy`, and `[policy] default_action`.
+    var policy: String? = nil
+    var defaultAction = "permit"
     let request: String
     var size = Int.max
     let location: String
@@ -299,7 +302,7 @@ struct InspectorTests {
         #expect(judgement.kind == "tls")
         #expect(judgement.host == c.serverName)
         #expect(judgement.decision?.rule == "deny-fixtures")
-        #expect(judgement.reason == nil)
+        #expect(judgement.reason == "no block page on TLS: it cannot be shown without breaking the handshake; reset both ways")
     }
 
     static let names: [NameCase] = [
@@ -329,7 +332,8 @@ struct InspectorTests {
         #expect(judgement.decision?.rule == c.rule)
         #expect(judgement.alpn == ["h2", "http/1.1"])
         #expect(judgement.description.contains(" tls host=\(Inspector.canonicalHost(c.name)) alpn=h2,http/1.1 ech=no \(c.action.rawValue) "))
-        if c.action == .warn || c.action == .aup {
+        if c.action != .permit {
+            // No page can be shown in a handshake: warn and aup act as deny, deny gets no block page.
             #expect(judgement.outcome == .deny)
             #expect(judgement.reason?.contains("TLS") == true)
         } else {
@@ -504,7 +508,8 @@ struct InspectorTests {
 
     @Test("only the web bits of the packet mark change", arguments: marks)
     func markBits(_ c: MarkCase) throws {
-        var inspector = try makeInspector { $0.layout = MarkLayout(mask: c.mask) }
+        // A deny's own mark, not the block page's redirect.
+        var inspector = try makeInspector { $0.layout = MarkLayout(mask: c.mask); $0.denyPage = false }
         let connection = Connection(serverPort: 80, mark: c.incoming)
         let action = inspector.judge(connection, http("GET / HTTP/1.1\r\nHost: \(c.host)\r\n\r\n"))
         #expect(action.verdict == .accept(mark: c.expected))
@@ -531,7 +536,7 @@ struct InspectorTests {
 
     @Test("HTTP: the canonical host decides", arguments: hosts)
     func httpHost(_ c: HTTPHostCase) throws {
-        var inspector = try makeInspector()
+        var inspector = try makeInspector { $0.denyPage = false }
         let connection = Connection(serverPort: 80)
         let action = inspector.judge(connection, http(c.request))
         #expect(action.verdict == .accept(mark: c.mark))
@@ -543,7 +548,7 @@ struct InspectorTests {
 
     @Test("HTTP: a request head in 7-byte segments is judged by its last one")
     func httpInSegments() throws {
-        var inspector = try makeInspector()
+        var inspector = try makeInspector { $0.denyPage = false }
         let connection = Connection(serverPort: 80)
         let pieces = segments(http("GET /index.html HTTP/1.1\r\nHost: ozilla.org\r\nAccept: */*\r\n\r\n"), size: 7)
         let actions = inspector.feed(connection, pieces)
@@ -583,6 +588,72 @@ struct InspectorTests {
                                   connection.redirect(after: request.count, location: c.location)])
         #expect(last.judgement?.outcome == .redirect)
         #expect(last.judgement?.reason == nil)
+    }
+
+    // MARK: The block page
+
+    static let blockPages: [RedirectCase] = [
+        RedirectCase(name: "deny", request: "GET /3abc HTTP/1.1\r\nHost: ozilla.org\r\n\r\n",
+                     location: "http://portal.test/blocked?rule=deny-ozilla&url=http%3A%2F%2Fozilla.org%2F3abc"),
+        RedirectCase(name: "portal URL with a directory and a query", portal: "http://portal.test/gate/notice?lang=en",
+                     request: "GET / HTTP/1.1\r\nHost: www.ozilla.org\r\n\r\n",
+                     location: "http://portal.test/gate/blocked?lang=en&rule=deny-ozilla&url=http%3A%2F%2Fwww.ozilla.org%2F"),
+        RedirectCase(name: "quotes, brackets, markup and percent signs in the URL", request: "GET /a%20b?q=\"x\"&r=[1]<i> HTTP/1.1\r\nHost: ozilla.org:8080\r\n\r\n",
+                     location: "http://portal.test/blocked?rule=deny-ozilla&url=http%3A%2F%2Fozilla.org%3A8080%2Fa%2520b%3Fq%3D%22x%22%26r%3D%5B1%5D%3Ci%3E"),
+        RedirectCase(name: "request in 16-byte segments", request: "GET /x HTTP/1.1\r\nHost: ozilla.org\r\nAccept: */*\r\n\r\n", size: 16,
+                     location: "http://portal.test/blocked?rule=deny-ozilla&url=http%3A%2F%2Fozilla.org%2Fx"),
+        RedirectCase(name: "a default action that denies sends no rule name", policy: "", defaultAction: "deny",
+                     request: "GET /x HTTP/1.1\r\nHost: any.example\r\n\r\n", location: "http://portal.test/blocked?url=http%3A%2F%2Fany.example%2Fx"),
+    ]
+
+    @Test("HTTP deny with deny_page: the server is reset, the client redirected to the block page", arguments: blockPages)
+    func blockPage(_ c: RedirectCase) throws {
+        var inspector = try makeInspector(policy: c.policy ?? webPolicy, defaultAction: c.defaultAction) { $0.portalURL = c.portal }
+        let connection = Connection(serverPort: 80)
+        let request = http(c.request)
+        let pieces = segments(request, size: c.size)
+        let actions = inspector.feed(connection, pieces)
+        expectUndecided(actions.dropLast())
+        let last = try #require(actions.last)
+        #expect(last.verdict == .accept(mark: redirected))
+        #expect(last.segments == [connection.reset(after: pieces.last!.offset),
+                                  connection.redirect(after: request.count, location: c.location)])
+        let judgement = try #require(last.judgement)
+        #expect(judgement.outcome == .redirect && judgement.decision?.action == .deny)
+        #expect(judgement.description.hasPrefix("redirect 192.0.2.10:50000 → 198.51.100.20:80 http "), "\(judgement)")
+        #expect(inspector.counters.redirected == 1 && inspector.counters.denied == 0)
+    }
+
+    @Test("HTTP deny with deny_page = false: a reset both ways, nothing sent to the client")
+    func noBlockPage() throws {
+        var inspector = try makeInspector { $0.denyPage = false }
+        let connection = Connection(serverPort: 80)
+        let action = inspector.judge(connection, http("GET /3abc HTTP/1.1\r\nHost: ozilla.org\r\n\r\n"))
+        #expect(action.verdict == .accept(mark: denied))
+        #expect(action.segments == [connection.reset(after: 0)])
+        #expect(action.judgement?.outcome == .deny && action.judgement?.reason == nil)
+    }
+
+    @Test("TLS deny: reset both ways, and the log says why there is no block page", arguments: [true, false])
+    func tlsDenyHasNoBlockPage(denyPage: Bool) throws {
+        var inspector = try makeInspector { $0.denyPage = denyPage }
+        let connection = Connection()
+        let action = inspector.judge(connection, try HelloFixtures.bytes("curl-curl.example"))
+        #expect(action.verdict == .accept(mark: denied))
+        #expect(action.segments == [connection.reset(after: 0)])
+        let line = try #require(action.judgement).description
+        #expect(line.hasSuffix(denyPage ? " (no block page on TLS: it cannot be shown without breaking the handshake; reset both ways)" : " deny rule 'deny-fixtures' pattern domain curl.example"), "\(line)")
+    }
+
+    @Test("a deny rule on a Fast Open HTTP request resets: no block page can be sent before the SYN-ACK")
+    func fastOpenDeny() throws {
+        var inspector = try makeInspector()
+        let connection = Connection(serverPort: 80)
+        let request = Array("GET / HTTP/1.1\r\nHost: ozilla.org\r\n\r\n".utf8)
+        let action = inspector.inspect(connection.packet(sequence: connection.isn, .syn, request), now: 1, wallClock: mondayMorning)
+        #expect(action.verdict == .accept(mark: denied))
+        #expect(action.segments.isEmpty)
+        #expect(action.judgement?.reason?.contains("no block page on a TCP Fast Open request") == true)
     }
 
     // MARK: The fail verdict
@@ -763,7 +834,8 @@ struct InspectorTests {
         for (stream, port) in [(try curlHello("work.example"), UInt16(443)), (http("GET / HTTP/1.1\r\nHost: work.example\r\n\r\n"), 80)] {
             var inspector = try makeInspector()
             let action = inspector.judge(Connection(serverPort: port), stream, at: instant(at))
-            #expect(action.verdict == .accept(mark: mark))
+            // Denied over HTTP, the visitor is sent to the block page.
+            #expect(action.verdict == .accept(mark: port == 80 && mark == denied ? redirected : mark))
             #expect(action.judgement?.decision?.rule == rule)
         }
     }

@@ -165,7 +165,7 @@ public struct HostCompiler {
         builder.addRevoked(revoked)
         let isGateway = decided.isGateway
         let hasWebRules = !graph.policySet.webRules.isEmpty && isGateway
-        let servesPortal = hasWebRules && graph.policySet.webRules.contains { $0.action == .warn || $0.action == .aup }
+        let servesPortal = hasWebRules && config.servesPortal(webRules: graph.policySet.webRules)
         builder.addInput(senders: input, portalPort: servesPortal ? config.portalEndpoint.port : nil)
         if let forward, isGateway {
             builder.addForward(senders: forward, destinations: decided.destinations, web: hasWebRules)
@@ -272,7 +272,7 @@ struct RulesetBuilder {
                            .compare(.udpDestinationPort, .equal, .port(546)), .verdict(.accept)], comment: "DHCPv6 client"))
         if let portalPort {
             rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.tcp)), .compare(.tcpDestinationPort, .equal, .port(portalPort)), .verdict(.accept)],
-                              comment: "the portal of warn and aup rules (enforcer run)"))
+                              comment: "the portal: warn and aup pages, the block page (enforcer run)"))
         }
         rules += cutRevoked(source: (.ipSource, .ip6Source))
         rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")

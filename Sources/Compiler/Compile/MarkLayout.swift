@@ -21,6 +21,7 @@ public enum WebFlowState: UInt32, Hashable, Sendable, CaseIterable {
     case undecided = 0
     case permitted = 1
     case denied = 2
-    /// warn/aup on plain HTTP: the worker answered with the portal redirect.
+    /// warn/aup (and deny with `deny_page`) on plain HTTP: the worker answered with the
+    /// portal redirect.
     case redirected = 3
 }

@@ -42,6 +42,9 @@ public struct Config: Sendable, Equatable {
     public var portalListen: String?
     /// How long a client that acknowledged a warn/aup page may reach the site.
     public var acknowledgeFor: TimeInterval = 3600
+    /// A denied plain-HTTP request is redirected to the portal's block page (the rule's
+    /// name and description), so the visitor learns why; false: it is only reset.
+    public var denyPage = true
     public var blockQUIC: Bool? = nil
     /// What `enforcer run` does when another process changes enforcer's tables: put the
     /// live generation back, or only log and count it.
@@ -82,6 +85,23 @@ public struct Config: Sendable, Equatable {
         return (nil, port)
     }
 
+    /// The portal's block page, for denied plain-HTTP requests: `blocked` beside the page of
+    /// `portal_url`, as a relative link on that page would resolve (`http://10.0.0.1:8088/`
+    /// → `http://10.0.0.1:8088/blocked`), its query kept.
+    public var blockPageURL: String { Self.blockPageURL(portalURL: portalURL) }
+
+    public static func blockPageURL(portalURL: String) -> String {
+        let queryStart = portalURL.firstIndex(of: "?") ?? portalURL.endIndex
+        let page = portalURL[..<queryStart]
+        let authorityStart = page.range(of: "://")?.upperBound ?? page.startIndex
+        // Everything up to the path's last slash; a URL without a path gets one.
+        let directory = page[authorityStart...].contains("/") ? String(page[...page.lastIndex(of: "/")!]) : String(page) + "/"
+        return directory + blockPagePath.dropFirst() + portalURL[queryStart...]
+    }
+
+    /// The block page's path on the portal's own listener.
+    public static let blockPagePath = "/blocked"
+
     /// `ADDRESS:PORT` or `[IPv6]:PORT`.
     static func endpoint(_ text: String) -> (address: IPAddress?, port: UInt16)? {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
@@ -90,6 +110,14 @@ public struct Config: Sendable, Equatable {
         if host == "*" || host.isEmpty { return (nil, port) }
         guard let address = try? IPAddress.parse(host) else { return nil }
         return (address, port)
+    }
+
+    /// Whether `enforcer run` serves the portal for these web rules: for the page of warn and
+    /// aup rules, and with `deny_page` for the block page of deny rules, or of a default
+    /// action that denies (a request no rule matched).
+    public func servesPortal(webRules: [WebRule]) -> Bool {
+        webRules.contains { $0.action == .warn || $0.action == .aup || denyPage && $0.action == .deny }
+            || denyPage && defaultAction == .deny && !webRules.isEmpty
     }
 
     /// QUIC is blocked by default when web rules exist, so browsers fall back to TCP where SNI is visible.
@@ -104,7 +132,7 @@ public struct Config: Sendable, Equatable {
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
             "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_full", "queue_maxlen", "queue_syn_rate", "queue_syn_burst", "recent_from", "web_ports", "on_drift"],
-            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "block_quic"],
+            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "deny_page", "block_quic"],
             "state": ["directory"],
             "run": ["on_stop"],
             "log": ["level"],
@@ -201,6 +229,11 @@ public struct Config: Sendable, Equatable {
                     fail("acknowledge_for must be a duration such as \"1h\", \"30m\" or \"1h30m\""); continue
                 }
                 config.acknowledgeFor = seconds
+            case ("web", "deny_page"):
+                guard case .bool(let b) = entry.value else {
+                    fail("deny_page must be true (a denied plain-HTTP request is redirected to the portal's block page) or false (it is only reset)"); continue
+                }
+                config.denyPage = b
             case ("web", "block_quic"):
                 guard case .bool(let b) = entry.value else { fail("block_quic must be true or false"); continue }
                 config.blockQUIC = b

@@ -174,19 +174,19 @@ public final class DaemonProcess {
         Log.info("worker: judging queue \(config.queue) with \(counted(plan.policy.webRules.count, "web rule")); default_action \(config.defaultAction.rawValue), fail \(config.webFail.rawValue)")
     }
 
-    /// The portal, on a gateway whose web rules include warn or aup. It listens where the
-    /// clients are: on `portal_listen` (or the address of `portal_url`) when that names one,
-    /// otherwise on each of the gateway's own addresses in the policy (its client side), never
-    /// on every address, which would answer the upstream side too.
+    /// The portal, on a gateway whose web rules include warn or aup, or deny with `deny_page`
+    /// (the block page). It listens where the clients are: on `portal_listen` (or the address
+    /// of `portal_url`) when that names one, otherwise on each of the gateway's own addresses
+    /// in the policy (its client side), never on every address, which would answer the
+    /// upstream side too.
     private func startPortalIfNeeded() {
         let policy = daemon.plan.policy
-        let rules = policy.webRules.filter { $0.action == .warn || $0.action == .aup }
-        guard !rules.isEmpty, daemon.plan.compiled.isGateway else {
+        guard policy.config.servesPortal(webRules: policy.webRules), daemon.plan.compiled.isGateway else {
             for portal in portals { portal.stop() }
             portals = []
             return
         }
-        let pages = Portal(webRules: policy.webRules, acknowledgeFor: policy.config.acknowledgeFor)
+        let pages = Portal(config: policy.config, webRules: policy.webRules)
         if !portals.isEmpty {
             for portal in portals { portal.replace(pages) }
             return
@@ -216,7 +216,10 @@ public final class DaemonProcess {
             }
         }
         if !serving.isEmpty {
-            Log.info("portal: serving \(policy.config.portalURL) on \(serving.joined(separator: ", ")) for \(counted(rules.count, "warn/aup rule"))")
+            let notices = policy.webRules.count { $0.action == .warn || $0.action == .aup }
+            let denies = policy.config.defaultAction == .deny || policy.webRules.contains { $0.action == .deny }
+            let blocks = policy.config.denyPage && denies ? " and the block page of deny rules (\(policy.config.blockPageURL))" : ""
+            Log.info("portal: serving \(policy.config.portalURL) on \(serving.joined(separator: ", ")) for \(counted(notices, "warn/aup rule"))\(blocks)")
         }
     }
 }

@@ -2,9 +2,13 @@ import Compiler
 import Foundation
 import NFQueue
 
-/// The page warn and aup rules send plain-HTTP visitors to (`[web] portal_url`): it shows the
-/// rule's description and an acknowledge button; after it, the visitor may reach what the
-/// rule guards for `[web] acknowledge_for`. Requests in, responses out; no I/O here.
+/// The pages the worker sends plain-HTTP visitors to. Warn and aup rules send them to
+/// `[web] portal_url`: the rule's description and an acknowledge button; after it, the visitor
+/// may reach what the rule guards for `[web] acknowledge_for`. Deny rules (with `[web]
+/// deny_page`) send them to the block page, `blocked` beside it: the rule's name and
+/// description, and no button, for there is nothing to acknowledge. Each page is shown only
+/// for a rule of its own kind, looked up by name in the policy. Requests in, responses out;
+/// no I/O here.
 public struct Portal {
     public struct Answer {
         public var response: [UInt8]
@@ -12,14 +16,29 @@ public struct Portal {
         public var acknowledged: String?
     }
 
+    /// The warn and aup rules, by name: the ones a visitor may acknowledge.
     let rules: [String: WebRule]
+    /// The deny rules, by name; empty without `deny_page`.
+    let denyRules: [String: WebRule]
+    /// Whether a request no rule matched is denied: then the block page without a rule
+    /// name says so; otherwise such a page does not exist.
+    let defaultDenies: Bool
     let acknowledgeFor: TimeInterval
     /// The most a request head, or a form body, may take.
     public static let maxRequest = 16 * 1024
 
-    public init(webRules: [WebRule], acknowledgeFor: TimeInterval) {
-        rules = Dictionary(webRules.filter { $0.action == .warn || $0.action == .aup }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    public init(webRules: [WebRule], acknowledgeFor: TimeInterval, denyPage: Bool = true, defaultAction: WebAction = .permit) {
+        func byName(_ actions: Set<WebAction>) -> [String: WebRule] {
+            Dictionary(webRules.filter { actions.contains($0.action) }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        }
+        rules = byName([.warn, .aup])
+        denyRules = denyPage ? byName([.deny]) : [:]
+        defaultDenies = denyPage && defaultAction == .deny
         self.acknowledgeFor = acknowledgeFor
+    }
+
+    public init(config: Config, webRules: [WebRule]) {
+        self.init(webRules: webRules, acknowledgeFor: config.acknowledgeFor, denyPage: config.denyPage, defaultAction: config.defaultAction)
     }
 
     /// The whole request's length once its head is in (head and form body), nil before; a
@@ -54,6 +73,15 @@ public struct Portal {
                 return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No warn or aup rule is named here.</p>")))
             }
             return Answer(response: Self.response(200, "OK", notice(rule, url: query["url"] ?? ""), headOnly: head.method == "HEAD"))
+        case ("GET", Config.blockPagePath), ("HEAD", Config.blockPagePath):
+            let rule: WebRule?
+            switch query["rule"] {
+            case .none where defaultDenies: rule = nil
+            case .some(let name) where denyRules[name] != nil: rule = denyRules[name]
+            default:
+                return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No deny rule is named here.</p>")))
+            }
+            return Answer(response: Self.response(200, "OK", blocked(rule, url: query["url"] ?? ""), headOnly: head.method == "HEAD"))
         case ("POST", "/acknowledge"):
             let length = head.contentLength ?? 0
             guard length <= Self.maxRequest else { return Answer(response: Self.response(413, "Content Too Large", page("Too large", ""))) }
@@ -88,6 +116,18 @@ public struct Portal {
             <button type="submit">\(button)</button>
             </form>
             <p>After you continue, this computer may reach the site for \(Int(acknowledgeFor / 60)) minutes.</p>
+            """)
+    }
+
+    /// The block page: why the request was denied, and no button (a deny cannot be waived).
+    /// `rule` nil: no rule matched and the default action denied.
+    private func blocked(_ rule: WebRule?, url: String) -> String {
+        let description = rule.map { $0.description ?? "This site is blocked by a rule." } ?? "No rule permits this site."
+        let decidedBy = rule.map { "rule <code>\(Self.escaped($0.name))</code>" } ?? "the default action"
+        return page("Access denied", """
+            <p>\(Self.escaped(description))</p>
+            <p>You asked for <code>\(Self.escaped(url))</code> (\(decidedBy)).</p>
+            <p>If you need this site for your work, ask the administrator of this network.</p>
             """)
     }
 

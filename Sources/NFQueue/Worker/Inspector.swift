@@ -6,7 +6,8 @@ public enum FlowOutcome: String, Sendable, Hashable {
     case permit
     /// Reset both ways.
     case deny
-    /// warn/aup on plain HTTP: the client gets the portal redirect, the server a reset.
+    /// warn/aup, and deny with `deny_page`, on plain HTTP: the client gets the portal
+    /// redirect, the server a reset.
     case redirect
 }
 
@@ -16,6 +17,10 @@ public struct InspectorSettings: Sendable {
     /// For flows whose first bytes cannot be judged.
     public var fail: Config.FailMode
     public var portalURL: String
+    /// Denied plain-HTTP requests are redirected to the portal's block page (`[web] deny_page`).
+    public var denyPage = true
+    /// Worked out once per redirect to it, which builds a response anyway.
+    public var blockPageURL: String { Config.blockPageURL(portalURL: portalURL) }
     /// Bytes kept per flow while waiting for a whole ClientHello or request head.
     public var bufferLimit = 32 * 1024
     /// Data packets a flow may send before it must be judged.
@@ -31,6 +36,7 @@ public struct InspectorSettings: Sendable {
 
     public init(config: Config) {
         self.init(layout: MarkLayout(mask: config.markMask), fail: config.webFail, portalURL: config.portalURL)
+        denyPage = config.denyPage
     }
 }
 
@@ -49,7 +55,8 @@ public struct Judgement: Sendable, CustomStringConvertible {
     public var url: String?
     /// The matcher's answer; nil when the fail verdict decided.
     public var decision: WebDecision?
-    /// Why the fail verdict was applied, or why a warn/aup acted as deny.
+    /// Why the fail verdict was applied, why a warn/aup acted as deny, or why a deny got no
+    /// block page.
     public var reason: String?
 
     public init(flow: FlowKey, outcome: FlowOutcome, kind: String? = nil, host: String? = nil, decision: WebDecision? = nil, reason: String? = nil) {
@@ -382,7 +389,18 @@ public struct Inspector {
         let outcome: FlowOutcome
         switch decision.action {
         case .permit: outcome = .permit
-        case .deny: outcome = .deny
+        case .deny:
+            if !settings.denyPage {
+                outcome = .deny
+            } else if request.isTLS {
+                outcome = .deny
+                judgement.reason = "no block page on TLS: it cannot be shown without breaking the handshake; reset both ways"
+            } else if tcp.flags.contains(.syn) {
+                outcome = .deny
+                judgement.reason = "no block page on a TCP Fast Open request: nothing can be sent before the handshake; reset both ways"
+            } else {
+                outcome = .redirect
+            }
         case .warn, .aup:
             if let rule = decision.rule, let source = request.source,
                let until = acknowledgements[Acknowledgement(client: source, rule: rule)], until > wallClock {
@@ -401,8 +419,13 @@ public struct Inspector {
             }
         }
         judgement.outcome = outcome
+        let redirect: [UInt8]? = switch outcome {
+        case .redirect where decision.action == .deny: redirectResponse(to: settings.blockPageURL, rule: decision.rule, url: request.url)
+        case .redirect: redirectResponse(to: settings.portalURL, rule: decision.rule ?? "", url: request.url)
+        case .permit, .deny: nil
+        }
         return decide(key, slot: slot, flow, outcome: outcome, packet: packet, tcp: tcp, delivered: delivered, received: stream.count, judgement: judgement,
-                      redirect: outcome == .redirect ? redirectResponse(rule: decision.rule ?? "", url: request.url) : nil)
+                      redirect: redirect)
     }
 
     /// Puts the flow (back) in the table: into its slot, or as a new one while there is room.
@@ -503,10 +526,15 @@ public struct Inspector {
         return packet.mark & ~settings.layout.webMask | settings.layout.webMark(state)
     }
 
-    /// The portal redirect: the rule's name and the URL asked for ride along in the query.
-    func redirectResponse(rule: String, url: String) -> [UInt8] {
-        let separator = settings.portalURL.contains("?") ? "&" : "?"
-        let location = settings.portalURL + separator + "rule=" + Self.percentEncoded(rule) + "&url=" + Self.percentEncoded(url)
+    /// The redirect to a portal page (`page`: the warn/aup page, or the block page): the
+    /// rule's name and the URL asked for ride along in the query. Only the name: the portal
+    /// looks the rule up in the policy, so a visitor who writes such a URL by hand cannot
+    /// make the page show a text of their own as the rule's description. No rule (a default
+    /// action decided) sends no name.
+    func redirectResponse(to page: String, rule: String?, url: String) -> [UInt8] {
+        let separator = page.contains("?") ? "&" : "?"
+        let ruleParameter = rule.map { "rule=" + Self.percentEncoded($0) + "&" } ?? ""
+        let location = page + separator + ruleParameter + "url=" + Self.percentEncoded(url)
         let text = "HTTP/1.1 302 Found\r\nLocation: \(location)\r\nContent-Length: 0\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
         return Array(text.utf8)
     }
