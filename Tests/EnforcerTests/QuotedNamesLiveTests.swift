@@ -78,6 +78,18 @@ struct QuotedNamesLiveTests {
             #expect(shown.status == 0, "\(name): \(shown.stderr)")
             #expect(shown.stdout.contains("[system] \"Bob's laptop\": {"), "\(name)")
         }
+
+        // Overrides find the policy and the system by the name as written.
+        let state = dir.path + "/state"
+        let disabled = try enforcer("policy", "disable", "Database Servers for SRE (24/7), on-call", "--dir", dir.path, "--state-dir", state)
+        #expect(disabled.status == 0, "\(disabled.stderr)")
+        #expect(disabled.stdout.hasPrefix("'Database Servers for SRE (24/7), on-call' disabled\n"), "\(disabled.stdout)")
+        let granted = try enforcer("trust", "grant", "Bob's laptop", "mfa", "--dir", dir.path, "--state-dir", state)
+        #expect(granted.status == 0, "\(granted.stderr)")
+        let trusted = try enforcer("trust", "list", "--dir", dir.path, "--state-dir", state)
+        #expect(trusted.stdout == "Bob's laptop mfa: granted\n", "\(trusted.stdout)")
+        let prefixOnly = try enforcer("policy", "enable", "Database Servers", "--dir", dir.path, "--state-dir", state)
+        #expect(prefixOnly.status != 0 && prefixOnly.stderr.contains("no policy named 'Database Servers'"), "\(prefixOnly.stderr)")
     }
 
     @Test func quotedNamesApplyAndListInANamespace() throws {
