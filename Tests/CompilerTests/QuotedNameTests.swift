@@ -187,6 +187,12 @@ struct QuotedNameTests {
         #expect(decision.policy == "Database Servers for SRE (24/7), on-call")
     }
 
+    /// Whether a value was one quoted string costs an entry nothing: a policy holds one entry
+    /// per line until the directory is checked (millions for a large address list).
+    @Test func entryStaysSixtyFourBytes() {
+        #expect(MemoryLayout<RawEntry>.stride == 64)
+    }
+
     /// The splitting of list values that hold quotes, item by item.
     @Test(arguments: [
         ("\"a, b\", c", [("a, b", 0), ("c", 8)]),
