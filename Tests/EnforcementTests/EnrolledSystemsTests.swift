@@ -107,7 +107,8 @@ import Testing
     }
 
     @Test func definedNamesAreFoundWithoutParsing() {
-        let files = [Data("[system] db-1: {\n  address: 10.0.0.1\n}\n  [system]  \"Bob's laptop\": {\n[policy] p: {\n".utf8), Data("[system] k{\n".utf8)]
-        #expect(EnrolledSystems.definedNames(in: files) == ["db-1", "Bob's laptop", "k"])
+        let files = [Data("[system] db-1: {\n  address: 10.0.0.1\n}\n  [system]  \"Bob's laptop\": {\n[policy] p: {\n".utf8), Data("[system] k{\n".utf8),
+                     Data("[system] \"ops: on-call (24/7)\": {\n".utf8)]
+        #expect(EnrolledSystems.definedNames(in: files) == ["db-1", "Bob's laptop", "k", "ops: on-call (24/7)"])
     }
 }

@@ -154,6 +154,19 @@ struct EncodingTests {
         #expect(total == 400_000)  // a start and an end point per address
     }
 
+    /// A comment record holds what nft can read back: the name as written when it fits,
+    /// else cut between characters within 128 bytes (never inside a UTF-8 sequence).
+    @Test(arguments: ["policy Database Servers for SRE (24/7), on-call", "policy Café Zürich",
+                      "policy " + String(repeating: "é", count: 100), "policy \"quoted\""])
+    func commentRecordsFitNFT(_ text: String) {
+        let record = UserData.comment(text)
+        #expect(record.count <= 2 + NFTComment.maxBytes + 1)
+        #expect(record[0] == 0 && Int(record[1]) == record.count - 2 && record.last == 0)
+        let back = UserData.comment(in: record)
+        #expect(back == NFTComment.fitted(text))
+        #expect(back?.contains("\u{FFFD}") == false, "cut inside a character")
+    }
+
     @Test func acknowledgementParsing() {
         func ack(sequence: UInt32, error: Int32, text: String? = nil) -> [UInt8] {
             var body: [UInt8] = []

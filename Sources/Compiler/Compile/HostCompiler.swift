@@ -211,7 +211,7 @@ struct RulesetBuilder {
         table = Table(family: .inet, name: config.table, sets: [], chains: [])
         let timed = { (id: Int) in byID[id]?.policy.schedule.timedUntil != nil }
         let activeElements = enforced.filter { isActive($0) && !timed($0) }.map {
-            SetElement([.mark(layout.policyMark($0))], comment: byID[$0]?.policy.name)
+            SetElement([.mark(layout.policyMark($0))], comment: byID[$0].map { NFTComment.fitted($0.policy.name) })
         }
         table.sets.append(NamedSet(name: "active_policies", key: [.mark], elements: activeElements,
                                    comment: "policies in force now; flows they granted keep flowing"))
@@ -475,7 +475,7 @@ struct RulesetBuilder {
             rules.append(Rule([.verdictMap([.l4Protocol], map: protosMap)]))
             if let id = grants.anyProtocol { rules.append(Rule([.verdict(.goto(grantChain(id)))], comment: "allow: any")) }
         }
-        table.chains.append(Chain(name: name, rules: rules, comment: "senders of: \(names.joined(separator: ", "))"))
+        table.chains.append(Chain(name: name, rules: rules, comment: NFTComment.fitted("senders of: \(names.joined(separator: ", "))")))
     }
 
     /// The chain that records which policy granted a flow.
@@ -487,7 +487,7 @@ struct RulesetBuilder {
         for id in enforced {
             table.chains.append(Chain(name: grantChain(id), rules: [
                 Rule([.setConntrackMark(keep: ~layout.policyMask, value: layout.policyMark(id))]),
-            ], comment: byID[id].map { "\($0.policy.kindWord) \($0.policy.name)" }))
+            ], comment: byID[id].map { NFTComment.fitted("\($0.policy.kindWord) \($0.policy.name)") }))
         }
         func rank(_ chain: Chain) -> (Int, Int, String) {
             if let base = chain.base { return (0, base.hook == .input ? 0 : 1 + base.priority, chain.name) }

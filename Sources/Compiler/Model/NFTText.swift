@@ -205,7 +205,8 @@ public enum NFTText {
 
     static func hex(_ value: UInt32) -> String { "0x" + ZeroPadded.string(value, width: 8, radix: 16) }
 
+    /// A comment as nft writes and reads it: quoted, nothing escaped (`NFTComment`).
     static func quoted(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "'") + "\""
+        "\"" + NFTComment.fitted(text) + "\""
     }
 }

@@ -362,7 +362,7 @@ public struct PolicyLoader: Sendable {
         }
         var tags: [String] = []
         for entry in keys.all("tags") {
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 guard Self.isValidTag(item.text) else {
                     diagnostics.append(.error(item.location, "bad tag '\(item.text)': use letters, digits, '.', '_', '-'")); continue
                 }
@@ -394,7 +394,7 @@ public struct PolicyLoader: Sendable {
             }
             var subnets: [AddressBlock] = []
             if let entry = require("subnets", in: keys, block: block, what: what) {
-                for item in Self.listItems(entry) {
+                for item in items(entry) {
                     do { subnets.append(try AddressBlock.parse(item.text)) } catch { report(error, item) }
                 }
             }
@@ -407,7 +407,7 @@ public struct PolicyLoader: Sendable {
         var allow: [Service]?
         if let entry = keys.one("allow") {
             var services: [Service] = []
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 do { services.append(try Service.parse(item.text)) } catch { report(error, item) }
             }
             allow = services
@@ -415,7 +415,7 @@ public struct PolicyLoader: Sendable {
         let schedule = schedule(keys, timeWindowKey: "active-hours")
         var trust: [String] = []
         if let entry = keys.one("trust") {
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 guard Self.isValidTag(item.text) else { diagnostics.append(.error(item.location, "bad trust requirement '\(item.text)'")); continue }
                 trust.append(item.text)
             }
@@ -475,14 +475,14 @@ public struct PolicyLoader: Sendable {
         }
         var domainNames: [String] = []
         for entry in keys.all("match-domain") {
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 do { domainNames.append(try Self.checkedDomain(item.text)) } catch { report(error, item) }
             }
         }
         var domains: [DomainSet] = domainNames.isEmpty ? [] : [DomainSet(domainNames)]
         var listPaths: [String] = []
         for entry in keys.all("match-domain-list") {
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 let path = Self.resolve(item.text, relativeTo: file)
                 listPaths.append(path)
                 do {
@@ -502,7 +502,7 @@ public struct PolicyLoader: Sendable {
         }
         var sniNames: [String] = []
         for entry in keys.all("match-sni") {
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 do { sniNames.append(try Self.checkedDomain(item.text)) } catch { report(error, item) }
             }
         }
@@ -511,7 +511,7 @@ public struct PolicyLoader: Sendable {
         let agent = patterns(keys.all("match-user-agent"), caseless: false)
         var sources: [WebSource] = []
         for entry in keys.all("match-source") {
-            for item in Self.listItems(entry) {
+            for item in items(entry) {
                 if let block = try? AddressBlock.parse(item.text) {
                     sources.append(.block(block))
                 } else if scope.hasTag(item.text) {
@@ -590,7 +590,7 @@ public struct PolicyLoader: Sendable {
             var lists: [String: [Service]] = [:]
             for key in ["allow", "deny"] {
                 guard let entry = keys.one(key) else { continue }
-                for item in Self.listItems(entry) {
+                for item in items(entry) {
                     do { lists[key, default: []].append(try Service.parse(item.text)) } catch { report(error, item) }
                 }
             }
@@ -620,7 +620,7 @@ public struct PolicyLoader: Sendable {
     private mutating func tags(_ entry: RawEntry?, scope: NameScope) -> [String] {
         guard let entry else { return [] }
         var out: [String] = []
-        for item in Self.listItems(entry) {
+        for item in items(entry) {
             if scope.hasTag(item.text) {
                 if !out.contains(item.text) { out.append(item.text) }
             } else {
@@ -634,14 +634,29 @@ public struct PolicyLoader: Sendable {
 
     struct ListItem { var text: String; var location: SourceLocation }
 
+    /// The comma-separated items of an entry with their own columns; mistakes in their
+    /// quoting are reported, and those items left out.
+    private mutating func items(_ entry: RawEntry) -> [ListItem] {
+        let (items, errors) = Self.listItems(entry)
+        var columns = ItemColumns(entry)
+        for error in errors { diagnostics.append(.error(columns.location(of: error.offset..<error.offset), error.message)) }
+        return items
+    }
+
     /// Comma-separated items with their own columns. Policy files can hold a million
     /// addresses, so this splits UTF-8 bytes and counts characters only when the value
-    /// is not plain ASCII.
-    static func listItems(_ entry: RawEntry) -> [ListItem] {
+    /// is not plain ASCII. A value that was one quoted string is one item (a name may hold
+    /// commas); quoted items among others are split by `QuotedText.items`.
+    static func listItems(_ entry: RawEntry) -> (items: [ListItem], errors: [QuotedText.ListError]) {
+        if entry.isQuoted { return ([ListItem(text: entry.value, location: entry.valueLocation)], []) }
         var columns = ItemColumns(entry)
-        return itemRanges(entry.value).map { range in
-            ListItem(text: String(item(entry.value, range)), location: columns.location(of: range))
+        guard entry.value.utf8.contains(.quote) else {
+            return (itemRanges(entry.value).map { range in
+                ListItem(text: String(item(entry.value, range)), location: columns.location(of: range))
+            }, [])
         }
+        let (items, errors) = QuotedText.items(entry.value)
+        return (items.map { ListItem(text: $0.text, location: columns.location(of: $0.offset..<$0.offset)) }, errors)
     }
 
     /// The item at `range` (UTF-8 offsets) of `value`, without a copy.

@@ -3,11 +3,15 @@
 /// file and line: 64 bytes an entry rather than 96 with two whole `SourceLocation`s.
 struct RawEntry: Sendable {
     var key: String
+    /// The value as written, or the text inside its quotes when it is one quoted string.
     var value: String
     private var file: String
     private var line: Int32
     private var keyColumn: Int32
     private var valueColumn: Int32
+    /// The whole value was one quoted string: as a list, it is one item, commas and all.
+    /// (Last, where it fits in the padding: the entry stays 64 bytes.)
+    var isQuoted: Bool
 
     var keyLocation: SourceLocation { SourceLocation(file: file, line: Int(line), column: Int(keyColumn)) }
 
@@ -17,10 +21,11 @@ struct RawEntry: Sendable {
 
     /// Both places are on one line of one file; lines and columns fit 32 bits, as files
     /// are far smaller than 4 GiB (`SourceLimits`).
-    init(key: String, keyLocation: SourceLocation, value: String, valueLocation: SourceLocation) {
+    init(key: String, keyLocation: SourceLocation, value: String, valueLocation: SourceLocation, isQuoted: Bool = false) {
         precondition(keyLocation.file == valueLocation.file && keyLocation.line == valueLocation.line, "an entry on two lines")
         self.key = key
         self.value = value
+        self.isQuoted = isQuoted
         file = keyLocation.file
         line = Int32(keyLocation.line)
         keyColumn = Int32(keyLocation.column)
@@ -148,12 +153,22 @@ struct BlockParser {
         }
         let nameLocation = cursor.location
         let name: String
-        if cursor.peek == .quote {
-            guard let quoted = cursor.takeQuoted() else {
+        let quoted = cursor.peek == .quote
+        if quoted {
+            guard let inside = cursor.takeQuoted() else {
                 diagnostics.append(.error(nameLocation, "unterminated quoted name"))
                 return .broken
             }
-            name = quoted
+            // Any printable text: the quotes are what set the name apart from the header.
+            if let problem = QuotedText.problem(in: inside) {
+                diagnostics.append(.error(text.location(line: cursor.line, byte: inside.startIndex + problem.offset), problem.message))
+                return .broken
+            }
+            if inside.isEmpty {
+                diagnostics.append(.error(nameLocation, "empty quoted name"))
+                return .broken
+            }
+            name = String(decoding: inside, as: UTF8.self)
         } else {
             name = cursor.take { $0 != .colon && !$0.isBlank && $0 != .openBrace }
         }
@@ -164,7 +179,7 @@ struct BlockParser {
                                       "expected a block '[kind] name: {', found '\(cursor.line.textTrimmed)'"))
             return .broken
         }
-        if !Self.isValidName(name) {
+        if !quoted && !Self.isValidName(name) {
             diagnostics.append(.error(nameLocation, "bad name '\(name)': use letters, digits, '.', '_', '-', or quote it"))
             return .broken
         }
@@ -229,6 +244,7 @@ struct BlockParser {
         }
         let valueLocation = cursor.location
         var value = cursor.restTrimmingTrailingBlanks
+        var isQuoted = false
         if value.hasPrefix("\"") {
             var quoted = cursor
             guard let unquoted = quoted.takeQuoted() else {
@@ -236,17 +252,21 @@ struct BlockParser {
                 return nil
             }
             quoted.skipBlanks()
-            if !quoted.atEnd {
+            if quoted.atEnd {
+                value = String(decoding: unquoted, as: UTF8.self)
+                isQuoted = true
+            } else if quoted.peek != .comma {
                 diagnostics.append(.error(quoted.location, "unexpected '\(quoted.rest)' after the quoted value"))
                 return nil
             }
-            value = unquoted
+            // `"db (primary), east", ops`: a list whose items are split, quotes and all, by
+            // the key that reads it (`QuotedText.items`).
         }
         if value.isEmpty {
             diagnostics.append(.error(valueStart, "missing value for '\(key)'"))
             return nil
         }
-        return RawEntry(key: key, keyLocation: keyLocation, value: value, valueLocation: valueLocation)
+        return RawEntry(key: key, keyLocation: keyLocation, value: value, valueLocation: valueLocation, isQuoted: isQuoted)
     }
 
     static func isValidName(_ name: String) -> Bool {
@@ -289,25 +309,15 @@ private struct LineCursor {
         return String(decoding: line.bytes[start..<index], as: UTF8.self)
     }
 
-    /// A double-quoted string with `\"` and `\\` escapes, read from the original bytes so
-    /// that comment markers inside it survive.
-    mutating func takeQuoted() -> String? {
+    /// The bytes between a '"' and the next one on the line, read from the original bytes so
+    /// that comment markers inside survive; nil without a closing '"'. Nothing is an escape
+    /// (`QuotedText`).
+    mutating func takeQuoted() -> ArraySlice<UInt8>? {
         guard peek == .quote else { return nil }
-        var i = index + 1
-        var out: [UInt8] = []
-        while i < line.original.endIndex {
-            let b = line.original[i]
-            if b == .backslash, i + 1 < line.original.endIndex {
-                out.append(line.original[i + 1]); i += 2; continue
-            }
-            if b == .quote {
-                index = i + 1
-                return String(decoding: out, as: UTF8.self)
-            }
-            out.append(b)
-            i += 1
-        }
-        return nil
+        let start = index + 1
+        guard let close = line.original[start...].firstIndex(of: .quote) else { return nil }
+        index = close + 1
+        return line.original[start..<close]
     }
 }
 

@@ -206,10 +206,13 @@ public struct EnrolledSystems: Sendable, Equatable {
                 var at = start
                 while at < end && (bytes[at] == 0x20 || bytes[at] == 0x09) { at += 1 }
                 if end - at > marker.count && bytes[at..<at + marker.count].elementsEqual(marker) {
-                    var name = String(decoding: bytes[(at + marker.count)..<end], as: UTF8.self)
-                    if let colon = name.firstIndex(where: { $0 == ":" || $0 == "{" }) { name = String(name[..<colon]) }
-                    name = name.trimmingCharacters(in: .whitespaces)
-                    if name.hasPrefix("\""), name.hasSuffix("\""), name.count >= 2 { name = String(name.dropFirst().dropLast()) }
+                    var name = String(decoding: bytes[(at + marker.count)..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+                    if name.hasPrefix("\"") {
+                        // A quoted name runs to the next quote, ':' and all (`[system] "ops: on-call":`).
+                        name = String(name.dropFirst().prefix { $0 != "\"" })
+                    } else if let colon = name.firstIndex(where: { $0 == ":" || $0 == "{" }) {
+                        name = String(name[..<colon]).trimmingCharacters(in: .whitespaces)
+                    }
                     if !name.isEmpty { names.insert(name) }
                 }
                 start = end + 1

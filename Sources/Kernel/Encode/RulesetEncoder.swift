@@ -56,7 +56,7 @@ public struct RulesetEncoder: Sendable {
         let keyOrder: UInt32 = set.key == [.mark] ? 1 : 2  // host / big endian, for `nft list`
         var userData = UserData.record(type: 0, Self.hostBytes(keyOrder))
         if let comment = set.comment, !comment.isEmpty {
-            userData += UserData.record(type: 7, Array(comment.utf8.prefix(126)) + [0])
+            userData += UserData.record(type: 7, Array(NFTComment.fitted(comment).utf8) + [0])
         }
         let spec = NFTSetSpec(
             family: table.family.number, table: table.name, name: set.name, id: ids.next(),

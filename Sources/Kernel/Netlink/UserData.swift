@@ -1,9 +1,13 @@
+import Compiler
+
 /// nftables userdata: type-length-value records (libnftnl's udata format). Comments are
 /// record type 0 with a NUL-terminated string, as nft writes them, so `nft list` shows them.
 enum UserData {
+    /// A comment record; the text fitted as `nft` can read it back (`NFTComment`), so a
+    /// ruleset listed by `nft list ruleset` loads again with `nft -f`.
     static func comment(_ text: String?) -> [UInt8] {
         guard let text, !text.isEmpty else { return [] }
-        var bytes = Array(text.utf8.prefix(253))
+        var bytes = Array(NFTComment.fitted(text).utf8)
         bytes.append(0)
         return [0, UInt8(bytes.count)] + bytes
     }
