@@ -69,7 +69,7 @@ install: $(if $(SKIP_BUILD),,release)
 	$(RELEASE) --generate-completion-script fish > $(STAGE)/enforcer.fish
 	sed -e 's|/usr/local/bin/enforcer|$(BINDIR)/enforcer|g' -e 's|/etc/enforcer|$(SYSCONFDIR)/enforcer|g' \
 		examples/service/enforcer.service > $(STAGE)/enforcer.service
-	cp $(RELEASE) $(STAGE)/enforcer
+	cp $(RELEASE) $(STAGE)/enforcer && strip $(STAGE)/enforcer
 	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" UNITDIR="$(UNITDIR)" bash scripts/install.sh install $(STAGE)
 	@echo "installed $$($(DESTDIR)$(BINDIR)/enforcer --version) into $(DESTDIR)$(PREFIX)"
 

@@ -42,6 +42,9 @@ public struct Config: Sendable, Equatable {
     public var portalListen: String?
     /// How long a client that acknowledged a warn/aup page may reach the site.
     public var acknowledgeFor: TimeInterval = 3600
+    /// Which judged web flows the worker logs: every one, only those it did not permit, or none.
+    public enum FlowLogging: String, Sendable, Hashable, CaseIterable { case all, deny, none }
+    public var logFlows: FlowLogging = .all
     /// A denied plain-HTTP request is redirected to the portal's block page (the rule's
     /// name and description), so the visitor learns why; false: it is only reset.
     public var denyPage = true
@@ -132,7 +135,7 @@ public struct Config: Sendable, Equatable {
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
             "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_full", "queue_maxlen", "queue_syn_rate", "queue_syn_burst", "recent_from", "web_ports", "on_drift"],
-            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "deny_page", "block_quic"],
+            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "deny_page", "block_quic", "log_flows"],
             "state": ["directory"],
             "run": ["on_stop"],
             "log": ["level"],
@@ -234,6 +237,11 @@ public struct Config: Sendable, Equatable {
                     fail("deny_page must be true (a denied plain-HTTP request is redirected to the portal's block page) or false (it is only reset)"); continue
                 }
                 config.denyPage = b
+            case ("web", "log_flows"):
+                guard case .string(let s) = entry.value, let mode = FlowLogging(rawValue: s) else {
+                    fail("log_flows must be \"all\", \"deny\" (flows not permitted) or \"none\""); continue
+                }
+                config.logFlows = mode
             case ("web", "block_quic"):
                 guard case .bool(let b) = entry.value else { fail("block_quic must be true or false"); continue }
                 config.blockQUIC = b

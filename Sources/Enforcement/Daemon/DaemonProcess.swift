@@ -137,6 +137,7 @@ public final class DaemonProcess {
         }
         if outcome == .reloaded {
             queue?.worker.replaceMatcher(WebMatcher(rules: daemon.plan.policy.webRules, defaultAction: daemon.plan.policy.config.defaultAction))
+            queue?.worker.follow(daemon.plan.policy.config)
             do { try bindWorkerIfNeeded() } catch { Log.error("worker: \(error)") }
             startPortalIfNeeded()
         }
@@ -164,7 +165,7 @@ public final class DaemonProcess {
         let matcher = WebMatcher(rules: plan.policy.webRules, defaultAction: config.defaultAction)
         let worker = try Worker(queueNumber: config.queue, queueFailOpen: config.queueFull == .open, queueMaxLength: config.queueMaxLength,
                                 inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: config)),
-                                log: Log.write(bytes:), linePrefix: { Log.prefix() })
+                                log: Log.write(bytes:), linePrefix: { Log.prefix() }, flowLog: FlowLogFilter(mode: config.logFlows))
         let source = QueueSource(worker: worker)
         source.onDrained = { [unowned self] worker in
             if daemon.record(counters: worker.inspector.counters) { reportWriter.markDirty() }

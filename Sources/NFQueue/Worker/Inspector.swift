@@ -78,21 +78,23 @@ public struct Judgement: Sendable, CustomStringConvertible {
 
     /// The log line, newline included, appended as bytes: one of these is made for every
     /// judged flow, so no strings are built for it, and its room is reserved once.
-    public func appendLine(to text: inout [UInt8]) {
-        text.append(addingCapacity: lineCapacity) { writeLine(to: &$0) }
+    /// `repeated`: how many lines like it were left out before it (see `FlowLogFilter`).
+    public func appendLine(to text: inout [UInt8], repeated: Int = 0) {
+        text.append(addingCapacity: lineCapacity) { writeLine(to: &$0, repeated: repeated) }
     }
 
     /// At least the bytes `writeLine` writes: the variable texts plus a bound on the fixed
-    /// words (outcome, the flow, labels, action, "default_action …" and the brackets).
+    /// words (outcome, the flow, labels, action, "default_action …" and the brackets), and
+    /// 32 for a `repeated=` count.
     private var lineCapacity: Int {
-        var count = 128 + FlowKey.maxDescriptionLength
+        var count = 128 + 32 + FlowKey.maxDescriptionLength
         count += (kind?.utf8.count ?? 0) + (host?.utf8.count ?? 0) + (method?.utf8.count ?? 0) + (url?.utf8.count ?? 0) + (reason?.utf8.count ?? 0)
         if let alpn { for name in alpn { count += name.utf8.count + 1 } }
         if let decision { count += (decision.rule?.utf8.count ?? 0) + (decision.pattern?.utf8.count ?? 0) }
         return count
     }
 
-    private func writeLine(to out: inout OutputSpan<UInt8>) {
+    private func writeLine(to out: inout OutputSpan<UInt8>, repeated: Int) {
         out.write(outcome.rawValue)
         out.append(UInt8(ascii: " "))
         flow.write(to: &out)
@@ -126,6 +128,7 @@ public struct Judgement: Sendable, CustomStringConvertible {
             }
         }
         if let reason { out.write(Self.reasonOpen); out.write(reason); out.append(UInt8(ascii: ")")) }
+        if repeated > 0 { out.write(Self.repeatedLabel); out.writeDecimal(repeated) }
         out.append(UInt8(ascii: "\n"))
     }
 
@@ -140,6 +143,7 @@ public struct Judgement: Sendable, CustomStringConvertible {
     private static let patternLabel = Array(" pattern ".utf8)
     private static let reasonOpen = Array(" (".utf8)
     private static let ruleLabel = Array(" rule '".utf8)
+    private static let repeatedLabel = Array(" repeated=".utf8)
 }
 
 /// What to do with one queued packet.
@@ -199,7 +203,7 @@ public struct Inspector {
     private var windows: WebMatcher.OpenWindows?
     /// PCRE2 match data for this inspector's requests (one thread's; hence not Sendable).
     private let patterns = PatternMatcher()
-    public let settings: InspectorSettings
+    public private(set) var settings: InspectorSettings
     public private(set) var flows: FlowTable
     public private(set) var counters = WorkerCounters()
     /// Clients that acknowledged a warn or aup rule on the portal, and until when they may go on.
@@ -217,6 +221,15 @@ public struct Inspector {
     /// The portal's acknowledge button: `client` may reach what `rule` guards until `until`.
     public mutating func acknowledge(client: IPAddress, rule: String, until: Date) {
         acknowledgements[Acknowledgement(client: client, rule: rule)] = until
+    }
+
+    /// enforcer.conf again (a reload): the fail verdict, the portal's address and the block
+    /// page apply to the next decisions. The flow table keeps its size and what it follows.
+    public mutating func follow(_ config: Config) {
+        settings.fail = config.webFail
+        settings.portalURL = config.portalURL
+        settings.denyPage = config.denyPage
+        settings.layout = MarkLayout(mask: config.markMask)
     }
 
     public init(matcher: WebMatcher, settings: InspectorSettings) {

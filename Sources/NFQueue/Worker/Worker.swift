@@ -16,19 +16,29 @@ public final class Worker {
     private var pendingLog: [UInt8] = []
     /// The resets and redirects of one drain, held until its verdicts are out (see `drain`).
     private var pendingSegments: [ForgedSegment] = []
+    /// Which judged flows get a line, and how often the same one (`[web] log_flows`).
+    public var flowLog: FlowLogFilter
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
-                log: @escaping ([UInt8]) -> Void, linePrefix: @escaping () -> [UInt8] = { [] }) throws(QueueError) {
+                log: @escaping ([UInt8]) -> Void, linePrefix: @escaping () -> [UInt8] = { [] },
+                flowLog: FlowLogFilter = FlowLogFilter()) throws(QueueError) {
         queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen, maxLength: queueMaxLength)
         raw = try RawSocket()
         inspectorStorage = inspector
         self.log = log
         self.linePrefix = linePrefix
+        self.flowLog = flowLog
     }
 
     /// Replaces the rules (a reload); flows being judged keep their buffers.
     public func replaceMatcher(_ matcher: WebMatcher) { inspectorStorage!.matcher = matcher }
+
+    /// enforcer.conf again (a reload): the inspector's settings and which flows are logged.
+    public func follow(_ config: Config) {
+        inspectorStorage!.follow(config)
+        if flowLog.mode != config.logFlows { flowLog.reset(mode: config.logFlows) }
+    }
 
     /// The portal's acknowledge button (see `Inspector.acknowledge`).
     public func acknowledge(client: IPAddress, rule: String, until: Date) {
@@ -74,8 +84,11 @@ public final class Worker {
                     let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                     segments.append(contentsOf: action.segments)
                     if let judgement = action.judgement {
-                        log.append(contentsOf: prefix)
-                        judgement.appendLine(to: &log)
+                        let admitted = flowLog.admit(judgement, now: now)
+                        if admitted.log {
+                            log.append(contentsOf: prefix)
+                            judgement.appendLine(to: &log, repeated: admitted.repeated)
+                        }
                     }
                     return action.verdict
                 }
@@ -101,6 +114,16 @@ public final class Worker {
         if now - lastSweep >= 1 {
             inspector.expire(now: now)
             lastSweep = now
+            // Lines left out whose window passed: one summary each, in a write of their own.
+            let summaries = flowLog.expired(now: now)
+            if !summaries.isEmpty {
+                var lines: [UInt8] = []
+                for (judgement, repeated) in summaries {
+                    lines.append(contentsOf: prefix)
+                    judgement.appendLine(to: &lines, repeated: repeated)
+                }
+                self.log(lines)
+            }
         }
     }
 }

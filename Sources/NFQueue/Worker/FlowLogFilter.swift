@@ -1,0 +1,76 @@
+import Compiler
+
+/// Which judged flows the worker logs (`[web] log_flows`), and how often the same one.
+///
+/// A browser opens many connections to one site, and a client retrying a blocked one opens
+/// them by the hundred: one line each would bury everything else in the log. So a flow of
+/// the same client, host, outcome and rule as one logged less than `window` seconds ago is
+/// only counted; once the window has passed, the next such line (or a summary line, if none
+/// comes) says how many were left out (`repeated=N`).
+public struct FlowLogFilter: Sendable {
+    public var mode: Config.FlowLogging
+    public var window: Double
+
+    /// What identifies "the same flow again" for the log.
+    struct Key: Hashable {
+        var client: PacketAddress
+        var host: String?
+        var outcome: FlowOutcome
+        var rule: String?
+    }
+
+    struct Seen {
+        var loggedAt: Double
+        var suppressed: Int
+        /// The last line left out, to summarise it if no other line of its key comes.
+        var last: Judgement
+    }
+
+    private var seen: [Key: Seen] = [:]
+    /// The most keys kept: past it, lines of new keys are written without being counted until
+    /// `expired` makes room, so a scan over many clients cannot grow the table without bound.
+    public var capacity = 4096
+
+    public init(mode: Config.FlowLogging = .all, window: Double = 10) {
+        self.mode = mode
+        self.window = window
+    }
+
+    /// Whether the judgement's line is written now, and how many like it were left out since
+    /// the last one written.
+    public mutating func admit(_ judgement: Judgement, now: Double) -> (log: Bool, repeated: Int) {
+        switch mode {
+        case .none: return (false, 0)
+        case .deny where judgement.outcome == .permit: return (false, 0)
+        default: break
+        }
+        let key = Key(client: judgement.flow.client, host: judgement.host, outcome: judgement.outcome, rule: judgement.decision?.rule)
+        if var entry = seen[key], now - entry.loggedAt < window {
+            entry.suppressed += 1
+            entry.last = judgement
+            seen[key] = entry
+            return (false, 0)
+        }
+        let repeated = seen[key]?.suppressed ?? 0
+        if seen.count >= capacity && seen[key] == nil { return (true, repeated) }
+        seen[key] = Seen(loggedAt: now, suppressed: 0, last: judgement)
+        return (true, repeated)
+    }
+
+    /// The lines left out whose window has passed with no line of theirs since: each once,
+    /// with its count. Called about once a second.
+    public mutating func expired(now: Double) -> [(judgement: Judgement, repeated: Int)] {
+        var due: [(Judgement, Int)] = []
+        for (key, entry) in seen where now - entry.loggedAt >= window {
+            if entry.suppressed > 0 { due.append((entry.last, entry.suppressed)) }
+            seen[key] = nil
+        }
+        return due
+    }
+
+    /// A new `[web] log_flows` (a reload): what was counted under the old one is dropped.
+    public mutating func reset(mode: Config.FlowLogging) {
+        self.mode = mode
+        seen = [:]
+    }
+}
