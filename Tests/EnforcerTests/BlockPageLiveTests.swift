@@ -37,7 +37,7 @@ struct BlockPageLiveTests {
         let lab = try GatewayLab()
         try lab.edit("enforcer.conf") {
             $0.replacingOccurrences(of: "web_ports = [80, 443]", with: "web_ports = [80, 443, 8080]")
-                .replacingOccurrences(of: "deny_page = true", with: "deny_page = \(denyPage)")
+                .replacingOccurrences(of: "deny_page = true", with: "deny_page = \(denyPage)" + (denyPage ? "" : "\nlog_flows = \"deny\""))
         }
         try lab.edit("rules.d/00-gateway.policy") { $0.replacingOccurrences(of: "allow: tcp/80, tcp/443,", with: "allow: tcp/80, tcp/443, tcp/8080,") }
         try lab.serveHTTP()
@@ -86,11 +86,23 @@ struct BlockPageLiveTests {
         // TLS: no page can be shown inside a handshake.
         let tls = try lab.fetch("https://bit.ly/3abc")
         #expect(tls.wasReset, "TLS deny: expected a reset, saw \(tls)")
+        // The same again at once, and a permitted site: with log_flows = "deny" (the false
+        // case) the permit gets no line, and the repeat is counted rather than logged.
+        #expect(try lab.fetch("https://bit.ly/3abc").wasReset)
+        let permitted = try lab.fetch("https://example.org/")
+        #expect(!permitted.wasReset, "\(permitted)")
 
         let text = lab.stopWorker(worker, log: log)
         #expect(text.contains("\(denyPage ? "redirect" : "deny") 192.168.50.11:") && text.contains(" http host=bit.ly GET http://bit.ly/3abc deny rule 'deny-urlshortening-domains'"), "\(text)")
         #expect(text.contains("tls host=bit.ly") && text.contains("deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
         #expect(text.contains("(no block page on TLS: it cannot be shown without breaking the handshake; reset both ways)") == denyPage, "\(text)")
+        let tlsDenials = text.components(separatedBy: "tls host=bit.ly").count - 1
+        if denyPage {
+            #expect(text.contains("permit 192.168.50.11:") && text.contains("tls host=example.org"), "log_flows = \"all\" logs permits: \(text)")
+        } else {
+            #expect(!text.contains("permit 192.168.50.11:") && !text.contains("host=example.org"), "log_flows = \"deny\" leaves permits out: \(text)")
+        }
+        #expect(tlsDenials == 1, "the same denial again within 10 s is counted, not logged: \(text)")
         #expect(text.contains("portal: serving http://192.168.50.1:8088/ on 192.168.50.1:8088 for 0 warn/aup rules and the block page of deny rules (\(Self.blockPage))") == denyPage,
                 "\(text)")
     }

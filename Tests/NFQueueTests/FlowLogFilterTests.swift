@@ -31,6 +31,9 @@ struct FlowLogFilterTests {
         #expect(filter.admit(Self.judgement(host: "tinyurl.com"), now: 1).log)
         #expect(filter.admit(Self.judgement(outcome: .redirect), now: 1).log)
         #expect(filter.admit(Self.judgement(rule: "other"), now: 1).log)
+        var http = Self.judgement()
+        http.kind = "http"
+        #expect(filter.admit(http, now: 1).log)
         // After the window: logged again, with the count of those left out.
         #expect(filter.admit(Self.judgement(port: 51), now: 10.5) == (true, 49))
         #expect(filter.admit(Self.judgement(port: 52), now: 11) == (false, 0))

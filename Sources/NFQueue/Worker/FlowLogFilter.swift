@@ -4,7 +4,7 @@ import Compiler
 ///
 /// A browser opens many connections to one site, and a client retrying a blocked one opens
 /// them by the hundred: one line each would bury everything else in the log. So a flow of
-/// the same client, host, outcome and rule as one logged less than `window` seconds ago is
+/// the same client, protocol, host, outcome and rule as one logged less than `window` seconds ago is
 /// only counted; once the window has passed, the next such line (or a summary line, if none
 /// comes) says how many were left out (`repeated=N`).
 public struct FlowLogFilter: Sendable {
@@ -14,6 +14,7 @@ public struct FlowLogFilter: Sendable {
     /// What identifies "the same flow again" for the log.
     struct Key: Hashable {
         var client: PacketAddress
+        var kind: String?
         var host: String?
         var outcome: FlowOutcome
         var rule: String?
@@ -44,7 +45,7 @@ public struct FlowLogFilter: Sendable {
         case .deny where judgement.outcome == .permit: return (false, 0)
         default: break
         }
-        let key = Key(client: judgement.flow.client, host: judgement.host, outcome: judgement.outcome, rule: judgement.decision?.rule)
+        let key = Key(client: judgement.flow.client, kind: judgement.kind, host: judgement.host, outcome: judgement.outcome, rule: judgement.decision?.rule)
         if var entry = seen[key], now - entry.loggedAt < window {
             entry.suppressed += 1
             entry.last = judgement
