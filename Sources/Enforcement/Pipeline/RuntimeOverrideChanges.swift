@@ -58,6 +58,21 @@ extension Pipeline {
         return lines.isEmpty ? ["no trust records"] : lines
     }
 
+    /// `trust list --json`: every record, whether it holds at `instant`; documented in the
+    /// README under "trust list --json".
+    public func trustRecordsJSON(at instant: Date) -> String {
+        let state = state()
+        let overrides = state.overrides.read()
+        var records: [[String: Any?]] = []
+        for (system, byRequirement) in overrides.trust.sorted(by: { $0.key < $1.key }) {
+            for (requirement, record) in byRequirement.sorted(by: { $0.key < $1.key }) {
+                records.append(["system": system, "requirement": requirement, "granted": record.granted,
+                                "until": record.until, "holds": record.holds(at: instant)])
+            }
+        }
+        return JSONText.document(["state_directory": state.path, "at": instant, "records": records])
+    }
+
     private func record(_ state: StateDirectory, now: Date, _ change: (inout RuntimeOverrides) -> Void) throws(EnforcementError) {
         var overrides = state.overrides.read().pruned(at: now)
         change(&overrides)
