@@ -13,7 +13,8 @@ struct Enforcer: ParsableCommand {
         abstract: "Compile who-may-reach-what policy into nftables, and explain it.",
         discussion: """
             Exit status: 0 success or allow/permit; 1 policy error, deny, or a name or instant that \
-            names nothing; 2 usage error (a flag or argument the command cannot take).
+            names nothing; 2 usage error (a flag or argument the command cannot take); 3 `status` \
+            when no daemon runs; 4 `apply --dry-run --detailed-exitcode` when changes are pending.
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
         version: "enforcer \(enforcerVersion) (git \(gitRevision))",
