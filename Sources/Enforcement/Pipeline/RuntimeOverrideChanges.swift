@@ -88,7 +88,10 @@ extension Pipeline {
               let directory = source as? PolicyDirectory, report.policyDirectory == directory.standardizedPath else {
             return "no running `enforcer run` for this directory; apply with `enforcer apply`"
         }
-        kill(report.pid, SIGHUP)
+        // A daemon of another user counts as running (see `isRunning`) but may refuse the signal.
+        guard kill(report.pid, SIGHUP) == 0 else {
+            return "enforcer run (pid \(report.pid)) was not told to reload (\(String(cString: strerror(errno)))); send it SIGHUP as its user, or `systemctl reload enforcer`"
+        }
         return "reloading enforcer run (pid \(report.pid))"
     }
 }
