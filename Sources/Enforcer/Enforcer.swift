@@ -13,7 +13,8 @@ struct Enforcer: ParsableCommand {
         abstract: "Compile who-may-reach-what policy into nftables, and explain it.",
         discussion: """
             Exit status: 0 success or allow/permit; 1 policy error, deny, or a name or instant that \
-            names nothing; 2 usage error (a flag or argument the command cannot take).
+            names nothing; 2 usage error (a flag or argument the command cannot take); 3 `status` \
+            when no daemon runs; 4 `apply --dry-run --detailed-exitcode` when changes are pending.
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
         version: "enforcer \(enforcerVersion) (git \(gitRevision))",
@@ -36,6 +37,12 @@ struct Enforcer: ParsableCommand {
             FileHandle.standardError.write(Data("enforcer: error: \(failure.message)\n".utf8))
             Foundation.exit(1)
         } catch {
+            // The parser calls a mistyped subcommand an "unexpected argument"; say what it
+            // was probably meant to be.
+            if parsed == nil, let mistyped = MistypedSubcommand.find(in: Array(CommandLine.arguments.dropFirst())) {
+                FileHandle.standardError.write(Data(mistyped.message.utf8))
+                Foundation.exit(2)
+            }
             let code = exitCode(for: error)
             // A usage error found once the command runs: its own usage line, not the root's.
             if code == .validationFailure, let parsed, let message = (error as? ValidationError)?.message {
@@ -49,6 +56,40 @@ struct Enforcer: ParsableCommand {
             }
             exit(withError: error)
         }
+    }
+}
+
+/// The first word of a command line that stands where a subcommand belongs and names none:
+/// `enforcer stauts`, `enforcer policy lsit`.
+struct MistypedSubcommand {
+    /// The command whose subcommand it should have named.
+    var parent: any ParsableCommand.Type
+    var word: String
+    var meant: String?
+
+    static func find(in arguments: [String], root: any ParsableCommand.Type = Enforcer.self) -> MistypedSubcommand? {
+        var command = root
+        for word in arguments {
+            // Flags before a subcommand, or `help`: the parser's own message says it better.
+            guard !word.hasPrefix("-"), word != "help" else { return nil }
+            let subcommands = command.configuration.subcommands
+            guard !subcommands.isEmpty else { return nil }
+            if let next = subcommands.first(where: { $0._commandName == word }) {
+                command = next
+                continue
+            }
+            let names = subcommands.filter { $0.configuration.shouldDisplay }.map { $0._commandName }
+            return MistypedSubcommand(parent: command, word: word, meant: NearMiss.nearest(word, among: names))
+        }
+        return nil
+    }
+
+    /// What standard error gets: the guess, or every subcommand when nothing is close.
+    var message: String {
+        let path = Enforcer.usageString(for: parent).split(separator: " ").prefix { !$0.hasPrefix("<") }.joined(separator: " ")
+        let names = parent.configuration.subcommands.filter { $0.configuration.shouldDisplay }.map { $0._commandName }
+        let hint = meant.map { "did you mean '\($0)'?" } ?? "expected one of \(names.joined(separator: ", "))"
+        return "Error: unknown subcommand '\(word)' of \(path); \(hint)\nUsage: \(path) <subcommand>\n  See '\(path) --help' for more information.\n"
     }
 }
 

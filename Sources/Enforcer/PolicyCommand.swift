@@ -21,10 +21,15 @@ struct PolicyCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every block of every file, in evaluation order, and whether it is in force.")
         @OptionGroup var directory: PolicyDirectoryOption
         @OptionGroup var time: InstantOption
+        @Flag(help: "Print one JSON object (schema 1): each file with its blocks.") var json = false
 
         func run() throws {
             let set = try loadForQuery(pipeline(directory))
-            for line in PolicyQueries.listing(set, at: try time.instant()) { print(line) }
+            if json {
+                print(PolicyQueries.listingJSON(set, at: try time.instant()))
+            } else {
+                for line in PolicyQueries.listing(set, at: try time.instant()) { print(line) }
+            }
         }
     }
 

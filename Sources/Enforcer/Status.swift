@@ -2,15 +2,20 @@ import ArgumentParser
 import Compiler
 import Enforcement
 
-/// `enforcer status`: what the running daemon reports in the state directory.
+/// `enforcer status`: what the kernel holds, what the state directory records, and what the
+/// running daemon reports.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show the live generation, active and inactive policies, next flips, queue counters and the last reload.",
-        discussion: "Reads what `enforcer run` keeps in the state directory; needs no root.")
+        discussion: """
+            Reads what `enforcer run` keeps in the state directory, and asks the kernel which generation \
+            enforcer's table holds (that takes root or CAP_NET_ADMIN; without, it says the kernel was not asked). \
+            Exit status: 0 when a daemon runs, 3 when none does (as `systemctl is-active`), 1 on an error.
+            """)
 
     @OptionGroup var directory: PolicyDirectoryOption
     @OptionGroup var state: StateDirectoryOption
-    @Flag(help: "Print one JSON object.")
+    @Flag(help: "Print one JSON object (schema 1; every key present, null when empty).")
     var json = false
 
     func run() throws {
@@ -19,9 +24,10 @@ struct Status: ParsableCommand {
         let report = StatusReport(state: pipeline.state(), kernel: KernelDataplane.kernelGeneration(table: table),
                                   rulesetGeneration: KernelDataplane.rulesetGeneration())
         if json {
-            print(try report.json())
+            print(report.json())
         } else {
             for line in report.lines() { print(line) }
         }
+        if !report.running { throw ExitCode(3) }
     }
 }

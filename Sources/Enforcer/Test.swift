@@ -38,7 +38,7 @@ struct TestFlow: ParsableCommand {
         let query = FlowQuery(from: source, to: destination, proto: FlowProtocol(rawValue: proto.lowercased())!, port: port, at: instant)
         let decision = PolicyQueries.decide(query, in: set, system: host)
         if json {
-            print(JSONText.object(["verdict": decision.allowed ? "allow" : "deny", "policy": decision.policy, "reason": decision.reason,
+            print(JSONText.document(["verdict": decision.allowed ? "allow" : "deny", "policy": decision.policy, "reason": decision.reason,
                                "from": source.description, "to": destination.description, "proto": query.proto.rawValue,
                                "port": port.map { Int($0) }, "at": ISO8601.string(instant)]))
         } else {
@@ -77,7 +77,7 @@ struct TestURI: ParsableCommand {
         do { parsed = try WebRequest.fromURL(url, source: source) } catch { throw CommandFailure(error.message) }
         let decision = PolicyQueries.decide(parsed.request, in: set, at: instant)
         if json {
-            print(JSONText.object(["verdict": decision.action.rawValue, "rule": decision.rule, "pattern": decision.pattern,
+            print(JSONText.document(["verdict": decision.action.rawValue, "rule": decision.rule, "pattern": decision.pattern,
                                "description": decision.ruleDescription, "matched_url": parsed.request.url,
                                "tls": parsed.request.isTLS, "at": ISO8601.string(instant)]))
         } else {

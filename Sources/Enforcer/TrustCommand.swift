@@ -45,9 +45,14 @@ struct TrustCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every trust record and whether it holds now.")
         @OptionGroup var directory: PolicyDirectoryOption
         @OptionGroup var state: StateDirectoryOption
+        @Flag(help: "Print one JSON object (schema 1): every record and whether it holds now.") var json = false
 
         func run() throws {
-            for line in pipeline(directory, state).trustRecords(at: Date()) { print(line) }
+            if json {
+                print(pipeline(directory, state).trustRecordsJSON(at: Date()))
+            } else {
+                for line in pipeline(directory, state).trustRecords(at: Date()) { print(line) }
+            }
         }
     }
 }

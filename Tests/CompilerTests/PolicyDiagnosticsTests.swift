@@ -58,7 +58,7 @@ private struct DiagnosticDir {
         }
     }
 
-    func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path) }
+    func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path, services: testServices) }
 
     /// Each diagnostic and then its notes, as the case tables write them.
     func render(_ diagnostics: [Diagnostic]) -> [String] {
@@ -109,6 +109,7 @@ struct PolicyDiagnosticsTests {
         C("unknown key without a near miss", "r: {\n    match-domain: example.com\n    action: deny\n    colour: red\n}", ["4:5: error: unknown key 'colour' in web rule 'r' (expected match-domain, match-domain-list, match-sni, match-uri-regex, match-host-regex, match-source, match-user-agent, action, description, time-window)"]),
         C("duplicate key", P + "    allow: any\n    allow: tcp/22\n}", ["5:5: error: duplicate key 'allow' in policy 'p'", "4:5: note: first given here"]),
         C("missing required key", "[policy] p: {\n    senders: workstations\n    allow: any\n}", ["1:10: error: policy 'p' needs 'receivers:'"]),
+        C("unknown kind with swapped letters", "[ploicy] a: {\n    senders: servers\n}", ["1:2: error: unknown kind 'ploicy', did you mean 'policy'? (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"]),
         C("unknown kind with did-you-mean", "[sytem] a: {\n    address: 10.0.0.9\n}", ["1:2: error: unknown kind 'sytem', did you mean 'system'? (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"]),
         C("duplicate name across two files", "[system] a: {\n    address: 10.0.0.9\n}", ["rules.d/20-u.policy:2:10: error: duplicate system 'a'", "1:10: note: 'a' is first defined here"],
           files: ["rules.d/20-u.policy": "# again\n[system] a: {\n    address: 10.0.0.10\n}\n"]),
@@ -144,8 +145,12 @@ struct PolicyDiagnosticsTests {
         C("non-numeric end of a port range", P + "    allow: tcp/8000-x\n}", ["4:21: error: expected a port number, found 'x'"]),
         C("every bad port of one list", P + "    allow: tcp/0, udp/70000, tcp/8100-8000, tcp/ssh\n}", ["4:16: error: port 0 is not a valid port", "4:23: error: port 70000 is out of range (1-65535)", "4:34: error: reversed port range '8100-8000' (did you mean 8000-8100?)", "4:49: error: expected a port number, found 'ssh'"]),
         C("bad protocol with a port", P + "    allow: tpc/22\n}", ["4:12: error: unknown protocol 'tpc' (expected tcp or udp before a port)"]),
-        C("bad protocol", P + "    allow: tcp/22, sctp\n}", ["4:20: error: unknown protocol 'sctp' (expected any, icmp, tcp, udp, tcp/PORT or udp/FIRST-LAST)"]),
-        C("bad protocol in an expect", "[expect] e: {\n    from: ws-1\n    to: srv-1\n    deny: gre\n}", ["4:11: error: unknown protocol 'gre' (expected any, icmp, tcp, udp, tcp/PORT or udp/FIRST-LAST)"]),
+        C("bad protocol", P + "    allow: tcp/22, sctp\n}", ["4:20: error: unknown service 'sctp' (expected any, icmp, tcp, udp, tcp/PORT, udp/FIRST-LAST or a service name of /etc/services)"]),
+        C("bad protocol in an expect", "[expect] e: {\n    from: ws-1\n    to: srv-1\n    deny: gre\n}", ["4:11: error: unknown service 'gre' (expected any, icmp, tcp, udp, tcp/PORT, udp/FIRST-LAST or a service name of /etc/services)"]),
+        C("service name not in /etc/services", P + "    allow: ssh, telnet\n}", ["4:17: error: unknown service 'telnet' (expected any, icmp, tcp, udp, tcp/PORT, udp/FIRST-LAST or a service name of /etc/services)"]),
+        C("service name misspelt", P + "    allow: shs\n}", ["4:12: error: unknown service 'shs', did you mean 'ssh'? (expected any, icmp, tcp, udp, tcp/PORT, udp/FIRST-LAST or a service name of /etc/services)"]),
+        C("service of a protocol allow cannot say", P + "    allow: sctp-only\n}", ["4:12: error: unknown service 'sctp-only' (expected any, icmp, tcp, udp, tcp/PORT, udp/FIRST-LAST or a service name of /etc/services)"]),
+        C("service names in allow and in an expect", P + "    allow: ssh, domain, www\n}\n[expect] e: {\n    from: ws-1\n    to: srv-1\n    allow: ssh\n    deny: https\n}", []),
 
         // MARK: Time
         C("unknown day", P + "    allow: any\n    active-hours: mon-fry 08:00-18:00\n}", ["5:23: error: unknown day 'fry' (expected mon…sun, daily, weekdays or weekends)"]),
@@ -179,6 +184,8 @@ struct PolicyDiagnosticsTests {
         // MARK: enforcer.conf
         C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web], [state], [run] or [log])"],
           files: ["enforcer.conf": "[polcy]\ndefault_action = \"deny\"\ntime_window_tz = \"utc\"\n"]),
+        C("conf: swapped letters are one edit", "", ["enforcer.conf:2:1: error: unknown key 'tabel' in [kernel], did you mean 'table'? (expected table, mark_mask, queue, queue_fail, queue_full, queue_maxlen, queue_syn_rate, queue_syn_burst, recent_from, web_ports, on_drift)"],
+          files: ["enforcer.conf": "[kernel]\ntabel = \"x\"\n"]),
         C("conf: unknown key with did-you-mean", "", ["enforcer.conf:2:1: error: unknown key 'default_actoin' in [policy], did you mean 'default_action'? (expected default_action, time_window_tz)"],
           files: ["enforcer.conf": "[policy]\ndefault_actoin = \"deny\"\n"]),
         C("conf: bad default_action", "", ["enforcer.conf:3:18: error: default_action must be one of \"permit\", \"deny\", \"warn\", \"aup\"; found \"block\""],

@@ -33,6 +33,14 @@ struct ApplyLifecycleTests {
             try enforcer(["apply", "--dir", Paths.example("enclave"), "--system", system] + extra, environment: environment)
         }
 
+        /// `enforcer status`, which exits 3 when no daemon runs (none does in a sandbox
+        /// unless the test starts one) and 0 when one does.
+        func status(_ directory: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> CommandResult {
+            let result = try enforcer(["status", "--dir", directory])
+            try #require(result.status == 0 || result.status == 3, "exit \(result.status): \(result.stderr)", sourceLocation: sourceLocation)
+            return result
+        }
+
         /// The whole ruleset with handles: any change the kernel made shows here.
         func listing() throws -> String {
             try require(run("/usr/sbin/ip", ["netns", "exec", namespace, "nft", "-a", "list", "ruleset"])).stdout

@@ -43,7 +43,20 @@ struct CommandTests {
     @Test func testPrintsJSON() throws {
         let result = try enforcer("test", "--dir", Paths.example("enclave"), "--from", "ws-1", "--to", "srv-1", "--proto", "tcp", "--port", "22", "--at", Self.monday10NY, "--json")
         #expect(result.status == 0)
-        #expect(result.stdout == #"{"at":"2026-11-23T15:00:00Z","from":"10.10.2.11","policy":"Server access for Workstations","port":22,"proto":"tcp","reason":"policy 'Server access for Workstations': ws-1 (10.10.2.11) → srv-1 (10.20.1.11) tcp/22","to":"10.20.1.11","verdict":"allow"}"# + "\n")
+        #expect(result.stdout == #"{"at":"2026-11-23T15:00:00Z","from":"10.10.2.11","policy":"Server access for Workstations","port":22,"proto":"tcp","reason":"policy 'Server access for Workstations': ws-1 (10.10.2.11) → srv-1 (10.20.1.11) tcp/22","schema":1,"to":"10.20.1.11","verdict":"allow"}"# + "\n")
+    }
+
+    /// What does not apply is null, not left out: icmp has no port, default deny no policy;
+    /// a URL no rule matches has no rule, pattern or description.
+    @Test func testJSONWritesNulls() throws {
+        let flow = try enforcer("test", "--dir", Paths.example("enclave"), "--from", "10.30.0.9", "--to", "ws-1", "--proto", "icmp", "--at", Self.monday10NY, "--json")
+        #expect(flow.status == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(flow.stdout.utf8)) as? [String: Any])
+        #expect(object["port"] is NSNull && object["policy"] is NSNull && object["schema"] as? Int == 1, "\(flow.stdout)")
+        let web = try enforcer("test-uri", "https://example.org/", "--dir", Paths.example("enforcegate"), "--json")
+        #expect(web.status == 0)
+        let uri = try #require(try JSONSerialization.jsonObject(with: Data(web.stdout.utf8)) as? [String: Any])
+        #expect(uri["rule"] is NSNull && uri["pattern"] is NSNull && uri["description"] is NSNull && uri["verdict"] as? String == "permit", "\(web.stdout)")
     }
 
     @Test(arguments: [

@@ -43,7 +43,7 @@ struct ConfirmPromiseTests {
         let c = Self.normalized(try box.listing())
         Thread.sleep(forTimeInterval: 3)  // past the deadline: the watchdog finds nothing to keep
         #expect(Self.normalized(try box.listing()) == c)
-        let status = try Self.require(box.enforcer(["status", "--dir", Self.enclave]))
+        let status = try box.status(Self.enclave)
         #expect(status.stdout.contains("generation 3 is live") && !status.stdout.contains("pending confirm"), "\(status.stdout)")
     }
 
@@ -54,12 +54,12 @@ struct ConfirmPromiseTests {
         let a = Self.normalized(try box.listing())
         try Self.require(box.apply("srv-1", ["--confirm", "2"]))
         try Self.killWatchdogs(box)
-        let waiting = try Self.require(box.enforcer(["status", "--dir", Self.enclave]))
+        let waiting = try box.status(Self.enclave)
         #expect(waiting.stdout.contains("pending confirm: generation 2, applied with --confirm by pid"), "\(waiting.stdout)")
         #expect(waiting.stdout.contains("unless confirmed, generation 1 is restored at"))
         Thread.sleep(forTimeInterval: 2.5)
         #expect(Self.normalized(try box.listing()) != a)  // nobody kept it yet: the watchdog is dead
-        let status = try Self.require(box.enforcer(["status", "--dir", Self.enclave]))
+        let status = try box.status(Self.enclave)
         #expect(status.stderr.contains("enforcer: generation 2 was not confirmed by "), "\(status.stderr)")
         #expect(status.stderr.contains("restored generation 1 as generation 3"), "\(status.stderr)")
         #expect(status.stdout.contains("generation 3 is live") && !status.stdout.contains("pending confirm"), "\(status.stdout)")
@@ -90,7 +90,7 @@ struct ConfirmPromiseTests {
             let changed = Self.normalized(try box.listing()) != a
             outcomes[changed ? "killed after its commit" : "killed before its commit", default: 0] += 1
             Thread.sleep(forTimeInterval: 1.2)
-            let status = try Self.require(box.enforcer(["status", "--dir", Self.enclave]))
+            let status = try box.status(Self.enclave)
             #expect(Self.normalized(try box.listing()) == a, "round \(round): the kernel does not hold A; \(status.stderr)")
             #expect(!status.stdout.contains("pending confirm"), "round \(round): \(status.stdout)")
             // The generation live by the record is A's ruleset: a plain apply of A sends nothing.
@@ -125,7 +125,7 @@ struct ConfirmPromiseTests {
             process.waitUntilExit()
             let now = Self.normalized(try box.listing())
             #expect(now == a || now == b, "round \(round): the kernel holds neither the old nor the new ruleset")
-            let status = try Self.require(box.enforcer(["status", "--dir", Self.enclave])).stdout
+            let status = try box.status(Self.enclave).stdout
             let line = status.split(separator: "\n").first.map(String.init) ?? ""
             // Generations: 1 A, 2 B, 3 A again, 4 the one killed.
             if now == b {
@@ -137,7 +137,7 @@ struct ConfirmPromiseTests {
             }
             let again = try Self.require(box.apply("srv-1"))
             #expect(Self.normalized(try box.listing()) == b, "round \(round): \(again.stdout)")
-            let after = try Self.require(box.enforcer(["status", "--dir", Self.enclave])).stdout
+            let after = try box.status(Self.enclave).stdout
             #expect(after.hasPrefix("generation: generation ") && after.contains("is live (the kernel's table says so too)"), "round \(round): \(after)")
         }
         print("killed apply outcomes: \(seen)")

@@ -191,10 +191,13 @@ struct DaemonLiveTests {
         let state = lab.state + "/db-1"
         let json = try run(Paths.enforcer, ["status", "--state-dir", state, "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)")
+        #expect(json.status == 0, "a daemon runs")
+        #expect(object["schema"] as? Int == 1)
         #expect(object["running"] as? Bool == true)
         #expect(object["generation"] as? Int == 1)
         let report = try #require(object["daemon"] as? [String: Any])
         #expect(report["system"] as? String == "db-1")
+        #expect(report["started_at"] is String && report["stopped_at"] is NSNull, "snake_case keys, nulls written: \(report.keys.sorted())")
         let policies = try #require(report["policies"] as? [[String: Any]])
         #expect(policies.contains { $0["name"] as? String == "Database Servers for SRE" && $0["active"] as? Bool == true }, "\(policies)")
 
@@ -202,7 +205,9 @@ struct DaemonLiveTests {
         try Self.waitFor(log, "run: stopped (SIGTERM); enforcer's table removed", process: daemon)
         let listed = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "table", "inet", "enforcer"])
         #expect(listed.status != 0, "on_stop flush: the table is gone")
-        let after = try run(Paths.enforcer, ["status", "--state-dir", state]).stdout
+        let stopped = try run(Paths.enforcer, ["status", "--state-dir", state])
+        #expect(stopped.status == 3, "no daemon runs")
+        let after = stopped.stdout
         #expect(after.contains("daemon: not running (last report stopped "), "\(after)")
     }
 

@@ -96,7 +96,7 @@ struct DriftRepairTests {
         #expect(log.contains("drift: chain input set with policy accept in table inet enforcer by nft"), "\(log)")
         #expect(log.contains("drift: elements removed from set in_hosts_v4 in table inet enforcer by nft"), "\(log)")
         #expect(log.contains("drift: table deleted in table inet enforcer by nft"), "\(log)")
-        let status = try ApplyLifecycleTests.require(box.enforcer(["status", "--dir", Paths.example("enclave")])).stdout
+        let status = try box.status(Paths.example("enclave")).stdout
         #expect(status.contains("drift: 6 changes to enforcer's tables by other processes, 6 restored"), "\(status)")
         // And on record: six drift events, each with what changed and the generation that restored it.
         let history = try ApplyLifecycleTests.require(box.enforcer(["history", "--kind", "drift", "--dir", Paths.example("enclave")])).stdout
@@ -116,7 +116,7 @@ struct DriftRepairTests {
         let good = try Self.ours(box)
         // A rule inserted by hand leaves the table's mark and handle as they were.
         try Self.nft(box, "insert rule inet enforcer input accept")
-        let status = try ApplyLifecycleTests.require(box.enforcer(["status", "--dir", Paths.example("enclave")])).stdout
+        let status = try box.status(Paths.example("enclave")).stdout
         #expect(status.contains("generation 1 is live (the kernel's table says so too); but nftables has changed since it was applied"), "\(status)")
         let repaired = try ApplyLifecycleTests.require(box.apply("db-1")).stdout
         #expect(repaired.hasPrefix("applied generation 2 for db-1: nftables changed since generation 1 was applied (another program committed, and no enforcer daemon watched what); table replaced"), "\(repaired)")
@@ -146,7 +146,7 @@ struct DriftRepairTests {
         #expect(try ConfirmPromiseTests.eventually(2) { daemon.text.contains("drift: left as it is ([kernel] on_drift is report)") }, "\(daemon.text)")
         let listing = try run("/usr/sbin/ip", ["netns", "exec", box.namespace, "nft", "list", "chain", "inet", "enforcer", "input"]).stdout
         #expect(listing.contains("\t\taccept\n"), "\(listing)")
-        let status = try ApplyLifecycleTests.require(box.enforcer(["status", "--dir", policy])).stdout
+        let status = try box.status(policy).stdout
         #expect(status.contains("drift: 1 change to enforcer's tables by other processes, 0 restored"), "\(status)")
     }
 }

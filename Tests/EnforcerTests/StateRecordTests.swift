@@ -184,7 +184,7 @@ import Testing
             default: Issue.record("round \(round): generation 3 is \(state), event \(largeEvent)")
             }
             // Status reads it, and the next apply goes on from it.
-            _ = try Self.require(box.enforcer(["status", "--dir", Paths.example("enclave")]))
+            _ = try box.status(Paths.example("enclave"))
             let next = try Self.require(box.apply("db-1"))
             #expect(next.stdout.contains("applied generation"), "round \(round): \(next.stdout)")
             #expect(try Self.sqlite(box, "PRAGMA integrity_check") == ["ok"], "round \(round)")

@@ -59,7 +59,7 @@ public struct Plan: Sendable {
             case .direct(let receivers): reach = "\(entry.policy.senders.joined(separator: ", ")) → \(receivers.joined(separator: ", "))"
             case .gateway(let gateway, let subnets): reach = "\(entry.policy.senders.joined(separator: ", ")) → \(subnets.map(\.description).joined(separator: ", ")) via \(gateway)"
             }
-            let allow = entry.policy.allow.map { $0.isEmpty ? "nothing" : $0.map(\.description).joined(separator: ", ") } ?? "nothing (no allow)"
+            let allow = entry.policy.allowText
             let state = item.inactiveReason.map { "inactive: \($0)" } ?? "active"
             out += "  \(item.hook == .input ? "input  " : "forward") \(entry.policy.kindWord) '\(entry.policy.name)': \(reach); allow \(allow); \(state)\n"
         }

@@ -15,6 +15,11 @@ public struct ExpectationRunner: Sendable {
         graph.policySet.expectations.flatMap(check)
     }
 
+    /// Every expectation with its failures (none: it passed), for `check --json`.
+    public func results() -> [(expectation: Expectation, failures: [Diagnostic])] {
+        graph.policySet.expectations.map { ($0, check($0)) }
+    }
+
     func check(_ expectation: Expectation) -> [Diagnostic] {
         let at = expectation.at ?? now
         let set = graph.policySet

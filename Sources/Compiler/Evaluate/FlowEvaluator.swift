@@ -86,7 +86,7 @@ public struct FlowEvaluator: Sendable {
                                 reason: "\(entry.policy.kindWord) '\(entry.policy.name)' would allow \(fromText) → \(toText) \(query.serviceText) but grants nothing now: \(reason)")
         }
         if let entry = portless {
-            let allowed = entry.policy.allow.map { $0.isEmpty ? "nothing" : $0.map(\.description).joined(separator: ", ") } ?? "nothing (no allow)"
+            let allowed = entry.policy.allowText
             return FlowDecision(allowed: false, policy: entry.policy.name,
                                 reason: "default deny: \(entry.policy.kindWord) '\(entry.policy.name)' connects \(fromText) → \(toText) but allows only \(allowed), not \(query.serviceText)")
         }

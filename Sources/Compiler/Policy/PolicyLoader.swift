@@ -15,8 +15,12 @@ public struct PolicyLoader: Sendable {
     ///   `rules.d/` path, as they will once the draft is in place.
     /// - Parameter cache: what the last load made of each file (see `ParseCache`), used and
     ///   brought up to date.
-    public static func load(directory: String, overlay: [String: String?] = [:], cache: ParseCache? = nil) -> Loaded {
+    /// - Parameter services: the names `allow: ssh` may use; nil reads `/etc/services` when a
+    ///   policy first uses one.
+    public static func load(directory: String, overlay: [String: String?] = [:], cache: ParseCache? = nil,
+                            services: ServiceNames? = nil) -> Loaded {
         var loader = PolicyLoader(directory: directory, overlay: overlay, cache: cache)
+        loader.services = services
         return loader.run()
     }
 
@@ -25,6 +29,7 @@ public struct PolicyLoader: Sendable {
     private let cache: ParseCache?
     private var diagnostics: [Diagnostic] = []
     private var config = Config()
+    private var services: ServiceNames?
 
     private init(directory: String, overlay: [String: String?], cache: ParseCache? = nil) {
         self.directory = directory
@@ -405,10 +410,13 @@ public struct PolicyLoader: Sendable {
         }
 
         var allow: [Service]?
+        var allowNames: [Service: String] = [:]
         if let entry = keys.one("allow") {
             var services: [Service] = []
             for item in items(entry) {
-                do { services.append(try Service.parse(item.text)) } catch { report(error, item) }
+                let (found, name) = service(item)
+                services += found
+                if let name { for service in found { allowNames[service] = name } }
             }
             allow = services
         }
@@ -422,7 +430,7 @@ public struct PolicyLoader: Sendable {
         }
         guard diagnostics.count == before || !diagnostics[before...].contains(where: { $0.severity == .error }) else { return nil }
         return AccessPolicy(name: block.name, location: block.nameLocation, order: order, senders: senders, reach: reach,
-                            allow: allow, schedule: schedule, trust: trust, description: keys.one("description")?.value)
+                            allow: allow, allowNames: allowNames, schedule: schedule, trust: trust, description: keys.one("description")?.value)
     }
 
     private mutating func schedule(_ keys: Keys, timeWindowKey: String) -> Schedule {
@@ -590,9 +598,7 @@ public struct PolicyLoader: Sendable {
             var lists: [String: [Service]] = [:]
             for key in ["allow", "deny"] {
                 guard let entry = keys.one(key) else { continue }
-                for item in items(entry) {
-                    do { lists[key, default: []].append(try Service.parse(item.text)) } catch { report(error, item) }
-                }
+                for item in items(entry) { lists[key, default: []] += service(item).services }
             }
             if keys.one("allow") == nil && keys.one("deny") == nil && keys.misspelt.isDisjoint(with: ["allow", "deny"]) {
                 diagnostics.append(.error(block.nameLocation, "expect '\(block.name)' needs 'allow:' or 'deny:' (or 'url:' and 'verdict:')"))
@@ -740,6 +746,22 @@ public struct PolicyLoader: Sendable {
         return shifted
     }
 
+    /// One item of an `allow` or `deny` list: a protocol (`tcp/22`), or a service name of
+    /// /etc/services (`ssh`), with the name it was written as. Nothing, and an error, if it is
+    /// neither.
+    private mutating func service(_ item: ListItem) -> (services: [Service], name: String?) {
+        do { return ([try Service.parse(item.text)], nil) } catch {
+            // A word with a slash, or a protocol word, was meant as a protocol: its own error says more.
+            guard !item.text.contains("/") else { report(error, item); return ([], nil) }
+            if services == nil { services = ServiceNames.read() }
+            let table = services!
+            if let found = table.services(named: item.text) { return (found, item.text.lowercased()) }
+            diagnostics.append(.error(item.location, "unknown service '\(item.text)'\(Self.suggestion(item.text, among: table.names)) "
+                + "(expected any, icmp, tcp, udp, tcp/PORT, udp/FIRST-LAST or a service name of \(table.path))"))
+            return ([], nil)
+        }
+    }
+
     private mutating func report(_ error: ValueError, _ item: ListItem) {
         diagnostics.append(.error(Self.shift(item.location, by: error.offset), error.message))
     }
@@ -775,25 +797,7 @@ public struct PolicyLoader: Sendable {
 
     /// The candidate a near miss probably meant, if one is close enough.
     static func nearest(_ word: String, among candidates: [String]) -> String? {
-        let lower = word.lowercased()
-        let best = candidates.map { ($0, editDistance(lower, $0.lowercased())) }.min { $0.1 < $1.1 }
-        guard word.count > 2, let best, best.1 > 0, best.1 <= max(1, word.count / 3) else { return nil }
-        return best.0
-    }
-
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        if a.isEmpty { return b.count }
-        if b.isEmpty { return a.count }
-        var previous = Array(0...b.count)
-        for i in 1...a.count {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...b.count {
-                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
+        NearMiss.nearest(word, among: candidates)
     }
 }
 

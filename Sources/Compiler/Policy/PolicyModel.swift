@@ -263,12 +263,25 @@ public struct AccessPolicy: Sendable {
     public var reach: Reach
     /// nil: no `allow` key, which grants nothing.
     public var allow: [Service]?
+    /// The service names of /etc/services that `allow` was written with (`ssh` for tcp/22),
+    /// to show beside what they resolved to.
+    public var allowNames: [Service: String] = [:]
     public var schedule: Schedule
     public var trust: [String]
     public var description: String?
 
     public var isGateway: Bool { if case .gateway = reach { true } else { false } }
     public var kindWord: String { isGateway ? "gateway-policy" : "policy" }
+
+    /// `service` as the plan shows it: `tcp/22 (ssh)` when it was written as a name.
+    public func describe(_ service: Service) -> String {
+        allowNames[service].map { "\(service) (\($0))" } ?? service.description
+    }
+
+    /// The `allow` list as the plan and `test` show it.
+    public var allowText: String {
+        allow.map { $0.isEmpty ? "nothing" : $0.map(describe).joined(separator: ", ") } ?? "nothing (no allow)"
+    }
 }
 
 /// What a web rule does with a matching flow: let it through, refuse it, or send the client to

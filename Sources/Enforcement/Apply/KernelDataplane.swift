@@ -134,9 +134,9 @@ public final class KernelDataplane: Dataplane {
                                       + (waiting != nil ? "; the pending confirm is void" : "")), purpose: purpose)
     }
 
-    /// Which generation enforcer's table `table` says it holds (root only).
+    /// Which generation enforcer's table `table` says it holds (root or CAP_NET_ADMIN only).
     public static func kernelGeneration(table name: String) -> KernelGeneration {
-        guard geteuid() == 0 else { return .notAsked("that takes root") }
+        guard Privilege.mayAdministerNetwork() else { return .notAsked("reading the kernel's tables takes root or CAP_NET_ADMIN") }
         do {
             let connection = try NFTablesConnection()
             let table = KernelTable(family: .inet, name: name, connection: connection)
@@ -150,7 +150,7 @@ public final class KernelDataplane: Dataplane {
     /// The ruleset's nf_tables generation id now (root only): every commit by any process
     /// advances it, so one that differs from the record's says somebody committed since.
     public static func rulesetGeneration() -> UInt32? {
-        guard geteuid() == 0 else { return nil }
+        guard Privilege.mayAdministerNetwork() else { return nil }
         return try? NFTablesConnection().followGeneration()
     }
 

@@ -58,6 +58,21 @@ extension Pipeline {
         return lines.isEmpty ? ["no trust records"] : lines
     }
 
+    /// `trust list --json`: every record, whether it holds at `instant`; documented in the
+    /// README under "trust list --json".
+    public func trustRecordsJSON(at instant: Date) -> String {
+        let state = state()
+        let overrides = state.overrides.read()
+        var records: [[String: Any?]] = []
+        for (system, byRequirement) in overrides.trust.sorted(by: { $0.key < $1.key }) {
+            for (requirement, record) in byRequirement.sorted(by: { $0.key < $1.key }) {
+                records.append(["system": system, "requirement": requirement, "granted": record.granted,
+                                "until": record.until, "holds": record.holds(at: instant)])
+            }
+        }
+        return JSONText.document(["state_directory": state.path, "at": instant, "records": records])
+    }
+
     private func record(_ state: StateDirectory, now: Date, _ change: (inout RuntimeOverrides) -> Void) throws(EnforcementError) {
         var overrides = state.overrides.read().pruned(at: now)
         change(&overrides)
@@ -73,7 +88,10 @@ extension Pipeline {
               let directory = source as? PolicyDirectory, report.policyDirectory == directory.standardizedPath else {
             return "no running `enforcer run` for this directory; apply with `enforcer apply`"
         }
-        kill(report.pid, SIGHUP)
+        // A daemon of another user counts as running (see `isRunning`) but may refuse the signal.
+        guard kill(report.pid, SIGHUP) == 0 else {
+            return "enforcer run (pid \(report.pid)) was not told to reload (\(String(cString: strerror(errno)))); send it SIGHUP as its user, or `systemctl reload enforcer`"
+        }
         return "reloading enforcer run (pid \(report.pid))"
     }
 }

@@ -50,4 +50,31 @@ public enum PolicyQueries {
         }
         return lines
     }
+
+    /// `policy list --json`: the same as `listing`, a file each with its blocks in
+    /// evaluation order; documented in the README under "policy list --json".
+    public static func listingJSON(_ policy: PolicySet, at instant: Date) -> String {
+        let graph = AccessGraph(policy)
+        let files = policy.files.map { file -> [String: Any?] in
+            let local = { (location: SourceLocation) in location.file == file }
+            var blocks: [(line: Int, block: [String: Any?])] = []
+            for system in policy.systems where local(system.location) {
+                blocks.append((system.location.line, ["kind": "system", "name": system.name, "line": system.location.line, "tags": system.tags]))
+            }
+            for entry in graph.entries where local(entry.policy.location) {
+                let reason = graph.inactiveReason(entry, at: instant)
+                blocks.append((entry.policy.location.line, ["kind": entry.policy.kindWord, "name": entry.policy.name, "line": entry.policy.location.line,
+                                                          "pairs": entry.connectedPairs, "active": reason == nil, "inactive_reason": reason]))
+            }
+            for rule in policy.webRules where local(rule.location) {
+                blocks.append((rule.location.line, ["kind": "web-rule", "name": rule.name, "line": rule.location.line,
+                                                    "action": rule.action.rawValue, "time_window": rule.timeWindow.map { "\($0)" }]))
+            }
+            for expectation in policy.expectations where local(expectation.location) {
+                blocks.append((expectation.location.line, ["kind": "expect", "name": expectation.name, "line": expectation.location.line]))
+            }
+            return ["file": (file as NSString).lastPathComponent, "path": file, "blocks": blocks.sorted { $0.line < $1.line }.map(\.block)]
+        }
+        return JSONText.document(["directory": policy.directory, "at": instant, "files": files])
+    }
 }

@@ -42,33 +42,34 @@ public struct StatusReport {
         pendingConfirm = PendingConfirm.read(from: state)
     }
 
-    /// One JSON object.
-    public func json() throws -> String {
-        let encoder = StateJSON.encoder(pretty: false)
-        let daemonJSON = try daemon.map { try JSONSerialization.jsonObject(with: encoder.encode($0)) }
-        let overridesJSON = try JSONSerialization.jsonObject(with: encoder.encode(overrides))
+    /// `status --json`: one object, every key always present (null when there is nothing
+    /// to say), documented in the README under "status --json".
+    public func json() -> String {
         let pending = pendingConfirm.map { pending -> [String: Any?] in
-            ["generation": pending.generation, "restores": pending.previous, "deadline": ISO8601.string(pending.deadline),
+            ["generation": pending.generation, "restores": pending.previous, "deadline": pending.deadline,
              "requested_by": pending.requestedBy, "overdue": pending.deadline <= now]
         }
         let intent = state.generations.intent().map { intent -> [String: Any?] in
-            ["generation": intent.number, "system": intent.system, "pid": intent.pid, "started_at": ISO8601.string(intent.startedAt),
+            ["generation": intent.number, "system": intent.system, "pid": intent.pid, "started_at": intent.startedAt,
              "interrupted": !intent.isUnderWay]
         }
-        var kernelJSON: [String: Any] = switch kernel {
-        case .holds(let number): ["generation": number, "agrees": number == live]
-        case .unmarked: ["table": true, "generation_mark": false, "agrees": false]
-        case .noTable: ["table": false, "agrees": live == nil]
-        case .notAsked(let why): ["not_asked": why]
+        return JSONText.document(["state_directory": state.path, "generation": live, "recent_senders": recentSenders,
+                                  "running": running, "daemon": daemon, "overrides": overrides, "pending_confirm": pending,
+                                  "applying": intent, "kernel": kernelJSON()])
+    }
+
+    /// What the kernel says beside the record: the same keys whether it was asked or not.
+    private func kernelJSON() -> [String: Any?] {
+        var asked = true, notAsked: String?, table: Bool?, mark: Int?, agrees: Bool?
+        switch kernel {
+        case .holds(let number): table = true; mark = number; agrees = number == live
+        case .unmarked: table = true; agrees = false
+        case .noTable: table = false; agrees = live == nil
+        case .notAsked(let why): asked = false; notAsked = why
         }
-        if let rulesetGeneration {
-            kernelJSON["ruleset_generation"] = Int(rulesetGeneration)
-            kernelJSON["recorded_ruleset_generation"] = recordedRulesetGeneration.map { Int($0) } ?? NSNull()
-            kernelJSON["untouched_since_recorded"] = rulesetGeneration == recordedRulesetGeneration
-        }
-        return JSONText.object(["state_directory": state.path, "generation": live, "recent_senders": recentSenders, "running": running,
-                                "daemon": daemonJSON, "overrides": overridesJSON, "pending_confirm": pending?.compactMapValues { $0 },
-                                "applying": intent?.compactMapValues { $0 }, "kernel": kernelJSON])
+        return ["asked": asked, "not_asked": notAsked, "table": table, "generation": mark, "agrees": agrees,
+                "ruleset_generation": rulesetGeneration, "recorded_ruleset_generation": recordedRulesetGeneration,
+                "untouched_since_recorded": rulesetGeneration.map { $0 == recordedRulesetGeneration }]
     }
 
     /// Which generation is live, by the kernel's mark and the record; what to do when they
@@ -161,14 +162,5 @@ public struct StatusReport {
                        + (store.connected ? "watching" : "unreachable (\(store.lastError ?? "not connected yet")): enforcing what is in force"))
         }
         return out
-    }
-}
-
-/// A JSON object from plain values, keys sorted, absent (nil) members left out.
-public enum JSONText {
-    public static func object(_ members: [String: Any?]) -> String {
-        let compact = members.compactMapValues { $0 }
-        let data = (try? JSONSerialization.data(withJSONObject: compact, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }

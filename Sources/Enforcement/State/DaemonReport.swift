@@ -79,6 +79,11 @@ public struct DaemonReport: Codable, Sendable {
         try StateJSON.decoder().decode(DaemonReport.self, from: Data(contentsOf: URL(fileURLWithPath: state.daemonReport)))
     }
 
-    /// Whether the daemon that wrote this report still runs.
-    public var isRunning: Bool { stoppedAt == nil && kill(pid, 0) == 0 }
+    /// Whether the daemon that wrote this report still runs. A process of another user
+    /// (root's daemon, asked by an operator's `enforcer status`) answers the probe with
+    /// EPERM: it exists, we just may not signal it. Only ESRCH means it is gone.
+    public var isRunning: Bool {
+        guard stoppedAt == nil else { return false }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
 }

@@ -2,6 +2,19 @@ import Foundation
 import Testing
 @testable import Compiler
 
+/// The service names the tests' policies may use, the same on every machine (the host's own
+/// /etc/services differs from one distribution to the next).
+let testServices = ServiceNames(parsing: """
+    # name   port/protocol  aliases
+    ssh      22/tcp
+    domain   53/tcp
+    domain   53/udp
+    http     80/tcp         www
+    https    443/tcp
+    https    443/udp
+    sctp-only 9/sctp
+    """, path: "/etc/services")
+
 /// A policy directory written to a fresh temporary folder.
 struct PolicyFixture {
     let path: String
@@ -23,7 +36,7 @@ struct PolicyFixture {
         self.init(["rules.d/10-test.policy": text], config: config)
     }
 
-    func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path) }
+    func load() -> PolicyLoader.Loaded { PolicyLoader.load(directory: path, services: testServices) }
 
     /// The loaded set, failing the test with the diagnostics if it has errors.
     func policySet(sourceLocation: Testing.SourceLocation = #_sourceLocation) throws -> PolicySet {
