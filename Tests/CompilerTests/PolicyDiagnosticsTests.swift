@@ -206,7 +206,7 @@ struct PolicyDiagnosticsTests {
           files: ["enforcer.conf": "[web]\ndeny_page = \"yes\"\n"]),
         C("conf: deny_page misspelled as a value", "", ["enforcer.conf:2:13: error: bad value 'tru' (expected a \"string\", a number, true/false or [a, list])"],
           files: ["enforcer.conf": "[web]\ndeny_page = tru\n"]),
-        C("conf: deny_page misspelled as a key", "", ["enforcer.conf:2:1: error: unknown key 'deny_pages' in [web], did you mean 'deny_page'? (expected fail, portal_url, portal_listen, acknowledge_for, deny_page, block_quic, log_flows)"],
+        C("conf: deny_page misspelled as a key", "", ["enforcer.conf:2:1: error: unknown key 'deny_pages' in [web], did you mean 'deny_page'? (expected fail, portal_url, portal_listen, acknowledge_for, deny_page, block_quic, log_flows, log_repeat_window)"],
           files: ["enforcer.conf": "[web]\ndeny_pages = false\n"]),
         C("conf: bad on_stop", "", ["enforcer.conf:2:11: error: on_stop must be \"keep\" (the ruleset stays in force) or \"flush\" (enforcer's table is removed); found \"drop\""],
           files: ["enforcer.conf": "[run]\non_stop = \"drop\"\n"]),

@@ -63,6 +63,13 @@ struct FlowLogFilterTests {
         #expect(!String(decoding: text, as: UTF8.self).contains("repeated="))
     }
 
+    @Test("a window of 0 logs every flow")
+    func noWindow() {
+        var filter = FlowLogFilter(mode: .all, window: 0)
+        for port in 1...5 { #expect(filter.admit(Self.judgement(port: UInt16(port)), now: 0) == (true, 0)) }
+        #expect(filter.expired(now: 100).isEmpty)
+    }
+
     @Test("past its capacity the filter still logs new lines, and holds no more keys")
     func bounded() {
         var filter = FlowLogFilter(mode: .all, window: 10)

@@ -45,6 +45,9 @@ public struct Config: Sendable, Equatable {
     /// Which judged web flows the worker logs: every one, only those it did not permit, or none.
     public enum FlowLogging: String, Sendable, Hashable, CaseIterable { case all, deny, none }
     public var logFlows: FlowLogging = .all
+    /// How long the same client, protocol, host, outcome and rule is counted instead of
+    /// logged again after a line of it (0: every flow gets its line).
+    public var logRepeatWindow: TimeInterval = 10
     /// A denied plain-HTTP request is redirected to the portal's block page (the rule's
     /// name and description), so the visitor learns why; false: it is only reset.
     public var denyPage = true
@@ -135,7 +138,7 @@ public struct Config: Sendable, Equatable {
         let known: [String: [String]] = [
             "policy": ["default_action", "time_window_tz"],
             "kernel": ["table", "mark_mask", "queue", "queue_fail", "queue_full", "queue_maxlen", "queue_syn_rate", "queue_syn_burst", "recent_from", "web_ports", "on_drift"],
-            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "deny_page", "block_quic", "log_flows"],
+            "web": ["fail", "portal_url", "portal_listen", "acknowledge_for", "deny_page", "block_quic", "log_flows", "log_repeat_window"],
             "state": ["directory"],
             "run": ["on_stop"],
             "log": ["level"],
@@ -242,6 +245,12 @@ public struct Config: Sendable, Equatable {
                     fail("log_flows must be \"all\", \"deny\" (flows not permitted) or \"none\""); continue
                 }
                 config.logFlows = mode
+            case ("web", "log_repeat_window"):
+                // A duration, or zero (which `DurationText` leaves out: no other setting wants it).
+                guard case .string(let s) = entry.value, let seconds = ["0", "0s"].contains(s) ? 0 : DurationText.parse(s) else {
+                    fail("log_repeat_window must be a duration such as \"10s\" or \"1m\" (\"0s\": every flow gets its line)"); continue
+                }
+                config.logRepeatWindow = seconds
             case ("web", "block_quic"):
                 guard case .bool(let b) = entry.value else { fail("block_quic must be true or false"); continue }
                 config.blockQUIC = b

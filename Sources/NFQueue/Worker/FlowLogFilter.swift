@@ -45,6 +45,7 @@ public struct FlowLogFilter: Sendable {
         case .deny where judgement.outcome == .permit: return (false, 0)
         default: break
         }
+        guard window > 0 else { return (true, 0) }
         let key = Key(client: judgement.flow.client, kind: judgement.kind, host: judgement.host, outcome: judgement.outcome, rule: judgement.decision?.rule)
         if var entry = seen[key], now - entry.loggedAt < window {
             entry.suppressed += 1
@@ -69,9 +70,11 @@ public struct FlowLogFilter: Sendable {
         return due
     }
 
-    /// A new `[web] log_flows` (a reload): what was counted under the old one is dropped.
-    public mutating func reset(mode: Config.FlowLogging) {
+    /// A new `[web] log_flows` or `log_repeat_window` (a reload): what was counted under the
+    /// old ones is dropped.
+    public mutating func reset(mode: Config.FlowLogging, window: Double) {
         self.mode = mode
+        self.window = window
         seen = [:]
     }
 }

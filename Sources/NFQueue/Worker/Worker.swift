@@ -37,7 +37,9 @@ public final class Worker {
     /// enforcer.conf again (a reload): the inspector's settings and which flows are logged.
     public func follow(_ config: Config) {
         inspectorStorage!.follow(config)
-        if flowLog.mode != config.logFlows { flowLog.reset(mode: config.logFlows) }
+        if flowLog.mode != config.logFlows || flowLog.window != config.logRepeatWindow {
+            flowLog.reset(mode: config.logFlows, window: config.logRepeatWindow)
+        }
     }
 
     /// The portal's acknowledge button (see `Inspector.acknowledge`).
