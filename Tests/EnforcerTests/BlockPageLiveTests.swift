@@ -93,14 +93,14 @@ struct BlockPageLiveTests {
         #expect(!permitted.wasReset, "\(permitted)")
 
         let text = lab.stopWorker(worker, log: log)
-        #expect(text.contains("\(denyPage ? "redirect" : "deny") 192.168.50.11:") && text.contains(" http host=bit.ly GET http://bit.ly/3abc deny rule 'deny-urlshortening-domains'"), "\(text)")
-        #expect(text.contains("tls host=bit.ly") && text.contains("deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
-        #expect(text.contains("(no block page on TLS: it cannot be shown without breaking the handshake; reset both ways)") == denyPage, "\(text)")
-        let tlsDenials = text.components(separatedBy: "tls host=bit.ly").count - 1
+        #expect(text.contains("outcome=\(denyPage ? "redirect" : "deny") client=192.168.50.11:") && text.contains(" proto=http host=bit.ly method=GET url=http://bit.ly/3abc action=deny rule=deny-urlshortening-domains"), "\(text)")
+        #expect(text.contains("proto=tls host=bit.ly") && text.contains("action=deny rule=deny-urlshortening-domains pattern=\"domain bit.ly\""), "\(text)")
+        #expect(text.contains("reason=\"no block page on TLS: it cannot be shown without breaking the handshake; reset both ways\"") == denyPage, "\(text)")
+        let tlsDenials = text.components(separatedBy: "proto=tls host=bit.ly").count - 1
         if denyPage {
-            #expect(text.contains("permit 192.168.50.11:") && text.contains("tls host=example.org"), "log_flows = \"all\" logs permits: \(text)")
+            #expect(text.contains("outcome=permit client=192.168.50.11:") && text.contains("proto=tls host=example.org"), "log_flows = \"all\" logs permits: \(text)")
         } else {
-            #expect(!text.contains("permit 192.168.50.11:") && !text.contains("host=example.org"), "log_flows = \"deny\" leaves permits out: \(text)")
+            #expect(!text.contains("outcome=permit client=192.168.50.11:") && !text.contains("host=example.org"), "log_flows = \"deny\" leaves permits out: \(text)")
         }
         #expect(tlsDenials == 1, "the same denial again within 10 s is counted, not logged: \(text)")
         #expect(text.contains("portal: serving http://192.168.50.1:8088/ on 192.168.50.1:8088 for 0 warn/aup rules and the block page of deny rules (\(Self.blockPage))") == denyPage,

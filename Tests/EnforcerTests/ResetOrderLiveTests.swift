@@ -165,7 +165,7 @@ struct ResetOrderLiveTests {
         }
         print(table)
         let text = lab.stopWorker(worker, log: log)
-        #expect(text.contains("tls host=bit.ly") && text.contains("deny rule 'deny-urlshortening-domains'"), "\(text)")
-        #expect(text.contains("permit 192.168.50.11:40201 → 203.0.113.10:\(Self.port) tls host=example.org"), "\(text)")
+        #expect(text.contains("proto=tls host=bit.ly") && text.contains("action=deny rule=deny-urlshortening-domains"), "\(text)")
+        #expect(text.contains("outcome=permit client=192.168.50.11:40201 server=203.0.113.10:\(Self.port) proto=tls host=example.org"), "\(text)")
     }
 }

@@ -112,10 +112,10 @@ struct WebWorkerLiveTests {
             .flatMap { $0.split(separator: "packets ").last?.prefix { $0.isNumber } }.flatMap { Int($0) }
         print("worker queued \(packets.map(String.init) ?? "?") packets for \(rows.count + 1) flows, a 4 MB download among them")
         #expect((packets ?? .max) <= 8 * (rows.count + 1), "packets queued in all: \(packets.map(String.init) ?? "?") for \(rows.count + 1) flows")
-        #expect(text.contains("deny 192.168.50.11:"), "\(text)")
-        #expect(text.contains("tls host=bit.ly alpn=h2,http/1.1 ech=no deny rule 'deny-urlshortening-domains' pattern domain bit.ly"), "\(text)")
+        #expect(text.contains("outcome=deny client=192.168.50.11:"), "\(text)")
+        #expect(text.contains("proto=tls host=bit.ly alpn=h2,http/1.1 ech=no action=deny rule=deny-urlshortening-domains pattern=\"domain bit.ly\""), "\(text)")
         #expect(text.contains("warn acts as deny on TLS"), "\(text)")
-        #expect(text.contains("(no block page on TLS: it cannot be shown without breaking the handshake; reset both ways)"), "\(text)")
+        #expect(text.contains("reason=\"no block page on TLS: it cannot be shown without breaking the handshake; reset both ways\""), "\(text)")
         #expect(text.contains("run: stopped (SIGTERM); the ruleset stays in force"), "\(text)")
     }
 
@@ -199,8 +199,8 @@ struct WebWorkerLiveTests {
         // A raw-socket client that handshakes, then sends a real ClientHello in three
         // segments last first (raw_tcp.py reversed-hello).
         let text = try Self.rawClients("reversed-hello", from: 40000, [("example.org", "serverhello"), ("bit.ly", "reset"), ("www.bit.ly", "reset")])
-        #expect(text.contains("permit 192.168.50.11:40000 → 203.0.113.10:443 tls host=example.org"), "\(text)")
-        #expect(text.contains("deny 192.168.50.11:40001 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
+        #expect(text.contains("outcome=permit client=192.168.50.11:40000 server=203.0.113.10:443 proto=tls host=example.org"), "\(text)")
+        #expect(text.contains("outcome=deny client=192.168.50.11:40001 server=203.0.113.10:443 proto=tls host=bit.ly"), "\(text)")
     }
 
     /// A second SYN with another sequence number on an open connection must not move where
@@ -208,8 +208,8 @@ struct WebWorkerLiveTests {
     /// real ClientHello through unjudged as "before the start" (found by bench/flood-bench.sh).
     @Test func aSecondSYNDoesNotLetAClientHelloThroughUnjudged() throws {
         let text = try Self.rawClients("second-syn", from: 40200, [("bit.ly", "reset"), ("example.org", "serverhello"), ("www.bit.ly", "reset")])
-        #expect(text.contains("deny 192.168.50.11:40200 → 203.0.113.10:443 tls host=bit.ly"), "\(text)")
-        #expect(text.contains("permit 192.168.50.11:40201 → 203.0.113.10:443 tls host=example.org"), "\(text)")
+        #expect(text.contains("outcome=deny client=192.168.50.11:40200 server=203.0.113.10:443 proto=tls host=bit.ly"), "\(text)")
+        #expect(text.contains("outcome=permit client=192.168.50.11:40201 server=203.0.113.10:443 proto=tls host=example.org"), "\(text)")
         #expect(text.contains("stray segments dropped 3"), "\(text)")
     }
 
@@ -241,8 +241,8 @@ struct WebWorkerLiveTests {
         #expect(try fetch("bit.ly", from: "192.168.50.21") == "000", "a denied name must still be reset")
         #expect(try fetch("example.org", from: "192.168.50.11") == "000", "the old address still gets the policy")
         let text = lab.stopWorker(worker, log: log)
-        #expect(text.contains("permit 192.168.50.21:") && text.contains("tls host=example.org"), "\(text)")
-        #expect(text.contains("deny 192.168.50.21:") && text.contains("tls host=bit.ly"), "\(text)")
+        #expect(text.contains("outcome=permit client=192.168.50.21:") && text.contains("proto=tls host=example.org"), "\(text)")
+        #expect(text.contains("outcome=deny client=192.168.50.21:") && text.contains("proto=tls host=bit.ly"), "\(text)")
         #expect(!text.contains("192.168.50.11:"), "the old address reached the worker: \(text)")
     }
 
@@ -367,7 +367,7 @@ struct WebWorkerLiveTests {
         #expect(try curl(["-o", "/dev/null", "-w", "%{http_code}", "http://192.168.50.1:8088/?rule=nope"]).stdout == "404")
         let text = lab.stopWorker(worker, log: log)
         #expect(text.contains("portal: 192.168.50.11 acknowledged rule 'warn-news' until"), "\(text)")
-        #expect(text.contains("(acknowledged on the portal until"), "\(text)")
+        #expect(text.contains("reason=\"acknowledged on the portal until"), "\(text)")
     }
 
     /// A full queue (the worker stopped, `queue_maxlen = 4` packets waiting): `queue_full =

@@ -262,12 +262,12 @@ struct InspectorTests {
         var line: [UInt8] = []
         judgement.appendLine(to: &line)
         let text = String(decoding: line, as: UTF8.self)
-        #expect(text.hasPrefix("redirect [ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535 → [ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535 http host=hhh"))
-        #expect(text.hasSuffix(" alpn=- ech=no GET http://x/\(String(repeating: "u", count: 1000)) warn rule 'r' pattern domain \(String(repeating: "p", count: 50)) (because)\n"))
+        #expect(text.hasPrefix("level=info msg=flow outcome=redirect client=[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535 server=[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535 proto=http host=hhh"))
+        #expect(text.hasSuffix(" alpn=- ech=no method=GET url=http://x/\(String(repeating: "u", count: 1000)) action=warn rule=r pattern=\"domain \(String(repeating: "p", count: 50))\" reason=because\n"))
         judgement.decision = WebDecision(action: .permit, rule: nil, pattern: nil)
         line.removeAll()
         judgement.appendLine(to: &line)
-        #expect(String(decoding: line, as: UTF8.self).hasSuffix(" permit default_action (no rule matched) (because)\n"))
+        #expect(String(decoding: line, as: UTF8.self).hasSuffix(" action=permit default_action=true reason=because\n"))
     }
 
     // MARK: TLS
@@ -331,7 +331,7 @@ struct InspectorTests {
         #expect(judgement.decision?.action == c.action)
         #expect(judgement.decision?.rule == c.rule)
         #expect(judgement.alpn == ["h2", "http/1.1"])
-        #expect(judgement.description.contains(" tls host=\(Inspector.canonicalHost(c.name)) alpn=h2,http/1.1 ech=no \(c.action.rawValue) "))
+        #expect(judgement.description.contains(" proto=tls host=\(Inspector.canonicalHost(c.name)) alpn=h2,http/1.1 ech=no action=\(c.action.rawValue) "))
         if c.action != .permit {
             // No page can be shown in a handshake: warn and aup act as deny, deny gets no block page.
             #expect(judgement.outcome == .deny)
@@ -556,7 +556,7 @@ struct InspectorTests {
         #expect(actions.last?.verdict == .accept(mark: denied))
         #expect(actions.last?.segments == [connection.reset(after: pieces.last!.offset)])
         #expect(actions.last?.judgement?.url == "http://ozilla.org/index.html")
-        #expect(actions.last?.judgement?.description.contains(" http host=ozilla.org GET http://ozilla.org/index.html deny rule ") == true)
+        #expect(actions.last?.judgement?.description.contains(" proto=http host=ozilla.org method=GET url=http://ozilla.org/index.html action=deny rule=") == true)
     }
 
     static let redirects: [RedirectCase] = [
@@ -620,7 +620,7 @@ struct InspectorTests {
                                   connection.redirect(after: request.count, location: c.location)])
         let judgement = try #require(last.judgement)
         #expect(judgement.outcome == .redirect && judgement.decision?.action == .deny)
-        #expect(judgement.description.hasPrefix("redirect 192.0.2.10:50000 → 198.51.100.20:80 http "), "\(judgement)")
+        #expect(judgement.description.hasPrefix("level=info msg=flow outcome=redirect client=192.0.2.10:50000 server=198.51.100.20:80 proto=http "), "\(judgement)")
         #expect(inspector.counters.redirected == 1 && inspector.counters.denied == 0)
     }
 
@@ -642,7 +642,7 @@ struct InspectorTests {
         #expect(action.verdict == .accept(mark: denied))
         #expect(action.segments == [connection.reset(after: 0)])
         let line = try #require(action.judgement).description
-        #expect(line.hasSuffix(denyPage ? " (no block page on TLS: it cannot be shown without breaking the handshake; reset both ways)" : " deny rule 'deny-fixtures' pattern domain curl.example"), "\(line)")
+        #expect(line.hasSuffix(denyPage ? " reason=\"no block page on TLS: it cannot be shown without breaking the handshake; reset both ways\"" : " action=deny rule=deny-fixtures pattern=\"domain curl.example\""), "\(line)")
     }
 
     @Test("a deny rule on a Fast Open HTTP request resets: no block page can be sent before the SYN-ACK")
@@ -800,7 +800,7 @@ struct InspectorTests {
         #expect(inspector.counters.failVerdicts == 1)
         #expect(inspector.counters.permitted == (mode == .open ? 1 : 0) && inspector.counters.denied == (mode == .closed ? 1 : 0))
         let line = try #require(last.judgement).description
-        #expect(line.hasPrefix("\(mode == .closed ? "deny" : "permit") 192.0.2.10:50000 → 198.51.100.20:80 http host=\(host) GET http://\(host)/ (fail \(mode.rawValue): rule 'deny-trap'"), "\(line)")
+        #expect(line.hasPrefix("level=info msg=flow outcome=\(mode == .closed ? "deny" : "permit") client=192.0.2.10:50000 server=198.51.100.20:80 proto=http host=\(host) method=GET url=http://\(host)/ reason=\"fail \(mode.rawValue): rule 'deny-trap'"), "\(line)")
 
         // A host the pattern answers quickly goes on to the next rule, uncounted.
         let other = inspector.judge(Connection(clientPort: 50_001, serverPort: 80), http("GET / HTTP/1.1\r\nHost: aaaa.trap.x\r\n\r\n"))

@@ -16,6 +16,24 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
     /// Room for `[client]:port → [server]:port`.
     static let maxDescriptionLength = 2 * (PacketAddress.maxDescriptionLength + 8) + arrow.count
 
+    /// ` client=client:port server=server:port` (IPv6 in brackets), for the log's logfmt line.
+    func writeEndpoints(to out: inout OutputSpan<UInt8>) {
+        func endpoint(_ address: PacketAddress, _ port: UInt16, _ out: inout OutputSpan<UInt8>) {
+            if !address.isIPv4 { out.append(UInt8(ascii: "[")) }
+            address.write(to: &out)
+            if !address.isIPv4 { out.append(UInt8(ascii: "]")) }
+            out.append(UInt8(ascii: ":"))
+            out.writeDecimal(Int(port))
+        }
+        out.write(Self.clientLabel)
+        endpoint(client, clientPort, &out)
+        out.write(Self.serverLabel)
+        endpoint(server, serverPort, &out)
+    }
+
+    private static let clientLabel = Array(" client=".utf8)
+    private static let serverLabel = Array(" server=".utf8)
+
     /// `client:port → server:port` (IPv6 in brackets).
     func write(to out: inout OutputSpan<UInt8>) {
         func endpoint(_ address: PacketAddress, _ port: UInt16, _ out: inout OutputSpan<UInt8>) {

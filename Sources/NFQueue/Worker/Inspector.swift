@@ -83,66 +83,71 @@ public struct Judgement: Sendable, CustomStringConvertible {
         text.append(addingCapacity: lineCapacity) { writeLine(to: &$0, repeated: repeated) }
     }
 
-    /// At least the bytes `writeLine` writes: the variable texts plus a bound on the fixed
-    /// words (outcome, the flow, labels, action, "default_action …" and the brackets), and
-    /// 32 for a `repeated=` count.
+    /// At least the bytes `writeLine` writes: each variable text twice over (escaping at most
+    /// doubles it) with its quotes, and 256 for the fixed words, the flow's endpoints and a
+    /// `repeated=` count.
     private var lineCapacity: Int {
-        var count = 128 + 32 + FlowKey.maxDescriptionLength
-        count += (kind?.utf8.count ?? 0) + (host?.utf8.count ?? 0) + (method?.utf8.count ?? 0) + (url?.utf8.count ?? 0) + (reason?.utf8.count ?? 0)
-        if let alpn { for name in alpn { count += name.utf8.count + 1 } }
-        if let decision { count += (decision.rule?.utf8.count ?? 0) + (decision.pattern?.utf8.count ?? 0) }
+        func room(_ text: String?) -> Int { text.map { 2 * $0.utf8.count + 2 } ?? 0 }
+        var count = 256 + FlowKey.maxDescriptionLength
+        count += room(kind) + room(host) + room(method) + room(url) + room(reason)
+        if let alpn { for name in alpn { count += 2 * name.utf8.count + 3 } }
+        if let decision { count += room(decision.rule) + room(decision.pattern) }
         return count
     }
 
+    /// `level=info msg=flow outcome=deny client=… server=… proto=tls host=bit.ly alpn=h2
+    /// ech=no action=deny rule=… pattern="domain bit.ly"`: logfmt, as every line of the
+    /// daemon's log. Host, URL, method and ALPN names come from the client: quoted and
+    /// escaped where they hold a space, a quote, `=` or a control character, so no request
+    /// can forge a field or a line of its own.
     private func writeLine(to out: inout OutputSpan<UInt8>, repeated: Int) {
+        out.write(Self.lineStart)
         out.write(outcome.rawValue)
-        out.append(UInt8(ascii: " "))
-        flow.write(to: &out)
-        if let kind { out.append(UInt8(ascii: " ")); out.write(kind) }
-        if let host { out.write(Self.hostLabel); out.write(host) }
+        flow.writeEndpoints(to: &out)
+        if let kind { out.write(Self.protoLabel); out.writeValue(kind) }
+        if let host { out.write(Self.hostLabel); out.writeValue(host) }
         if let alpn {
             out.write(Self.alpnLabel)
-            if alpn.isEmpty { out.append(UInt8(ascii: "-")) }
-            for (index, name) in alpn.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.write(name)
-            }
+            if alpn.isEmpty { out.append(UInt8(ascii: "-")) } else { out.writeValue(alpn.joined(separator: ",")) }
             out.write(encryptedClientHello ? Self.echYes : Self.echNo)
         }
         if let method, let url {
-            out.append(UInt8(ascii: " "))
-            out.write(method)
-            out.append(UInt8(ascii: " "))
-            out.write(url)
+            out.write(Self.methodLabel)
+            out.writeValue(method)
+            out.write(Self.urlLabel)
+            out.writeValue(url)
         }
         if let decision {
-            out.append(UInt8(ascii: " "))
+            out.write(Self.actionLabel)
             out.write(decision.action.rawValue)
             if let rule = decision.rule {
                 out.write(Self.ruleLabel)
-                out.write(rule)
-                out.append(UInt8(ascii: "'"))
-                if let pattern = decision.pattern { out.write(Self.patternLabel); out.write(pattern) }
+                out.writeValue(rule)
+                if let pattern = decision.pattern { out.write(Self.patternLabel); out.writeValue(pattern) }
             } else {
                 out.write(Self.defaultLabel)
             }
         }
-        if let reason { out.write(Self.reasonOpen); out.write(reason); out.append(UInt8(ascii: ")")) }
+        if let reason { out.write(Self.reasonLabel); out.writeValue(reason) }
         if repeated > 0 { out.write(Self.repeatedLabel); out.writeDecimal(repeated) }
         out.append(UInt8(ascii: "\n"))
     }
 
     // The line's fixed words, as bytes once (appending a literal's `utf8` goes through
-    // String's indices byte by byte). Together with the outcome and action names they stay
-    // under the 128 bytes that `lineCapacity` allows for them.
+    // String's indices byte by byte).
+    private static let lineStart = Array("level=info msg=flow outcome=".utf8)
+    private static let protoLabel = Array(" proto=".utf8)
+    private static let hostLabel = Array(" host=".utf8)
     private static let alpnLabel = Array(" alpn=".utf8)
-    private static let defaultLabel = Array(" default_action (no rule matched)".utf8)
     private static let echNo = Array(" ech=no".utf8)
     private static let echYes = Array(" ech=yes".utf8)
-    private static let hostLabel = Array(" host=".utf8)
-    private static let patternLabel = Array(" pattern ".utf8)
-    private static let reasonOpen = Array(" (".utf8)
-    private static let ruleLabel = Array(" rule '".utf8)
+    private static let methodLabel = Array(" method=".utf8)
+    private static let urlLabel = Array(" url=".utf8)
+    private static let actionLabel = Array(" action=".utf8)
+    private static let ruleLabel = Array(" rule=".utf8)
+    private static let patternLabel = Array(" pattern=".utf8)
+    private static let defaultLabel = Array(" default_action=true".utf8)
+    private static let reasonLabel = Array(" reason=".utf8)
     private static let repeatedLabel = Array(" repeated=".utf8)
 }
 

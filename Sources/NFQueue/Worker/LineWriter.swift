@@ -13,6 +13,38 @@ extension OutputSpan where Element == UInt8 {
         for index in span.indices { append(span[index]) }
     }
 
+    /// A logfmt value: as it is when it is one plain word, else in double quotes with `"` and
+    /// `\` escaped, line breaks and tabs as `\n`, `\r`, `\t`, and other control bytes as `?`
+    /// (at most twice its length, plus the quotes).
+    mutating func writeValue(_ text: String) {
+        let span = text.utf8.span
+        var plain = !span.isEmpty
+        for index in span.indices {
+            let byte = span[index]
+            if byte <= 0x20 || byte == 0x7f || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
+                plain = false
+                break
+            }
+        }
+        if plain {
+            for index in span.indices { append(span[index]) }
+            return
+        }
+        append(UInt8(ascii: "\""))
+        for index in span.indices {
+            let byte = span[index]
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): append(UInt8(ascii: "\\")); append(byte)
+            case UInt8(ascii: "\n"): append(UInt8(ascii: "\\")); append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): append(UInt8(ascii: "\\")); append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): append(UInt8(ascii: "\\")); append(UInt8(ascii: "t"))
+            case 0..<0x20, 0x7f: append(UInt8(ascii: "?"))
+            default: append(byte)
+            }
+        }
+        append(UInt8(ascii: "\""))
+    }
+
     /// The decimal digits of a number in 0 ... 65535 (ports), or of any non-negative number.
     mutating func writeDecimal(_ number: Int) {
         let value = Swift.max(0, number)

@@ -19,6 +19,8 @@ public final class Worker {
     /// Which judged flows get a line, and how often the same one (`[web] log_flows`).
     public var flowLog: FlowLogFilter
 
+    private static let errorStart = Array("level=error msg=".utf8)
+
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
                 log: @escaping ([UInt8]) -> Void, linePrefix: @escaping () -> [UInt8] = { [] },
@@ -104,7 +106,11 @@ public final class Worker {
         for segment in segments {
             do { try raw.send(segment.bytes) } catch {
                 log.append(contentsOf: prefix)
-                log.append(contentsOf: "worker: \(error)\n".utf8)
+                log.append(addingCapacity: 64 + 2 * "\(error)".utf8.count) { line in
+                    line.write(Self.errorStart)
+                    line.writeValue("worker: \(error)")
+                    line.append(UInt8(ascii: "\n"))
+                }
             }
         }
         segments.removeAll(keepingCapacity: true)
