@@ -28,7 +28,9 @@ public enum PolicyQueries {
     }
 
     /// `policy list`: every block of every file in evaluation order, and whether it is in force.
-    public static func listing(_ policy: PolicySet, at instant: Date) -> [String] {
+    /// With `counters`, each policy enforced on this system says how many flows it granted, or
+    /// that it was never hit.
+    public static func listing(_ policy: PolicySet, at instant: Date, counters: PolicyCounters? = nil) -> [String] {
         let graph = AccessGraph(policy)
         var lines: [String] = []
         for file in policy.files {
@@ -39,7 +41,8 @@ public enum PolicyQueries {
             }
             for entry in graph.entries where local(entry.policy.location) {
                 let state = graph.inactiveReason(entry, at: instant).map { "inactive: \($0)" } ?? "active"
-                lines.append("  \(entry.policy.kindWord) '\(entry.policy.name)': \(counted(entry.connectedPairs, "pair")), \(state)")
+                lines.append("  \(entry.policy.kindWord) '\(entry.policy.name)': \(counted(entry.connectedPairs, "pair")), \(state)"
+                             + (counters?.phrase(for: entry.policy.name) ?? ""))
             }
             for rule in policy.webRules where local(rule.location) {
                 lines.append("  web rule \(rule.name): \(rule.action.rawValue)\(rule.timeWindow.map { " during \($0)" } ?? "")")

@@ -26,10 +26,14 @@ public struct StatusReport {
     /// table to be as it left it.
     public let rulesetGeneration: UInt32?
     public let recordedRulesetGeneration: UInt32?
+    /// The kernel's counters (flows per policy, default-deny drops), or why they were not read.
+    public let counters: Result<PolicyCounters, CountersUnread>
     let now: Date
 
-    public init(state: StateDirectory, kernel: KernelGeneration, rulesetGeneration: UInt32? = nil, now: Date = Date()) {
+    public init(state: StateDirectory, kernel: KernelGeneration, rulesetGeneration: UInt32? = nil,
+                counters: Result<PolicyCounters, CountersUnread> = .failure(CountersUnread(reason: "not asked")), now: Date = Date()) {
         self.state = state
+        self.counters = counters
         self.kernel = kernel
         self.rulesetGeneration = rulesetGeneration
         self.now = now
@@ -66,9 +70,13 @@ public struct StatusReport {
             kernelJSON["recorded_ruleset_generation"] = recordedRulesetGeneration.map { Int($0) } ?? NSNull()
             kernelJSON["untouched_since_recorded"] = rulesetGeneration == recordedRulesetGeneration
         }
+        let countersJSON: [String: Any] = switch counters {
+        case .success(let counters): counters.jsonObject
+        case .failure(let unread): ["not_read": unread.reason]
+        }
         return JSONText.object(["state_directory": state.path, "generation": live, "recent_senders": recentSenders, "running": running,
                                 "daemon": daemonJSON, "overrides": overridesJSON, "pending_confirm": pending?.compactMapValues { $0 },
-                                "applying": intent?.compactMapValues { $0 }, "kernel": kernelJSON])
+                                "applying": intent?.compactMapValues { $0 }, "kernel": kernelJSON, "counters": countersJSON])
     }
 
     /// Which generation is live, by the kernel's mark and the record; what to do when they
@@ -139,10 +147,19 @@ public struct StatusReport {
             out.append("daemon: not running (last report \(daemon.stoppedAt.map { "stopped \(ISO8601.string($0))" } ?? "from pid \(daemon.pid), which is gone"))")
         }
         out.append("policies:")
+        let read = try? counters.get()
         for policy in daemon.policies {
-            out.append("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")")
+            let counted = read?.phrase(for: policy.name) ?? ""
+            out.append("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")\(counted)")
         }
         if daemon.policies.isEmpty { out.append("  none enforced on \(daemon.system)") }
+        switch counters {
+        case .success(let counters):
+            let drops = counters.defaultDeny.map { "\($0.hook) \(counted(Int(clamping: $0.value.packets), "packet")) (\($0.value.bytes) bytes)" }
+            out.append("default deny: " + (drops.isEmpty ? "no counters in the kernel's table (applied by an older enforcer?)" : drops.joined(separator: ", ") + " dropped"))
+        case .failure(let unread):
+            out.append("counters: not read (\(unread.reason))")
+        }
         out.append("next flip: " + (daemon.nextFlip.map { "\(ISO8601.string($0.at)) \($0.policies.map { "'\($0)'" }.joined(separator: ", "))" } ?? "none scheduled"))
         if let counters = daemon.counters {
             out.append("queue: packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), stray segments dropped \(counters.strayDropped), flows tracked \(counters.flowsTracked)")
