@@ -137,6 +137,9 @@ public struct StatusReport {
                 out.append("trust: \(system) \(requirement) \(holds ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked")")
             }
         }
+        if case .failure(let unread) = counters {
+            out.append("counters: not read (\(unread.reason))")
+        }
         guard let daemon else {
             out.append("daemon: no report from `enforcer run` in \(state.path)")
             return out
@@ -153,12 +156,9 @@ public struct StatusReport {
             out.append("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")\(counted)")
         }
         if daemon.policies.isEmpty { out.append("  none enforced on \(daemon.system)") }
-        switch counters {
-        case .success(let counters):
+        if let counters = read {
             let drops = counters.defaultDeny.map { "\($0.hook) \(counted(Int(clamping: $0.value.packets), "packet")) (\($0.value.bytes) bytes)" }
             out.append("default deny: " + (drops.isEmpty ? "no counters in the kernel's table (applied by an older enforcer?)" : drops.joined(separator: ", ") + " dropped"))
-        case .failure(let unread):
-            out.append("counters: not read (\(unread.reason))")
         }
         out.append("next flip: " + (daemon.nextFlip.map { "\(ISO8601.string($0.at)) \($0.policies.map { "'\($0)'" }.joined(separator: ", "))" } ?? "none scheduled"))
         if let counters = daemon.counters {

@@ -170,6 +170,8 @@ public struct WorkerCounters: Sendable, Codable, Hashable {
     /// (`permit`, `deny`, `warn`, `aup`, or `fail` where the fail verdict decided).
     public var verdictsByRule: [String: [String: Int]] = [:]
 
+    public init() {}
+
     mutating func countVerdict(_ judgement: borrowing Judgement) {
         let action = judgement.decision.flatMap { $0.matchError == nil ? $0.action.rawValue : nil } ?? "fail"
         verdictsByRule[judgement.decision?.rule ?? "", default: [:]][action, default: 0] += 1
