@@ -23,6 +23,10 @@ let package = Package(
         // the same versions async-http-client brings, nothing more to fetch or build.
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        // The daemon's metrics endpoint: swift-prometheus's registry writes the exposition
+        // text (label values escaped); swift-metrics is the API it implements.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // One system-library module per C library; only the small wrapper file next to
@@ -44,7 +48,10 @@ let package = Package(
         // The application layer: policy source → checked plan → applied generation, written
         // once for the command line and the daemon (its event loop, sources and portal).
         // The fleet's store (Enforcement/Fleet) is etcd through the Etcd target.
-        .target(name: "Enforcement", dependencies: ["Compiler", "NFQueue", "Kernel", "Etcd", "CLinux"]),
+        .target(name: "Enforcement", dependencies: ["Compiler", "NFQueue", "Kernel", "Etcd", "CLinux",
+                                                   .product(name: "Prometheus", package: "swift-prometheus"),
+                                                   // Brought by swift-prometheus; named so its version is this package's choice too.
+                                                   .product(name: "CoreMetrics", package: "swift-metrics")]),
         // The command line only: parse flags, call Enforcement, print.
         .executableTarget(name: "Enforcer", dependencies: [
             "Compiler", "Enforcement", "Etcd",

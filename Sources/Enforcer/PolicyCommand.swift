@@ -20,15 +20,20 @@ struct PolicyCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every block of every file, in evaluation order, and whether it is in force.")
         @OptionGroup var directory: PolicyDirectoryOption
+        @OptionGroup var state: StateDirectoryOption
         @OptionGroup var time: InstantOption
         @Flag(help: "Print one JSON object (schema 1): each file with its blocks.") var json = false
 
         func run() throws {
-            let set = try loadForQuery(pipeline(directory))
+            let pipeline = pipeline(directory, state)
+            let set = try loadForQuery(pipeline)
+            // The kernel's counters, read as root only; otherwise the listing says why not.
+            let counters = PolicyCounters.read(table: set.config.table, state: pipeline.state())
             if json {
-                print(PolicyQueries.listingJSON(set, at: try time.instant()))
+                print(PolicyQueries.listingJSON(set, at: try time.instant(), counters: try? counters.get()))
             } else {
-                for line in PolicyQueries.listing(set, at: try time.instant()) { print(line) }
+                for line in PolicyQueries.listing(set, at: try time.instant(), counters: try? counters.get()) { print(line) }
+                if case .failure(let unread) = counters { print("counters: not read (\(unread.reason))") }
             }
         }
     }

@@ -22,6 +22,18 @@ struct ConfigTests {
         #expect(Self.parse(text).denyPage == expected)
     }
 
+    @Test("[metrics] listen: loopback by default, an address of the operator's, or off", arguments: [
+        ("", "127.0.0.1:9469"),
+        ("[metrics]\nlisten = \"10.0.0.1:9100\"\n", "10.0.0.1:9100"),
+        ("[metrics]\nlisten = \"[::1]:9469\"\n", "::1:9469"),
+        ("[metrics]\nlisten = \"\"\n", nil),
+        ("[metrics]\nlisten = \"off\"\n", nil),
+    ] as [(String, String?)])
+    func metricsListen(_ text: String, _ expected: String?) {
+        let endpoint = Self.parse(text).metricsEndpoint
+        #expect(endpoint.map { "\($0.address):\($0.port)" } == expected)
+    }
+
     @Test("the block page lies beside the portal's page", arguments: [
         ("http://127.0.0.1:8088/", "http://127.0.0.1:8088/blocked"),
         ("http://192.168.50.1:8088", "http://192.168.50.1:8088/blocked"),

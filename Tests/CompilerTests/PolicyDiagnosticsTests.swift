@@ -182,7 +182,7 @@ struct PolicyDiagnosticsTests {
         C("bad expect verdict", "[expect] e: {\n    url: https://example.org/\n    verdict: block\n}", ["3:14: error: bad verdict 'block' (expected permit, deny, warn or aup)"]),
 
         // MARK: enforcer.conf
-        C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web], [state], [run] or [log])"],
+        C("conf: unknown section (once, at the header)", "", ["enforcer.conf:1:1: error: unknown section [polcy], did you mean [policy]? (expected [policy], [kernel], [web], [state], [run], [log] or [metrics])"],
           files: ["enforcer.conf": "[polcy]\ndefault_action = \"deny\"\ntime_window_tz = \"utc\"\n"]),
         C("conf: swapped letters are one edit", "", ["enforcer.conf:2:1: error: unknown key 'tabel' in [kernel], did you mean 'table'? (expected table, mark_mask, queue, queue_fail, queue_full, queue_maxlen, queue_syn_rate, queue_syn_burst, recent_from, web_ports, on_drift)"],
           files: ["enforcer.conf": "[kernel]\ntabel = \"x\"\n"]),
@@ -202,6 +202,12 @@ struct PolicyDiagnosticsTests {
           files: ["enforcer.conf": "[web]\nacknowledge_for = \"an hour\"\n"]),
         C("conf: bad portal_listen", "", ["enforcer.conf:2:17: error: portal_listen must be ADDRESS:PORT, such as \"192.168.50.1:8088\" or \"[fd00::1]:8088\"; found \"gateway:80\""],
           files: ["enforcer.conf": "[web]\nportal_listen = \"gateway:80\"\n"]),
+        C("conf: metrics listen without an address", "", ["enforcer.conf:2:10: error: listen must be ADDRESS:PORT, such as \"127.0.0.1:9469\" or \"[::1]:9469\", or \"\" (no metrics endpoint); found \"localhost:9469\""],
+          files: ["enforcer.conf": "[metrics]\nlisten = \"localhost:9469\"\n"]),
+        C("conf: metrics listen as a number", "", ["enforcer.conf:2:10: error: listen must be ADDRESS:PORT, such as \"127.0.0.1:9469\", or \"\" (no metrics endpoint); found 9469"],
+          files: ["enforcer.conf": "[metrics]\nlisten = 9469\n"]),
+        C("conf: metrics misspelled key", "", ["enforcer.conf:2:1: error: unknown key 'listn' in [metrics], did you mean 'listen'? (expected listen)"],
+          files: ["enforcer.conf": "[metrics]\nlistn = \"127.0.0.1:9469\"\n"]),
         C("conf: deny_page as a word", "", ["enforcer.conf:2:13: error: deny_page must be true (a denied plain-HTTP request is redirected to the portal's block page) or false (it is only reset); found \"yes\""],
           files: ["enforcer.conf": "[web]\ndeny_page = \"yes\"\n"]),
         C("conf: deny_page misspelled as a value", "", ["enforcer.conf:2:13: error: bad value 'tru' (expected a \"string\", a number, true/false or [a, list])"],

@@ -280,8 +280,17 @@ struct RulesetBuilder {
         rules += whileInForce(then: .accept, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
+        rules.append(defaultDeny(.input))
         table.chains.append(Chain(name: "input", base: BaseChain(hook: .input, priority: 0, policy: .drop), rules: rules,
                                   comment: "receiver side: default deny"))
+    }
+
+    /// The chain's policy drops the same packets; this rule drops them first so they are
+    /// counted (a chain's policy counts nothing). It runs only for packets being denied.
+    private mutating func defaultDeny(_ hook: Hook) -> Rule {
+        let name = CounterNames.defaultDeny(hook)
+        table.counters.append(name)
+        return Rule([.namedCounter(name), .verdict(.drop)], comment: "default deny")
     }
 
     static let essentialICMP: [Rule] = [
@@ -334,6 +343,7 @@ struct RulesetBuilder {
         rules += whileInForce(then: granted, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
                           comment: "its policy no longer grants it: cut the flow"))
+        rules.append(defaultDeny(.forward))
         table.chains.append(Chain(name: "forward", base: BaseChain(hook: .forward, priority: 0, policy: .drop), rules: rules,
                                   comment: "gateway: default deny"))
         if web { addWebChains() }
@@ -485,10 +495,16 @@ struct RulesetBuilder {
     /// changes set elements only; then orders chains: hooks, web, classes, grants.
     mutating func finish() {
         for id in enforced {
+            // A flow comes here once, when this policy grants its first packet (later packets
+            // pass as "granted by a policy in force" before any class is looked up): the
+            // counter counts flows, and the bytes of their first packets.
+            let counter = CounterNames.policy(id)
+            table.counters.append(counter)
             table.chains.append(Chain(name: grantChain(id), rules: [
-                Rule([.setConntrackMark(keep: ~layout.policyMask, value: layout.policyMark(id))]),
+                Rule([.namedCounter(counter), .setConntrackMark(keep: ~layout.policyMask, value: layout.policyMark(id))]),
             ], comment: byID[id].map { NFTComment.fitted("\($0.policy.kindWord) \($0.policy.name)") }))
         }
+        table.counters.sort { (CounterNames.policyID(of: $0) ?? -1, $0) < (CounterNames.policyID(of: $1) ?? -1, $1) }
         func rank(_ chain: Chain) -> (Int, Int, String) {
             if let base = chain.base { return (0, base.hook == .input ? 0 : 1 + base.priority, chain.name) }
             if chain.name.hasPrefix("web_") { return (1, 0, chain.name) }

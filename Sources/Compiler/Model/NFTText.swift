@@ -11,6 +11,11 @@ public enum NFTText {
             first = false
             render(set, into: &out)
         }
+        for counter in table.counters {
+            if !first { out += "\n" }
+            first = false
+            out += "\tcounter \(counter) {\n\t}\n"
+        }
         for chain in table.chains {
             if !first { out += "\n" }
             first = false
@@ -98,6 +103,8 @@ public enum NFTText {
             return "meta mark set meta mark & \(hex(keep)) | \(hex(value))"
         case .counter:
             return "counter"
+        case .namedCounter(let name):
+            return "counter name \(quoted(name))"
         case .reject(.tcpReset):
             return "reject with tcp reset"
         case .reject(.icmpxPortUnreachable):

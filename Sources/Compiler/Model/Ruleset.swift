@@ -12,12 +12,29 @@ public struct Table: Hashable, Sendable, Codable {
     public var name: String
     public var sets: [NamedSet]
     public var chains: [Chain]
+    /// Named counter objects (`counter policy_3 { }`) that rules count into by name
+    /// (`counter name "policy_3"`). Being objects of the table rather than parts of a rule,
+    /// they keep their counts while a delta flushes and rewrites the chains that use them.
+    public var counters: [String]
 
-    public init(family: TableFamily, name: String, sets: [NamedSet], chains: [Chain]) {
+    public init(family: TableFamily, name: String, sets: [NamedSet], chains: [Chain], counters: [String] = []) {
         self.family = family
         self.name = name
         self.sets = sets
         self.chains = chains
+        self.counters = counters
+    }
+
+    enum CodingKeys: String, CodingKey { case family, name, sets, chains, counters }
+
+    /// A table recorded before tables had counters has none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        family = try container.decode(TableFamily.self, forKey: .family)
+        name = try container.decode(String.self, forKey: .name)
+        sets = try container.decode([NamedSet].self, forKey: .sets)
+        chains = try container.decode([Chain].self, forKey: .chains)
+        counters = try container.decodeIfPresent([String].self, forKey: .counters) ?? []
     }
 
     public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
@@ -301,6 +318,8 @@ public enum RuleExpression: Hashable, Sendable, Codable {
     /// `meta mark set meta mark & keep | value`
     case setPacketMark(keep: UInt32, value: UInt32)
     case counter
+    /// Counts the packet into the table's counter object of that name (`counter name "…"`).
+    case namedCounter(String)
     case reject(RejectKind)
     /// Matches while the key (one per source address, say) goes over `perSecond` packets a
     /// second after a burst of `burst`: `update @set { key limit rate over … }`, each key's

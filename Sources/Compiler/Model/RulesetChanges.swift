@@ -26,6 +26,9 @@ public struct RulesetChanges: Sendable {
     /// Chains whose hook, priority, policy or comment changed: like redefined sets, beyond
     /// what a delta can do.
     public var redefinedChains: [Chain] = []
+    /// Counter objects that come and go. A counter that stays is left alone, counts and all.
+    public var addedCounters: [String] = []
+    public var removedCounters: [String] = []
     /// Set when the edit was compiled in full (see `IncrementalHost.fallbacks`); the
     /// changes are then found by comparing the two rulesets whole.
     public var compiledInFull = false
@@ -35,6 +38,7 @@ public struct RulesetChanges: Sendable {
     public var isEmpty: Bool {
         addedSets.isEmpty && removedSets.isEmpty && redefinedSets.isEmpty && removedElements.isEmpty && addedElements.isEmpty
             && addedChains.isEmpty && removedChains.isEmpty && rewrittenChains.isEmpty && redefinedChains.isEmpty
+            && addedCounters.isEmpty && removedCounters.isEmpty
     }
 
     /// Whether the kernel can take these as a delta of the live table (else it replaces the table).
@@ -56,6 +60,8 @@ public struct RulesetChanges: Sendable {
         add(removedChains.count, "chains removed")
         add(rewrittenChains.count, "chains rewritten")
         add(redefinedChains.count, "chains redefined")
+        add(addedCounters.count, "counters added")
+        add(removedCounters.count, "counters removed")
         return parts.isEmpty ? "no change" : parts.joined(separator: ", ")
     }
 
@@ -87,6 +93,9 @@ public struct RulesetChanges: Sendable {
             }
         }
         removedChains = old.table.chains.map(\.name).filter { !newChainNames.contains($0) }
+        let oldCounters = Set(old.table.counters), newCounters = Set(new.table.counters)
+        addedCounters = new.table.counters.filter { !oldCounters.contains($0) }
+        removedCounters = old.table.counters.filter { !newCounters.contains($0) }
     }
 
     /// Elements only in `before` and only in `after`, each list in the order of its side.
@@ -157,6 +166,9 @@ public struct RulesetChanges: Sendable {
             if let chain = rewritten[table.chains[index].name] { table.chains[index] = chain }
         }
         table.chains += redefinedChains + addedChains
+        let removedCounterNames = Set(removedCounters)
+        table.counters.removeAll { removedCounterNames.contains($0) }
+        table.counters += addedCounters
         return Ruleset(table: table)
     }
 }

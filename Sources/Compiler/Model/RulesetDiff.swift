@@ -10,11 +10,14 @@ public struct RulesetDiff: Sendable {
     public var addedChains: [Chain] = []
     public var removedChains: [String] = []
     public var changedChains: [Chain] = []
+    public var addedCounters: [String] = []
+    public var removedCounters: [String] = []
 
     public init(from old: Ruleset?, to new: Ruleset) {
         guard let old else {
             addedSets = new.table.sets
             addedChains = new.table.chains
+            addedCounters = new.table.counters
             return
         }
         let oldSets = Dictionary(old.table.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -39,11 +42,14 @@ public struct RulesetDiff: Sendable {
             if before != chain { changedChains.append(chain) }
         }
         removedChains = old.table.chains.map(\.name).filter { !newChains.contains($0) }
+        addedCounters = new.table.counters.filter { !old.table.counters.contains($0) }
+        removedCounters = old.table.counters.filter { !new.table.counters.contains($0) }
     }
 
     public var isEmpty: Bool {
         addedSets.isEmpty && removedSets.isEmpty && redefinedSets.isEmpty && addedElements.isEmpty
             && removedElements.isEmpty && addedChains.isEmpty && removedChains.isEmpty && changedChains.isEmpty
+            && addedCounters.isEmpty && removedCounters.isEmpty
     }
 
     /// One line per change, for the plan.
@@ -63,6 +69,8 @@ public struct RulesetDiff: Sendable {
         for chain in addedChains { out.append("+ chain \(chain.name) (\(chain.rules.count) rules)") }
         for name in removedChains { out.append("- chain \(name)") }
         for chain in changedChains { out.append("~ chain \(chain.name) (\(chain.rules.count) rules)") }
+        for name in addedCounters { out.append("+ counter \(name)") }
+        for name in removedCounters { out.append("- counter \(name)") }
         return out
     }
 }

@@ -62,6 +62,10 @@ public struct Config: Sendable, Equatable {
     public enum StopAction: String, Sendable, Hashable { case keep, flush }
     /// What `enforcer run` leaves in the kernel when it is stopped.
     public var onStop: StopAction = .keep
+    // [metrics]
+    /// Where `enforcer run` serves `GET /metrics` (OpenMetrics text): ADDRESS:PORT, loopback by
+    /// default so nothing is exposed until an operator says so; nil: not served.
+    public var metricsListen: String? = "127.0.0.1:9469"
     // [log]
     public enum LogLevelSetting: String, Sendable, Hashable, CaseIterable { case error, warning, info, debug }
     /// The least important lines `enforcer run` writes (`--log-level` overrides it).
@@ -109,6 +113,12 @@ public struct Config: Sendable, Equatable {
     public static let blockPagePath = "/blocked"
 
     /// `ADDRESS:PORT` or `[IPv6]:PORT`.
+    /// Where `enforcer run` serves its metrics, nil when it does not.
+    public var metricsEndpoint: (address: IPAddress, port: UInt16)? {
+        guard let listen = metricsListen, let endpoint = Self.endpoint(listen), let address = endpoint.address else { return nil }
+        return (address, endpoint.port)
+    }
+
     static func endpoint(_ text: String) -> (address: IPAddress?, port: UInt16)? {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else { return nil }
         var host = String(text[..<colon])
@@ -142,12 +152,13 @@ public struct Config: Sendable, Equatable {
             "state": ["directory"],
             "run": ["on_stop"],
             "log": ["level"],
+            "metrics": ["listen"],
         ]
-        let sections = ["policy", "kernel", "web", "state", "run", "log"]
+        let sections = ["policy", "kernel", "web", "state", "run", "log", "metrics"]
         // An unknown section is reported once, at its header; its keys are not reported again.
         for (table, location) in document.tables where known[table] == nil {
             let meant = PolicyLoader.nearest(table, among: sections).map { ", did you mean [\($0)]?" } ?? ""
-            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web], [state], [run] or [log])"))
+            diagnostics.append(.error(location, "unknown section [\(table)]\(meant) (expected [policy], [kernel], [web], [state], [run], [log] or [metrics])"))
         }
         for entry in document.entries {
             /// The rule the value breaks, and the value as written.
@@ -272,6 +283,17 @@ public struct Config: Sendable, Equatable {
                     fail("level must be \"error\", \"warning\", \"info\" or \"debug\""); continue
                 }
                 config.logLevel = level
+            case ("metrics", "listen"):
+                guard case .string(let s) = entry.value else {
+                    fail("listen must be ADDRESS:PORT, such as \"127.0.0.1:9469\", or \"\" (no metrics endpoint)"); continue
+                }
+                if s.isEmpty || s == "off" {
+                    config.metricsListen = nil
+                } else if Self.endpoint(s)?.address != nil {
+                    config.metricsListen = s
+                } else {
+                    fail("listen must be ADDRESS:PORT, such as \"127.0.0.1:9469\" or \"[::1]:9469\", or \"\" (no metrics endpoint)"); continue
+                }
             default:
                 if let keys = known[entry.table] {
                     diagnostics.append(.error(entry.keyLocation, "unknown key '\(entry.key)' in [\(entry.table)]\(PolicyLoader.suggestion(entry.key, among: keys)) (expected \(keys.joined(separator: ", ")))"))

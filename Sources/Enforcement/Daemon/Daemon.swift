@@ -128,13 +128,14 @@ public final class Daemon {
             let next = try incrementalPlan(plan.loaded, host: plan.host, at: instant, expectations: false)
             let flipped = next.flips(from: plan)
             // A flip is the policy's own schedule: it happens even where the SSH guard would object.
-            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: true, confirmsPending: false, purpose: "enforcer run flip",
+            let applied = try timedApply(next, state: state, options: ApplyOptions(force: true, confirmsPending: false, purpose: "enforcer run flip",
                                                                                            event: .flip, reason: "\(reason): " + (flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; "))))
             lastApplied = now()
             adopt(next, generation: applied.generation)
             log(.info("flip (\(reason)): \(flipped.isEmpty ? "no policy changed state" : flipped.joined(separator: "; ")) — \(applied.report)",
                       ["event": "flip", "generation": applied.generation.map(String.init) ?? "-"]))
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
+            tally.flips += 1
             return .replanned
         } catch {
             log(.error("flip (\(reason)) failed, the previous generation stays live: \(error)", ["event": "flip"]))
@@ -159,12 +160,13 @@ public final class Daemon {
             state.recordRefusal(["\(counted(errors.count, "error")) in \(pipeline.source.location); generation \(live()) stays live"] + errors.map(\.description),
                                 purpose: "reload", reason: reason, at: instant)
             report.lastReload = .init(at: instant, ok: false, message: "\(errors.count) error(s): \(errors.first?.description ?? "")")
+            tally.reloadsRefused += 1
             return .refused
         }
         do {
             let host = try pipeline.host(options.system, in: policy)
             let next = try incrementalPlan(policy, host: host, at: instant, expectations: true)
-            let applied = try dataplane.apply(next, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run reload",
+            let applied = try timedApply(next, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run reload",
                                                                                            event: .reload, reason: reason))
             lastApplied = now()
             adopt(next, generation: applied.generation)
@@ -172,11 +174,13 @@ public final class Daemon {
             log(.info("reload (\(reason)): \(applied.report)", ["event": "reload", "outcome": "applied", "generation": applied.generation.map(String.init) ?? "-"]))
             report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
             report.lastReload = .init(at: instant, ok: true, message: applied.report)
+            tally.reloadsApplied += 1
             return .reloaded
         } catch {
             for line in DiagnosticText.render(error.diagnostics) { log(.error(line, ["event": "diagnostic"])) }
             log(.warning("reload (\(reason)) refused, generation \(live()) stays live: \(error)", ["event": "reload", "outcome": "refused", "generation": live()]))
             report.lastReload = .init(at: instant, ok: false, message: "\(error)")
+            tally.reloadsRefused += 1
             return .refused
         }
     }
@@ -204,6 +208,36 @@ public final class Daemon {
     /// drift monitor's notices).
     public private(set) var lastApplied: Date?
 
+    /// What the metrics endpoint counts of the daemon's own doings since it started.
+    public struct Tally: Sendable, Equatable {
+        /// Flips applied (a time window or an expiry turned a policy on or off, or the clock moved).
+        public var flips = 0
+        public var reloadsApplied = 0
+        /// Reloads refused, the previous generation staying live: policy errors, or the kernel's refusal.
+        public var reloadsRefused = 0
+        /// Seconds each apply took in the dataplane (compile excluded), until the metrics take them.
+        public var applySeconds: [Double] = []
+    }
+    public private(set) var tally = Tally()
+
+    /// The apply durations recorded since the last call.
+    public func takeApplySeconds() -> [Double] {
+        defer { tally.applySeconds.removeAll(keepingCapacity: true) }
+        return tally.applySeconds
+    }
+
+    /// `dataplane.apply`, timed for the metrics (a refused apply is timed too).
+    private func timedApply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
+        let started = ContinuousClock.now
+        defer {
+            let elapsed = ContinuousClock.now - started
+            // Bounded: a daemon nobody scrapes keeps the last few thousand only.
+            if tally.applySeconds.count >= 4096 { tally.applySeconds.removeFirst(2048) }
+            tally.applySeconds.append(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        }
+        return try dataplane.apply(plan, state: state, options: options)
+    }
+
     /// Another process changed enforcer's tables: logged and counted, and the live plan
     /// put back whole (`[kernel] on_drift = "restore"`, the default) in one transaction.
     private func repairDrift(_ changes: [String]) -> Outcome {
@@ -225,7 +259,7 @@ public final class Daemon {
             return .nothing
         }
         do {
-            let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(replace: true, force: true, confirmsPending: false,
+            let applied = try timedApply(plan, state: state, options: ApplyOptions(replace: true, force: true, confirmsPending: false,
                                                                                       purpose: purpose, event: nil))
             lastApplied = now()
             // The same ruleset, now as a new generation.

@@ -19,6 +19,9 @@ public final class DaemonProcess {
     private var queue: QueueSource?
     /// One server per client-side address (the gateway's own addresses in the policy).
     private var portals: [PortalServer] = []
+    /// `GET /metrics` on `[metrics] listen`, and the endpoint it listens on.
+    private var metrics: (server: PortalServer, listen: String)?
+    private lazy var exporter = MetricsExporter { [unowned self] in metricsReading() }
     /// The fleet store this daemon follows (`enforcer run --store`).
     private var storeSource: StoreWatchSource?
     /// systemd's notification socket, when it started this daemon as `Type=notify`.
@@ -57,6 +60,7 @@ public final class DaemonProcess {
         watch.onEvent = handle
         try bindWorkerIfNeeded()
         startPortalIfNeeded()
+        startMetricsIfNeeded()
         try timer.arm(at: daemon.nextWake)
         try confirmTimer.arm(at: daemon.confirmDeadline)
         watch.watch(daemon.watchedDirectories)
@@ -140,6 +144,7 @@ public final class DaemonProcess {
             queue?.worker.follow(daemon.plan.policy.config)
             do { try bindWorkerIfNeeded() } catch { Log.error("worker: \(error)") }
             startPortalIfNeeded()
+            startMetricsIfNeeded()
         }
         do {
             try timer.arm(at: daemon.nextWake)
@@ -149,6 +154,37 @@ public final class DaemonProcess {
         if case .reload = event { watch.watch(daemon.watchedDirectories) }
         reportWriter.writeNow()
         return outcome
+    }
+
+    /// The metrics endpoint on `[metrics] listen` (loopback by default), moved when a reload
+    /// changes the address, stopped when it is emptied.
+    private func startMetricsIfNeeded() {
+        let config = daemon.plan.policy.config
+        let listen = config.metricsEndpoint.map { $0.address.family == .v6 ? "[\($0.address)]:\($0.port)" : "\($0.address):\($0.port)" }
+        guard listen != metrics?.listen else { return }
+        metrics?.server.stop()
+        metrics = nil
+        guard let endpoint = config.metricsEndpoint, let listen else { return }
+        do {
+            let socket = try ListeningSocket(address: endpoint.address, port: endpoint.port)
+            let exporter = exporter
+            metrics = (PortalServer(socket: socket, loop: loop, respond: exporter.answer), listen)
+            Log.info("metrics: serving GET /metrics on \(listen)")
+        } catch {
+            Log.warning("metrics: not serving on \(listen): \(error) (set [metrics] listen to a free address of this host, or \"\" for none)")
+        }
+    }
+
+    /// What a scrape of the metrics reads: the kernel's counters (one dump of each of
+    /// enforcer's tables), the worker's counts, the kernel queue's drops, the daemon's tally.
+    private func metricsReading() -> MetricsExporter.Reading {
+        let plan = daemon.plan
+        let counters = try? PolicyCounters.read(table: plan.compiled.ruleset.table.name, state: daemon.state).get()
+        let queueStats = queue == nil ? nil : (try? String(contentsOfFile: KernelQueueStats.path, encoding: .utf8))
+            .flatMap { KernelQueueStats.parse($0, queue: plan.policy.config.queue) }
+        return MetricsExporter.Reading(counters: counters, policies: Array(Set(plan.compiled.enforced.map(\.entry.policy.name))),
+                                       worker: queue?.worker.inspector.counters, kernelQueue: queueStats,
+                                       tally: daemon.tally, applySeconds: daemon.takeApplySeconds())
     }
 
     /// enforcer's tables as the live plan names them, for the drift monitor.

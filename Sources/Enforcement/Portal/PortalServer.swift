@@ -19,16 +19,26 @@ final class PortalServer {
 
     private let loop: EventLoop
     private let listener: Listener
-    private(set) var portal: Portal
+    /// What answers a complete request: the portal's pages, or the metrics endpoint's text
+    /// (the same non-blocking connections serve both).
+    private var respond: (_ request: [UInt8], _ now: Date) -> Portal.Answer?
+    /// How long an acknowledgement holds (the portal's; nothing else is acknowledged).
+    private var acknowledgeFor: TimeInterval = 0
     let limits: Limits
     private var connections: [Connection] = []
     /// A visitor pressed the acknowledge button of `rule`.
     var onAcknowledge: (_ client: IPAddress, _ rule: String, _ until: Date) -> Void = { _, _, _ in }
     private let now: () -> Date
 
-    init(socket: ListeningSocket, portal: Portal, loop: EventLoop, limits: Limits = Limits(), now: @escaping () -> Date = Date.init) {
+    convenience init(socket: ListeningSocket, portal: Portal, loop: EventLoop, limits: Limits = Limits(), now: @escaping () -> Date = Date.init) {
+        self.init(socket: socket, loop: loop, limits: limits, now: now, respond: portal.answer)
+        acknowledgeFor = portal.acknowledgeFor
+    }
+
+    init(socket: ListeningSocket, loop: EventLoop, limits: Limits = Limits(), now: @escaping () -> Date = Date.init,
+         respond: @escaping (_ request: [UInt8], _ now: Date) -> Portal.Answer?) {
         self.loop = loop
-        self.portal = portal
+        self.respond = respond
         self.limits = limits
         self.now = now
         listener = Listener(socket: socket)
@@ -37,7 +47,10 @@ final class PortalServer {
     }
 
     /// The rules of a reloaded policy; visitors mid-request get the new pages.
-    func replace(_ portal: Portal) { self.portal = portal }
+    func replace(_ portal: Portal) {
+        respond = portal.answer
+        acknowledgeFor = portal.acknowledgeFor
+    }
 
     var openConnections: Int { connections.count }
 
@@ -60,9 +73,9 @@ final class PortalServer {
     }
 
     fileprivate func answer(_ connection: Connection) -> [UInt8]? {
-        guard let answer = portal.answer(connection.received, now: now()) else { return nil }
+        guard let answer = respond(connection.received, now()) else { return nil }
         if let rule = answer.acknowledged {
-            onAcknowledge(connection.peer, rule, now().addingTimeInterval(portal.acknowledgeFor))
+            onAcknowledge(connection.peer, rule, now().addingTimeInterval(acknowledgeFor))
         }
         return answer.response
     }

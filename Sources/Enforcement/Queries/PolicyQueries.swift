@@ -28,7 +28,9 @@ public enum PolicyQueries {
     }
 
     /// `policy list`: every block of every file in evaluation order, and whether it is in force.
-    public static func listing(_ policy: PolicySet, at instant: Date) -> [String] {
+    /// With `counters`, each policy enforced on this system says how many flows it granted, or
+    /// that it was never hit.
+    public static func listing(_ policy: PolicySet, at instant: Date, counters: PolicyCounters? = nil) -> [String] {
         let graph = AccessGraph(policy)
         var lines: [String] = []
         for file in policy.files {
@@ -39,7 +41,8 @@ public enum PolicyQueries {
             }
             for entry in graph.entries where local(entry.policy.location) {
                 let state = graph.inactiveReason(entry, at: instant).map { "inactive: \($0)" } ?? "active"
-                lines.append("  \(entry.policy.kindWord) '\(entry.policy.name)': \(counted(entry.connectedPairs, "pair")), \(state)")
+                lines.append("  \(entry.policy.kindWord) '\(entry.policy.name)': \(counted(entry.connectedPairs, "pair")), \(state)"
+                             + (counters?.phrase(for: entry.policy.name) ?? ""))
             }
             for rule in policy.webRules where local(rule.location) {
                 lines.append("  web rule \(rule.name): \(rule.action.rawValue)\(rule.timeWindow.map { " during \($0)" } ?? "")")
@@ -53,7 +56,8 @@ public enum PolicyQueries {
 
     /// `policy list --json`: the same as `listing`, a file each with its blocks in
     /// evaluation order; documented in the README under "policy list --json".
-    public static func listingJSON(_ policy: PolicySet, at instant: Date) -> String {
+    /// `counters`: the kernel's, when they could be read (root); each policy's `flows` is null otherwise.
+    public static func listingJSON(_ policy: PolicySet, at instant: Date, counters: PolicyCounters? = nil) -> String {
         let graph = AccessGraph(policy)
         let files = policy.files.map { file -> [String: Any?] in
             let local = { (location: SourceLocation) in location.file == file }
@@ -64,7 +68,8 @@ public enum PolicyQueries {
             for entry in graph.entries where local(entry.policy.location) {
                 let reason = graph.inactiveReason(entry, at: instant)
                 blocks.append((entry.policy.location.line, ["kind": entry.policy.kindWord, "name": entry.policy.name, "line": entry.policy.location.line,
-                                                          "pairs": entry.connectedPairs, "active": reason == nil, "inactive_reason": reason]))
+                                                          "pairs": entry.connectedPairs, "active": reason == nil, "inactive_reason": reason,
+                                                          "flows": counters?.flows(of: entry.policy.name)]))
             }
             for rule in policy.webRules where local(rule.location) {
                 blocks.append((rule.location.line, ["kind": "web-rule", "name": rule.name, "line": rule.location.line,
@@ -75,6 +80,6 @@ public enum PolicyQueries {
             }
             return ["file": (file as NSString).lastPathComponent, "path": file, "blocks": blocks.sorted { $0.line < $1.line }.map(\.block)]
         }
-        return JSONText.document(["directory": policy.directory, "at": instant, "files": files])
+        return JSONText.document(["directory": policy.directory, "at": instant, "counters_read": counters != nil, "files": files])
     }
 }

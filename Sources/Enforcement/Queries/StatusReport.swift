@@ -26,10 +26,14 @@ public struct StatusReport {
     /// table to be as it left it.
     public let rulesetGeneration: UInt32?
     public let recordedRulesetGeneration: UInt32?
+    /// The kernel's counters (flows per policy, default-deny drops), or why they were not read.
+    public let counters: Result<PolicyCounters, CountersUnread>
     let now: Date
 
-    public init(state: StateDirectory, kernel: KernelGeneration, rulesetGeneration: UInt32? = nil, now: Date = Date()) {
+    public init(state: StateDirectory, kernel: KernelGeneration, rulesetGeneration: UInt32? = nil,
+                counters: Result<PolicyCounters, CountersUnread> = .failure(CountersUnread(reason: "not asked")), now: Date = Date()) {
         self.state = state
+        self.counters = counters
         self.kernel = kernel
         self.rulesetGeneration = rulesetGeneration
         self.now = now
@@ -55,7 +59,18 @@ public struct StatusReport {
         }
         return JSONText.document(["state_directory": state.path, "generation": live, "recent_senders": recentSenders,
                                   "running": running, "daemon": daemon, "overrides": overrides, "pending_confirm": pending,
-                                  "applying": intent, "kernel": kernelJSON()])
+                                  "applying": intent, "kernel": kernelJSON(), "counters": countersJSON()])
+    }
+
+    /// The kernel's counters, or why they were not read: `read` says which.
+    private func countersJSON() -> [String: Any?] {
+        switch counters {
+        case .success(let counters):
+            let object = counters.jsonObject
+            return ["read": true, "not_read": nil, "policies": object["policies"], "default_deny": object["default_deny"]]
+        case .failure(let unread):
+            return ["read": false, "not_read": unread.reason, "policies": nil, "default_deny": nil]
+        }
     }
 
     /// What the kernel says beside the record: the same keys whether it was asked or not.
@@ -130,6 +145,9 @@ public struct StatusReport {
                 out.append("trust: \(system) \(requirement) \(holds ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked")")
             }
         }
+        if case .failure(let unread) = counters {
+            out.append("counters: not read (\(unread.reason))")
+        }
         guard let daemon else {
             out.append("daemon: no report from `enforcer run` in \(state.path)")
             return out
@@ -140,10 +158,16 @@ public struct StatusReport {
             out.append("daemon: not running (last report \(daemon.stoppedAt.map { "stopped \(ISO8601.string($0))" } ?? "from pid \(daemon.pid), which is gone"))")
         }
         out.append("policies:")
+        let read = try? counters.get()
         for policy in daemon.policies {
-            out.append("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")")
+            let counted = read?.phrase(for: policy.name) ?? ""
+            out.append("  \(policy.active ? "active  " : "inactive") \(policy.kind) '\(policy.name)' (\(policy.hook))\(policy.reason.map { ": \($0)" } ?? "")\(counted)")
         }
         if daemon.policies.isEmpty { out.append("  none enforced on \(daemon.system)") }
+        if let counters = read {
+            let drops = counters.defaultDeny.map { "\($0.hook) \(counted(Int(clamping: $0.value.packets), "packet")) (\($0.value.bytes) bytes)" }
+            out.append("default deny: " + (drops.isEmpty ? "no counters in the kernel's table (applied by an older enforcer?)" : drops.joined(separator: ", ") + " dropped"))
+        }
         out.append("next flip: " + (daemon.nextFlip.map { "\(ISO8601.string($0.at)) \($0.policies.map { "'\($0)'" }.joined(separator: ", "))" } ?? "none scheduled"))
         if let counters = daemon.counters {
             out.append("queue: packets \(counters.packets), permitted \(counters.permitted), denied \(counters.denied), redirected \(counters.redirected), fail verdicts \(counters.failVerdicts) (\(counters.matchErrors) from pattern match errors), stray segments dropped \(counters.strayDropped), flows tracked \(counters.flowsTracked)")

@@ -109,14 +109,17 @@ public struct Applier {
                 staged = early
                 var fromChanges = false
                 var plan: DeltaPlan?
+                // The recent table is written anew by every delta: its counters start from
+                // what they had counted.
+                let recentCounts = previousRecent.isEmpty ? [:] : (try? connection.counters(family: recentTable.family.number, table: recentTable.name)) ?? [:]
                 if let changes, changes.base == current {
                     plan = try? changePlan(from: previous, recent: previousRecent, to: ruleset, changes: changes.changes, encoder: encoder,
-                                           timedMarks: timedMarks)
+                                           timedMarks: timedMarks, recentCounts: recentCounts)
                     fromChanges = plan != nil
                 }
                 if plan == nil {
                     plan = try? deltaPlan(from: previous, recent: previousRecent, to: ruleset, next: next.take() ?? Snapshot(ruleset), encoder: encoder, comment: comment,
-                                          timedMarks: timedMarks)
+                                          timedMarks: timedMarks, recentCounts: recentCounts)
                 }
                 if var plan {
                     plan.messages += GenerationMark.move(from: current, to: number, in: ruleset.table, encoder: encoder)
@@ -223,7 +226,8 @@ public struct Applier {
     /// One transaction from `previous` (live, with `recent` in the recent table) to `ruleset`:
     /// a delta of the main table, and the recent table written anew (or removed).
     func deltaPlan(from previous: Ruleset, recent: [String: [SetElement]], to ruleset: Ruleset, next: consuming Snapshot,
-                   encoder: RulesetEncoder, comment: String, timedMarks: [(mark: UInt32, milliseconds: UInt64)] = []) throws(EncodeError) -> DeltaPlan? {
+                   encoder: RulesetEncoder, comment: String, timedMarks: [(mark: UInt32, milliseconds: UInt64)] = [],
+                   recentCounts: [String: CounterValue] = [:]) throws(EncodeError) -> DeltaPlan? {
         let full = Snapshot(previous)
         var recentKernel: [String: [NFTElement]] = [:]
         for (name, elements) in recent {
@@ -261,7 +265,7 @@ public struct Applier {
             delta.messages += [EncodedMessage(.deleteTable(family: family, name: recentName), origin: "table \(recentName)")]
         }
         if let recentRuleset = RecentTable.table(for: ruleset, recent: recentModel) {
-            delta.messages += try encoder.create(recentRuleset, tableComment: RecentTable.comment)
+            delta.messages += try encoder.create(recentRuleset, tableComment: RecentTable.comment, counts: recentCounts)
             delta.messages += KernelTable(family: ruleset.table.family, name: recentName, connection: connection)
                 .timedMarkMessages(timedMarks, in: recentRuleset.table, encoder: encoder)
             let count = recentModel.values.reduce(0) { $0 + $1.count }

@@ -13,7 +13,8 @@ extension Applier {
     /// `changes` leads to; nil when only the comparing path can say it (a redefined set or
     /// chain, or the recent table to be folded back into the main one).
     func changePlan(from previous: Ruleset, recent: [String: [SetElement]], to ruleset: Ruleset, changes: RulesetChanges,
-                    encoder: RulesetEncoder, timedMarks: [(mark: UInt32, milliseconds: UInt64)] = []) throws(EncodeError) -> DeltaPlan? {
+                    encoder: RulesetEncoder, timedMarks: [(mark: UInt32, milliseconds: UInt64)] = [],
+                    recentCounts: [String: CounterValue] = [:]) throws(EncodeError) -> DeltaPlan? {
         let table = ruleset.table
         guard changes.isDelta, previous.table.family == table.family, previous.table.name == table.name else { return nil }
         let hostsMaps = table.sets(withRole: .senderHostsMap)
@@ -122,8 +123,12 @@ extension Applier {
             removeSets.append(EncodedMessage(.deleteSet(family: family, table: table.name, name: set.name), origin: "set \(set.name)"))
             summary.setsRemoved += 1
         }
+        let addCounters = changes.addedCounters.map { encoder.newCounter($0, in: table) }
+        let removeCounters = changes.removedCounters.map { encoder.deleteCounter($0, in: table) }
+        summary.countersAdded += addCounters.count
+        summary.countersRemoved += removeCounters.count
         // In the order `Delta.between` explains.
-        var messages = addChains + addSets + flush + removeElements + addElements + addRules + removeSets + removeChains
+        var messages = addCounters + addChains + addSets + flush + removeElements + addElements + addRules + removeSets + removeChains + removeCounters
 
         let recentName = RecentTable.name(of: table.name)
         var line = summary.isEmpty ? "main table unchanged" : summary.description
@@ -131,7 +136,7 @@ extension Applier {
             messages.append(EncodedMessage(.deleteTable(family: family, name: recentName), origin: "table \(recentName)"))
         }
         if let recentRuleset = RecentTable.table(for: ruleset, recent: nextRecent) {
-            messages += try encoder.create(recentRuleset, tableComment: RecentTable.comment)
+            messages += try encoder.create(recentRuleset, tableComment: RecentTable.comment, counts: recentCounts)
             messages += KernelTable(family: table.family, name: recentName, connection: connection)
                 .timedMarkMessages(timedMarks, in: recentRuleset.table, encoder: encoder)
             let count = nextRecent.values.reduce(0) { $0 + $1.count }

@@ -8,6 +8,8 @@ public struct DeltaSummary: Sendable, Equatable, CustomStringConvertible {
     public var chainsAdded = 0
     public var chainsRemoved = 0
     public var chainsRewritten = 0
+    public var countersAdded = 0
+    public var countersRemoved = 0
 
     public var isEmpty: Bool { self == DeltaSummary() }
 
@@ -21,6 +23,8 @@ public struct DeltaSummary: Sendable, Equatable, CustomStringConvertible {
         add(chainsAdded, "chains added")
         add(chainsRemoved, "chains removed")
         add(chainsRewritten, "chains rewritten")
+        add(countersAdded, "counters added")
+        add(countersRemoved, "counters removed")
         return parts.isEmpty ? "no change" : parts.joined(separator: ", ")
     }
 }
@@ -92,15 +96,28 @@ public struct Delta: Sendable {
             removeSets.append(EncodedMessage(.deleteSet(family: family, table: newTable.name, name: set.name), origin: "set \(set.name)"))
             summary.setsRemoved += 1
         }
-        // Chains and sets first (elements and rules refer to them), references dropped before
-        // what they refer to is deleted; removals before additions so a changed element can
-        // come back under the same key.
-        let messages = addChains + addSets + flush + removeElements + addElements + addRules + removeSets + removeChains
+        let (addCounters, removeCounters) = counterMessages(from: oldTable, to: newTable, encoder: encoder, summary: &summary)
+        // Chains, sets and counters first (elements and rules refer to them), references
+        // dropped before what they refer to is deleted; removals before additions so a
+        // changed element can come back under the same key. A counter that stays is not
+        // named at all: it keeps counting through the rewrite of the chains that use it.
+        let messages = addCounters + addChains + addSets + flush + removeElements + addElements + addRules + removeSets + removeChains + removeCounters
         return Delta(messages: messages, summary: summary)
     }
 }
 
 extension Delta {
+    /// Counter objects to create (new in `newTable`) and to delete (gone from it).
+    static func counterMessages(from oldTable: Table, to newTable: Table, encoder: RulesetEncoder,
+                                summary: inout DeltaSummary) -> (add: [EncodedMessage], remove: [EncodedMessage]) {
+        let before = Set(oldTable.counters), after = Set(newTable.counters)
+        let add = newTable.counters.filter { !before.contains($0) }.map { encoder.newCounter($0, in: newTable) }
+        let remove = oldTable.counters.filter { !after.contains($0) }.map { encoder.deleteCounter($0, in: newTable) }
+        summary.countersAdded += add.count
+        summary.countersRemoved += remove.count
+        return (add, remove)
+    }
+
     /// Elements only in `before` and only in `after`. An element whose key stays but whose
     /// data changes is in both. Sets are compiled in key order, so this is one merge pass
     /// without hashing; unsorted input (never produced, but possible in an old record) is

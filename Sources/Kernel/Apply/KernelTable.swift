@@ -93,8 +93,18 @@ public struct KernelTable {
     public func replace(with snapshot: Snapshot, comment: String?, encoder: RulesetEncoder, alsoRemoving: [String] = [],
                         alsoAdding: [EncodedMessage] = [], whileInKernel: () -> Void = {}) throws(KernelError) -> CommitReport {
         precondition(snapshot.table.name == name && snapshot.table.family == family)
+        // The new table's counters start where the ones it replaces (this table's and the
+        // other tables' removed with it) had got to: a reload never resets what was counted.
+        var counts: [String: CounterValue] = [:]
+        if !snapshot.table.counters.isEmpty {
+            for table in [name] + alsoRemoving {
+                for (counter, value) in (try? connection.counters(family: family.number, table: table)) ?? [:] {
+                    counts[counter] = (counts[counter] ?? CounterValue(packets: 0, bytes: 0)) + value
+                }
+            }
+        }
         let created: [EncodedMessage]
-        do { created = try encoder.create(snapshot, tableComment: comment) } catch { throw .encoding(error) }
+        do { created = try encoder.create(snapshot, tableComment: comment, counts: counts) } catch { throw .encoding(error) }
         let others = alsoRemoving.flatMap { KernelTable(family: family, name: $0, connection: connection).removal() }
         return try connection.commit(others + removal() + created + alsoAdding, whileInKernel: whileInKernel)
     }
@@ -132,6 +142,11 @@ public struct KernelTable {
     /// will hold); none when it has no such set.
     public func timedMarkMessages(_ marks: [(mark: UInt32, milliseconds: UInt64)], in model: Table, encoder: RulesetEncoder) -> [EncodedMessage] {
         model.sets(withRole: .timedGrants).flatMap { timedMarkMessages(marks, set: $0.name, encoder: encoder) }
+    }
+
+    /// What the table's counter objects have counted, by name (empty without the table).
+    public func counters() throws(KernelError) -> [String: CounterValue] {
+        try connection.counters(family: family.number, table: name)
     }
 
     /// Removes the table and everything in it; a no-op when it does not exist.

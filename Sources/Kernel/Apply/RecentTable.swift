@@ -171,6 +171,12 @@ public enum RecentTable {
             }
         }
         let chains = baseChains + main.chains.filter { $0.base == nil && keptChains.contains($0.name) }
-        return Ruleset(table: Table(family: main.family, name: name(of: main.name), sets: sets, chains: chains))
+        // The copied grant chains count into counters of this table's own (a rule names an
+        // object of its table); `enforcer status` adds them to the main table's.
+        let used = Set(chains.flatMap(\.rules).flatMap(\.expressions).compactMap { expression -> String? in
+            if case .namedCounter(let name) = expression { name } else { nil }
+        })
+        return Ruleset(table: Table(family: main.family, name: name(of: main.name), sets: sets, chains: chains,
+                                    counters: main.counters.filter(used.contains)))
     }
 }

@@ -23,16 +23,19 @@ public struct RulesetEncoder: Sendable {
     /// takes them more cheaply then: the kernel checks the elements of a map against each rule
     /// that binds it, so a map bound while empty is not walked a second time (for a large
     /// map of jump elements that walk is a good part of the kernel's work).
-    public func create(_ ruleset: Ruleset, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
-        try create(Snapshot(ruleset), tableComment: tableComment)
+    ///
+    /// `counts`: where each counter object starts (what the table being replaced had counted).
+    public func create(_ ruleset: Ruleset, tableComment: String?, counts: [String: CounterValue] = [:]) throws(EncodeError) -> [EncodedMessage] {
+        try create(Snapshot(ruleset), tableComment: tableComment, counts: counts)
     }
 
     /// The same from a recorded generation (its sets hold kernel elements).
-    public func create(_ snapshot: Snapshot, tableComment: String?) throws(EncodeError) -> [EncodedMessage] {
+    public func create(_ snapshot: Snapshot, tableComment: String?, counts: [String: CounterValue] = [:]) throws(EncodeError) -> [EncodedMessage] {
         let table = snapshot.table
         var ids = SetIDs()
         var out: [EncodedMessage] = [EncodedMessage(.newTable(NFTTableSpec(
             family: table.family.number, name: table.name, userData: UserData.comment(tableComment))), origin: "table \(table.name)")]
+        for counter in table.counters { out.append(newCounter(counter, in: table, from: counts[counter])) }
         for set in table.sets { out.append(newSet(set, in: table, ids: &ids)) }
         for chain in table.chains { out.append(newChain(chain, in: table)) }
         for set in table.sets where set.flags.contains(.constant) {
@@ -43,6 +46,16 @@ public struct RulesetEncoder: Sendable {
             out += chunks(snapshot.elements[set.name] ?? [], of: set, in: table, delete: false)
         }
         return out
+    }
+
+    public func newCounter(_ name: String, in table: Table, from value: CounterValue? = nil) -> EncodedMessage {
+        EncodedMessage(.newCounter(NFTCounterSpec(family: table.family.number, table: table.name, name: name,
+                                                  packets: value?.packets ?? 0, bytes: value?.bytes ?? 0)),
+                       origin: "counter \(name)")
+    }
+
+    public func deleteCounter(_ name: String, in table: Table) -> EncodedMessage {
+        EncodedMessage(.deleteCounter(family: table.family.number, table: table.name, name: name), origin: "counter \(name)")
     }
 
     public func newSet(_ set: NamedSet, in table: Table, ids: inout SetIDs) -> EncodedMessage {
@@ -274,6 +287,8 @@ public struct RulesetEncoder: Sendable {
                 out.append(.metaSet(key: NFTConstants.metaMark, source: r0))
             case .counter:
                 out.append(.counter)
+            case .namedCounter(let name):
+                out.append(.counterReference(name: name))
             case .reject(let kind):
                 switch kind {
                 case .tcpReset: out.append(.reject(type: NFTConstants.rejectTCPReset, code: 0))

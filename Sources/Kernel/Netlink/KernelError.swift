@@ -10,6 +10,7 @@ public struct NetlinkError: Error, CustomStringConvertible, Sendable {
 /// What a request asked of the kernel (an nf_tables message, or the batch as a whole).
 public enum KernelOperation: Hashable, Sendable {
     case addTable, deleteTable, getTable, getGeneration, addChain, deleteChain, flushChain, addRule, addSet, deleteSet, addElements, deleteElements
+    case addCounter, deleteCounter, getCounters
     /// The batch itself (refused before any of its messages, e.g. without permission).
     case transaction
 

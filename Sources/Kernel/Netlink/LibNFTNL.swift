@@ -127,6 +127,18 @@ enum LibNFTNL {
                 defer { nftnl_set_free(set) }
                 let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_DELSET.rawValue), UInt16(family), ack, sequence)
                 nftnl_set_nlmsg_build_payload(header, set)
+            case .newCounter(let spec):
+                let object = counterObject(family: spec.family, table: spec.table, name: spec.name)
+                defer { nftnl_obj_free(object) }
+                nftnl_obj_set_u64(object, attr(NFTNL_OBJ_CTR_PKTS), spec.packets)
+                nftnl_obj_set_u64(object, attr(NFTNL_OBJ_CTR_BYTES), spec.bytes)
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_NEWOBJ.rawValue), UInt16(spec.family), create | ack, sequence)
+                nftnl_obj_nlmsg_build_payload(header, object)
+            case let .deleteCounter(family, table, name):
+                let object = counterObject(family: family, table: table, name: name)
+                defer { nftnl_obj_free(object) }
+                let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_DELOBJ.rawValue), UInt16(family), ack, sequence)
+                nftnl_obj_nlmsg_build_payload(header, object)
             case .newElements(let spec), .deleteElements(let spec):
                 let isNew: Bool = if case .newElements = message { true } else { false }
                 let set = setObject(family: spec.family, table: spec.table, name: spec.set, id: spec.setID)
@@ -194,7 +206,29 @@ enum LibNFTNL {
         }
     }
 
+    /// A GETOBJ dump of one table's counter objects (answered with NEWOBJ messages, then
+    /// NLMSG_DONE, or an error).
+    static func getCounters(family: UInt8, table: String, sequence: UInt32) -> [UInt8] {
+        withScratch { buffer in
+            let object = nftnl_obj_alloc()!
+            defer { nftnl_obj_free(object) }
+            nftnl_obj_set_str(object, attr(NFTNL_OBJ_TABLE), table)
+            nftnl_obj_set_u32(object, attr(NFTNL_OBJ_TYPE), UInt32(NFT_OBJECT_COUNTER))
+            let header = nftnl_nlmsg_build_hdr(buffer, UInt16(NFT_MSG_GETOBJ.rawValue), UInt16(family), UInt16(NLM_F_DUMP | NLM_F_ACK), sequence)
+            nftnl_obj_nlmsg_build_payload(header, object)
+        }
+    }
+
     // MARK: libnftnl objects
+
+    private static func counterObject(family: UInt8, table: String, name: String) -> OpaquePointer {
+        let object = nftnl_obj_alloc()!
+        nftnl_obj_set_str(object, attr(NFTNL_OBJ_TABLE), table)
+        nftnl_obj_set_str(object, attr(NFTNL_OBJ_NAME), name)
+        nftnl_obj_set_u32(object, attr(NFTNL_OBJ_TYPE), UInt32(NFT_OBJECT_COUNTER))
+        nftnl_obj_set_u32(object, attr(NFTNL_OBJ_FAMILY), UInt32(family))
+        return object
+    }
 
     private static func chainObject(family: UInt8, table: String, name: String) -> OpaquePointer {
         let chain = nftnl_chain_alloc()!
@@ -297,6 +331,9 @@ enum LibNFTNL {
             if let chain = verdict.chain { nftnl_expr_set_str(e, attr(NFTNL_EXPR_IMM_CHAIN), chain) }
         case .counter:
             break
+        case .counterReference(let name):
+            u32(attr(NFTNL_EXPR_OBJREF_IMM_TYPE), UInt32(NFT_OBJECT_COUNTER))
+            nftnl_expr_set_str(e, attr(NFTNL_EXPR_OBJREF_IMM_NAME), name)
         case let .reject(type, code):
             u32(attr(NFTNL_EXPR_REJECT_TYPE), type)
             nftnl_expr_set_u8(e, attr(NFTNL_EXPR_REJECT_CODE), code)

@@ -15,6 +15,10 @@ public enum NFTMessage: Hashable, Sendable {
     case deleteSet(family: UInt8, table: String, name: String)
     case newElements(NFTElementsSpec)
     case deleteElements(NFTElementsSpec)
+    /// A named counter object, starting from the given counts (carried over from the
+    /// table it replaces, so a replacement does not reset what was counted).
+    case newCounter(NFTCounterSpec)
+    case deleteCounter(family: UInt8, table: String, name: String)
 
     /// What the message asks of the kernel, to name it when the kernel refuses it.
     public var operation: KernelOperation {
@@ -29,6 +33,8 @@ public enum NFTMessage: Hashable, Sendable {
         case .deleteSet: .deleteSet
         case .newElements: .addElements
         case .deleteElements: .deleteElements
+        case .newCounter: .addCounter
+        case .deleteCounter: .deleteCounter
         }
     }
 }
@@ -37,6 +43,27 @@ public struct NFTTableSpec: Hashable, Sendable {
     public var family: UInt8
     public var name: String
     public var userData: [UInt8]
+}
+
+public struct NFTCounterSpec: Hashable, Sendable {
+    public var family: UInt8
+    public var table: String
+    public var name: String
+    public var packets: UInt64
+    public var bytes: UInt64
+}
+
+/// What a counter object has counted.
+public struct CounterValue: Hashable, Sendable, Codable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public init(packets: UInt64, bytes: UInt64) {
+        self.packets = packets
+        self.bytes = bytes
+    }
+    public static func + (a: CounterValue, b: CounterValue) -> CounterValue {
+        CounterValue(packets: a.packets &+ b.packets, bytes: a.bytes &+ b.bytes)
+    }
 }
 
 public struct NFTChainSpec: Hashable, Sendable {
@@ -140,6 +167,8 @@ public enum NFTExpression: Hashable, Sendable {
     case lookup(source: UInt32, set: String, setID: UInt32?, destination: UInt32?)
     case immediate(NFTVerdict)
     case counter
+    /// Counts into the table's counter object `name` (nft_objref, NFT_OBJECT_COUNTER).
+    case counterReference(name: String)
     case reject(type: UInt32, code: UInt8)
     /// The native queue expression (nft_queue).
     case queue(number: UInt16, total: UInt16, flags: UInt16)
@@ -160,6 +189,7 @@ public enum NFTExpression: Hashable, Sendable {
         case .lookup: "lookup"
         case .immediate: "immediate"
         case .counter: "counter"
+        case .counterReference: "objref"
         case .reject: "reject"
         case .queue: "queue"
         case .target: "target"

@@ -211,6 +211,34 @@ public final class NFTablesConnection {
         }
     }
 
+    /// What every counter object of a table has counted, by name; empty when there is no
+    /// such table.
+    public func counters(family: UInt8, table: String) throws(KernelError) -> [String: CounterValue] {
+        let sequence = nextSequence(count: 1)
+        do { try socket.send(LibNFTNL.getCounters(family: family, table: table, sequence: sequence)) } catch { throw .socket(error) }
+        socket.setReceiveTimeout(seconds: 5)
+        var counters: [String: CounterValue] = [:]
+        while true {
+            let datagram: [UInt8]
+            do { datagram = try socket.receive() } catch { throw .socket(error) }
+            for reply in NetlinkReply.parse(datagram) {
+                switch reply {
+                case let .counter(seq, owner, name, value) where seq == sequence && owner == table:
+                    counters[name] = value
+                case let .done(seq) where seq == sequence:
+                    return counters
+                case let .acknowledgement(error, seq, _) where seq == sequence:
+                    if error == -ENOENT { return [:] }
+                    if error != 0 {
+                        throw .rejected(KernelRejection(refusals: [.init(origin: "counters of table \(table)", operation: .getCounters, errno: -error, kernelMessage: nil)]))
+                    }
+                    return counters
+                default: continue
+                }
+            }
+        }
+    }
+
     private func nextSequence(count: Int) -> UInt32 {
         let start = sequence
         sequence &+= UInt32(count)

@@ -4,6 +4,8 @@ enum NetlinkReply {
     case table(sequence: UInt32, name: String, handle: UInt64, userData: [UInt8])
     /// Part of a set element dump: the keys of the elements in this message.
     case elements(sequence: UInt32, keys: [[UInt8]])
+    /// One counter object of a dump (NEWOBJ): its table, name and counts.
+    case counter(sequence: UInt32, table: String, name: String, value: CounterValue)
     /// The end of a dump.
     case done(sequence: UInt32)
     /// The ruleset's generation id (NEWGEN).
@@ -14,6 +16,7 @@ enum NetlinkReply {
     static let newTableType: UInt16 = 10 << 8  // NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWTABLE
     static let newElementsType: UInt16 = 10 << 8 | 12  // NFT_MSG_NEWSETELEM
     static let doneType: UInt16 = 3  // NLMSG_DONE
+    static let newObjectType: UInt16 = 10 << 8 | 18  // NFT_MSG_NEWOBJ
     static let newGenerationType: UInt16 = 10 << 8 | 15  // NFT_MSG_NEWGEN
     static let acknowledgementTLVs: UInt16 = 0x200
 
@@ -57,6 +60,26 @@ enum NetlinkReply {
                     }
                 }
                 out.append(.elements(sequence: sequence, keys: keys))
+            case newObjectType:
+                // NFTA_OBJ_TABLE (1), NFTA_OBJ_NAME (2), NFTA_OBJ_TYPE (3, big-endian u32),
+                // NFTA_OBJ_DATA (4) → NFTA_COUNTER_BYTES (1), NFTA_COUNTER_PACKETS (2), big-endian u64.
+                var table = "", name = "", type: UInt32 = 0, value = CounterValue(packets: 0, bytes: 0)
+                for (attribute, data) in attributes(bytes, from: body + 4, to: offset + length) {
+                    switch attribute {
+                    case 1: table = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
+                    case 2: name = String(decoding: data.prefix { $0 != 0 }, as: UTF8.self)
+                    case 3 where data.count == 4: type = data.reduce(0) { $0 << 8 | UInt32($1) }
+                    case 4:
+                        for (field, number) in attributes(data, from: 0, to: data.count) where number.count == 8 {
+                            let count = number.reduce(0) { $0 << 8 | UInt64($1) }
+                            if field == 1 { value.bytes = count }
+                            if field == 2 { value.packets = count }
+                        }
+                    default: break
+                    }
+                }
+                // NFT_OBJECT_COUNTER (1); other kinds of object are not enforcer's.
+                out.append(type == 1 ? .counter(sequence: sequence, table: table, name: name, value: value) : .other(type: newObjectType))
             case doneType:
                 out.append(.done(sequence: sequence))
             case newGenerationType:

@@ -175,6 +175,16 @@ public struct WorkerCounters: Sendable, Codable, Hashable {
     public var strayDropped = 0
     public var flowsTracked = 0
     public var flowsExpired = 0
+    /// Decided flows by web rule ("" where `default_action` decided) and by the rule's action
+    /// (`permit`, `deny`, `warn`, `aup`, or `fail` where the fail verdict decided).
+    public var verdictsByRule: [String: [String: Int]] = [:]
+
+    public init() {}
+
+    mutating func countVerdict(_ judgement: borrowing Judgement) {
+        let action = judgement.decision.flatMap { $0.matchError == nil ? $0.action.rawValue : nil } ?? "fail"
+        verdictsByRule[judgement.decision?.rule ?? "", default: [:]][action, default: 0] += 1
+    }
 }
 
 extension WorkerCounters {
@@ -191,6 +201,7 @@ extension WorkerCounters {
         strayDropped = try count(.strayDropped)
         flowsTracked = try count(.flowsTracked)
         flowsExpired = try count(.flowsExpired)
+        verdictsByRule = try container.decodeIfPresent([String: [String: Int]].self, forKey: .verdictsByRule) ?? [:]
     }
 }
 
@@ -517,6 +528,7 @@ public struct Inspector {
         case .deny: counters.denied += 1
         case .redirect: counters.redirected += 1
         }
+        counters.countVerdict(judgement)
         var segments: [ForgedSegment] = []
         if outcome != .permit && !tcp.flags.contains(.syn) {
             // The server has an open connection waiting for bytes it will never get.

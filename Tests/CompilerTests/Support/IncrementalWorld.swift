@@ -79,12 +79,16 @@ func byName(_ ruleset: Ruleset) -> Ruleset {
     var table = ruleset.table
     table.sets.sort { $0.name < $1.name }
     table.chains.sort { $0.name < $1.name }
+    table.counters.sort()
     return Ruleset(table: table)
 }
 
 /// The first set or chain where two rulesets differ, for a failure message.
 func firstDifference(_ a: Ruleset, _ b: Ruleset) -> String {
     let x = byName(a).table, y = byName(b).table
+    if x.counters != y.counters {
+        return "counters: only left \(Set(x.counters).subtracting(y.counters).sorted()), only right \(Set(y.counters).subtracting(x.counters).sorted())"
+    }
     if x.sets.map(\.name) != y.sets.map(\.name) {
         return "sets: only left \(Set(x.sets.map(\.name)).subtracting(y.sets.map(\.name)).sorted()), only right \(Set(y.sets.map(\.name)).subtracting(x.sets.map(\.name)).sorted())"
     }

@@ -91,7 +91,7 @@ struct RulesetInterpreter {
         case let .setConntrackMark(keep, value):
             packet.conntrackMark = packet.conntrackMark & keep | value
             return .next
-        case .setPacketMark, .counter:
+        case .setPacketMark, .counter, .namedCounter:
             return .next
         case .reject:
             return .reject
