@@ -263,7 +263,9 @@ struct CommandLineTests {
         #expect(result.status == 3, "no daemon runs: 3, as systemctl is-active")
         let object = try Self.object(result)
         #expect(Set(object.keys) == ["schema", "state_directory", "generation", "running", "daemon", "recent_senders", "overrides",
-                                     "pending_confirm", "applying", "kernel"])
+                                     "pending_confirm", "applying", "kernel", "counters"])
+        let counters = try #require(object["counters"] as? [String: Any])
+        #expect(Set(counters.keys) == ["read", "not_read", "policies", "default_deny"])
         for key in ["generation", "daemon", "pending_confirm", "applying"] { #expect(object[key] is NSNull, "\(key)") }
         #expect(object["running"] as? Bool == false)
         let kernel = try #require(object["kernel"] as? [String: Any])
