@@ -40,6 +40,19 @@ struct PolicyCommandTests {
         #expect(shown.stdout.contains("[policy] \"Database Servers for SRE\": {"))
     }
 
+    /// A name is looked for in rules.d/ only: a path out of it names nothing, so `show`
+    /// cannot read, nor `remove` delete, a .policy file elsewhere.
+    @Test func namesDoNotLeaveTheRulesDirectory() throws {
+        let copy = try Copy()
+        let outside = copy.path + "/outside.policy"
+        try "[system] elsewhere: {\n    address: 10.9.9.9\n}\n".write(toFile: outside, atomically: true, encoding: .utf8)
+        for arguments in [["show", "../outside"], ["show", "../outside.policy"], ["remove", "../outside"]] {
+            let result = try copy.policy(arguments)
+            #expect(result.status == 1 && result.stderr.contains("no file or block named"), "\(arguments): \(result.stdout)\(result.stderr)")
+        }
+        #expect(FileManager.default.fileExists(atPath: outside), "remove must not reach outside rules.d/")
+    }
+
     /// A file over the policy file size limit is neither read whole by show nor opened for
     /// edit: a clear refusal, as check gives, and nothing changes.
     @Test func showAndEditRefuseAFileOverTheSizeLimit() throws {

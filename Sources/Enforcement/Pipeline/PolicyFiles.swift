@@ -16,9 +16,12 @@ public struct PolicyFiles {
     }
 
     /// A file name (with or without .policy) or the name of a block in one of the files.
+    /// A name with a `/` is never taken as a file name: `policy show|edit|remove` reach only
+    /// the files of rules.d/, never `../elsewhere.policy` (a block's quoted name may hold a
+    /// `/`, and is found as a block).
     public func locate(_ name: String) throws(EnforcementError) -> String {
         let direct = path(name.hasSuffix(".policy") ? name : name + ".policy")
-        if FileManager.default.fileExists(atPath: direct) { return direct }
+        if !name.contains("/"), name != "..", FileManager.default.fileExists(atPath: direct) { return direct }
         if let policy = directory.load().policySet {
             let places = policy.systems.map { ($0.name, $0.location) } + policy.policies.map { ($0.name, $0.location) }
                 + policy.webRules.map { ($0.name, $0.location) } + policy.expectations.map { ($0.name, $0.location) }
