@@ -24,6 +24,10 @@
 #                    sys-0's first address) and allows tcp/5201, tcp/5202, udp/5203, the
 #                    other policies one of tcp/22; tcp/443 and tcp/8000-8100; udp/53 and icmp;
 #                    or the test ports too (k mod 4);
+#   uncounted N      enforcer N without its counters: applied by enforcer, listed, the counter
+#                    statements and objects taken out, loaded again with `nft -f`; beside
+#                    enforcer N it shows what counting costs (goal: enforcer N >= 0.97x of it).
+#                    Not in the default run: VARIANTS="enforcer-10 uncounted-10" to measure it.
 #   naive N          the ruleset a hand-written firewall would have, loaded with `nft -f`: an
 #                    input chain with policy drop, `ct state established,related accept`,
 #                    `iif lo accept`, then N rules `ip saddr X tcp|udp dport P accept`, one
@@ -41,7 +45,8 @@
 # the table (nf_conntrack_max 262,144) would otherwise fill within a round. The TIME_WAIT
 # sockets are the server's (it closes first), so the client's ports come free at once.
 #
-# Usage: bench/packet-bench.sh [ENFORCER]   (root; env ROUNDS=7 SECONDS_PER_RUN=2 THREADS=2 CORE=last)
+# Usage: bench/packet-bench.sh [ENFORCER]   (root; env ROUNDS=7 SECONDS_PER_RUN=2 THREADS=2 CORE=last
+#        VARIANTS="none enforcer-10 …" to run some variants only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ENFORCER=$(realpath "${1:-.build/release/enforcer}")
@@ -68,7 +73,7 @@ fi
 START=$SECONDS
 WORK=$(mktemp -d /tmp/enforcer-packet-bench.XXXXXX)
 T=$$
-VARIANTS=(none enforcer-10 enforcer-1000 enforcer-10000 naive-10 naive-1000 naive-10000)
+read -r -a VARIANTS <<< "${VARIANTS:-none enforcer-10 enforcer-1000 enforcer-10000 naive-10 naive-1000 naive-10000}"
 TESTS=(conn udp tcp)
 SND=enfp-$T-snd
 rcv() { echo "enfp-$T-$1"; }            # the receiver namespace of a variant
@@ -166,6 +171,22 @@ for v in "${VARIANTS[@]}"; do
             ip netns exec "$(rcv "$v")" "$ENFORCER" apply --dir "$WORK/$v" --system recv --state-dir "$WORK/state-$v" \
                 > "$WORK/$v.apply" 2>&1 || { echo "packet-bench: enforcer apply failed:" >&2; cat "$WORK/$v.apply" >&2; exit 1; }
             what=$(sed -n 's/.*table replaced: \([0-9]* sets, [0-9]* chains, [0-9]* kernel elements\).*/\1/p' "$WORK/$v.apply") ;;
+        uncounted-*)
+            gen_policy "${v#uncounted-}" "$(addr "$v")" "$WORK/$v"
+            ip netns exec "$(rcv "$v")" "$ENFORCER" apply --dir "$WORK/$v" --system recv --state-dir "$WORK/state-$v" \
+                > "$WORK/$v.apply" 2>&1 || { echo "packet-bench: enforcer apply failed:" >&2; cat "$WORK/$v.apply" >&2; exit 1; }
+            # The same ruleset without its counters: every `counter name X` statement and every
+            # counter object out of the listing, loaded again in place of enforcer's.
+            ip netns exec "$(rcv "$v")" nft list ruleset > "$WORK/$v.listed"
+            python3 -c 'import re, sys
+text = open(sys.argv[1]).read()
+text = re.sub(r"\n\t*counter [^ \n{]+ \{\n[^}]*\}", "", text)
+text = re.sub(r" counter name \"?[^ \"\n]+\"?", "", text)
+open(sys.argv[2], "w").write(text)' "$WORK/$v.listed" "$WORK/$v.nft"
+            ! grep -q 'counter' "$WORK/$v.nft" || { echo "packet-bench: counters left in $WORK/$v.nft" >&2; exit 1; }
+            ip netns exec "$(rcv "$v")" nft flush ruleset
+            ip netns exec "$(rcv "$v")" nft -f "$WORK/$v.nft"
+            what="$(sed -n 's/.*table replaced: \([0-9]* sets, [0-9]* chains, [0-9]* kernel elements\).*/\1/p' "$WORK/$v.apply"), counters taken out" ;;
         naive-*)
             gen_naive "${v#naive-}" "$WORK/$v.nft"
             ip netns exec "$(rcv "$v")" nft -f "$WORK/$v.nft"
@@ -249,6 +270,7 @@ label() {
     case $1 in
         none) echo "none (no ruleset)" ;;
         enforcer-*) printf 'enforcer, %s policies' "$(printf "%'d" "${1#enforcer-}")" ;;
+        uncounted-*) printf 'enforcer, %s, no counters' "$(printf "%'d" "${1#uncounted-}")" ;;
         naive-*) printf 'naive, %s rules' "$(printf "%'d" "${1#naive-}")" ;;
     esac
 }
@@ -260,6 +282,8 @@ done
 echo "(CPU: client and server user + system time per operation; the system time holds the kernel's packet processing, the ruleset's included)"
 ratio() {  # ratio TEST A B GOAL [NOTE]: "TEST: A / B = Rx (goal >= Gx) met|MISSED"; GOAL "-": information, NOTE says what
     local a b
+    # Only variants this run measured.
+    [ -s "$WORK/$2.$1" ] && [ -s "$WORK/$3.$1" ] || return 0
     a=$(median "$2.$1") b=$(median "$3.$1")
     awk -v t="$1" -v a="$a" -v b="$b" -v la="${2/-/ }" -v lb="${3/-/ }" -v g="$4" -v note="${5:-}" 'BEGIN {
         name = (t == "conn") ? "conn/s" : (t == "udp") ? "udp rr/s" : "tcp Gbit/s"
@@ -286,5 +310,6 @@ for t in "${TESTS[@]}"; do
     ratio "$t" naive-1000 naive-10 - "the naive ruleset's growth; information"
     ratio "$t" naive-10000 naive-10 - "the naive ruleset's growth; information"
     ratio "$t" enforcer-10000 none - "enforcer's whole cost against no ruleset; information"
+    ratio "$t" enforcer-10 uncounted-10 0.97 "counting"
 done
 echo "(packet-bench: $((SECONDS - START)) s)"
