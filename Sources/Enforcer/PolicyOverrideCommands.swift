@@ -1,6 +1,7 @@
 import ArgumentParser
 import Compiler
 import Enforcement
+import Foundation
 
 extension PolicyCommand {
     struct Enable: ParsableCommand {
@@ -13,13 +14,12 @@ extension PolicyCommand {
         var duration: DurationArgument?
         @Argument(help: "The policy's name.")
         var name: String
+        @OptionGroup(title: "Fleet (instead of this host: every host of the fleet, through its store)") var store: StoreOptions
 
         func run() throws {
-            try PolicyCommand.perform {
-                try pipeline(directory, state).override(policy: name) { now in
-                    EnabledOverride(enabled: true, until: duration.map { now.addingTimeInterval($0.seconds) })
-                }
-            }
+            let change = { (now: Date) in EnabledOverride(enabled: true, until: duration.map { now.addingTimeInterval($0.seconds) }) }
+            if store.given { return try FleetCommand.withStore(store) { try $0.override(policy: name, change) } }
+            try PolicyCommand.perform { try pipeline(directory, state).override(policy: name, change) }
         }
     }
 
@@ -33,13 +33,12 @@ extension PolicyCommand {
         var after: DurationArgument?
         @Argument(help: "The policy's name.")
         var name: String
+        @OptionGroup(title: "Fleet (instead of this host: every host of the fleet, through its store)") var store: StoreOptions
 
         func run() throws {
-            try PolicyCommand.perform {
-                try pipeline(directory, state).override(policy: name) { now in
-                    EnabledOverride(enabled: false, from: after.map { now.addingTimeInterval($0.seconds) })
-                }
-            }
+            let change = { (now: Date) in EnabledOverride(enabled: false, from: after.map { now.addingTimeInterval($0.seconds) }) }
+            if store.given { return try FleetCommand.withStore(store) { try $0.override(policy: name, change) } }
+            try PolicyCommand.perform { try pipeline(directory, state).override(policy: name, change) }
         }
     }
 }

@@ -66,7 +66,14 @@ struct Run: ParsableCommand {
                 setup.grace = grace
                 setup.enrolled = prepared.enrolled
                 setup.rendered = prepared.rendered
-                process = try DaemonProcess(pipeline: Pipeline(source: mirror, stateDirectory: state.stateDir),
+                let pipeline = Pipeline(source: mirror, stateDirectory: state.stateDir)
+                if let overrides = prepared.overrides {
+                    // The fleet's overrides are in force from the first plan on: a trust the
+                    // fleet revoked is never granted, not even for a moment.
+                    setup.overrides = overrides
+                    try pipeline.state().overrides.write(overrides.overrides)
+                }
+                process = try DaemonProcess(pipeline: pipeline,
                                             options: .init(system: system ?? enrolled?.name, force: force), store: (setup, prepared.revision))
             } else {
                 process = try DaemonProcess(pipeline: Pipeline(directory: directory.dir, stateDirectory: state.stateDir, cache: ParseCache()),

@@ -19,13 +19,12 @@ struct TrustCommand: ParsableCommand {
         var duration: DurationArgument?
         @Argument(help: "A system name.") var system: String
         @Argument(help: "A trust requirement, e.g. mfa.") var requirement: String
+        @OptionGroup(title: "Fleet (instead of this host: every host of the fleet, through its store)") var store: StoreOptions
 
         func run() throws {
-            try PolicyCommand.perform {
-                try pipeline(directory, state).trust(system, requirement) { now in
-                    TrustRecord(granted: true, until: duration.map { now.addingTimeInterval($0.seconds) })
-                }
-            }
+            let change = { (now: Date) in TrustRecord(granted: true, until: duration.map { now.addingTimeInterval($0.seconds) }) }
+            if store.given { return try FleetCommand.withStore(store) { try $0.trust(system, requirement, change) } }
+            try PolicyCommand.perform { try pipeline(directory, state).trust(system, requirement, change) }
         }
     }
 
@@ -35,9 +34,12 @@ struct TrustCommand: ParsableCommand {
         @OptionGroup var state: StateDirectoryOption
         @Argument(help: "A system name.") var system: String
         @Argument(help: "A trust requirement, e.g. mfa.") var requirement: String
+        @OptionGroup(title: "Fleet (instead of this host: every host of the fleet, through its store)") var store: StoreOptions
 
         func run() throws {
-            try PolicyCommand.perform { try pipeline(directory, state).trust(system, requirement) { _ in TrustRecord(granted: false) } }
+            let change = { (_: Date) in TrustRecord(granted: false) }
+            if store.given { return try FleetCommand.withStore(store) { try $0.trust(system, requirement, change) } }
+            try PolicyCommand.perform { try pipeline(directory, state).trust(system, requirement, change) }
         }
     }
 
@@ -46,8 +48,13 @@ struct TrustCommand: ParsableCommand {
         @OptionGroup var directory: PolicyDirectoryOption
         @OptionGroup var state: StateDirectoryOption
         @Flag(help: "Print one JSON object (schema 1): every record and whether it holds now.") var json = false
+        @OptionGroup(title: "Fleet (instead of this host: the fleet's records, in its store)") var store: StoreOptions
 
         func run() throws {
+            if store.given {
+                if json { throw ValidationError("--json lists this host's records only, not the store's") }
+                return try FleetCommand.withStore(store) { try $0.trustRecords(at: Date()) }
+            }
             if json {
                 print(pipeline(directory, state).trustRecordsJSON(at: Date()))
             } else {

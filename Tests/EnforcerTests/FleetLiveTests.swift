@@ -227,6 +227,70 @@ struct FleetLiveTests {
         #expect(history.count == 4 && history[0].contains("\"rollback to revision \(revision)\"") && history[1].contains("\"bulk\""), "\(history)")
     }
 
+    /// `enforcer ARGS --store … --fleet lab` run inside the store's namespace (overrides:
+    /// `trust`, `policy enable|disable`).
+    static func overriding(_ arguments: [String], _ store: Store) throws -> CommandResult {
+        try run("/usr/sbin/ip", ["netns", "exec", store.namespace, Paths.enforcer] + arguments + ["--store", "http://127.0.0.1:2379", "--fleet", "lab"],
+                environment: ["TZ": "UTC"])
+    }
+
+    @Test("trust grant/revoke and policy disable through the store: every receiver applies them within 250 ms; a revoke cuts that sender's connections only")
+    func runtimeChangesReachEveryReceiver() throws {
+        let lab = try Lab()
+        defer { GatewayLab.removeNamespace(lab.ns("srv-1")) }
+        try Self.addHost(lab, "srv-1", v4: "10.20.1.11", v6: "fd00:20:1::11")
+        try "[policy] \"Admin for SRE and contractors\": {\n    senders: sre, contractors\n    receivers: database-servers, servers\n    allow: tcp/2222\n    trust: mfa\n}\n"
+            .write(toFile: lab.policy + "/rules.d/40-admin.policy", atomically: true, encoding: .utf8)
+        let store = try Store(lab)
+        let pushed = try store.fleet(["push", "--dir", lab.policy])
+        try #require(pushed.status == 0, "\(pushed.stdout)\(pushed.stderr)")
+        // Granted before any agent starts: each plans with it from its first generation.
+        for sender in ["sre-1", "contractor-1"] {
+            let granted = try Self.overriding(["trust", "grant", sender, "mfa"], store)
+            #expect(granted.status == 0 && granted.stdout.contains("\(sender) mfa: granted (required by 'Admin for SRE and contractors') in fleet lab"),
+                    "\(granted.stdout)\(granted.stderr)")
+        }
+        let unknown = try Self.overriding(["trust", "grant", "nosuch-1", "mfa"], store)
+        #expect(unknown.status == 1 && unknown.stderr.contains("no system named 'nosuch-1' in fleet lab"), "\(unknown.stderr)")
+        for host in ["db-1", "srv-1"] { try lab.serve(host, port: 2222) }
+        let agents = try ["db-1", "srv-1"].map { try Agent(lab, $0) }
+        for agent in agents { #expect(agent.wait(for: "applied generation 1") != nil, "\(agent.text)") }
+        var connections: [String: Process] = [:]
+        for sender in ["sre-1", "contractor-1"] {
+            for (receiver, address) in [("db-1", "10.20.2.11"), ("srv-1", "fd00:20:1::11")] {
+                connections["\(sender)→\(receiver)"] = try lab.longLived(from: sender, to: address, port: 2222)
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(connections.values.allSatisfy { $0.isRunning }, "every trusted sender connects to both receivers")
+
+        // The revoke: both receivers apply it within 250 ms, and contractor-1's connections end.
+        let revoked = try Self.overriding(["trust", "revoke", "contractor-1", "mfa"], store)
+        #expect(revoked.status == 0, "\(revoked.stderr)")
+        let latencies = Agent.wait(for: agents.map { ($0, "runtime overrides changed): applied generation 2") })
+        print("trust revoke through the store → applied: " + zip(["db-1", "srv-1"], latencies).map { "\($0) \($1.map { String(format: "%.0f ms", $0 * 1000) } ?? "never")" }.joined(separator: ", "))
+        for (agent, latency) in zip(agents, latencies) { #expect(latency != nil && latency! < 0.25, "\(agent.text)") }
+        let deadline = Date().addingTimeInterval(4)
+        while Date() < deadline && (connections["contractor-1→db-1"]!.isRunning || connections["contractor-1→srv-1"]!.isRunning) {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        #expect(!connections["contractor-1→db-1"]!.isRunning && !connections["contractor-1→srv-1"]!.isRunning, "the revoked sender's connections are cut")
+        #expect(connections["sre-1→db-1"]!.isRunning && connections["sre-1→srv-1"]!.isRunning, "the other sender's stay up")
+        #expect(try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 2222, timeout: 1))
+        let listed = try Self.overriding(["trust", "list"], store).stdout
+        #expect(listed.contains("contractor-1 mfa: revoked") && listed.contains("sre-1 mfa: granted"), "\(listed)")
+        let hostList = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "trust", "list", "--dir", lab.policy, "--state-dir", agents[0].state]).stdout
+        #expect(hostList.contains("contractor-1 mfa: revoked"), "the agent keeps the fleet's records in its state directory: \(hostList)")
+
+        // A policy switched off for the fleet: sre-1's connections end too.
+        let disabled = try Self.overriding(["policy", "disable", "Admin for SRE and contractors"], store)
+        #expect(disabled.status == 0 && disabled.stdout.contains("'Admin for SRE and contractors' disabled in fleet lab"), "\(disabled.stdout)\(disabled.stderr)")
+        for agent in agents { #expect(agent.wait(for: "runtime overrides changed): applied generation 3", timeout: 5) != nil, "\(agent.text)") }
+        #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 2222, timeout: 1))
+        let none = try Self.overriding(["policy", "disable", "No such policy"], store)
+        #expect(none.status == 1 && none.stderr.contains("no policy named 'No such policy'"), "\(none.stderr)")
+    }
+
     /// A host namespace of its own on the lab's switch, not in the pushed policy.
     static func addHost(_ lab: Lab, _ host: String, v4: String, v6: String) throws {
         let n = lab.ns(host)

@@ -85,6 +85,7 @@ public final class DaemonProcess {
     private func follow(_ setup: FleetAgentSetup, after revision: Int64) throws {
         let agent = FleetAgent(setup: setup, wake: try WakePipe())
         let source = StoreWatchSource(agent: agent, mirror: setup.mirror)
+        source.writeOverrides = { [unowned self] in try daemon.state.overrides.write($0) }
         let held = setup.mirror.held()
         daemon.report.store = DaemonReport.Store(summary: setup.settings.summary, revision: held?.revision ?? 0, connected: true,
                                                  seenRevision: revision, lastError: nil)

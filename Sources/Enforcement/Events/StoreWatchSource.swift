@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 
 /// The fleet store's changes as daemon events: `FleetAgent` follows the store on the
@@ -9,6 +10,8 @@ final class StoreWatchSource: EventSource {
     let mirror: StoreMirror
     /// A new bundle is in the mirror: its revision and who pushed it.
     var onUpdate: (_ revision: Int64, _ reason: String) -> Void = { _, _ in }
+    /// Writes the fleet's runtime overrides where the daemon reads them (its state directory).
+    var writeOverrides: (RuntimeOverrides) throws -> Void = { _ in }
     /// The watch's state, after every wake.
     var onConnection: (FleetAgent.Connection) -> Void = { _ in }
 
@@ -34,6 +37,10 @@ final class StoreWatchSource: EventSource {
             if let enrolled = update.enrolled {
                 try mirror.writeEnrolled(enrolled)
                 reasons.append("enrolled systems: \(update.enrolledChanges ?? "changed")")
+            }
+            if let overrides = update.overrides {
+                try writeOverrides(overrides)
+                reasons.append("runtime overrides changed")
             }
         } catch {
             Log.error("store: revision \(update.revision) not taken in: \(error)")

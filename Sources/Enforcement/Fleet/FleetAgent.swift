@@ -21,6 +21,8 @@ public final class FleetAgent: @unchecked Sendable {
         public var enrolled: String?
         /// "app-1 added", for the log.
         public var enrolledChanges: String?
+        /// The fleet's runtime overrides, when they changed (see `FleetOverrides`).
+        public var overrides: RuntimeOverrides?
     }
 
     /// What the loop shows in `status`.
@@ -62,6 +64,8 @@ public final class FleetAgent: @unchecked Sendable {
     private var rendered: (text: String, systems: [String: String])?
     private var reported: Set<String> = []
     private var nextChange: Date?
+    /// The runtime overrides under `desired/overrides/`, as the watch told them.
+    private var overrides: FleetOverrides
 
     init(setup: FleetAgentSetup, wake: WakePipe) {
         settings = setup.settings
@@ -75,6 +79,7 @@ public final class FleetAgent: @unchecked Sendable {
         taken = EnrolledSystems.definedNames(in: setup.mirror.pushedFiles())
         enrolled = setup.enrolled
         rendered = setup.rendered.map { ($0.text, $0.systems) }
+        overrides = setup.overrides
     }
 
     /// What `prepare` read: the store's revision, and the enrolled systems as of it (nil
@@ -83,6 +88,9 @@ public final class FleetAgent: @unchecked Sendable {
         public var revision: Int64
         public var enrolled: EnrolledSystems?
         public var rendered: EnrolledSystems.Rendering?
+        /// The runtime overrides as of `revision`, to write into the state directory before
+        /// the first plan (empty when the store could not be read: the file kept stands).
+        public var overrides: FleetOverrides?
     }
 
     /// Brings the mirror up to the store's `desired/` keys (the bundle and the enrolled
@@ -99,17 +107,20 @@ public final class FleetAgent: @unchecked Sendable {
                 throw FleetError.store("cannot read fleet \(layout.fleet) at \(settings.summary): \(error); and no earlier copy of its policy is in \(mirror.base): the agent cannot start")
             }
             log(.warning("store: cannot read \(settings.summary): \(error); enforcing revision \(held.revision) from \(mirror.directory) until it can be reached"))
-            return Prepared(revision: held.revision, enrolled: nil, rendered: nil)
+            return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
         }
         var enrolled = EnrolledSystems()
+        var overrides = FleetOverrides()
         var pushed: KeyValue?
         for kv in response.kvs {
-            if kv.keyString == layout.pushKey { pushed = kv } else { enrolled.take(key: kv.keyString, value: kv.value, layout: layout) }
+            if kv.keyString == layout.pushKey { pushed = kv } else if !overrides.take(key: kv.keyString, value: kv.value, layout: layout) {
+                enrolled.take(key: kv.keyString, value: kv.value, layout: layout)
+            }
         }
         guard let pushed, let bundle = try? FleetBundle.decode(pushed.value) else {
             if let held {
                 log(.warning("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)"))
-                return Prepared(revision: held.revision, enrolled: nil, rendered: nil)
+                return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
             }
             throw FleetError.store("fleet \(layout.fleet) has no policy in the store \(settings.summary) yet: push one with `enforcer fleet push`")
         }
@@ -123,7 +134,7 @@ public final class FleetAgent: @unchecked Sendable {
         for problem in rendering.problems { log(.warning("store: \(problem)")) }
         log(.info("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
             + counted(rendering.systems.count, "enrolled system"), ["event": "store", "revision": "\(response.header.revision)"]))
-        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering)
+        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering, overrides: overrides)
     }
 
     /// Starts following the store from the revision after `revision`.
@@ -183,17 +194,22 @@ public final class FleetAgent: @unchecked Sendable {
                 if reconnected { note(.info("store: reached again; watching from revision \(next)", ["event": "store"])) }
                 delay = 0.25
                 for try await response in watch {
-                    var touched = false
+                    var touched = false, overridden = false
                     for event in response.events {
                         let key = event.kv.keyString
                         if key == settings.layout.pushKey {
                             if event.kind == .put { try await deliver(FleetBundle.decode(event.kv.value), revision: event.kv.modRevision) }
                         } else {
                             let value = event.kind == .put ? event.kv.value : nil
-                            touched = lock.withLock { enrolled?.take(key: key, value: value, layout: settings.layout) ?? false } || touched
+                            if lock.withLock({ overrides.take(key: key, value: value, layout: settings.layout) }) {
+                                overridden = true
+                            } else {
+                                touched = lock.withLock { enrolled?.take(key: key, value: value, layout: settings.layout) ?? false } || touched
+                            }
                         }
                     }
                     if touched { refreshEnrolled(revision: response.header.revision) }
+                    if overridden { deliverOverrides(revision: response.header.revision) }
                     next = max(next, response.header.revision + 1)
                     lock.withLock { connection.seenRevision = max(connection.seenRevision, response.header.revision) }
                 }
@@ -239,9 +255,18 @@ public final class FleetAgent: @unchecked Sendable {
         let layout = settings.layout
         let response = try await store.client.range(.prefix(layout.desiredPrefix))
         var fresh = EnrolledSystems()
+        var freshOverrides = FleetOverrides()
         var pushed: KeyValue?
         for kv in response.kvs {
-            if kv.keyString == layout.pushKey { pushed = kv } else { fresh.take(key: kv.keyString, value: kv.value, layout: layout) }
+            if kv.keyString == layout.pushKey { pushed = kv } else if !freshOverrides.take(key: kv.keyString, value: kv.value, layout: layout) {
+                fresh.take(key: kv.keyString, value: kv.value, layout: layout)
+            }
+        }
+        if lock.withLock({ () -> Bool in
+            defer { overrides = freshOverrides }
+            return overrides != freshOverrides
+        }) {
+            deliverOverrides(revision: response.header.revision)
         }
         if let pushed { try await deliver(FleetBundle.decode(pushed.value), revision: pushed.modRevision) }
         let now = Date()
@@ -254,6 +279,17 @@ public final class FleetAgent: @unchecked Sendable {
         }
         refreshEnrolled(revision: response.header.revision)
         return response.header.revision
+    }
+
+    /// The overrides held now go to the loop, which writes them into the state directory.
+    private func deliverOverrides(revision: Int64) {
+        lock.withLock {
+            var update = pending ?? Update(revision: revision)
+            update.revision = max(update.revision, revision)
+            update.overrides = overrides.overrides
+            pending = update
+        }
+        wake.signal()
     }
 
     /// Writes the enrolled systems anew; when the file changes, it goes to the loop.
@@ -361,6 +397,8 @@ public struct FleetAgentSetup: Sendable {
     /// What `FleetAgent.prepare` read of the enrolled systems, and wrote.
     public var enrolled: EnrolledSystems?
     public var rendered: EnrolledSystems.Rendering?
+    /// The runtime overrides `prepare` read (see `FleetOverrides`).
+    public var overrides = FleetOverrides()
 
     public init(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, host: String) {
         self.settings = settings
