@@ -49,32 +49,39 @@ struct Run: ParsableCommand {
                     settings.credentials = EtcdCredentials(user: enrolled.user, password: enrolled.password)
                 }
                 let client = try settings.connect()
-                if let enrolled {
-                    // Present before the first read, so that this host is a system of the policy it loads.
-                    _ = try? waitFor {
-                        let lease = try await client.client.grantLease(ttl: leaseTtl).id
-                        try await client.announceMember(slot: enrolled.slot, name: enrolled.name, addresses: HostAddresses.current(), lease: lease)
+                do {
+                    if let enrolled {
+                        // Present before the first read, so that this host is a system of the policy it loads.
+                        _ = try? waitFor {
+                            let lease = try await client.client.grantLease(ttl: leaseTtl).id
+                            try await client.announceMember(slot: enrolled.slot, name: enrolled.name, addresses: HostAddresses.current(), lease: lease)
+                        }
                     }
+                    let mirror = StoreMirror(stateDirectory: stateDirectory, layout: settings.layout, cache: ParseCache())
+                    let grace = leaseGrace?.seconds ?? 300
+                    let prepared = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, grace: grace, log: Log.emit)
+                    var setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror,
+                                                host: enrolled?.slot ?? system ?? ProcessInfo.processInfo.hostName)
+                    setup.member = enrolled.map { ($0.slot, $0.name) }
+                    setup.leaseTTL = leaseTtl
+                    setup.grace = grace
+                    setup.enrolled = prepared.enrolled
+                    setup.rendered = prepared.rendered
+                    let pipeline = Pipeline(source: mirror, stateDirectory: state.stateDir)
+                    if let overrides = prepared.overrides {
+                        // The fleet's overrides are in force from the first plan on: a trust the
+                        // fleet revoked is never granted, not even for a moment.
+                        setup.overrides = overrides
+                        try pipeline.state().overrides.write(overrides.overrides)
+                    }
+                    process = try DaemonProcess(pipeline: pipeline,
+                                                options: .init(system: system ?? enrolled?.name, force: force), store: (setup, prepared.revision))
+                } catch {
+                    // The client's connections are closed before it goes: a daemon that cannot
+                    // start says why and exits, it does not trip over its own HTTP client.
+                    try? waitFor { await client.close() }
+                    throw error
                 }
-                let mirror = StoreMirror(stateDirectory: stateDirectory, layout: settings.layout, cache: ParseCache())
-                let grace = leaseGrace?.seconds ?? 300
-                let prepared = try FleetAgent.prepare(settings: settings, store: client, mirror: mirror, grace: grace, log: Log.emit)
-                var setup = FleetAgentSetup(settings: settings, store: client, mirror: mirror,
-                                            host: enrolled?.slot ?? system ?? ProcessInfo.processInfo.hostName)
-                setup.member = enrolled.map { ($0.slot, $0.name) }
-                setup.leaseTTL = leaseTtl
-                setup.grace = grace
-                setup.enrolled = prepared.enrolled
-                setup.rendered = prepared.rendered
-                let pipeline = Pipeline(source: mirror, stateDirectory: state.stateDir)
-                if let overrides = prepared.overrides {
-                    // The fleet's overrides are in force from the first plan on: a trust the
-                    // fleet revoked is never granted, not even for a moment.
-                    setup.overrides = overrides
-                    try pipeline.state().overrides.write(overrides.overrides)
-                }
-                process = try DaemonProcess(pipeline: pipeline,
-                                            options: .init(system: system ?? enrolled?.name, force: force), store: (setup, prepared.revision))
             } else {
                 process = try DaemonProcess(pipeline: Pipeline(directory: directory.dir, stateDirectory: state.stateDir, cache: ParseCache()),
                                             options: .init(system: system, force: force))

@@ -33,6 +33,16 @@ struct CommandLineTests {
 
     // MARK: Did you mean
 
+    /// An agent whose store cannot be reached and that holds no earlier copy of the policy
+    /// cannot start: it says so and exits 1 (it once crashed closing its HTTP client).
+    @Test func anAgentWithoutItsStoreSaysWhyAndExits() throws {
+        let state = NSTemporaryDirectory() + "enforcer-nostore-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let result = try run(Paths.enforcer, ["run", "--store", "http://127.0.0.1:1", "--fleet", "none", "--system", "db-1", "--state-dir", state])
+        #expect(result.status == 1, "\(result.status): \(result.stderr.prefix(600))")
+        #expect(result.stderr.contains("cannot read fleet none at http://127.0.0.1:1") && result.stderr.contains("the agent cannot start"), "\(result.stderr.prefix(600))")
+    }
+
     @Test(arguments: [
         (["stauts"], "Error: unknown subcommand 'stauts' of enforcer; did you mean 'status'?\nUsage: enforcer <subcommand>\n"),
         (["aplpy", "--dry-run"], "unknown subcommand 'aplpy' of enforcer; did you mean 'apply'?"),
