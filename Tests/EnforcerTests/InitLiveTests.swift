@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// `enforcer init` on a host with known addresses (a network namespace with a dummy
-/// interface): what it writes checks, and plans the SSH grant; it never writes over a policy.
+/// `enforcer init` on a host with known addresses (a network namespace with its own
+/// interfaces): what it writes checks, and plans the SSH grant; it never writes over a policy.
 @Suite(.serialized)
 struct InitLiveTests {
     final class Host {
@@ -18,10 +18,12 @@ struct InitLiveTests {
             state = NSTemporaryDirectory() + "enforcer-init-state-\(suffix)"
             try require(run("/usr/sbin/ip", ["netns", "add", namespace]))
             try require(run("/usr/sbin/ip", ["-n", namespace, "link", "set", "lo", "up"]))
-            try require(run("/usr/sbin/ip", ["-n", namespace, "link", "add", "d0", "type", "dummy"]))
+            // A veth pair with both ends inside (this kernel has no dummy interfaces).
+            try require(run("/usr/sbin/ip", ["-n", namespace, "link", "add", "d0", "type", "veth", "peer", "name", "d1"]))
             try require(run("/usr/sbin/ip", ["-n", namespace, "addr", "add", "10.232.0.5/24", "dev", "d0"]))
             try require(run("/usr/sbin/ip", ["-n", namespace, "addr", "add", "fd00:232::5/64", "dev", "d0", "nodad"]))
             try require(run("/usr/sbin/ip", ["-n", namespace, "link", "set", "d0", "up"]))
+            try require(run("/usr/sbin/ip", ["-n", namespace, "link", "set", "d1", "up"]))
         }
 
         deinit {

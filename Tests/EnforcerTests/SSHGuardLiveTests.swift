@@ -13,7 +13,8 @@ struct SSHGuardLiveTests {
         let client: String
         let temp: String
         let state: String
-        var sshd: Process?
+        /// The sshd this lab started (its PidFile's pid).
+        var sshd: Int32?
         static let serverAddress = "10.231.0.1", clientAddress = "10.231.0.2", port = "2222"
 
         init() throws {
@@ -38,7 +39,11 @@ struct SSHGuardLiveTests {
         }
 
         deinit {
-            if let sshd, sshd.isRunning { sshd.terminate(); sshd.waitUntilExit() }
+            if let sshd { kill(sshd, SIGTERM) }
+            // The sessions sshd forked (one whose connection a test cut waits for TCP to give up),
+            // and the watchdog a --confirm left: every process in the server namespace is the lab's.
+            let pids = (try? run("/usr/sbin/ip", ["netns", "pids", server]).stdout) ?? ""
+            for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
             for namespace in [server, client] { _ = try? run("/usr/sbin/ip", ["netns", "del", namespace]) }
             try? FileManager.default.removeItem(atPath: temp)
         }
@@ -63,22 +68,20 @@ struct SSHGuardLiveTests {
                 PermitRootLogin prohibit-password
 
                 """.write(toFile: "\(temp)/sshd_config", atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", server, "/usr/sbin/sshd", "-D", "-e", "-f", "\(temp)/sshd_config"]
-            FileManager.default.createFile(atPath: "\(temp)/sshd.log", contents: nil)
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(temp)/sshd.log"))
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            sshd = process
+            // sshd goes to the background by itself (no -D): a child of the test process that
+            // outlives the commands run meanwhile kept Foundation from seeing those exit. It is
+            // stopped by the pid it writes to its PidFile, after it listens.
+            try require(run("/usr/sbin/ip", ["netns", "exec", server, "/usr/sbin/sshd", "-f", "\(temp)/sshd_config", "-E", "\(temp)/sshd.log"]))
             let start = Date()
             while Date().timeIntervalSince(start) < 10 {
-                let listening = try run("/usr/sbin/ip", ["netns", "exec", server, "ss", "-Hltn", "sport = :\(Self.port)"]).stdout
-                if !listening.isEmpty { return }
-                Thread.sleep(forTimeInterval: 0.1)
+                if let text = try? String(contentsOfFile: "\(temp)/sshd.pid", encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    sshd = pid
+                    return
+                }
+                Thread.sleep(forTimeInterval: 0.05)
             }
-            let log = (try? String(contentsOfFile: "\(temp)/sshd.log", encoding: .utf8)) ?? ""
-            Issue.record("sshd did not listen within 10 s: \(log)")
+            let text = (try? String(contentsOfFile: "\(temp)/sshd.log", encoding: .utf8)) ?? ""
+            Issue.record("sshd did not start within 10 s: \(text)")
         }
 
         /// `command` run over ssh from the client namespace, in a session on the server.
