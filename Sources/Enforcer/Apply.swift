@@ -11,7 +11,9 @@ struct Apply: ParsableCommand {
             the generation recorded as live) and needs no root; with --json, as one JSON object (schema 1, see the README). \
             A dry run exits 0 whether or not the plan would change anything; with --detailed-exitcode it exits 0 when \
             nothing would change and \(Apply.changesPending) when an apply would change what is live (1 stays an error, \
-            2 a usage error). Applying needs root or CAP_NET_ADMIN.
+            2 a usage error). Applying needs root or CAP_NET_ADMIN. Over SSH (SSH_CONNECTION, or under sudo the sshd \
+            above this process), an apply whose ruleset would cut the session is refused unless given --confirm or \
+            --force, and a dry run warns on standard error.
             """)
 
     /// `apply --dry-run --detailed-exitcode`: the plan differs from what is live. Not 2 (as
@@ -32,7 +34,7 @@ struct Apply: ParsableCommand {
     var replace = false
     @Option(help: ArgumentHelp("Restore the previous generation unless `enforcer confirm` runs within this time: 2m, 90s, 1h30m, or a number of seconds.", valueName: "DURATION"))
     var confirm: ConfirmWindow?
-    @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in.")
+    @Flag(help: "Apply even if the new ruleset would cut the SSH session this runs in (found by SSH_CONNECTION, else by the sshd above this process).")
     var force = false
     @Option(help: ArgumentHelp("Why, for the history and the generation's record.", valueName: "TEXT"))
     var reason: String?
@@ -60,6 +62,10 @@ struct Apply: ParsableCommand {
                 let preview = try pipeline.dryRun(plan, state: state)
                 print(json ? preview.json() : preview.text, terminator: json ? "\n" : "")
                 changesPending = preview.changesPending
+                // On standard error, so the plan and its JSON stay what scripts read.
+                if let session = SSHSession.current(), session.wouldBeCut(graph: plan.graph, system: plan.host, at: plan.instant) {
+                    Output.error(session.dryRunWarning)
+                }
             } else {
                 let options = ApplyOptions(replace: replace, force: force, confirmSeconds: confirm?.seconds, reason: reason)
                 print(try KernelDataplane().apply(plan, state: state, options: options).report)

@@ -18,7 +18,7 @@ struct Enforcer: ParsableCommand {
             Every command that reads policy takes --dir (default $ENFORCER_DIR, else /etc/enforcer).
             """,
         version: "enforcer \(enforcerVersion) (git \(gitRevision))",
-        subcommands: [Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, History.self, FleetCommand.self, Enrol.self, PolicyCommand.self, TrustCommand.self, ConfirmWatchdog.self]
+        subcommands: [Init.self, Check.self, Apply.self, TestFlow.self, TestURI.self, Confirm.self, Rollback.self, Flush.self, Run.self, Status.self, History.self, FleetCommand.self, Enrol.self, PolicyCommand.self, TrustCommand.self, ConfirmWatchdog.self]
     )
 
     /// Usage errors exit 2 (ArgumentParser's default is 64); a `CommandFailure` exits 1.

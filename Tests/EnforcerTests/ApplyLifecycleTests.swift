@@ -83,7 +83,7 @@ struct ApplyLifecycleTests {
         let session = ["SSH_CONNECTION": "10.10.1.21 50022 10.20.1.11 22"]
         let refused = try box.apply("srv-1", environment: session)
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("refusing to apply: this ruleset would cut the SSH session it runs in (from 10.10.1.21 to 10.20.1.11 port 22); use --force"))
+        #expect(refused.stderr.contains("refusing to apply: this ruleset would cut the SSH session it runs in (from 10.10.1.21 port 50022 to 10.20.1.11 port 22; found by SSH_CONNECTION); use --confirm DURATION to have it undone unless `enforcer confirm` follows in time, or --force to apply anyway"), "\(refused.stderr)")
         #expect(try box.listing() == before)
         // ws-1 may reach srv-1 on tcp/22 ("Server access for Workstations"): allowed through.
         try Self.require(box.apply("srv-1", environment: ["SSH_CONNECTION": "10.10.2.11 50022 10.20.1.11 22"]))

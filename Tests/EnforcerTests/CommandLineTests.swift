@@ -49,7 +49,7 @@ struct CommandLineTests {
         (["chekc"], "did you mean 'check'?"),
         (["policy", "lsit"], "Error: unknown subcommand 'lsit' of enforcer policy; did you mean 'list'?\nUsage: enforcer policy <subcommand>\n"),
         (["trust", "grnat", "a", "b"], "of enforcer trust; did you mean 'grant'?"),
-        (["frobnicate"], "unknown subcommand 'frobnicate' of enforcer; expected one of check, apply, test, test-uri, confirm, rollback, flush, run, status, history, fleet, enrol, policy, trust\n"),
+        (["frobnicate"], "unknown subcommand 'frobnicate' of enforcer; expected one of init, check, apply, test, test-uri, confirm, rollback, flush, run, status, history, fleet, enrol, policy, trust\n"),
     ] as [([String], String)])
     func mistypedSubcommandsGetASuggestion(arguments: [String], says: String) throws {
         let result = try run(Paths.enforcer, arguments)

@@ -37,7 +37,12 @@ public struct Config: Sendable, Equatable {
     // [web]
     /// Verdict for flows whose first bytes cannot be parsed.
     public var webFail: FailMode = .closed
+    /// Where the worker sends a client for a warn/aup page or a block page. Unless
+    /// enforcer.conf sets it, a gateway's plan puts its own client-side address here
+    /// (`PolicySet.resolvingPortalURL(for:)`): 127.0.0.1 would send each client to itself.
     public var portalURL: String = "http://127.0.0.1:8088/"
+    /// Where enforcer.conf sets `portal_url`; nil: it does not, and the default holds.
+    public var portalURLLocation: SourceLocation?
     /// Where `enforcer run` serves the portal; nil: the host and port of `portalURL`.
     public var portalListen: String?
     /// How long a client that acknowledged a warn/aup page may reach the site.
@@ -236,6 +241,7 @@ public struct Config: Sendable, Equatable {
             case ("web", "portal_url"):
                 guard case .string(let s) = entry.value, s.hasPrefix("http://") || s.hasPrefix("https://") else { fail("portal_url must be an http:// or https:// URL"); continue }
                 config.portalURL = s
+                config.portalURLLocation = entry.valueLocation
             case ("web", "portal_listen"):
                 guard case .string(let s) = entry.value, Self.endpoint(s) != nil else {
                     fail("portal_listen must be ADDRESS:PORT, such as \"192.168.50.1:8088\" or \"[fd00::1]:8088\""); continue

@@ -145,10 +145,11 @@ public struct PolicyLoader: Sendable {
             diagnostics.append(.warning(rule.location, "web rule '\(rule.name)' matches only by URI regex: for TLS only the host is visible, so it is matched against https://SNI/ and cannot see paths"))
         }
 
-        diagnostics.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
-        let hasErrors = diagnostics.contains { $0.severity == .error }
         let set = PolicySet(directory: directory, config: config, systems: systems, policies: policies,
                             webRules: webRules, expectations: expectations, files: files)
+        diagnostics += set.portalWarnings()
+        diagnostics.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
+        let hasErrors = diagnostics.contains { $0.severity == .error }
         return Loaded(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
     }
 

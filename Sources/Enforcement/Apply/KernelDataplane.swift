@@ -31,8 +31,13 @@ public final class KernelDataplane: Dataplane {
 
     /// The apply, and its own line of the report (what the transaction did) for the history.
     private func applyLocked(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> (AppliedGeneration, String) {
-        if !options.force, let session = SSHSession.current(), session.wouldBeCut(graph: plan.graph, system: plan.host, at: plan.instant) {
-            throw .refused(["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); use --force to apply anyway"])
+        // With --confirm a cut session is the case the promise is for: the watchdog restores
+        // what was live when the operator can no longer confirm. Without it, only --force.
+        let session = options.force ? nil : SSHSession.current()
+        let cut = session.map { $0.wouldBeCut(graph: plan.graph, system: plan.host, at: plan.instant) } ?? false
+        if let session, cut, options.confirmSeconds == nil {
+            throw .refused(["enforcer: refusing to apply: this ruleset would cut the SSH session it runs in (\(session)); "
+                + "use --confirm DURATION to have it undone unless `enforcer confirm` follows in time, or --force to apply anyway"])
         }
         let lock = try state.lock(for: options.purpose)
         defer { lock.release() }
@@ -69,6 +74,9 @@ public final class KernelDataplane: Dataplane {
                 try promise.write(to: state)
                 let owner = armRestore(state, promise: promise)
                 lines.append("run `enforcer confirm` within \(seconds) s, or \(promise.previous.map { "generation \($0)" } ?? "the state before (no enforcer table)") is restored (\(owner))")
+                if let session, cut {
+                    lines.append("this ruleset cuts the SSH session it runs in (\(session)): if it drops, the restore at the deadline lets you back in")
+                }
             }
         } else if let waiting, options.confirmsPending {
             PendingConfirm.remove(from: state)

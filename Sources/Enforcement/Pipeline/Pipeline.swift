@@ -75,11 +75,13 @@ public struct Pipeline: Sendable {
                            revoked: overrides.revokedTrust(at: instant), ids: ids)
     }
 
-    /// The plan for `host` at `instant`. With `expectations`, they run on another core while
-    /// the ruleset compiles, and a failure stops everything before a compile error is
-    /// reported or a dataplane is asked.
+    /// The plan for `host` at `instant` (on a gateway, with the default portal_url on its
+    /// client-side address: `PolicySet.resolvingPortalURL(for:)`). With `expectations`, they
+    /// run on another core while the ruleset compiles, and a failure stops everything before
+    /// a compile error is reported or a dataplane is asked.
     public func plan(_ policy: PolicySet, host: SystemDefinition, at instant: Date, overrides: RuntimeOverrides, ids: PolicyIDs,
                      expectations: Bool = true) throws(EnforcementError) -> CheckedPlan {
+        let policy = policy.resolvingPortalURL(for: host)
         let graph = Self.graph(policy, overrides: overrides, at: instant, ids: ids)
         Trace.phase("access graph")
         let failures = expectations ? Concurrently { failedExpectations(policy, ids: ids, at: instant) } : nil
@@ -103,6 +105,9 @@ public struct Pipeline: Sendable {
     /// whose changes the plan then carries. On any failure `host` is left nil.
     public func plan(_ policy: PolicySet, from loaded: PolicySet?, incremental host: inout IncrementalHost?, base: Int?, system: SystemDefinition,
                      at instant: Date, overrides: RuntimeOverrides, ids: PolicyIDs, expectations: Bool = true) throws(EnforcementError) -> CheckedPlan {
+        // Resolved here as in the full plan, so the policy kept as `loaded` compares equal
+        // with the next one resolved alike and an unchanged enforcer.conf stays incremental.
+        let policy = policy.resolvingPortalURL(for: system)
         let failures = expectations ? Concurrently { failedExpectations(policy, ids: ids, at: instant) } : nil
         var current = host.take()
         var changes: RulesetChanges?
