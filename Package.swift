@@ -69,9 +69,10 @@ let package = Package(
         ]),
         .executableTarget(name: "enforcer-bench", dependencies: ["Compiler", "NFQueue"], path: "bench/Sources"),
 
-        .testTarget(name: "CompilerTests", dependencies: ["Compiler"],
+        .testTarget(name: "CompilerTests", dependencies: ["Compiler", "CPCRE2"],
                     resources: [.copy("Fixtures")]),
-        .testTarget(name: "NFQueueTests", dependencies: ["NFQueue"],
+        // Every module a test target imports is named here, so that a change to it rebuilds the tests.
+        .testTarget(name: "NFQueueTests", dependencies: ["NFQueue", "Compiler"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "KernelTests", dependencies: ["Kernel", "Compiler", "CNFTables", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "EnforcementTests", dependencies: ["Compiler", "Enforcement", "NFQueue", "Kernel", "Etcd"]),

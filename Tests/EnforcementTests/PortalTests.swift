@@ -115,6 +115,26 @@ struct PortalTests {
         #expect(contains.isEmpty || answer.text.contains(contains), "\(answer.text)")
     }
 
+    /// `default_action = "warn"` or `"aup"`: the worker redirects a request no rule matched
+    /// without a rule name; the page says the default action decided, and its button records
+    /// the acknowledgement under the empty name (which no rule has). It once answered 404.
+    @Test("the default action's warn and aup pages, and their acknowledgement", arguments: [WebAction.warn, .aup, .permit])
+    func theDefaultActionHasItsPage(defaultAction: WebAction) throws {
+        let portal = try Self.portal(defaultAction: defaultAction)
+        let page = try #require(try Self.ask("GET /?url=http%3A%2F%2Fany.example%2F HTTP/1.1\r\nHost: p\r\n\r\n", from: portal))
+        let body = "rule=&url=http%3A%2F%2Fany.example%2F"
+        let acknowledged = try #require(try Self.ask("POST /acknowledge HTTP/1.1\r\nHost: p\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)", from: portal))
+        guard defaultAction != .permit else {
+            #expect(page.status == "HTTP/1.1 404 Not Found" && acknowledged.acknowledged == nil, "no such page while the default permits")
+            return
+        }
+        #expect(page.status == "HTTP/1.1 200 OK")
+        #expect(page.text.contains("<p>You asked for <code>http://any.example/</code> (the default action).</p>"), "\(page.text)")
+        #expect(page.text.contains("<input type=\"hidden\" name=\"rule\" value=\"\">"), "\(page.text)")
+        #expect(page.text.contains(defaultAction == .aup ? "I accept the acceptable use policy" : "I understand, continue"))
+        #expect(acknowledged.status == "HTTP/1.1 303 See Other" && acknowledged.acknowledged == Portal.defaultActionKey)
+    }
+
     @Test(arguments: ["GET /?rule=warn-news HTTP/1.1\r\nHost: p\r\n", "POST /acknowledge HTTP/1.1\r\nHost: p\r\nContent-Length: 20\r\n\r\nrule=warn"])
     func anIncompleteRequestWaits(request: String) throws {
         #expect(try Self.ask(request) == nil)

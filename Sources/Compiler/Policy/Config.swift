@@ -139,6 +139,7 @@ public struct Config: Sendable, Equatable {
     public func servesPortal(webRules: [WebRule]) -> Bool {
         webRules.contains { $0.action == .warn || $0.action == .aup || denyPage && $0.action == .deny }
             || denyPage && defaultAction == .deny && !webRules.isEmpty
+            || (defaultAction == .warn || defaultAction == .aup) && !webRules.isEmpty
     }
 
     /// QUIC is blocked by default when web rules exist, so browsers fall back to TCP where SNI is visible.

@@ -245,7 +245,7 @@ public final class DaemonProcess {
                 let server = PortalServer(socket: socket, portal: pages, loop: loop)
                 server.onAcknowledge = { [unowned self] client, rule, until in
                     queue?.worker.acknowledge(client: client, rule: rule, until: until)
-                    Log.info("portal: \(client) acknowledged rule '\(rule)' until \(ISO8601.string(until))")
+                    Log.info("portal: \(client) acknowledged \(rule.isEmpty ? "the default action" : "rule '\(rule)'") until \(ISO8601.string(until))")
                 }
                 portals.append(server)
                 serving.append(shown)

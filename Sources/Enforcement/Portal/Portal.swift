@@ -23,6 +23,9 @@ public struct Portal {
     /// Whether a request no rule matched is denied: then the block page without a rule
     /// name says so; otherwise such a page does not exist.
     let defaultDenies: Bool
+    /// `default_action = "warn"` or `"aup"`: a request no rule matched gets the notice page
+    /// without a rule name, and its acknowledgement is recorded under `defaultActionKey`.
+    let defaultNotice: WebAction?
     let acknowledgeFor: TimeInterval
     /// The most a request head, or a form body, may take.
     public static let maxRequest = 16 * 1024
@@ -34,6 +37,7 @@ public struct Portal {
         rules = byName([.warn, .aup])
         denyRules = denyPage ? byName([.deny]) : [:]
         defaultDenies = denyPage && defaultAction == .deny
+        defaultNotice = defaultAction == .warn || defaultAction == .aup ? defaultAction : nil
         self.acknowledgeFor = acknowledgeFor
     }
 
@@ -69,10 +73,13 @@ public struct Portal {
         let query = Self.form(String(target.dropFirst(path.count + (target.contains("?") ? 1 : 0))))
         switch (head.method, path) {
         case ("GET", "/"), ("HEAD", "/"):
-            guard let name = query["rule"], let rule = rules[name] else {
-                return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No warn or aup rule is named here.</p>")))
+            let shown: String
+            switch query["rule"] {
+            case .none where defaultNotice != nil: shown = notice(nil, action: defaultNotice!, url: query["url"] ?? "")
+            case .some(let name) where rules[name] != nil: shown = notice(rules[name], action: rules[name]!.action, url: query["url"] ?? "")
+            default: return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No warn or aup rule is named here.</p>")))
             }
-            return Answer(response: Self.response(200, "OK", notice(rule, url: query["url"] ?? ""), headOnly: head.method == "HEAD"))
+            return Answer(response: Self.response(200, "OK", shown, headOnly: head.method == "HEAD"))
         case ("GET", Config.blockPagePath), ("HEAD", Config.blockPagePath):
             let rule: WebRule?
             switch query["rule"] {
@@ -87,7 +94,7 @@ public struct Portal {
             guard length <= Self.maxRequest else { return Answer(response: Self.response(413, "Content Too Large", page("Too large", ""))) }
             guard bytes.count - head.headLength >= length else { return nil }
             let form = Self.form(String(decoding: bytes[head.headLength..<(head.headLength + length)], as: UTF8.self))
-            guard let name = form["rule"], rules[name] != nil else {
+            guard let name = form["rule"], rules[name] != nil || name == Self.defaultActionKey && defaultNotice != nil else {
                 return Answer(response: Self.response(404, "Not Found", page("Unknown rule", "<p>No warn or aup rule is named here.</p>")))
             }
             let url = form["url"].flatMap { $0.hasPrefix("http://") || $0.hasPrefix("https://") ? $0 : nil }
@@ -103,15 +110,22 @@ public struct Portal {
         }
     }
 
-    private func notice(_ rule: WebRule, url: String) -> String {
-        let aup = rule.action == .aup
-        let description = rule.description ?? (aup ? "This site falls under the acceptable use policy." : "This site is flagged by a rule.")
+    /// The name under which an acknowledgement of the default action is kept: empty, which no
+    /// rule's name can be.
+    public static let defaultActionKey = ""
+
+    /// The page of a warn or aup rule, or (`rule` nil) of the default action.
+    private func notice(_ rule: WebRule?, action: WebAction, url: String) -> String {
+        let aup = action == .aup
+        let description = rule?.description ?? (rule == nil ? "No rule matched this site; the network's default is to \(aup ? "ask you to accept its acceptable use policy" : "warn you") first."
+            : aup ? "This site falls under the acceptable use policy." : "This site is flagged by a rule.")
+        let decidedBy = rule.map { "rule <code>\(Self.escaped($0.name))</code>" } ?? "the default action"
         let button = aup ? "I accept the acceptable use policy" : "I understand, continue"
         return page(aup ? "Acceptable use policy" : "Warning", """
             <p>\(Self.escaped(description))</p>
-            <p>You asked for <code>\(Self.escaped(url))</code> (rule <code>\(Self.escaped(rule.name))</code>).</p>
+            <p>You asked for <code>\(Self.escaped(url))</code> (\(decidedBy)).</p>
             <form method="post" action="/acknowledge">
-            <input type="hidden" name="rule" value="\(Self.escaped(rule.name))">
+            <input type="hidden" name="rule" value="\(Self.escaped(rule?.name ?? Self.defaultActionKey))">
             <input type="hidden" name="url" value="\(Self.escaped(url))">
             <button type="submit">\(button)</button>
             </form>

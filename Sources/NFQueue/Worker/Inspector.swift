@@ -431,8 +431,9 @@ public struct Inspector {
                 outcome = .redirect
             }
         case .warn, .aup:
-            if let rule = decision.rule, let source = request.source,
-               let until = acknowledgements[Acknowledgement(client: source, rule: rule)], until > wallClock {
+            // A default action's acknowledgement is kept under the empty name, which no rule has.
+            if let source = request.source,
+               let until = acknowledgements[Acknowledgement(client: source, rule: decision.rule ?? "")], until > wallClock {
                 outcome = .permit
                 judgement.reason = "acknowledged on the portal until \(ISO8601.string(until))"
             } else if request.isTLS {
