@@ -84,14 +84,7 @@ extension FleetAdmin {
         }
         let change = make(Date())
         let revision = try write(FleetOverrides.key(policy: name, layout: store.layout), change)
-        let line: String
-        switch (change.enabled, change.until, change.from) {
-        case (true, let until?, _): line = "'\(name)' enabled until \(ISO8601.string(until))"
-        case (true, nil, _): line = "'\(name)' enabled"
-        case (false, _, let from?): line = "'\(name)' disabled from \(ISO8601.string(from))"
-        case (false, _, nil): line = "'\(name)' disabled"
-        }
-        return ["\(line) in fleet \(store.layout.fleet) (store revision \(revision)); every agent applies it as it sees it"]
+        return ["\(change.summary(of: name)) in fleet \(store.layout.fleet) (store revision \(revision)); every agent applies it as it sees it"]
     }
 
     /// Records in the whole fleet whether `system` meets `requirement`; returns the lines to print.
@@ -102,7 +95,7 @@ extension FleetAdmin {
         }
         let change = make(Date())
         let revision = try write(FleetOverrides.key(system: system, requirement: requirement, layout: store.layout), change)
-        let what = change.granted ? "granted" + (change.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
+        let what = change.summary
         let needing = known.trust[requirement].map { " (required by \($0.sorted().map { "'\($0)'" }.joined(separator: ", ")))" } ?? " (no policy requires it)"
         return ["\(system) \(requirement): \(what)\(needing) in fleet \(store.layout.fleet) (store revision \(revision))"]
     }
@@ -113,13 +106,7 @@ extension FleetAdmin {
         let response = try waitFor { try await store.client.range(.prefix(FleetOverrides.prefix(store.layout))) }
         var held = FleetOverrides()
         for kv in response.kvs { held.take(key: kv.keyString, value: kv.value, layout: store.layout) }
-        var lines: [String] = []
-        for (system, records) in held.overrides.trust.sorted(by: { $0.key < $1.key }) {
-            for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
-                let state = record.holds(at: instant) ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
-                lines.append("\(system) \(requirement): \(state)")
-            }
-        }
+        let lines = held.overrides.trustLines(at: instant)
         return lines.isEmpty ? ["no trust records in fleet \(store.layout.fleet)"] : lines
     }
 

@@ -17,13 +17,7 @@ extension Pipeline {
         let now = Date()
         let change = make(now)
         try record(state, now: now) { $0.policies[name] = change }
-        let line: String
-        switch (change.enabled, change.until, change.from) {
-        case (true, let until?, _): line = "'\(name)' enabled until \(ISO8601.string(until))"
-        case (true, nil, _): line = "'\(name)' enabled"
-        case (false, _, let from?): line = "'\(name)' disabled from \(ISO8601.string(from))"
-        case (false, _, nil): line = "'\(name)' disabled"
-        }
+        let line = change.summary(of: name)
         state.record(HistoryEvent(at: now, kind: .override, generation: state.generations.currentNumber(), summary: "policy " + line),
                      purpose: change.enabled ? "policy enable" : "policy disable")
         return [line, signalDaemon(state)]
@@ -38,7 +32,7 @@ extension Pipeline {
         let now = Date()
         let change = make(now)
         try record(state, now: now) { $0.trust[system, default: [:]][requirement] = change }
-        let what = change.granted ? "granted" + (change.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
+        let what = change.summary
         state.record(HistoryEvent(at: now, kind: .override, generation: state.generations.currentNumber(), summary: "trust \(system) \(requirement): \(what)"),
                      purpose: change.granted ? "trust grant" : "trust revoke")
         return ["\(system) \(requirement): \(what)" + (needing.isEmpty ? " (no policy requires it)" : " (required by \(needing.joined(separator: ", ")))"),
@@ -47,14 +41,7 @@ extension Pipeline {
 
     /// Every trust record and whether it holds at `instant`, a line each.
     public func trustRecords(at instant: Date) -> [String] {
-        let overrides = state().overrides.read()
-        var lines: [String] = []
-        for (system, records) in overrides.trust.sorted(by: { $0.key < $1.key }) {
-            for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
-                let state = record.holds(at: instant) ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
-                lines.append("\(system) \(requirement): \(state)")
-            }
-        }
+        let lines = state().overrides.read().trustLines(at: instant)
         return lines.isEmpty ? ["no trust records"] : lines
     }
 
@@ -94,4 +81,37 @@ extension Pipeline {
         }
         return "reloading enforcer run (pid \(report.pid))"
     }
+}
+
+extension EnabledOverride {
+    /// "'NAME' enabled until …", "'NAME' disabled from …": what `policy enable|disable` prints
+    /// and records, on a host or for a fleet.
+    public func summary(of name: String) -> String {
+        switch (enabled, until, from) {
+        case (true, let until?, _): "'\(name)' enabled until \(ISO8601.string(until))"
+        case (true, nil, _): "'\(name)' enabled"
+        case (false, _, let from?): "'\(name)' disabled from \(ISO8601.string(from))"
+        case (false, _, nil): "'\(name)' disabled"
+        }
+    }
+}
+
+extension RuntimeOverrides {
+    /// Each trust record, "SYSTEM REQUIREMENT: granted [until …]" or "… revoked" as it stands
+    /// at `instant`, sorted: what `trust list` prints, on a host or for a fleet.
+    public func trustLines(at instant: Date) -> [String] {
+        var lines: [String] = []
+        for (system, records) in trust.sorted(by: { $0.key < $1.key }) {
+            for (requirement, record) in records.sorted(by: { $0.key < $1.key }) {
+                let state = record.holds(at: instant) ? "granted" + (record.until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked"
+                lines.append("\(system) \(requirement): \(state)")
+            }
+        }
+        return lines
+    }
+}
+
+extension TrustRecord {
+    /// "granted", "granted until …" or "revoked": as recorded, not as it stands at some instant.
+    public var summary: String { granted ? "granted" + (until.map { " until \(ISO8601.string($0))" } ?? "") : "revoked" }
 }

@@ -18,17 +18,19 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
 
     /// ` client=client:port server=server:port` (IPv6 in brackets), for the log's logfmt line.
     func writeEndpoints(to out: inout OutputSpan<UInt8>) {
-        func endpoint(_ address: PacketAddress, _ port: UInt16, _ out: inout OutputSpan<UInt8>) {
-            if !address.isIPv4 { out.append(UInt8(ascii: "[")) }
-            address.write(to: &out)
-            if !address.isIPv4 { out.append(UInt8(ascii: "]")) }
-            out.append(UInt8(ascii: ":"))
-            out.writeDecimal(Int(port))
-        }
         out.write(Self.clientLabel)
-        endpoint(client, clientPort, &out)
+        Self.writeEndpoint(client, clientPort, to: &out)
         out.write(Self.serverLabel)
-        endpoint(server, serverPort, &out)
+        Self.writeEndpoint(server, serverPort, to: &out)
+    }
+
+    /// `address:port`, an IPv6 address in brackets.
+    private static func writeEndpoint(_ address: PacketAddress, _ port: UInt16, to out: inout OutputSpan<UInt8>) {
+        if !address.isIPv4 { out.append(UInt8(ascii: "[")) }
+        address.write(to: &out)
+        if !address.isIPv4 { out.append(UInt8(ascii: "]")) }
+        out.append(UInt8(ascii: ":"))
+        out.writeDecimal(Int(port))
     }
 
     private static let clientLabel = Array(" client=".utf8)
@@ -36,16 +38,9 @@ public struct FlowKey: Hashable, Sendable, CustomStringConvertible {
 
     /// `client:port → server:port` (IPv6 in brackets).
     func write(to out: inout OutputSpan<UInt8>) {
-        func endpoint(_ address: PacketAddress, _ port: UInt16, _ out: inout OutputSpan<UInt8>) {
-            if !address.isIPv4 { out.append(UInt8(ascii: "[")) }
-            address.write(to: &out)
-            if !address.isIPv4 { out.append(UInt8(ascii: "]")) }
-            out.append(UInt8(ascii: ":"))
-            out.writeDecimal(Int(port))
-        }
-        endpoint(client, clientPort, &out)
+        Self.writeEndpoint(client, clientPort, to: &out)
         out.write(Self.arrow)
-        endpoint(server, serverPort, &out)
+        Self.writeEndpoint(server, serverPort, to: &out)
     }
 }
 
