@@ -31,6 +31,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+		case " $$missing " in *" openssh-server "*) \
+			echo "openssh-server is for the tests' own sshd only: the system's ssh service it brought is stopped and disabled"; \
+			$(SUDO) systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true ;; \
+		esac; \
 	fi
 
 build: deps
