@@ -181,7 +181,7 @@ for v in "${VARIANTS[@]}"; do
             python3 -c 'import re, sys
 text = open(sys.argv[1]).read()
 text = re.sub(r"\n\t*counter [^ \n{]+ \{\n[^}]*\}", "", text)
-text = re.sub(r" counter name \"?[^ \"\n]+\"?", "", text)
+text = re.sub(r"counter name \"?[^ \"\n]+\"? ?", "", text)
 open(sys.argv[2], "w").write(text)' "$WORK/$v.listed" "$WORK/$v.nft"
             ! grep -q 'counter' "$WORK/$v.nft" || { echo "packet-bench: counters left in $WORK/$v.nft" >&2; exit 1; }
             ip netns exec "$(rcv "$v")" nft flush ruleset
