@@ -153,6 +153,34 @@ struct WebWorkerLiveTests {
             print("reset"); sys.exit(1)
         """
 
+    /// `[log] level = "warning"` takes the flow lines (informational) out of the log, also
+    /// the worker's, which writes its own bytes; the worker judges as before.
+    @Test func aLogLevelAboveInfoLeavesTheFlowLinesOut() throws {
+        let lab = try GatewayLab()
+        try lab.serveTLS()
+        let log = URL(fileURLWithPath: lab.policy + "-run.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let worker = try lab.runWorker(log: log)
+        defer { GatewayLab.stop(worker) }
+        func flowLines() -> Int { ((try? String(contentsOf: log, encoding: .utf8)) ?? "").components(separatedBy: " msg=flow ").count - 1 }
+        #expect(try lab.fetch("https://bit.ly/one").wasReset)
+        #expect(try ConfirmPromiseTests.eventually(3) { flowLines() == 1 }, "at info, the denial has its line")
+
+        try lab.edit("enforcer.conf") { $0 + "\n[log]\nlevel = \"warning\"\n" }
+        kill(worker.processIdentifier, SIGHUP)
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try lab.fetch("https://bit.ly/two").wasReset, "the worker still denies")
+        #expect(try !lab.fetch("https://example.org/").wasReset, "and permits")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(flowLines() == 1, "no flow line at level warning: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        // The reload that brought the level wrote its line at the level before; later ones do not.
+        func reloadLines() -> Int { ((try? String(contentsOf: log, encoding: .utf8)) ?? "").components(separatedBy: "msg=\"reload (").count - 1 }
+        let reloads = reloadLines()
+        kill(worker.processIdentifier, SIGHUP)
+        Thread.sleep(forTimeInterval: 1)
+        #expect(reloadLines() == reloads, "no reload line at level warning")
+    }
+
     @Test func aClientHelloInThreeSegmentsIsJudgedByItsSNI() throws {
         let lab = try GatewayLab()
         try lab.serveTLS()

@@ -202,7 +202,10 @@ public final class DaemonProcess {
         let matcher = WebMatcher(rules: plan.policy.webRules, defaultAction: config.defaultAction)
         let worker = try Worker(queueNumber: config.queue, queueFailOpen: config.queueFull == .open, queueMaxLength: config.queueMaxLength,
                                 inspector: Inspector(matcher: matcher, settings: InspectorSettings(config: config)),
-                                log: Log.write(bytes:), linePrefix: { Log.prefix() }, flowLog: FlowLogFilter(mode: config.logFlows, window: config.logRepeatWindow))
+                                log: Log.write(bytes:), linePrefix: { priority in
+                                    let level = LogLevel(rawValue: priority) ?? .info
+                                    return level <= Log.threshold ? Log.prefix(level) : nil
+                                }, flowLog: FlowLogFilter(mode: config.logFlows, window: config.logRepeatWindow))
         let source = QueueSource(worker: worker)
         source.onDrained = { [unowned self] worker in
             if daemon.record(counters: worker.inspector.counters) { reportWriter.markDirty() }

@@ -10,9 +10,10 @@ public final class Worker {
     private var inspectorStorage: Inspector?
     public var inspector: Inspector { inspectorStorage! }
     /// Receives the log lines of one drain at once (one write, not one per flow), as
-    /// bytes, each line behind `linePrefix()` (made once per drain) and ending in a newline.
+    /// bytes, each line behind `linePrefix(priority)` (made once per drain; nil: lines of
+    /// that syslog priority are not written) and ending in a newline.
     private let log: ([UInt8]) -> Void
-    private let linePrefix: () -> [UInt8]
+    private let linePrefix: (_ syslogPriority: Int) -> [UInt8]?
     private var pendingLog: [UInt8] = []
     /// The resets and redirects of one drain, held until its verdicts are out (see `drain`).
     private var pendingSegments: [ForgedSegment] = []
@@ -23,7 +24,7 @@ public final class Worker {
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
-                log: @escaping ([UInt8]) -> Void, linePrefix: @escaping () -> [UInt8] = { [] },
+                log: @escaping ([UInt8]) -> Void, linePrefix: @escaping (_ syslogPriority: Int) -> [UInt8]? = { _ in [] },
                 flowLog: FlowLogFilter = FlowLogFilter()) throws(QueueError) {
         queue = try NetfilterQueue(number: queueNumber, failOpen: queueFailOpen, maxLength: queueMaxLength)
         raw = try RawSocket()
@@ -68,7 +69,9 @@ public final class Worker {
     /// stay open.
     public func drain() throws(QueueError) {
         // One timestamp for the drain's lines.
-        let prefix = linePrefix()
+        // Flow lines are informational (6), the worker's own errors errors (3); a log level
+        // above info leaves the flow lines out.
+        let prefix = linePrefix(6), errorPrefix = linePrefix(3) ?? []
         // The inspector, the log and the segments in locals for the drain: a class's stored
         // properties are checked for exclusive access on every use, several times a packet
         // otherwise.
@@ -87,7 +90,7 @@ public final class Worker {
                 let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict in
                     let action = inspector.inspect(packet, now: now, wallClock: wallClock)
                     segments.append(contentsOf: action.segments)
-                    if let judgement = action.judgement {
+                    if let judgement = action.judgement, let prefix {
                         let admitted = flowLog.admit(judgement, now: now)
                         if admitted.log {
                             log.append(contentsOf: prefix)
@@ -105,7 +108,7 @@ public final class Worker {
         do { try queue.flushVerdicts() } catch { failure = failure ?? error }
         for segment in segments {
             do { try raw.send(segment.bytes) } catch {
-                log.append(contentsOf: prefix)
+                log.append(contentsOf: errorPrefix)
                 log.append(addingCapacity: 64 + 2 * "\(error)".utf8.count) { line in
                     line.write(Self.errorStart)
                     line.writeValue("worker: \(error)")
@@ -124,7 +127,7 @@ public final class Worker {
             lastSweep = now
             // Lines left out whose window passed: one summary each, in a write of their own.
             let summaries = flowLog.expired(now: now)
-            if !summaries.isEmpty {
+            if !summaries.isEmpty, let prefix {
                 var lines: [UInt8] = []
                 for (judgement, repeated) in summaries {
                     lines.append(contentsOf: prefix)
