@@ -31,9 +31,7 @@ final class ServiceManagerNotifier: EventSource {
     /// A reload begins; the manager shows the unit reloading until `ready` follows.
     func reloading() {
         // MONOTONIC_USEC tells the manager which reload this is, as it asks.
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        send(["RELOADING=1", "MONOTONIC_USEC=\(UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000)"])
+        send(["RELOADING=1", "MONOTONIC_USEC=\(UInt64(monotonicSeconds() * 1_000_000))"])
     }
 
     func status(_ text: String) { send(["STATUS=" + text]) }

@@ -109,15 +109,9 @@ public final class FleetAgent: @unchecked Sendable {
             log(.warning("store: cannot read \(settings.summary): \(error); enforcing revision \(held.revision) from \(mirror.directory) until it can be reached"))
             return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
         }
-        var enrolled = EnrolledSystems()
-        var overrides = FleetOverrides()
-        var pushed: KeyValue?
-        for kv in response.kvs {
-            if kv.keyString == layout.pushKey { pushed = kv } else if !overrides.take(key: kv.keyString, value: kv.value, layout: layout) {
-                enrolled.take(key: kv.keyString, value: kv.value, layout: layout)
-            }
-        }
-        guard let pushed, let bundle = try? FleetBundle.decode(pushed.value) else {
+        let desired = DesiredKeys(response.kvs, layout: layout)
+        let enrolled = desired.enrolled, overrides = desired.overrides
+        guard let pushed = desired.pushed, let bundle = try? FleetBundle.decode(pushed.value) else {
             if let held {
                 log(.warning("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)"))
                 return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
@@ -254,21 +248,15 @@ public final class FleetAgent: @unchecked Sendable {
     private func readAfresh() async throws -> Int64 {
         let layout = settings.layout
         let response = try await store.client.range(.prefix(layout.desiredPrefix))
-        var fresh = EnrolledSystems()
-        var freshOverrides = FleetOverrides()
-        var pushed: KeyValue?
-        for kv in response.kvs {
-            if kv.keyString == layout.pushKey { pushed = kv } else if !freshOverrides.take(key: kv.keyString, value: kv.value, layout: layout) {
-                fresh.take(key: kv.keyString, value: kv.value, layout: layout)
-            }
-        }
+        let desired = DesiredKeys(response.kvs, layout: layout)
+        var fresh = desired.enrolled
         if lock.withLock({ () -> Bool in
-            defer { overrides = freshOverrides }
-            return overrides != freshOverrides
+            defer { overrides = desired.overrides }
+            return overrides != desired.overrides
         }) {
             deliverOverrides(revision: response.header.revision)
         }
-        if let pushed { try await deliver(FleetBundle.decode(pushed.value), revision: pushed.modRevision) }
+        if let pushed = desired.pushed { try await deliver(FleetBundle.decode(pushed.value), revision: pushed.modRevision) }
         let now = Date()
         lock.withLock {
             if let old = enrolled {

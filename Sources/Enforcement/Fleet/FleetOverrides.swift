@@ -73,6 +73,25 @@ public struct FleetOverrides: Sendable, Equatable {
     }()
 }
 
+/// Every key under `desired/` read at one revision, sorted by what it is: the pushed bundle,
+/// the runtime overrides, the enrolled systems. The agent's start and its fresh reads, and the
+/// override commands' checks, all read `desired/` so.
+struct DesiredKeys {
+    var pushed: KeyValue?
+    var enrolled = EnrolledSystems()
+    var overrides = FleetOverrides()
+
+    init(_ kvs: [KeyValue], layout: FleetLayout) {
+        for kv in kvs {
+            if kv.keyString == layout.pushKey {
+                pushed = kv
+            } else if !overrides.take(key: kv.keyString, value: kv.value, layout: layout) {
+                enrolled.take(key: kv.keyString, value: kv.value, layout: layout)
+            }
+        }
+    }
+}
+
 /// `policy enable|disable --store` and `trust grant|revoke --store`: checked against what
 /// the store holds (the pushed policy, the enrolled systems), then written as one key.
 extension FleetAdmin {
@@ -122,12 +141,8 @@ extension FleetAdmin {
     private func storePolicy() throws -> (policies: Set<String>, systems: Set<String>, trust: [String: Set<String>]) {
         let store = store
         let response = try waitFor { try await store.client.range(.prefix(store.layout.desiredPrefix)) }
-        var enrolled = EnrolledSystems()
-        var pushed: KeyValue?
-        for kv in response.kvs {
-            if kv.keyString == store.layout.pushKey { pushed = kv } else { enrolled.take(key: kv.keyString, value: kv.value, layout: store.layout) }
-        }
-        guard let pushed else { throw FleetError.store("fleet \(store.layout.fleet) has no policy yet: push one with `enforcer fleet push`") }
+        let desired = DesiredKeys(response.kvs, layout: store.layout)
+        guard let pushed = desired.pushed else { throw FleetError.store("fleet \(store.layout.fleet) has no policy yet: push one with `enforcer fleet push`") }
         let bundle = try FleetBundle.decode(pushed.value)
         let files = try waitFor { try await store.files(of: bundle).files }
         let directory = NSTemporaryDirectory() + "enforcer-fleet-override-\(UUID().uuidString)"
@@ -142,7 +157,7 @@ extension FleetAdmin {
         }
         var trust: [String: Set<String>] = [:]
         for each in policy.policies { for requirement in each.trust { trust[requirement, default: []].insert(each.name) } }
-        let enrolledNames = Set(enrolled.members.values.map(\.name))
+        let enrolledNames = Set(desired.enrolled.members.values.map(\.name))
         return (Set(policy.policies.map(\.name)), Set(policy.systems.map(\.name)).union(enrolledNames), trust)
     }
 }

@@ -125,31 +125,8 @@ public enum Log {
         ISO8601.string(date, precision: .milliseconds)
     }
 
-    /// A logfmt value: as it is when it is one plain word, else in double quotes with `"`,
-    /// `\` and line breaks escaped.
-    public static func quoted(_ value: String) -> String {
-        let plain = !value.isEmpty && value.unicodeScalars.allSatisfy { scalar in
-            scalar.value > 0x20 && scalar.value != 0x7f && scalar != "\"" && scalar != "=" && scalar != "\\"
-        }
-        if plain { return value }
-        var text = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": text += "\\\""
-            case "\\": text += "\\\\"
-            case "\n": text += "\\n"
-            case "\r": text += "\\r"
-            case "\t": text += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    text += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    text.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return text + "\""
-    }
+    /// A logfmt value (see `Logfmt`).
+    public static func quoted(_ value: String) -> String { Logfmt.quoted(value) }
 
     /// Whether `JOURNAL_STREAM` ("device:inode") names the file standard error is: systemd sets
     /// it for a service whose output goes to the journal; a shell started from that service

@@ -1,3 +1,5 @@
+import Compiler
+
 /// Writing a log line's bytes into an `OutputSpan`: the line reserves its room once
 /// (`Array.append(addingCapacity:initializingWith:)`), and each piece is then a bounds-checked
 /// store instead of an `Array.append` with its own uniqueness and capacity checks, which a
@@ -13,18 +15,13 @@ extension OutputSpan where Element == UInt8 {
         for index in span.indices { append(span[index]) }
     }
 
-    /// A logfmt value: as it is when it is one plain word, else in double quotes with `"` and
-    /// `\` escaped, line breaks and tabs as `\n`, `\r`, `\t`, and other control bytes as `?`
-    /// (at most twice its length, plus the quotes).
+    /// A logfmt value (`Logfmt`'s rule): at most twice its length, plus the quotes.
     mutating func writeValue(_ text: String) {
         let span = text.utf8.span
         var plain = !span.isEmpty
-        for index in span.indices {
-            let byte = span[index]
-            if byte <= 0x20 || byte == 0x7f || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
-                plain = false
-                break
-            }
+        for index in span.indices where Logfmt.needsQuotes(span[index]) {
+            plain = false
+            break
         }
         if plain {
             for index in span.indices { append(span[index]) }
@@ -32,15 +29,9 @@ extension OutputSpan where Element == UInt8 {
         }
         append(UInt8(ascii: "\""))
         for index in span.indices {
-            let byte = span[index]
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): append(UInt8(ascii: "\\")); append(byte)
-            case UInt8(ascii: "\n"): append(UInt8(ascii: "\\")); append(UInt8(ascii: "n"))
-            case UInt8(ascii: "\r"): append(UInt8(ascii: "\\")); append(UInt8(ascii: "r"))
-            case UInt8(ascii: "\t"): append(UInt8(ascii: "\\")); append(UInt8(ascii: "t"))
-            case 0..<0x20, 0x7f: append(UInt8(ascii: "?"))
-            default: append(byte)
-            }
+            let (first, second) = Logfmt.escaped(span[index])
+            append(first)
+            if let second { append(second) }
         }
         append(UInt8(ascii: "\""))
     }
