@@ -69,9 +69,9 @@ public final class Worker {
     /// stay open.
     public func drain() throws(QueueError) {
         // One timestamp for the drain's lines.
-        // Flow lines are informational (6), the worker's own errors errors (3); a log level
-        // above info leaves the flow lines out.
-        let prefix = linePrefix(6), errorPrefix = linePrefix(3) ?? []
+        // Flow lines are informational (6); a log level above info leaves them out. (An error
+        // line's prefix, priority 3, is made only when there is one.)
+        let prefix = linePrefix(6)
         // The inspector, the log and the segments in locals for the drain: a class's stored
         // properties are checked for exclusive access on every use, several times a packet
         // otherwise.
@@ -108,7 +108,7 @@ public final class Worker {
         do { try queue.flushVerdicts() } catch { failure = failure ?? error }
         for segment in segments {
             do { try raw.send(segment.bytes) } catch {
-                log.append(contentsOf: errorPrefix)
+                log.append(contentsOf: linePrefix(3) ?? [])
                 log.append(addingCapacity: 64 + 2 * "\(error)".utf8.count) { line in
                     line.write(Self.errorStart)
                     line.writeValue("worker: \(error)")
