@@ -190,6 +190,46 @@ struct LiveTrafficTests {
         #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432))
     }
 
+    /// A policy that gains a port would add a jump element to the main table's class map,
+    /// and the kernel would then validate every sender element of the table; instead the
+    /// class moves whole to `enforcer_recent` with its new map (forced here with
+    /// `recent_from = 0`). The senders get the new port, keep the old ones and their open
+    /// connection, others do not get it, and `apply --replace` folds the class back in.
+    /// Fails if the main table kept the class's senders or the recent table's class lost a port.
+    @Test func aPolicyGainingAPortMovesItsClassToTheRecentTable() throws {
+        let lab = try Lab()
+        let conf = lab.policy + "/enforcer.conf"
+        try (try String(contentsOfFile: conf, encoding: .utf8)).replacingOccurrences(of: "mark_mask = 0x00ffff00", with: "mark_mask = 0x00ffff00\nrecent_from = 0")
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        try lab.apply("db-1")
+        for port in [22, 443, 5432] { try lab.serve("db-1", port: port) }
+        let open = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 5432)
+        #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 443))
+
+        let databases = lab.policy + "/rules.d/30-databases.policy"
+        try (try String(contentsOfFile: databases, encoding: .utf8)).replacingOccurrences(of: "allow: tcp/5432, tcp/22, icmp", with: "allow: tcp/5432, tcp/22, tcp/443, icmp")
+            .write(toFile: databases, atomically: true, encoding: .utf8)
+        let delta = try lab.apply("db-1")
+        #expect(delta.contains("applied generation 2") && delta.contains("2 senders in table inet enforcer_recent"), "\(delta)")
+        let main = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), "nft", "list", "map", "inet", "enforcer", "in_hosts_v4"])
+        #expect(main.status == 0 && !main.stdout.contains("10.10.1.31"), "\(main.stdout)\(main.stderr)")
+
+        for address in ["10.20.2.11", "fd00:20:2::11"] {
+            #expect(try lab.echoes(from: "sre-1", to: address, port: 443), "the new port is refused to \(address)")
+            #expect(try lab.echoes(from: "sre-1", to: address, port: 22))
+            #expect(try lab.echoes(from: "sre-1", to: address, port: 5432))
+            #expect(try !lab.echoes(from: "contractor-1", to: address, port: 443), "a sender outside the policy got its new port")
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(open.isRunning, "the SRE connection opened before the change was cut")
+
+        let replaced = try run("/usr/sbin/ip", ["netns", "exec", lab.ns("db-1"), Paths.enforcer, "apply", "--dir", lab.policy, "--system", "db-1",
+                                                "--state-dir", lab.state + "/db-1", "--at", "2026-11-24T15:00:00Z", "--replace"])
+        #expect(replaced.status == 0 && replaced.stdout.contains("table replaced"), "\(replaced.stdout)\(replaced.stderr)")
+        #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 443))
+        #expect(try !lab.echoes(from: "contractor-1", to: "10.20.2.11", port: 443))
+    }
+
     /// A delta of a large table puts the senders it adds into `enforcer_recent` (forced here
     /// with `recent_from = 0`): the moved sender connects from its new address and no longer
     /// from its old one, an unaffected connection goes on, and `apply --replace` folds the

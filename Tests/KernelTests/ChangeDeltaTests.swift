@@ -28,8 +28,11 @@ struct ChangeDeltaTests {
     /// coming and going, and the clock closing a policy's window.
     static func edits(_ policySet: PolicySet) throws -> [(String, PolicyEdit)] {
         var sre = try #require(policySet.policies.first { $0.name == "Database Servers for SRE" })
+        var wider = sre
+        wider.allow = (sre.allow ?? []) + [try Service.parse("tcp/443")]
         sre.allow = [try Service.parse("tcp/5432"), try Service.parse("tcp/22")]
         return [
+            ("the SRE policy gains tcp/443, a jump in its class's map", .setPolicy(wider)),
             ("sre-1 moves", .setSystem(try system("sre-1", ["10.10.1.99", "fd00:10:1::31"], tags: ["sre"]))),
             ("sre-2 joins the sre class", .setSystem(try system("sre-2", ["10.10.1.77", "fd00:10:1::77"], tags: ["sre"]))),
             ("ws-1 leaves the range it shared with ws-2", .setSystem(try system("ws-1", ["10.10.2.51", "fd00:10:2::11"], tags: ["workstations"]))),
@@ -73,6 +76,15 @@ struct ChangeDeltaTests {
             #expect(listed == (try compared.nft("list", "ruleset")), "\(what): the kernels differ")
             #expect(outcome.summary == reference.summary, "\(what)")
             sawRecent = sawRecent || listed.contains("table inet enforcer_recent")
+            if what.hasPrefix("the SRE policy gains tcp/443") && recentFrom == 0 {
+                // Its class (sre-1 alone, one address of each family) moved whole to the recent table, with the new port,
+                // so that the main table gained no jump element.
+                #expect(outcome.summary.contains("2 senders in table inet enforcer_recent"), "\(outcome.summary)")
+                let main = try fast.nft("list", "map", "inet", "enforcer", "in_hosts_v4")
+                #expect(!main.contains("10.10.1.31"), "\(main)")
+                let recent = try fast.nft("list", "table", "inet", "enforcer_recent")
+                #expect(recent.contains("10.10.1.31 : jump") && recent.contains("tcp . 443 : goto"), "\(recent)")
+            }
             generation = outcome.generation
         }
         #expect(sawRecent == (recentFrom == 0), "the recent table is in play exactly when the hosts maps count from 0")

@@ -241,6 +241,14 @@ public enum Verdict: Hashable, Sendable, Codable {
     case `return`
     case jump(String)
     case goto(String)
+
+    /// The chain a jump or goto leads to.
+    public var chain: String? {
+        switch self {
+        case .jump(let chain), .goto(let chain): chain
+        default: nil
+        }
+    }
 }
 
 public enum ConntrackState: String, Hashable, Sendable, CaseIterable, Codable {

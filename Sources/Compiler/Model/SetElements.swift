@@ -118,6 +118,19 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
         return out
     }
 
+    /// The elements whose verdict `wanted` holds, in order: by column one pass over the
+    /// two-byte verdict numbers, an element built only for each one found.
+    public func elements(withVerdictIn wanted: Set<Verdict?>) -> [SetElement] {
+        switch storage {
+        case .list(let list):
+            return list.filter { wanted.contains($0.verdict) }
+        case .hosts(let columns):
+            let numbers = Set(columns.verdicts.indices.filter { wanted.contains(columns.verdicts[$0]) }.map(UInt16.init))
+            guard !numbers.isEmpty else { return [] }
+            return columns.verdictIndex.indices.filter { numbers.contains(columns.verdictIndex[$0]) }.map { columns[$0] }
+        }
+    }
+
     // MARK: Hashable, Codable
 
     public static func == (a: SetElements, b: SetElements) -> Bool {

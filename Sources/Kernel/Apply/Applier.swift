@@ -237,12 +237,13 @@ public struct Applier {
         let liveMain = RecentTable.main(of: full, without: recentKernel)
         // Senders the main table does not hold as they are now go to the recent table.
         var moving: [String: [NFTElement]] = [:]
-        if RecentTable.hostsCount(next) >= recentFrom {
+        var usesRecent = RecentTable.hostsCount(next) >= recentFrom
+        if usesRecent {
             for map in next.table.sets(withRole: .senderHostsMap) {
                 let added = Delta.difference(liveMain.elements[map.name] ?? [], next.elements[map.name] ?? []).added
                 if !added.isEmpty { moving[map.name] = added }
             }
-            if moving.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { moving = [:] }
+            if moving.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { moving = [:]; usesRecent = false }
         }
         // The model's elements for the kernel elements moving (hash maps: one each, in order).
         var recentModel: [String: [SetElement]] = [:]
@@ -254,6 +255,14 @@ public struct Applier {
             } else {
                 let wanted = Set(elements)
                 recentModel[name] = zip(set.elements, kernel).filter { wanted.contains($0.1) }.map(\.0)
+            }
+        }
+        // Classes that would gain a jump in the main table move to the recent table whole.
+        if usesRecent {
+            for (name, elements) in RecentTable.movedClasses(from: previous.table, to: ruleset.table, recent: recentModel) {
+                guard let set = ruleset.table.set(named: name) else { continue }
+                recentModel[name] = ((recentModel[name] ?? []) + elements).sorted { $0.keyPrecedes($1) }
+                moving[name, default: []] += Array(RulesetEncoder.kernelElements(elements, of: set))
             }
         }
         let nextMain = RecentTable.main(of: next, without: moving)

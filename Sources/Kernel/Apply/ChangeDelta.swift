@@ -46,6 +46,11 @@ extension Applier {
                 if !all.isEmpty { nextRecent[map.name] = all }
             }
             if nextRecent.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { return nil }
+            // Classes that would gain a jump in the main table move to the recent table whole.
+            for (map, elements) in RecentTable.movedClasses(from: previous.table, to: table, recent: nextRecent) {
+                nextRecent[map] = ((nextRecent[map] ?? []) + elements).sorted { $0.keyPrecedes($1) }
+                removed[map, default: []] += elements
+            }
         } else if recent.values.contains(where: { !$0.isEmpty }) {
             return nil
         }

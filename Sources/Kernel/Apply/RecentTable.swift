@@ -24,6 +24,52 @@ public enum RecentTable {
         snapshot.table.sets(withRole: .senderHostsMap).reduce(0) { $0 + (snapshot.elements[$1.name]?.count ?? 0) }
     }
 
+    /// Senders of the main table to move into the recent table with their class, for a
+    /// delta from `previous` to `next` in which `recent` are the senders the recent table
+    /// holds already: every sender of each class whose chain is rewritten or whose maps gain
+    /// a jump (a policy's new port, a time window opening). Such a change would add a jump
+    /// element to the main table, and the kernel would then validate all of its million
+    /// sender elements; moved, the class's new chain and maps go to the small recent table
+    /// and the main table only loses elements. A class is moved only whole, only when none
+    /// of its senders is a range (the recent table holds single addresses), and only while
+    /// the recent table stays within `foldLimit`; otherwise the main table is changed.
+    /// By hosts map, in class order then map order.
+    static func movedClasses(from previous: Table, to next: Table, recent: [String: [SetElement]]) -> [String: [SetElement]] {
+        let hostsMaps = next.sets(withRole: .senderHostsMap)
+        var classes = Set<String>()
+        for map in hostsMaps { for verdict in map.elements.distinctVerdicts { if let chain = verdict?.chain { classes.insert(chain) } } }
+        // A class with a range among its senders stays where it is.
+        for map in next.sets(withRole: .senderRangesMap) {
+            for verdict in map.elements.distinctVerdicts { if let chain = verdict?.chain { classes.remove(chain) } }
+        }
+        let previousChains = Dictionary(previous.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let previousSets = Dictionary(previous.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let nextSets = Dictionary(next.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func gainsJump(_ name: String) -> Bool {
+            guard let now = nextSets[name], !now.role.isSenderMap, let before = previousSets[name] else { return false }
+            let had = Set(before.elements)
+            return now.elements.contains { $0.verdict?.chain != nil && !had.contains($0) }
+        }
+        let touched = next.chains.filter { chain in
+            guard classes.contains(chain.name), let before = previousChains[chain.name] else { return false }
+            return before != chain || referencedSets(chain).contains(where: gainsJump)
+        }.map(\.name).sorted()
+        guard !touched.isEmpty else { return [:] }
+
+        let already = recent.mapValues { Set($0) }
+        var budget = foldLimit - recent.values.reduce(0) { $0 + $1.count }
+        var moved: [String: [SetElement]] = [:]
+        for chain in touched {
+            let wanted: Set<Verdict?> = [.jump(chain), .goto(chain)]
+            let senders = hostsMaps.map { map in (map.name, map.elements.elements(withVerdictIn: wanted).filter { already[map.name]?.contains($0) != true }) }
+            let count = senders.reduce(0) { $0 + $1.1.count }
+            guard count > 0, count <= budget else { continue }
+            budget -= count
+            for (map, elements) in senders where !elements.isEmpty { moved[map, default: []] += elements }
+        }
+        return moved
+    }
+
     /// What the main table holds when the kernel elements `recent` are in the recent table:
     /// `full` without them, and without the class chains no sender element jumps to any
     /// more (with the maps only those chains use).
