@@ -259,10 +259,17 @@ struct RulesetBuilder {
     // MARK: input
 
     mutating func addInput(senders: ClassifiedSenders, portalPort: UInt16? = nil) {
+        // Most packets belong to a flow a policy in force granted: they leave after the
+        // fewest rules (the rules before them only accept, or cut a revoked sender's flows).
+        // A packet conntrack finds invalid has no mark, so none of them accepts it.
         var rules: [Rule] = [
             Rule([.compare(.inputInterface, .equal, .interface("lo")), .verdict(.accept)], comment: "loopback"),
-            Rule([.conntrackState([.invalid]), .verdict(.drop)]),
             Rule([.compare(.conntrackDirection, .equal, .direction(.reply)), .verdict(.accept)], comment: "replies to flows this host began"),
+        ]
+        rules += cutRevoked(source: (.ipSource, .ip6Source))
+        rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
+        rules += [
+            Rule([.conntrackState([.invalid]), .verdict(.drop)]),
             Rule([.conntrackState([.related]), .verdict(.accept)]),
         ]
         rules += Self.essentialICMP
@@ -274,8 +281,6 @@ struct RulesetBuilder {
             rules.append(Rule([.compare(.l4Protocol, .equal, .proto(.tcp)), .compare(.tcpDestinationPort, .equal, .port(portalPort)), .verdict(.accept)],
                               comment: "the portal: warn and aup pages, the block page (enforcer run)"))
         }
-        rules += cutRevoked(source: (.ipSource, .ip6Source))
-        rules += whileInForce(then: .accept, comment: "flows granted by a policy still in force")
         rules += classify(senders, destinations: nil)
         rules += whileInForce(then: .accept, comment: "granted just now")
         rules.append(Rule([.conntrackState([.established]), .compare(.l4Protocol, .equal, .proto(.tcp)), .reject(.tcpReset)],
