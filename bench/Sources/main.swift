@@ -13,6 +13,9 @@ import Glibc
 if let mode = CommandLine.arguments.dropFirst().first, mode == "domains" || mode == "domains-load" || mode == "domains-count" {
     exit(DomainBenchmark.main(Array(CommandLine.arguments.dropFirst())))
 }
+if CommandLine.arguments.dropFirst().first == "digest" {
+    exit(DigestBenchmark.main(Array(CommandLine.arguments.dropFirst())))
+}
 if CommandLine.arguments.dropFirst().first == "inspect" {
     exit(InspectBenchmark.main(Array(CommandLine.arguments.dropFirst())))
 }

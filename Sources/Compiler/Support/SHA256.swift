@@ -1,7 +1,7 @@
 /// SHA-256 (FIPS 180-4), for the digest of a policy source on record: the same text
 /// `sha256sum` prints, with no cryptography library to link. Not used for secrets.
 public struct SHA256: Sendable {
-    private var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+    private var state: InlineArray<8, UInt32> = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
     private var pending: [UInt8] = []
     private var length: UInt64 = 0
 
@@ -17,11 +17,13 @@ public struct SHA256: Sendable {
             pending += input[0..<take]
             at = take
             guard pending.count == 64 else { return }
-            compress(pending, at: 0)
+            let block = pending
+            compress(block.span, at: 0)
             pending.removeAll(keepingCapacity: true)
         }
+        let span = input.span
         while input.count - at >= 64 {
-            compress(input, at: at)
+            compress(span, at: at)
             at += 64
         }
         pending += input[at...]
@@ -36,7 +38,8 @@ public struct SHA256: Sendable {
         update(tail)
         let digits = Array("0123456789abcdef")
         var out = ""
-        for word in state {
+        for index in state.indices {
+            let word = state[index]
             for shift in stride(from: 28, through: 0, by: -4) { out.append(digits[Int(word >> UInt32(shift) & 0xf)]) }
         }
         return out
@@ -48,7 +51,7 @@ public struct SHA256: Sendable {
         return hash.hex()
     }
 
-    private static let k: [UInt32] = [
+    private static let k: InlineArray<64, UInt32> = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
         0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -59,10 +62,14 @@ public struct SHA256: Sendable {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    private var w = [UInt32](repeating: 0, count: 64)
-
-    private mutating func compress(_ bytes: [UInt8], at start: Int) {
+    /// One 64-byte block at `start`. The schedule and the constants are fixed-size values on
+    /// the stack, not arrays: the policy source on record is hashed whole at every apply
+    /// (14 MB at ten thousand systems), and array bounds and uniqueness checks in this loop
+    /// made it several times slower.
+    private mutating func compress(_ bytes: Span<UInt8>, at start: Int) {
         func rotate(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
+        let k = Self.k
+        var w = InlineArray<64, UInt32>(repeating: 0)
         for i in 0..<16 {
             let j = start + i * 4
             w[i] = UInt32(bytes[j]) << 24 | UInt32(bytes[j + 1]) << 16 | UInt32(bytes[j + 2]) << 8 | UInt32(bytes[j + 3])
@@ -74,10 +81,11 @@ public struct SHA256: Sendable {
         }
         var (a, b, c, d, e, f, g, h) = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
         for i in 0..<64 {
-            let t1 = h &+ (rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)) &+ ((e & f) ^ (~e & g)) &+ Self.k[i] &+ w[i]
+            let t1 = h &+ (rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)) &+ ((e & f) ^ (~e & g)) &+ k[i] &+ w[i]
             let t2 = (rotate(a, 2) ^ rotate(a, 13) ^ rotate(a, 22)) &+ ((a & b) ^ (a & c) ^ (b & c))
             (h, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
         }
-        for (i, value) in [a, b, c, d, e, f, g, h].enumerated() { state[i] &+= value }
+        state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
+        state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
     }
 }
