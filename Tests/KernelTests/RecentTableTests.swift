@@ -15,6 +15,38 @@ import Testing
     }
 
 
+    /// Two classes gain a port: the small one moves whole to the recent table, the one over
+    /// `classMoveLimit` senders, and a class with a range among its senders, stay in the main
+    /// table; a class whose maps only lose elements does not move.
+    @Test func onlySmallClassesGainingAJumpMove() throws {
+        func table(gaining: Bool) throws -> Table {
+            var hosts = SetElements()
+            hosts.appendHost(try IPAddress.parse("10.0.0.1"), verdict: .jump("in_small"))
+            for n in 0..<(RecentTable.classMoveLimit + 1) {
+                hosts.appendHost(IPAddress(v4: 0x0b00_0000 + UInt32(n)), verdict: .jump("in_large"))
+            }
+            hosts.appendHost(try IPAddress.parse("10.0.0.2"), verdict: .jump("in_ranged"))
+            hosts.appendHost(try IPAddress.parse("10.0.0.3"), verdict: .jump("in_losing"))
+            let ranges = [SetElement([.addresses(try AddressRange(first: IPAddress.parse("12.0.0.0"), last: IPAddress.parse("12.0.0.255")))], verdict: .jump("in_ranged"))]
+            var sets = [NamedSet(name: "in_hosts_v4", key: [.ipv4Address], data: .verdict, elements: hosts, role: .senderHostsMap),
+                        NamedSet(name: "in_senders_v4", key: [.ipv4Address], data: .verdict, flags: .interval, elements: ranges, role: .senderRangesMap)]
+            var chains: [Chain] = []
+            for name in ["in_small", "in_large", "in_ranged", "in_losing"] {
+                var ports = [SetElement([.proto(.tcp), .ports(PortRange(22))], verdict: .goto("grant_1"))]
+                if gaining && name != "in_losing" { ports.append(SetElement([.proto(.tcp), .ports(PortRange(443))], verdict: .goto("grant_1"))) }
+                if !gaining && name == "in_losing" { ports.append(SetElement([.proto(.tcp), .ports(PortRange(80))], verdict: .goto("grant_1"))) }
+                sets.append(NamedSet(name: name + "_ports", key: [.inetProtocol, .inetService], data: .verdict, flags: .interval, elements: ports))
+                chains.append(Chain(name: name, rules: [Rule([.verdictMap([.l4Protocol, .transportDestinationPort], map: name + "_ports")])]))
+            }
+            return Table(family: .inet, name: "enforcer", sets: sets, chains: chains)
+        }
+        let moved = RecentTable.movedClasses(from: try table(gaining: false), to: try table(gaining: true), recent: [:])
+        #expect(moved.keys.sorted() == ["in_hosts_v4"])
+        #expect(moved["in_hosts_v4"]?.map(\.verdict) == [.jump("in_small")], "\(moved)")
+        // Nothing gained: nothing moves.
+        #expect(RecentTable.movedClasses(from: try table(gaining: true), to: try table(gaining: true), recent: [:]).isEmpty)
+    }
+
     @Test func theMainTableLosesTheMovedSendersAndClassesNothingElseUses() throws {
         let ruleset = try exampleRuleset("enclave", system: "db-1")
         let full = Snapshot(ruleset)

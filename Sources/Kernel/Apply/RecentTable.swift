@@ -15,6 +15,8 @@ import Compiler
 /// `foldLimit` senders there) folds them back and removes the recent table.
 public enum RecentTable {
     public static let foldLimit = 4096
+    /// The most senders a class may have to move to the recent table (`movedClasses`).
+    public static let classMoveLimit = 512
     static let comment = "managed by enforcer: senders added since the last full load (`enforcer apply --replace` folds them in)"
 
     public static func name(of table: String) -> String { table + "_recent" }
@@ -33,6 +35,10 @@ public enum RecentTable {
     /// and the main table only loses elements. A class is moved only whole, only when none
     /// of its senders is a range (the recent table holds single addresses), and only while
     /// the recent table stays within `foldLimit`; otherwise the main table is changed.
+    /// A class of more than `classMoveLimit` senders stays too: every later delta writes the
+    /// recent table anew, so a large class moved there makes each of them dearer (2,000
+    /// senders: about 10 ms more), and the table reaches `foldLimit`, whose fold replaces the
+    /// main table whole, after a few such moves.
     /// By hosts map, in class order then map order.
     static func movedClasses(from previous: Table, to next: Table, recent: [String: [SetElement]]) -> [String: [SetElement]] {
         let hostsMaps = next.sets(withRole: .senderHostsMap)
@@ -63,7 +69,7 @@ public enum RecentTable {
             let wanted: Set<Verdict?> = [.jump(chain), .goto(chain)]
             let senders = hostsMaps.map { map in (map.name, map.elements.elements(withVerdictIn: wanted).filter { already[map.name]?.contains($0) != true }) }
             let count = senders.reduce(0) { $0 + $1.1.count }
-            guard count > 0, count <= budget else { continue }
+            guard count > 0, count <= min(budget, classMoveLimit) else { continue }
             budget -= count
             for (map, elements) in senders where !elements.isEmpty { moved[map, default: []] += elements }
         }
