@@ -66,13 +66,19 @@ public struct FlowLogFilter: Sendable {
             }
             return (true, 0)
         }
-        if now - seen.values[index].loggedAt < window {
-            seen.values[index].suppressed += 1
-            seen.values[index].last = judgement
+        return Self.note(judgement, now: now, window: window, in: &seen.values[index])
+    }
+
+    /// The entry changed in place: reading a field through the subscript would copy the whole
+    /// entry, its judgement's strings included.
+    private static func note(_ judgement: Judgement, now: Double, window: Double, in entry: inout Seen) -> (log: Bool, repeated: Int) {
+        if now - entry.loggedAt < window {
+            entry.suppressed += 1
+            entry.last = judgement
             return (false, 0)
         }
-        let repeated = seen.values[index].suppressed
-        seen.values[index] = Seen(loggedAt: now, suppressed: 0, last: judgement)
+        let repeated = entry.suppressed
+        entry = Seen(loggedAt: now, suppressed: 0, last: judgement)
         return (true, repeated)
     }
 

@@ -91,9 +91,11 @@ public final class Worker {
             for _ in 0..<8 {
                 let now = monotonicSeconds(), wallClock = Date()
                 let count = try queue.receive(timeoutMilliseconds: 0, batch: Self.batch) { packet -> PacketVerdict in
-                    let action = inspector.inspect(packet, now: now, wallClock: wallClock)
+                    var action = inspector.inspect(packet, now: now, wallClock: wallClock)
                     if !action.segments.isEmpty { segments.append(contentsOf: action.segments) }
-                    if let judgement = action.judgement {
+                    // Moved out, not copied: a copy retains each of its strings, and the
+                    // action's own copy would release them all again.
+                    if let judgement = action.judgement.take() {
                         if prefix == nil { prefix = linePrefix(6) }
                         if let prefix = prefix! {
                             let admitted = flowLog.admit(judgement, now: now)
