@@ -2,8 +2,8 @@
  *
  * Sends a fixed stream of web flows from 127.0.0.2 to 127.0.0.1:443 through a raw socket
  * (inside the benchmark's own network namespace): for each of F flows a SYN, then one
- * data segment carrying a real TLS ClientHello (a fixture file). Every packet is built
- * once, with valid IP and TCP checksums; each round sends the same 2F packets again.
+ * data segment carrying a real TLS ClientHello (a fixture file). Every packet has valid IP
+ * and TCP checksums; each round sends the same 2F flows again, with new sequence numbers.
  * The kernel's queue counters are read from /proc/net/netfilter/nfnetlink_queue.
  *
  *   queue-feed drain -p PID -f HELLO [-k FLOWS] [-c CYCLES] [-w WARMUP] [-q QUEUE]
@@ -100,25 +100,35 @@ static struct iovec *iovs;
 static struct sockaddr_in dest;
 static int npackets;
 
-/* SYN then ClientHello for each flow, in flow order. */
+static uint8_t hello[1500];
+static size_t hlen;
+
+/* SYN then ClientHello for each flow, in flow order. Each cycle's SYNs carry new sequence
+ * numbers: the same ports with another initial sequence number are new connections to the
+ * worker, so every cycle's flows are judged again (a SYN repeated with its old number would
+ * be a retransmission of a flow already decided, which the worker answers from its table). */
+static void build_cycle(int flows, int cycle) {
+    uint32_t src = htonl(0x7f000002), dst = htonl(0x7f000001);
+    for (int i = 0; i < flows; i++) {
+        uint32_t isn = 0x9e3779b9u * (uint32_t)(i + 1) + 0x01000193u * (uint32_t)cycle;
+        uint16_t sport = (uint16_t)(10000 + i);
+        build(&packets[2 * i], src, dst, sport, 443, isn, 0, 0x02, NULL, 0);                      /* SYN */
+        build(&packets[2 * i + 1], src, dst, sport, 443, isn + 1, 1, 0x18, hello, hlen);           /* PSH ACK + ClientHello */
+    }
+}
+
 static void prepare(const char *hello_path, int flows) {
     FILE *f = fopen(hello_path, "rb");
     if (!f) die(hello_path);
-    static uint8_t hello[1500];
-    size_t hlen = fread(hello, 1, sizeof hello, f);
+    hlen = fread(hello, 1, sizeof hello, f);
     fclose(f);
     if (hlen == 0 || hlen + 40 > 1500) { fprintf(stderr, "queue-feed: %s: empty or larger than one 1500-byte packet\n", hello_path); exit(1); }
     npackets = 2 * flows;
     packets = calloc(npackets, sizeof *packets);
     msgs = calloc(npackets, sizeof *msgs);
     iovs = calloc(npackets, sizeof *iovs);
-    uint32_t src = htonl(0x7f000002), dst = htonl(0x7f000001);
-    for (int i = 0; i < flows; i++) {
-        uint32_t isn = 0x9e3779b9u * (uint32_t)(i + 1);
-        uint16_t sport = (uint16_t)(10000 + i);
-        build(&packets[2 * i], src, dst, sport, 443, isn, 0, 0x02, NULL, 0);                      /* SYN */
-        build(&packets[2 * i + 1], src, dst, sport, 443, isn + 1, 1, 0x18, hello, hlen);           /* PSH ACK + ClientHello */
-    }
+    build_cycle(flows, 0);
+    uint32_t dst = htonl(0x7f000001);
     dest = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = dst };
     for (int i = 0; i < npackets; i++) {
         iovs[i] = (struct iovec){ packets[i].bytes, packets[i].len };
@@ -182,6 +192,7 @@ static int drain(pid_t pid, unsigned queue, int cycles, int warmup) {
         struct queue_stats before = read_stats(queue);
         if (!before.found) { fprintf(stderr, "queue-feed: queue %u is not bound\n", queue); kill(pid, SIGCONT); return 1; }
         if (before.total != 0) { fprintf(stderr, "queue-feed: queue %u not empty before cycle %d (%ld waiting)\n", queue, c, before.total); kill(pid, SIGCONT); return 1; }
+        build_cycle(npackets / 2, c);
         send_round();
         /* Wait until every packet sent is either in the queue or was passed by fail-open. */
         struct queue_stats filled = read_stats(queue);

@@ -5,7 +5,7 @@
 #   1. compile: a policy of 10,000 systems / 1,000,000 addresses (enforcer-bench; it also
 #      writes /tmp/enforcer-bench-policy, which step 2 loads)
 #   2. kernel apply vs nft -f of the same ruleset (apply-bench.sh)
-#   3. worker verdict rate vs a no-op NFQUEUE loop in C (queue-bench.sh)
+#   3. worker verdicts/s, CPU and instructions per packet vs a batched no-op NFQUEUE loop in C (queue-bench.sh)
 #   4. TLS connections through the gateway with SNI inspection vs without (tls-bench.sh)
 #   5. domain lists: DomainSet vs Set<String> with a suffix walk (enforcer-bench domains)
 #   6. domain lookups in instructions (callgrind), 1M entries vs 1k (domain-instructions.sh)

@@ -1,6 +1,6 @@
 #!/bin/bash
 # TLS connections per second through a gateway with SNI inspection vs without (goal:
-# >= 0.8x), and the handshake latency the inspection adds (p50, p99).
+# >= 0.97x), and the handshake latency the inspection adds (goal: p99 <= 100 us more).
 #
 # Lab, in network namespaces this script makes and deletes: client (office-pc-1,
 # 192.168.50.11) -- gateway (gw-1: 192.168.50.1 | 203.0.113.1) -- server (203.0.113.10),
@@ -13,7 +13,9 @@
 #   without:            the same policy less its web rules (the blocks with no [kind], and
 #                       the url expectations that test them), applied by `enforcer apply`:
 #                       no queue at all.
-# Rounds alternate without / with, so drift of this shared machine hits both alike.
+# Rounds alternate without / with, so drift of this shared machine hits both alike; each
+# round's ratio is printed too, and the spread of those says how far one run can be trusted
+# (two runs of the script should agree within 2 %: add rounds until they do).
 #
 # Usage: bench/tls-bench.sh [ENFORCER]   (root; env SECONDS_PER_RUN=6 ROUNDS=3)
 set -euo pipefail
@@ -51,6 +53,9 @@ ip netns exec "$CLI" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ip
 # Policies: the full one, and the same less its web rules.
 cp -r examples/enforcegate "$WORK/full"
 cp -r examples/enforcegate "$WORK/plain"
+# One client opening hundreds of connections a second is what the per-source SYN limit
+# (queue_syn_rate, 100/s by default) is there to stop: off, so the worker is what is measured.
+for dir in full plain; do sed -i 's/^\[kernel\]$/[kernel]\nqueue_syn_rate = 0/' "$WORK/$dir/enforcer.conf"; done
 python3 - "$WORK/plain/rules.d" <<'EOF'
 import pathlib, re, sys
 header = re.compile(r'^\s*(\[(?P<kind>[a-z-]+)\]\s+)?("[^"]*"|[^\s:"]+)\s*:\s*\{\s*$')
@@ -111,9 +116,9 @@ for round in $(seq "$ROUNDS"); do
     grep -q "worker: judging queue" "$WORK/worker.err" || { echo "tls-bench: the worker did not start" >&2; cat "$WORK/worker.err" >&2; exit 1; }
     handshakes "with inspection"
     kill -TERM "$WORKER"; wait "$WORKER" || true; WORKER=""
-    echo "  $(grep -E '^[^ ]+ [a-z]+: stopped \(' "$WORK/worker.err" | tail -1 | cut -d' ' -f2-)"
-    judged=$(grep -c ' tls host=example.org ' "$WORK/worker.err" || true)
-    echo "  worker log: $judged flows judged tls host=example.org, $(grep -c ' deny ' "$WORK/worker.err" || true) denied"
+    echo "  worker: $(grep -o 'run: stopped .*' "$WORK/worker.err" | tail -1 | sed 's/" *$//; s/"\( [a-z_]*=\)/\1/g')"
+    # Flow lines of one client and host are counted, not written, within log_repeat_window.
+    echo "  worker log: $(grep -c 'proto=tls host=example.org' "$WORK/worker.err" || true) flow lines for tls host=example.org, $(grep -c 'outcome=deny' "$WORK/worker.err" || true) denied"
 done
 
 rate() { awk '{ c += $1; s += $2 } END { printf "%.1f", c / s }' "$1"; }
@@ -124,7 +129,11 @@ p50b=$(pct "$WORK/with inspection.lat" 0.50) p99b=$(pct "$WORK/with inspection.l
 printf '\n%-28s %10s %12s %12s\n' "TLS through the gateway" "conns/s" "p50 us" "p99 us"
 printf '%-28s %10s %12s %12s\n' "without inspection" "$plain_rate" "$p50a" "$p99a"
 printf '%-28s %10s %12s %12s\n' "with SNI inspection" "$web_rate" "$p50b" "$p99b"
-awk -v a="$plain_rate" -v b="$web_rate" -v p="$p50a" -v q="$p50b" -v r="$p99a" -v s="$p99b" 'BEGIN {
-    printf "ratio with / without         %9.2fx   (goal >= 0.8x: %s)\n", b / a, (b / a >= 0.8) ? "met" : "MISSED"
-    printf "added handshake latency      p50 %+d us (%.2fx), p99 %+d us (%.2fx)\n", q - p, q / p, s - r, s / r
+# Each round's ratio (its two runs side by side), and their spread.
+rounds=$(paste -d' ' "$WORK/without.runs" "$WORK/with inspection.runs" | awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), ($3 / $4) / ($1 / $2) }')
+awk -v a="$plain_rate" -v b="$web_rate" -v p="$p50a" -v q="$p50b" -v r="$p99a" -v s="$p99b" -v rounds="$rounds" 'BEGIN {
+    printf "ratio with / without         %9.3fx   (goal >= 0.97x: %s)\n", b / a, (b / a >= 0.97) ? "met" : "MISSED"
+    n = split(rounds, v, " "); lo = v[1]; hi = v[1]; for (i = 2; i <= n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
+    printf "ratio by round               %s   (spread %.3f .. %.3f)\n", rounds, lo, hi
+    printf "added handshake latency      p50 %+d us (%.2fx), p99 %+d us (%.2fx)   (goal: p99 <= +100 us: %s)\n", q - p, q / p, s - r, s / r, (s - r <= 100) ? "met" : "MISSED"
 }'

@@ -53,6 +53,23 @@ struct FlowLogFilterTests {
         #expect(filter.admit(Self.judgement(port: 4), now: 8) == (true, 0), "the summary said it already")
     }
 
+    @Test("a key whose entry was summarised and removed, or dropped by a reset, is new again")
+    func removedKeyIsNewAgain() {
+        var filter = FlowLogFilter(mode: .all, window: 5)
+        #expect(filter.admit(Self.judgement(port: 1), now: 0) == (true, 0))
+        #expect(filter.admit(Self.judgement(port: 2), now: 1) == (false, 0))
+        #expect(filter.admit(Self.judgement(port: 3), now: 2) == (false, 0))
+        #expect(filter.expired(now: 6).first?.repeated == 2)
+        #expect(filter.admit(Self.judgement(port: 4), now: 7) == (true, 0), "the summary said it already")
+        #expect(filter.admit(Self.judgement(port: 5), now: 8) == (false, 0))
+        #expect(filter.expired(now: 12).first?.repeated == 1)
+        _ = filter.admit(Self.judgement(port: 6), now: 13)
+        _ = filter.admit(Self.judgement(port: 7), now: 14)
+        filter.reset(mode: .all, window: 5)
+        #expect(filter.admit(Self.judgement(port: 8), now: 15) == (true, 0))
+        #expect(filter.admit(Self.judgement(port: 9), now: 16) == (false, 0))
+    }
+
     @Test("the line says how many were left out")
     func lineCarriesTheCount() {
         var text: [UInt8] = []

@@ -28,6 +28,8 @@ public struct FlowLogFilter: Sendable {
     }
 
     private var seen: [Key: Seen] = [:]
+    /// The key `admit` looked up last and its entry's index; nil after any key is added or removed.
+    private var last: (key: Key, index: Dictionary<Key, Seen>.Index)?
     /// The most keys kept: past it, lines of new keys are written without being counted until
     /// `expired` makes room, so a scan over many clients cannot grow the table without bound.
     public var capacity = 4096
@@ -46,16 +48,37 @@ public struct FlowLogFilter: Sendable {
         default: break
         }
         guard window > 0 else { return (true, 0) }
+        // The key (three strings) is hashed at most once: the entry is then read and changed
+        // through its index, which stays valid while no key is added or removed. A client's
+        // connections to one site come in runs, so the index of the key seen last is kept,
+        // and comparing a key costs less than hashing it.
         let key = Key(client: judgement.flow.client, kind: judgement.kind, host: judgement.host, outcome: judgement.outcome, rule: judgement.decision?.rule)
-        if var entry = seen[key], now - entry.loggedAt < window {
+        let index: Dictionary<Key, Seen>.Index
+        if let last, last.key == key {
+            index = last.index
+        } else if let found = seen.index(forKey: key) {
+            index = found
+            last = (key, found)
+        } else {
+            if seen.count < capacity {
+                seen[key] = Seen(loggedAt: now, suppressed: 0, last: judgement)
+                last = nil  // an insertion may move every entry
+            }
+            return (true, 0)
+        }
+        return Self.note(judgement, now: now, window: window, in: &seen.values[index])
+    }
+
+    /// The entry changed in place: reading a field through the subscript would copy the whole
+    /// entry, its judgement's strings included.
+    private static func note(_ judgement: Judgement, now: Double, window: Double, in entry: inout Seen) -> (log: Bool, repeated: Int) {
+        if now - entry.loggedAt < window {
             entry.suppressed += 1
             entry.last = judgement
-            seen[key] = entry
             return (false, 0)
         }
-        let repeated = seen[key]?.suppressed ?? 0
-        if seen.count >= capacity && seen[key] == nil { return (true, repeated) }
-        seen[key] = Seen(loggedAt: now, suppressed: 0, last: judgement)
+        let repeated = entry.suppressed
+        entry = Seen(loggedAt: now, suppressed: 0, last: judgement)
         return (true, repeated)
     }
 
@@ -63,6 +86,7 @@ public struct FlowLogFilter: Sendable {
     /// with its count. Called about once a second.
     public mutating func expired(now: Double) -> [(judgement: Judgement, repeated: Int)] {
         var due: [(Judgement, Int)] = []
+        last = nil
         for (key, entry) in seen where now - entry.loggedAt >= window {
             if entry.suppressed > 0 { due.append((entry.last, entry.suppressed)) }
             seen[key] = nil
@@ -76,5 +100,6 @@ public struct FlowLogFilter: Sendable {
         self.mode = mode
         self.window = window
         seen = [:]
+        last = nil
     }
 }

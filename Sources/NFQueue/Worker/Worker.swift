@@ -21,6 +21,8 @@ public final class Worker {
     public var flowLog: FlowLogFilter
 
     private static let errorStart = Array("level=error msg=".utf8)
+    /// Packets read before they are judged (see `NetfilterQueue.receive`).
+    private static let batch = 64
 
     /// Binds the queue; fails (EPERM, EBUSY) before anything is judged.
     public init(queueNumber: UInt16, queueFailOpen: Bool, queueMaxLength: UInt32 = 4096, inspector: Inspector,
@@ -68,10 +70,11 @@ public final class Worker {
     /// expects, and a reset counts only on exactly that number: the server's side would
     /// stay open.
     public func drain() throws(QueueError) {
-        // One timestamp for the drain's lines.
-        // Flow lines are informational (6); a log level above info leaves them out. (An error
-        // line's prefix, priority 3, is made only when there is one.)
-        let prefix = linePrefix(6)
+        // One timestamp for the drain's lines, made at its first judged flow: most drains of a
+        // quiet queue judge none (a SYN, an ACK), and the time is formatted as text.
+        // Flow lines are informational (6); a log level above info leaves them out (nil). (An
+        // error line's prefix, priority 3, is made only when there is one.)
+        var prefix: [UInt8]?? = nil
         // The inspector, the log and the segments in locals for the drain: a class's stored
         // properties are checked for exclusive access on every use, several times a packet
         // otherwise.
@@ -87,19 +90,26 @@ public final class Worker {
         do {
             for _ in 0..<8 {
                 let now = monotonicSeconds(), wallClock = Date()
-                let count = try queue.receive(timeoutMilliseconds: 0) { packet -> PacketVerdict in
-                    let action = inspector.inspect(packet, now: now, wallClock: wallClock)
-                    segments.append(contentsOf: action.segments)
-                    if let judgement = action.judgement, let prefix {
-                        let admitted = flowLog.admit(judgement, now: now)
-                        if admitted.log {
-                            log.append(contentsOf: prefix)
-                            judgement.appendLine(to: &log, repeated: admitted.repeated)
+                let count = try queue.receive(timeoutMilliseconds: 0, batch: Self.batch) { packet -> PacketVerdict in
+                    var action = inspector.inspect(packet, now: now, wallClock: wallClock)
+                    if !action.segments.isEmpty { segments.append(contentsOf: action.segments) }
+                    // Moved out, not copied: a copy retains each of its strings, and the
+                    // action's own copy would release them all again.
+                    if let judgement = action.judgement.take() {
+                        if prefix == nil { prefix = linePrefix(6) }
+                        if let prefix = prefix! {
+                            let admitted = flowLog.admit(judgement, now: now)
+                            if admitted.log {
+                                log.append(contentsOf: prefix)
+                                judgement.appendLine(to: &log, repeated: admitted.repeated)
+                            }
                         }
                     }
                     return action.verdict
                 }
-                if count == 0 { break }
+                // Fewer than a batch: the socket was empty when read last, so the verdicts go
+                // out now rather than after one more read that finds nothing.
+                if count < Self.batch { break }
             }
         } catch {
             // The verdicts and segments of the batches read before the error still go out.
@@ -127,7 +137,8 @@ public final class Worker {
             lastSweep = now
             // Lines left out whose window passed: one summary each, in a write of their own.
             let summaries = flowLog.expired(now: now)
-            if !summaries.isEmpty, let prefix {
+            let summaryPrefix: [UInt8]? = prefix ?? linePrefix(6)
+            if !summaries.isEmpty, let prefix = summaryPrefix {
                 var lines: [UInt8] = []
                 for (judgement, repeated) in summaries {
                     lines.append(contentsOf: prefix)
