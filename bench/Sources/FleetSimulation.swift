@@ -52,6 +52,8 @@ final class SharedCompile: @unchecked Sendable {
     private var results: [String: Task<Result, Never>] = [:]
     /// Each kind's ruleset before the last change, for the check against a full comparison.
     private(set) var before: [String: Ruleset] = [:]
+    /// The outcome of the last change computed.
+    private(set) var latest: Result?
     private let queue = DispatchQueue(label: "shared-compile")
     let instant: Date
 
@@ -68,8 +70,9 @@ final class SharedCompile: @unchecked Sendable {
 
     /// The outcome of the policy of `bundle` with the enrolled systems `enrolled`: computed by
     /// the first agent that asks, awaited by the others.
-    func result(bundle: FleetBundle, enrolled: String) async -> Result {
-        let key = bundle.digest + "|" + SHA256.hex(Data(enrolled.utf8))
+    func result(bundle: FleetBundle, enrolled: String, revision: Int64) async -> Result {
+        // The revision too: a revoke may bring back the text of an earlier enrolled file.
+        let key = bundle.digest + "|" + SHA256.hex(Data(enrolled.utf8)) + "|\(revision)"
         let task = lock.withLock { () -> Task<Result, Never> in
             if let task = results[key] { return task }
             let task = Task<Result, Never> {
@@ -124,6 +127,7 @@ final class SharedCompile: @unchecked Sendable {
             hosts = held
             before = previous
             policySet = fresh
+            latest = Result(parseSeconds: parseSeconds, kinds: kinds, edits: edits?.count)
         }
         return Result(parseSeconds: parseSeconds, kinds: kinds, edits: edits?.count)
     }
@@ -180,7 +184,12 @@ final class SimulatedAgent: @unchecked Sendable {
         var revision: Int64
         /// When its own watch and fetch had the change in hand, and when the sink finished.
         var received: Double
+        /// When this host would have applied it: received, plus the parse and its kind's
+        /// compile as long as they took here, plus the sink's sleep. The same as `wall`
+        /// unless the shared compile of all kinds (one process for every host) finished
+        /// later than this host's own would have.
         var applied: Double
+        var wall: Double
         var operations: Int
         var kind: String
     }
@@ -298,13 +307,14 @@ final class SimulatedAgent: @unchecked Sendable {
         if changed {
             let received = now()
             let bundle = try await currentBundle()
-            let result = await shared.result(bundle: bundle, enrolled: text)
+            let result = await shared.result(bundle: bundle, enrolled: text, revision: revision)
             let outcome = result.kinds[kind]!
             // This host's own parse and compile take as long as the shared one did.
             let ready = received + result.parseSeconds + outcome.compileSeconds
             if ready > now() { try? await Task.sleep(for: .seconds(ready - now())) }
-            if outcome.operations > 0 { try? await Task.sleep(for: .seconds(sinkSeconds)) }
-            let applied = Applied(revision: revision, received: received, applied: now(), operations: outcome.operations, kind: kind)
+            let sink = outcome.operations > 0 ? sinkSeconds : 0
+            if sink > 0 { try? await Task.sleep(for: .seconds(sink)) }
+            let applied = Applied(revision: revision, received: received, applied: ready + sink, wall: now(), operations: outcome.operations, kind: kind)
             lock.withLock {
                 log.append(applied)
                 presence = (revision, presence.version + 1)
