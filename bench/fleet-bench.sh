@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # A thousand agents hold a thousand watch connections and more, in this process and in etcd.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 
 # etcd on a bridge address the namespaces reach, and on loopback for the simulation.
 ip link add "$BRIDGE" type bridge; ip addr add 10.77.0.1/16 dev "$BRIDGE"; ip link set "$BRIDGE" up

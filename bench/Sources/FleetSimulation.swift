@@ -33,6 +33,8 @@ struct KindOutcome: Sendable {
     var elementsChanged: Int
     var compileSeconds: Double
     var inFull: Bool
+    /// What changed, in words (`RulesetChanges.summary`).
+    var summary: String
 }
 
 /// The compile shared by the agents of each kind of host, one change after another.
@@ -120,7 +122,8 @@ final class SharedCompile: @unchecked Sendable {
                 changes = RulesetChanges.between(old, host.ruleset)
             }
             kinds[kind] = KindOutcome(operations: changes.operations, elementsChanged: changes.elementsAdded + changes.elementsRemoved,
-                                      compileSeconds: now() - begin, inFull: edits == nil || changes.compiledInFull)
+                                      compileSeconds: now() - begin, inFull: edits == nil || changes.compiledInFull,
+                                      summary: changes.summary)
             held[kind] = host
         }
         lock.withLock {
@@ -265,6 +268,7 @@ final class SimulatedAgent: @unchecked Sendable {
         while !Task.isCancelled {
             do {
                 let watch = try await client.watch(.prefix(layout.desiredPrefix), from: lock.withLock { next }, progressNotify: true)
+                lock.withLock { bytesAt.append((next - 1, client.bytesReceived)) }
                 delay = 0.25
                 for try await response in watch {
                     try await take(response)
