@@ -383,6 +383,7 @@ enum FleetBenchmark {
 
         // 4. etcd restarted under the agents.
         if let restart = options.restart {
+            let reconnectsBefore = agents.reduce(0) { $0 + $1.reconnections }
             let killed = now()
             // On a thread of its own: the command blocks until etcd answers again.
             let status = await withCheckedContinuation { continuation in
@@ -392,7 +393,6 @@ enum FleetBenchmark {
             let up = now()
             print(String(format: "etcd restart: etcd answers again after %.1f s", up - killed))
             try await Task.sleep(for: .milliseconds(100))
-            let reconnectsBefore = agents.reduce(0) { $0 + $1.reconnections }
             var change: Change?
             for _ in 0..<50 {
                 do {
