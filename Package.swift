@@ -67,7 +67,8 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
-        .executableTarget(name: "enforcer-bench", dependencies: ["Compiler", "NFQueue"], path: "bench/Sources"),
+        // `enforcer-bench fleet` runs simulated agents on the fleet's own store code and etcd client.
+        .executableTarget(name: "enforcer-bench", dependencies: ["Compiler", "NFQueue", "Kernel", "Enforcement", "Etcd"], path: "bench/Sources"),
 
         .testTarget(name: "CompilerTests", dependencies: ["Compiler", "CPCRE2"],
                     resources: [.copy("Fixtures")]),

@@ -27,6 +27,12 @@ public final class EtcdGatewayClient: EtcdClient {
 
     private let http: HTTPClient
     private let state: Mutex<State>
+    private let received = ReceivedBytes()
+
+    /// The bytes of etcd's answers this client has read so far (bodies: the JSON of unary
+    /// answers and of streamed lines, without HTTP headers and chunk framing). What an agent
+    /// costs the network per change is this, counted before and after.
+    public var bytesReceived: Int { received.total }
 
     private struct State {
         var credentials: EtcdCredentials?
@@ -129,7 +135,7 @@ public final class EtcdGatewayClient: EtcdClient {
         return try await authenticated { token throws(EtcdError) in
             let (response, endpoint) = try await self.send("/v3/watch", body, token: token, repeatable: true)
             guard response.status == .ok else { throw await self.failure(of: response, endpoint: endpoint) }
-            let stream = GatewayWatchStream(response.body, endpoint: endpoint)
+            let stream = GatewayWatchStream(response.body, endpoint: endpoint, counting: self.received)
             try await stream.awaitCreated()
             return EtcdWatch(next: stream.next)
         }
@@ -150,7 +156,7 @@ public final class EtcdGatewayClient: EtcdClient {
         return try await authenticated { token throws(EtcdError) in
             let (response, endpoint) = try await self.send("/v3/lease/keepalive", body, token: token, repeatable: true)
             guard response.status == .ok else { throw await self.failure(of: response, endpoint: endpoint) }
-            let lines = GatewayLineReader(response.body)
+            let lines = GatewayLineReader(response.body, counting: self.received)
             let line: [UInt8]?
             do {
                 line = try await lines.nextLine()
@@ -296,7 +302,9 @@ public final class EtcdGatewayClient: EtcdClient {
 
     private func collect(_ response: HTTPClientResponse, endpoint: String) async throws(EtcdError) -> ByteBuffer {
         do {
-            return try await response.body.collect(upTo: Self.maximumAnswer)
+            let bytes = try await response.body.collect(upTo: Self.maximumAnswer)
+            received.add(bytes.readableBytes)
+            return bytes
         } catch is NIOTooManyBytesError {
             throw EtcdError(.malformedResponse, "the answer is larger than \(Self.maximumAnswer >> 20) MiB", endpoint: endpoint)
         } catch {

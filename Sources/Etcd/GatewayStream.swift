@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import Synchronization
 
 /// The lines of a streamed gateway answer (a watch, a keep-alive): one JSON object per line,
 /// over a chunked HTTP/1.1 body whose chunks need not end where lines do.
@@ -16,9 +17,11 @@ final class GatewayLineReader {
     private var pending: [UInt8] = []
     /// `pending` before this index holds no newline (no need to search it again).
     private var searched = 0
+    private let received: ReceivedBytes?
 
-    init(_ body: HTTPClientResponse.Body) {
+    init(_ body: HTTPClientResponse.Body, counting received: ReceivedBytes? = nil) {
         chunks = body.makeAsyncIterator()
+        self.received = received
     }
 
     /// The next non-blank line, without its newline; nil when the body has ended. Throws what
@@ -40,6 +43,7 @@ final class GatewayLineReader {
                 searched = 0
                 return Self.isBlank(line) ? nil : line
             }
+            received?.add(chunk.readableBytes)
             pending.append(contentsOf: chunk.readableBytesView)
             if pending.count > Self.maximumLine {
                 throw EtcdError(.malformedResponse, "a streamed line is longer than \(Self.maximumLine) bytes")
@@ -59,8 +63,8 @@ final class GatewayWatchStream {
     private let endpoint: String
     private var finished = false
 
-    init(_ body: HTTPClientResponse.Body, endpoint: String) {
-        lines = GatewayLineReader(body)
+    init(_ body: HTTPClientResponse.Body, endpoint: String, counting received: ReceivedBytes? = nil) {
+        lines = GatewayLineReader(body, counting: received)
         self.endpoint = endpoint
     }
 
@@ -124,4 +128,13 @@ final class GatewayWatchStream {
             throw error
         }
     }
+}
+
+/// A running count of the bytes a client's answers brought, shared by its unary calls and
+/// its streams (which read on other tasks).
+final class ReceivedBytes: Sendable {
+    private let count = Atomic<Int>(0)
+
+    func add(_ bytes: Int) { count.add(bytes, ordering: .relaxed) }
+    var total: Int { count.load(ordering: .relaxed) }
 }

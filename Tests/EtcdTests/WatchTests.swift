@@ -31,6 +31,29 @@ import Testing
         }
     }
 
+    /// The client counts the bytes of etcd's answers, unary and streamed: a value of 30,000
+    /// bytes comes as 40,000 of base64 in its JSON, once by a read and once by a watch event,
+    /// and a put's answer (a header) adds only a little.
+    @Test func theBytesOfAnswersAndWatchEventsAreCounted() async throws {
+        try await EtcdServer.with { server in
+            try await server.withClient { etcd in
+                let value = Data((0..<30_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+                let watch = try await etcd.watch(.prefix("/f/big/"))
+                let beforePut = etcd.bytesReceived
+                try await etcd.put("/f/big/a", value)
+                let afterPut = etcd.bytesReceived
+                #expect(afterPut > beforePut && afterPut - beforePut < 500)
+                var iterator = watch.makeAsyncIterator()
+                let response = try #require(try await iterator.next())
+                #expect(response.events.first?.kv.value == value)
+                let afterEvent = etcd.bytesReceived
+                #expect(afterEvent - afterPut >= 40_000 && afterEvent - afterPut < 41_000)
+                _ = try await etcd.get("/f/big/a")
+                #expect(etcd.bytesReceived - afterEvent >= 40_000 && etcd.bytesReceived - afterEvent < 41_000)
+            }
+        }
+    }
+
     /// With progress_notify, a quiet watch hears from etcd (every second here) and learns how
     /// far it is current.
     @Test func aQuietWatchWithProgressNotifyGetsAnEmptyResponse() async throws {

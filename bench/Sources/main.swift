@@ -2,6 +2,7 @@
 // sender addresses, compiled for the system that receives from all of them.
 // `enforcer-bench domains [DIR]` runs the domain-list benchmark instead (Domains.swift);
 // `enforcer-bench inspect` the worker's per-packet work without the queue (Inspect.swift);
+// `enforcer-bench fleet --store URL …` the fleet's agents against etcd (FleetBenchmark.swift);
 // `enforcer-bench incremental` one-system and one-policy edits of the same policy, compiled
 // incrementally and in full (Incremental.swift).
 import Compiler
@@ -25,10 +26,10 @@ let incremental = CommandLine.arguments.dropFirst().first == "incremental"
 let root = incremental ? "/tmp/enforcer-bench-incremental" : (CommandLine.arguments.dropFirst().first ?? "/tmp/enforcer-bench-policy")
 let fm = FileManager.default
 
-func generate() throws {
-    try? fm.removeItem(atPath: root)
-    try fm.createDirectory(atPath: root + "/rules.d", withIntermediateDirectories: true)
-    try "[policy]\ntime_window_tz = \"utc\"\n".write(toFile: root + "/enforcer.conf", atomically: true, encoding: .utf8)
+func generate(_ dir: String = root) throws {
+    try? fm.removeItem(atPath: dir)
+    try fm.createDirectory(atPath: dir + "/rules.d", withIntermediateDirectories: true)
+    try "[policy]\ntime_window_tz = \"utc\"\n".write(toFile: dir + "/enforcer.conf", atomically: true, encoding: .utf8)
     var text = ""
     text.reserveCapacity(systems * addressesPerSystem * 14)
     for i in 0..<systems {
@@ -40,7 +41,7 @@ func generate() throws {
         if i == 0 { tags.append("core") }
         text += "[system] sys-\(i): {\n    address: \(addresses.joined(separator: ", "))\n    tags: \(tags.joined(separator: ", "))\n}\n"
     }
-    try text.write(toFile: root + "/rules.d/10-systems.policy", atomically: true, encoding: .utf8)
+    try text.write(toFile: dir + "/rules.d/10-systems.policy", atomically: true, encoding: .utf8)
     var rules = ""
     for k in 0..<policies {
         let receivers = k < teams ? "core" : "svc-\(k % 200)"
@@ -48,7 +49,11 @@ func generate() throws {
         let hours = k % 10 == 0 ? "\n    active-hours: weekdays 08:00-18:00" : ""
         rules += "[policy] p-\(k): {\n    senders: team-\(k % teams)\n    receivers: \(receivers)\n    allow: \(allow)\(hours)\n}\n"
     }
-    try rules.write(toFile: root + "/rules.d/20-policies.policy", atomically: true, encoding: .utf8)
+    try rules.write(toFile: dir + "/rules.d/20-policies.policy", atomically: true, encoding: .utf8)
+}
+
+if CommandLine.arguments.dropFirst().first == "fleet" {
+    exit(FleetBenchmark.main(Array(CommandLine.arguments.dropFirst(2)), generate: { try generate($0) }))
 }
 
 func peakRSSMegabytes() -> Double {

@@ -49,6 +49,12 @@ public struct FleetStore: Sendable {
         return (files, chunks)
     }
 
+    /// The chunks named by `digests`, fetched several at a time and each checked against its
+    /// digest; for a caller that keeps chunks rather than whole files.
+    public func chunks(_ digests: [String]) async throws(FleetError) -> [String: Data] {
+        try await fetch(digests)
+    }
+
     private func fetch(_ digests: [String]) async throws(FleetError) -> [String: Data] {
         guard !digests.isEmpty else { return [:] }
         let client = client, layout = layout
