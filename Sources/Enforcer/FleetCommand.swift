@@ -56,7 +56,7 @@ struct FleetCommand: ParsableCommand {
             transaction; every `enforcer run --store` agent applies its host's part. docs/FLEET.md \
             describes the keys.
             """,
-        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self, Host.self])
+        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self, Expire.self, Host.self, Remove.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
     private static func withOpenStore(_ options: StoreOptions, _ body: (FleetStore) throws -> [String]) throws {
@@ -218,7 +218,9 @@ extension FleetCommand {
         }
 
         struct Revoke: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "A key enrols nothing more; the systems it enrolled stay.")
+            static let configuration = CommandConfiguration(
+                abstract: "A key enrols nothing more; the systems it enrolled stay.",
+                discussion: "Needs etcd's root user: the etcd users of the key and of its unused enrolments are deleted. `fleet remove` takes away a system it enrolled.")
             @Argument(help: ArgumentHelp("The key's id (the part before the dot).", valueName: "ID"))
             var id: String
             @OptionGroup var store: StoreOptions
@@ -226,8 +228,10 @@ extension FleetCommand {
             func run() throws {
                 let id = id
                 try FleetCommand.withEnrolment(store) { enrolment in
-                    let removed = try await enrolment.revokeKey(id)
-                    return ["revoked enrolment key \(id): \(counted(removed, "unused enrolment")) removed"]
+                    let revoked = try await enrolment.revokeKey(id)
+                    return ["revoked enrolment key \(id): \(counted(revoked.unusedSlots.count, "unused enrolment")) removed"
+                            + (revoked.unusedSlots.isEmpty ? "" : " (\(revoked.unusedSlots.joined(separator: ", ")))")
+                            + "; etcd users deleted: \(revoked.users.isEmpty ? "none" : revoked.users.joined(separator: ", "))"]
                 }
             }
         }
@@ -259,27 +263,114 @@ extension FleetCommand {
         }
     }
 
+    struct Expire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set when an enrolled system stops being one: every agent drops it then.",
+            discussion: """
+                Writes the expiry into the system's grant (on the condition that nobody changed it \
+                since read). Agents drop the system at that instant by their own clocks, also while \
+                the store cannot be reached. A system of the pushed policy cannot expire: remove its \
+                block and push. Example: enforcer fleet expire app-1 --after 24h --store URL
+                """)
+        @Argument(help: ArgumentHelp("The enrolled system (or its slot).", valueName: "SYSTEM"))
+        var system: String
+        @Option(help: ArgumentHelp("When: ISO 8601, UTC unless a zone is given (2026-12-31T18:00:00Z).", valueName: "TIME"))
+        var at: String?
+        @Option(help: ArgumentHelp("How long from now (24h, 90m, 7d).", valueName: "DURATION"))
+        var after: DurationArgument?
+        @Flag(help: "It does not expire.")
+        var never = false
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            let system = system
+            let expiry: Date?
+            do { expiry = try FleetEnrolment.expiry(at: at, after: after?.seconds, never: never, now: Date()) } catch {
+                throw ValidationError("\(error)")
+            }
+            try FleetCommand.withEnrolment(store) { enrolment in
+                let (slot, grant) = try await enrolment.expire(system, at: expiry)
+                return ["\(system)\(slot == system ? "" : " (slot \(slot))"): " + (grant.expires.map { "expires \($0)" } ?? "does not expire")]
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a system out of the fleet and delete its etcd login.",
+            discussion: """
+                Needs etcd's root user. An enrolled system (by name while its host is present, else by \
+                its slot) loses its grant, member record, presence and etcd user and role: every \
+                receiver drops it at once and its credentials no longer log in. --departed does so for \
+                every enrolled slot whose host is not present now (its lease ran out) and that no host \
+                can claim any more. A system of the pushed policy loses the user `fleet host add` made \
+                and its presence; its block stays until a push removes it.
+                """)
+        @Argument(help: ArgumentHelp("The system, or the slot of an enrolled one.", valueName: "SYSTEM"))
+        var system: String?
+        @Flag(help: "Every enrolled system whose host is not present now.")
+        var departed = false
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws {
+            guard (system == nil) != (!departed) else { throw ValidationError("give either SYSTEM or --departed") }
+        }
+
+        func run() throws {
+            let system = system
+            try FleetCommand.withEnrolment(store) { enrolment in
+                let names = try await system.map { [$0] } ?? enrolment.departedSlots()
+                if names.isEmpty { return ["no departed enrolled system in fleet \(enrolment.store.layout.fleet)"] }
+                var lines: [String] = []
+                for name in names {
+                    let removal = try await enrolment.remove(name)
+                    lines.append("removed \(name)" + (removal.slot.map { $0 == name ? "" : " (slot \($0))" } ?? " (a system of the pushed policy: its block stays until a push removes it)")
+                                 + ": \(counted(removal.keysDeleted, "key")) deleted, etcd user \(removal.user.map { "\($0) deleted" } ?? "none")")
+                }
+                return lines
+            }
+        }
+    }
+
     struct Tag: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add (+tag) and remove (-tag) tags of an enrolled system: every receiver follows.",
-            discussion: "Example: enforcer fleet tag app-1 +database-servers -servers --store URL")
-        @Argument(help: ArgumentHelp("The enrolled system.", valueName: "SYSTEM"))
+            abstract: "Add (+tag) and remove (-tag) tags of a system: every receiver follows.",
+            discussion: """
+                An enrolled system's grant changes in the store. For a system of the pushed policy \
+                the store's policy is pushed again with that system's `tags:` rewritten (nothing else \
+                in its file changes), checked as `fleet push` checks, and refused if another push \
+                landed since it was read. Example: enforcer fleet tag db-1 +pci -legacy --store URL
+                """)
+        @Argument(help: ArgumentHelp("The system.", valueName: "SYSTEM"))
         var system: String
         @Argument(parsing: .allUnrecognized, help: ArgumentHelp("+tag to add, -tag to remove.", valueName: "CHANGE"))
         var changes: [String] = []
         @OptionGroup var store: StoreOptions
+        @Option(help: ArgumentHelp("For a system of the pushed policy: only if the policy is still the one of this revision.", valueName: "REV"))
+        var ifRevision: Int64?
 
-        func run() throws {
+        /// `+a -b` → (add, remove).
+        static func parse(_ changes: [String]) throws -> (add: [String], remove: [String]) {
             var add: [String] = [], remove: [String] = []
             for change in changes {
                 if change.hasPrefix("+") { add.append(String(change.dropFirst())) } else if change.hasPrefix("-") { remove.append(String(change.dropFirst())) } else {
                     throw ValidationError("'\(change)': write +tag to add a tag, -tag to remove one")
                 }
             }
+            if let empty = (add + remove).first(where: \.isEmpty) { throw ValidationError("'\(empty)': a tag after + or -") }
             guard !add.isEmpty || !remove.isEmpty else { throw ValidationError("no change: give +tag or -tag") }
-            let system = system, adding = add, removing = remove
-            try FleetCommand.withEnrolment(store) { enrolment in
-                let tags = try await enrolment.tag(system, add: adding, remove: removing)
+            return (add, remove)
+        }
+
+        func run() throws {
+            let (adding, removing) = try Self.parse(changes)
+            let system = system, ifRevision = ifRevision
+            try FleetCommand.withStore(store) { admin in
+                let enrolment = FleetEnrolment(store: admin.store)
+                guard try waitFor({ try await enrolment.memberNames() }).contains(system) else {
+                    return try admin.tag(pushedSystem: system, add: adding, remove: removing, ifRevision: ifRevision)
+                }
+                let tags = try waitFor { try await enrolment.tag(system, add: adding, remove: removing) }
                 return ["\(system): tags \(tags.isEmpty ? "none" : tags.joined(separator: ", "))"]
             }
         }

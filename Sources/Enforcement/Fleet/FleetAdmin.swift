@@ -47,6 +47,50 @@ public struct FleetAdmin {
         return lines
     }
 
+    /// Changes the tags of `name`, a system of the pushed policy. The store's policy is the
+    /// one source of truth, so this is a push: the store's files with that system's `tags:`
+    /// rewritten and nothing else (`SystemTagsEdit`), checked as `push` checks a directory and
+    /// written on the condition that nobody pushed since they were read (`ifRevision`: since
+    /// that revision). `fleet history` shows it as `fleet tag NAME +a -b` by its user.
+    public func tag(pushedSystem name: String, add: [String], remove: [String], ifRevision: Int64? = nil, at instant: Date = Date()) throws -> [String] {
+        let store = store, fleet = store.layout.fleet
+        let current = try waitFor { try await store.bundle() }
+        guard let bundle = current.bundle else { throw FleetError.usage("fleet \(fleet) has no policy yet: there is no system \(name) to tag") }
+        let files = try waitFor { try await store.files(of: bundle).files }
+        var edits: [(path: String, result: SystemTagsEdit.Result)] = []
+        for file in files where EnrolledSystems.definedNames(in: [file.content]).contains(name) {
+            do {
+                if let result = try SystemTagsEdit.retag(system: name, in: [UInt8](file.content), file: file.path, add: add, remove: remove) {
+                    edits.append((file.path, result))
+                }
+            } catch { throw FleetError.usage("\(error)") }
+        }
+        guard let edit = edits.first else {
+            let enrolled = try waitFor { try await FleetEnrolment(store: store).memberNames() }
+            let known = EnrolledSystems.definedNames(in: files.map(\.content)).union(enrolled)
+            throw FleetError.usage("no system \(name) in fleet \(fleet) (neither in its pushed policy nor enrolled)"
+                                   + (NearMiss.nearest(name, among: known.sorted()).map { ": did you mean \($0)?" } ?? ""))
+        }
+        guard edits.count == 1 else {
+            throw FleetError.usage("system \(name) is written in \(edits.map(\.path).joined(separator: " and ")): the policy does not check; fix it and push")
+        }
+        // The files go into a directory of their own, read by the same checks as any push.
+        let directory = NSTemporaryDirectory() + "enforcer-fleet-tag-\(getpid())-\(FleetEnrolment.randomHex(bytes: 4))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for file in files {
+            let path = directory + "/" + file.path
+            let content = file.path == edit.path ? Data(edit.result.bytes) : file.content
+            do {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try content.write(to: URL(fileURLWithPath: path))
+            } catch { throw FleetError.store("cannot write the policy to \(directory) to check it: \(SystemErrno.describe(error))") }
+        }
+        let changes = add.map { "+" + $0 } + remove.map { "-" + $0 }
+        let pushed = try push(directory: directory, message: "fleet tag \(name) \(changes.joined(separator: " "))", ifRevision: ifRevision ?? current.modRevision, at: instant)
+        let tags = { (list: [String]) in list.isEmpty ? "none" : list.joined(separator: ", ") }
+        return ["\(name): tags \(tags(edit.result.after)) (were \(tags(edit.result.before)); \(edit.path))"] + pushed
+    }
+
     /// The files in which `directory` and the store's bundle differ, and how.
     public func diff(directory: String) throws -> [String] {
         let snapshot: SourceSnapshot
