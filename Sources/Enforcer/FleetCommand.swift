@@ -56,7 +56,7 @@ struct FleetCommand: ParsableCommand {
             transaction; every `enforcer run --store` agent applies its host's part. docs/FLEET.md \
             describes the keys.
             """,
-        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self, Expire.self, Host.self, Remove.self])
+        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, GC.self, Init.self, Key.self, Tag.self, Expire.self, Host.self, Remove.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
     private static func withOpenStore(_ options: StoreOptions, _ body: (FleetStore) throws -> [String]) throws {
@@ -126,6 +126,28 @@ struct FleetCommand: ParsableCommand {
 
         func run() throws {
             try FleetCommand.withStore(store) { try $0.rollback(to: revision, message: message) }
+        }
+    }
+
+    struct GC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gc",
+            abstract: "Delete the chunks that no kept revision of the policy names.",
+            discussion: """
+                Keeps every chunk named by the last --keep-revisions pushes (the current one among \
+                them: `fleet rollback` can restore those) and every chunk written since the current \
+                push (a push in progress). A push that lands meanwhile stops it; a push that listed \
+                the chunks before it deleted some is told to push again.
+                """)
+        @OptionGroup var store: StoreOptions
+        @Option(help: "How many of the latest revisions `fleet rollback` must still be able to restore.")
+        var keepRevisions = 10
+        @Flag(help: "Say what would be deleted; delete nothing.")
+        var dryRun = false
+
+        func run() throws {
+            let keep = keepRevisions, dryRun = dryRun
+            try FleetCommand.withStore(store) { try $0.collectGarbage(keep: keep, dryRun: dryRun) }
         }
     }
 

@@ -574,4 +574,69 @@ struct FleetLiveTests {
         #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
         #expect(try store.fleet(["diff", "--dir", lab.policy]).stdout.hasPrefix("no difference"))
     }
+
+    /// Puts `/enforcer/lab/chunk/<sha256>` of `text` as a push writes its chunks before its
+    /// transaction (no authentication in this store); prints etcd's answer or the key's state.
+    static func chunk(_ text: String, put: Bool, in store: Store) throws -> String {
+        let script = """
+            import base64, hashlib, json, sys, urllib.request
+            data = sys.argv[1].encode()
+            key = "/enforcer/lab/chunk/" + hashlib.sha256(data).hexdigest()
+            def call(path, body):
+                return json.loads(urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode())).read())
+            if sys.argv[2] == "put":
+                call("/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(data).decode()})
+            print("present" if call("/v3/kv/range", {"key": base64.b64encode(key.encode()).decode()}).get("kvs") else "absent")
+            """
+        return try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, text, put ? "put" : "get"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("fleet gc: keeps the chunks of the kept revisions and of a push in progress, deletes the rest; a rollback to a collected revision is refused")
+    func garbageCollection() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        let extra = lab.policy + "/rules.d/50-extra.policy"
+        let textA = "[system] gc-a: {\n    address: 10.77.0.1\n    tags: servers\n}\n"
+        let textB = "[system] gc-b: {\n    address: 10.77.0.2\n    tags: servers\n}\n"
+        try textA.write(toFile: extra, atomically: true, encoding: .utf8)
+        let pushedA = try store.fleet(["push", "--dir", lab.policy, "--message", "A"])
+        try #require(pushedA.status == 0, "\(pushedA.stderr)")
+        let revisionA = try #require(pushedA.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) })
+        try textB.write(toFile: extra, atomically: true, encoding: .utf8)
+        try #require(try store.fleet(["push", "--dir", lab.policy, "--message", "B"]).status == 0)
+        #expect(try Self.chunk(textA, put: false, in: store) == "present" && Self.chunk(textB, put: false, in: store) == "present")
+
+        // The default keeps ten revisions: both are kept, nothing goes.
+        let kept = try store.fleet(["gc"])
+        #expect(kept.status == 0 && kept.stdout.hasPrefix("deleted 0 chunks (0 bytes)") && kept.stdout.contains("named by the last 2 revisions"), "\(kept.stdout)\(kept.stderr)")
+
+        // A push in progress: its chunk is written, its transaction not yet.
+        let inProgress = "[system] gc-c: {\n    address: 10.77.0.3\n}\n"
+        #expect(try Self.chunk(inProgress, put: true, in: store) == "present")
+
+        // Keeping only the current revision: A's own chunk goes, B's and the new one stay.
+        let dry = try store.fleet(["gc", "--keep-revisions", "1", "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.hasPrefix("would delete 1 chunk (\(textA.utf8.count) bytes)"), "\(dry.stdout)\(dry.stderr)")
+        #expect(try Self.chunk(textA, put: false, in: store) == "present", "a dry run deletes nothing")
+        let collected = try store.fleet(["gc", "--keep-revisions", "1"])
+        #expect(collected.status == 0 && collected.stdout.hasPrefix("deleted 1 chunk (\(textA.utf8.count) bytes)")
+                && collected.stdout.contains("and 1 chunk written since the current push (a push in progress)"), "\(collected.stdout)\(collected.stderr)")
+        #expect(try Self.chunk(textA, put: false, in: store) == "absent")
+        #expect(try Self.chunk(textB, put: false, in: store) == "present" && Self.chunk(inProgress, put: false, in: store) == "present")
+        // B is whole: an agent applies it.
+        let db = try Agent(lab, "db-1")
+        #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
+
+        // A cannot come back from the store; B's history entry still can.
+        let rollback = try store.fleet(["rollback", String(revisionA)])
+        #expect(rollback.status == 1 && rollback.stderr.contains("revision \(revisionA) cannot be restored: 1 chunk of its files was removed by `fleet gc`"),
+                "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try store.fleet(["history"]).stdout.split(separator: "\n").count == 2, "nothing was pushed")
+        // A push after the gc writes what the store lacks again.
+        try textA.write(toFile: extra, atomically: true, encoding: .utf8)
+        #expect(try store.fleet(["push", "--dir", lab.policy, "--message", "A again"]).status == 0)
+        #expect(try Self.chunk(textA, put: false, in: store) == "present")
+        #expect(db.wait(for: "applied generation 2") != nil, "\(db.text)")
+    }
 }

@@ -154,10 +154,27 @@ public struct FleetAdmin {
         restored.pushedAt = Date()
         restored.message = message ?? "rollback to revision \(revision)"
         restored.checkedAt = current.modRevision
-        // The chunks are still there: chunks are never removed while a kept revision names them.
+        // `fleet gc` may have deleted the chunks of a revision older than those it kept.
+        let missing = try waitFor { try await store.missingChunks(of: bundle) }
+        if !missing.isEmpty {
+            throw FleetError.usage("revision \(revision) cannot be restored: \(counted(missing.count, "chunk")) of its files \(missing.count == 1 ? "was" : "were") removed by `fleet gc` "
+                                   + "(it keeps the chunks of the last --keep-revisions revisions); push its policy from a directory instead")
+        }
+        // A `fleet gc` after this check makes the push below fail rather than name a deleted chunk.
         let again = restored
         let pushed = try waitFor { try await store.push(again, chunks: [:], expecting: current.modRevision) }
         return ["pushed revision \(pushed) to fleet \(store.layout.fleet): the policy of revision \(revision) (digest \(bundle.digest.prefix(12)))"]
+    }
+
+    /// Deletes the chunks no kept revision names (`FleetStore.collectGarbage`).
+    public func collectGarbage(keep: Int, dryRun: Bool) throws -> [String] {
+        let store = store
+        let done = try waitFor { try await store.collectGarbage(keep: keep, dryRun: dryRun) }
+        guard let oldest = done.kept.last else { return ["fleet \(store.layout.fleet) has no policy yet: nothing to collect"] }
+        return ["\(dryRun ? "would delete" : "deleted") \(counted(done.deleted, "chunk")) (\(done.deletedBytes) bytes); kept \(counted(done.named, "chunk")) "
+                + "named by the last \(counted(done.kept.count, "revision")) (\(done.kept.map(String.init).joined(separator: ", ")))"
+                + (done.recent == 0 ? "" : " and \(counted(done.recent, "chunk")) written since the current push (a push in progress)"),
+                "`fleet rollback` can restore revision \(oldest) and later; earlier ones " + (done.deleted == 0 ? "too, while etcd keeps them" : "may have lost chunks")]
     }
 
     /// Every agent: the revision it enforces, how far behind the store it is, its last error.
