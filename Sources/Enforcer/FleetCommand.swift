@@ -56,7 +56,7 @@ struct FleetCommand: ParsableCommand {
             transaction; every `enforcer run --store` agent applies its host's part. docs/FLEET.md \
             describes the keys.
             """,
-        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, GC.self, Init.self, Key.self, Tag.self, Expire.self, Host.self, Remove.self])
+        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, GC.self, Init.self, CA.self, Key.self, Tag.self, Expire.self, Host.self, Remove.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
     private static func withOpenStore(_ options: StoreOptions, _ body: (FleetStore) throws -> [String]) throws {
@@ -187,6 +187,67 @@ extension FleetCommand {
                 let layout = enrolment.store.layout
                 return ["authentication enabled; roles \(layout.adminRole) and \(layout.readerRole)"
                         + (admin == nil ? "" : "; user \(layout.adminRole)") + ": log in with --store-user root (or that user) from now on"]
+            }
+        }
+    }
+
+    struct CA: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ca",
+            abstract: "A certificate authority for the fleet's etcd: its server certificate and client certificates (made with openssl).",
+            subcommands: [Make.self, Issue.self])
+
+        struct Make: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "init",
+                abstract: "Make a CA in a directory, and the certificate etcd serves.",
+                discussion: """
+                    Writes DIR/ca.pem, DIR/ca-key.pem, DIR/server.pem and DIR/server-key.pem (keys mode \
+                    0600, DIR 0700). Start etcd with --cert-file DIR/server.pem --key-file \
+                    DIR/server-key.pem --trusted-ca-file DIR/ca.pem --client-cert-auth and https:// \
+                    client URLs; give each host or administrator a certificate with `fleet ca issue`.
+                    """)
+            @Option(help: ArgumentHelp("Where the CA's files go (made mode 0700).", valueName: "DIR"))
+            var dir: String
+            @Option(help: ArgumentHelp("A DNS name clients reach etcd by (repeatable).", valueName: "NAME"))
+            var serverName: [String] = []
+            @Option(help: ArgumentHelp("An address clients reach etcd at (repeatable), e.g. 127.0.0.1.", valueName: "ADDRESS"))
+            var serverIp: [String] = []
+            @Option(help: "How many days the certificates are valid.")
+            var days = 825
+
+            func run() throws {
+                do {
+                    let ca = try FleetCA.create(in: dir, names: serverName, addresses: serverIp, days: days)
+                    print("made a CA in \(ca.directory) and etcd's certificate for \((serverName + serverIp).joined(separator: ", ")); start etcd with "
+                          + "--cert-file \(ca.certificate("server")) --key-file \(ca.key("server")) --trusted-ca-file \(ca.caCertificate) --client-cert-auth; "
+                          + "then `enforcer fleet ca issue NAME --dir \(ca.directory)` for each host or administrator")
+                } catch let failure as FleetError {
+                    Output.error("enforcer: \(failure)")
+                    throw ExitCode(1)
+                }
+            }
+        }
+
+        struct Issue: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Issue a client certificate NAME from the CA in a directory.")
+            @Argument(help: ArgumentHelp("The certificate's name (a host's or an administrator's).", valueName: "NAME"))
+            var name: String
+            @Option(help: ArgumentHelp("The CA's directory (`fleet ca init`).", valueName: "DIR"))
+            var dir: String
+            @Option(help: "How many days the certificate is valid.")
+            var days = 825
+
+            func run() throws {
+                let ca = FleetCA(directory: dir)
+                do {
+                    try ca.issueClient(name, days: days)
+                    print("issued \(ca.certificate(name)) and \(ca.key(name)) (mode 0600); that host logs in with "
+                          + "--store-ca \(ca.caCertificate) --store-cert \(ca.certificate(name)) --store-key \(ca.key(name))")
+                } catch let failure as FleetError {
+                    Output.error("enforcer: \(failure)")
+                    throw ExitCode(1)
+                }
             }
         }
     }

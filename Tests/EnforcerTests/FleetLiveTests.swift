@@ -639,4 +639,63 @@ struct FleetLiveTests {
         #expect(try Self.chunk(textA, put: false, in: store) == "present")
         #expect(db.wait(for: "applied generation 2") != nil, "\(db.text)")
     }
+
+    @Test("fleet ca init and issue: etcd serves the made certificate with --client-cert-auth; push and status with a client certificate work, without one they are refused")
+    func certificatesMadeByFleetCA() throws {
+        let tag = "\(getpid() % 10000)-\(Int.random(in: 0..<1000))"
+        let namespace = "enfl-\(tag)-tls", base = NSTemporaryDirectory() + "enforcer-fleet-ca-\(tag)"
+        let ca = base + "/ca", data = base + "/etcd", policy = base + "/policy"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try LiveTrafficTests.sh("ip netns add \(namespace) && ip -n \(namespace) link set lo up")
+        defer { GatewayLab.removeNamespace(namespace) }
+        func enforcer(_ arguments: [String]) throws -> CommandResult {
+            try run("/usr/sbin/ip", ["netns", "exec", namespace, Paths.enforcer] + arguments, environment: ["TZ": "UTC"])
+        }
+
+        let made = try enforcer(["fleet", "ca", "init", "--dir", ca, "--server-ip", "127.0.0.1", "--server-name", "localhost"])
+        #expect(made.status == 0 && made.stdout.contains("--client-cert-auth"), "\(made.stdout)\(made.stderr)")
+        let issued = try enforcer(["fleet", "ca", "issue", "admin", "--dir", ca])
+        #expect(issued.status == 0 && issued.stdout.contains("--store-cert \(ca)/admin.pem"), "\(issued.stdout)\(issued.stderr)")
+        for key in ["ca-key.pem", "server-key.pem", "admin-key.pem"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: ca + "/" + key)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(key): \(String(mode ?? 0, radix: 8))")
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: ca)[.posixPermissions] as? Int == 0o700)
+        let again = try enforcer(["fleet", "ca", "init", "--dir", ca, "--server-ip", "127.0.0.1"])
+        #expect(again.status == 1 && again.stderr.contains("a CA is already made in"), "\(again.stderr)")
+        #expect(try enforcer(["fleet", "ca", "issue", "admin", "--dir", ca]).stderr.contains("exists: choose another name"))
+
+        let etcd = Process()
+        etcd.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        etcd.arguments = ["netns", "exec", namespace, "/usr/bin/etcd", "--name", "tls", "--data-dir", data,
+                          "--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379",
+                          "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                          "--initial-cluster", "tls=http://127.0.0.1:2380", "--heartbeat-interval", "20", "--election-timeout", "200",
+                          "--cert-file", ca + "/server.pem", "--key-file", ca + "/server-key.pem", "--trusted-ca-file", ca + "/ca.pem", "--client-cert-auth"]
+        etcd.standardOutput = FileHandle.nullDevice
+        etcd.standardError = FileHandle.nullDevice
+        try etcd.run()
+        defer { GatewayLab.stop(etcd) }
+
+        let store = ["--store", "https://127.0.0.1:2379", "--fleet", "tls", "--store-ca", ca + "/ca.pem"]
+        let client = ["--store-cert", ca + "/admin.pem", "--store-key", ca + "/admin-key.pem"]
+        var status = CommandResult(status: -1, stdout: "", stderr: "")
+        #expect(try ConfirmPromiseTests.eventually(15) {
+            status = try enforcer(["fleet", "status"] + store + client)
+            return status.status == 0
+        }, "\(status.stdout)\(status.stderr)")
+        #expect(status.stdout.contains("fleet tls: no policy pushed"), "\(status.stdout)")
+        try FileManager.default.copyItem(atPath: Paths.example("enclave"), toPath: policy)
+        let pushed = try enforcer(["fleet", "push", "--dir", policy, "--message", "over TLS"] + store + client)
+        #expect(pushed.status == 0 && pushed.stdout.contains("pushed revision "), "\(pushed.stdout)\(pushed.stderr)")
+        #expect(try enforcer(["fleet", "history"] + store + client).stdout.contains("\"over TLS\""))
+
+        // Without a client certificate etcd refuses the handshake; nothing is pushed.
+        let refused = try enforcer(["fleet", "push", "--dir", policy] + store)
+        #expect(refused.status == 1 && refused.stderr.contains("cannot read the bundle of fleet tls"), "\(refused.stdout)\(refused.stderr)")
+        // Nor does a client that does not trust the CA reach it.
+        let untrusted = try enforcer(["fleet", "status", "--store", "https://127.0.0.1:2379", "--fleet", "tls", "--store-ca", "/etc/ssl/certs/ca-certificates.crt"] + client)
+        #expect(untrusted.status == 1, "\(untrusted.stdout)\(untrusted.stderr)")
+    }
 }
