@@ -312,9 +312,9 @@ extension FleetCommand {
                 let id = id
                 try FleetCommand.withEnrolment(store) { enrolment in
                     let revoked = try await enrolment.revokeKey(id)
-                    return ["revoked enrolment key \(id): \(counted(revoked.unusedSlots.count, "unused enrolment")) removed"
-                            + (revoked.unusedSlots.isEmpty ? "" : " (\(revoked.unusedSlots.joined(separator: ", ")))")
-                            + "; etcd users deleted: \(revoked.users.isEmpty ? "none" : revoked.users.joined(separator: ", "))"]
+                    let slots: String = revoked.unusedSlots.isEmpty ? "" : " (\(revoked.unusedSlots.joined(separator: ", ")))"
+                    let users: String = revoked.users.isEmpty ? "none" : revoked.users.joined(separator: ", ")
+                    return ["revoked enrolment key \(id): \(counted(revoked.unusedSlots.count, "unused enrolment")) removed\(slots); etcd users deleted: \(users)"]
                 }
             }
         }
@@ -373,7 +373,9 @@ extension FleetCommand {
             }
             try FleetCommand.withEnrolment(store) { enrolment in
                 let (slot, grant) = try await enrolment.expire(system, at: expiry)
-                return ["\(system)\(slot == system ? "" : " (slot \(slot))"): " + (grant.expires.map { "expires \($0)" } ?? "does not expire")]
+                let which: String = slot == system ? "" : " (slot \(slot))"
+                let when: String = grant.expires.map { "expires \($0)" } ?? "does not expire"
+                return ["\(system)\(which): \(when)"]
             }
         }
     }
@@ -402,13 +404,15 @@ extension FleetCommand {
         func run() throws {
             let system = system
             try FleetCommand.withEnrolment(store) { enrolment in
-                let names = try await system.map { [$0] } ?? enrolment.departedSlots()
+                let names = if let system { [system] } else { try await enrolment.departedSlots() }
                 if names.isEmpty { return ["no departed enrolled system in fleet \(enrolment.store.layout.fleet)"] }
                 var lines: [String] = []
                 for name in names {
                     let removal = try await enrolment.remove(name)
-                    lines.append("removed \(name)" + (removal.slot.map { $0 == name ? "" : " (slot \($0))" } ?? " (a system of the pushed policy: its block stays until a push removes it)")
-                                 + ": \(counted(removal.keysDeleted, "key")) deleted, etcd user \(removal.user.map { "\($0) deleted" } ?? "none")")
+                    var what = " (a system of the pushed policy: its block stays until a push removes it)"
+                    if let slot = removal.slot { what = slot == name ? "" : " (slot \(slot))" }
+                    let user: String = removal.user.map { "\($0) deleted" } ?? "none"
+                    lines.append("removed \(name)\(what): \(counted(removal.keysDeleted, "key")) deleted, etcd user \(user)")
                 }
                 return lines
             }

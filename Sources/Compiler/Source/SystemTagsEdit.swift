@@ -56,14 +56,14 @@ public enum SystemTagsEdit {
         var kept = entries.map { $0.items.filter { !remove.contains($0.text) } }
         // Additions join the last line that keeps a tag, else the last `tags:` line.
         let target = kept.lastIndex { !$0.isEmpty } ?? (added.isEmpty ? nil : entries.indices.last)
-        if let target { kept[target] += added.map { ($0, $0) } }
-        for (entry, items) in zip(entries, kept) where items.count != entry.items.count || items.map(\.written) != entry.items.map(\.written) {
+        if let target { kept[target] += added.map { (text: $0, written: $0) } }
+        for (entry, items) in zip(entries, kept) where items.map({ $0.written }) != entry.items.map({ $0.written }) {
             if items.isEmpty {
                 // Nothing left on the line: the line goes, its newline too.
                 let end = entry.line.original.endIndex
                 edits.append((entry.line.original.startIndex..<(end < bytes.count ? end + 1 : end), []))
             } else {
-                edits.append((entry.value, Array(items.map(\.written).joined(separator: ", ").utf8)))
+                edits.append((entry.value, Array(items.map { $0.written }.joined(separator: ", ").utf8)))
             }
         }
         if target == nil && !added.isEmpty {
@@ -91,9 +91,9 @@ public enum SystemTagsEdit {
 
     /// The items of a `tags:` value as the loader reads them, each with its spelling.
     private static func items(of entry: RawEntry) throws(Failure) -> [(text: String, written: String)] {
-        if entry.isQuoted { return [(entry.value, "\"\(entry.value)\"")] }
+        if entry.isQuoted { return [(text: entry.value, written: "\"\(entry.value)\"")] }
         let (items, errors) = QuotedText.items(entry.value)
         if let error = errors.first { throw Failure(description: "\(entry.valueLocation): \(error.message): fix the file first") }
-        return items.map { ($0.text, $0.quoted ? "\"\($0.text)\"" : $0.text) }
+        return items.map { (text: $0.text, written: $0.quoted ? "\"\($0.text)\"" : $0.text) }
     }
 }

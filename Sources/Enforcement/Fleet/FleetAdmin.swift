@@ -68,8 +68,8 @@ public struct FleetAdmin {
         guard let edit = edits.first else {
             let enrolled = try waitFor { try await FleetEnrolment(store: store).memberNames() }
             let known = EnrolledSystems.definedNames(in: files.map(\.content)).union(enrolled)
-            throw FleetError.usage("no system \(name) in fleet \(fleet) (neither in its pushed policy nor enrolled)"
-                                   + (NearMiss.nearest(name, among: known.sorted()).map { ": did you mean \($0)?" } ?? ""))
+            let near: String = NearMiss.nearest(name, among: known.sorted()).map { ": did you mean \($0)?" } ?? ""
+            throw FleetError.usage("no system \(name) in fleet \(fleet) (neither in its pushed policy nor enrolled)\(near)")
         }
         guard edits.count == 1 else {
             throw FleetError.usage("system \(name) is written in \(edits.map(\.path).joined(separator: " and ")): the policy does not check; fix it and push")
@@ -85,10 +85,11 @@ public struct FleetAdmin {
                 try content.write(to: URL(fileURLWithPath: path))
             } catch { throw FleetError.store("cannot write the policy to \(directory) to check it: \(SystemErrno.describe(error))") }
         }
-        let changes = add.map { "+" + $0 } + remove.map { "-" + $0 }
+        let changes: [String] = add.map { "+\($0)" } + remove.map { "-\($0)" }
         let pushed = try push(directory: directory, message: "fleet tag \(name) \(changes.joined(separator: " "))", ifRevision: ifRevision ?? current.modRevision, at: instant)
-        let tags = { (list: [String]) in list.isEmpty ? "none" : list.joined(separator: ", ") }
-        return ["\(name): tags \(tags(edit.result.after)) (were \(tags(edit.result.before)); \(edit.path))"] + pushed
+        let after: String = edit.result.after.isEmpty ? "none" : edit.result.after.joined(separator: ", ")
+        let before: String = edit.result.before.isEmpty ? "none" : edit.result.before.joined(separator: ", ")
+        return ["\(name): tags \(after) (were \(before); \(edit.path))"] + pushed
     }
 
     /// The files in which `directory` and the store's bundle differ, and how.
@@ -171,10 +172,12 @@ public struct FleetAdmin {
         let store = store
         let done = try waitFor { try await store.collectGarbage(keep: keep, dryRun: dryRun) }
         guard let oldest = done.kept.last else { return ["fleet \(store.layout.fleet) has no policy yet: nothing to collect"] }
-        return ["\(dryRun ? "would delete" : "deleted") \(counted(done.deleted, "chunk")) (\(done.deletedBytes) bytes); kept \(counted(done.named, "chunk")) "
-                + "named by the last \(counted(done.kept.count, "revision")) (\(done.kept.map(String.init).joined(separator: ", ")))"
-                + (done.recent == 0 ? "" : " and \(counted(done.recent, "chunk")) written since the current push (a push in progress)"),
-                "`fleet rollback` can restore revision \(oldest) and later; earlier ones " + (done.deleted == 0 ? "too, while etcd keeps them" : "may have lost chunks")]
+        let verb = dryRun ? "would delete" : "deleted"
+        let revisions = done.kept.map { String($0) }.joined(separator: ", ")
+        var summary = "\(verb) \(counted(done.deleted, "chunk")) (\(done.deletedBytes) bytes); kept \(counted(done.named, "chunk")) named by the last \(counted(done.kept.count, "revision")) (\(revisions))"
+        if done.recent > 0 { summary += " and \(counted(done.recent, "chunk")) written since the current push (a push in progress)" }
+        let earlier: String = done.deleted == 0 ? "too, while etcd keeps them" : "may have lost chunks"
+        return [summary, "`fleet rollback` can restore revision \(oldest) and later; earlier ones \(earlier)"]
     }
 
     /// Every agent: the revision it enforces, how far behind the store it is, its last error.

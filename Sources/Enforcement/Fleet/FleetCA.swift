@@ -39,9 +39,10 @@ public struct FleetCA: Sendable {
         try ca.openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", ca.caKey, "-out", ca.caCertificate,
                         "-days", String(days), "-subj", "/CN=enforcer fleet CA",
                         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        let alternatives = names.map { "DNS:" + $0 } + addresses.map { "IP:" + $0 }
+        let alternatives: [String] = names.map { "DNS:\($0)" } + addresses.map { "IP:\($0)" }
         // etcd's HTTP gateway dials etcd's own gRPC port with this certificate as its client's.
-        try ca.issue("server", extensions: ["subjectAltName = " + alternatives.joined(separator: ", "), "extendedKeyUsage = serverAuth, clientAuth"], days: days)
+        let subjectAlternatives = "subjectAltName = \(alternatives.joined(separator: ", "))"
+        try ca.issue("server", extensions: [subjectAlternatives, "extendedKeyUsage = serverAuth, clientAuth"], days: days)
         return ca
     }
 
@@ -62,7 +63,8 @@ public struct FleetCA: Sendable {
             unlink(request)
             unlink(extensionFile)
         }
-        guard FileManager.default.createFile(atPath: extensionFile, contents: Data((extensions.joined(separator: "\n") + "\n").utf8)) else {
+        let text = extensions.map { "\($0)\n" }.joined()
+        guard FileManager.default.createFile(atPath: extensionFile, contents: Data(text.utf8)) else {
             throw .store("cannot write \(extensionFile): \(SystemErrno(errno))")
         }
         try openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key(name), "-out", request,
@@ -81,12 +83,13 @@ public struct FleetCA: Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = errors
         let previous = umask(0o077)
-        defer { umask(previous) }
+        defer { _ = umask(previous) }
         do { try process.run() } catch { throw .usage("cannot run \(Self.openssl): \(SystemErrno.describe(error)) (install the openssl package)") }
         let said = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw .store("openssl \(arguments.first ?? "") failed: " + String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            let reason = String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw .store("openssl \(arguments.first ?? "") failed: \(reason)")
         }
     }
 }

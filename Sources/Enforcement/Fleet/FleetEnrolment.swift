@@ -154,7 +154,7 @@ public struct FleetEnrolment: Sendable {
             }
             if try await deleteLogin(layout.keyUser(id)) { users.append(layout.keyUser(id)) }
             // The record goes last and only if unchanged: run again, the command finds the key.
-            try await client.txn(if: [.modRevision(layout.keyRecord(id), .equal, record.modRevision)], then: [.delete(.key(layout.keyRecord(id)))])
+            _ = try await client.txn(if: [.modRevision(layout.keyRecord(id), .equal, record.modRevision)], then: [.delete(.key(layout.keyRecord(id)))])
             return Revocation(unusedSlots: unused, users: users)
         }
     }
@@ -189,8 +189,8 @@ public struct FleetEnrolment: Sendable {
                     return Removal(slot: nil, user: layout.systemUser(name), keysDeleted: Int(presence))
                 }
                 let departed = try await departedSlots()
-                throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet), and no user \(layout.systemUser(name)) exists"
-                                       + (departed.isEmpty ? "" : "; enrolled slots whose host is not present: \(departed.joined(separator: ", ")) (remove one by its slot)"))
+                let hint: String = departed.isEmpty ? "" : "; enrolled slots whose host is not present: \(departed.joined(separator: ", ")) (remove one by its slot)"
+                throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet), and no user \(layout.systemUser(name)) exists\(hint)")
             }
             // The login first: a host that still runs could otherwise write its member record again.
             let user = layout.hostUser(slot)
@@ -198,9 +198,10 @@ public struct FleetEnrolment: Sendable {
             var keys = [layout.enrolledKey(slot), layout.memberKey(slot), layout.presenceKey(slot)]
             if let grant = try await client.get(layout.enrolledKey(slot)).flatMap({ try? FleetStore.jsonDecoder.decode(Enrolment.Grant.self, from: $0.value) }),
                let use = slot.split(separator: "-").last {
-                keys.append(layout.slotPrefix(grant.key) + use)
+                keys.append("\(layout.slotPrefix(grant.key))\(use)")
             }
-            let answer = try await client.txn(if: [], then: keys.map { .delete(.key($0)) })
+            let deletions: [TxnOperation] = keys.map { TxnOperation.delete(KeyRange.key($0)) }
+            let answer = try await client.txn(if: [], then: deletions)
             let deleted = answer.responses.reduce(0) { sum, response in
                 if case .delete(let delete) = response { return sum + Int(delete.deleted) }
                 return sum
@@ -226,10 +227,15 @@ public struct FleetEnrolment: Sendable {
     }
 
     /// Deletes the etcd user and role `name` (they share it); false when there was no such user.
-    private func deleteLogin(_ name: String) async throws -> Bool {
+    private func deleteLogin(_ name: String) async throws(EtcdError) -> Bool {
         var existed = true
-        do { try await client.deleteUser(name) } catch let error as EtcdError where error.message.contains("not found") { existed = false }
-        do { try await client.deleteRole(name) } catch let error as EtcdError where error.message.contains("not found") {}
+        do { try await client.deleteUser(name) } catch {
+            guard error.message.contains("not found") else { throw error }
+            existed = false
+        }
+        do { try await client.deleteRole(name) } catch {
+            guard error.message.contains("not found") else { throw error }
+        }
         return existed
     }
 

@@ -112,7 +112,8 @@ public struct FleetStore: Sendable {
         let manifest = try bundle.encoded()
         let response: TxnResponse
         do {
-            response = try await client.txn(if: [.modRevision(layout.pushKey, .equal, modRevision), .modRevision(layout.collectionKey, .equal, collected)],
+            let unchanged: [Compare] = [Compare.modRevision(layout.pushKey, .equal, modRevision), Compare.modRevision(layout.collectionKey, .equal, collected)]
+            response = try await client.txn(if: unchanged,
                                             then: [.put(key: Data(layout.pushKey.utf8), value: manifest, lease: 0, prevKV: false)],
                                             else: [.range(.key(layout.pushKey))])
         } catch { throw Self.failure("write the bundle of fleet \(layout.fleet)", error) }
@@ -191,8 +192,9 @@ public struct FleetStore: Sendable {
                     collection.deleted += batch.count
                     continue
                 }
-                let answer = try await client.txn(if: [.modRevision(layout.pushKey, .equal, current.revision)],
-                                                  then: batch.map { .delete(.key($0), prevKV: true) } + [.put(layout.collectionKey, "")])
+                var operations: [TxnOperation] = batch.map { TxnOperation.delete(KeyRange.key($0), prevKV: true) }
+                operations.append(TxnOperation.put(layout.collectionKey, ""))
+                let answer = try await client.txn(if: [.modRevision(layout.pushKey, .equal, current.revision)], then: operations)
                 guard answer.succeeded else {
                     throw FleetError.conflict("a push landed while `fleet gc` ran (\(collection.deleted) chunks deleted so far): run it again")
                 }
