@@ -222,8 +222,8 @@ extension FleetCommand {
                     print("made a CA in \(ca.directory) and etcd's certificate for \((serverName + serverIp).joined(separator: ", ")); start etcd with "
                           + "--cert-file \(ca.certificate("server")) --key-file \(ca.key("server")) --trusted-ca-file \(ca.caCertificate) --client-cert-auth; "
                           + "then `enforcer fleet ca issue NAME --dir \(ca.directory)` for each host or administrator")
-                } catch let failure as FleetError {
-                    Output.error("enforcer: \(failure)")
+                } catch {
+                    Output.error("enforcer: \(error)")
                     throw ExitCode(1)
                 }
             }
@@ -244,8 +244,8 @@ extension FleetCommand {
                     try ca.issueClient(name, days: days)
                     print("issued \(ca.certificate(name)) and \(ca.key(name)) (mode 0600); that host logs in with "
                           + "--store-ca \(ca.caCertificate) --store-cert \(ca.certificate(name)) --store-key \(ca.key(name))")
-                } catch let failure as FleetError {
-                    Output.error("enforcer: \(failure)")
+                } catch {
+                    Output.error("enforcer: \(error)")
                     throw ExitCode(1)
                 }
             }

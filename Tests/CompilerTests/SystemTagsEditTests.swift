@@ -22,9 +22,13 @@ import Testing
             tags: a
             tags: b, c
         }
+        [system] keeper: {
+            address: 10.0.0.8
+            tags: keep
+        }
         [policy] "db-1": {
-            senders: servers
-            receivers: servers
+            senders: keep
+            receivers: keep
             allow: any
         }
 

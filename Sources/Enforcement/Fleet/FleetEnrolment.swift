@@ -271,7 +271,7 @@ public struct FleetEnrolment: Sendable {
             return now.addingTimeInterval(after)
         }
         guard let at, let date = ISO8601.date(at) else {
-            throw .usage("--at '\(at ?? "")': not a time; write e.g. 2026-12-31T18:00:00Z or 2026-12-31 18:00")
+            throw .usage("--at '\(at ?? "")': not a time; write e.g. 2026-12-31T18:00:00Z (UTC) or 2026-12-31T18:00:00+01:00")
         }
         guard date > now else { throw .usage("--at \(at) is not in the future: to take the system away now, use `fleet remove`") }
         return date
