@@ -444,7 +444,7 @@ extension FleetCommand {
                     throw ValidationError("'\(change)': write +tag to add a tag, -tag to remove one")
                 }
             }
-            if let empty = (add + remove).first(where: \.isEmpty) { throw ValidationError("'\(empty)': a tag after + or -") }
+            if let bare = changes.first(where: { $0 == "+" || $0 == "-" }) { throw ValidationError("'\(bare)' alone: write the tag right after it (+pci, -legacy)") }
             guard !add.isEmpty || !remove.isEmpty else { throw ValidationError("no change: give +tag or -tag") }
             return (add, remove)
         }
