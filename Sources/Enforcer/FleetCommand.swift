@@ -56,7 +56,7 @@ struct FleetCommand: ParsableCommand {
             transaction; every `enforcer run --store` agent applies its host's part. docs/FLEET.md \
             describes the keys.
             """,
-        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, Init.self, Key.self, Tag.self, Host.self])
+        subcommands: [Push.self, Diff.self, History.self, Rollback.self, Status.self, GC.self, Init.self, CA.self, Key.self, Tag.self, Expire.self, Host.self, Remove.self])
 
     /// Runs `body` with the store open, closing it after; maps failures to messages and exit 1.
     private static func withOpenStore(_ options: StoreOptions, _ body: (FleetStore) throws -> [String]) throws {
@@ -129,6 +129,28 @@ struct FleetCommand: ParsableCommand {
         }
     }
 
+    struct GC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gc",
+            abstract: "Delete the chunks that no kept revision of the policy names.",
+            discussion: """
+                Keeps every chunk named by the last --keep-revisions pushes (the current one among \
+                them: `fleet rollback` can restore those) and every chunk written since the current \
+                push (a push in progress). A push that lands meanwhile stops it; a push that listed \
+                the chunks before it deleted some is told to push again.
+                """)
+        @OptionGroup var store: StoreOptions
+        @Option(help: "How many of the latest revisions `fleet rollback` must still be able to restore.")
+        var keepRevisions = 10
+        @Flag(help: "Say what would be deleted; delete nothing.")
+        var dryRun = false
+
+        func run() throws {
+            let keep = keepRevisions, dryRun = dryRun
+            try FleetCommand.withStore(store) { try $0.collectGarbage(keep: keep, dryRun: dryRun) }
+        }
+    }
+
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Every agent: the revision it enforces, whether it is behind, its last error.")
         @OptionGroup var store: StoreOptions
@@ -165,6 +187,67 @@ extension FleetCommand {
                 let layout = enrolment.store.layout
                 return ["authentication enabled; roles \(layout.adminRole) and \(layout.readerRole)"
                         + (admin == nil ? "" : "; user \(layout.adminRole)") + ": log in with --store-user root (or that user) from now on"]
+            }
+        }
+    }
+
+    struct CA: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ca",
+            abstract: "A certificate authority for the fleet's etcd: its server certificate and client certificates (made with openssl).",
+            subcommands: [Make.self, Issue.self])
+
+        struct Make: ParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "init",
+                abstract: "Make a CA in a directory, and the certificate etcd serves.",
+                discussion: """
+                    Writes DIR/ca.pem, DIR/ca-key.pem, DIR/server.pem and DIR/server-key.pem (keys mode \
+                    0600, DIR 0700). Start etcd with --cert-file DIR/server.pem --key-file \
+                    DIR/server-key.pem --trusted-ca-file DIR/ca.pem --client-cert-auth and https:// \
+                    client URLs; give each host or administrator a certificate with `fleet ca issue`.
+                    """)
+            @Option(help: ArgumentHelp("Where the CA's files go (made mode 0700).", valueName: "DIR"))
+            var dir: String
+            @Option(help: ArgumentHelp("A DNS name clients reach etcd by (repeatable).", valueName: "NAME"))
+            var serverName: [String] = []
+            @Option(help: ArgumentHelp("An address clients reach etcd at (repeatable), e.g. 127.0.0.1.", valueName: "ADDRESS"))
+            var serverIp: [String] = []
+            @Option(help: "How many days the certificates are valid.")
+            var days = 825
+
+            func run() throws {
+                do {
+                    let ca = try FleetCA.create(in: dir, names: serverName, addresses: serverIp, days: days)
+                    print("made a CA in \(ca.directory) and etcd's certificate for \((serverName + serverIp).joined(separator: ", ")); start etcd with "
+                          + "--cert-file \(ca.certificate("server")) --key-file \(ca.key("server")) --trusted-ca-file \(ca.caCertificate) --client-cert-auth; "
+                          + "then `enforcer fleet ca issue NAME --dir \(ca.directory)` for each host or administrator")
+                } catch {
+                    Output.error("enforcer: \(error)")
+                    throw ExitCode(1)
+                }
+            }
+        }
+
+        struct Issue: ParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Issue a client certificate NAME from the CA in a directory.")
+            @Argument(help: ArgumentHelp("The certificate's name (a host's or an administrator's).", valueName: "NAME"))
+            var name: String
+            @Option(help: ArgumentHelp("The CA's directory (`fleet ca init`).", valueName: "DIR"))
+            var dir: String
+            @Option(help: "How many days the certificate is valid.")
+            var days = 825
+
+            func run() throws {
+                let ca = FleetCA(directory: dir)
+                do {
+                    try ca.issueClient(name, days: days)
+                    print("issued \(ca.certificate(name)) and \(ca.key(name)) (mode 0600); that host logs in with "
+                          + "--store-ca \(ca.caCertificate) --store-cert \(ca.certificate(name)) --store-key \(ca.key(name))")
+                } catch {
+                    Output.error("enforcer: \(error)")
+                    throw ExitCode(1)
+                }
             }
         }
     }
@@ -218,7 +301,9 @@ extension FleetCommand {
         }
 
         struct Revoke: ParsableCommand {
-            static let configuration = CommandConfiguration(abstract: "A key enrols nothing more; the systems it enrolled stay.")
+            static let configuration = CommandConfiguration(
+                abstract: "A key enrols nothing more; the systems it enrolled stay.",
+                discussion: "Needs etcd's root user: the etcd users of the key and of its unused enrolments are deleted. `fleet remove` takes away a system it enrolled.")
             @Argument(help: ArgumentHelp("The key's id (the part before the dot).", valueName: "ID"))
             var id: String
             @OptionGroup var store: StoreOptions
@@ -226,8 +311,10 @@ extension FleetCommand {
             func run() throws {
                 let id = id
                 try FleetCommand.withEnrolment(store) { enrolment in
-                    let removed = try await enrolment.revokeKey(id)
-                    return ["revoked enrolment key \(id): \(counted(removed, "unused enrolment")) removed"]
+                    let revoked = try await enrolment.revokeKey(id)
+                    let slots: String = revoked.unusedSlots.isEmpty ? "" : " (\(revoked.unusedSlots.joined(separator: ", ")))"
+                    let users: String = revoked.users.isEmpty ? "none" : revoked.users.joined(separator: ", ")
+                    return ["revoked enrolment key \(id): \(counted(revoked.unusedSlots.count, "unused enrolment")) removed\(slots); etcd users deleted: \(users)"]
                 }
             }
         }
@@ -259,27 +346,118 @@ extension FleetCommand {
         }
     }
 
+    struct Expire: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set when an enrolled system stops being one: every agent drops it then.",
+            discussion: """
+                Writes the expiry into the system's grant (on the condition that nobody changed it \
+                since read). Agents drop the system at that instant by their own clocks, also while \
+                the store cannot be reached. A system of the pushed policy cannot expire: remove its \
+                block and push. Example: enforcer fleet expire app-1 --after 24h --store URL
+                """)
+        @Argument(help: ArgumentHelp("The enrolled system (or its slot).", valueName: "SYSTEM"))
+        var system: String
+        @Option(help: ArgumentHelp("When: ISO 8601, UTC unless a zone is given (2026-12-31T18:00:00Z).", valueName: "TIME"))
+        var at: String?
+        @Option(help: ArgumentHelp("How long from now (24h, 90m, 7d).", valueName: "DURATION"))
+        var after: DurationArgument?
+        @Flag(help: "It does not expire.")
+        var never = false
+        @OptionGroup var store: StoreOptions
+
+        func run() throws {
+            let system = system
+            let expiry: Date?
+            do { expiry = try FleetEnrolment.expiry(at: at, after: after?.seconds, never: never, now: Date()) } catch {
+                throw ValidationError("\(error)")
+            }
+            try FleetCommand.withEnrolment(store) { enrolment in
+                let (slot, grant) = try await enrolment.expire(system, at: expiry)
+                let which: String = slot == system ? "" : " (slot \(slot))"
+                let when: String = grant.expires.map { "expires \($0)" } ?? "does not expire"
+                return ["\(system)\(which): \(when)"]
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a system out of the fleet and delete its etcd login.",
+            discussion: """
+                Needs etcd's root user. An enrolled system (by name while its host is present, else by \
+                its slot) loses its grant, member record, presence and etcd user and role: every \
+                receiver drops it at once and its credentials no longer log in. --departed does so for \
+                every enrolled slot whose host is not present now (its lease ran out) and that no host \
+                can claim any more. A system of the pushed policy loses the user `fleet host add` made \
+                and its presence; its block stays until a push removes it.
+                """)
+        @Argument(help: ArgumentHelp("The system, or the slot of an enrolled one.", valueName: "SYSTEM"))
+        var system: String?
+        @Flag(help: "Every enrolled system whose host is not present now.")
+        var departed = false
+        @OptionGroup var store: StoreOptions
+
+        func validate() throws {
+            guard (system == nil) != (!departed) else { throw ValidationError("give either SYSTEM or --departed") }
+        }
+
+        func run() throws {
+            let system = system
+            try FleetCommand.withEnrolment(store) { enrolment in
+                let names = if let system { [system] } else { try await enrolment.departedSlots() }
+                if names.isEmpty { return ["no departed enrolled system in fleet \(enrolment.store.layout.fleet)"] }
+                var lines: [String] = []
+                for name in names {
+                    let removal = try await enrolment.remove(name)
+                    var what = " (a system of the pushed policy: its block stays until a push removes it)"
+                    if let slot = removal.slot { what = slot == name ? "" : " (slot \(slot))" }
+                    let user: String = removal.user.map { "\($0) deleted" } ?? "none"
+                    lines.append("removed \(name)\(what): \(counted(removal.keysDeleted, "key")) deleted, etcd user \(user)")
+                }
+                return lines
+            }
+        }
+    }
+
     struct Tag: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add (+tag) and remove (-tag) tags of an enrolled system: every receiver follows.",
-            discussion: "Example: enforcer fleet tag app-1 +database-servers -servers --store URL")
-        @Argument(help: ArgumentHelp("The enrolled system.", valueName: "SYSTEM"))
+            abstract: "Add (+tag) and remove (-tag) tags of a system: every receiver follows.",
+            discussion: """
+                An enrolled system's grant changes in the store. For a system of the pushed policy \
+                the store's policy is pushed again with that system's `tags:` rewritten (nothing else \
+                in its file changes), checked as `fleet push` checks, and refused if another push \
+                landed since it was read. Example: enforcer fleet tag db-1 +pci -legacy --store URL
+                """)
+        @Argument(help: ArgumentHelp("The system.", valueName: "SYSTEM"))
         var system: String
         @Argument(parsing: .allUnrecognized, help: ArgumentHelp("+tag to add, -tag to remove.", valueName: "CHANGE"))
         var changes: [String] = []
         @OptionGroup var store: StoreOptions
+        @Option(help: ArgumentHelp("For a system of the pushed policy: only if the policy is still the one of this revision.", valueName: "REV"))
+        var ifRevision: Int64?
 
-        func run() throws {
+        /// `+a -b` → (add, remove).
+        static func parse(_ changes: [String]) throws -> (add: [String], remove: [String]) {
             var add: [String] = [], remove: [String] = []
             for change in changes {
                 if change.hasPrefix("+") { add.append(String(change.dropFirst())) } else if change.hasPrefix("-") { remove.append(String(change.dropFirst())) } else {
                     throw ValidationError("'\(change)': write +tag to add a tag, -tag to remove one")
                 }
             }
+            if let bare = changes.first(where: { $0 == "+" || $0 == "-" }) { throw ValidationError("'\(bare)' alone: write the tag right after it (+pci, -legacy)") }
             guard !add.isEmpty || !remove.isEmpty else { throw ValidationError("no change: give +tag or -tag") }
-            let system = system, adding = add, removing = remove
-            try FleetCommand.withEnrolment(store) { enrolment in
-                let tags = try await enrolment.tag(system, add: adding, remove: removing)
+            return (add, remove)
+        }
+
+        func run() throws {
+            let (adding, removing) = try Self.parse(changes)
+            let system = system, ifRevision = ifRevision
+            try FleetCommand.withStore(store) { admin in
+                let enrolment = FleetEnrolment(store: admin.store)
+                guard try waitFor({ try await enrolment.memberNames() }).contains(system) else {
+                    return try admin.tag(pushedSystem: system, add: adding, remove: removing, ifRevision: ifRevision)
+                }
+                let tags = try waitFor { try await enrolment.tag(system, add: adding, remove: removing) }
                 return ["\(system): tags \(tags.isEmpty ? "none" : tags.joined(separator: ", "))"]
             }
         }

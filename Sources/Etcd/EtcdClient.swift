@@ -54,6 +54,10 @@ public protocol EtcdClient: Sendable {
     func addRole(_ name: String) async throws(EtcdError)
     func grant(_ permission: Permission, toRole role: String) async throws(EtcdError)
     func grantRole(_ role: String, toUser user: String) async throws(EtcdError)
+    /// Deletes a user: its password no longer logs in, and the tokens it was given stop working.
+    func deleteUser(_ name: String) async throws(EtcdError)
+    /// Deletes a role and takes it from every user that held it.
+    func deleteRole(_ name: String) async throws(EtcdError)
     /// Turns authentication on; etcd requires a user `root` with the role `root` first.
     func enableAuth() async throws(EtcdError)
     func disableAuth() async throws(EtcdError)

@@ -227,6 +227,14 @@ public final class EtcdGatewayClient: EtcdClient {
         let _: WireHeaderOnly = try await call("/v3/auth/user/grant", WireUserGrantRoleRequest(user: user, role: role))
     }
 
+    public func deleteUser(_ name: String) async throws(EtcdError) {
+        let _: WireHeaderOnly = try await call("/v3/auth/user/delete", WireUserDeleteRequest(name: name))
+    }
+
+    public func deleteRole(_ name: String) async throws(EtcdError) {
+        let _: WireHeaderOnly = try await call("/v3/auth/role/delete", WireRoleDeleteRequest(role: name))
+    }
+
     public func enableAuth() async throws(EtcdError) {
         let _: WireHeaderOnly = try await call("/v3/auth/enable", WireEmpty())
     }

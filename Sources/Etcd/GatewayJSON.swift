@@ -386,6 +386,15 @@ struct WireRoleAddRequest: Encodable {
     var name: String
 }
 
+struct WireUserDeleteRequest: Encodable {
+    var name: String
+}
+
+/// etcd names the field `role` here, where adding a role names it `name`.
+struct WireRoleDeleteRequest: Encodable {
+    var role: String
+}
+
 struct WireRoleGrantRequest: Encodable {
     struct Perm: Encodable {
         var permType: String

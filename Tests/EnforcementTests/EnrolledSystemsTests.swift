@@ -111,4 +111,26 @@ import Testing
                      Data("[system] \"ops: on-call (24/7)\": {\n".utf8)]
         #expect(EnrolledSystems.definedNames(in: files) == ["db-1", "Bob's laptop", "k", "ops: on-call (24/7)"])
     }
+
+    /// `fleet expire`: exactly one of --at, --after, --never; a time must parse and lie ahead.
+    @Test(arguments: [
+        ("2027-01-15T09:00:00Z", nil, false, "2027-01-15T09:00:00Z"),
+        ("2027-01-15T10:30:00+01:00", nil, false, "2027-01-15T09:30:00Z"),
+        (nil, 86_400, false, "2027-01-16T08:00:00Z"),
+        (nil, nil, true, "never"),
+        (nil, nil, false, "give one of --at TIME, --after DURATION or --never"),
+        ("2027-01-15T09:00:00Z", 60, false, "give one of"),
+        (nil, 60, true, "give one of"),
+        ("tomorrow", nil, false, "--at 'tomorrow': not a time"),
+        ("2027-01-15T07:59:00Z", nil, false, "is not in the future: to take the system away now, use `fleet remove`"),
+        (nil, 0, false, "--after: a duration longer than nothing"),
+    ] as [(String?, Double?, Bool, String)])
+    func expiryArguments(at: String?, after: Double?, never: Bool, expected: String) {
+        let now = ISO8601.date("2027-01-15T08:00:00Z")!
+        let outcome: String
+        do { outcome = try FleetEnrolment.expiry(at: at, after: after, never: never, now: now).map { ISO8601.string($0) } ?? "never" } catch {
+            outcome = "\(error)"
+        }
+        #expect(outcome.contains(expected), "\(outcome)")
+    }
 }

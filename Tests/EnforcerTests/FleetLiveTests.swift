@@ -292,13 +292,14 @@ struct FleetLiveTests {
     }
 
     /// A host namespace of its own on the lab's switch, not in the pushed policy.
-    static func addHost(_ lab: Lab, _ host: String, v4: String, v6: String) throws {
+    /// `link`: tells the veth pairs of several added hosts apart.
+    static func addHost(_ lab: Lab, _ host: String, v4: String, v6: String, link: String = "") throws {
         let n = lab.ns(host)
         try LiveTrafficTests.sh("""
             ip netns add \(n) && ip -n \(n) link set lo up && \
-            ip link add e-\(lab.tag) netns \(n) type veth peer name pe netns \(lab.ns("switch")) && \
-            ip -n \(lab.ns("switch")) link set pe master br0 up && \
-            ip -n \(n) link set e-\(lab.tag) name eth0 && ip -n \(n) link set eth0 up && \
+            ip link add e\(link)-\(lab.tag) netns \(n) type veth peer name pe\(link) netns \(lab.ns("switch")) && \
+            ip -n \(lab.ns("switch")) link set pe\(link) master br0 up && \
+            ip -n \(n) link set e\(link)-\(lab.tag) name eth0 && ip -n \(n) link set eth0 up && \
             ip -n \(n) addr add \(v4)/8 dev eth0 && ip -n \(n) addr add \(v6)/16 dev eth0 nodad
             """)
     }
@@ -400,5 +401,303 @@ struct FleetLiveTests {
         Glibc.kill(app.process.processIdentifier, SIGKILL)
         #expect(db.wait(for: "app-1 removed", timeout: 20) != nil, "\(db.text)")
         #expect(try !lab.echoes(from: "app-1", to: "10.20.2.11", port: 22, timeout: 1))
+    }
+
+    /// Logs in with etcd's HTTP gateway as `user`: "ok", or etcd's error.
+    static func login(as user: String, password: String, in store: Store) throws -> String {
+        let script = """
+            import json, sys, urllib.request
+            request = urllib.request.Request("http://127.0.0.1:2379/v3/auth/authenticate", data=json.dumps({"name": sys.argv[1], "password": sys.argv[2]}).encode())
+            try:
+                answer = json.loads(urllib.request.urlopen(request).read())
+            except urllib.error.HTTPError as error:
+                answer = json.loads(error.read())
+            print("ok" if answer.get("token") else answer.get("error") or answer.get("message"))
+            """
+        return try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, user, password]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The unused slots of key `id` as root reads them: slot name → (user, password).
+    static func slots(of id: String, rootPassword: String, in store: Store) throws -> [String: (user: String, password: String)] {
+        let script = """
+            import base64, json, sys, urllib.request
+            def call(path, body, token=None):
+                request = urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode(), headers={"Authorization": token} if token else {})
+                return json.loads(urllib.request.urlopen(request).read())
+            token = call("/v3/auth/authenticate", {"name": "root", "password": sys.argv[1]})["token"]
+            prefix = "/enforcer/lab/slots/" + sys.argv[2] + "/"
+            answer = call("/v3/kv/range", {"key": base64.b64encode(prefix.encode()).decode(), "range_end": base64.b64encode(prefix[:-1].encode() + b"0").decode()}, token)
+            for kv in answer.get("kvs", []):
+                slot = json.loads(base64.b64decode(kv["value"]))
+                print(slot["slot"], slot["user"], slot["password"])
+            """
+        let lines = try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, rootPassword, id]).stdout.split(separator: "\n")
+        return Dictionary(uniqueKeysWithValues: lines.map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 3 }.map { ($0[0], (user: $0[1], password: $0[2])) })
+    }
+
+    /// An enrolled host's credentials file: its etcd user, password and slot.
+    static func credentials(_ state: String) throws -> (user: String, password: String, slot: String) {
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state + "/fleet/lab/credentials"))) as! [String: Any]
+        return (object["user"] as! String, object["password"] as! String, object["slot"] as! String)
+    }
+
+    @Test("key revoke and fleet remove delete etcd logins: the key's, its unused enrolment's, a removed host's; receivers drop that host, the others keep theirs; fleet expire drops one at its time")
+    func revokeAndRemoveDeleteLogins() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        defer { for host in ["app-1", "app-2"] { GatewayLab.removeNamespace(lab.ns(host)) } }
+        let rootPasswordFile = lab.state + "-root-password"
+        try "root secret\n".write(toFile: rootPasswordFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: rootPasswordFile) }
+        try #require(try store.fleet(["init", "--root-password-file", rootPasswordFile]).status == 0)
+        store.login = ["--store-user", "root", "--store-password-file", rootPasswordFile]
+        try #require(try store.fleet(["push", "--dir", lab.policy]).status == 0)
+        try lab.serve("db-1", port: 22)
+        try #require(try store.fleet(["host", "add", "db-1", "--password-file", rootPasswordFile]).status == 0)
+        let db = try Agent(lab, "db-1", arguments: ["--store-user", "enforcer.lab.system.db-1", "--store-password-file", rootPasswordFile])
+        #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
+
+        let created = try store.fleet(["key", "create", "--tags", "servers", "--uses", "3"])
+        try #require(created.status == 0, "\(created.stderr)")
+        let key = String(created.stdout.split(separator: "\n").first ?? "")
+        let (id, secret) = (String(key.split(separator: ".")[0]), String(key.split(separator: ".")[1]))
+        var agents: [String: Agent] = [:]
+        for (host, v4, v6) in [("app-1", "10.20.3.11", "fd00:20:3::11"), ("app-2", "10.20.3.12", "fd00:20:3::12")] {
+            try Self.addHost(lab, host, v4: v4, v6: v6, link: String(host.suffix(1)))
+            let enrolled = try run("/usr/sbin/ip", ["netns", "exec", lab.ns(host), Paths.enforcer, "enrol", "--store", Store.url, "--fleet", "lab",
+                                                     "--key", key, "--name", host, "--state-dir", lab.state + "/" + host])
+            try #require(enrolled.status == 0, "\(enrolled.stdout)\(enrolled.stderr)")
+            agents[host] = try Agent(lab, host, named: false, arguments: ["--lease-ttl", "3"])
+            #expect(db.wait(for: "\(host) added") != nil, "\(db.text)")
+        }
+        let (app1, app2) = (try Self.credentials(lab.state + "/app-1"), try Self.credentials(lab.state + "/app-2"))
+        let unused = try Self.slots(of: id, rootPassword: "root secret", in: store)
+        try #require(unused.count == 1, "\(unused)")
+        let (unusedSlot, unusedLogin) = unused.first!
+        // Before: every one of these logs in.
+        for (user, password) in [(app1.user, app1.password), (app2.user, app2.password), (unusedLogin.user, unusedLogin.password), ("enforcer.lab.key.\(id)", secret)] {
+            #expect(try Self.login(as: user, password: password, in: store) == "ok", "\(user)")
+        }
+
+        // Revoke: the key's login and its unused enrolment's are gone; the enrolled hosts keep theirs.
+        let revoked = try store.fleet(["key", "revoke", id])
+        #expect(revoked.status == 0 && revoked.stdout.contains("1 unused enrolment removed (\(unusedSlot))")
+                && revoked.stdout.contains("enforcer.lab.host.\(unusedSlot)") && revoked.stdout.contains("enforcer.lab.key.\(id)"), "\(revoked.stdout)\(revoked.stderr)")
+        for (user, password) in [(unusedLogin.user, unusedLogin.password), ("enforcer.lab.key.\(id)", secret)] {
+            #expect(try Self.login(as: user, password: password, in: store).contains("authentication failed"), "\(user)")
+        }
+        for login in [app1, app2] {
+            #expect(try Self.login(as: login.user, password: login.password, in: store) == "ok")
+            #expect(try Self.put(as: login.user, password: login.password, key: "/enforcer/lab/presence/\(login.slot)", in: store) == "ok")
+        }
+
+        // Remove app-1 while its agent runs: db-1 drops it at once, its login fails, app-2 is untouched.
+        #expect(try lab.echoes(from: "app-1", to: "10.20.2.11", port: 22))
+        let removed = try store.fleet(["remove", "app-1"])
+        #expect(removed.status == 0 && removed.stdout.contains("removed app-1 (slot \(app1.slot))")
+                && removed.stdout.contains("etcd user \(app1.user) deleted"), "\(removed.stdout)\(removed.stderr)")
+        #expect(db.wait(for: "app-1 removed") != nil, "\(db.text)")
+        #expect(try !lab.echoes(from: "app-1", to: "10.20.2.11", port: 22, timeout: 1))
+        #expect(try lab.echoes(from: "app-2", to: "10.20.2.11", port: 22))
+        #expect(try Self.login(as: app1.user, password: app1.password, in: store).contains("authentication failed"))
+        #expect(try Self.login(as: app2.user, password: app2.password, in: store) == "ok")
+        #expect(try Self.put(as: app2.user, password: app2.password, key: "/enforcer/lab/presence/\(app2.slot)", in: store) == "ok")
+        // (app-2's presence holds what the test wrote above, so `fleet status` skips it.)
+        let status = try store.fleet(["status"]).stdout
+        #expect(!status.contains("(system app-1)") && status.contains("(system db-1)"), "\(status)")
+        // The removed host's agent, renewing every second, cannot bring its records back.
+        Thread.sleep(forTimeInterval: 3)
+        #expect(db.text.components(separatedBy: "app-1 added").count == 2, "app-1 was added once only: \(db.text)")
+        #expect(try !store.fleet(["status"]).stdout.contains("(system app-1)"))
+        #expect(agents["app-2"]!.process.isRunning)
+
+        // app-2 expires in 3 s: db-1 drops it then, by its own clock.
+        let expiring = try store.fleet(["expire", "app-2", "--after", "3s"])
+        #expect(expiring.status == 0 && expiring.stdout.contains("app-2 (slot \(app2.slot)): expires "), "\(expiring.stdout)\(expiring.stderr)")
+        #expect(try lab.echoes(from: "app-2", to: "10.20.2.11", port: 22))
+        let expiredAt = Date()
+        let dropped = db.wait(for: "app-2 removed", timeout: 10)
+        #expect(dropped != nil && Date().timeIntervalSince(expiredAt) > 1.5, "dropped at the expiry, not before: \(db.text)")
+        print("fleet expire --after 3s → app-2 dropped by db-1 after \(String(format: "%.2f s", Date().timeIntervalSince(expiredAt)))")
+        #expect(try !lab.echoes(from: "app-2", to: "10.20.2.11", port: 22, timeout: 1))
+        let pushedExpiry = try store.fleet(["expire", "db-1", "--after", "1h"])
+        #expect(pushedExpiry.status == 1 && pushedExpiry.stderr.contains("a system of the pushed policy cannot expire"), "\(pushedExpiry.stderr)")
+
+        // A name that is nothing: a clear error; a system of the pushed policy loses its login.
+        let unknown = try store.fleet(["remove", "nosuch-1"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no enrolled system nosuch-1 is present in fleet lab"), "\(unknown.stderr)")
+        let pushed = try store.fleet(["remove", "db-1"])
+        #expect(pushed.status == 0 && pushed.stdout.contains("a system of the pushed policy"), "\(pushed.stdout)\(pushed.stderr)")
+        #expect(try Self.login(as: "enforcer.lab.system.db-1", password: "root secret", in: store).contains("authentication failed"))
+    }
+
+    @Test("fleet tag on a system of the pushed policy: a checked, guarded push of that one line; receivers follow; history shows it")
+    func tagAPushedSystem() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        let first = try store.fleet(["push", "--dir", lab.policy, "--message", "first"])
+        try #require(first.status == 0, "\(first.stderr)")
+        let firstRevision = try #require(first.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) })
+        try lab.serve("db-1", port: 5432)
+        let db = try Agent(lab, "db-1")
+        #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
+        #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
+
+        // ws-1 joins sre: db-1 opens 5432 to it.
+        let tagged = try store.fleet(["tag", "ws-1", "+sre"])
+        #expect(tagged.status == 0 && tagged.stdout.contains("ws-1: tags workstations, sre (were workstations; rules.d/00-systems.policy)")
+                && tagged.stdout.contains("pushed revision "), "\(tagged.stdout)\(tagged.stderr)")
+        #expect(db.wait(for: "applied generation 2") != nil, "\(db.text)")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432))
+        // Only that line changed: the lab's directory differs from the store there alone.
+        let diff = try store.fleet(["diff", "--dir", lab.policy]).stdout
+        #expect(diff.contains("changed  rules.d/00-systems.policy: line 21: 1 line out, 1 line in") && diff.split(separator: "\n").count == 2, "\(diff)")
+        let history = try store.fleet(["history"]).stdout.split(separator: "\n")
+        #expect(history.count == 2 && history[0].contains("\"fleet tag ws-1 +sre\"") && history[0].contains("  root, pid "), "\(history)")
+
+        // The whole policy is checked: a tag that breaks an expectation is not pushed.
+        let breaking = try store.fleet(["tag", "ws-1", "+servers"])
+        #expect(breaking.status == 1 && breaking.stderr.contains("port-acl-is-per-policy") && breaking.stderr.contains("nothing was pushed"),
+                "\(breaking.stdout)\(breaking.stderr)")
+        // Guarded as a push: checked against an older revision, it is refused.
+        let late = try store.fleet(["tag", "ws-1", "-sre", "--if-revision", String(firstRevision)])
+        #expect(late.status == 1 && late.stderr.contains("another push landed since this one was checked")
+                && late.stderr.contains("check the policy against it and push again"), "\(late.stderr)")
+        // An unknown system: a clear error and a near name.
+        let unknown = try store.fleet(["tag", "ws-11", "+sre"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no system ws-11 in fleet lab") && unknown.stderr.contains("did you mean ws-1?"), "\(unknown.stderr)")
+        #expect(try store.fleet(["history"]).stdout.split(separator: "\n").count == 2, "nothing refused was pushed")
+
+        // And back: db-1 closes 5432 to it again.
+        let untagged = try store.fleet(["tag", "ws-1", "-sre"])
+        #expect(untagged.status == 0, "\(untagged.stderr)")
+        #expect(db.wait(for: "applied generation 3") != nil, "\(db.text)")
+        #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
+        #expect(try store.fleet(["diff", "--dir", lab.policy]).stdout.hasPrefix("no difference"))
+    }
+
+    /// Puts `/enforcer/lab/chunk/<sha256>` of `text` as a push writes its chunks before its
+    /// transaction (no authentication in this store); prints etcd's answer or the key's state.
+    static func chunk(_ text: String, put: Bool, in store: Store) throws -> String {
+        let script = """
+            import base64, hashlib, json, sys, urllib.request
+            data = sys.argv[1].encode()
+            key = "/enforcer/lab/chunk/" + hashlib.sha256(data).hexdigest()
+            def call(path, body):
+                return json.loads(urllib.request.urlopen(urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode())).read())
+            if sys.argv[2] == "put":
+                call("/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(data).decode()})
+            print("present" if call("/v3/kv/range", {"key": base64.b64encode(key.encode()).decode()}).get("kvs") else "absent")
+            """
+        return try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, text, put ? "put" : "get"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test("fleet gc: keeps the chunks of the kept revisions and of a push in progress, deletes the rest; a rollback to a collected revision is refused")
+    func garbageCollection() throws {
+        let lab = try Lab()
+        let store = try Store(lab)
+        let extra = lab.policy + "/rules.d/50-extra.policy"
+        let textA = "[system] gc-a: {\n    address: 10.77.0.1\n    tags: servers\n}\n"
+        let textB = "[system] gc-b: {\n    address: 10.77.0.2\n    tags: servers\n}\n"
+        try textA.write(toFile: extra, atomically: true, encoding: .utf8)
+        let pushedA = try store.fleet(["push", "--dir", lab.policy, "--message", "A"])
+        try #require(pushedA.status == 0, "\(pushedA.stderr)")
+        let revisionA = try #require(pushedA.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) })
+        try textB.write(toFile: extra, atomically: true, encoding: .utf8)
+        try #require(try store.fleet(["push", "--dir", lab.policy, "--message", "B"]).status == 0)
+        #expect(try Self.chunk(textA, put: false, in: store) == "present" && Self.chunk(textB, put: false, in: store) == "present")
+
+        // The default keeps ten revisions: both are kept, nothing goes.
+        let kept = try store.fleet(["gc"])
+        #expect(kept.status == 0 && kept.stdout.hasPrefix("deleted 0 chunks (0 bytes)") && kept.stdout.contains("named by the last 2 revisions"), "\(kept.stdout)\(kept.stderr)")
+
+        // A push in progress: its chunk is written, its transaction not yet.
+        let inProgress = "[system] gc-c: {\n    address: 10.77.0.3\n}\n"
+        #expect(try Self.chunk(inProgress, put: true, in: store) == "present")
+
+        // Keeping only the current revision: A's own chunk goes, B's and the new one stay.
+        let dry = try store.fleet(["gc", "--keep-revisions", "1", "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.hasPrefix("would delete 1 chunk (\(textA.utf8.count) bytes)"), "\(dry.stdout)\(dry.stderr)")
+        #expect(try Self.chunk(textA, put: false, in: store) == "present", "a dry run deletes nothing")
+        let collected = try store.fleet(["gc", "--keep-revisions", "1"])
+        #expect(collected.status == 0 && collected.stdout.hasPrefix("deleted 1 chunk (\(textA.utf8.count) bytes)")
+                && collected.stdout.contains("and 1 chunk written since the current push (a push in progress)"), "\(collected.stdout)\(collected.stderr)")
+        #expect(try Self.chunk(textA, put: false, in: store) == "absent")
+        #expect(try Self.chunk(textB, put: false, in: store) == "present" && Self.chunk(inProgress, put: false, in: store) == "present")
+        // B is whole: an agent applies it.
+        let db = try Agent(lab, "db-1")
+        #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
+
+        // A cannot come back from the store; B's history entry still can.
+        let rollback = try store.fleet(["rollback", String(revisionA)])
+        #expect(rollback.status == 1 && rollback.stderr.contains("revision \(revisionA) cannot be restored: 1 chunk of its files was removed by `fleet gc`"),
+                "\(rollback.stdout)\(rollback.stderr)")
+        #expect(try store.fleet(["history"]).stdout.split(separator: "\n").count == 2, "nothing was pushed")
+        // A push after the gc writes what the store lacks again.
+        try textA.write(toFile: extra, atomically: true, encoding: .utf8)
+        #expect(try store.fleet(["push", "--dir", lab.policy, "--message", "A again"]).status == 0)
+        #expect(try Self.chunk(textA, put: false, in: store) == "present")
+        #expect(db.wait(for: "applied generation 2") != nil, "\(db.text)")
+    }
+
+    @Test("fleet ca init and issue: etcd serves the made certificate with --client-cert-auth; push and status with a client certificate work, without one they are refused")
+    func certificatesMadeByFleetCA() throws {
+        let tag = "\(getpid() % 10000)-\(Int.random(in: 0..<1000))"
+        let namespace = "enfl-\(tag)-tls", base = NSTemporaryDirectory() + "enforcer-fleet-ca-\(tag)"
+        let ca = base + "/ca", data = base + "/etcd", policy = base + "/policy"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try LiveTrafficTests.sh("ip netns add \(namespace) && ip -n \(namespace) link set lo up")
+        defer { GatewayLab.removeNamespace(namespace) }
+        func enforcer(_ arguments: [String]) throws -> CommandResult {
+            try run("/usr/sbin/ip", ["netns", "exec", namespace, Paths.enforcer] + arguments, environment: ["TZ": "UTC"])
+        }
+
+        let made = try enforcer(["fleet", "ca", "init", "--dir", ca, "--server-ip", "127.0.0.1", "--server-name", "localhost"])
+        #expect(made.status == 0 && made.stdout.contains("--client-cert-auth"), "\(made.stdout)\(made.stderr)")
+        let issued = try enforcer(["fleet", "ca", "issue", "admin", "--dir", ca])
+        #expect(issued.status == 0 && issued.stdout.contains("--store-cert \(ca)/admin.pem"), "\(issued.stdout)\(issued.stderr)")
+        for key in ["ca-key.pem", "server-key.pem", "admin-key.pem"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: ca + "/" + key)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(key): \(String(mode ?? 0, radix: 8))")
+        }
+        #expect(try FileManager.default.attributesOfItem(atPath: ca)[.posixPermissions] as? Int == 0o700)
+        let again = try enforcer(["fleet", "ca", "init", "--dir", ca, "--server-ip", "127.0.0.1"])
+        #expect(again.status == 1 && again.stderr.contains("a CA is already made in"), "\(again.stderr)")
+        #expect(try enforcer(["fleet", "ca", "issue", "admin", "--dir", ca]).stderr.contains("exists: choose another name"))
+
+        let etcd = Process()
+        etcd.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        etcd.arguments = ["netns", "exec", namespace, "/usr/bin/etcd", "--name", "tls", "--data-dir", data,
+                          "--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379",
+                          "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+                          "--initial-cluster", "tls=http://127.0.0.1:2380", "--heartbeat-interval", "20", "--election-timeout", "200",
+                          "--cert-file", ca + "/server.pem", "--key-file", ca + "/server-key.pem", "--trusted-ca-file", ca + "/ca.pem", "--client-cert-auth"]
+        etcd.standardOutput = FileHandle.nullDevice
+        etcd.standardError = FileHandle.nullDevice
+        try etcd.run()
+        defer { GatewayLab.stop(etcd) }
+
+        let store = ["--store", "https://127.0.0.1:2379", "--fleet", "tls", "--store-ca", ca + "/ca.pem"]
+        let client = ["--store-cert", ca + "/admin.pem", "--store-key", ca + "/admin-key.pem"]
+        var status = CommandResult(status: -1, stdout: "", stderr: "")
+        #expect(try ConfirmPromiseTests.eventually(15) {
+            status = try enforcer(["fleet", "status"] + store + client)
+            return status.status == 0
+        }, "\(status.stdout)\(status.stderr)")
+        #expect(status.stdout.contains("fleet tls: no policy pushed"), "\(status.stdout)")
+        try FileManager.default.copyItem(atPath: Paths.example("enclave"), toPath: policy)
+        let pushed = try enforcer(["fleet", "push", "--dir", policy, "--message", "over TLS"] + store + client)
+        #expect(pushed.status == 0 && pushed.stdout.contains("pushed revision "), "\(pushed.stdout)\(pushed.stderr)")
+        #expect(try enforcer(["fleet", "history"] + store + client).stdout.contains("\"over TLS\""))
+
+        // Without a client certificate etcd refuses the handshake; nothing is pushed.
+        let refused = try enforcer(["fleet", "push", "--dir", policy] + store)
+        #expect(refused.status == 1 && refused.stderr.contains("cannot read the bundle of fleet tls"), "\(refused.stdout)\(refused.stderr)")
+        // Nor does a client that does not trust the CA reach it.
+        let untrusted = try enforcer(["fleet", "status", "--store", "https://127.0.0.1:2379", "--fleet", "tls", "--store-ca", "/etc/ssl/certs/ca-certificates.crt"] + client)
+        #expect(untrusted.status == 1, "\(untrusted.stdout)\(untrusted.stderr)")
     }
 }

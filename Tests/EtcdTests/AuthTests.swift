@@ -72,6 +72,42 @@ import Testing
         }
     }
 
+    /// A deleted user's password no longer logs in and the token it held stops working; a
+    /// deleted role stops granting; other users keep theirs.
+    @Test func aDeletedUserNoLongerLogsInAndADeletedRoleNoLongerGrants() async throws {
+        try await EtcdServer.with { server in
+            try await server.withClient { try await Self.setUp($0) }
+            let hostB = EtcdCredentials(user: "host-b", password: "host-b secret")
+            try await server.withClient(credentials: Self.root) { root in
+                try await root.addUser(hostB.user, password: hostB.password)
+                try await root.grantRole("host-a", toUser: hostB.user)
+            }
+            try await server.withClient(credentials: Self.hostA) { host in
+                try await host.put("/enforcer/f/presence/a", "up")
+                try await server.withClient(credentials: Self.root) { try await $0.deleteUser(Self.hostA.user) }
+                // The token host a logged in with before is refused, and so is its password.
+                let stale = await #expect(throws: EtcdError.self) { try await host.put("/enforcer/f/presence/a", "still here") }
+                #expect(stale?.kind == .authenticationFailed || stale?.kind == .invalidAuthToken, "\(String(describing: stale))")
+            }
+            try await server.withClient { etcd in
+                let gone = await #expect(throws: EtcdError.self) { try await etcd.authenticate(Self.hostA) }
+                #expect(gone?.kind == .authenticationFailed)
+            }
+            // host b held the same role: it works until the role is deleted, then reads nothing.
+            try await server.withClient(credentials: hostB) { host in
+                #expect(try await host.get("/enforcer/f/policy/main")?.valueString == "allow ssh")
+                try await server.withClient(credentials: Self.root) { try await $0.deleteRole("host-a") }
+                let denied = await #expect(throws: EtcdError.self) { try await host.get("/enforcer/f/policy/main") }
+                #expect(denied?.kind == .permissionDenied)
+            }
+            // Deleting what is not there says so.
+            try await server.withClient(credentials: Self.root) { root in
+                let missing = await #expect(throws: EtcdError.self) { try await root.deleteUser("nobody") }
+                #expect(missing?.description.contains("not found") == true, "\(String(describing: missing))")
+            }
+        }
+    }
+
     /// A token unused for longer than `--auth-token-ttl` is refused; the client logs in
     /// again by itself, once, and the request goes through.
     @Test func anExpiredTokenIsReplacedByLoggingInAgain() async throws {

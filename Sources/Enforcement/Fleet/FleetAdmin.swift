@@ -47,6 +47,51 @@ public struct FleetAdmin {
         return lines
     }
 
+    /// Changes the tags of `name`, a system of the pushed policy. The store's policy is the
+    /// one source of truth, so this is a push: the store's files with that system's `tags:`
+    /// rewritten and nothing else (`SystemTagsEdit`), checked as `push` checks a directory and
+    /// written on the condition that nobody pushed since they were read (`ifRevision`: since
+    /// that revision). `fleet history` shows it as `fleet tag NAME +a -b` by its user.
+    public func tag(pushedSystem name: String, add: [String], remove: [String], ifRevision: Int64? = nil, at instant: Date = Date()) throws -> [String] {
+        let store = store, fleet = store.layout.fleet
+        let current = try waitFor { try await store.bundle() }
+        guard let bundle = current.bundle else { throw FleetError.usage("fleet \(fleet) has no policy yet: there is no system \(name) to tag") }
+        let files = try waitFor { try await store.files(of: bundle).files }
+        var edits: [(path: String, result: SystemTagsEdit.Result)] = []
+        for file in files where EnrolledSystems.definedNames(in: [file.content]).contains(name) {
+            do {
+                if let result = try SystemTagsEdit.retag(system: name, in: [UInt8](file.content), file: file.path, add: add, remove: remove) {
+                    edits.append((file.path, result))
+                }
+            } catch { throw FleetError.usage("\(error)") }
+        }
+        guard let edit = edits.first else {
+            let enrolled = try waitFor { try await FleetEnrolment(store: store).memberNames() }
+            let known = EnrolledSystems.definedNames(in: files.map(\.content)).union(enrolled)
+            let near: String = NearMiss.nearest(name, among: known.sorted()).map { ": did you mean \($0)?" } ?? ""
+            throw FleetError.usage("no system \(name) in fleet \(fleet) (neither in its pushed policy nor enrolled)\(near)")
+        }
+        guard edits.count == 1 else {
+            throw FleetError.usage("system \(name) is written in \(edits.map(\.path).joined(separator: " and ")): the policy does not check; fix it and push")
+        }
+        // The files go into a directory of their own, read by the same checks as any push.
+        let directory = NSTemporaryDirectory() + "enforcer-fleet-tag-\(getpid())-\(FleetEnrolment.randomHex(bytes: 4))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for file in files {
+            let path = directory + "/" + file.path
+            let content = file.path == edit.path ? Data(edit.result.bytes) : file.content
+            do {
+                try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try content.write(to: URL(fileURLWithPath: path))
+            } catch { throw FleetError.store("cannot write the policy to \(directory) to check it: \(SystemErrno.describe(error))") }
+        }
+        let changes: [String] = add.map { "+\($0)" } + remove.map { "-\($0)" }
+        let pushed = try push(directory: directory, message: "fleet tag \(name) \(changes.joined(separator: " "))", ifRevision: ifRevision ?? current.modRevision, at: instant)
+        let after: String = edit.result.after.isEmpty ? "none" : edit.result.after.joined(separator: ", ")
+        let before: String = edit.result.before.isEmpty ? "none" : edit.result.before.joined(separator: ", ")
+        return ["\(name): tags \(after) (were \(before); \(edit.path))"] + pushed
+    }
+
     /// The files in which `directory` and the store's bundle differ, and how.
     public func diff(directory: String) throws -> [String] {
         let snapshot: SourceSnapshot
@@ -110,10 +155,29 @@ public struct FleetAdmin {
         restored.pushedAt = Date()
         restored.message = message ?? "rollback to revision \(revision)"
         restored.checkedAt = current.modRevision
-        // The chunks are still there: chunks are never removed while a kept revision names them.
+        // `fleet gc` may have deleted the chunks of a revision older than those it kept.
+        let missing = try waitFor { try await store.missingChunks(of: bundle) }
+        if !missing.isEmpty {
+            throw FleetError.usage("revision \(revision) cannot be restored: \(counted(missing.count, "chunk")) of its files \(missing.count == 1 ? "was" : "were") removed by `fleet gc` "
+                                   + "(it keeps the chunks of the last --keep-revisions revisions); push its policy from a directory instead")
+        }
+        // A `fleet gc` after this check makes the push below fail rather than name a deleted chunk.
         let again = restored
         let pushed = try waitFor { try await store.push(again, chunks: [:], expecting: current.modRevision) }
         return ["pushed revision \(pushed) to fleet \(store.layout.fleet): the policy of revision \(revision) (digest \(bundle.digest.prefix(12)))"]
+    }
+
+    /// Deletes the chunks no kept revision names (`FleetStore.collectGarbage`).
+    public func collectGarbage(keep: Int, dryRun: Bool) throws -> [String] {
+        let store = store
+        let done = try waitFor { try await store.collectGarbage(keep: keep, dryRun: dryRun) }
+        guard let oldest = done.kept.last else { return ["fleet \(store.layout.fleet) has no policy yet: nothing to collect"] }
+        let verb = dryRun ? "would delete" : "deleted"
+        let revisions = done.kept.map { String($0) }.joined(separator: ", ")
+        var summary = "\(verb) \(counted(done.deleted, "chunk")) (\(done.deletedBytes) bytes); kept \(counted(done.named, "chunk")) named by the last \(counted(done.kept.count, "revision")) (\(revisions))"
+        if done.recent > 0 { summary += " and \(counted(done.recent, "chunk")) written since the current push (a push in progress)" }
+        let earlier: String = done.deleted == 0 ? "too, while etcd keeps them" : "may have lost chunks"
+        return [summary, "`fleet rollback` can restore revision \(oldest) and later; earlier ones \(earlier)"]
     }
 
     /// Every agent: the revision it enforces, how far behind the store it is, its last error.

@@ -127,39 +127,178 @@ public struct FleetEnrolment: Sendable {
         }
     }
 
-    /// Removes a key's unused slots: it enrols nothing more. Systems it enrolled stay.
-    public func revokeKey(_ id: String) async throws(FleetError) -> Int {
+    /// What `revokeKey` removed.
+    public struct Revocation: Sendable, Equatable {
+        /// The unused enrolments: their slots, grants, etcd users and roles.
+        public var unusedSlots: [String]
+        /// The etcd users deleted (the key's and those of the unused slots).
+        public var users: [String]
+    }
+
+    /// Removes a key's unused slots and their grants, and deletes the etcd users and roles
+    /// of those slots and of the key itself: it enrols nothing more, and none of its
+    /// credentials logs in. Systems it enrolled stay (`remove` takes one away).
+    public func revokeKey(_ id: String) async throws(FleetError) -> Revocation {
         let client = client, layout = layout
         return try await step("revoke key \(id)") {
-            guard try await client.get(layout.keyRecord(id)) != nil else { throw FleetError.usage("no enrolment key \(id) in fleet \(layout.fleet)") }
-            let removed = try await client.delete(.prefix(layout.slotPrefix(id))).deleted
-            try await client.delete(.key(layout.keyRecord(id)))
-            return Int(removed)
+            guard let record = try await client.get(layout.keyRecord(id)) else { throw FleetError.usage("no enrolment key \(id) in fleet \(layout.fleet)") }
+            // The slots deleted in this one request are exactly those no host claimed: a
+            // host that claims one at the same time either got it first (and keeps it) or
+            // finds it gone.
+            let unused = try await client.delete(.prefix(layout.slotPrefix(id)), prevKV: true).prevKVs
+                .compactMap { try? FleetStore.jsonDecoder.decode(Enrolment.Slot.self, from: $0.value) }.map(\.slot).sorted()
+            var users: [String] = []
+            for slot in unused {
+                try await client.delete(.key(layout.enrolledKey(slot)))
+                if try await deleteLogin(layout.hostUser(slot)) { users.append(layout.hostUser(slot)) }
+            }
+            if try await deleteLogin(layout.keyUser(id)) { users.append(layout.keyUser(id)) }
+            // The record goes last and only if unchanged: run again, the command finds the key.
+            _ = try await client.txn(if: [.modRevision(layout.keyRecord(id), .equal, record.modRevision)], then: [.delete(.key(layout.keyRecord(id)))])
+            return Revocation(unusedSlots: unused, users: users)
         }
+    }
+
+    /// What `remove` took away.
+    public struct Removal: Sendable, Equatable {
+        /// The enrolled slot, nil for a system of the pushed policy.
+        public var slot: String?
+        public var user: String?
+        /// The keys deleted: grant, member record, presence, an unused slot.
+        public var keysDeleted: Int
+    }
+
+    /// Takes the system `name` out of the fleet: an enrolled one (by its name while its host
+    /// is present, else by its slot) loses its grant, member record, presence and its etcd
+    /// user and role, so every receiver drops it and its credentials no longer log in. A
+    /// system of the pushed policy loses its etcd user (`fleet host add`) and presence; its
+    /// block stays in the policy until a push removes it.
+    public func remove(_ name: String) async throws(FleetError) -> Removal {
+        let client = client, layout = layout
+        return try await step("remove \(name)") {
+            var slot: String?
+            for kv in try await client.range(.prefix(layout.memberPrefix)).kvs
+            where (try? FleetStore.jsonDecoder.decode(Enrolment.Member.self, from: kv.value))?.name == name {
+                slot = String(kv.keyString.dropFirst(layout.memberPrefix.count))
+            }
+            if slot == nil, try await client.get(layout.enrolledKey(name)) != nil { slot = name }
+            guard let slot else {
+                // A system of the pushed policy with a login of its own.
+                if try await deleteLogin(layout.systemUser(name)) {
+                    let presence = try await client.delete(.key(layout.presenceKey(name))).deleted
+                    return Removal(slot: nil, user: layout.systemUser(name), keysDeleted: Int(presence))
+                }
+                let departed = try await departedSlots()
+                let hint: String = departed.isEmpty ? "" : "; enrolled slots whose host is not present: \(departed.joined(separator: ", ")) (remove one by its slot)"
+                throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet), and no user \(layout.systemUser(name)) exists\(hint)")
+            }
+            // The login first: a host that still runs could otherwise write its member record again.
+            let user = layout.hostUser(slot)
+            let deletedUser = try await deleteLogin(user)
+            var keys = [layout.enrolledKey(slot), layout.memberKey(slot), layout.presenceKey(slot)]
+            if let grant = try await client.get(layout.enrolledKey(slot)).flatMap({ try? FleetStore.jsonDecoder.decode(Enrolment.Grant.self, from: $0.value) }),
+               let use = slot.split(separator: "-").last {
+                keys.append("\(layout.slotPrefix(grant.key))\(use)")
+            }
+            let deletions: [TxnOperation] = keys.map { TxnOperation.delete(KeyRange.key($0)) }
+            let answer = try await client.txn(if: [], then: deletions)
+            let deleted = answer.responses.reduce(0) { sum, response in
+                if case .delete(let delete) = response { return sum + Int(delete.deleted) }
+                return sum
+            }
+            return Removal(slot: slot, user: deletedUser ? user : nil, keysDeleted: deleted)
+        }
+    }
+
+    /// Enrolled slots with a grant whose host is not present (no member record) and that no
+    /// host can still claim (no slot record): hosts that went away, or uses of an expired key.
+    public func departedSlots() async throws(FleetError) -> [String] {
+        let client = client, layout = layout
+        return try await step("list the departed enrolled systems") {
+            let granted = try await client.range(.prefix(layout.enrolledPrefix), RangeOptions(keysOnly: true)).kvs.map { String($0.keyString.dropFirst(layout.enrolledPrefix.count)) }
+            let present = Set(try await client.range(.prefix(layout.memberPrefix), RangeOptions(keysOnly: true)).kvs.map { String($0.keyString.dropFirst(layout.memberPrefix.count)) })
+            let claimable = Set(try await client.range(.prefix(layout.prefix + "slots/"), RangeOptions(keysOnly: true)).kvs.compactMap { kv -> String? in
+                // slots/<id>/<n> is the slot "<id>-<n>".
+                let parts = kv.keyString.dropFirst(layout.prefix.count + "slots/".count).split(separator: "/")
+                return parts.count == 2 ? "\(parts[0])-\(parts[1])" : nil
+            })
+            return granted.filter { !present.contains($0) && !claimable.contains($0) }.sorted()
+        }
+    }
+
+    /// Deletes the etcd user and role `name` (they share it); false when there was no such user.
+    private func deleteLogin(_ name: String) async throws(EtcdError) -> Bool {
+        var existed = true
+        do { try await client.deleteUser(name) } catch {
+            guard error.message.contains("not found") else { throw error }
+            existed = false
+        }
+        do { try await client.deleteRole(name) } catch {
+            guard error.message.contains("not found") else { throw error }
+        }
+        return existed
     }
 
     /// Adds and removes tags of the enrolled system `name`, on the condition that its grant
     /// did not change since read. Returns the tags it has now.
     public func tag(_ name: String, add: [String], remove: [String]) async throws(FleetError) -> [String] {
         for tag in add + remove where !Enrolment.isPlainName(tag) { throw .usage("tag '\(tag)': use letters, digits, '.', '_' or '-'") }
+        return try await changeGrant(of: name, what: "change the tags of \(name)",
+                                     otherwise: "(a system of the pushed policy changes its tags in its file, then `fleet push`)") { grant in
+            grant.tags = grant.tags.filter { !remove.contains($0) }
+            for tag in add where !grant.tags.contains(tag) { grant.tags.append(tag) }
+        }.grant.tags
+    }
+
+    /// Sets when the enrolled system `name` (or slot) stops being one (nil: never), on the
+    /// condition that its grant did not change since read. Every agent drops it at that
+    /// instant by its own clock. Returns its slot and grant.
+    public func expire(_ name: String, at expiry: Date?) async throws(FleetError) -> (slot: String, grant: Enrolment.Grant) {
+        try await changeGrant(of: name, what: "set the expiry of \(name)",
+                              otherwise: "(a system of the pushed policy cannot expire: the policy language has no `expires` for systems; remove its block and push)") { grant in
+            grant.expires = expiry.map { ISO8601.string($0) }
+        }
+    }
+
+    /// The instant `fleet expire` sets: exactly one of `at` (ISO 8601; UTC unless it names a
+    /// zone), `after` (a duration from `now`) or `never` (nil).
+    public static func expiry(at: String?, after: TimeInterval?, never: Bool, now: Date) throws(FleetError) -> Date? {
+        let given = [at != nil, after != nil, never].filter { $0 }.count
+        guard given == 1 else { throw .usage("give one of --at TIME, --after DURATION or --never") }
+        if never { return nil }
+        if let after {
+            guard after > 0 else { throw .usage("--after: a duration longer than nothing (e.g. 24h)") }
+            return now.addingTimeInterval(after)
+        }
+        guard let at, let date = ISO8601.date(at) else {
+            throw .usage("--at '\(at ?? "")': not a time; write e.g. 2026-12-31T18:00:00Z (UTC) or 2026-12-31T18:00:00+01:00")
+        }
+        guard date > now else { throw .usage("--at \(at) is not in the future: to take the system away now, use `fleet remove`") }
+        return date
+    }
+
+    /// Finds the grant of the enrolled system `name` (by its member record, else `name` as a
+    /// slot), applies `change` and writes it if it did not change since read; tries again a
+    /// few times when another administrator's write came in between.
+    private func changeGrant(of name: String, what: String, otherwise: String,
+                             _ change: @escaping @Sendable (inout Enrolment.Grant) -> Void) async throws(FleetError) -> (slot: String, grant: Enrolment.Grant) {
         let client = client, layout = layout
-        return try await step("change the tags of \(name)") {
+        return try await step(what) {
             for _ in 0..<5 {
                 let members = try await client.range(.prefix(layout.memberPrefix)).kvs
-                guard let member = members.first(where: { (try? FleetStore.jsonDecoder.decode(Enrolment.Member.self, from: $0.value))?.name == name }) else {
-                    throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet) (a system of the pushed policy changes its tags in its file, then `fleet push`)")
-                }
-                let slot = String(member.keyString.dropFirst(layout.memberPrefix.count))
+                var slot = members.first { (try? FleetStore.jsonDecoder.decode(Enrolment.Member.self, from: $0.value))?.name == name }
+                    .map { String($0.keyString.dropFirst(layout.memberPrefix.count)) }
+                if slot == nil, try await client.get(layout.enrolledKey(name)) != nil { slot = name }
+                guard let slot else { throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet) \(otherwise)") }
                 guard let kv = try await client.get(layout.enrolledKey(slot)), var grant = try? FleetStore.jsonDecoder.decode(Enrolment.Grant.self, from: kv.value) else {
                     throw FleetError.usage("\(name) (slot \(slot)) has no grant in the store: enrol it again")
                 }
-                grant.tags = grant.tags.filter { !remove.contains($0) }
-                for tag in add where !grant.tags.contains(tag) { grant.tags.append(tag) }
+                change(&grant)
                 let written = try await client.txn(if: [.modRevision(layout.enrolledKey(slot), .equal, kv.modRevision)],
                                                    then: [.put(key: Data(layout.enrolledKey(slot).utf8), value: try FleetStore.jsonEncoder.encode(grant), lease: 0, prevKV: false)])
-                if written.succeeded { return grant.tags }
+                if written.succeeded { return (slot: slot, grant: grant) }
             }
-            throw FleetError.conflict("the tags of \(name) kept changing under this command: run it again")
+            throw FleetError.conflict("the grant of \(name) kept changing under this command: run it again")
         }
     }
 

@@ -9,6 +9,7 @@ import Foundation
 ///                                     (written by every push: its revisions are the history)
 /// /enforcer/<fleet>/chunk/<sha256>    a piece of a file, by the SHA-256 of its bytes
 /// /enforcer/<fleet>/presence/<host>   what an agent has applied, under a lease
+/// /enforcer/<fleet>/gc                 touched by each batch of `fleet gc`'s deletions
 /// /enforcer/<fleet>/desired/enrolled/<slot>  an enrolled system's tags (administrators)
 /// /enforcer/<fleet>/desired/members/<slot>   its name and addresses, under its lease (the host)
 /// /enforcer/<fleet>/keys/<id>          an enrolment key: its tags, uses, expiry
@@ -41,6 +42,9 @@ public struct FleetLayout: Sendable, Equatable {
     public var pushKey: String { desiredPrefix + "bundle" }
     public var chunkPrefix: String { prefix + "chunk/" }
     public var presencePrefix: String { prefix + "presence/" }
+    /// Written by `fleet gc` with each batch of chunks it deletes: a push whose transaction
+    /// finds it changed since it listed the chunks fails, as it may name one just deleted.
+    public var collectionKey: String { prefix + "gc" }
 
     public func chunkKey(_ digest: String) -> String { chunkPrefix + digest }
     public func presenceKey(_ host: String) -> String { presencePrefix + host }

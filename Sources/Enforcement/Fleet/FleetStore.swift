@@ -94,7 +94,10 @@ public struct FleetStore: Sendable {
     public func push(_ bundle: FleetBundle, chunks: [String: Data], expecting modRevision: Int64) async throws(FleetError) -> Int64 {
         let client = client, layout = layout
         let present: Set<String>
+        let collected: Int64
         do {
+            // Read before the chunks are listed: a `fleet gc` batch after this read fails the push.
+            collected = try await client.get(layout.collectionKey)?.modRevision ?? 0
             let listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true))
             let prefix = layout.chunkPrefix.count
             present = Set(listed.kvs.map { String($0.keyString.dropFirst(prefix)) })
@@ -115,12 +118,16 @@ public struct FleetStore: Sendable {
         let manifest = try bundle.encoded()
         let response: TxnResponse
         do {
-            response = try await client.txn(if: [.modRevision(layout.pushKey, .equal, modRevision)],
+            let unchanged: [Compare] = [Compare.modRevision(layout.pushKey, .equal, modRevision), Compare.modRevision(layout.collectionKey, .equal, collected)]
+            response = try await client.txn(if: unchanged,
                                             then: [.put(key: Data(layout.pushKey.utf8), value: manifest, lease: 0, prevKV: false)],
                                             else: [.range(.key(layout.pushKey))])
         } catch { throw Self.failure("write the bundle of fleet \(layout.fleet)", error) }
         guard response.succeeded else {
             var who = ""
+            if case .range(let range)? = response.responses.first, (range.kvs.first?.modRevision ?? 0) == modRevision {
+                throw .conflict("`fleet gc` removed chunks while this push was written: push again")
+            }
             if case .range(let range)? = response.responses.first, let kv = range.kvs.first, let other = try? FleetBundle.decode(kv.value) {
                 who = " (revision \(kv.modRevision), pushed by \(other.pushedBy) at \(ISO8601.string(other.pushedAt)))"
             }
@@ -146,6 +153,74 @@ public struct FleetStore: Sendable {
             at = kv.modRevision - 1
         }
         return out.map { (revision: $0.0, bundle: $0.1) }
+    }
+
+    // MARK: Chunks no kept revision names
+
+    /// What `collectGarbage` did (or, dry, would do).
+    public struct Collection: Sendable, Equatable {
+        /// The revisions whose chunks were kept, newest first.
+        public var kept: [Int64]
+        public var deleted: Int
+        public var deletedBytes: Int
+        /// Chunks the kept revisions name.
+        public var named: Int
+        /// Chunks written after the current bundle: a push in progress, kept.
+        public var recent: Int
+    }
+
+    /// Deletes the chunks named by none of the last `keep` revisions of the bundle (the
+    /// current one among them) and written before the current bundle was (later ones belong
+    /// to a push in progress). Each batch of deletions is one transaction on the condition
+    /// that the bundle is still the one read, and it touches `collectionKey`, so a push that
+    /// listed the chunks before it fails rather than name a chunk just deleted.
+    public func collectGarbage(keep: Int, dryRun: Bool) async throws(FleetError) -> Collection {
+        guard keep >= 1 else { throw .usage("--keep-revisions: at least 1 (the current policy)") }
+        let kept = try await history(limit: keep)
+        guard let current = kept.first else { return Collection(kept: [], deleted: 0, deletedBytes: 0, named: 0, recent: 0) }
+        let named = Set(kept.flatMap { $0.bundle.files.values.flatMap(\.chunks) })
+        let client = client, layout = layout
+        let listed: [KeyValue]
+        do { listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true)).kvs } catch {
+            throw Self.failure("list the chunks of fleet \(layout.fleet)", error)
+        }
+        let prefix = layout.chunkPrefix.count
+        let unnamed = listed.filter { !named.contains(String($0.keyString.dropFirst(prefix))) }
+        let doomed = unnamed.filter { $0.createRevision <= current.revision }.map(\.keyString)
+        var collection = Collection(kept: kept.map(\.revision), deleted: 0, deletedBytes: 0, named: listed.count - unnamed.count,
+                                    recent: unnamed.count - doomed.count)
+        do {
+            // 100 deletions and the mark: under etcd's 128 operations per transaction.
+            for start in stride(from: 0, to: doomed.count, by: 100) {
+                let batch = doomed[start..<min(start + 100, doomed.count)]
+                if dryRun {
+                    for key in batch { collection.deletedBytes += try await client.get(key)?.value.count ?? 0 }
+                    collection.deleted += batch.count
+                    continue
+                }
+                var operations: [TxnOperation] = batch.map { TxnOperation.delete(KeyRange.key($0), prevKV: true) }
+                operations.append(TxnOperation.put(layout.collectionKey, ""))
+                let answer = try await client.txn(if: [.modRevision(layout.pushKey, .equal, current.revision)], then: operations)
+                guard answer.succeeded else {
+                    throw FleetError.conflict("a push landed while `fleet gc` ran (\(collection.deleted) chunks deleted so far): run it again")
+                }
+                for case .delete(let deleted) in answer.responses {
+                    collection.deleted += Int(deleted.deleted)
+                    collection.deletedBytes += deleted.prevKVs.reduce(0) { $0 + $1.value.count }
+                }
+            }
+        } catch { throw Self.failure("delete chunks of fleet \(layout.fleet)", error) }
+        return collection
+    }
+
+    /// The chunks of `bundle` the store no longer holds (`fleet gc` deleted them).
+    public func missingChunks(of bundle: FleetBundle) async throws(FleetError) -> [String] {
+        let listed: RangeResponse
+        do { listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true)) } catch {
+            throw Self.failure("list the chunks of fleet \(layout.fleet)", error)
+        }
+        let present = Set(listed.kvs.map { String($0.keyString.dropFirst(layout.chunkPrefix.count)) })
+        return Set(bundle.files.values.flatMap(\.chunks)).subtracting(present).sorted()
     }
 
     // MARK: Presence
