@@ -14,6 +14,8 @@
 #   8. per-packet cost: new TCP connections/s, UDP round trips/s and TCP throughput through a
 #      receiver under enforcer at 10, 1,000 and 10,000 policies vs no ruleset and a naive
 #      one-rule-per-sender/port ruleset of the same sizes (packet-bench.sh)
+#   9. the fleet: 1,000 agents on one etcd, change to applied on every affected host, beside
+#      etcd's own watch fan-out; offline resume, etcd restart, cold start (fleet-bench.sh)
 # Network traffic stays on loopback and in network namespaces the scripts make and delete.
 #
 # Usage: bench/run.sh [BUILD_DIR]   (as root; default .build/release, what `make bench` builds)
@@ -81,6 +83,7 @@ step "5 domain lists" "$BUILD/enforcer-bench" domains
 step "6 domain lookup instructions" bash bench/domain-instructions.sh "$BUILD/enforcer-bench"
 step "7 SYN flood" bash bench/flood-bench.sh "$BUILD/enforcer"
 step "8 per-packet cost" bash bench/packet-bench.sh "$BUILD/enforcer"
+step "9 fleet" bash bench/fleet-bench.sh "$BUILD/enforcer-bench" "$BUILD/enforcer"
 
 {
     printf '\n=== summary (the goal lines)\n'
