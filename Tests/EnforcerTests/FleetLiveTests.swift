@@ -401,6 +401,17 @@ struct FleetLiveTests {
         Glibc.kill(app.process.processIdentifier, SIGKILL)
         #expect(db.wait(for: "app-1 removed", timeout: 20) != nil, "\(db.text)")
         #expect(try !lab.echoes(from: "app-1", to: "10.20.2.11", port: 22, timeout: 1))
+
+        // What the departed host left, its grant and its etcd login, an administrator clears
+        // with --departed; db-1's own login is no departed host's and stays.
+        #expect(try Self.login(as: user, password: password, in: store) == "ok")
+        let cleared = try store.fleet(["remove", "--departed"])
+        #expect(cleared.status == 0 && cleared.stdout.contains("removed \(slot): ") && cleared.stdout.contains("etcd user \(user) deleted"),
+                "\(cleared.stdout)\(cleared.stderr)")
+        #expect(try Self.login(as: user, password: password, in: store).contains("authentication failed"))
+        #expect(try Self.login(as: "enforcer.lab.system.db-1", password: "root secret", in: store) == "ok")
+        let nothingLeft = try store.fleet(["remove", "--departed"])
+        #expect(nothingLeft.status == 0 && nothingLeft.stdout.contains("no departed enrolled system in fleet lab"), "\(nothingLeft.stdout)\(nothingLeft.stderr)")
     }
 
     /// Logs in with etcd's HTTP gateway as `user`: "ok", or etcd's error.
