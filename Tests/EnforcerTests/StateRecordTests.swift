@@ -55,8 +55,11 @@ import Testing
         _ = try Self.require(enforcer(["flush", "--reason", "maintenance"]))
 
         let json = try Self.require(enforcer(["history", "--json"])).stdout
-        struct Form: Decodable { var events: [Event] }
-        let events = try JSONDecoder().decode(Form.self, from: Data(json.utf8)).events
+        struct Form: Decodable { var schema: Int; var events: [Event] }
+        let form = try JSONDecoder().decode(Form.self, from: Data(json.utf8))
+        let top = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect(form.schema == 1 && top?["generations"] is NSNull && top?["live"] != nil, "\(json.prefix(200))")
+        let events = form.events
         #expect(events.map(\.kind) == ["apply", "apply", "refusal", "override", "rollback", "apply", "confirm", "flush"], "\(json)")
         #expect(events.map(\.generation) == [1, 2, 2, 2, 3, 4, 4, 4], "\(json)")
         #expect(events[0].reason == "first rollout (CHG-1)")

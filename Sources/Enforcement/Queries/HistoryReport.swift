@@ -46,10 +46,23 @@ public struct HistoryReport {
         }
     }
 
+    /// `schema` and the three keys always there, null when absent, as every `--json`
+    /// document (`JSONText`); the events' and generations' own fields are the state
+    /// database's records.
     private struct JSONForm: Encodable {
         var events: [HistoryEvent]?
         var generations: [GenerationInfo]?
         var live: Int?
+
+        enum CodingKeys: String, CodingKey { case schema, events, generations, live }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(JSONText.schema, forKey: .schema)
+            if let events { try container.encode(events, forKey: .events) } else { try container.encodeNil(forKey: .events) }
+            if let generations { try container.encode(generations, forKey: .generations) } else { try container.encodeNil(forKey: .generations) }
+            if let live { try container.encode(live, forKey: .live) } else { try container.encodeNil(forKey: .live) }
+        }
     }
 
     public func json() throws -> String {
