@@ -63,9 +63,9 @@ public struct SHA256: Sendable {
     ]
 
     /// One 64-byte block at `start`. The schedule and the constants are fixed-size values on
-    /// the stack, not arrays: the policy source on record is hashed whole at every apply
-    /// (14 MB at ten thousand systems), and array bounds and uniqueness checks in this loop
-    /// made it several times slower.
+    /// the stack, not arrays: the policy source on record is hashed whole at every apply, and
+    /// an array's uniqueness checks and the allocation of the final sum cost in this loop
+    /// (bench/README.md, "Where a reload's time goes after the commit").
     private mutating func compress(_ bytes: Span<UInt8>, at start: Int) {
         func rotate(_ x: UInt32, _ n: UInt32) -> UInt32 { x >> n | x << (32 - n) }
         let k = Self.k

@@ -176,13 +176,7 @@ public struct FleetEnrolment: Sendable {
     public func remove(_ name: String) async throws(FleetError) -> Removal {
         let client = client, layout = layout
         return try await step("remove \(name)") {
-            var slot: String?
-            for kv in try await client.range(.prefix(layout.memberPrefix)).kvs
-            where (try? FleetStore.jsonDecoder.decode(Enrolment.Member.self, from: kv.value))?.name == name {
-                slot = String(kv.keyString.dropFirst(layout.memberPrefix.count))
-            }
-            if slot == nil, try await client.get(layout.enrolledKey(name)) != nil { slot = name }
-            guard let slot else {
+            guard let slot = try await Self.slot(of: name, client: client, layout: layout) else {
                 // A system of the pushed policy with a login of its own.
                 if try await deleteLogin(layout.systemUser(name)) {
                     let presence = try await client.delete(.key(layout.presenceKey(name))).deleted
@@ -208,6 +202,16 @@ public struct FleetEnrolment: Sendable {
             }
             return Removal(slot: slot, user: deletedUser ? user : nil, keysDeleted: deleted)
         }
+    }
+
+    /// The slot of the enrolled system `name`: found by its member record while its host is
+    /// present, else `name` itself when it is a slot with a grant; nil otherwise.
+    private static func slot(of name: String, client: any EtcdClient, layout: FleetLayout) async throws(EtcdError) -> String? {
+        let members = try await client.range(.prefix(layout.memberPrefix)).kvs
+        if let member = members.first(where: { (try? FleetStore.jsonDecoder.decode(Enrolment.Member.self, from: $0.value))?.name == name }) {
+            return String(member.keyString.dropFirst(layout.memberPrefix.count))
+        }
+        return try await client.get(layout.enrolledKey(name)) != nil ? name : nil
     }
 
     /// Enrolled slots with a grant whose host is not present (no member record) and that no
@@ -285,11 +289,7 @@ public struct FleetEnrolment: Sendable {
         let client = client, layout = layout
         return try await step(what) {
             for _ in 0..<5 {
-                let members = try await client.range(.prefix(layout.memberPrefix)).kvs
-                var slot = members.first { (try? FleetStore.jsonDecoder.decode(Enrolment.Member.self, from: $0.value))?.name == name }
-                    .map { String($0.keyString.dropFirst(layout.memberPrefix.count)) }
-                if slot == nil, try await client.get(layout.enrolledKey(name)) != nil { slot = name }
-                guard let slot else { throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet) \(otherwise)") }
+                guard let slot = try await Self.slot(of: name, client: client, layout: layout) else { throw FleetError.usage("no enrolled system \(name) is present in fleet \(layout.fleet) \(otherwise)") }
                 guard let kv = try await client.get(layout.enrolledKey(slot)), var grant = try? FleetStore.jsonDecoder.decode(Enrolment.Grant.self, from: kv.value) else {
                     throw FleetError.usage("\(name) (slot \(slot)) has no grant in the store: enrol it again")
                 }

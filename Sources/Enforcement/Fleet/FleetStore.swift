@@ -98,9 +98,7 @@ public struct FleetStore: Sendable {
         do {
             // Read before the chunks are listed: a `fleet gc` batch after this read fails the push.
             collected = try await client.get(layout.collectionKey)?.modRevision ?? 0
-            let listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true))
-            let prefix = layout.chunkPrefix.count
-            present = Set(listed.kvs.map { String($0.keyString.dropFirst(prefix)) })
+            present = Set(try await chunkKeys().map(digest))
         } catch { throw Self.failure("list the chunks of fleet \(layout.fleet)", error) }
         let missing = chunks.filter { !present.contains($0.key) }
         do {
@@ -181,11 +179,8 @@ public struct FleetStore: Sendable {
         let named = Set(kept.flatMap { $0.bundle.files.values.flatMap(\.chunks) })
         let client = client, layout = layout
         let listed: [KeyValue]
-        do { listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true)).kvs } catch {
-            throw Self.failure("list the chunks of fleet \(layout.fleet)", error)
-        }
-        let prefix = layout.chunkPrefix.count
-        let unnamed = listed.filter { !named.contains(String($0.keyString.dropFirst(prefix))) }
+        do { listed = try await chunkKeys() } catch { throw Self.failure("list the chunks of fleet \(layout.fleet)", error) }
+        let unnamed = listed.filter { !named.contains(digest(of: $0)) }
         let doomed = unnamed.filter { $0.createRevision <= current.revision }.map(\.keyString)
         var collection = Collection(kept: kept.map(\.revision), deleted: 0, deletedBytes: 0, named: listed.count - unnamed.count,
                                     recent: unnamed.count - doomed.count)
@@ -215,13 +210,17 @@ public struct FleetStore: Sendable {
 
     /// The chunks of `bundle` the store no longer holds (`fleet gc` deleted them).
     public func missingChunks(of bundle: FleetBundle) async throws(FleetError) -> [String] {
-        let listed: RangeResponse
-        do { listed = try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true)) } catch {
-            throw Self.failure("list the chunks of fleet \(layout.fleet)", error)
-        }
-        let present = Set(listed.kvs.map { String($0.keyString.dropFirst(layout.chunkPrefix.count)) })
+        let present: Set<String>
+        do { present = Set(try await chunkKeys().map(digest)) } catch { throw Self.failure("list the chunks of fleet \(layout.fleet)", error) }
         return Set(bundle.files.values.flatMap(\.chunks)).subtracting(present).sorted()
     }
+
+    /// The keys (without values) of every chunk the store holds.
+    private func chunkKeys() async throws(EtcdError) -> [KeyValue] {
+        try await client.range(.prefix(layout.chunkPrefix), RangeOptions(keysOnly: true)).kvs
+    }
+
+    private func digest(of chunk: KeyValue) -> String { String(chunk.keyString.dropFirst(layout.chunkPrefix.count)) }
 
     // MARK: Presence
 

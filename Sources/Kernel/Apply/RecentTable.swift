@@ -36,36 +36,40 @@ public enum RecentTable {
     /// of its senders is a range (the recent table holds single addresses), and only while
     /// the recent table stays within `foldLimit`; otherwise the main table is changed.
     /// A class of more than `classMoveLimit` senders stays too: every later delta writes the
-    /// recent table anew, so a large class moved there makes each of them dearer (2,000
-    /// senders: about 10 ms more), and the table reaches `foldLimit`, whose fold replaces the
-    /// main table whole, after a few such moves.
+    /// recent table anew, so a large class moved there makes each of them dearer, and the
+    /// table reaches `foldLimit`, whose fold replaces the main table whole, after a few such
+    /// moves (bench/README.md, "The kernel's structure for a policy's change").
     /// By hosts map, in class order then map order.
     static func movedClasses(from previous: Table, to next: Table, recent: [String: [SetElement]]) -> [String: [SetElement]] {
-        let hostsMaps = next.sets(withRole: .senderHostsMap)
-        var classes = Set<String>()
-        for map in hostsMaps { for verdict in map.elements.distinctVerdicts { if let chain = verdict?.chain { classes.insert(chain) } } }
-        // A class with a range among its senders stays where it is.
-        for map in next.sets(withRole: .senderRangesMap) {
-            for verdict in map.elements.distinctVerdicts { if let chain = verdict?.chain { classes.remove(chain) } }
-        }
+        // Chains changed or whose maps gain a jump first: most deltas have none, and then the
+        // sender maps (a million elements) are not looked at.
         let previousChains = Dictionary(previous.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let previousSets = Dictionary(previous.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let nextSets = Dictionary(next.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         func gainsJump(_ name: String) -> Bool {
-            guard let now = nextSets[name], !now.role.isSenderMap, let before = previousSets[name] else { return false }
+            guard let now = nextSets[name], !now.role.isSenderMap, let before = previousSets[name], before.elements != now.elements else { return false }
             let had = Set(before.elements)
             return now.elements.contains { $0.verdict?.chain != nil && !had.contains($0) }
         }
-        let touched = next.chains.filter { chain in
-            guard classes.contains(chain.name), let before = previousChains[chain.name] else { return false }
+        var touched = Set(next.chains.filter { chain in
+            guard chain.base == nil, let before = previousChains[chain.name] else { return false }
             return before != chain || referencedSets(chain).contains(where: gainsJump)
-        }.map(\.name).sorted()
+        }.map(\.name))
+        guard !touched.isEmpty else { return [:] }
+        // Of those, the classes: chains a single sender jumps to, and no range.
+        let hostsMaps = next.sets(withRole: .senderHostsMap)
+        var classes = Set<String>()
+        for map in hostsMaps { for verdict in map.elements.distinctVerdicts { if let chain = verdict?.chain { classes.insert(chain) } } }
+        for map in next.sets(withRole: .senderRangesMap) {
+            for verdict in map.elements.distinctVerdicts { if let chain = verdict?.chain { classes.remove(chain) } }
+        }
+        touched.formIntersection(classes)
         guard !touched.isEmpty else { return [:] }
 
         let already = recent.mapValues { Set($0) }
         var budget = foldLimit - recent.values.reduce(0) { $0 + $1.count }
         var moved: [String: [SetElement]] = [:]
-        for chain in touched {
+        for chain in touched.sorted() {
             let wanted: Set<Verdict?> = [.jump(chain), .goto(chain)]
             let senders = hostsMaps.map { map in (map.name, map.elements.elements(withVerdictIn: wanted).filter { already[map.name]?.contains($0) != true }) }
             let count = senders.reduce(0) { $0 + $1.1.count }
@@ -109,17 +113,11 @@ public enum RecentTable {
     /// and the sets only those chains use. `recent` are elements of `model`'s hosts maps.
     /// One pass over each sender map's two-byte verdict numbers, no element built.
     static func leftOut(of model: Ruleset, recent: [String: [SetElement]]) -> (chains: Set<String>, sets: Set<String>) {
-        func target(_ verdict: Verdict?) -> String? {
-            switch verdict {
-            case .jump(let chain), .goto(let chain): chain
-            default: nil
-            }
-        }
         var candidates = Set<String>()
         var inRecent: [String: [Verdict?: Int]] = [:]
         for (name, elements) in recent {
             for element in elements {
-                guard let chain = target(element.verdict) else { continue }
+                guard let chain = element.verdict?.chain else { continue }
                 candidates.insert(chain)
                 inRecent[name, default: [:]][element.verdict, default: 0] += 1
             }
@@ -128,7 +126,7 @@ public enum RecentTable {
         let wanted = Set(candidates.flatMap { [Verdict?.some(.jump($0)), .some(.goto($0))] })
         for set in model.table.sets where set.role.isSenderMap {
             for (verdict, count) in set.elements.counts(of: wanted) where count > (inRecent[set.name]?[verdict] ?? 0) {
-                if let chain = target(verdict) { candidates.remove(chain) }
+                if let chain = verdict?.chain { candidates.remove(chain) }
             }
         }
         let dropped = model.table.chains.filter { candidates.contains($0.name) }
@@ -173,10 +171,7 @@ public enum RecentTable {
             for verdict in set.elements.distinctVerdicts { visit(verdict: verdict) }
         }
         func visit(verdict: Verdict?) {
-            switch verdict {
-            case .jump(let target), .goto(let target): visit(chain: target)
-            default: break
-            }
+            if let target = verdict?.chain { visit(chain: target) }
         }
 
         var baseChains: [Chain] = []

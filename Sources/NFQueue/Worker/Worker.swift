@@ -137,8 +137,7 @@ public final class Worker {
             lastSweep = now
             // Lines left out whose window passed: one summary each, in a write of their own.
             let summaries = flowLog.expired(now: now)
-            let summaryPrefix: [UInt8]? = prefix ?? linePrefix(6)
-            if !summaries.isEmpty, let prefix = summaryPrefix {
+            if !summaries.isEmpty, let prefix = prefix ?? linePrefix(6) {
                 var lines: [UInt8] = []
                 for (judgement, repeated) in summaries {
                     lines.append(contentsOf: prefix)
