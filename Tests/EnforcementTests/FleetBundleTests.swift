@@ -77,6 +77,66 @@ struct FleetBundleTests {
         #expect(throws: FleetError.self) { try FleetBundle.decode(Data("{\"files\": 3}".utf8)) }
     }
 
+    /// The edits a push makes, at one or two places of a 14 MB-like file.
+    enum Edit: String, CaseIterable { case changeOneByte, insertLine, deleteLine, twoPlaces, appendAtEnd, newFirstLine }
+
+    static func apply(_ edit: Edit, to data: Data, seed: UInt64) -> Data {
+        var generator = SeededGenerator(seed: seed)
+        var bytes = [UInt8](data)
+        func lineStart(near fraction: Double) -> Int {
+            let at = Int(Double(bytes.count) * fraction) + Int.random(in: 0..<1_000, using: &generator)
+            return (bytes[..<at].lastIndex(of: UInt8(ascii: "\n")) ?? -1) + 1
+        }
+        switch edit {
+        case .changeOneByte: bytes[lineStart(near: 0.5) + 3] ^= 1
+        case .insertLine: bytes.insert(contentsOf: Array("    description: one more line\n".utf8), at: lineStart(near: 0.4))
+        case .deleteLine:
+            let start = lineStart(near: 0.6)
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n"))!
+            bytes.removeSubrange(start...end)
+        case .twoPlaces:
+            bytes[lineStart(near: 0.2) + 2] ^= 1
+            bytes.insert(contentsOf: Array("    tags: moved\n".utf8), at: lineStart(near: 0.8))
+        case .appendAtEnd: bytes += Array("[system] late: {\n    address: 10.9.9.9\n}\n".utf8)
+        case .newFirstLine: bytes.insert(contentsOf: Array("# a new first line\n".utf8), at: 0)
+        }
+        return Data(bytes)
+    }
+
+    @Test("every chunk a small edit makes is a patch of a chunk held before, small, and the manifest carries it", arguments: Edit.allCases)
+    func smallEditsArePatches(_ edit: Edit) throws {
+        let before = Self.text(systems: 60_000, seed: 11)
+        let after = Self.apply(edit, to: before, seed: 5)
+        let (old, oldChunks) = FleetBundle.make(SourceSnapshot(files: [("rules.d/10-systems.policy", before)]), pushedBy: "a", message: nil, checkedAt: 0)
+        let (plain, newChunks) = FleetBundle.make(SourceSnapshot(files: [("rules.d/10-systems.policy", after)]), pushedBy: "a", message: nil, checkedAt: 1)
+        let bundle = plain.withPatches(bases: plain.patchBases(from: old), old: oldChunks, chunks: newChunks)
+        let fresh = Set(newChunks.keys).subtracting(oldChunks.keys)
+        #expect(!fresh.isEmpty)
+        #expect(Set(bundle.patches.keys) == fresh, "\(edit): \(bundle.patches.count) patches for \(fresh.count) new chunks")
+        for patch in bundle.patches.values { #expect(patch.insert.count < 200, "\(edit): a patch sends \(patch.insert.count) bytes") }
+        // An agent holding the old chunks makes every new one, checked by digest.
+        let decoded = try FleetBundle.decode(bundle.encoded())
+        #expect(decoded.patches == bundle.patches)
+        let made = decoded.patched(from: oldChunks)
+        #expect(Set(made.keys) == fresh)
+        for (digest, data) in made { #expect(newChunks[digest] == data) }
+        // Without the base, or with another chunk in its place, nothing is made.
+        #expect(decoded.patched(from: [:]).isEmpty)
+        let wrong = Dictionary(uniqueKeysWithValues: decoded.patches.values.map { ($0.base, Data("other bytes\n".utf8)) })
+        #expect(decoded.patched(from: wrong).isEmpty)
+    }
+
+    @Test func aRewrittenFileHasNoPatchesAndAnOldManifestDecodes() throws {
+        let (old, oldChunks) = FleetBundle.make(SourceSnapshot(files: [("a.policy", Self.text(systems: 20_000, seed: 1))]), pushedBy: "a", message: nil, checkedAt: 0)
+        let (plain, newChunks) = FleetBundle.make(SourceSnapshot(files: [("a.policy", Self.text(systems: 20_000, seed: 2))]), pushedBy: "a", message: nil, checkedAt: 1)
+        let bundle = plain.withPatches(bases: plain.patchBases(from: old), old: oldChunks, chunks: newChunks)
+        #expect(bundle.patches.isEmpty)
+        // A manifest written before patches existed has no such key.
+        let text = String(decoding: try old.encoded(), as: UTF8.self)
+        #expect(!text.contains("patches"))
+        #expect(try FleetBundle.decode(Data(text.utf8)).patches.isEmpty)
+    }
+
     @Test("fleet names", arguments: [("prod", true), ("eu-west.1_b", true), ("", false), ("a/b", false), ("x y", false), ("..", false), (".", false)])
     func fleetNames(_ name: String, _ valid: Bool) {
         #expect(((try? FleetLayout(fleet: name)) != nil) == valid)

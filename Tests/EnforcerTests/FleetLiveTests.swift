@@ -154,11 +154,13 @@ struct FleetLiveTests {
         try Self.edit(lab, "allow: tcp/22, tcp/443", "allow: tcp/22, tcp/443, tcp/5432")
         let second = try store.fleet(["push", "--dir", lab.policy, "--message", "5432 for workstations"])
         #expect(second.status == 0, "\(second.stderr)")
-        let latencies = Agent.wait(for: [(agents[0], "applied generation 2"), (agents[1], "5432 for workstations): unchanged: generation 1 is live")])
+        let latencies = Agent.wait(for: [(agents[0], "applied generation 2"), (agents[1], "5432 for workstations (new chunks: 1 made from patches, 0 fetched)): unchanged: generation 1 is live")])
         print("push → applied: " + zip(["db-1", "sre-1 (its part unchanged)"], latencies).map { "\($0) \($1.map { String(format: "%.0f ms", $0 * 1000) } ?? "never")" }.joined(separator: ", "))
         for (agent, latency) in zip(agents, latencies) { #expect(latency != nil && latency! < 0.25, "\(agent.text)") }
         let line = agents[0].text.split(separator: "\n").first { $0.contains("applied generation 2") } ?? ""
         #expect(line.contains("elements added") && !line.contains("table replaced"), "the change is a delta: \(line)")
+        // The edited chunk came in the manifest's patch: the agent fetched nothing.
+        #expect(line.contains("5432 for workstations (new chunks: 1 made from patches, 0 fetched)"), "\(line)")
         #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432))
         let status = try store.fleet(["status"]).stdout
         #expect(status.components(separatedBy: ", in sync").count == 3, "\(status)")
@@ -182,7 +184,7 @@ struct FleetLiveTests {
         let third = try store.fleet(["push", "--dir", lab.policy, "--message", "5432 closed again"])
         #expect(third.status == 0, "\(third.stderr)")
         #expect(agents[0].wait(for: "applied generation 3", timeout: 20) != nil, "\(agents[0].text)")
-        #expect(agents[1].wait(for: "5432 closed again): unchanged", timeout: 20) != nil, "\(agents[1].text)")
+        #expect(agents[1].wait(for: "5432 closed again (new chunks: 1 made from patches, 0 fetched)): unchanged", timeout: 20) != nil, "\(agents[1].text)")
         #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
     }
 

@@ -93,8 +93,15 @@ enum FleetBenchmark {
 
         // The push, as `fleet push` writes it.
         var pushedChunks = Set<String>()
+        var lastPushed: FleetBundle?
         func push(_ message: String) async throws -> (bundle: FleetBundle, newBytes: Int, chunks: [String: Data]) {
-            let (bundle, chunks) = FleetBundle.make(try SourceSnapshot(directory: policyDir), pushedBy: "bench", message: message, checkedAt: 0)
+            var (bundle, chunks) = FleetBundle.make(try SourceSnapshot(directory: policyDir), pushedBy: "bench", message: message, checkedAt: 0)
+            // The patches of the new chunks, as `fleet push` writes them into the manifest.
+            if let previous = lastPushed {
+                let bases = bundle.patchBases(from: previous)
+                bundle = bundle.withPatches(bases: bases, old: bases.values.reduce(into: [:]) { $0[$1] = shelf.chunk($1) }, chunks: chunks)
+            }
+            lastPushed = bundle
             let fresh = chunks.filter { !pushedChunks.contains($0.key) }
             // The chunks first (as a push does), outside the time measured: the change is the bundle's transaction.
             for (digest, data) in fresh { try await admin.put(layout.chunkKey(digest), data) }

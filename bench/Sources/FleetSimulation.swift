@@ -293,7 +293,12 @@ final class SimulatedAgent: @unchecked Sendable {
                 let bundle = try FleetBundle.decode(event.kv.value)
                 guard bundle.digest != heldDigest else { continue }
                 let named = Set(bundle.files.values.flatMap(\.chunks))
-                let fetched = try await store.chunks(Array(named.subtracting(held)))
+                // What the manifest's patches make from chunks this agent holds, then the rest fetched.
+                var have: [String: Data] = [:]
+                for patch in bundle.patches.values where held.contains(patch.base) { have[patch.base] = shared.shelf.chunk(patch.base) }
+                let made = bundle.patched(from: have)
+                let fetched = try await store.chunks(Array(named.subtracting(held).subtracting(made.keys)))
+                shared.shelf.add(made)
                 shared.shelf.add(fetched)
                 held = named
                 heldDigest = bundle.digest

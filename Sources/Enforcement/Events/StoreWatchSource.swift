@@ -32,7 +32,8 @@ final class StoreWatchSource: EventSource {
         do {
             if let bundle = update.bundle {
                 try mirror.write(update.files, revision: update.revision, digest: bundle.digest)
-                reasons.append("pushed by \(bundle.pushedBy)" + (bundle.message.map { ": \($0)" } ?? ""))
+                reasons.append("pushed by \(bundle.pushedBy)" + (bundle.message.map { ": \($0)" } ?? "")
+                               + (update.chunks.map { " (new chunks: \($0.patched) made from patches, \($0.fetched) fetched)" } ?? ""))
             }
             if let enrolled = update.enrolled {
                 try mirror.writeEnrolled(enrolled)

@@ -37,8 +37,9 @@ public struct FleetAdmin {
             return lines + ["unchanged: revision \(current.modRevision) of fleet \(store.layout.fleet) holds this policy (digest \(snapshot.digest.prefix(12)))"]
         }
         let expected = ifRevision ?? current.modRevision
-        let (bundle, chunks) = FleetBundle.make(snapshot, pushedBy: Actor.current(purpose: "fleet push"), message: message,
-                                                checkedAt: expected, at: instant)
+        let (made, chunks) = FleetBundle.make(snapshot, pushedBy: Actor.current(purpose: "fleet push"), message: message,
+                                              checkedAt: expected, at: instant)
+        let bundle = try waitFor { await store.withPatches(made, chunks: chunks, since: current.bundle) }
         let revision = try waitFor { try await store.push(bundle, chunks: chunks, expecting: expected) }
         let changed = bundle.changedPaths(since: current.bundle)
         lines.append("pushed revision \(revision) to fleet \(store.layout.fleet): \(counted(changed.count, "file")) changed"

@@ -18,6 +18,9 @@ public final class FleetAgent: @unchecked Sendable {
         public var revision: Int64
         public var bundle: FleetBundle?
         public var files: [(path: String, content: Data)] = []
+        /// The bundle's new chunks: how many the manifest's patches made from chunks held,
+        /// how many were fetched (nil when it had none).
+        public var chunks: (patched: Int, fetched: Int)?
         public var enrolled: String?
         /// "app-1 added", for the log.
         public var enrolledChanges: String?
@@ -224,7 +227,7 @@ public final class FleetAgent: @unchecked Sendable {
     /// A bundle whose files differ from those held goes to the loop.
     private func deliver(_ bundle: FleetBundle, revision: Int64) async throws {
         guard lock.withLock({ heldDigest }) != bundle.digest else { return }
-        let (files, chunks) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
+        let (files, chunks, patched, fetched) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
         heldChunks = chunks
         let names = EnrolledSystems.definedNames(in: files.filter { !$0.path.hasSuffix("/" + StoreMirror.enrolledFileName) }.map(\.content))
         lock.withLock {
@@ -232,6 +235,9 @@ public final class FleetAgent: @unchecked Sendable {
             update.revision = max(update.revision, revision)
             update.bundle = bundle
             update.files = files
+            let before = update.chunks ?? (0, 0)
+            let sum = (patched: before.patched + patched, fetched: before.fetched + fetched)
+            update.chunks = sum.patched + sum.fetched == 0 ? nil : sum
             pending = update
             heldDigest = bundle.digest
             taken = names

@@ -11,6 +11,11 @@ import Kernel
 /// not hold, and a one-line edit in a 14 MB file costs one chunk. Chunk boundaries depend on
 /// the content (a rolling hash over the bytes, cut after a line end): an edit moves only
 /// the boundaries near it, so the chunks before and after keep their digests.
+///
+/// A push also writes, in the manifest itself, how each new chunk differs from the chunk it
+/// replaces (`patches`): an agent that holds the old chunk makes the new one from it and
+/// fetches nothing. Without that, a one-line edit had every agent of the fleet fetch the
+/// same 64 KB chunk at once, which is what a push's latency was made of.
 public struct FleetBundle: Sendable, Equatable {
     public struct File: Sendable, Equatable, Codable {
         public var size: Int
@@ -28,6 +33,86 @@ public struct FleetBundle: Sendable, Equatable {
     public var message: String?
     /// The store's revision the push was checked against (the previous bundle's).
     public var checkedAt: Int64
+    /// A new chunk's digest → how to make it from a chunk of the bundle before.
+    public var patches: [String: Patch] = [:]
+
+    /// A new chunk as an edit of an older one: the older one's first `head` bytes, then
+    /// `insert`, then its last `tail` bytes. Whoever applies it checks the result against
+    /// the new chunk's digest, so a wrong base (another revision's) costs a fetch, never a
+    /// wrong file.
+    public struct Patch: Sendable, Equatable, Codable {
+        public var base: String
+        public var head: Int
+        public var tail: Int
+        public var insert: Data
+
+        /// The new chunk, when `base` holds the bytes the patch keeps and the result has the digest `digest`.
+        public func apply(to base: Data, expecting digest: String) -> Data? {
+            guard head >= 0, tail >= 0, head + tail <= base.count else { return nil }
+            var out = Data(capacity: head + insert.count + tail)
+            out.append(base.prefix(head))
+            out.append(insert)
+            out.append(base.suffix(tail))
+            return SHA256.hex(out) == digest ? out : nil
+        }
+
+        /// The patch from `old` to `new`: their common start and end kept, the middle sent.
+        static func between(_ old: Data, _ new: Data, base: String) -> Patch {
+            let a = [UInt8](old), b = [UInt8](new)
+            var head = 0
+            while head < a.count, head < b.count, a[head] == b[head] { head += 1 }
+            var tail = 0
+            while tail < a.count - head, tail < b.count - head, a[a.count - 1 - tail] == b[b.count - 1 - tail] { tail += 1 }
+            return Patch(base: base, head: head, tail: tail, insert: Data(b[head..<(b.count - tail)]))
+        }
+    }
+
+    /// A patch is worth its place in the manifest (which every agent receives) only while it
+    /// is small: a rewritten file is fetched as chunks.
+    static let patchLimit = 16 << 10
+
+    /// For each chunk new in this bundle, the chunk of `previous` it most likely replaces:
+    /// the one at the same distance from the nearest chunk both bundles share, in the same
+    /// file (chunk boundaries come back in step right after an edit, so that is the edited one).
+    public func patchBases(from previous: FleetBundle) -> [String: String] {
+        var out: [String: String] = [:]
+        for (path, file) in files {
+            guard let old = previous.files[path]?.chunks, !old.isEmpty else { continue }
+            var oldIndex: [String: Int] = [:]
+            for (index, digest) in old.enumerated() where oldIndex[digest] == nil { oldIndex[digest] = index }
+            let new = file.chunks, newSet = Set(new)
+            for (k, digest) in new.enumerated() where oldIndex[digest] == nil && out[digest] == nil {
+                var candidates: [Int] = []
+                if let a = new[..<k].lastIndex(where: { oldIndex[$0] != nil }) { candidates.append(oldIndex[new[a]]! + (k - a)) } else { candidates.append(k) }
+                if let b = new[(k + 1)...].firstIndex(where: { oldIndex[$0] != nil }) { candidates.append(oldIndex[new[b]]! - (b - k)) }
+                if let base = candidates.first(where: { old.indices.contains($0) && !newSet.contains(old[$0]) }) { out[digest] = old[base] }
+            }
+        }
+        return out
+    }
+
+    /// This bundle with the patches of its new chunks (`chunks`, by digest) from the bases
+    /// `patchBases` chose, where `old` has a base's bytes and the patch is small enough.
+    public func withPatches(bases: [String: String], old: [String: Data], chunks: [String: Data]) -> FleetBundle {
+        var out = self
+        out.patches = [:]
+        for (digest, base) in bases {
+            guard let new = chunks[digest], let before = old[base] else { continue }
+            let patch = Patch.between(before, new, base: base)
+            if patch.insert.count <= Self.patchLimit, patch.insert.count * 2 < new.count { out.patches[digest] = patch }
+        }
+        return out
+    }
+
+    /// The chunks of this bundle that `have` does not hold but its patches make from one it
+    /// does, by digest.
+    public func patched(from have: [String: Data]) -> [String: Data] {
+        var out: [String: Data] = [:]
+        for (digest, patch) in patches where have[digest] == nil {
+            if let base = have[patch.base], let made = patch.apply(to: base, expecting: digest) { out[digest] = made }
+        }
+        return out
+    }
 
     /// The bundle of `snapshot`, and every chunk by digest.
     public static func make(_ snapshot: SourceSnapshot, pushedBy: String, message: String?, checkedAt: Int64,
@@ -73,6 +158,8 @@ public struct FleetBundle: Sendable, Equatable {
         var pushedAt: String
         var message: String?
         var checkedAt: Int64
+        /// Absent when empty; an agent of before patches ignores it and fetches.
+        var patches: [String: Patch]?
 
         init(_ bundle: FleetBundle) {
             files = bundle.files
@@ -81,11 +168,12 @@ public struct FleetBundle: Sendable, Equatable {
             pushedAt = ISO8601.string(bundle.pushedAt, precision: .milliseconds)
             message = bundle.message
             checkedAt = bundle.checkedAt
+            patches = bundle.patches.isEmpty ? nil : bundle.patches
         }
 
         var bundle: FleetBundle {
             FleetBundle(files: files, digest: digest, pushedBy: pushedBy, pushedAt: ISO8601.date(pushedAt) ?? Date(timeIntervalSince1970: 0),
-                        message: message, checkedAt: checkedAt)
+                        message: message, checkedAt: checkedAt, patches: patches ?? [:])
         }
     }
 }

@@ -34,10 +34,14 @@ public struct FleetStore: Sendable {
     /// bundle). Chunks in `have` are not fetched again; the others are, several at a time.
     /// Every chunk is checked against its digest.
     public func files(of bundle: FleetBundle, reusing have: [String: Data] = [:]) async throws(FleetError)
-        -> (files: [(path: String, content: Data)], chunks: [String: Data]) {
+        -> (files: [(path: String, content: Data)], chunks: [String: Data], patched: Int, fetched: Int) {
         let named = Set(bundle.files.values.flatMap(\.chunks))
         var chunks = have.filter { named.contains($0.key) }
-        for (digest, data) in try await fetch(Array(named.subtracting(chunks.keys))) { chunks[digest] = data }
+        // What the manifest's patches make from chunks held need not be fetched.
+        let patched = bundle.patched(from: have)
+        chunks.merge(patched) { held, _ in held }
+        let fetched = try await fetch(Array(named.subtracting(chunks.keys)))
+        for (digest, data) in fetched { chunks[digest] = data }
         let files = try bundle.files.keys.sorted().map { path throws(FleetError) in
             var content = Data()
             for digest in bundle.files[path]!.chunks {
@@ -46,7 +50,17 @@ public struct FleetStore: Sendable {
             }
             return (path: path, content: content)
         }
-        return (files, chunks)
+        return (files, chunks, patched.count, fetched.count)
+    }
+
+    /// `bundle` with the patches that make its new chunks (`chunks`) from those of
+    /// `previous`, the bundle it replaces. The old chunks are read from the store; where one
+    /// cannot be, its patch is left out (an agent then fetches that chunk).
+    public func withPatches(_ bundle: FleetBundle, chunks: [String: Data], since previous: FleetBundle?) async -> FleetBundle {
+        guard let previous else { return bundle }
+        let bases = bundle.patchBases(from: previous)
+        guard !bases.isEmpty, let old = try? await fetch(Array(Set(bases.values))) else { return bundle }
+        return bundle.withPatches(bases: bases, old: old, chunks: chunks)
     }
 
     /// The chunks named by `digests`, fetched several at a time and each checked against its
