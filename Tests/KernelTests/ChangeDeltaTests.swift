@@ -96,4 +96,58 @@ struct ChangeDeltaTests {
         #expect(stale.mode == .delta && !stale.fromChanges)
         #expect(try fast.nft("list", "ruleset") == (try compared.nft("list", "ruleset")))
     }
+
+    /// A hosts map that grows past 4,096 senders, where the compile starts giving it a size,
+    /// keeps the size the kernel holds (none) and takes only the senders that came, by both
+    /// paths; a replacement gives it its size, which a map shrinking below 4,096 then keeps.
+    @Test func aHostsMapCrossingItsSizeHintKeepsTheKernelsSet() throws {
+        let policySet = try Self.enclave()
+        var host = try IncrementalHost(policySet: policySet, host: try #require(policySet.system(named: "db-1")),
+                                       at: try Instant.parse("2026-11-23T15:00:00Z", defaultZone: TimeZone(identifier: "UTC")!))
+        func workstation(_ index: Int) throws -> PolicyEdit {
+            // Every other address: neighbours of one class would merge into a range.
+            .setSystem(try Self.system("ws-bulk-\(index)", ["10.200.\(index / 128).\(index % 128 * 2)"], tags: ["workstations"]))
+        }
+        func hostsCount() -> Int { host.ruleset.table.sets.first { $0.name == "in_hosts_v4" }?.elements.count ?? 0 }
+        _ = try host.apply((0..<4_000).map(workstation))
+        let below = 4_090 - hostsCount()
+        _ = try host.apply((4_000..<(4_000 + below)).map(workstation))
+        #expect(hostsCount() == 4_090)
+        #expect(NamedSet.sizeHint(for: 4_090) == nil && NamedSet.sizeHint(for: 4_110) == 16_384)
+
+        let namespace = try TestNamespace("enfk-chg-size")
+        let state = NSTemporaryDirectory() + "enforcer-chg-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let applier = Applier(stateDirectory: state, connection: try namespace.connection())
+        var generation = try applier.apply(host.ruleset, system: "db-1", policyDirectory: nil).generation
+        func listed() throws -> String { try namespace.nft("list", "map", "inet", "enforcer", "in_hosts_v4") }
+        #expect(try !listed().contains("size "))
+
+        // 20 more senders: the compile says size 16384, the kernel's map takes 20 elements.
+        let grow = try host.apply((5_000..<5_020).map(workstation))
+        #expect(grow.redefinedSets.isEmpty && grow.addedElements["in_hosts_v4"]?.count == 20, "\(grow.summary)")
+        #expect(host.ruleset.table.sets.first { $0.name == "in_hosts_v4" }?.size == nil)
+        let grown = try applier.apply(host.ruleset, system: "db-1", policyDirectory: nil, changes: (base: generation, changes: grow))
+        #expect(grown.mode == .delta && grown.fromChanges && grown.summary.hasPrefix("20 elements added") && !grown.summary.contains("redefined"),
+                "\(grown.summary)")
+        #expect(try !listed().contains("size "))
+        generation = grown.generation
+        // The same by the comparing path, from a full compile that gives the size.
+        let full = try HostCompiler(graph: host.graph, system: try #require(host.graph.policySet.system(named: "db-1")), at: host.instant).compile().ruleset
+        #expect(full.table.sets.first { $0.name == "in_hosts_v4" }?.size == 16_384)
+        let same = try applier.apply(full, system: "db-1", policyDirectory: nil)
+        #expect(same.mode == .unchanged, "\(same.summary)")
+
+        // A replacement gives the map its size; 30 senders going keep it.
+        let replaced = try applier.apply(full, system: "db-1", policyDirectory: nil, forceReplace: true)
+        #expect(replaced.mode == .replaced)
+        #expect(try listed().contains("size 16384"))
+        let shrink = (5_000..<5_030).map { PolicyEdit.removeSystem("ws-bulk-\($0 - 1_000)") }
+        _ = try host.apply(shrink)
+        let shrunk = try applier.apply(host.ruleset, system: "db-1", policyDirectory: nil)
+        #expect(shrunk.mode == .delta && shrunk.summary.hasPrefix("30 elements removed") && !shrunk.summary.contains("redefined"), "\(shrunk.summary)")
+        #expect(try listed().contains("size 16384"))
+        // What the kernel holds is what the generation says: the same again is no change.
+        #expect(try applier.apply(host.ruleset, system: "db-1", policyDirectory: nil).mode == .unchanged)
+    }
 }

@@ -208,6 +208,7 @@ public struct IncrementalHost {
             return try fallBack("a hosts map has more than 65,536 sender classes", before: before)
         }
         try assemble()
+        compiled.ruleset = compiled.ruleset.keepingSetSizes(of: before)
         incrementalEdits += 1
         return RulesetChanges(from: before, to: compiled.ruleset, known: known)
     }
@@ -217,6 +218,7 @@ public struct IncrementalHost {
     private mutating func fallBack(_ reason: String, before: Ruleset) throws(CompileError) -> RulesetChanges {
         fallbacks[reason, default: 0] += 1
         try rebuild()
+        compiled.ruleset = compiled.ruleset.keepingSetSizes(of: before)
         var changes = RulesetChanges(from: before, to: compiled.ruleset)
         changes.compiledInFull = true
         return changes

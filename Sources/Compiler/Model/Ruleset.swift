@@ -190,6 +190,36 @@ public struct NamedSet: Hashable, Sendable, Codable {
     }
 
     public var isMap: Bool { data != nil }
+
+    /// Whether the kernel's set of this definition takes `count` elements: a set with a
+    /// size refuses elements beyond it; one without grows as needed.
+    func holds(_ count: Int) -> Bool { size.map { count <= $0 } ?? true }
+}
+
+extension Ruleset {
+    /// This ruleset with the sizes of `live`'s sets where they still serve: a set `live`
+    /// has with the same definition but for its size, and a size that holds this set's
+    /// elements, keeps it.
+    ///
+    /// Why: the kernel cannot change a set's size, so a new size means the set made again
+    /// with every element, in a whole-table replace. `sizeHint` is a function of the
+    /// count alone; a hosts map growing from 4,000 to 4,100 senders would cross its 4,096
+    /// and cost 4,101 operations where 101 elements changed. The size the kernel holds is
+    /// kept instead until the elements no longer fit; the ruleset recorded says that size,
+    /// so the record stays what the kernel holds.
+    public func keepingSetSizes(of live: Ruleset) -> Ruleset {
+        guard table.family == live.table.family, table.name == live.table.name else { return self }
+        let liveSets = Dictionary(live.table.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var out = self
+        for index in out.table.sets.indices {
+            let set = out.table.sets[index]
+            guard let kept = liveSets[set.name], kept.size != set.size, kept.holds(set.elements.count) else { continue }
+            var resized = set
+            resized.size = kept.size
+            if resized.sameDefinition(as: kept) { out.table.sets[index].size = kept.size }
+        }
+        return out
+    }
 }
 
 /// One part of an element key: a value, or a closed range where the set has intervals.

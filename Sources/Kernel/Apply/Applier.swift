@@ -67,6 +67,7 @@ public struct Applier {
         // compile's changes does not); optional so the delta can take the only copy (and trim
         // it in place); encoded again if the delta falls through to a replacement.
         var next: Snapshot?
+        var ruleset = ruleset
         let table = KernelTable(family: ruleset.table.family, name: ruleset.table.name, connection: connection)
         let recentTable = KernelTable(family: ruleset.table.family, name: RecentTable.name(of: ruleset.table.name), connection: connection)
         let queue: QueueEncoding
@@ -94,6 +95,9 @@ public struct Applier {
         if !forceReplace, !interrupted, let (current, previous) = try liveGeneration(table),
            Self.untouched(recorded: store.kernelGeneration(of: current), now: kernelGeneration, generation: current, because: &replacedBecause) {
             Trace.phase("live generation read")
+            // A set the kernel holds keeps its size while its elements fit (see
+            // `keepingSetSizes`); so does a replacement below, which records the same.
+            ruleset = ruleset.keepingSetSizes(of: previous)
             let previousRecent = store.recent(current)
             let recentIsLive: Bool
             do { recentIsLive = try recentTable.state() != nil } catch { throw .kernel(error) }
