@@ -277,9 +277,9 @@ final class SimulatedAgent: @unchecked Sendable {
             } catch {
                 if Task.isCancelled { return }
                 lock.withLock { reconnections += 1 }
-                // The agent's own delays: 0.25 s doubling up to 10 s, jittered.
+                // The agent's own delays: 0.25 s doubling up to `FleetAgent.longestDelay`, jittered.
                 try? await Task.sleep(for: .seconds(delay * Double.random(in: 0.5...1.5)))
-                delay = min(delay * 2, 10)
+                delay = min(delay * 2, FleetAgent.longestDelay)
             }
         }
     }

@@ -317,6 +317,12 @@ public final class FleetAgent: @unchecked Sendable {
         }
     }
 
+    /// The longest delay between two attempts to reach the store, before its jitter: an
+    /// agent is back at most 1.5 times this after etcd is (a restart under a thousand
+    /// agents is to be in sync within 10 s), and a thousand agents retrying this often
+    /// cost etcd little.
+    public static let longestDelay = 4.0
+
     private func pause(after error: any Error, delay: inout Double) async {
         let text = "\(error)"
         let first = lock.withLock { () -> Bool in
@@ -325,9 +331,9 @@ public final class FleetAgent: @unchecked Sendable {
         }
         // Jittered, so a thousand agents do not all come back at the same instant.
         let wait = delay * Double.random(in: 0.5...1.5)
-        if first { note(.warning("store: \(text); enforcing what is in force, trying again in \(String(format: "%.1f", wait)) s (and on, up to every 10 s)", ["event": "store"])) }
+        if first { note(.warning("store: \(text); enforcing what is in force, trying again in \(String(format: "%.1f", wait)) s (and on, at most \(Int(Self.longestDelay * 1.5)) s apart)", ["event": "store"])) }
         try? await Task.sleep(for: .seconds(wait))
-        delay = min(delay * 2, 10)
+        delay = min(delay * 2, Self.longestDelay)
     }
 
     // MARK: Presence
