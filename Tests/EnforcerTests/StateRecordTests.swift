@@ -88,13 +88,18 @@ import Testing
         // 1, 2 and 4 came from the same files (the typo was undone); 3 is a rollback, from no source.
         let byNumber = Dictionary(uniqueKeysWithValues: digests.map { ($0.split(separator: " ")[0], String($0.split(separator: " ")[1])) })
         #expect(byNumber["1"] == byNumber["2"] && byNumber["2"] == byNumber["4"] && byNumber["3"] == "-", "\(digests)")
-        // The digest is the documented one: sha256 over "path NUL length NUL bytes" per file in path order.
+        // The digest is the documented one: sha256 over "path NUL length NUL sha256(bytes)" per file in path order.
         var framed: [UInt8] = []
         for path in try Self.sqlite(box, "SELECT path FROM source_file WHERE generation = 1 ORDER BY path") {
             let content = try Data(contentsOf: URL(fileURLWithPath: policy + "/" + path))
-            framed += Array(path.utf8) + [0] + Array(String(content.count).utf8) + [0] + [UInt8](content)
+            framed += Array(path.utf8) + [0] + Array(String(content.count).utf8) + [0] + Array(SHA256.hex(content).utf8)
         }
         #expect(byNumber["1"] == SHA256.hex(framed))
+        // Each file's bytes are stored once, however many generations hold them.
+        let stored = try Self.sqlite(box, "SELECT (SELECT count(*) FROM source_blob) || ' ' || (SELECT count(DISTINCT digest) FROM generation_file)")
+        let files = try Self.sqlite(box, "SELECT count(*) FROM generation_file")
+        #expect(stored.count == 1 && stored[0].split(separator: " ")[0] == stored[0].split(separator: " ")[1] && Int(files[0])! > Int(stored[0].split(separator: " ")[0])!,
+                "\(stored) \(files)")
         // A documented question: a file as generation 1 applied it.
         let kept = try Self.sqlite(box, "SELECT length(content) FROM source_file WHERE generation = 1 AND path = 'rules.d/20-servers.policy'")
         #expect(kept == [String(original.utf8.count)])

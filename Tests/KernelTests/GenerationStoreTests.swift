@@ -107,7 +107,7 @@ import Testing
         let files = try store.sourceFiles(1)
         #expect(files.map(\.path) == ["enforcer.conf", "rules.d/10-a.policy"], "symbolic links are not followed")
         var framed: [UInt8] = []
-        for file in files { framed += Array(file.path.utf8) + [0] + Array(String(file.content.count).utf8) + [0] + [UInt8](file.content) }
+        for file in files { framed += Array(file.path.utf8) + [0] + Array(String(file.content.count).utf8) + [0] + Array(SHA256.hex(file.content).utf8) }
         #expect(try store.info(1).sourceDigest == SHA256.hex(framed))
     }
 
@@ -165,7 +165,7 @@ import Testing
         #expect(try store.ruleset(1) == first && store.ruleset(2) == second)
         #expect(try store.info(2).summary == "old 2")
         let content = Array("policy 2\n".utf8)
-        let framed = Array("rules.d/10-a.policy".utf8) + [0] + Array(String(content.count).utf8) + [0] + content
+        let framed = Array("rules.d/10-a.policy".utf8) + [0] + Array(String(content.count).utf8) + [0] + Array(SHA256.hex(content).utf8)
         #expect(try store.info(2).sourceDigest == SHA256.hex(framed))
         #expect(try store.sourceFiles(2).map(\.path) == ["rules.d/10-a.policy"])
         let setting = try store.database().read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = 'policy_ids'") }
@@ -207,5 +207,29 @@ import Testing
         let text = String(decoding: try GenerationStore.encoder.encode(info), as: UTF8.self)
         #expect(text.contains(#""appliedAt":"2026-11-23T14:00:00Z""#), "\(text)")
         #expect(String(decoding: written, as: UTF8.self).contains(#""appliedAt":"2026-11-23T14:00:00Z""#))
+    }
+
+    /// A database of schema version 2 (every generation's files whole in `source_file`)
+    /// migrates to files stored once by digest, and reads the same.
+    @Test func sourceFilesOfSchemaTwoMoveToBlobsByDigest() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let queue = try DatabaseQueue(path: directory + "/" + StateDatabase.fileName)
+        try StateDatabase.migrator.migrate(queue, upTo: "2 kernel generation")
+        try queue.write { db in
+            for number in 1...3 {
+                try db.execute(sql: "INSERT INTO generation (number, recorded, table_json, elements) VALUES (?, 1, '{}', X'')", arguments: [number])
+                try db.execute(sql: "INSERT INTO source_file (generation, path, content) VALUES (?, 'enforcer.conf', ?)", arguments: [number, Data("[kernel]\n".utf8)])
+                try db.execute(sql: "INSERT INTO source_file (generation, path, content) VALUES (?, 'rules.d/a.policy', ?)",
+                               arguments: [number, Data("policy \(number == 3 ? 2 : 1)\n".utf8)])
+            }
+        }
+        try queue.close()
+        let store = GenerationStore(directory: directory)
+        #expect(try store.sourceFiles(1).map(\.content) == [Data("[kernel]\n".utf8), Data("policy 1\n".utf8)])
+        #expect(try store.sourceFiles(3).map(\.content) == [Data("[kernel]\n".utf8), Data("policy 2\n".utf8)])
+        let blobs = try StateDatabase.at(directory: directory).read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM source_blob") }
+        #expect(blobs == 3, "three distinct files among nine")
     }
 }

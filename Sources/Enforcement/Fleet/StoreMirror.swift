@@ -88,6 +88,10 @@ public struct StoreMirror: PolicySource {
                 }
                 let path = fresh + "/" + file.path
                 try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                // A file the bundle did not change is the same file again (a hard link): not
+                // written, and the record's digest of it (see `SourceSnapshot.digests`) still holds.
+                let held = directory + "/" + file.path
+                if Self.sameBytes(held, file.content), link(held, path) == 0 { continue }
                 guard fm.createFile(atPath: path, contents: file.content) else { throw FleetError.store("cannot write \(path): \(SystemErrno(errno))") }
             }
             if let enrolled = fm.contents(atPath: enrolledFile) {
@@ -108,6 +112,13 @@ public struct StoreMirror: PolicySource {
         } catch {
             throw .store("cannot write the mirror of the fleet's policy in \(base): \(SystemErrno.describe(error))")
         }
+    }
+
+    /// Whether the file at `path` holds exactly `content` (its size first, so a changed file is rarely read).
+    private static func sameBytes(_ path: String, _ content: Data) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) == content.count else { return false }
+        return FileManager.default.contents(atPath: path) == content
     }
 
     /// A crash between the two renames of `write` leaves the old files aside: put them back.

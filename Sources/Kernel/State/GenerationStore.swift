@@ -213,7 +213,9 @@ public struct GenerationStore: Sendable {
         do {
             let tableText = String(decoding: try Self.encoder.encode(skeleton), as: UTF8.self)
             let blob = Data(ElementCodec.encode(elements))
-            let snapshot = try policySource.map { source throws(StateError) in try SourceSnapshot(directory: source) }
+            // Files this process hashed before as they are now are neither read nor hashed
+            // again, and a file's bytes are stored once whatever the generations holding them.
+            let snapshot = try policySource.map { source throws(StateError) in try SourceSnapshot.digests(directory: source) }
             try database().write { db in
                 // A row of this number can only be staging left by a process that died.
                 try db.execute(sql: "DELETE FROM generation WHERE number = ?", arguments: [number])
@@ -222,8 +224,17 @@ public struct GenerationStore: Sendable {
                     VALUES (?, 0, ?, ?, ?, ?, ?, ?)
                     """, arguments: [number, Int(getpid()), tableText, blob, count, snapshot?.digest, policySource ?? ""])
                 for file in snapshot?.files ?? [] {
-                    try db.execute(sql: "INSERT INTO source_file (generation, path, content) VALUES (?, ?, ?)",
-                                   arguments: [number, file.path, file.content])
+                    var digest = file.digest
+                    if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM source_blob WHERE digest = ?)", arguments: [digest])! {
+                        // Known by its digest, but not to this database: read it now.
+                        guard let content = file.content ?? FileManager.default.contents(atPath: policySource! + "/" + file.path) else {
+                            throw StateError(description: "cannot read \(policySource!)/\(file.path): \(SystemErrno(errno))")
+                        }
+                        if file.content == nil { digest = SHA256.hex(content) }
+                        try db.execute(sql: "INSERT OR IGNORE INTO source_blob (digest, content) VALUES (?, ?)", arguments: [digest, content])
+                    }
+                    try db.execute(sql: "INSERT INTO generation_file (generation, path, digest) VALUES (?, ?, ?)",
+                                   arguments: [number, file.path, digest])
                 }
             }
             return Staged(number: number, ruleset: ruleset, digest: snapshot?.digest, failure: nil)
@@ -333,6 +344,7 @@ public struct GenerationStore: Sendable {
                 DELETE FROM generation WHERE recorded = 1 AND number != ? AND number NOT IN
                     (SELECT number FROM generation WHERE recorded = 1 ORDER BY number DESC LIMIT ?)
                 """, arguments: [current, keep])
+            try db.execute(sql: "DELETE FROM source_blob WHERE digest NOT IN (SELECT digest FROM generation_file)")
         }
     }
 

@@ -39,7 +39,9 @@ enum JSONStateImport {
                                  elements, sets.values.reduce(0) { $0 + $1.count },
                                  fm.contents(atPath: base + "/recent.json").map { String(decoding: $0, as: UTF8.self) }])
             for file in hasSource ? snapshot?.files ?? [] : [] {
-                try db.execute(sql: "INSERT INTO source_file (generation, path, content) VALUES (?, ?, ?)", arguments: [number, file.path, file.content])
+                let digest = SHA256.hex(file.content)
+                try db.execute(sql: "INSERT OR IGNORE INTO source_blob (digest, content) VALUES (?, ?)", arguments: [digest, file.content])
+                try db.execute(sql: "INSERT INTO generation_file (generation, path, digest) VALUES (?, ?, ?)", arguments: [number, file.path, digest])
             }
             imported += 1
         }

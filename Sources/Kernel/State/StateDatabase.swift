@@ -149,6 +149,38 @@ public final class StateDatabase: @unchecked Sendable {
             // live (or the last commit since that left enforcer's tables as they were).
             try db.execute(sql: "ALTER TABLE generation ADD COLUMN kernel_generation INTEGER")
         }
+        migrator.registerMigration("3 source files by digest") { db in
+            // A policy directory of 14 MB was stored whole with every generation, though a
+            // reload changes one file if any. Each file's bytes are now stored once, by
+            // their SHA-256; `source_file` stays, as a view, for the queries that read it.
+            try db.execute(sql: """
+                CREATE TABLE source_blob (
+                    digest  TEXT PRIMARY KEY,
+                    content BLOB NOT NULL
+                );
+                CREATE TABLE generation_file (
+                    generation INTEGER NOT NULL REFERENCES generation(number) ON DELETE CASCADE,
+                    path       TEXT NOT NULL,
+                    digest     TEXT NOT NULL,
+                    PRIMARY KEY (generation, path)
+                );
+                CREATE INDEX generation_file_by_digest ON generation_file(digest);
+                """)
+            let rows = try Row.fetchAll(db, sql: "SELECT generation, path, content FROM source_file")
+            for row in rows {
+                let content: Data = row["content"]
+                let digest = SHA256.hex(content)
+                try db.execute(sql: "INSERT OR IGNORE INTO source_blob (digest, content) VALUES (?, ?)", arguments: [digest, content])
+                try db.execute(sql: "INSERT INTO generation_file (generation, path, digest) VALUES (?, ?, ?)",
+                               arguments: [row["generation"] as Int, row["path"] as String, digest])
+            }
+            try db.execute(sql: """
+                DROP TABLE source_file;
+                CREATE VIEW source_file AS
+                    SELECT f.generation AS generation, f.path AS path, b.content AS content, f.digest AS digest
+                    FROM generation_file f JOIN source_blob b ON b.digest = f.digest;
+                """)
+        }
         return migrator
     }
 }

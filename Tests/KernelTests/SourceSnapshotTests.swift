@@ -1,0 +1,72 @@
+import Compiler
+import Foundation
+import Glibc
+import Testing
+@testable import Kernel
+
+/// The policy source's digest from the files' own digests: the same whether the files are
+/// read whole or known from before, and a file is read again exactly when it may have changed.
+struct SourceSnapshotTests {
+    static func directory(_ files: [String: String]) throws -> String {
+        let root = NSTemporaryDirectory() + "enforcer-snapshot-\(UUID().uuidString)"
+        for (path, text) in files {
+            try FileManager.default.createDirectory(atPath: ((root + "/" + path) as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try text.write(toFile: root + "/" + path, atomically: false, encoding: .utf8)
+        }
+        return root
+    }
+
+    /// Sets a file's modification time `seconds` back (its change time becomes now).
+    static func age(_ path: String, by seconds: Int) {
+        var times = [timespec(tv_sec: time(nil) - seconds, tv_nsec: 0), timespec(tv_sec: time(nil) - seconds, tv_nsec: 0)]
+        _ = utimensat(AT_FDCWD, path, &times, 0)
+    }
+
+    @Test func theDigestIsTheSameReadWholeOrFromDigests() throws {
+        let root = try Self.directory(["enforcer.conf": "[kernel]\n", "rules.d/10-a.policy": "[system] a: {\n}\n", "rules.d/a.c": "x", "a.c": "y"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let whole = try SourceSnapshot(directory: root)
+        let digests = try SourceSnapshot.digests(directory: root)
+        #expect(whole.digest == digests.digest)
+        #expect(whole.files.map(\.path) == digests.files.map(\.path))
+        #expect(whole.files.map(\.path) == ["a.c", "enforcer.conf", "rules.d/10-a.policy", "rules.d/a.c"])
+        #expect(SourceSnapshot(files: whole.files).digest == whole.digest)
+        // The documented framing: path NUL length NUL sha256-hex, per file in path order.
+        var framed: [UInt8] = []
+        for file in whole.files { framed += Array(file.path.utf8) + [0] + Array(String(file.content.count).utf8) + [0] + Array(SHA256.hex(file.content).utf8) }
+        #expect(whole.digest == SHA256.hex(framed))
+    }
+
+    @Test func aFileIsReadAgainOnlyWhenItMayHaveChanged() throws {
+        let root = try Self.directory(["old.policy": "settled\n", "new.policy": "written\n"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func read(_ snapshot: SourceSnapshot.Digests) -> [String: Bool] {
+            Dictionary(uniqueKeysWithValues: snapshot.files.map { ($0.path, $0.content != nil) })
+        }
+        // A change time cannot be set back: wait until both are settled (50 ms old).
+        Self.age(root + "/old.policy", by: 10)
+        Thread.sleep(forTimeInterval: 0.2)
+        let first = try SourceSnapshot.digests(directory: root)
+        #expect(read(first) == ["old.policy": true, "new.policy": true])
+        let second = try SourceSnapshot.digests(directory: root)
+        #expect(read(second) == ["old.policy": false, "new.policy": false], "settled files are known by their digests")
+        let whole2 = try SourceSnapshot(directory: root).digest
+        #expect(second.digest == first.digest && second.digest == whole2)
+
+        // Replaced by a file of the same size, its times set back: another inode.
+        try "SETTLED\n".write(toFile: root + "/old.policy", atomically: true, encoding: .utf8)
+        Self.age(root + "/old.policy", by: 10)
+        let third = try SourceSnapshot.digests(directory: root)
+        #expect(read(third) == ["old.policy": true, "new.policy": false])
+        let whole3 = try SourceSnapshot(directory: root).digest
+        #expect(third.digest == whole3 && third.digest != second.digest)
+
+        // Written in place (the same inode) just now: read, and read again while it is this fresh.
+        try "WRITTEN\n".write(toFile: root + "/new.policy", atomically: false, encoding: .utf8)
+        let fourth = try SourceSnapshot.digests(directory: root)
+        let fifth = try SourceSnapshot.digests(directory: root)
+        #expect(read(fourth)["new.policy"] == true && read(fifth)["new.policy"] == true)
+        let whole5 = try SourceSnapshot(directory: root).digest
+        #expect(fifth.digest == whole5 && fifth.digest != third.digest)
+    }
+}
