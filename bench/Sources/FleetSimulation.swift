@@ -5,7 +5,8 @@
 // with the store's own fetch, its own bookkeeping of the enrolled systems and overrides
 // (`EnrolledSystems`, `FleetOverrides`), its presence written under a lease of its own after
 // each change, its reconnection delays; the bytes it receives are its client's count.
-// What is shared: the compile. Hosts that receive the same policies get the same ruleset,
+// What is shared: the manifest's decoding and the chunks its patches make (`unpack`, done
+// once per change and counted in every agent's time), and the compile. Hosts that receive the same policies get the same ruleset,
 // so one `IncrementalHost` per kind of host takes each change (timed), and every agent of
 // that kind waits as long as that compile took, counted from the moment it had the change
 // in hand. The kernel is a sink that records the operations of the delta and sleeps the
@@ -69,6 +70,28 @@ final class SharedCompile: @unchecked Sendable {
     }
 
     var kindRulesets: [String: Ruleset] { lock.withLock { hosts.mapValues(\.ruleset) } }
+
+    /// The bundle of a watch event's value and the chunks its patches make from the chunks
+    /// `held` (the digests an agent holds): worked out by the first agent that asks and
+    /// timed, as the parse is; every agent holding the same chunks gets the same. Each
+    /// agent does this work on its own processor; done a thousand times over in this one
+    /// process, it measured the machine's two cores instead.
+    /// `seconds`: how long the caller is to count for it (0 for the agent that did it).
+    func unpack(_ value: Data, held: Set<String>) throws -> (bundle: FleetBundle, made: [String: Data], seconds: Double) {
+        let key = SHA256.hex(value) + "|" + SHA256.hex(Data(held.sorted().joined().utf8))
+        // Another agent's work: this one takes as long as that did.
+        if let done = lock.withLock({ unpacked[key] }) { return done }
+        let start = now()
+        let bundle = try FleetBundle.decode(value)
+        var have: [String: Data] = [:]
+        for patch in bundle.patches.values where held.contains(patch.base) { have[patch.base] = shelf.chunk(patch.base) }
+        let made = bundle.patched(from: have)
+        let result = (bundle, made, now() - start)
+        lock.withLock { unpacked[key] = result }
+        // The first agent spent that time already.
+        return (bundle, made, 0)
+    }
+    private var unpacked: [String: (bundle: FleetBundle, made: [String: Data], seconds: Double)] = [:]
 
     /// The outcome of the policy of `bundle` with the enrolled systems `enrolled`: computed by
     /// the first agent that asks, awaited by the others.
@@ -286,17 +309,16 @@ final class SimulatedAgent: @unchecked Sendable {
 
     private func take(_ response: WatchResponse) async throws {
         var changed = false
+        var ownSeconds = 0.0
         for event in response.events {
             let key = event.kv.keyString
             if key == layout.pushKey {
                 guard event.kind == .put else { continue }
-                let bundle = try FleetBundle.decode(event.kv.value)
+                // The manifest decoded and what its patches make from the chunks held (timed once, see `unpack`).
+                let (bundle, made, unpackSeconds) = try shared.unpack(event.kv.value, held: held)
                 guard bundle.digest != heldDigest else { continue }
+                ownSeconds += unpackSeconds
                 let named = Set(bundle.files.values.flatMap(\.chunks))
-                // What the manifest's patches make from chunks this agent holds, then the rest fetched.
-                var have: [String: Data] = [:]
-                for patch in bundle.patches.values where held.contains(patch.base) { have[patch.base] = shared.shelf.chunk(patch.base) }
-                let made = bundle.patched(from: have)
                 let fetched = try await store.chunks(Array(named.subtracting(held).subtracting(made.keys)))
                 shared.shelf.add(made)
                 shared.shelf.add(fetched)
@@ -314,7 +336,7 @@ final class SimulatedAgent: @unchecked Sendable {
         if text != rendered { rendered = text; changed = true }
         let revision = response.header.revision
         if changed {
-            let received = now()
+            let received = now() + ownSeconds
             let bundle = try await currentBundle()
             let result = await shared.result(bundle: bundle, enrolled: text, revision: revision)
             let outcome = result.kinds[kind]!
