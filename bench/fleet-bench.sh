@@ -144,3 +144,4 @@ if [ -s "$WORK/latency.ms" ]; then
 else
     echo "real agents: none applied the push"; tail -3 "$WORK"/agent-1?.log
 fi
+cp "$WORK/agent-11.log" "${KEEP_LOG:-/dev/null}" 2>/dev/null || true

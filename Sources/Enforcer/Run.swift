@@ -67,6 +67,7 @@ struct Run: ParsableCommand {
                     setup.grace = grace
                     setup.enrolled = prepared.enrolled
                     setup.rendered = prepared.rendered
+                    setup.chunks = prepared.chunks
                     let pipeline = Pipeline(source: mirror, stateDirectory: state.stateDir)
                     if let overrides = prepared.overrides {
                         // The fleet's overrides are in force from the first plan on: a trust the

@@ -43,7 +43,7 @@ struct SourceSnapshotTests {
         func read(_ snapshot: SourceSnapshot.Digests) -> [String: Bool] {
             Dictionary(uniqueKeysWithValues: snapshot.files.map { ($0.path, $0.content != nil) })
         }
-        // A change time cannot be set back: wait until both are settled (50 ms old).
+        // Wait until both are settled (50 ms old).
         Self.age(root + "/old.policy", by: 10)
         Thread.sleep(forTimeInterval: 0.2)
         let first = try SourceSnapshot.digests(directory: root)
@@ -52,6 +52,11 @@ struct SourceSnapshotTests {
         #expect(read(second) == ["old.policy": false, "new.policy": false], "settled files are known by their digests")
         let whole2 = try SourceSnapshot(directory: root).digest
         #expect(second.digest == first.digest && second.digest == whole2)
+
+        // Linked elsewhere (its change time moves): still known.
+        #expect(link(root + "/old.policy", root + "/linked.policy") == 0)
+        #expect(read(try SourceSnapshot.digests(directory: root))["old.policy"] == false)
+        #expect(unlink(root + "/linked.policy") == 0)
 
         // Replaced by a file of the same size, its times set back: another inode.
         try "SETTLED\n".write(toFile: root + "/old.policy", atomically: true, encoding: .utf8)

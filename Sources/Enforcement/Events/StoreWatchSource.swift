@@ -1,5 +1,6 @@
 import Compiler
 import Foundation
+import Kernel
 
 /// The fleet store's changes as daemon events: `FleetAgent` follows the store on the
 /// concurrency runtime's threads and wakes the loop through its pipe; here, on the loop's
@@ -31,7 +32,9 @@ final class StoreWatchSource: EventSource {
         var reasons: [String] = []
         do {
             if let bundle = update.bundle {
-                try mirror.write(update.files, revision: update.revision, digest: bundle.digest)
+                Trace.phase("store: update taken by the loop")
+                try mirror.write(update.files, revision: update.revision, digest: bundle.digest, unchanged: update.unchanged)
+                Trace.phase("store: mirror written")
                 reasons.append("pushed by \(bundle.pushedBy)" + (bundle.message.map { ": \($0)" } ?? "")
                                + (update.chunks.map { " (new chunks: \($0.patched) made from patches, \($0.fetched) fetched)" } ?? ""))
             }

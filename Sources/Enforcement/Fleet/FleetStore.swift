@@ -44,6 +44,7 @@ public struct FleetStore: Sendable {
         for (digest, data) in fetched { chunks[digest] = data }
         let files = try bundle.files.keys.sorted().map { path throws(FleetError) in
             var content = Data()
+            content.reserveCapacity(bundle.files[path]!.size)
             for digest in bundle.files[path]!.chunks {
                 guard let chunk = chunks[digest] else { throw .store("chunk \(digest) of \(path) is missing from the store") }
                 content.append(chunk)

@@ -74,8 +74,9 @@ public struct StoreMirror: PolicySource {
     }
 
     /// Replaces the files held with `files`, the bundle of `revision`; the file of the
-    /// enrolled systems is kept.
-    public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String) throws(FleetError) {
+    /// enrolled systems is kept. `unchanged`: paths whose file held is known to hold the same
+    /// bytes (the agent compared the chunks), linked without reading them.
+    public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String, unchanged: Set<String> = []) throws(FleetError) {
         let fm = FileManager.default
         let fresh = base + "/policy.new", old = base + "/policy.old"
         do {
@@ -91,7 +92,7 @@ public struct StoreMirror: PolicySource {
                 // A file the bundle did not change is the same file again (a hard link): not
                 // written, and the record's digest of it (see `SourceSnapshot.digests`) still holds.
                 let held = directory + "/" + file.path
-                if Self.sameBytes(held, file.content), link(held, path) == 0 { continue }
+                if unchanged.contains(file.path) || Self.sameBytes(held, file.content), link(held, path) == 0 { continue }
                 guard fm.createFile(atPath: path, contents: file.content) else { throw FleetError.store("cannot write \(path): \(SystemErrno(errno))") }
             }
             if let enrolled = fm.contents(atPath: enrolledFile) {

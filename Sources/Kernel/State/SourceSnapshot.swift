@@ -48,11 +48,17 @@ public struct SourceSnapshot: Sendable {
 
     /// The digest of `directory` and of each of its files, reading and hashing only the files
     /// this process has not hashed as they are now. A file is known by its device, inode,
-    /// size and modification and change times; it is remembered only when those times are
-    /// 50 ms older than the moment its reading began. The kernel stamps files with a coarse
-    /// clock (a few milliseconds behind), so a file written again after it was read gets
-    /// later times than that, and is never taken for the one hashed. A policy reloaded after a
-    /// one-line edit hashes that file only.
+    /// size and modification time; it is remembered only when that time is 50 ms older
+    /// than the moment its reading began. The kernel stamps files with a coarse clock (a few
+    /// milliseconds behind), so a file written again after it was read gets a later time
+    /// than that, and is never taken for the one hashed. A policy reloaded after a one-line
+    /// edit hashes that file only.
+    ///
+    /// Not the change time: a hard link or a rename changes it, and the fleet's mirror links
+    /// the files a push did not change into the directory of the new revision. Only a file
+    /// rewritten in place to the same size with its modification time set back by hand
+    /// escapes this; it changes the record of the source, never what is enforced (the
+    /// compile reads the files themselves).
     public static func digests(directory: String) throws(StateError) -> Digests {
         var files: [FileDigest] = []
         for (path, info) in try listing(directory) {
@@ -71,7 +77,7 @@ public struct SourceSnapshot: Sendable {
             let digest = SHA256.hex(data)
             // Remembered only when what was read is what the identity describes, and settled.
             func seconds(_ time: timespec) -> Double { Double(time.tv_sec) + Double(time.tv_nsec) / 1e9 }
-            if data.count == Int(info.st_size), seconds(info.st_mtim) < settled, seconds(info.st_ctim) < settled {
+            if data.count == Int(info.st_size), seconds(info.st_mtim) < settled {
                 known.remember(absolute, identity: identity, digest: digest)
             }
             files.append(FileDigest(path: path, size: data.count, digest: digest, content: data))
@@ -117,20 +123,18 @@ public struct SourceSnapshot: Sendable {
 
     struct FileIdentity: Equatable {
         var device: UInt64, inode: UInt64, size: Int64
-        var modified: timespec, changed: timespec
+        var modified: timespec
 
         init(_ info: stat) {
             device = UInt64(info.st_dev)
             inode = UInt64(info.st_ino)
             size = Int64(info.st_size)
             modified = info.st_mtim
-            changed = info.st_ctim
         }
 
         static func == (a: FileIdentity, b: FileIdentity) -> Bool {
             a.device == b.device && a.inode == b.inode && a.size == b.size
                 && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
         }
     }
 
