@@ -120,17 +120,16 @@ for round in 1 2 3; do
         sed -i "/^\[policy\] p-$((600 + s)): {/,/^}/s/allow: .*/allow: tcp\/$((5000 + 100 * round + k))/" "$WORK/sim/policy/rules.d/20-policies.policy"
     done
     "$ENFORCER" fleet push --dir "$WORK/sim/policy" --store "$url" --fleet bench --message "ports for the real agents, round $round" | tail -1
-    generation=$((round + 1))
     for k in $(seq "$REAL"); do
-        for _ in $(seq 400); do grep -q "applied generation $generation " "$WORK/agent-$((10 + k)).log" && break; sleep 0.05; done
+        for _ in $(seq 400); do grep -q "round $round (new chunks.*applied generation" "$WORK/agent-$((10 + k)).log" && break; sleep 0.05; done
     done
     sent=$(grep '"events"' "$WORK/watch.log" | sed -n "${round}p" | cut -d' ' -f1)
     for k in $(seq "$REAL"); do
-        stamp=$(grep -m1 "applied generation $generation " "$WORK/agent-$((10 + k)).log" | cut -d' ' -f1) || true
+        stamp=$(grep -m1 "round $round (new chunks.*applied generation" "$WORK/agent-$((10 + k)).log" | cut -d" " -f1) || true
         [ -n "$stamp" ] && [ -n "$sent" ] && awk -v a="$sent" -v b="$(date -d "$stamp" +%s.%N)" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >> "$WORK/latency.ms"
     done
 done
-grep -h 'applied generation [234] ' "$WORK"/agent-[1-9][0-9].log | sed 's/.*transaction of \([0-9.]*\) ms.*/\1/' | sort -n > "$WORK/tx.ms" || true
+grep -h 'ports for the real agents, round [123] (new chunks.*applied generation' "$WORK"/agent-[1-9][0-9].log | sed 's/.*transaction of \([0-9.]*\) ms.*/\1/' | sort -n > "$WORK/tx.ms" || true
 if [ -s "$WORK/latency.ms" ]; then
     sort -n "$WORK/latency.ms" -o "$WORK/latency.ms"
     n=$(wc -l < "$WORK/latency.ms")

@@ -99,6 +99,42 @@ import Testing
         #expect(keptSome >= 30, "most loads keep blocks: \(keptSome) of 40")
     }
 
+    /// A file whose stamp (inode, size, modification and change times) is as when it was
+    /// read is not read again; one rewritten to the same size with its modification time
+    /// put back is (its change time moved), and loads as from scratch.
+    @Test func aFileUnchangedSinceItWasReadIsNotReadAgain() throws {
+        let directory = try Directory()
+        let other = directory.path + "/rules.d/20-policies.policy"
+        try directory.write((0..<30).flatMap { Self.systemBlock($0) + [""] })
+        try Self.policyBlock("p-a", port: 22).joined(separator: "\n").write(toFile: other, atomically: true, encoding: .utf8)
+        Thread.sleep(forTimeInterval: 0.1)
+        let cache = ParseCache()
+        _ = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(cache.lastUnread.isEmpty)
+        // Only the policies' file changes.
+        try Self.policyBlock("p-a", port: 443).joined(separator: "\n").write(toFile: other, atomically: true, encoding: .utf8)
+        let second = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(cache.lastUnread.contains(directory.path + "/rules.d/10-all.policy") && !cache.lastUnread.contains(other), "\(cache.lastUnread)")
+        #expect(Self.described(second) == Self.described(PolicyLoader.load(directory: directory.path)))
+
+        // The systems' file rewritten in place, same size, its modification time put back.
+        let systems = directory.path + "/rules.d/10-all.policy"
+        var info = stat()
+        #expect(lstat(systems, &info) == 0)
+        var text = try String(contentsOfFile: systems, encoding: .utf8)
+        // s-1's tag only (the first t1): the others keep t1, which the policy names.
+        text.replaceSubrange(try #require(text.range(of: "tags: t1\n")), with: "tags: t4\n")
+        let handle = try #require(FileHandle(forWritingAtPath: systems))
+        handle.write(Data(text.utf8))
+        try handle.close()
+        var times = [info.st_atim, info.st_mtim]
+        #expect(utimensat(AT_FDCWD, systems, &times, 0) == 0)
+        let third = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(!cache.lastUnread.contains(systems))
+        #expect(Self.described(third) == Self.described(PolicyLoader.load(directory: directory.path)))
+        #expect(Self.described(third).contains { $0.hasPrefix("system s-1 ") && $0.hasSuffix("tags t4") }, "\(Self.described(third).prefix(3))")
+    }
+
     @Test func whatMustNotBeReadInPartsIsReadWhole() throws {
         let directory = try Directory()
         let cache = ParseCache()

@@ -96,10 +96,13 @@ public struct PolicyLoader: Sendable {
         var pending: [PendingBlock] = []
         var unread = false
         var cached: [String: ParseCache.File] = [:]
+        var takenByStamp = Set<String>()
         var kept = 0
         for (file, source) in zip(files, sources) {
             let known = cache?.file(file)
-            guard let (bytes, ends) = readBytes(source, advice: "split it into several files in rules.d/", old: known?.bytes) else { unread = true; continue }
+            guard let (bytes, ends, stamp) = readBytes(source, advice: "split it into several files in rules.d/", old: known.map { ($0.bytes, $0.stamp) })
+            else { unread = true; continue }
+            if let stamp, stamp == known?.stamp { takenByStamp.insert(file) }
             if cache != nil {
                 let parsed = ParseCache.blocks(file: file, bytes: bytes, cached: known, ends: ends)
                 diagnostics += parsed.diagnostics
@@ -107,7 +110,7 @@ public struct PolicyLoader: Sendable {
                 for block in parsed.blocks {
                     pending.append(PendingBlock(block: block.raw, file: file, order: pending.count, system: block.system))
                 }
-                if parsed.reusable { cached[file] = ParseCache.File(bytes: bytes, blocks: parsed.blocks) }
+                if parsed.reusable { cached[file] = ParseCache.File(bytes: bytes, blocks: parsed.blocks, stamp: stamp) }
                 continue
             }
             let parser = BlockParser(file: file, bytes: bytes)
@@ -131,7 +134,7 @@ public struct PolicyLoader: Sendable {
         kinds.systems = []
         if let cache, !diagnostics.contains(where: { $0.severity == .error }) {
             remember(systems, in: &cached)
-            cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept)
+            cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: takenByStamp)
         }
         let scope = NameScope(systems: systems)
         let policies = kinds.policies.compactMap { policy($0.block, order: $0.order, scope: scope) }
@@ -211,11 +214,17 @@ public struct PolicyLoader: Sendable {
     /// `old`: the file's bytes as the last load read and accepted them (see `ParseCache`):
     /// only the lines between the first and last changed byte are checked again, and where
     /// those bytes are is returned beside the new ones.
-    private mutating func readBytes(_ path: String, advice: String, old: [UInt8]?) -> (bytes: [UInt8], ends: (prefix: Int, suffix: Int)?)? {
+    /// `stamp`: the file's when it was opened (see `FileStamp`); when the stamp of the old
+    /// bytes still describes the file, they are the bytes, and the file is not read.
+    private mutating func readBytes(_ path: String, advice: String, old: ([UInt8], FileStamp?)?)
+        -> (bytes: [UInt8], ends: (prefix: Int, suffix: Int)?, stamp: FileStamp?)? {
         let here = SourceLocation(file: path, line: 1, column: 1)
         let bytes: [UInt8]
+        let stamp: FileStamp
         do throws(SourceFileFailure) {
             let file = try SourceFile(path: path)
+            stamp = file.stamp
+            if let (bytes, known) = old, let known, known.stillDescribes(stamp) { return (bytes, (bytes.count, bytes.count), known) }
             bytes = try file.readAll(limit: SourceLimits.policyFileBytes)
         } catch .tooLarge(let size) {
             diagnostics.append(.error(here, "\(path) is \(SourceLimits.text(bytes: size)), more than the limit of "
@@ -226,14 +235,14 @@ public struct PolicyLoader: Sendable {
             return nil
         }
         var ends: (prefix: Int, suffix: Int)?
-        if let old {
+        if let (old, _) = old {
             let (prefix, suffix) = ParseCache.commonEnds(old, bytes)
             ends = (prefix, suffix)
             // The changed lines, whole: a newline is never part of a longer UTF-8 sequence.
             var start = min(prefix, bytes.count), end = max(start, bytes.count - suffix)
             while start > 0 && bytes[start - 1] != .newline { start -= 1 }
             while end < bytes.count && bytes[end] != .newline { end += 1 }
-            if Self.linesAreValid(bytes.span.extracting(start..<end)) { return (bytes, ends) }
+            if Self.linesAreValid(bytes.span.extracting(start..<end)) { return (bytes, ends, stamp) }
             // Something is wrong in there: the whole file is checked, for the diagnostic's line.
         }
         if let long = bytes.span.firstLine(longerThan: SourceLimits.lineBytes) {
@@ -248,7 +257,7 @@ public struct PolicyLoader: Sendable {
             diagnostics.append(.error(here, "'\(path)' is not UTF-8 text"))
             return nil
         }
-        return (bytes, ends)
+        return (bytes, ends, stamp)
     }
 
     private static let confAdvice = "enforcer.conf holds settings only; is this the right file?"

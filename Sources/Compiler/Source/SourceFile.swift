@@ -29,13 +29,51 @@ enum SourceFileFailure: Error, Equatable {
     }
 }
 
+/// What the file system says of a file that changes whenever its bytes may have: device,
+/// inode, size, and the modification and change times to the nanosecond (the change time
+/// cannot be set from user space, so even a rewrite that puts the modification time back
+/// moves it). `settled`: both times were 50 ms older than the moment the file was opened,
+/// so a write after the file was read cannot carry them (the kernel's file clock runs a
+/// few milliseconds behind); only a settled stamp may stand for the bytes read.
+struct FileStamp: Equatable, Sendable {
+    var device: UInt64, inode: UInt64, size: Int64
+    var modified: (Int, Int), changed: (Int, Int)
+    var settled: Bool
+
+    init(_ status: stat, openedAt now: timespec) {
+        device = UInt64(status.st_dev)
+        inode = UInt64(status.st_ino)
+        size = Int64(status.st_size)
+        modified = (Int(status.st_mtim.tv_sec), Int(status.st_mtim.tv_nsec))
+        changed = (Int(status.st_ctim.tv_sec), Int(status.st_ctim.tv_nsec))
+        func seconds(_ time: (Int, Int)) -> Double { Double(time.0) + Double(time.1) / 1e9 }
+        let limit = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - 0.05
+        settled = seconds(modified) < limit && seconds(changed) < limit
+    }
+
+    /// The same file, unchanged since `self` was taken (settled).
+    func stillDescribes(_ now: FileStamp) -> Bool {
+        settled && device == now.device && inode == now.inode && size == now.size
+            && modified == now.modified && changed == now.changed
+    }
+
+    static func == (a: FileStamp, b: FileStamp) -> Bool {
+        a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified == b.modified && a.changed == b.changed
+            && a.settled == b.settled
+    }
+}
+
 /// An open regular file, closed when the value goes away.
 struct SourceFile: ~Copyable {
     private let descriptor: Int32
     /// The size the file system gave when the file was opened.
     let size: Int
+    /// Its stamp when it was opened.
+    let stamp: FileStamp
 
     init(path: String) throws(SourceFileFailure) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
         // Non-blocking, so that a FIFO without a writer is refused rather than waited on.
         descriptor = unsafe open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         if descriptor < 0 { throw .system(SystemErrno(errno)) }
@@ -50,6 +88,7 @@ struct SourceFile: ~Copyable {
             throw refused
         }
         size = Int(status.st_size)
+        stamp = FileStamp(status, openedAt: now)
     }
 
     deinit { close(descriptor) }

@@ -65,7 +65,9 @@ public struct Pipeline: Sendable {
     /// The expectations that fail against the policy files (runtime overrides do not count:
     /// expectations test what is written).
     public func failedExpectations(_ policy: PolicySet, ids: PolicyIDs = PolicyIDs(), at instant: Date) -> [Diagnostic] {
-        ExpectationRunner(graph: AccessGraph(policy, ids: ids), now: instant).run()
+        // The graph of a fleet's 10,000 systems takes 15–30 ms to build: not for no expectation.
+        guard !policy.expectations.isEmpty else { return [] }
+        return ExpectationRunner(graph: AccessGraph(policy, ids: ids), now: instant).run()
     }
 
     /// The access graph in force at `instant`: the files with the overrides applied.
