@@ -129,7 +129,7 @@ for round in 1 2 3; do
         [ -n "$stamp" ] && [ -n "$sent" ] && awk -v a="$sent" -v b="$(date -d "$stamp" +%s.%N)" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >> "$WORK/latency.ms"
     done
 done
-grep -h 'ports for the real agents, round [123] (new chunks.*applied generation' "$WORK"/agent-[1-9][0-9].log | sed 's/.*transaction of \([0-9.]*\) ms.*/\1/' | sort -n > "$WORK/tx.ms" || true
+grep -h 'ports for the real agents, round [123] (new chunks.*applied generation.*transaction of' "$WORK"/agent-[1-9][0-9].log | sed 's/.*transaction of \([0-9.]*\) ms.*/\1/' | sort -n > "$WORK/tx.ms" || true
 if [ -s "$WORK/latency.ms" ]; then
     sort -n "$WORK/latency.ms" -o "$WORK/latency.ms"
     n=$(wc -l < "$WORK/latency.ms")
