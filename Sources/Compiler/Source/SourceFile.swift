@@ -35,12 +35,12 @@ enum SourceFileFailure: Error, Equatable {
 /// moves it). `settled`: both times were 50 ms older than the moment the file was opened,
 /// so a write after the file was read cannot carry them (the kernel's file clock runs a
 /// few milliseconds behind); only a settled stamp may stand for the bytes read.
-struct FileStamp: Equatable, Sendable {
+public struct FileStamp: Equatable, Sendable {
     var device: UInt64, inode: UInt64, size: Int64
     var modified: (Int, Int), changed: (Int, Int)
-    var settled: Bool
+    public var settled: Bool
 
-    init(_ status: stat, openedAt now: timespec) {
+    public init(_ status: stat, openedAt now: timespec) {
         device = UInt64(status.st_dev)
         inode = UInt64(status.st_ino)
         size = Int64(status.st_size)
@@ -52,12 +52,12 @@ struct FileStamp: Equatable, Sendable {
     }
 
     /// The same file, unchanged since `self` was taken (settled).
-    func stillDescribes(_ now: FileStamp) -> Bool {
+    public func stillDescribes(_ now: FileStamp) -> Bool {
         settled && device == now.device && inode == now.inode && size == now.size
             && modified == now.modified && changed == now.changed
     }
 
-    static func == (a: FileStamp, b: FileStamp) -> Bool {
+    public static func == (a: FileStamp, b: FileStamp) -> Bool {
         a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified == b.modified && a.changed == b.changed
             && a.settled == b.settled
     }

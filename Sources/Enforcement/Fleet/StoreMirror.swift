@@ -8,8 +8,9 @@ import Kernel
 /// the agent (even restarted) keeps enforcing the last revision it took in (fail-static).
 ///
 /// `<state>/fleet/<fleet>/policy/` holds the files, `<state>/fleet/<fleet>/revision` says
-/// which revision and digest they are. A new revision is written beside the old one and
-/// swapped in by renames, so a crash leaves one or the other whole.
+/// which revision and digest they are. A new revision writes the files that changed beside
+/// their places and swaps them in by renames after a journal (see `write`), so a crash
+/// leaves one revision or the other whole.
 public struct StoreMirror: PolicySource {
     public let base: String
     public var directory: String { base + "/policy" }
@@ -74,45 +75,77 @@ public struct StoreMirror: PolicySource {
     }
 
     /// Replaces the files held with `files`, the bundle of `revision`; the file of the
-    /// enrolled systems is kept. `unchanged`: paths whose file held is known to hold the same
-    /// bytes (the agent compared the chunks), linked without reading them.
+    /// enrolled systems is kept. Only the files that changed are written: each beside its
+    /// place as `PATH.next`, then a journal (`revision.next`: the revision, and each file
+    /// to put in place or remove), then the renames, then the journal becomes `revision`. A
+    /// crash before the journal leaves the old revision whole (the `.next` files are
+    /// removed); after it, the swap is finished at the next start. A file left alone keeps
+    /// its inode and times, so the next load takes it by its stamp without reading it (see
+    /// `FileStamp`), and the record by its digest. `unchanged`: paths whose file held is
+    /// known to hold the same bytes (the agent compared the chunks), not even compared.
     public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String, unchanged: Set<String> = []) throws(FleetError) {
         let fm = FileManager.default
-        let fresh = base + "/policy.new", old = base + "/policy.old"
+        recover()
         do {
-            try? fm.removeItem(atPath: fresh)
-            try fm.createDirectory(atPath: fresh, withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let held = Set(heldPaths())
+            var journal = ["\(revision) \(digest)"]
             for file in files {
-                // Paths come from the store: nothing may climb out of the mirror.
-                guard !file.path.hasPrefix("/"), !file.path.split(separator: "/").contains("..") else {
+                // Paths come from the store: nothing may climb out of the mirror, or break a journal line.
+                guard !file.path.hasPrefix("/"), !file.path.split(separator: "/").contains(".."), !file.path.contains("\n"),
+                      !file.path.hasSuffix(Self.pending), file.path != "rules.d/" + Self.enrolledFileName else {
                     throw FleetError.store("the bundle names a file outside its directory: \(file.path)")
                 }
-                let path = fresh + "/" + file.path
+                let path = directory + "/" + file.path
+                if held.contains(file.path), unchanged.contains(file.path) || Self.sameBytes(path, file.content) { continue }
                 try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                // A file the bundle did not change is the same file again (a hard link): not
-                // written, and the record's digest of it (see `SourceSnapshot.digests`) still holds.
-                let held = directory + "/" + file.path
-                if unchanged.contains(file.path) || Self.sameBytes(held, file.content), link(held, path) == 0 { continue }
-                guard fm.createFile(atPath: path, contents: file.content) else { throw FleetError.store("cannot write \(path): \(SystemErrno(errno))") }
-            }
-            if let enrolled = fm.contents(atPath: enrolledFile) {
-                try fm.createDirectory(atPath: fresh + "/rules.d", withIntermediateDirectories: true)
-                guard fm.createFile(atPath: fresh + "/rules.d/" + Self.enrolledFileName, contents: enrolled) else {
-                    throw FleetError.store("cannot write the enrolled systems into \(fresh): \(SystemErrno(errno))")
+                guard fm.createFile(atPath: path + Self.pending, contents: file.content) else {
+                    throw FleetError.store("cannot write \(path + Self.pending): \(SystemErrno(errno))")
                 }
+                journal.append("put " + file.path)
             }
-            try? fm.removeItem(atPath: old)
-            if fm.fileExists(atPath: directory) { try fm.moveItem(atPath: directory, toPath: old) }
-            try fm.moveItem(atPath: fresh, toPath: directory)
-            try? fm.removeItem(atPath: old)
-            let record = base + "/revision.new"
-            try "\(revision) \(digest)\n".write(toFile: record, atomically: false, encoding: .utf8)
-            _ = rename(record, base + "/revision")
+            for path in held.subtracting(files.map(\.path)).sorted() { journal.append("remove " + path) }
+            try (journal.joined(separator: "\n") + "\n").write(toFile: base + "/revision" + Self.pending, atomically: false, encoding: .utf8)
+            try finish()
         } catch let error as FleetError {
             throw error
         } catch {
             throw .store("cannot write the mirror of the fleet's policy in \(base): \(SystemErrno.describe(error))")
         }
+    }
+
+    /// The suffix of a file written but not yet in place, and of the journal.
+    static let pending = ".next"
+
+    /// The files of the pushed bundle held, relative to the directory (not the enrolled
+    /// systems' file, nor files pending).
+    private func heldPaths() -> [String] {
+        let fm = FileManager.default
+        return (fm.subpaths(atPath: directory) ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return fm.fileExists(atPath: directory + "/" + path, isDirectory: &isDirectory) && !isDirectory.boolValue
+                && !path.hasSuffix(Self.pending) && path != "rules.d/" + Self.enrolledFileName
+        }
+    }
+
+    /// Carries out the journal: every file put in place, every file removed, then the
+    /// journal becomes the record of the revision held. Each step may have been done
+    /// already (a swap finished after a crash).
+    private func finish() throws {
+        let journal = base + "/revision" + Self.pending
+        let lines = try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").map(String.init)
+        guard let head = lines.first else { return }
+        for line in lines.dropFirst() {
+            if line.hasPrefix("put ") {
+                let path = directory + "/" + line.dropFirst(4)
+                if rename(path + Self.pending, path) != 0, errno != ENOENT { throw FleetError.store("cannot rename into \(path): \(SystemErrno(errno))") }
+            } else if line.hasPrefix("remove ") {
+                let path = directory + "/" + line.dropFirst(7)
+                if unlink(path) != 0, errno != ENOENT { throw FleetError.store("cannot remove \(path): \(SystemErrno(errno))") }
+            }
+        }
+        try (head + "\n").write(toFile: journal, atomically: false, encoding: .utf8)
+        guard rename(journal, base + "/revision") == 0 else { throw FleetError.store("cannot rename into \(base)/revision: \(SystemErrno(errno))") }
     }
 
     /// Whether the file at `path` holds exactly `content` (its size first, so a changed file is rarely read).
@@ -122,11 +155,20 @@ public struct StoreMirror: PolicySource {
         return FileManager.default.contents(atPath: path) == content
     }
 
-    /// A crash between the two renames of `write` leaves the old files aside: put them back.
+    /// After a crash: a swap whose journal was written is finished; files written before
+    /// their journal are removed, the old revision standing. (A mirror written by the
+    /// release before the journal, a directory swapped whole, may have left its old files
+    /// aside: they are put back.)
     private func recover() {
         let fm = FileManager.default
         if !fm.fileExists(atPath: directory), fm.fileExists(atPath: base + "/policy.old") {
             try? fm.moveItem(atPath: base + "/policy.old", toPath: directory)
+        }
+        if fm.fileExists(atPath: base + "/revision" + Self.pending) {
+            try? finish()
+        }
+        for path in fm.subpaths(atPath: directory) ?? [] where path.hasSuffix(Self.pending) {
+            try? fm.removeItem(atPath: directory + "/" + path)
         }
     }
 }

@@ -47,27 +47,19 @@ public struct SourceSnapshot: Sendable {
     }
 
     /// The digest of `directory` and of each of its files, reading and hashing only the files
-    /// this process has not hashed as they are now. A file is known by its device, inode,
-    /// size and modification time; it is remembered only when that time is 50 ms older
-    /// than the moment its reading began. The kernel stamps files with a coarse clock (a few
-    /// milliseconds behind), so a file written again after it was read gets a later time
-    /// than that, and is never taken for the one hashed. A policy reloaded after a one-line
-    /// edit hashes that file only.
-    ///
-    /// Not the change time: a hard link or a rename changes it, and the fleet's mirror links
-    /// the files a push did not change into the directory of the new revision. Only a file
-    /// rewritten in place to the same size with its modification time set back by hand
-    /// escapes this; it changes the record of the source, never what is enforced (the
-    /// compile reads the files themselves).
+    /// this process has not hashed as they are now: a file is known by its `FileStamp`
+    /// (device, inode, size, modification and change times, settled 50 ms before it was
+    /// read), as the policy loader knows the files it need not read again. A policy reloaded
+    /// after a one-line edit hashes that file only; the fleet's mirror leaves the files a
+    /// push did not change as they are.
     public static func digests(directory: String) throws(StateError) -> Digests {
         var files: [FileDigest] = []
         for (path, info) in try listing(directory) {
+            let absolute = directory + "/" + path
             var now = timespec()
             clock_gettime(CLOCK_REALTIME, &now)
-            let settled = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - 0.05
-            let absolute = directory + "/" + path
-            let identity = FileIdentity(info)
-            if let digest = known.digest(of: absolute, identity: identity) {
+            let stamp = FileStamp(info, openedAt: now)
+            if let digest = known.digest(of: absolute, stamp: stamp) {
                 files.append(FileDigest(path: path, size: Int(info.st_size), digest: digest, content: nil))
                 continue
             }
@@ -75,11 +67,8 @@ public struct SourceSnapshot: Sendable {
                 throw StateError(description: "cannot read \(absolute): \(SystemErrno(errno))")
             }
             let digest = SHA256.hex(data)
-            // Remembered only when what was read is what the identity describes, and settled.
-            func seconds(_ time: timespec) -> Double { Double(time.tv_sec) + Double(time.tv_nsec) / 1e9 }
-            if data.count == Int(info.st_size), seconds(info.st_mtim) < settled {
-                known.remember(absolute, identity: identity, digest: digest)
-            }
+            // Remembered only when what was read is what the stamp describes, and settled.
+            if data.count == Int(info.st_size), stamp.settled { known.remember(absolute, stamp: stamp, digest: digest) }
             files.append(FileDigest(path: path, size: data.count, digest: digest, content: data))
         }
         return Digests(digest: compose(files.map { ($0.path, $0.size, $0.digest) }), files: files)
@@ -121,39 +110,22 @@ public struct SourceSnapshot: Sendable {
         return found.sorted { $0.path < $1.path }
     }
 
-    struct FileIdentity: Equatable {
-        var device: UInt64, inode: UInt64, size: Int64
-        var modified: timespec
-
-        init(_ info: stat) {
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-            size = Int64(info.st_size)
-            modified = info.st_mtim
-        }
-
-        static func == (a: FileIdentity, b: FileIdentity) -> Bool {
-            a.device == b.device && a.inode == b.inode && a.size == b.size
-                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-        }
-    }
-
     /// The digests this process computed, by absolute path.
     private static let known = KnownDigests()
 
     private final class KnownDigests: @unchecked Sendable {
         private let lock = NSLock()
-        private var byPath: [String: (identity: FileIdentity, digest: String)] = [:]
+        private var byPath: [String: (stamp: FileStamp, digest: String)] = [:]
 
-        func digest(of path: String, identity: FileIdentity) -> String? {
-            lock.withLock { byPath[path].flatMap { $0.identity == identity ? $0.digest : nil } }
+        func digest(of path: String, stamp: FileStamp) -> String? {
+            lock.withLock { byPath[path].flatMap { $0.stamp.stillDescribes(stamp) ? $0.digest : nil } }
         }
 
-        func remember(_ path: String, identity: FileIdentity, digest: String) {
+        func remember(_ path: String, stamp: FileStamp, digest: String) {
             lock.withLock {
                 // A bound, so a process that sees many directories (tests) does not grow without end.
                 if byPath.count >= 4_096 { byPath.removeAll() }
-                byPath[path] = (identity, digest)
+                byPath[path] = (stamp, digest)
             }
         }
     }
