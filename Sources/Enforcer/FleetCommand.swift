@@ -271,14 +271,18 @@ extension FleetCommand {
             var uses = 1
             @Option(help: ArgumentHelp("It enrols nothing after this long (e.g. 24h).", valueName: "DURATION"))
             var expires: DurationArgument?
+            @Option(help: ArgumentHelp("The systems it enrols are removed from every receiver this long after the key is made (e.g. 720h; `fleet expire` changes it for one).",
+                                       valueName: "DURATION"))
+            var systemExpires: DurationArgument?
 
             func run() throws {
                 let tags = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                let uses = uses, expires = expires?.seconds
+                let uses = uses, expires = expires?.seconds, systemsExpire = systemExpires?.seconds
                 try FleetCommand.withEnrolment(store) { enrolment in
-                    let (key, record) = try await enrolment.createKey(tags: tags, uses: uses, expires: expires)
+                    let (key, record) = try await enrolment.createKey(tags: tags, uses: uses, expires: expires, systemsExpire: systemsExpire)
                     return [key, "enrolment key \(record.id): tags \(tags.isEmpty ? "none" : tags.joined(separator: ", ")), "
                             + "\(counted(uses, "use"))" + (record.expires.map { ", enrols nothing after \($0)" } ?? ", no expiry")
+                            + (record.systemsExpire.map { ", the systems it enrols expire at \($0)" } ?? "")
                             + "; on a new host: enforcer enrol --store URL --fleet \(enrolment.store.layout.fleet) --key KEY"]
                 }
             }
@@ -294,7 +298,7 @@ extension FleetCommand {
                     guard !keys.isEmpty else { return ["no enrolment key in fleet \(enrolment.store.layout.fleet)"] }
                     return keys.map { key, unused in
                         "\(key.id)  tags \(key.tags.isEmpty ? "none" : key.tags.joined(separator: ","))  \(unused) of \(key.uses) unused"
-                            + (key.expires.map { "  expires \($0)" } ?? "") + "  created \(key.createdAt) by \(key.createdBy)"
+                            + (key.expires.map { "  expires \($0)" } ?? "") + (key.systemsExpire.map { "  systems expire \($0)" } ?? "") + "  created \(key.createdAt) by \(key.createdBy)"
                     }
                 }
             }

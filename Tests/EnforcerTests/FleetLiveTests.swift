@@ -1,3 +1,4 @@
+import Compiler
 import Foundation
 import Testing
 
@@ -449,6 +450,23 @@ struct FleetLiveTests {
         return Dictionary(uniqueKeysWithValues: lines.map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 3 }.map { ($0[0], (user: $0[1], password: $0[2])) })
     }
 
+    /// The `expires` of each grant (`desired/enrolled/<slot>`) of key `id`, as root reads them.
+    static func grants(of id: String, rootPassword: String, in store: Store) throws -> [String?] {
+        let script = """
+            import base64, json, sys, urllib.request
+            def call(path, body, token=None):
+                request = urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode(), headers={"Authorization": token} if token else {})
+                return json.loads(urllib.request.urlopen(request).read())
+            token = call("/v3/auth/authenticate", {"name": "root", "password": sys.argv[1]})["token"]
+            prefix = "/enforcer/lab/desired/enrolled/" + sys.argv[2] + "-"
+            answer = call("/v3/kv/range", {"key": base64.b64encode(prefix.encode()).decode(), "range_end": base64.b64encode(prefix[:-1].encode() + b".").decode()}, token)
+            for kv in answer.get("kvs", []):
+                print(json.loads(base64.b64decode(kv["value"])).get("expires") or "-")
+            """
+        return try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, rootPassword, id]).stdout
+            .split(separator: "\n").map { $0 == "-" ? nil : String($0) }
+    }
+
     /// An enrolled host's credentials file: its etcd user, password and slot.
     static func credentials(_ state: String) throws -> (user: String, password: String, slot: String) {
         let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: state + "/fleet/lab/credentials"))) as! [String: Any]
@@ -534,6 +552,16 @@ struct FleetLiveTests {
         #expect(dropped != nil && Date().timeIntervalSince(expiredAt) > 1.5, "dropped at the expiry, not before: \(db.text)")
         print("fleet expire --after 3s → app-2 dropped by db-1 after \(String(format: "%.2f s", Date().timeIntervalSince(expiredAt)))")
         #expect(try !lab.echoes(from: "app-2", to: "10.20.2.11", port: 22, timeout: 1))
+        // A key whose systems expire: each of its enrolments carries that time in the grant
+        // written now (what `fleet expire` rewrites, and what db-1 dropped app-2 by above).
+        let expiringKey = try store.fleet(["key", "create", "--tags", "servers", "--uses", "2", "--system-expires", "720h"])
+        #expect(expiringKey.status == 0 && expiringKey.stdout.contains("the systems it enrols expire at "), "\(expiringKey.stdout)\(expiringKey.stderr)")
+        let expiringID = String(expiringKey.stdout.split(separator: ".")[0])
+        let grants = try Self.grants(of: expiringID, rootPassword: "root secret", in: store)
+        let month = Date().addingTimeInterval(720 * 3600)
+        #expect(grants.count == 2 && grants.allSatisfy { abs(($0.flatMap(ISO8601.date) ?? .distantPast).timeIntervalSince(month)) < 60 }, "\(grants)")
+        let listed = try store.fleet(["key", "list"]).stdout
+        #expect(listed.split(separator: "\n").contains { $0.hasPrefix(expiringID) && $0.contains("  systems expire ") }, "\(listed)")
         let pushedExpiry = try store.fleet(["expire", "db-1", "--after", "1h"])
         #expect(pushedExpiry.status == 1 && pushedExpiry.stderr.contains("a system of the pushed policy cannot expire"), "\(pushedExpiry.stderr)")
 

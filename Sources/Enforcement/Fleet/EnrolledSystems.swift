@@ -30,6 +30,8 @@ public enum Enrolment {
         public var expires: String?
         public var createdBy: String
         public var createdAt: String
+        /// When the systems it enrols stop being systems (`--system-expires`), nil: never.
+        public var systemsExpire: String?
     }
 
     /// An enrolment not yet used (`slots/<id>/<n>`): the etcd user the host that claims it

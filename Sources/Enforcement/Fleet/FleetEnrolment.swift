@@ -57,15 +57,19 @@ public struct FleetEnrolment: Sendable {
         }
     }
 
-    /// A new key: its id and secret (`ID.SECRET`, shown once), its record.
-    public func createKey(tags: [String], uses: Int, expires: TimeInterval?, at instant: Date = Date()) async throws(FleetError) -> (key: String, record: Enrolment.Key) {
+    /// A new key: its id and secret (`ID.SECRET`, shown once), its record. `systemsExpire`:
+    /// the systems it enrols stop being systems this long after the key is made (the grant
+    /// each slot gets now says when; the host that claims it cannot change that).
+    public func createKey(tags: [String], uses: Int, expires: TimeInterval?, systemsExpire: TimeInterval? = nil,
+                          at instant: Date = Date()) async throws(FleetError) -> (key: String, record: Enrolment.Key) {
         for tag in tags where !Enrolment.isPlainName(tag) { throw .usage("tag '\(tag)': use letters, digits, '.', '_' or '-'") }
         guard (1...Self.maximumUses).contains(uses) else { throw .usage("--uses: from 1 to \(Self.maximumUses)") }
         try await ensureRoles()
         let id = Self.randomHex(bytes: 4), secret = Self.randomHex(bytes: 24)
         let by = Actor.current(purpose: "fleet key create")
+        let systemsEnd = systemsExpire.map { ISO8601.string(instant.addingTimeInterval($0)) }
         let record = Enrolment.Key(id: id, tags: tags, uses: uses, expires: expires.map { ISO8601.string(instant.addingTimeInterval($0)) },
-                                   createdBy: by, createdAt: ISO8601.string(instant))
+                                   createdBy: by, createdAt: ISO8601.string(instant), systemsExpire: systemsEnd)
         let keyUser = layout.keyUser(id)
         try await step("create the key's user") {
             try await client.addUser(keyUser, password: secret)
@@ -80,7 +84,7 @@ public struct FleetEnrolment: Sendable {
         }
         for use in 1...uses {
             let slot = "\(id)-\(use)", user = layout.hostUser(slot), password = Self.randomHex(bytes: 24)
-            let grant = Enrolment.Grant(slot: slot, key: id, tags: tags, expires: nil, createdBy: by)
+            let grant = Enrolment.Grant(slot: slot, key: id, tags: tags, expires: systemsEnd, createdBy: by)
             let claim = Enrolment.Slot(slot: slot, user: user, password: password)
             try await step("create the host user of slot \(slot)") {
                 try await client.addUser(user, password: password)
