@@ -93,54 +93,69 @@ for spec in "1 sys-1" "2 sys-0"; do
     grep -m1 'applied generation 1' "$WORK/agent-$1.log" | cut -c1-220
 done
 
-# The real agents: REAL hosts sys-11.., each a receiver of a policy (p-(600+s), receivers
-# svc-s) that each of three pushes changes. A plain watcher of the bundle key stamps when etcd
-# sent each push's event; each agent's log stamps when its kernel took the change. Their
-# logged kernel transaction is what the simulated sink stands for.
+# The real agents: hosts sys-11.., each a receiver of a policy (p-(600+s), receivers svc-s)
+# that each push changes. A plain watcher of the bundle key stamps when etcd sent each push's
+# event; each agent's log stamps when its kernel took the change. Three pushes reach FEW
+# agents first (3: each has a core most of the time), then three more reach all REAL (20:
+# they queue for this machine's two cores). Their logged kernel transaction is what the
+# simulated sink stands for.
+FEW=$(( REAL < 3 ? REAL : 3 ))
 for k in 1 2; do kill "$(cat "$WORK/agent-$k.pid")" 2>/dev/null || true; done  # the cold-start agents are done
 # One after another: twenty agents fetching 19.5 MB each at the same instant time out on
 # this machine's two cores. Each start is timed as the cold starts above.
 : > "$WORK/cold.ms"
-for k in $(seq "$REAL"); do
-    start=$EPOCHREALTIME
-    agent $((10 + k)) "sys-$((10 + k))"
-    wait_applied "$WORK/agent-$((10 + k)).log"
-    awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f\n", (b - a) * 1000 }' >> "$WORK/cold.ms"
-done
+start_agents() {  # start_agents FROM TO: agents sys-(10+FROM) … sys-(10+TO)
+    for k in $(seq "$1" "$2"); do
+        start=$EPOCHREALTIME
+        agent $((10 + k)) "sys-$((10 + k))"
+        wait_applied "$WORK/agent-$((10 + k)).log"
+        awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f\n", (b - a) * 1000 }' >> "$WORK/cold.ms"
+    done
+}
+key=$(printf '/enforcer/bench/desired/bundle' | base64 -w0)
+timeout 900 curl -sN -X POST "$url/v3/watch" -d "{\"create_request\":{\"key\":\"$key\"}}" \
+    | while IFS= read -r line; do echo "$EPOCHREALTIME $line"; done > "$WORK/watch.log" &
+pushes() {  # pushes FIRST_ROUND N: three pushes, rounds FIRST_ROUND…+2, each changing the policy of agents 1…N; prints their latencies
+    local n=$2 from=$1
+    : > "$WORK/latency.ms"; : > "$WORK/tx.ms"
+    for round in $(seq "$from" $((from + 2))); do
+        for k in $(seq "$n"); do
+            s=$((10 + k))
+            sed -i "/^\[policy\] p-$((600 + s)): {/,/^}/s/allow: .*/allow: tcp\/$((5000 + 100 * round + k))/" "$WORK/sim/policy/rules.d/20-policies.policy"
+        done
+        "$ENFORCER" fleet push --dir "$WORK/sim/policy" --store "$url" --fleet bench --message "ports for the real agents, round $round" | tail -1
+        for k in $(seq "$n"); do
+            for _ in $(seq 400); do grep -q "round $round (new chunks.*applied generation" "$WORK/agent-$((10 + k)).log" && break; sleep 0.05; done
+        done
+        sent=$(grep '"events"' "$WORK/watch.log" | sed -n "${round}p" | cut -d' ' -f1)
+        for k in $(seq "$n"); do
+            line=$(grep -m1 "round $round (new chunks.*applied generation" "$WORK/agent-$((10 + k)).log") || true
+            stamp=$(echo "$line" | cut -d" " -f1)
+            [ -n "$stamp" ] && [ -n "$sent" ] && awk -v a="$sent" -v b="$(date -d "$stamp" +%s.%N)" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >> "$WORK/latency.ms"
+            case "$line" in *"transaction of "*) echo "$line" | sed 's/.*transaction of \([0-9.]*\) ms.*/\1/' >> "$WORK/tx.ms" ;; esac
+        done
+    done
+    if [ -s "$WORK/latency.ms" ]; then
+        sort -n "$WORK/latency.ms" -o "$WORK/latency.ms"; sort -n "$WORK/tx.ms" -o "$WORK/tx.ms"
+        local count p50 p99 max
+        count=$(wc -l < "$WORK/latency.ms")
+        pct() { awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i] }' "$WORK/latency.ms"; }
+        p50=$(pct 50) p99=$(pct 99) max=$(tail -1 "$WORK/latency.ms")
+        verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v <= g) ? "met" : "MISSED" }'; }
+        echo "real agents: push → applied, etcd's event to a plain watcher → each agent's kernel commit, $count applies ($n agents × 3 pushes, all on this machine's $(nproc) cores): p50 $p50 ms (goal ≤ 100: $(verdict "$p50" 100)), p99 $p99 ms (goal ≤ 250: $(verdict "$p99" 250)), max $max ms (goal ≤ 500: $(verdict "$max" 500))"
+        [ -s "$WORK/tx.ms" ] && echo "real agents: kernel transaction ms of those deltas: median $(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' "$WORK/tx.ms"), max $(tail -1 "$WORK/tx.ms") (the simulated sink slept $SINK_MS)"
+    else
+        echo "real agents: none of $n applied the pushes"; tail -3 "$WORK"/agent-1?.log
+    fi
+}
+start_agents 1 "$FEW"
+sleep 0.5
+pushes 1 "$FEW"
+grep -h 'applied generation 2 ' "$WORK"/agent-11.log | head -1 | cut -c1-300
+if [ "$REAL" -gt "$FEW" ]; then
+    start_agents $((FEW + 1)) "$REAL"
+    pushes 4 "$REAL"
+fi
 sort -n "$WORK/cold.ms" -o "$WORK/cold.ms"
 echo "real agents: cold starts of sys-11 … sys-$((10 + REAL)), one after another: p50 $(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' "$WORK/cold.ms") ms, max $(tail -1 "$WORK/cold.ms") ms (goal ≤ 1000 ms)"
-key=$(printf '/enforcer/bench/desired/bundle' | base64 -w0)
-timeout 300 curl -sN -X POST "$url/v3/watch" -d "{\"create_request\":{\"key\":\"$key\"}}" \
-    | while IFS= read -r line; do echo "$EPOCHREALTIME $line"; done > "$WORK/watch.log" &
-sleep 0.5
-: > "$WORK/latency.ms"
-for round in 1 2 3; do
-    for k in $(seq "$REAL"); do
-        s=$((10 + k))
-        sed -i "/^\[policy\] p-$((600 + s)): {/,/^}/s/allow: .*/allow: tcp\/$((5000 + 100 * round + k))/" "$WORK/sim/policy/rules.d/20-policies.policy"
-    done
-    "$ENFORCER" fleet push --dir "$WORK/sim/policy" --store "$url" --fleet bench --message "ports for the real agents, round $round" | tail -1
-    for k in $(seq "$REAL"); do
-        for _ in $(seq 400); do grep -q "round $round (new chunks.*applied generation" "$WORK/agent-$((10 + k)).log" && break; sleep 0.05; done
-    done
-    sent=$(grep '"events"' "$WORK/watch.log" | sed -n "${round}p" | cut -d' ' -f1)
-    for k in $(seq "$REAL"); do
-        stamp=$(grep -m1 "round $round (new chunks.*applied generation" "$WORK/agent-$((10 + k)).log" | cut -d" " -f1) || true
-        [ -n "$stamp" ] && [ -n "$sent" ] && awk -v a="$sent" -v b="$(date -d "$stamp" +%s.%N)" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }' >> "$WORK/latency.ms"
-    done
-done
-grep -h 'ports for the real agents, round [123] (new chunks.*applied generation.*transaction of' "$WORK"/agent-[1-9][0-9].log | sed 's/.*transaction of \([0-9.]*\) ms.*/\1/' | sort -n > "$WORK/tx.ms" || true
-if [ -s "$WORK/latency.ms" ]; then
-    sort -n "$WORK/latency.ms" -o "$WORK/latency.ms"
-    n=$(wc -l < "$WORK/latency.ms")
-    pct() { awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; print v[i] }' "$WORK/latency.ms"; }
-    p50=$(pct 50) p99=$(pct 99) max=$(tail -1 "$WORK/latency.ms")
-    verdict() { awk -v v="$1" -v g="$2" 'BEGIN { print (v <= g) ? "met" : "MISSED" }'; }
-    echo "real agents: push → applied, etcd's event to a plain watcher → each agent's kernel commit, $n applies ($REAL agents × 3 pushes, all on this machine's $(nproc) cores): p50 $p50 ms (goal ≤ 100: $(verdict "$p50" 100)), p99 $p99 ms (goal ≤ 250: $(verdict "$p99" 250)), max $max ms (goal ≤ 500: $(verdict "$max" 500))"
-    median=$(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' "$WORK/tx.ms")
-    echo "real agents: kernel transaction ms of those deltas: median $median, max $(tail -1 "$WORK/tx.ms") (the simulated sink slept $SINK_MS)"
-    grep -h 'applied generation 2 ' "$WORK"/agent-11.log | head -1 | cut -c1-300
-else
-    echo "real agents: none applied the push"; tail -3 "$WORK"/agent-1?.log
-fi
 cp "$WORK/agent-11.log" "${KEEP_LOG:-/dev/null}" 2>/dev/null || true
