@@ -432,39 +432,33 @@ struct FleetLiveTests {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// The unused slots of key `id` as root reads them: slot name → (user, password).
-    static func slots(of id: String, rootPassword: String, in store: Store) throws -> [String: (user: String, password: String)] {
+    /// The JSON values of the keys under `prefix`, as root reads them with etcd's HTTP gateway.
+    static func valuesAsRoot(under prefix: String, rootPassword: String, in store: Store) throws -> [[String: Any]] {
         let script = """
             import base64, json, sys, urllib.request
             def call(path, body, token=None):
                 request = urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode(), headers={"Authorization": token} if token else {})
                 return json.loads(urllib.request.urlopen(request).read())
             token = call("/v3/auth/authenticate", {"name": "root", "password": sys.argv[1]})["token"]
-            prefix = "/enforcer/lab/slots/" + sys.argv[2] + "/"
-            answer = call("/v3/kv/range", {"key": base64.b64encode(prefix.encode()).decode(), "range_end": base64.b64encode(prefix[:-1].encode() + b"0").decode()}, token)
+            prefix = sys.argv[2].encode()
+            end = prefix[:-1] + bytes([prefix[-1] + 1])
+            answer = call("/v3/kv/range", {"key": base64.b64encode(prefix).decode(), "range_end": base64.b64encode(end).decode()}, token)
             for kv in answer.get("kvs", []):
-                slot = json.loads(base64.b64decode(kv["value"]))
-                print(slot["slot"], slot["user"], slot["password"])
+                print(kv["value"])
             """
-        let lines = try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, rootPassword, id]).stdout.split(separator: "\n")
-        return Dictionary(uniqueKeysWithValues: lines.map { $0.split(separator: " ").map(String.init) }.filter { $0.count == 3 }.map { ($0[0], (user: $0[1], password: $0[2])) })
+        let lines = try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, rootPassword, prefix]).stdout.split(separator: "\n")
+        return try lines.compactMap { Data(base64Encoded: String($0)) }.map { try JSONSerialization.jsonObject(with: $0) as! [String: Any] }
+    }
+
+    /// The unused slots of key `id` as root reads them: slot name → (user, password).
+    static func slots(of id: String, rootPassword: String, in store: Store) throws -> [String: (user: String, password: String)] {
+        let values = try valuesAsRoot(under: "/enforcer/lab/slots/\(id)/", rootPassword: rootPassword, in: store)
+        return Dictionary(uniqueKeysWithValues: values.map { ($0["slot"] as! String, (user: $0["user"] as! String, password: $0["password"] as! String)) })
     }
 
     /// The `expires` of each grant (`desired/enrolled/<slot>`) of key `id`, as root reads them.
     static func grants(of id: String, rootPassword: String, in store: Store) throws -> [String?] {
-        let script = """
-            import base64, json, sys, urllib.request
-            def call(path, body, token=None):
-                request = urllib.request.Request("http://127.0.0.1:2379" + path, data=json.dumps(body).encode(), headers={"Authorization": token} if token else {})
-                return json.loads(urllib.request.urlopen(request).read())
-            token = call("/v3/auth/authenticate", {"name": "root", "password": sys.argv[1]})["token"]
-            prefix = "/enforcer/lab/desired/enrolled/" + sys.argv[2] + "-"
-            answer = call("/v3/kv/range", {"key": base64.b64encode(prefix.encode()).decode(), "range_end": base64.b64encode(prefix[:-1].encode() + b".").decode()}, token)
-            for kv in answer.get("kvs", []):
-                print(json.loads(base64.b64decode(kv["value"])).get("expires") or "-")
-            """
-        return try run("/usr/sbin/ip", ["netns", "exec", store.namespace, "python3", "-c", script, rootPassword, id]).stdout
-            .split(separator: "\n").map { $0 == "-" ? nil : String($0) }
+        try valuesAsRoot(under: "/enforcer/lab/desired/enrolled/\(id)-", rootPassword: rootPassword, in: store).map { $0["expires"] as? String }
     }
 
     /// An enrolled host's credentials file: its etcd user, password and slot.
