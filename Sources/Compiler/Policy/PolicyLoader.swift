@@ -100,9 +100,9 @@ public struct PolicyLoader: Sendable {
         var kept = 0
         for (file, source) in zip(files, sources) {
             let known = cache?.file(file)
-            guard let (bytes, ends, stamp) = readBytes(source, advice: "split it into several files in rules.d/", old: known.map { ($0.bytes, $0.stamp) })
+            guard let (bytes, ends, stamp, takenAsKnown) = readBytes(source, advice: "split it into several files in rules.d/", old: known.map { ($0.bytes, $0.stamp) })
             else { unread = true; continue }
-            if let stamp, stamp == known?.stamp { takenByStamp.insert(file) }
+            if takenAsKnown { takenByStamp.insert(file) }
             if cache != nil {
                 let parsed = ParseCache.blocks(file: file, bytes: bytes, cached: known, ends: ends)
                 diagnostics += parsed.diagnostics
@@ -215,16 +215,17 @@ public struct PolicyLoader: Sendable {
     /// only the lines between the first and last changed byte are checked again, and where
     /// those bytes are is returned beside the new ones.
     /// `stamp`: the file's when it was opened (see `FileStamp`); when the stamp of the old
-    /// bytes still describes the file, they are the bytes, and the file is not read.
+    /// bytes still describes the file, they are the bytes, and the file is not read
+    /// (`takenAsKnown`).
     private mutating func readBytes(_ path: String, advice: String, old: ([UInt8], FileStamp?)?)
-        -> (bytes: [UInt8], ends: (prefix: Int, suffix: Int)?, stamp: FileStamp?)? {
+        -> (bytes: [UInt8], ends: (prefix: Int, suffix: Int)?, stamp: FileStamp, takenAsKnown: Bool)? {
         let here = SourceLocation(file: path, line: 1, column: 1)
         let bytes: [UInt8]
         let stamp: FileStamp
         do throws(SourceFileFailure) {
             let file = try SourceFile(path: path)
             stamp = file.stamp
-            if let (bytes, known) = old, let known, known.stillDescribes(stamp) { return (bytes, (bytes.count, bytes.count), known) }
+            if let (bytes, known) = old, let known, known.stillDescribes(stamp) { return (bytes, (bytes.count, bytes.count), known, true) }
             bytes = try file.readAll(limit: SourceLimits.policyFileBytes)
         } catch .tooLarge(let size) {
             diagnostics.append(.error(here, "\(path) is \(SourceLimits.text(bytes: size)), more than the limit of "
@@ -242,7 +243,7 @@ public struct PolicyLoader: Sendable {
             var start = min(prefix, bytes.count), end = max(start, bytes.count - suffix)
             while start > 0 && bytes[start - 1] != .newline { start -= 1 }
             while end < bytes.count && bytes[end] != .newline { end += 1 }
-            if Self.linesAreValid(bytes.span.extracting(start..<end)) { return (bytes, ends, stamp) }
+            if Self.linesAreValid(bytes.span.extracting(start..<end)) { return (bytes, ends, stamp, false) }
             // Something is wrong in there: the whole file is checked, for the diagnostic's line.
         }
         if let long = bytes.span.firstLine(longerThan: SourceLimits.lineBytes) {
@@ -257,7 +258,7 @@ public struct PolicyLoader: Sendable {
             diagnostics.append(.error(here, "'\(path)' is not UTF-8 text"))
             return nil
         }
-        return (bytes, ends, stamp)
+        return (bytes, ends, stamp, false)
     }
 
     private static let confAdvice = "enforcer.conf holds settings only; is this the right file?"

@@ -35,7 +35,7 @@ enum SourceFileFailure: Error, Equatable {
 /// moves it). `settled`: both times were 50 ms older than the moment the file was opened,
 /// so a write after the file was read cannot carry them (the kernel's file clock runs a
 /// few milliseconds behind); only a settled stamp may stand for the bytes read.
-public struct FileStamp: Equatable, Sendable {
+public struct FileStamp: Sendable {
     var device: UInt64, inode: UInt64, size: Int64
     var modified: (Int, Int), changed: (Int, Int)
     public var settled: Bool
@@ -55,11 +55,6 @@ public struct FileStamp: Equatable, Sendable {
     public func stillDescribes(_ now: FileStamp) -> Bool {
         settled && device == now.device && inode == now.inode && size == now.size
             && modified == now.modified && changed == now.changed
-    }
-
-    public static func == (a: FileStamp, b: FileStamp) -> Bool {
-        a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified == b.modified && a.changed == b.changed
-            && a.settled == b.settled
     }
 }
 

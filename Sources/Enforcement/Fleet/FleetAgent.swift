@@ -19,8 +19,9 @@ public final class FleetAgent: @unchecked Sendable {
         public var revision: Int64
         public var bundle: FleetBundle?
         public var files: [(path: String, content: Data)] = []
-        /// The files whose chunks are those of the bundle the mirror holds: linked, not written.
-        public var unchanged: Set<String> = []
+        /// The files whose chunks are those of the bundle of digest `since`: the mirror, when
+        /// it holds that bundle, leaves them as they are without comparing them.
+        public var unchanged: (since: String, paths: Set<String>)?
         /// The bundle's new chunks: how many the manifest's patches made from chunks held,
         /// how many were fetched (nil when it had none).
         public var chunks: (patched: Int, fetched: Int)?
@@ -259,10 +260,8 @@ public final class FleetAgent: @unchecked Sendable {
         lock.withLock {
             var update = pending ?? Update(revision: revision)
             update.revision = max(update.revision, revision)
-            // Unchanged since the bundle the mirror holds, which is the last one handed over
-            // unless that one still waits here for the loop.
-            let mirrored = update.bundle == nil ? heldBundle : nil
-            update.unchanged = mirrored.map { held in Set(files.map(\.path).filter { held.files[$0] == bundle.files[$0] }) } ?? []
+            // Unchanged since the last bundle handed over; the mirror checks that it holds that one.
+            update.unchanged = heldBundle.map { held in (held.digest, Set(files.map(\.path).filter { held.files[$0] == bundle.files[$0] })) }
             update.bundle = bundle
             update.files = files
             heldBundle = bundle

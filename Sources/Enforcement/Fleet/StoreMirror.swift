@@ -81,11 +81,14 @@ public struct StoreMirror: PolicySource {
     /// crash before the journal leaves the old revision whole (the `.next` files are
     /// removed); after it, the swap is finished at the next start. A file left alone keeps
     /// its inode and times, so the next load takes it by its stamp without reading it (see
-    /// `FileStamp`), and the record by its digest. `unchanged`: paths whose file held is
-    /// known to hold the same bytes (the agent compared the chunks), not even compared.
-    public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String, unchanged: Set<String> = []) throws(FleetError) {
+    /// `FileStamp`), and the record by its digest. `unchanged`: paths whose bytes are those
+    /// of the bundle of digest `since` (the agent compared the chunks): while the mirror
+    /// holds that bundle (a write may have failed since), they are not even compared.
+    public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String,
+                      unchanged: (since: String, paths: Set<String>)? = nil) throws(FleetError) {
         let fm = FileManager.default
         recover()
+        let trusted = unchanged.flatMap { held()?.digest == $0.since ? $0.paths : nil } ?? []
         do {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let held = Set(heldPaths())
@@ -97,7 +100,7 @@ public struct StoreMirror: PolicySource {
                     throw FleetError.store("the bundle names a file outside its directory: \(file.path)")
                 }
                 let path = directory + "/" + file.path
-                if held.contains(file.path), unchanged.contains(file.path) || Self.sameBytes(path, file.content) { continue }
+                if held.contains(file.path), trusted.contains(file.path) || Self.sameBytes(path, file.content) { continue }
                 try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 guard fm.createFile(atPath: path + Self.pending, contents: file.content) else {
                     throw FleetError.store("cannot write \(path + Self.pending): \(SystemErrno(errno))")
