@@ -124,6 +124,102 @@ struct FleetBundleTests {
         #expect(decoded.patched(from: [:]).isEmpty)
         let wrong = Dictionary(uniqueKeysWithValues: decoded.patches.values.map { ($0.base, Data("other bytes\n".utf8)) })
         #expect(decoded.patched(from: wrong).isEmpty)
+        // What every agent receives is the head: a few hundred bytes, not the 16 KB table.
+        let head = try bundle.head(since: old).encoded()
+        #expect(head.count < 1_000, "\(edit): the head is \(head.count) bytes")
+        let resolved = try FleetBundle.Head.decode(head).bundle(holding: old)
+        #expect(resolved?.files == bundle.files && resolved?.patches == bundle.patches)
+    }
+
+    /// Files of a few sizes: a table of several files, one of them large.
+    static let files: [(String, Data)] = [("enforcer.conf", Data("[kernel]\n".utf8)), ("rules.d/10-systems.policy", text(systems: 20_000, seed: 21)),
+                                          ("rules.d/20-more.policy", text(systems: 300, seed: 22))]
+
+    enum TableChange: CaseIterable { case fileAdded, fileRemoved, oneFileEdited, sameFiles }
+
+    @Test("a head is the table's edit: an agent holding the bundle before makes the new table, any other reads it", arguments: TableChange.allCases)
+    func headsEditTheTableHeld(_ change: TableChange) throws {
+        var after = Self.files
+        switch change {
+        case .fileAdded: after.append(("rules.d/30-new.policy", Self.text(systems: 50, seed: 23)))
+        case .fileRemoved: after.remove(at: 2)
+        case .oneFileEdited: after[1].1 = Self.apply(.changeOneByte, to: after[1].1, seed: 3)
+        case .sameFiles: break
+        }
+        let (old, _) = FleetBundle.make(SourceSnapshot(files: Self.files), pushedBy: "a", message: nil, checkedAt: 0)
+        let (new, _) = FleetBundle.make(SourceSnapshot(files: after), pushedBy: "b", message: "why", checkedAt: 4, at: Date(timeIntervalSince1970: 1_800_000_000.123))
+        let value = try new.head(since: old).encoded()
+        #expect(value.count < 1_000 + (change == .fileAdded ? 100 : 0), "\(change): \(value.count) bytes")
+        let head = try FleetBundle.Head.decode(value)
+        #expect(head.table == new.table && head.since == old.table && head.digest == new.digest)
+        let made = head.bundle(holding: old)
+        #expect(made?.files == new.files && made?.message == "why" && made?.checkedAt == 4 && made?.pushedBy == "b")
+        #expect(made.map { abs($0.pushedAt.timeIntervalSince(new.pushedAt)) < 0.001 } == true)
+        // Holding nothing, or another bundle: the table must be read.
+        let (other, _) = FleetBundle.make(SourceSnapshot(files: [("x.policy", Data("# x\n".utf8))]), pushedBy: "c", message: nil, checkedAt: 0)
+        #expect(head.bundle(holding: nil) == nil)
+        #expect(head.bundle(holding: other) == nil)
+        #expect(try head.bundle(table: new.tableData()).files == new.files)
+        #expect(throws: FleetError.self) { try head.bundle(table: Data("{\"files\": 3}".utf8)) }
+    }
+
+    @Test("a file's edit, applied to its old chunks, gives its new ones, whatever the lists", arguments: Array(UInt64(1)...40))
+    func editsOfChunkListsRoundTrip(_ seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        // Few distinct digests, so repeats and reorderings happen too.
+        func list() -> [String] { (0..<Int.random(in: 0...30, using: &generator)).map { _ in "c\(Int.random(in: 0..<12, using: &generator))" } }
+        let old = list()
+        var new = old
+        for _ in 0..<Int.random(in: 0...4, using: &generator) {
+            let at = Int.random(in: 0...new.count, using: &generator)
+            switch Int.random(in: 0..<3, using: &generator) {
+            case 0: new.insert("n\(Int.random(in: 0..<5, using: &generator))", at: at)
+            case 1: if at < new.count { new.remove(at: at) }
+            default: if at < new.count { new[at] = "n\(Int.random(in: 0..<5, using: &generator))" }
+            }
+        }
+        for (a, b) in [(old, new), (new, old), (old, list()), ([], old), (old, [])] {
+            let edit = FleetBundle.Edit.between(a, b, size: 0)
+            #expect(edit.apply(to: a) == b, "\(a) → \(b): \(edit.hunks)")
+        }
+        // One chunk changed in the middle of many is one hunk of one chunk.
+        let long = (0..<200).map { "k\($0)" }
+        var one = long
+        one[120] = "changed"
+        #expect(FleetBundle.Edit.between(long, one, size: 0).hunks == [.init(at: 120, remove: 1, insert: ["changed"])])
+    }
+
+    @Test func aFirstHeadCarriesASmallTableAndALargeEditIsReadNotSent() throws {
+        // A first push of a small policy: an edit of the empty table, made by any agent.
+        let (small, _) = FleetBundle.make(SourceSnapshot(files: [("a.policy", Self.text(systems: 50, seed: 1))]), pushedBy: "a", message: nil, checkedAt: 0)
+        let first = try FleetBundle.Head.decode(small.head(since: nil).encoded())
+        #expect(first.since == nil && first.bundle(holding: nil)?.files == small.files)
+        // A rewrite of 14 MB changes hundreds of chunks: the head names the table without the edits.
+        let (old, _) = FleetBundle.make(SourceSnapshot(files: [("a.policy", Self.text(systems: 60_000, seed: 1))]), pushedBy: "a", message: nil, checkedAt: 0)
+        let (new, _) = FleetBundle.make(SourceSnapshot(files: [("a.policy", Self.text(systems: 60_000, seed: 2))]), pushedBy: "a", message: nil, checkedAt: 1)
+        #expect(new.files["a.policy"]!.chunks.count > FleetBundle.editLimit)
+        let value = try new.head(since: old).encoded()
+        #expect(value.count < 1_000)
+        let head = try FleetBundle.Head.decode(value)
+        #expect(head.edits == nil && head.bundle(holding: old) == nil)
+        #expect(try head.bundle(table: new.tableData()).files == new.files)
+    }
+
+    @Test func aHeadWhoseEditsDoNotMakeItsTableIsNotTaken() throws {
+        let (old, _) = FleetBundle.make(SourceSnapshot(files: Self.files), pushedBy: "a", message: nil, checkedAt: 0)
+        var after = Self.files
+        after[1].1 = Self.apply(.insertLine, to: after[1].1, seed: 4)
+        let (new, _) = FleetBundle.make(SourceSnapshot(files: after), pushedBy: "a", message: nil, checkedAt: 1)
+        var head = new.head(since: old)
+        let path = "rules.d/10-systems.policy"
+        // Out of bounds, and in bounds but not the table named: neither makes a bundle.
+        var outOfBounds = head
+        outOfBounds.edits?[path]?.hunks[0].remove += 10_000
+        #expect(outOfBounds.bundle(holding: old) == nil)
+        head.edits?[path]?.hunks[0].insert.append(String(repeating: "0", count: 64))
+        #expect(head.bundle(holding: old) == nil)
+        // A value this enforcer does not know says so.
+        #expect(throws: FleetError.self) { try FleetBundle.Head.decode(Data("{\"format\": 3, \"table\": \"x\", \"digest\": \"d\", \"pushed_by\": \"a\", \"pushed_at\": \"\", \"checked_at\": 0}".utf8)) }
     }
 
     @Test func aRewrittenFileHasNoPatchesAndAnOldManifestDecodes() throws {

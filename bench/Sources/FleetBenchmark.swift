@@ -113,7 +113,7 @@ enum FleetBenchmark {
         let pushStart = now()
         let first = try await push("the benchmark policy")
         let current = try await store.bundle()
-        _ = try await store.push(first.bundle, chunks: first.chunks, expecting: current.modRevision)
+        _ = try await store.push(first.bundle, chunks: first.chunks, expecting: current.modRevision, previous: current.bundle)
         print(String(format: "store: pushed %d files, %d chunks, %.1f MB in %.1f s", first.bundle.files.count, first.chunks.count,
                      Double(first.chunks.values.reduce(0) { $0 + $1.count }) / 1e6, now() - pushStart))
         var bundle = first.bundle
@@ -185,10 +185,13 @@ enum FleetBenchmark {
         }
         func pushChange(_ name: String) async throws -> Change {
             let made = try await push(name)
+            let expecting = try await store.bundle().modRevision
             let start = now()
-            let rev = try await store.push(made.bundle, chunks: [:], expecting: try await store.bundle().modRevision)
+            let rev = try await store.push(made.bundle, chunks: [:], expecting: expecting, previous: bundle)
+            // What the push wrote: the watched head, the table of files, the new chunks.
+            let written = try made.bundle.head(since: bundle).encoded().count + made.bundle.tableData().count + made.newBytes
             bundle = made.bundle
-            return Change(name: name, revision: rev, start: start, changedBytes: try made.bundle.encoded().count + made.newBytes)
+            return Change(name: name, revision: rev, start: start, changedBytes: written)
         }
         func makeChange(_ index: Int) async throws -> Change {
             let round = index / 4 + 1

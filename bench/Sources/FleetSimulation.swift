@@ -77,21 +77,28 @@ final class SharedCompile: @unchecked Sendable {
     /// agent does this work on its own processor; done a thousand times over in this one
     /// process, it measured the machine's two cores instead.
     /// `seconds`: how long the caller is to count for it (0 for the agent that did it).
-    func unpack(_ value: Data, held: Set<String>) throws -> (bundle: FleetBundle, made: [String: Data], seconds: Double) {
-        let key = SHA256.hex(value) + "|" + SHA256.hex(Data(held.sorted().joined().utf8))
+    /// `bundle` is nil when the head's edits do not apply to `holding`: that agent reads the
+    /// table of files from the store, as a real one does.
+    func unpack(_ value: Data, holding: FleetBundle?, held: Set<String>) throws -> (bundle: FleetBundle?, made: [String: Data], seconds: Double) {
+        let key = SHA256.hex(value) + "|" + (holding?.digest ?? "-") + "|" + SHA256.hex(Data(held.sorted().joined().utf8))
         // Another agent's work: this one takes as long as that did.
         if let done = lock.withLock({ unpacked[key] }) { return done }
         let start = now()
-        let bundle = try FleetBundle.decode(value)
-        var have: [String: Data] = [:]
-        for patch in bundle.patches.values where held.contains(patch.base) { have[patch.base] = shelf.chunk(patch.base) }
-        let made = bundle.patched(from: have)
+        let bundle = try FleetBundle.Head.decode(value).bundle(holding: holding)
+        let made = bundle.map { patched($0, held: held) } ?? [:]
         let result = (bundle, made, now() - start)
         lock.withLock { unpacked[key] = result }
         // The first agent spent that time already.
         return (bundle, made, 0)
     }
-    private var unpacked: [String: (bundle: FleetBundle, made: [String: Data], seconds: Double)] = [:]
+    private var unpacked: [String: (bundle: FleetBundle?, made: [String: Data], seconds: Double)] = [:]
+
+    /// The chunks `bundle`'s patches make from the chunks `held`.
+    func patched(_ bundle: FleetBundle, held: Set<String>) -> [String: Data] {
+        var have: [String: Data] = [:]
+        for patch in bundle.patches.values where held.contains(patch.base) { have[patch.base] = shelf.chunk(patch.base) }
+        return bundle.patched(from: have)
+    }
 
     /// The outcome of the policy of `bundle` with the enrolled systems `enrolled`: computed by
     /// the first agent that asks, awaited by the others.
@@ -315,9 +322,14 @@ final class SimulatedAgent: @unchecked Sendable {
             if key == layout.pushKey {
                 guard event.kind == .put else { continue }
                 // The manifest decoded and what its patches make from the chunks held (timed once, see `unpack`).
-                let (bundle, made, unpackSeconds) = try shared.unpack(event.kv.value, held: held)
-                guard bundle.digest != heldDigest else { continue }
+                guard try FleetBundle.Head.decode(event.kv.value).digest != heldDigest else { continue }
+                var (bundle, made, unpackSeconds) = try shared.unpack(event.kv.value, holding: try? await currentBundle(), held: held)
                 ownSeconds += unpackSeconds
+                if bundle == nil {
+                    let read = try await store.resolve(event.kv.value).bundle
+                    (bundle, made) = (read, shared.patched(read, held: held))
+                }
+                guard let bundle else { continue }
                 let named = Set(bundle.files.values.flatMap(\.chunks))
                 let fetched = try await store.chunks(Array(named.subtracting(held).subtracting(made.keys)))
                 shared.shelf.add(made)

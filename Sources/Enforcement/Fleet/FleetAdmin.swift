@@ -40,7 +40,7 @@ public struct FleetAdmin {
         let (made, chunks) = FleetBundle.make(snapshot, pushedBy: Actor.current(purpose: "fleet push"), message: message,
                                               checkedAt: expected, at: instant)
         let bundle = try waitFor { await store.withPatches(made, chunks: chunks, since: current.bundle) }
-        let revision = try waitFor { try await store.push(bundle, chunks: chunks, expecting: expected) }
+        let revision = try waitFor { try await store.push(bundle, chunks: chunks, expecting: expected, previous: current.bundle) }
         let changed = bundle.changedPaths(since: current.bundle)
         lines.append("pushed revision \(revision) to fleet \(store.layout.fleet): \(counted(changed.count, "file")) changed"
                      + (changed.isEmpty ? "" : " (\(changed.prefix(8).joined(separator: ", "))\(changed.count > 8 ? ", …" : ""))")
@@ -136,16 +136,19 @@ public struct FleetAdmin {
         let entries = try waitFor { try await store.history(limit: limit) }
         guard !entries.isEmpty else { return ["fleet \(store.layout.fleet) has no policy yet"] }
         return entries.map { entry in
-            "revision \(entry.revision)  \(ISO8601.string(entry.bundle.pushedAt))  \(entry.bundle.pushedBy)  "
-                + "\(counted(entry.bundle.files.count, "file")), digest \(entry.bundle.digest.prefix(12))"
-                + (entry.bundle.message.map { "  \"\($0)\"" } ?? "")
+            "revision \(entry.revision)  \(ISO8601.string(entry.head.pushedAt))  \(entry.head.pushedBy)  "
+                + (entry.bundle.map { counted($0.files.count, "file") } ?? "files collected by `fleet gc`") + ", digest \(entry.head.digest.prefix(12))"
+                + (entry.head.message.map { "  \"\($0)\"" } ?? "")
         }
     }
 
     /// Pushes the bundle of `revision` again, as a new revision.
     public func rollback(to revision: Int64, message: String?) throws -> [String] {
         let store = store
-        let old = try waitFor { try await store.bundle(at: revision) }
+        let gone = FleetError.usage("revision \(revision) cannot be restored: its files were removed by `fleet gc` "
+                                    + "(it keeps those of the last --keep-revisions revisions); push its policy from a directory instead")
+        let old: FleetStore.Read
+        do { old = try waitFor { try await store.bundle(at: revision) } } catch FleetError.missing { throw gone }
         guard let bundle = old.bundle else { throw FleetError.usage("fleet \(store.layout.fleet) had no policy at revision \(revision)") }
         let current = try waitFor { try await store.bundle() }
         if current.bundle?.digest == bundle.digest {
@@ -158,13 +161,10 @@ public struct FleetAdmin {
         restored.checkedAt = current.modRevision
         // `fleet gc` may have deleted the chunks of a revision older than those it kept.
         let missing = try waitFor { try await store.missingChunks(of: bundle) }
-        if !missing.isEmpty {
-            throw FleetError.usage("revision \(revision) cannot be restored: \(counted(missing.count, "chunk")) of its files \(missing.count == 1 ? "was" : "were") removed by `fleet gc` "
-                                   + "(it keeps the chunks of the last --keep-revisions revisions); push its policy from a directory instead")
-        }
+        if !missing.isEmpty { throw gone }
         // A `fleet gc` after this check makes the push below fail rather than name a deleted chunk.
         let again = restored
-        let pushed = try waitFor { try await store.push(again, chunks: [:], expecting: current.modRevision) }
+        let pushed = try waitFor { try await store.push(again, chunks: [:], expecting: current.modRevision, previous: current.bundle) }
         return ["pushed revision \(pushed) to fleet \(store.layout.fleet): the policy of revision \(revision) (digest \(bundle.digest.prefix(12)))"]
     }
 

@@ -63,7 +63,8 @@ public final class FleetAgent: @unchecked Sendable {
     /// The chunks of the bundle held, by digest; read from the mirror once, then kept from
     /// each fetch: only the follow task uses them.
     private var heldChunks: [String: Data]?
-    /// The bundle last handed to the loop (nil until the first: the mirror's own is not read).
+    /// The bundle last handed to the loop, or the one `prepare` read (nil when it could not
+    /// read the store). A push's head is an edit of it.
     private var heldBundle: FleetBundle?
     /// The enrolled systems as the watch told them; nil until a full read of `desired/`
     /// (after a start with the store down, its first reconnection).
@@ -90,6 +91,7 @@ public final class FleetAgent: @unchecked Sendable {
         self.wake = wake
         taken = EnrolledSystems.definedNames(in: setup.mirror.pushedFiles())
         heldChunks = setup.chunks
+        heldBundle = setup.bundle
         enrolled = setup.enrolled
         rendered = setup.rendered.map { ($0.text, $0.systems) }
         overrides = setup.overrides
@@ -107,6 +109,8 @@ public final class FleetAgent: @unchecked Sendable {
         /// The chunks of the bundle the mirror holds, when `prepare` read them: the agent
         /// keeps them rather than reading and hashing the mirror again at the first push.
         public var chunks: [String: Data]?
+        /// The bundle of the store when the mirror holds it: the next push's head edits it.
+        public var bundle: FleetBundle?
     }
 
     /// Brings the mirror up to the store's `desired/` keys (the bundle and the enrolled
@@ -127,7 +131,7 @@ public final class FleetAgent: @unchecked Sendable {
         }
         let desired = DesiredKeys(response.kvs, layout: layout)
         let enrolled = desired.enrolled, overrides = desired.overrides
-        guard let pushed = desired.pushed, let bundle = try? FleetBundle.decode(pushed.value) else {
+        guard let pushed = desired.pushed, let bundle = try? waitFor({ try await store.resolve(pushed.value).bundle }) else {
             if let held {
                 log(.warning("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)"))
                 return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
@@ -148,7 +152,7 @@ public final class FleetAgent: @unchecked Sendable {
         for problem in rendering.problems { log(.warning("store: \(problem)")) }
         log(.info("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
             + counted(rendering.systems.count, "enrolled system"), ["event": "store", "revision": "\(response.header.revision)"]))
-        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering, overrides: overrides, chunks: chunks)
+        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering, overrides: overrides, chunks: chunks, bundle: bundle)
     }
 
     /// Starts following the store from the revision after `revision`.
@@ -212,7 +216,7 @@ public final class FleetAgent: @unchecked Sendable {
                     for event in response.events {
                         let key = event.kv.keyString
                         if key == settings.layout.pushKey {
-                            if event.kind == .put { try await deliver(FleetBundle.decode(event.kv.value), revision: event.kv.modRevision) }
+                            if event.kind == .put { try await deliver(event.kv.value, revision: event.kv.modRevision) }
                         } else {
                             let value = event.kind == .put ? event.kv.value : nil
                             if lock.withLock({ overrides.take(key: key, value: value, layout: settings.layout) }) {
@@ -241,12 +245,17 @@ public final class FleetAgent: @unchecked Sendable {
         }
     }
 
-    /// A bundle whose files differ from those held goes to the loop.
-    private func deliver(_ bundle: FleetBundle, revision: Int64) async throws {
-        guard lock.withLock({ heldDigest }) != bundle.digest else { return }
+    /// A bundle whose files differ from those held goes to the loop. `value` is the watched
+    /// key's: its table of files made from the bundle held, or read.
+    private func deliver(_ value: Data, revision: Int64) async throws {
+        let head = try FleetBundle.Head.decode(value)
+        guard lock.withLock({ heldDigest }) != head.digest else { return }
         Trace.phase("store: bundle of revision \(revision) received")
-        let (files, chunks, patched, fetched) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
+        let (bundle, tableRead) = try await store.resolve(value, holding: heldBundle)
+        var (files, chunks, patched, fetched) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
         heldChunks = chunks
+        // The table of files is a chunk too: fetched when the head's edit did not apply to the bundle held.
+        if tableRead { fetched += 1 }
         Trace.phase("store: files made (\(patched) chunks patched, \(fetched) fetched)")
         var byFile: [String: (chunks: [String], names: Set<String>)] = [:]
         for file in files where !file.path.hasSuffix("/" + StoreMirror.enrolledFileName) {
@@ -292,7 +301,7 @@ public final class FleetAgent: @unchecked Sendable {
         }) {
             deliverOverrides(revision: response.header.revision)
         }
-        if let pushed = desired.pushed { try await deliver(FleetBundle.decode(pushed.value), revision: pushed.modRevision) }
+        if let pushed = desired.pushed { try await deliver(pushed.value, revision: pushed.modRevision) }
         let now = Date()
         lock.withLock {
             if let old = enrolled {
@@ -431,6 +440,8 @@ public struct FleetAgentSetup: Sendable {
     public var overrides = FleetOverrides()
     /// The chunks of the mirror's bundle, when `prepare` read them.
     public var chunks: [String: Data]?
+    /// The store's bundle that the mirror holds, from `prepare`.
+    public var bundle: FleetBundle?
 
     public init(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, host: String) {
         self.settings = settings

@@ -16,6 +16,11 @@ import Kernel
 /// replaces (`patches`): an agent that holds the old chunk makes the new one from it and
 /// fetches nothing. Without that, a one-line edit had every agent of the fleet fetch the
 /// same 64 KB chunk at once, which is what a push's latency was made of.
+///
+/// The table of files itself (every chunk's digest: 16 KB at 14 MB of policy) is a chunk
+/// too; the key every agent watches holds a `Head`: the table's digest, and how the table
+/// differs from the one before. Every agent receives that key's every value, so a one-line
+/// edit sends each a few hundred bytes, not the whole table.
 public struct FleetBundle: Sendable, Equatable {
     public struct File: Sendable, Equatable, Codable {
         public var size: Int
@@ -133,15 +138,195 @@ public struct FleetBundle: Sendable, Equatable {
                             checkedAt: checkedAt), chunks)
     }
 
-    /// The manifest's bytes (JSON, keys sorted so equal bundles are equal bytes).
+    /// The manifest's bytes as the store held them before heads: the whole table inline
+    /// (JSON, keys sorted so equal bundles are equal bytes). Still read (`Head.decode`).
     public func encoded() throws(FleetError) -> Data {
         do { return try FleetStore.jsonEncoder.encode(Manifest(self)) } catch { throw .store("cannot encode the bundle: \(error)") }
     }
 
     public static func decode(_ data: Data) throws(FleetError) -> FleetBundle {
-        do { return try FleetStore.jsonDecoder.decode(Manifest.self, from: data).bundle } catch {
-            throw .store("the store's bundle is not one enforcer wrote (\(error))")
+        let head = try Head.decode(data)
+        guard let bundle = head.bundle(holding: nil) else { throw .store("the store's bundle names its table of files (\(head.table.prefix(12))): read it with the store") }
+        return bundle
+    }
+
+    // MARK: The table of files, and the head that names it
+
+    /// The table of files as the chunk `chunk/<table>` holds it: JSON, keys sorted.
+    public func tableData() -> Data {
+        // Encoding strings and integers cannot fail.
+        (try? FleetStore.jsonEncoder.encode(Table(files: files))) ?? Data()
+    }
+
+    /// The digest of `tableData()`: the chunk that names this bundle's files.
+    public var table: String { SHA256.hex(tableData()) }
+
+    struct Table: Codable {
+        var files: [String: File]
+    }
+
+    /// A file's chunks as an edit of its chunks in the bundle before (a new file's: of none).
+    public struct Edit: Sendable, Equatable, Codable {
+        public var size: Int
+        /// In order of `at`, the places that differ: at old chunk `at`, `remove` chunks go and `insert` come.
+        public var hunks: [Hunk]
+
+        public struct Hunk: Sendable, Equatable, Codable {
+            public var at: Int
+            public var remove: Int
+            public var insert: [String]
         }
+
+        /// The edit from chunks `old` to `new`. Content-defined chunks keep their order, so a
+        /// chunk of `old` found again in `new` is where both agree; what lies between such
+        /// places is a hunk.
+        static func between(_ old: [String], _ new: [String], size: Int) -> Edit {
+            var index: [String: Int] = [:]
+            for (position, digest) in old.enumerated() where index[digest] == nil { index[digest] = position }
+            var hunks: [Hunk] = [], pending: [String] = []
+            var at = 0
+            for digest in new {
+                if let found = index[digest], found >= at {
+                    if found > at || !pending.isEmpty { hunks.append(Hunk(at: at, remove: found - at, insert: pending)) }
+                    at = found + 1
+                    pending = []
+                } else {
+                    pending.append(digest)
+                }
+            }
+            if at < old.count || !pending.isEmpty { hunks.append(Hunk(at: at, remove: old.count - at, insert: pending)) }
+            return Edit(size: size, hunks: hunks)
+        }
+
+        /// `old` edited; nil when the hunks do not fit it.
+        func apply(to old: [String]) -> [String]? {
+            var out: [String] = []
+            out.reserveCapacity(old.count + hunks.reduce(0) { $0 + $1.insert.count })
+            var at = 0
+            for hunk in hunks {
+                guard hunk.at >= at, hunk.remove >= 0, hunk.at + hunk.remove <= old.count else { return nil }
+                out += old[at..<hunk.at]
+                out += hunk.insert
+                at = hunk.at + hunk.remove
+            }
+            return out + old[at...]
+        }
+
+        var inserted: Int { hunks.reduce(0) { $0 + $1.insert.count } }
+    }
+
+    /// The value of the watched key: what a push changed, small whatever the policy's size.
+    /// `edits` turn the table `since` into `table`; an agent holding the bundle of `since`
+    /// makes the new table from them, any other reads the chunk `table` (`FleetStore.resolve`).
+    public struct Head: Sendable, Equatable {
+        public var table: String
+        /// The table the edits apply to; nil: to an empty one.
+        public var since: String?
+        /// nil when they would be too large to send to every agent: the table is read instead.
+        public var edits: [String: Edit]?
+        public var removed: [String]
+        public var digest: String
+        public var pushedBy: String
+        public var pushedAt: Date
+        public var message: String?
+        public var checkedAt: Int64
+        public var patches: [String: Patch]
+        /// A value written before heads: the table inline.
+        var whole: [String: File]?
+
+        /// The bundle this head names, made from `held` (or from nothing); nil when it cannot
+        /// be (another bundle held, no edits carried): the table must be read.
+        public func bundle(holding held: FleetBundle?) -> FleetBundle? {
+            if let whole { return bundle(files: whole) }
+            guard let edits else { return nil }
+            var files: [String: File]
+            if let since {
+                guard let held, held.table == since else { return nil }
+                files = held.files
+            } else {
+                files = [:]
+            }
+            for path in removed { files[path] = nil }
+            for (path, edit) in edits {
+                guard let chunks = edit.apply(to: files[path]?.chunks ?? []) else { return nil }
+                files[path] = File(size: edit.size, chunks: chunks)
+            }
+            let made = bundle(files: files)
+            // The edits were made against `since`; the result must be the table they name.
+            return made.table == table ? made : nil
+        }
+
+        /// The bundle this head names, from the table's chunk (already checked against `table`).
+        public func bundle(table data: Data) throws(FleetError) -> FleetBundle {
+            do { return bundle(files: try FleetStore.jsonDecoder.decode(Table.self, from: data).files) } catch {
+                throw .store("the table of files \(table.prefix(12)) is not one enforcer wrote (\(error))")
+            }
+        }
+
+        func bundle(files: [String: File]) -> FleetBundle {
+            FleetBundle(files: files, digest: digest, pushedBy: pushedBy, pushedAt: pushedAt, message: message, checkedAt: checkedAt, patches: patches)
+        }
+
+        public func encoded() throws(FleetError) -> Data {
+            let value = Value(format: 2, table: table, since: since, edits: edits, removed: removed.isEmpty ? nil : removed, digest: digest,
+                              pushedBy: pushedBy, pushedAt: ISO8601.string(pushedAt, precision: .milliseconds), message: message,
+                              checkedAt: checkedAt, patches: patches.isEmpty ? nil : patches)
+            do { return try FleetStore.jsonEncoder.encode(value) } catch { throw .store("cannot encode the bundle: \(error)") }
+        }
+
+        /// A head, or a whole manifest as written before heads.
+        public static func decode(_ data: Data) throws(FleetError) -> Head {
+            let value: Value
+            do { value = try FleetStore.jsonDecoder.decode(Value.self, from: data) } catch {
+                throw .store("the store's bundle is not one enforcer wrote (\(error))")
+            }
+            let at = ISO8601.date(value.pushedAt) ?? Date(timeIntervalSince1970: 0)
+            if value.format == 1 || value.format == nil, let files = value.files {
+                return Head(table: FleetBundle(files: files, digest: "", pushedBy: "", pushedAt: at, checkedAt: 0).table, since: nil, edits: nil,
+                            removed: [], digest: value.digest, pushedBy: value.pushedBy, pushedAt: at, message: value.message,
+                            checkedAt: value.checkedAt, patches: value.patches ?? [:], whole: files)
+            }
+            guard value.format == 2, let table = value.table else {
+                throw .store("the store's bundle is of format \(value.format.map(String.init) ?? "?"), which this enforcer cannot read: upgrade it")
+            }
+            return Head(table: table, since: value.since, edits: value.edits, removed: value.removed ?? [], digest: value.digest,
+                        pushedBy: value.pushedBy, pushedAt: at, message: value.message, checkedAt: value.checkedAt, patches: value.patches ?? [:])
+        }
+
+        private struct Value: Codable {
+            var format: Int?
+            var table: String?
+            var since: String?
+            var edits: [String: Edit]?
+            var removed: [String]?
+            /// Format 1 only.
+            var files: [String: File]?
+            var digest: String
+            var pushedBy: String
+            var pushedAt: String
+            var message: String?
+            var checkedAt: Int64
+            var patches: [String: Patch]?
+        }
+    }
+
+    /// Chunk digests an edit may carry to every agent; past that the table is read (a
+    /// rewritten policy: each agent fetches it once).
+    static let editLimit = 32
+
+    /// This bundle's head, as the edit of `previous` (nil: of nothing).
+    public func head(since previous: FleetBundle?) -> Head {
+        let before = previous?.files ?? [:]
+        var edits: [String: Edit] = [:]
+        var inserted = 0
+        for (path, file) in files where before[path] != file {
+            let edit = Edit.between(before[path]?.chunks ?? [], file.chunks, size: file.size)
+            inserted += edit.inserted
+            edits[path] = edit
+        }
+        return Head(table: table, since: previous?.table, edits: inserted <= Self.editLimit ? edits : nil,
+                    removed: before.keys.filter { files[$0] == nil }.sorted(), digest: digest, pushedBy: pushedBy, pushedAt: pushedAt,
+                    message: message, checkedAt: checkedAt, patches: patches)
     }
 
     /// The files whose content differs from `other`'s (added, changed or removed), by path.

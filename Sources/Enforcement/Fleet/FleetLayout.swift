@@ -74,10 +74,12 @@ public enum FleetError: Error, CustomStringConvertible, Sendable {
     case conflict(String)
     /// The bundle does not check: the diagnostics, as `check` prints them.
     case invalid([String])
+    /// A chunk a bundle names is not in the store (`fleet gc` deleted it, or it was never written).
+    case missing(String)
 
     public var description: String {
         switch self {
-        case .usage(let text), .store(let text), .conflict(let text): text
+        case .usage(let text), .store(let text), .conflict(let text), .missing(let text): text
         case .invalid(let lines): lines.joined(separator: "\n")
         }
     }

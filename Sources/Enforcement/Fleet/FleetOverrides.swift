@@ -143,8 +143,7 @@ extension FleetAdmin {
         let response = try waitFor { try await store.client.range(.prefix(store.layout.desiredPrefix)) }
         let desired = DesiredKeys(response.kvs, layout: store.layout)
         guard let pushed = desired.pushed else { throw FleetError.store("fleet \(store.layout.fleet) has no policy yet: push one with `enforcer fleet push`") }
-        let bundle = try FleetBundle.decode(pushed.value)
-        let files = try waitFor { try await store.files(of: bundle).files }
+        let files = try waitFor { try await store.files(of: try await store.resolve(pushed.value).bundle).files }
         let directory = NSTemporaryDirectory() + "enforcer-fleet-override-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for file in files {

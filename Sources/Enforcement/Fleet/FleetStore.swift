@@ -27,7 +27,16 @@ public struct FleetStore: Sendable {
             throw Self.failure("read the bundle of fleet \(layout.fleet)", error)
         }
         guard let kv = response.kvs.first else { return Read(bundle: nil, revision: response.header.revision, modRevision: 0) }
-        return Read(bundle: try FleetBundle.decode(kv.value), revision: response.header.revision, modRevision: kv.modRevision)
+        return Read(bundle: try await resolve(kv.value).bundle, revision: response.header.revision, modRevision: kv.modRevision)
+    }
+
+    /// The bundle a value of the watched key names: made from `held` when the value's edits
+    /// apply to it, else from the table's chunk, read and checked against its digest.
+    /// `tableRead`: whether the table was read (an agent counts it among the chunks fetched).
+    public func resolve(_ value: Data, holding held: FleetBundle? = nil) async throws(FleetError) -> (bundle: FleetBundle, tableRead: Bool) {
+        let head = try FleetBundle.Head.decode(value)
+        if let made = head.bundle(holding: held) { return (made, false) }
+        return (try head.bundle(table: try await fetch([head.table])[head.table] ?? Data()), true)
     }
 
     /// The files of `bundle`, in path order, and its chunks by digest (to reuse for the next
@@ -97,7 +106,7 @@ public struct FleetStore: Sendable {
 
     private static func chunk(_ digest: String, client: any EtcdClient, layout: FleetLayout) async throws -> (String, Data) {
         guard let kv = try await client.get(layout.chunkKey(digest)) else {
-            throw FleetError.store("chunk \(digest) is missing from the store")
+            throw FleetError.missing("chunk \(digest) is missing from the store")
         }
         guard SHA256.hex(kv.value) == digest else { throw FleetError.store("chunk \(digest) in the store does not match its digest") }
         return (digest, kv.value)
@@ -106,7 +115,12 @@ public struct FleetStore: Sendable {
     /// Writes the chunks the store lacks, then the bundle in one transaction on the condition
     /// that the bundle is still the one last written at `expecting` (0: none yet). Returns
     /// the revision of the push; another push in between is `FleetError.conflict`.
-    public func push(_ bundle: FleetBundle, chunks: [String: Data], expecting modRevision: Int64) async throws(FleetError) -> Int64 {
+    /// The value written is the bundle's head as an edit of `previous` (the bundle read at
+    /// `expecting`), and its table is one more chunk.
+    public func push(_ bundle: FleetBundle, chunks: [String: Data], expecting modRevision: Int64, previous: FleetBundle?) async throws(FleetError) -> Int64 {
+        let head = bundle.head(since: previous)
+        var chunks = chunks
+        chunks[head.table] = bundle.tableData()
         let client = client, layout = layout
         let present: Set<String>
         let collected: Int64
@@ -128,7 +142,7 @@ public struct FleetStore: Sendable {
                 }
             }
         } catch { throw Self.failure("write the chunks of fleet \(layout.fleet)", error) }
-        let manifest = try bundle.encoded()
+        let manifest = try head.encoded()
         let response: TxnResponse
         do {
             let unchanged: [Compare] = [Compare.modRevision(layout.pushKey, .equal, modRevision), Compare.modRevision(layout.collectionKey, .equal, collected)]
@@ -141,7 +155,7 @@ public struct FleetStore: Sendable {
             if case .range(let range)? = response.responses.first, (range.kvs.first?.modRevision ?? 0) == modRevision {
                 throw .conflict("`fleet gc` removed chunks while this push was written: push again")
             }
-            if case .range(let range)? = response.responses.first, let kv = range.kvs.first, let other = try? FleetBundle.decode(kv.value) {
+            if case .range(let range)? = response.responses.first, let kv = range.kvs.first, let other = try? FleetBundle.Head.decode(kv.value) {
                 who = " (revision \(kv.modRevision), pushed by \(other.pushedBy) at \(ISO8601.string(other.pushedAt)))"
             }
             throw .conflict("another push landed since this one was checked\(who): check the policy against it and push again")
@@ -149,11 +163,13 @@ public struct FleetStore: Sendable {
         return response.header.revision
     }
 
-    /// Earlier bundles, newest first, as far back as the store keeps them (etcd forgets
-    /// revisions before its last compaction).
-    public func history(limit: Int = 20) async throws(FleetError) -> [(revision: Int64, bundle: FleetBundle)] {
-        var out: [(Int64, FleetBundle)] = []
+    /// Earlier pushes, newest first, as far back as the store keeps them (etcd forgets
+    /// revisions before its last compaction): each head, and its bundle while the store
+    /// still holds its table of files (`fleet gc` deletes those of revisions it does not keep).
+    public func history(limit: Int = 20) async throws(FleetError) -> [(revision: Int64, head: FleetBundle.Head, bundle: FleetBundle?)] {
+        var out: [(revision: Int64, head: FleetBundle.Head, bundle: FleetBundle?)] = []
         var at: Int64 = 0
+        var newer: FleetBundle?
         while out.count < limit {
             let response: RangeResponse
             do { response = try await client.range(.key(layout.pushKey), RangeOptions(revision: at)) } catch {
@@ -161,11 +177,20 @@ public struct FleetStore: Sendable {
                 throw Self.failure("read the history of fleet \(layout.fleet)", error)
             }
             guard let kv = response.kvs.first else { break }
-            out.append((kv.modRevision, try FleetBundle.decode(kv.value)))
+            let head = try FleetBundle.Head.decode(kv.value)
+            var bundle = head.bundle(holding: nil)
+            if bundle == nil, newer?.table == head.table { bundle = newer.map { head.bundle(files: $0.files) } }
+            if bundle == nil {
+                let table: KeyValue?
+                do { table = try await client.get(layout.chunkKey(head.table)) } catch { throw Self.failure("read the history of fleet \(layout.fleet)", error) }
+                if let table, SHA256.hex(table.value) == head.table { bundle = try head.bundle(table: table.value) }
+            }
+            out.append((kv.modRevision, head, bundle))
+            newer = bundle
             guard kv.modRevision > 1 else { break }
             at = kv.modRevision - 1
         }
-        return out.map { (revision: $0.0, bundle: $0.1) }
+        return out
     }
 
     // MARK: Chunks no kept revision names
@@ -189,9 +214,12 @@ public struct FleetStore: Sendable {
     /// listed the chunks before it fails rather than name a chunk just deleted.
     public func collectGarbage(keep: Int, dryRun: Bool) async throws(FleetError) -> Collection {
         guard keep >= 1 else { throw .usage("--keep-revisions: at least 1 (the current policy)") }
-        let kept = try await history(limit: keep)
-        guard let current = kept.first else { return Collection(kept: [], deleted: 0, deletedBytes: 0, named: 0, recent: 0) }
-        let named = Set(kept.flatMap { $0.bundle.files.values.flatMap(\.chunks) })
+        let history = try await history(limit: keep)
+        guard let current = history.first else { return Collection(kept: [], deleted: 0, deletedBytes: 0, named: 0, recent: 0) }
+        guard current.bundle != nil else { throw .store("the table of files of revision \(current.revision) is missing from the store: push the policy again") }
+        // A revision whose table is gone already (an earlier `fleet gc` with fewer kept) cannot be restored: nothing to keep for it.
+        let kept = history.compactMap { entry in entry.bundle.map { (revision: entry.revision, table: entry.head.table, bundle: $0) } }
+        let named = Set(kept.flatMap { $0.bundle.files.values.flatMap(\.chunks) + [$0.table] })
         let client = client, layout = layout
         let listed: [KeyValue]
         do { listed = try await chunkKeys() } catch { throw Self.failure("list the chunks of fleet \(layout.fleet)", error) }
