@@ -9,6 +9,7 @@
 #      the full policy (time to the first applied generation) and the idle resident memory.
 # Needs root. Usage: bench/fleet-bench.sh [ENFORCER_BENCH] [ENFORCER]
 #   AGENTS=1000 CHANGES=20 SINK_MS=2 REAL=20 (smaller for a quick run, e.g. AGENTS=100 REAL=2)
+#   KEEP_LOG=FILE keeps agent sys-11's log (traced); KEEP_LOGS=DIR keeps every agent's log and the plain watcher's
 set -euo pipefail
 BENCH=${1:-.build/release/enforcer-bench}
 ENFORCER=${2:-.build/release/enforcer}
@@ -159,3 +160,4 @@ fi
 sort -n "$WORK/cold.ms" -o "$WORK/cold.ms"
 echo "real agents: cold starts of sys-11 … sys-$((10 + REAL)), one after another: p50 $(awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }' "$WORK/cold.ms") ms, max $(tail -1 "$WORK/cold.ms") ms (goal ≤ 1000 ms)"
 cp "$WORK/agent-11.log" "${KEEP_LOG:-/dev/null}" 2>/dev/null || true
+[ -n "${KEEP_LOGS:-}" ] && mkdir -p "$KEEP_LOGS" && cp "$WORK"/agent-*.log "$WORK/watch.log" "$WORK/etcd.log" "$KEEP_LOGS"/ 2>/dev/null || true

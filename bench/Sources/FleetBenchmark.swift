@@ -122,7 +122,7 @@ enum FleetBenchmark {
         let setupStart = now()
         let mirror = StoreMirror(stateDirectory: options.work + "/shared", layout: layout, cache: ParseCache())
         try mirror.write(SourceSnapshot(directory: policyDir).files, revision: 0, digest: bundle.digest)
-        let taken = EnrolledSystems.definedNames(in: mirror.pushedFiles())
+        let taken = EnrolledSystems.definedNames(in: mirror.pushedFiles().map(\.content))
         let emptyEnrolled = EnrolledSystems().render(taken: taken, now: Date(), grace: 300).text
         try mirror.writeEnrolled(emptyEnrolled)
         guard let set = mirror.load().policySet else { print("fleet: the policy does not load"); return 1 }

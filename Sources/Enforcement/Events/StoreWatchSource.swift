@@ -33,7 +33,9 @@ final class StoreWatchSource: EventSource {
         do {
             if let bundle = update.bundle {
                 Trace.phase("store: update taken by the loop")
-                try mirror.write(update.files, revision: update.revision, digest: bundle.digest, unchanged: update.unchanged)
+                let pieces = update.pieces
+                try mirror.write(paths: pieces?.paths ?? [], content: { pieces?.content($0) ?? Data() }, revision: update.revision,
+                                 digest: bundle.digest, unchanged: update.unchanged)
                 Trace.phase("store: mirror written")
                 reasons.append("pushed by \(bundle.pushedBy)" + (bundle.message.map { ": \($0)" } ?? "")
                                + (update.chunks.map { " (new chunks: \($0.patched) made from patches, \($0.fetched) fetched)" } ?? ""))

@@ -18,7 +18,8 @@ public final class FleetAgent: @unchecked Sendable {
     public struct Update: Sendable {
         public var revision: Int64
         public var bundle: FleetBundle?
-        public var files: [(path: String, content: Data)] = []
+        /// The bundle's chunks: its files' bytes, joined as the mirror writes them.
+        public var pieces: FleetStore.Pieces?
         /// The files whose chunks are those of the bundle of digest `since`: the mirror, when
         /// it holds that bundle, leaves them as they are without comparing them.
         public var unchanged: (since: String, paths: Set<String>)?
@@ -89,7 +90,14 @@ public final class FleetAgent: @unchecked Sendable {
         leaseTTL = setup.leaseTTL
         grace = setup.grace
         self.wake = wake
-        taken = EnrolledSystems.definedNames(in: setup.mirror.pushedFiles())
+        // The names of each file, kept with its chunks when the mirror holds the store's
+        // bundle: the first push then reads only the files it changed.
+        let pushed = setup.mirror.pushedFiles()
+        let chunksOf = setup.bundle.flatMap { bundle in setup.mirror.held()?.digest == bundle.digest ? bundle.files : nil }
+        for file in pushed {
+            namesByFile[file.path] = (chunksOf?[file.path]?.chunks ?? [], EnrolledSystems.definedNames(in: [file.content]))
+        }
+        taken = namesByFile.values.reduce(into: Set<String>()) { $0.formUnion($1.names) }
         heldChunks = setup.chunks
         heldBundle = setup.bundle
         enrolled = setup.enrolled
@@ -147,7 +155,7 @@ public final class FleetAgent: @unchecked Sendable {
             try mirror.write(made.files, revision: pushed.modRevision, digest: bundle.digest)
             chunks = made.chunks
         }
-        let rendering = enrolled.render(taken: EnrolledSystems.definedNames(in: mirror.pushedFiles()), now: Date(), grace: grace)
+        let rendering = enrolled.render(taken: EnrolledSystems.definedNames(in: mirror.pushedFiles().map(\.content)), now: Date(), grace: grace)
         try mirror.writeEnrolled(rendering.text)
         for problem in rendering.problems { log(.warning("store: \(problem)")) }
         log(.info("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
@@ -252,16 +260,16 @@ public final class FleetAgent: @unchecked Sendable {
         guard lock.withLock({ heldDigest }) != head.digest else { return }
         Trace.phase("store: bundle of revision \(revision) received")
         let (bundle, tableRead) = try await store.resolve(value, holding: heldBundle)
-        var (files, chunks, patched, fetched) = try await store.files(of: bundle, reusing: heldChunks ?? mirror.chunks())
-        heldChunks = chunks
+        var (pieces, patched, fetched) = try await store.pieces(of: bundle, reusing: heldChunks ?? mirror.chunks())
+        heldChunks = pieces.chunks
         // The table of files is a chunk too: fetched when the head's edit did not apply to the bundle held.
         if tableRead { fetched += 1 }
-        Trace.phase("store: files made (\(patched) chunks patched, \(fetched) fetched)")
+        Trace.phase("store: chunks at hand (\(patched) patched, \(fetched) fetched)")
         var byFile: [String: (chunks: [String], names: Set<String>)] = [:]
-        for file in files where !file.path.hasSuffix("/" + StoreMirror.enrolledFileName) {
-            let chunks = bundle.files[file.path]?.chunks ?? []
-            if let known = namesByFile[file.path], known.chunks == chunks { byFile[file.path] = known; continue }
-            byFile[file.path] = (chunks, EnrolledSystems.definedNames(in: [file.content]))
+        for path in pieces.paths where !path.hasSuffix("/" + StoreMirror.enrolledFileName) {
+            let chunks = bundle.files[path]?.chunks ?? []
+            if let known = namesByFile[path], known.chunks == chunks { byFile[path] = known; continue }
+            byFile[path] = (chunks, EnrolledSystems.definedNames(in: [pieces.content(path)]))
         }
         namesByFile = byFile
         let names = byFile.values.reduce(into: Set<String>()) { $0.formUnion($1.names) }
@@ -270,9 +278,9 @@ public final class FleetAgent: @unchecked Sendable {
             var update = pending ?? Update(revision: revision)
             update.revision = max(update.revision, revision)
             // Unchanged since the last bundle handed over; the mirror checks that it holds that one.
-            update.unchanged = heldBundle.map { held in (held.digest, Set(files.map(\.path).filter { held.files[$0] == bundle.files[$0] })) }
+            update.unchanged = heldBundle.map { held in (held.digest, Set(pieces.paths.filter { held.files[$0] == bundle.files[$0] })) }
             update.bundle = bundle
-            update.files = files
+            update.pieces = pieces
             heldBundle = bundle
             let before = update.chunks ?? (0, 0)
             let sum = (patched: before.patched + patched, fetched: before.fetched + fetched)

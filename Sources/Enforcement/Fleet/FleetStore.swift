@@ -44,6 +44,31 @@ public struct FleetStore: Sendable {
     /// Every chunk is checked against its digest.
     public func files(of bundle: FleetBundle, reusing have: [String: Data] = [:]) async throws(FleetError)
         -> (files: [(path: String, content: Data)], chunks: [String: Data], patched: Int, fetched: Int) {
+        let (pieces, patched, fetched) = try await pieces(of: bundle, reusing: have)
+        return (pieces.paths.map { (path: $0, content: pieces.content($0)) }, pieces.chunks, patched, fetched)
+    }
+
+    /// Every chunk of a bundle at hand; a file's bytes are joined only when asked for (an
+    /// agent writes only the files a push changed: joining all 14 MB took 12–20 ms of each push).
+    public struct Pieces: Sendable {
+        public let bundle: FleetBundle
+        /// By digest.
+        public let chunks: [String: Data]
+        public var paths: [String] { bundle.files.keys.sorted() }
+
+        public func content(_ path: String) -> Data {
+            guard let file = bundle.files[path] else { return Data() }
+            var content = Data()
+            content.reserveCapacity(file.size)
+            for digest in file.chunks { content.append(chunks[digest]!) }
+            return content
+        }
+    }
+
+    /// The chunks of `bundle`: those of `have` it names, those its patches make from them,
+    /// and the others fetched. `patched`, `fetched`: how many were made, how many fetched.
+    public func pieces(of bundle: FleetBundle, reusing have: [String: Data] = [:]) async throws(FleetError)
+        -> (pieces: Pieces, patched: Int, fetched: Int) {
         let named = Set(bundle.files.values.flatMap(\.chunks))
         var chunks = have.filter { named.contains($0.key) }
         // What the manifest's patches make from chunks held need not be fetched.
@@ -51,16 +76,8 @@ public struct FleetStore: Sendable {
         chunks.merge(patched) { held, _ in held }
         let fetched = try await fetch(Array(named.subtracting(chunks.keys)))
         for (digest, data) in fetched { chunks[digest] = data }
-        let files = try bundle.files.keys.sorted().map { path throws(FleetError) in
-            var content = Data()
-            content.reserveCapacity(bundle.files[path]!.size)
-            for digest in bundle.files[path]!.chunks {
-                guard let chunk = chunks[digest] else { throw .store("chunk \(digest) of \(path) is missing from the store") }
-                content.append(chunk)
-            }
-            return (path: path, content: content)
-        }
-        return (files, chunks, patched.count, fetched.count)
+        if let lost = named.first(where: { chunks[$0] == nil }) { throw .missing("chunk \(lost) is missing from the store") }
+        return (Pieces(bundle: bundle, chunks: chunks), patched.count, fetched.count)
     }
 
     /// `bundle` with the patches that make its new chunks (`chunks`) from those of

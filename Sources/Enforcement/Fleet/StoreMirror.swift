@@ -50,9 +50,9 @@ public struct StoreMirror: PolicySource {
     }
 
     /// The pushed files held (all but the enrolled systems' file).
-    public func pushedFiles() -> [Data] {
+    public func pushedFiles() -> [(path: String, content: Data)] {
         guard let snapshot = try? SourceSnapshot(directory: directory) else { return [] }
-        return snapshot.files.filter { !$0.path.hasSuffix("/" + Self.enrolledFileName) }.map(\.content)
+        return snapshot.files.filter { !$0.path.hasSuffix("/" + Self.enrolledFileName) }
     }
 
     /// The file of the enrolled systems (see `EnrolledSystems`), among the pushed ones. A
@@ -86,6 +86,14 @@ public struct StoreMirror: PolicySource {
     /// holds that bundle (a write may have failed since), they are not even compared.
     public func write(_ files: [(path: String, content: Data)], revision: Int64, digest: String,
                       unchanged: (since: String, paths: Set<String>)? = nil) throws(FleetError) {
+        let byPath = Dictionary(files.map { ($0.path, $0.content) }) { first, _ in first }
+        try write(paths: files.map(\.path), content: { byPath[$0]! }, revision: revision, digest: digest, unchanged: unchanged)
+    }
+
+    /// The same, with each file's bytes made by `content` when the file is compared or
+    /// written: a file trusted unchanged is never made.
+    public func write(paths: [String], content: (String) -> Data, revision: Int64, digest: String,
+                      unchanged: (since: String, paths: Set<String>)? = nil) throws(FleetError) {
         let fm = FileManager.default
         recover()
         let trusted = unchanged.flatMap { held()?.digest == $0.since ? $0.paths : nil } ?? []
@@ -93,21 +101,23 @@ public struct StoreMirror: PolicySource {
             try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let held = Set(heldPaths())
             var journal = ["\(revision) \(digest)"]
-            for file in files {
+            for name in paths {
                 // Paths come from the store: nothing may climb out of the mirror, or break a journal line.
-                guard !file.path.hasPrefix("/"), !file.path.split(separator: "/").contains(".."), !file.path.contains("\n"),
-                      !file.path.hasSuffix(Self.pending), file.path != "rules.d/" + Self.enrolledFileName else {
-                    throw FleetError.store("the bundle names a file outside its directory: \(file.path)")
+                guard !name.hasPrefix("/"), !name.split(separator: "/").contains(".."), !name.contains("\n"),
+                      !name.hasSuffix(Self.pending), name != "rules.d/" + Self.enrolledFileName else {
+                    throw FleetError.store("the bundle names a file outside its directory: \(name)")
                 }
-                let path = directory + "/" + file.path
-                if held.contains(file.path), trusted.contains(file.path) || Self.sameBytes(path, file.content) { continue }
+                let path = directory + "/" + name
+                if held.contains(name), trusted.contains(name) { continue }
+                let bytes = content(name)
+                if held.contains(name), Self.sameBytes(path, bytes) { continue }
                 try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-                guard fm.createFile(atPath: path + Self.pending, contents: file.content) else {
+                guard fm.createFile(atPath: path + Self.pending, contents: bytes) else {
                     throw FleetError.store("cannot write \(path + Self.pending): \(SystemErrno(errno))")
                 }
-                journal.append("put " + file.path)
+                journal.append("put " + name)
             }
-            for path in held.subtracting(files.map(\.path)).sorted() { journal.append("remove " + path) }
+            for path in held.subtracting(paths).sorted() { journal.append("remove " + path) }
             try (journal.joined(separator: "\n") + "\n").write(toFile: base + "/revision" + Self.pending, atomically: false, encoding: .utf8)
             try finish()
         } catch let error as FleetError {
