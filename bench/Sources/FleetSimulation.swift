@@ -72,26 +72,41 @@ final class SharedCompile: @unchecked Sendable {
     var kindRulesets: [String: Ruleset] { lock.withLock { hosts.mapValues(\.ruleset) } }
 
     /// The bundle of a watch event's value and the chunks its patches make from the chunks
-    /// `held` (the digests an agent holds): worked out by the first agent that asks and
-    /// timed, as the parse is; every agent holding the same chunks gets the same. Each
+    /// `held` (the digests an agent holds, those of the bundle `holding`): worked out by the
+    /// first agent that asks and timed, as the parse is; every agent holding the same bundle
+    /// gets the same, and one that asks while it is being worked out waits for it. Each
     /// agent does this work on its own processor; done a thousand times over in this one
     /// process, it measured the machine's two cores instead.
-    /// `seconds`: how long the caller is to count for it (0 for the agent that did it).
     /// `bundle` is nil when the head's edits do not apply to `holding`: that agent reads the
     /// table of files from the store, as a real one does.
-    func unpack(_ value: Data, holding: FleetBundle?, held: Set<String>) throws -> (bundle: FleetBundle?, made: [String: Data], seconds: Double) {
-        let key = SHA256.hex(value) + "|" + (holding?.digest ?? "-") + "|" + SHA256.hex(Data(held.sorted().joined().utf8))
-        // Another agent's work: this one takes as long as that did.
-        if let done = lock.withLock({ unpacked[key] }) { return done }
-        let start = now()
-        let bundle = try FleetBundle.Head.decode(value).bundle(holding: holding)
-        let made = bundle.map { patched($0, held: held) } ?? [:]
-        let result = (bundle, made, now() - start)
-        lock.withLock { unpacked[key] = result }
-        // The first agent spent that time already.
-        return (bundle, made, 0)
+    /// `seconds`: how long the caller is to count for it (0 for the agent that did it).
+    func unpack(_ value: Data, holding: FleetBundle?, held: Set<String>) async throws -> (bundle: FleetBundle?, made: [String: Data], seconds: Double) {
+        let key = UnpackKey(value: value, holding: holding?.digest)
+        let (task, first) = lock.withLock { () -> (Task<Unpacked, any Error>, Bool) in
+            if let task = unpacked[key] { return (task, false) }
+            let task = Task<Unpacked, any Error> {
+                let start = now()
+                let bundle = try FleetBundle.Head.decode(value).bundle(holding: holding)
+                let made = bundle.map { patched($0, held: held) } ?? [:]
+                return Unpacked(bundle: bundle, made: made, seconds: now() - start)
+            }
+            unpacked[key] = task
+            return (task, true)
+        }
+        let done = try await task.value
+        // The first agent spent that time already; another takes as long as that did.
+        return (done.bundle, done.made, first ? 0 : done.seconds)
     }
-    private var unpacked: [String: (bundle: FleetBundle?, made: [String: Data], seconds: Double)] = [:]
+    private struct UnpackKey: Hashable {
+        var value: Data
+        var holding: String?
+    }
+    private struct Unpacked: Sendable {
+        var bundle: FleetBundle?
+        var made: [String: Data]
+        var seconds: Double
+    }
+    private var unpacked: [UnpackKey: Task<Unpacked, any Error>] = [:]
 
     /// The chunks `bundle`'s patches make from the chunks `held`.
     func patched(_ bundle: FleetBundle, held: Set<String>) -> [String: Data] {
@@ -322,14 +337,13 @@ final class SimulatedAgent: @unchecked Sendable {
             if key == layout.pushKey {
                 guard event.kind == .put else { continue }
                 // The manifest decoded and what its patches make from the chunks held (timed once, see `unpack`).
-                guard try FleetBundle.Head.decode(event.kv.value).digest != heldDigest else { continue }
-                var (bundle, made, unpackSeconds) = try shared.unpack(event.kv.value, holding: try? await currentBundle(), held: held)
-                ownSeconds += unpackSeconds
+                var (bundle, made, unpackSeconds) = try await shared.unpack(event.kv.value, holding: try? await currentBundle(), held: held)
                 if bundle == nil {
                     let read = try await store.resolve(event.kv.value).bundle
                     (bundle, made) = (read, shared.patched(read, held: held))
                 }
-                guard let bundle else { continue }
+                guard let bundle, bundle.digest != heldDigest else { continue }
+                ownSeconds += unpackSeconds
                 let named = Set(bundle.files.values.flatMap(\.chunks))
                 let fetched = try await store.chunks(Array(named.subtracting(held).subtracting(made.keys)))
                 shared.shelf.add(made)

@@ -93,7 +93,9 @@ public struct PolicyLoader: Sendable {
             return Loaded(policySet: nil, diagnostics: diagnostics)
         }
 
-        var pending: [PendingBlock] = []
+        // Each block goes to its kind as it is read (a duplicate name reported where it stands).
+        var kinds = Kinds()
+        var order = 0
         var unread = false
         var cached: [String: ParseCache.File] = [:]
         var takenByStamp = Set<String>()
@@ -108,7 +110,8 @@ public struct PolicyLoader: Sendable {
                 diagnostics += parsed.diagnostics
                 kept += parsed.kept
                 for block in parsed.blocks {
-                    pending.append(PendingBlock(block: block.raw, file: file, order: pending.count, system: block.system))
+                    classify(PendingBlock(block: block.raw, file: file, order: order, system: block.system), into: &kinds)
+                    order += 1
                 }
                 if parsed.reusable { cached[file] = ParseCache.File(bytes: bytes, blocks: parsed.blocks, stamp: stamp) }
                 continue
@@ -116,7 +119,8 @@ public struct PolicyLoader: Sendable {
             let parser = BlockParser(file: file, bytes: bytes)
             diagnostics += parser.diagnostics
             for block in parser.blocks {
-                pending.append(PendingBlock(block: block, file: file, order: pending.count))
+                classify(PendingBlock(block: block, file: file, order: order), into: &kinds)
+                order += 1
             }
         }
         // Without a file, names it defines would be reported unknown wherever they are used:
@@ -126,14 +130,14 @@ public struct PolicyLoader: Sendable {
             return Loaded(policySet: nil, diagnostics: diagnostics)
         }
 
-        var kinds = partition(pending)
+        kinds.firstSystem = [:]
+        kinds.firstPlace = [:]
+        let (systems, fresh) = systems(kinds.systems)
         // The raw blocks go as soon as what they define is built: at a million lines they
         // are the larger part of the loader's memory.
-        pending = []
-        let systems = systems(kinds.systems)
         kinds.systems = []
         if let cache, !diagnostics.contains(where: { $0.severity == .error }) {
-            remember(systems, in: &cached)
+            remember(fresh, in: &cached)
             cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: takenByStamp)
         }
         let scope = NameScope(systems: systems)
@@ -163,37 +167,39 @@ public struct PolicyLoader: Sendable {
         var policies: [PendingBlock] = []
         var webRules: [PendingBlock] = []
         var expectations: [PendingBlock] = []
-    }
+        /// Where each name was first defined: systems, then any other kind (by kind and
+        /// name; nil: a web rule). Ten thousand systems make the first the one to keep quick.
+        var firstSystem: [String: SourceLocation] = [:]
+        var firstPlace: [String?: [String: SourceLocation]] = [:]
 
-    private struct KindAndName: Hashable {
-        var kind: String?
-        var name: String
-    }
-
-    private mutating func partition(_ pending: [PendingBlock]) -> Kinds {
-        var firstPlace: [KindAndName: SourceLocation] = [:]
-        firstPlace.reserveCapacity(pending.count)
-        var kinds = Kinds()
-        for item in pending {
-            let key = KindAndName(kind: item.block.kind, name: item.block.name)
-            if let first = firstPlace[key] {
-                let what = item.block.kind.map { "\($0) '\(item.block.name)'" } ?? "web rule '\(item.block.name)'"
-                diagnostics.append(.error(item.block.nameLocation, "duplicate \(what)",
-                                          notes: [Diagnostic(.note, first, "'\(item.block.name)' is first defined here")]))
-                continue
-            }
-            firstPlace[key] = item.block.nameLocation
-            switch item.block.kind {
-            case "system": kinds.systems.append(item)
-            case "policy", "gateway-policy": kinds.policies.append(item)
-            case "expect": kinds.expectations.append(item)
-            case nil: kinds.webRules.append(item)
-            case let other?:
-                diagnostics.append(.error(item.block.kindLocation,
-                    "unknown kind '\(other)'\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"])) (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"))
-            }
+        mutating func first(_ kind: String?, _ name: String) -> SourceLocation? {
+            kind == "system" ? firstSystem[name] : firstPlace[kind]?[name]
         }
-        return kinds
+
+        mutating func record(_ kind: String?, _ name: String, at location: SourceLocation) {
+            if kind == "system" { firstSystem[name] = location } else { firstPlace[kind, default: [:]][name] = location }
+        }
+    }
+
+    /// Puts a block with its kind; a name defined before for the same kind is an error.
+    private mutating func classify(_ item: PendingBlock, into kinds: inout Kinds) {
+        let kind = item.block.kind
+        if let first = kinds.first(kind, item.block.name) {
+            let what = kind.map { "\($0) '\(item.block.name)'" } ?? "web rule '\(item.block.name)'"
+            diagnostics.append(.error(item.block.nameLocation, "duplicate \(what)",
+                                      notes: [Diagnostic(.note, first, "'\(item.block.name)' is first defined here")]))
+            return
+        }
+        kinds.record(kind, item.block.name, at: item.block.nameLocation)
+        switch kind {
+        case "system": kinds.systems.append(item)
+        case "policy", "gateway-policy": kinds.policies.append(item)
+        case "expect": kinds.expectations.append(item)
+        case nil: kinds.webRules.append(item)
+        case let other?:
+            diagnostics.append(.error(item.block.kindLocation,
+                "unknown kind '\(other)'\(Self.suggestion(other, among: ["system", "policy", "gateway-policy", "expect"])) (expected system, policy, gateway-policy or expect; a block without a kind is a web rule)"))
+        }
     }
 
     /// `NN-name.policy`: two digits, a hyphen, a name.
@@ -331,43 +337,60 @@ public struct PolicyLoader: Sendable {
         return nil
     }
 
-    /// The systems of `blocks`, in order. Ten thousand systems with a million addresses
-    /// are checked in parts, one per core: each part by a copy of this loader that starts
-    /// with no diagnostics and hands its own back (they are sorted by place at the end).
-    /// Puts each system into the cache beside its block, without the block's entries (the
-    /// system holds what they said; at a million addresses they are most of the memory).
-    private func remember(_ systems: [SystemDefinition], in cached: inout [String: ParseCache.File]) {
-        let byName = Dictionary(systems.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    /// Puts each system this load built into the cache beside its block, without the block's
+    /// entries (the system holds what they said; at a million addresses they are most of the
+    /// memory). Those kept from the last load are there already.
+    private func remember(_ fresh: [SystemDefinition], in cached: inout [String: ParseCache.File]) {
+        guard !fresh.isEmpty else { return }
+        let byName = Dictionary(fresh.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for (path, var file) in cached {
-            for index in file.blocks.indices where file.blocks[index].raw.kind == "system" {
+            var changed = false
+            for index in file.blocks.indices where file.blocks[index].system == nil && file.blocks[index].raw.kind == "system" {
                 guard let system = byName[file.blocks[index].raw.name], system.location == file.blocks[index].raw.nameLocation else { continue }
                 file.blocks[index].system = system
                 file.blocks[index].raw.entries = []
+                changed = true
             }
-            cached[path] = file
+            if changed { cached[path] = file }
         }
     }
 
-    private mutating func systems(_ blocks: [PendingBlock]) -> [SystemDefinition] {
-        var worker = self
-        worker.diagnostics = []
-        let loader = worker
-        let parts = Concurrently<[SystemDefinition]>.parts(limit: blocks.count / 1024 + 1)
-        let results = Concurrently<([SystemDefinition], [Diagnostic])>.each(parts) { part in
-            var loader = loader
-            var systems: [SystemDefinition] = []
-            for item in blocks[(blocks.count * part / parts)..<(blocks.count * (part + 1) / parts)] {
-                if let system = item.system ?? loader.system(item.block) { systems.append(system) }
+    /// The systems of `blocks`, in order, and those of them this load built (the others
+    /// were kept from the last). Ten thousand systems with a million addresses are checked
+    /// in parts, one per core: each part by a copy of this loader that starts with no
+    /// diagnostics and hands its own back (they are sorted by place at the end).
+    private mutating func systems(_ blocks: [PendingBlock]) -> (all: [SystemDefinition], fresh: [SystemDefinition]) {
+        let unbuilt = blocks.filter { $0.system == nil }
+        var built: [SystemDefinition] = []
+        if !unbuilt.isEmpty {
+            var worker = self
+            worker.diagnostics = []
+            let loader = worker
+            let parts = Concurrently<[SystemDefinition]>.parts(limit: unbuilt.count / 1024 + 1)
+            let results = Concurrently<([SystemDefinition], [Diagnostic])>.each(parts) { part in
+                var loader = loader
+                var systems: [SystemDefinition] = []
+                for item in unbuilt[(unbuilt.count * part / parts)..<(unbuilt.count * (part + 1) / parts)] {
+                    if let system = loader.system(item.block) { systems.append(system) }
+                }
+                return (systems, loader.diagnostics)
             }
-            return (systems, loader.diagnostics)
+            built.reserveCapacity(unbuilt.count)
+            for (part, partDiagnostics) in results {
+                built += part
+                diagnostics += partDiagnostics
+            }
         }
-        var systems: [SystemDefinition] = []
-        systems.reserveCapacity(blocks.count)
-        for (part, partDiagnostics) in results {
-            systems += part
-            diagnostics += partDiagnostics
+        guard built.count != blocks.count else { return (built, built) }
+        // In the order of the blocks: kept ones where they stand, built ones in their turn.
+        var all: [SystemDefinition] = []
+        all.reserveCapacity(blocks.count)
+        var byName: [String: SystemDefinition] = [:]
+        for system in built { byName[system.name] = system }
+        for item in blocks {
+            if let kept = item.system { all.append(kept) } else if let system = byName[item.block.name] { all.append(system) }
         }
-        return systems
+        return (all, built)
     }
 
     private mutating func system(_ block: RawBlock) -> SystemDefinition? {
@@ -824,6 +847,7 @@ struct NameScope {
 
     init(systems: [SystemDefinition]) {
         systemNames = systems.map(\.name)
+        byName.reserveCapacity(systems.count)
         for system in systems {
             byName[system.name] = system
             for tag in system.tags { byTag[tag, default: []].append(system) }

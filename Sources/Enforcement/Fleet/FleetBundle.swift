@@ -28,7 +28,7 @@ public struct FleetBundle: Sendable, Equatable {
     }
 
     /// Path relative to the policy directory → its chunks.
-    public var files: [String: File]
+    public let files: [String: File]
     /// `SourceSnapshot`'s digest of the whole directory: the same as `enforcer history`
     /// shows for a generation applied from it.
     public var digest: String
@@ -40,6 +40,21 @@ public struct FleetBundle: Sendable, Equatable {
     public var checkedAt: Int64
     /// A new chunk's digest → how to make it from a chunk of the bundle before.
     public var patches: [String: Patch] = [:]
+    /// The digest of `tableData()`: the chunk that names this bundle's files. Worked out
+    /// once, when the files are set (an agent compares it with each push's head).
+    public private(set) var table: String
+
+    public init(files: [String: File], digest: String, pushedBy: String, pushedAt: Date, message: String?, checkedAt: Int64,
+                patches: [String: Patch] = [:]) {
+        self.files = files
+        self.digest = digest
+        self.pushedBy = pushedBy
+        self.pushedAt = pushedAt
+        self.message = message
+        self.checkedAt = checkedAt
+        self.patches = patches
+        table = SHA256.hex(Self.tableData(files))
+    }
 
     /// A new chunk as an edit of an older one: the older one's first `head` bytes, then
     /// `insert`, then its last `tail` bytes. Whoever applies it checks the result against
@@ -153,13 +168,12 @@ public struct FleetBundle: Sendable, Equatable {
     // MARK: The table of files, and the head that names it
 
     /// The table of files as the chunk `chunk/<table>` holds it: JSON, keys sorted.
-    public func tableData() -> Data {
+    public func tableData() -> Data { Self.tableData(files) }
+
+    static func tableData(_ files: [String: File]) -> Data {
         // Encoding strings and integers cannot fail.
         (try? FleetStore.jsonEncoder.encode(Table(files: files))) ?? Data()
     }
-
-    /// The digest of `tableData()`: the chunk that names this bundle's files.
-    public var table: String { SHA256.hex(tableData()) }
 
     struct Table: Codable {
         var files: [String: File]
@@ -282,7 +296,7 @@ public struct FleetBundle: Sendable, Equatable {
             }
             let at = ISO8601.date(value.pushedAt) ?? Date(timeIntervalSince1970: 0)
             if value.format == 1 || value.format == nil, let files = value.files {
-                return Head(table: FleetBundle(files: files, digest: "", pushedBy: "", pushedAt: at, checkedAt: 0).table, since: nil, edits: nil,
+                return Head(table: SHA256.hex(FleetBundle.tableData(files)), since: nil, edits: nil,
                             removed: [], digest: value.digest, pushedBy: value.pushedBy, pushedAt: at, message: value.message,
                             checkedAt: value.checkedAt, patches: value.patches ?? [:], whole: files)
             }
