@@ -105,7 +105,8 @@ struct PolicyDiagnosticsTests {
 
         // MARK: Keys and kinds
         C("unknown key with did-you-mean", P + "    allow: any\n    descripton: x\n}", ["5:5: error: unknown key 'descripton' in policy 'p', did you mean 'description'? (expected senders, receivers, allow, active-hours, timezone, trust, expires, enabled, description)"]),
-        C("misspelt required key: one error", "[system] a: {\n    adress: 10.0.0.9\n}", ["2:5: error: unknown key 'adress' in system 'a', did you mean 'address'? (expected address, tags)"]),
+        C("a system's expiry that is no instant", "[system] a: {\n    address: 10.0.0.9\n    expires: next week\n}", ["3:14: error: bad instant 'next week' (expected e.g. 2026-11-23, 2026-11-23T14:00 or 2026-11-23T14:00:00Z)"]),
+        C("misspelt required key: one error", "[system] a: {\n    adress: 10.0.0.9\n}", ["2:5: error: unknown key 'adress' in system 'a', did you mean 'address'? (expected address, tags, expires)"]),
         C("unknown key without a near miss", "r: {\n    match-domain: example.com\n    action: deny\n    colour: red\n}", ["4:5: error: unknown key 'colour' in web rule 'r' (expected match-domain, match-domain-list, match-sni, match-uri-regex, match-host-regex, match-source, match-user-agent, action, description, time-window)"]),
         C("duplicate key", P + "    allow: any\n    allow: tcp/22\n}", ["5:5: error: duplicate key 'allow' in policy 'p'", "4:5: note: first given here"]),
         C("missing required key", "[policy] p: {\n    senders: workstations\n    allow: any\n}", ["1:10: error: policy 'p' needs 'receivers:'"]),

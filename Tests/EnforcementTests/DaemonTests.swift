@@ -306,6 +306,28 @@ extension DaemonTests {
                                           overrides: h.daemon.state.overrides.read(), ids: h.daemon.state.policyIDs(for: policy))
     }
 
+    @Test("a system's expiry wakes the daemon: it is cut from the ruleset then, incrementally, to the plan a full compile makes")
+    func aSystemExpires() throws {
+        let expiring = Self.systems.replacingOccurrences(of: "tags: dev\n", with: "tags: dev\n    expires: 2026-11-23T10:00:00Z\n")
+        #expect(expiring != Self.systems)
+        let h = try Harness(files: ["10-base.policy": expiring, "20-office.policy": Self.office], at: Self.monday("09:00:00"))
+        let before = try #require(h.dataplane.plans.last)
+        #expect(before.policy.system(named: "ws-1") != nil)
+        #expect(h.daemon.nextWake == Self.monday("10:00:00"))
+        #expect(h.daemon.report.nextFlip?.policies == ["system ws-1"])
+
+        h.clock.now = Self.monday("10:00:00.002")
+        #expect(h.daemon.handle(.timerFired) == .replanned)
+        let after = try #require(h.dataplane.plans.last)
+        #expect(after.policy.system(named: "ws-1") == nil, "ws-1 is no sender once expired")
+        #expect(after.compiled.ruleset == (try Self.fullPlan(h, at: Self.monday("10:00:00.002")).compiled.ruleset))
+        #expect(after.compiled.ruleset != before.compiled.ruleset)
+        let changes = try #require(after.changes)
+        #expect(!changes.changes.compiledInFull && changes.changes.elementsRemoved >= 1, "\(changes.changes.summary)")
+        #expect(h.log.lines.last?.hasPrefix("flip (time): system 'ws-1' expired — applied generation 2") == true, "\(h.log.lines)")
+        #expect(h.daemon.nextWake == Self.monday("18:00:00"), "the window's end is next")
+    }
+
     @Test("reloads and flips compile only what changed, to the plan a full compile makes, with the changes from the live generation")
     func incrementalPlans() throws {
         let more = "[system] ws-2: {\n    address: 10.0.0.9\n    tags: dev\n}\n"

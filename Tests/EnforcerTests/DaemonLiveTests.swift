@@ -213,6 +213,36 @@ struct DaemonLiveTests {
 
     /// `policy disable NAME --after 3s` with the daemon running: it reloads at once, and the
     /// policy and its connection end when the override begins.
+    @Test func aSystemExpiringIsRefusedByItsReceiverOnTime() throws {
+        let lab = try LiveTrafficTests.Lab()
+        // The example's expectations name sre-1 as a sender; this test lets it expire.
+        try FileManager.default.removeItem(atPath: lab.policy + "/rules.d/90-expectations.policy")
+        let expiry = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 6).rounded(.up))
+        let stamp = ISO8601DateFormatter().string(from: expiry)
+        let path = lab.policy + "/rules.d/00-systems.policy"
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(
+            of: "    address: 10.10.1.31, fd00:10:1::31\n    tags: sre\n",
+            with: "    address: 10.10.1.31, fd00:10:1::31\n    tags: sre\n    expires: \(stamp)\n")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try lab.serve("db-1", port: 5432)
+        try lab.serve("db-1", port: 22)
+        let log = URL(fileURLWithPath: lab.policy + "-db-1.log")
+        defer { try? FileManager.default.removeItem(at: log) }
+        let daemon = try Self.runDaemon(lab, "db-1", log: log)
+        #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "sre-1 reaches db-1 before its expiry")
+        let status = try run(Paths.enforcer, ["status", "--state-dir", lab.state + "/db-1"]).stdout
+        #expect(status.contains("next flip: \(stamp) 'system sre-1'"), "\(status)")
+
+        try Self.waitFor(log, "flip (time): system 'sre-1' expired", process: daemon, seconds: 12)
+        let flipped = Date()
+        print("sre-1 expired at \(stamp); flip logged \(String(format: "%+.3f s", flipped.timeIntervalSince(expiry)))")
+        #expect(flipped.timeIntervalSince(expiry) < 1.5)
+        #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "sre-1 is refused after its expiry (IPv4)")
+        #expect(try !lab.echoes(from: "sre-1", to: "fd00:20:2::11", port: 22), "sre-1 is refused after its expiry (IPv6)")
+        #expect(try lab.echoes(from: "ws-1", to: "fd00:20:2::11", port: 22), "other senders keep their access")
+        #expect(daemon.isRunning)
+    }
+
     @Test func disableAfterEndsThePolicyOnTime() throws {
         let lab = try LiveTrafficTests.Lab()
         try lab.serve("db-1", port: 5432)

@@ -18,7 +18,7 @@ extension PolicySet {
         // identity first (a load that kept a block keeps its system), without hashing ten
         // thousand names; anything else (a system added, removed or moved) by name below.
         if systems.count == new.systems.count, zip(systems, new.systems).allSatisfy({ $0.name == $1.name }) {
-            for (old, system) in zip(systems, new.systems) where old !== system && !(old.addresses == system.addresses && old.tags == system.tags) {
+            for (old, system) in zip(systems, new.systems) where old !== system && !old.compilesLike(system) {
                 edits.append(.setSystem(system))
             }
             return policyEdits(to: new, after: edits)
@@ -30,7 +30,7 @@ extension PolicySet {
         guard new.systems.prefix(keptSystems.count).map(\.name) == keptSystems else { return nil }
         for old in systems where newSystems[old.name] == nil { edits.append(.removeSystem(old.name)) }
         for system in new.systems {
-            if let old = oldSystems[system.name], old === system || (old.addresses == system.addresses && old.tags == system.tags) { continue }
+            if let old = oldSystems[system.name], old === system || old.compilesLike(system) { continue }
             edits.append(.setSystem(system))
         }
         return policyEdits(to: new, after: edits)
@@ -68,4 +68,11 @@ extension AccessPolicy.Reach {
         default: false
         }
     }
+}
+
+extension SystemDefinition {
+    /// Whether a compile makes the same of both: the same addresses and tags. An expiry
+    /// alone changes nothing until it comes, and then the system is gone from the policy
+    /// (`PolicySet.systemsInForce(at:)`).
+    func compilesLike(_ other: SystemDefinition) -> Bool { addresses == other.addresses && tags == other.tags }
 }

@@ -394,7 +394,7 @@ public struct PolicyLoader: Sendable {
     }
 
     private mutating func system(_ block: RawBlock) -> SystemDefinition? {
-        let keys = keys(of: block, allowed: ["address", "tags"], repeatable: ["address", "tags"], what: "system")
+        let keys = keys(of: block, allowed: ["address", "tags", "expires"], repeatable: ["address", "tags"], what: "system")
         let addresses = addressBlocks(keys.all("address"))
         if keys.all("address").isEmpty && !keys.misspelt.contains("address") {
             diagnostics.append(.error(block.nameLocation, "system '\(block.name)' needs 'address:'"))
@@ -408,7 +408,11 @@ public struct PolicyLoader: Sendable {
                 if !tags.contains(item.text) { tags.append(item.text) }
             }
         }
-        return SystemDefinition(name: block.name, location: block.nameLocation, addresses: addresses, tags: tags)
+        var expires: Date?
+        if let entry = keys.one("expires") {
+            do { expires = try Instant.parse(entry.value, defaultZone: config.defaultTimeZone) } catch { report(error, entry) }
+        }
+        return SystemDefinition(name: block.name, location: block.nameLocation, addresses: addresses, tags: tags, expires: expires)
     }
 
     private static let scheduleKeys = ["allow", "active-hours", "timezone", "trust", "expires", "enabled", "description"]

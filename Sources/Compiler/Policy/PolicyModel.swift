@@ -87,12 +87,15 @@ public final class SystemDefinition: Sendable {
     public let location: SourceLocation
     public let addresses: [AddressBlock]
     public let tags: [String]
+    /// From this instant on the system is no sender anywhere (`expires:`); nil: never.
+    public let expires: Date?
 
-    public init(name: String, location: SourceLocation, addresses: [AddressBlock], tags: [String]) {
+    public init(name: String, location: SourceLocation, addresses: [AddressBlock], tags: [String], expires: Date? = nil) {
         self.name = name
         self.location = location
         self.addresses = addresses
         self.tags = tags
+        self.expires = expires
     }
 }
 
@@ -354,6 +357,25 @@ public struct PolicySet: Sendable {
     public var files: [String]
 
     public func system(named name: String) -> SystemDefinition? { systems.first { $0.name == name } }
+
+    /// The policy at `instant`: without the systems that expired by then (`expires:`), so
+    /// that no receiver admits them. The same value when none did.
+    public func systemsInForce(at instant: Date) -> PolicySet {
+        guard systems.contains(where: { $0.expires.map { $0 <= instant } ?? false }) else { return self }
+        var out = self
+        out.systems = systems.filter { $0.expires.map { $0 > instant } ?? true }
+        return out
+    }
+
+    /// The first system expiry after `instant`.
+    public func nextSystemExpiry(after instant: Date) -> Date? {
+        systems.lazy.compactMap(\.expires).filter { $0 > instant }.min()
+    }
+
+    /// The systems whose expiry falls in `(after, through]`, by name.
+    public func systemsExpiring(after start: Date, through end: Date) -> [String] {
+        systems.filter { $0.expires.map { $0 > start && $0 <= end } ?? false }.map(\.name)
+    }
 
     /// Systems holding `tag`, in definition order.
     public func systems(tagged tag: String) -> [SystemDefinition] { systems.filter { $0.tags.contains(tag) } }

@@ -23,19 +23,24 @@ public struct CheckedPlan: Sendable {
     public var changes: (base: Int, changes: RulesetChanges)? = nil
 
     /// The next instant at which this plan changes by itself: a window or expiry of a policy,
-    /// or a trust grant running out.
+    /// a system's expiry, or a trust grant running out.
     public func nextChange(after instant: Date, overrides: RuntimeOverrides) -> Date? {
-        [compiled.nextFlip(after: instant), overrides.nextTrustChange(after: instant)].compactMap { $0 }.min()
+        [compiled.nextFlip(after: instant), overrides.nextTrustChange(after: instant), loaded.nextSystemExpiry(after: instant)].compactMap { $0 }.min()
     }
 
-    /// The policies whose state flips at `instant`.
+    /// The policies whose state flips at `instant`, and the systems that expire then ("system NAME").
     public func policiesFlipping(at instant: Date, after now: Date) -> [String] {
         compiled.enforced.filter { $0.entry.policy.schedule.nextFlip(after: now) == instant }.map(\.entry.policy.name)
+            + loaded.systems.filter { $0.expires == instant }.map { "system \($0.name)" }
     }
 
     /// "'NAME' activates", "'NAME' deactivates (why)" for every policy whose state differs
-    /// from `old`.
+    /// from `old`, and "system 'NAME' expired" for each system whose expiry came since.
     public func flips(from old: CheckedPlan) -> [String] {
+        loaded.systemsExpiring(after: old.instant, through: instant).map { "system '\($0)' expired" } + policyFlips(from: old)
+    }
+
+    private func policyFlips(from old: CheckedPlan) -> [String] {
         let before = Dictionary(old.compiled.enforced.map { ($0.entry.policy.name, $0.inactiveReason) }, uniquingKeysWith: { a, _ in a })
         var out: [String] = []
         var seen = Set<String>()

@@ -17,9 +17,10 @@ public enum PolicyQueries {
     }
 
     /// `test`: the verdict for one flow, judged as `system`'s ruleset would (any receiver
-    /// when nil), and the policy that decides it.
+    /// when nil) at the query's instant (a system expired by then is no sender), and the
+    /// policy that decides it.
     public static func decide(_ query: FlowQuery, in policy: PolicySet, system: SystemDefinition?) -> FlowDecision {
-        FlowEvaluator(graph: AccessGraph(policy), system: system).decide(query)
+        FlowEvaluator(graph: AccessGraph(policy.systemsInForce(at: query.at)), system: system).decide(query)
     }
 
     /// `test-uri`: the web verdict for `request`.

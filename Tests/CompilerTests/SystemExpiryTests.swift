@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import Compiler
+
+/// `expires:` on a system: from that instant it is no sender anywhere, as if its block were
+/// gone; until then nothing about it changes.
+struct SystemExpiryTests {
+    static let policy = """
+        [system] srv-1: {
+            address: 10.0.0.1
+            tags: servers
+        }
+        [system] ws-1: {
+            address: 10.0.1.1
+            tags: workstations
+            expires: 2026-12-01T12:00:00Z
+        }
+        [system] ws-2: {
+            address: 10.0.1.2
+            tags: workstations
+            expires: 2026-12-01T14:30
+        }
+        [policy] ssh: {
+            senders: workstations
+            receivers: servers
+            allow: tcp/22
+        }
+        """
+
+    static func date(_ text: String) -> Date { ISO8601.date(text)! }
+
+    static func loaded() throws -> PolicySet {
+        // Times without a zone are in enforcer.conf's zone (UTC here).
+        try #require(PolicyFixture(policy: policy).load().policySet)
+    }
+
+    @Test func anExpiryIsReadInTheConfiguredZone() throws {
+        let set = try Self.loaded()
+        #expect(set.system(named: "ws-1")?.expires == Self.date("2026-12-01T12:00:00Z"))
+        #expect(set.system(named: "ws-2")?.expires == Self.date("2026-12-01T14:30:00Z"))
+        #expect(set.system(named: "srv-1")?.expires == nil)
+    }
+
+    @Test("who may reach srv-1 over SSH, before, at and after each expiry", arguments: [
+        ("2026-12-01T11:59:59Z", true, true, "2026-12-01T12:00:00Z"),
+        ("2026-12-01T12:00:00Z", false, true, "2026-12-01T14:30:00Z"),
+        ("2026-12-01T14:29:59Z", false, true, "2026-12-01T14:30:00Z"),
+        ("2026-12-01T14:30:00Z", false, false, nil),
+    ] as [(String, Bool, Bool, String?)])
+    func sendersGoAtTheirExpiry(_ at: String, _ first: Bool, _ second: Bool, _ next: String?) throws {
+        let set = try Self.loaded()
+        let instant = Self.date(at)
+        let graph = AccessGraph(set.systemsInForce(at: instant))
+        func allowed(_ from: String) throws -> Bool {
+            FlowEvaluator(graph: graph).decide(FlowQuery(from: try IPAddress.parse(from), to: try IPAddress.parse("10.0.0.1"), proto: .tcp, port: 22, at: instant)).allowed
+        }
+        #expect(try allowed("10.0.1.1") == first)
+        #expect(try allowed("10.0.1.2") == second)
+        #expect(set.nextSystemExpiry(after: instant) == next.map(Self.date))
+        #expect(set.systemsInForce(at: instant).systems.map(\.name) == ["srv-1"] + (first ? ["ws-1"] : []) + (second ? ["ws-2"] : []))
+    }
+
+    @Test func whatExpiresBetweenTwoInstantsIsNamed() throws {
+        let set = try Self.loaded()
+        #expect(set.systemsExpiring(after: Self.date("2026-12-01T11:00:00Z"), through: Self.date("2026-12-01T12:00:00Z")) == ["ws-1"])
+        #expect(set.systemsExpiring(after: Self.date("2026-12-01T12:00:00Z"), through: Self.date("2026-12-02T00:00:00Z")) == ["ws-2"])
+        #expect(set.systemsExpiring(after: Self.date("2026-12-02T00:00:00Z"), through: Self.date("2027-01-01T00:00:00Z")).isEmpty)
+    }
+
+    @Test func anEditOfTheExpiryAloneIsNoEditOfTheCompile() throws {
+        let before = try Self.loaded()
+        let after = try #require(PolicyFixture(policy: Self.policy.replacingOccurrences(of: "2026-12-01T12:00:00Z", with: "2027-01-01T00:00:00Z")).load().policySet)
+        #expect(before.edits(to: after)?.isEmpty == true)
+        // The expiry itself is one edit, the removal of that system: the daemon compiles it incrementally.
+        let edits = before.systemsInForce(at: Self.date("2026-12-01T11:00:00Z")).edits(to: before.systemsInForce(at: Self.date("2026-12-01T13:00:00Z")))
+        #expect(edits?.count == 1)
+        if case .removeSystem(let name)? = edits?.first { #expect(name == "ws-1") } else { Issue.record("\(String(describing: edits))") }
+    }
+}
