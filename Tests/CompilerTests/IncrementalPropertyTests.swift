@@ -109,8 +109,10 @@ struct IncrementalPropertyTests {
             default: overrides.trust[name, default: [:]]["mfa"] = TrustRecord(granted: false)
             }
             return .overrides(overrides)
-        case 93..<98:
+        case 93..<96:
             return .instant(world.instant.addingTimeInterval(Double(1 + random.next() % 12) * 3600))
+        case 96..<98:  // systems that expired (gone from the list): the flows they opened are cut
+            return .setExpired((0..<Int(random.next() % 3)).map { index in system("gone\(index)", [pick(addressPool, &random)], tags: randomTags(&random)) })
         default:  // the receiver's own system: compiled in full
             let host = world.system(named: "recv")!
             return .setSystem(system("recv", host.addresses.map(\.description), tags: chance(50, &random) ? ["web", "t3"] : ["web", "t1"]))
@@ -125,6 +127,7 @@ struct IncrementalPropertyTests {
         case .removePolicy(let name): "remove policy \(name)"
         case .overrides(let o): "overrides policies \(o.policies.keys.sorted()) trust \(o.trust.keys.sorted())"
         case .instant(let d): "instant \(ISO8601.string(d))"
+        case .setExpired(let systems): "expired \(systems.map { "\($0.name) \($0.tags)" })"
         }
     }
 

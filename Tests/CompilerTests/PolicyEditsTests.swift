@@ -18,6 +18,7 @@ import Testing
             case .removePolicy(let name): "remove policy \(name)"
             case .overrides: "overrides"
             case .instant: "instant"
+            case .setExpired(let systems): "expired \(systems.map(\.name).joined(separator: ","))"
             }
         }
     }

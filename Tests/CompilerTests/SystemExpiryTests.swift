@@ -60,6 +60,25 @@ struct SystemExpiryTests {
         #expect(set.systemsInForce(at: instant).systems.map(\.name) == ["srv-1"] + (first ? ["ws-1"] : []) + (second ? ["ws-2"] : []))
     }
 
+    @Test func anExpiredSendersFlowsAreCutByTheReceiver() throws {
+        let set = try Self.loaded()
+        let srv = try #require(set.system(named: "srv-1"))
+        func compiled(at text: String) throws -> (Ruleset, AccessGraph) {
+            let graph = AccessGraph(set.systemsInForce(at: Self.date(text)))
+            return (try HostCompiler(graph: graph, system: srv, at: Self.date(text)).compile().ruleset, graph)
+        }
+        let (before, _) = try compiled(at: "2026-12-01T11:00:00Z")
+        #expect(before.table.set(named: "revoked_v4")?.elements.isEmpty != false, "nothing to cut before an expiry")
+        let (after, graph) = try compiled(at: "2026-12-01T13:00:00Z")
+        let mark = MarkLayout(mask: set.config.markMask).policyMark(try #require(graph.entries.first?.id))
+        let revoked = try #require(after.table.set(named: "revoked_v4"))
+        #expect(revoked.elements.map(\.key) == [[.addresses(try AddressBlock.parse("10.0.1.1").range), .mark(mark)]])
+        let text = NFTText.render(after)
+        #expect(text.contains("ip saddr . ct mark & 0x00fffc00 @revoked_v4 reject with tcp reset"), "\(text)")
+        #expect(!text.contains("10.0.1.1 : jump"), "ws-1 is no sender")
+        #expect(text.contains("10.0.1.2 : jump"), "ws-2 still is")
+    }
+
     @Test func whatExpiresBetweenTwoInstantsIsNamed() throws {
         let set = try Self.loaded()
         #expect(set.systemsExpiring(after: Self.date("2026-12-01T11:00:00Z"), through: Self.date("2026-12-01T12:00:00Z")) == ["ws-1"])
@@ -71,9 +90,11 @@ struct SystemExpiryTests {
         let before = try Self.loaded()
         let after = try #require(PolicyFixture(policy: Self.policy.replacingOccurrences(of: "2026-12-01T12:00:00Z", with: "2027-01-01T00:00:00Z")).load().policySet)
         #expect(before.edits(to: after)?.isEmpty == true)
-        // The expiry itself is one edit, the removal of that system: the daemon compiles it incrementally.
+        // The expiry itself is two edits, the removal of that system and the list of those
+        // expired (whose flows are cut): the daemon compiles them incrementally.
         let edits = before.systemsInForce(at: Self.date("2026-12-01T11:00:00Z")).edits(to: before.systemsInForce(at: Self.date("2026-12-01T13:00:00Z")))
-        #expect(edits?.count == 1)
+        #expect(edits?.count == 2)
         if case .removeSystem(let name)? = edits?.first { #expect(name == "ws-1") } else { Issue.record("\(String(describing: edits))") }
+        if case .setExpired(let systems)? = edits?.last { #expect(systems.map(\.name) == ["ws-1"]) } else { Issue.record("\(String(describing: edits))") }
     }
 }

@@ -232,11 +232,20 @@ struct DaemonLiveTests {
         #expect(try lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "sre-1 reaches db-1 before its expiry")
         let status = try run(Paths.enforcer, ["status", "--state-dir", lab.state + "/db-1"]).stdout
         #expect(status.contains("next flip: \(stamp) 'system sre-1'"), "\(status)")
+        let open = try lab.longLived(from: "sre-1", to: "10.20.2.11", port: 5432)
+        let other = try lab.longLived(from: "ws-1", to: "fd00:20:2::11", port: 22)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(open.isRunning && other.isRunning, "both connections are up before the expiry")
 
         try Self.waitFor(log, "flip (time): system 'sre-1' expired", process: daemon, seconds: 12)
         let flipped = Date()
         print("sre-1 expired at \(stamp); flip logged \(String(format: "%+.3f s", flipped.timeIntervalSince(expiry)))")
         #expect(flipped.timeIntervalSince(expiry) < 1.5)
+        // The connection sre-1 opened before is cut, as a trust revoke cuts one; ws-1's stays.
+        let deadline = Date().addingTimeInterval(2)
+        while open.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(!open.isRunning, "sre-1's open connection is cut at its expiry")
+        #expect(other.isRunning, "ws-1's connection stays")
         #expect(try !lab.echoes(from: "sre-1", to: "10.20.2.11", port: 5432), "sre-1 is refused after its expiry (IPv4)")
         #expect(try !lab.echoes(from: "sre-1", to: "fd00:20:2::11", port: 22), "sre-1 is refused after its expiry (IPv6)")
         #expect(try lab.echoes(from: "ws-1", to: "fd00:20:2::11", port: 22), "other senders keep their access")

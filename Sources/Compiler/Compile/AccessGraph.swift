@@ -11,8 +11,8 @@ public struct AccessGraph: Sendable {
         public var senders: [SystemDefinition]
         /// Senders that also meet the policy's trust requirements.
         public var trustedSenders: [SystemDefinition]
-        /// Senders that lost a requirement of this policy (revoked, or run out): their
-        /// existing flows under it are cut.
+        /// Senders that lost a requirement of this policy (revoked, or run out), and systems
+        /// holding a sender tag that expired: their existing flows under it are cut.
         public var revokedSenders: [SystemDefinition] = []
         /// Systems holding a receiver tag (empty for gateway policies).
         public var receivers: [SystemDefinition]
@@ -51,8 +51,9 @@ public struct AccessGraph: Sendable {
             }
             return out
         }
+        let expired = policySet.expired
         entries = policySet.policies.map { policy in
-            Self.entry(for: policy, id: assigned[policy.name]!, holders: holders, trust: trust, revoked: revoked)
+            Self.entry(for: policy, id: assigned[policy.name]!, holders: holders, trust: trust, revoked: revoked, expired: expired)
         }
     }
 
@@ -68,7 +69,7 @@ public struct AccessGraph: Sendable {
     /// in tag order and then definition order. Shared with the incremental compile, which
     /// rebuilds only the entries an edit touches.
     static func entry(for policy: AccessPolicy, id: Int, holders: ([String]) -> [SystemDefinition],
-                      trust: TrustGrants, revoked: [String: Set<String>]) -> Entry {
+                      trust: TrustGrants, revoked: [String: Set<String>], expired: [SystemDefinition]) -> Entry {
         let senders = holders(policy.senders)
         let trusted = policy.trust.isEmpty ? senders : senders.filter { trust.satisfies($0.name, policy.trust) }
         let lost = senders.filter { sender in
@@ -84,6 +85,11 @@ public struct AccessGraph: Sendable {
                           receivers: [], subnets: subnets, gateway: gateway)
         }
         entry.revokedSenders = lost
+        // Few systems are expired at a time: a scan, not an index.
+        if !expired.isEmpty {
+            let tags = Set(policy.senders)
+            entry.revokedSenders += expired.filter { !tags.isDisjoint(with: $0.tags) }
+        }
         return entry
     }
 

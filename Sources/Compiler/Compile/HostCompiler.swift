@@ -155,7 +155,7 @@ public struct HostCompiler {
         let enforcedIDs = Set(decided.enforced.map(\.entry.id)).sorted()
         var builder = RulesetBuilder(config: config, layout: layout, byID: byID, enforced: enforcedIDs, isActive: isActive)
         builder.classCache = classCache
-        // Senders that lost trust: their flows under the policy are cut by address and mark.
+        // Senders that lost trust, and expired systems: their flows under the policy are cut by address and mark.
         var revoked: [(AddressRange, UInt32)] = []
         for id in enforcedIDs {
             for sender in byID[id]?.revokedSenders ?? [] where sender.name != system.name {
@@ -220,7 +220,8 @@ struct RulesetBuilder {
                                    role: .timedGrants))
     }
 
-    /// `revoked_v4/v6`: (sender address . policy mark) of senders that lost a trust requirement.
+    /// `revoked_v4/v6`: (sender address . policy mark) of senders that lost a trust requirement
+    /// or expired.
     mutating func addRevoked(_ pairs: [(AddressRange, UInt32)]) {
         for family in [IPFamily.v4, .v6] {
             let elements = pairs.filter { $0.0.first.family == family }
@@ -229,7 +230,7 @@ struct RulesetBuilder {
             if !elements.isEmpty { revokedFamilies.insert(family) }
             table.sets.append(NamedSet(name: family == .v4 ? "revoked_v4" : "revoked_v6", key: [family == .v4 ? .ipv4Address : .ipv6Address, .mark],
                                        flags: .interval, elements: elements,
-                                       comment: "senders that lost trust (enforcer trust revoke), with the policy they lost it for"))
+                                       comment: "senders that lost trust (enforcer trust revoke) or expired, with the policy whose flows are cut"))
         }
     }
 

@@ -10,6 +10,8 @@ public enum PolicyEdit: Sendable {
     /// overrides, which `overrides` carries).
     case setPolicy(AccessPolicy)
     case removePolicy(String)
+    /// The systems expired by now (`PolicySet.expired`), whole: their flows are cut.
+    case setExpired([SystemDefinition])
     /// The runtime overrides as they are now, whole (`policy enable|disable`, `trust
     /// grant|revoke`): the state directory's record after the command.
     case overrides(RuntimeOverrides)
@@ -143,6 +145,15 @@ public struct IncrementalHost {
                 policyPosition[name] = nil
                 for index in position..<graph.policySet.policies.count { policyPosition[graph.policySet.policies[index].name] = index }
                 touchedPolicies.insert(name)
+            case .setExpired(let expired):
+                // The policies such a system sends under (by its tags) cut its flows, or no longer.
+                let before = Dictionary(graph.policySet.expired.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                let after = Dictionary(expired.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+                for system in graph.policySet.expired + expired {
+                    if let old = before[system.name], let new = after[system.name], old === new || old.compilesLike(new) { continue }
+                    for tag in system.tags { touchedPolicies.formUnion(sendingTags[tag] ?? []) }
+                }
+                graph.policySet.expired = expired
             case .overrides(let new):
                 overrides = new
                 refreshOverrides(touchedPolicies: &touchedPolicies, touchedSystems: &touchedSystems)
@@ -168,7 +179,8 @@ public struct IncrementalHost {
         var newTrusted = Set<String>()
         graph.entries = graph.policySet.policies.map { policy in
             if !touchedPolicies.contains(policy.name), let kept = oldEntries[policy.name] { return kept }
-            let entry = AccessGraph.entry(for: policy, id: policyIDs.assigned[policy.name]!, holders: holders, trust: trust, revoked: revoked)
+            let entry = AccessGraph.entry(for: policy, id: policyIDs.assigned[policy.name]!, holders: holders, trust: trust, revoked: revoked,
+                                          expired: graph.policySet.expired)
             for sender in entry.trustedSenders { newTrusted.insert(sender.name) }
             return entry
         }

@@ -39,6 +39,9 @@ extension PolicySet {
     /// `edits` (of the systems) followed by the edits of the policies; nil as above.
     private func policyEdits(to new: PolicySet, after systemEdits: [PolicyEdit]) -> [PolicyEdit]? {
         var edits = systemEdits
+        if expired.count != new.expired.count || !zip(expired, new.expired).allSatisfy({ $0 === $1 || ($0.name == $1.name && $0.compilesLike($1)) }) {
+            edits.append(.setExpired(new.expired))
+        }
         let newPolicies = Dictionary(new.policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldPolicies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let keptPolicies = policies.filter { newPolicies[$0.name] != nil }.map(\.name)

@@ -355,6 +355,9 @@ public struct PolicySet: Sendable {
     public var expectations: [Expectation]
     /// Files in `rules.d/` in load order.
     public var files: [String]
+    /// Systems left out because they expired (`systemsInForce(at:)`): no sender anywhere,
+    /// and the flows they opened before are cut.
+    public var expired: [SystemDefinition] = []
 
     public func system(named name: String) -> SystemDefinition? { systems.first { $0.name == name } }
 
@@ -364,6 +367,7 @@ public struct PolicySet: Sendable {
         guard systems.contains(where: { $0.expires.map { $0 <= instant } ?? false }) else { return self }
         var out = self
         out.systems = systems.filter { $0.expires.map { $0 > instant } ?? true }
+        out.expired = systems.filter { $0.expires.map { $0 <= instant } ?? false }
         return out
     }
 

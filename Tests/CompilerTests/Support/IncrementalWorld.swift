@@ -31,11 +31,15 @@ struct TestWorld {
     var policies: [AccessPolicy]
     var overrides = RuntimeOverrides()
     var instant = TestWorld.start
+    /// Systems expired by now (not in `systems`): their flows are cut.
+    var expired: [SystemDefinition] = []
 
     static let start = try! Instant.parse("2026-11-23T10:00:00Z", defaultZone: utcZone)
 
     var policySet: PolicySet {
-        PolicySet(directory: "/test", config: Config(), systems: systems, policies: policies, webRules: [], expectations: [], files: [])
+        var set = PolicySet(directory: "/test", config: Config(), systems: systems, policies: policies, webRules: [], expectations: [], files: [])
+        set.expired = expired
+        return set
     }
 
     func system(named name: String) -> SystemDefinition? { systems.first { $0.name == name } }
@@ -51,6 +55,7 @@ struct TestWorld {
         case .removePolicy(let name): policies.removeAll { $0.name == name }
         case .overrides(let new): overrides = new
         case .instant(let new): instant = new
+        case .setExpired(let new): expired = new
         }
     }
 
