@@ -356,8 +356,9 @@ extension FleetCommand {
             discussion: """
                 Writes the expiry into the system's grant (on the condition that nobody changed it \
                 since read). Agents drop the system at that instant by their own clocks, also while \
-                the store cannot be reached. A system of the pushed policy cannot expire: remove its \
-                block and push. Example: enforcer fleet expire app-1 --after 24h --store URL
+                the store cannot be reached, and cut the connections it opened. A system of the \
+                pushed policy expires by its block's own `expires:` line: write it there and push. \
+                Example: enforcer fleet expire app-1 --after 24h --store URL
                 """)
         @Argument(help: ArgumentHelp("The enrolled system (or its slot).", valueName: "SYSTEM"))
         var system: String

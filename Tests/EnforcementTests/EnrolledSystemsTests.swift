@@ -89,16 +89,23 @@ import Testing
         #expect(systems.departed.isEmpty && systems.render(taken: [], now: Self.now.addingTimeInterval(120), grace: 60).systems.count == 1)
     }
 
-    @Test func anExpiredSystemIsLeftOut() {
+    @Test func anExpiringSystemIsWrittenWithItsExpiry() throws {
         var systems = EnrolledSystems()
-        systems.take(key: Self.layout.enrolledKey("k-1"), value: Self.grant("k-1", tags: [], expires: Self.now.addingTimeInterval(10)), layout: Self.layout)
+        let expiry = Self.now.addingTimeInterval(10)
+        systems.take(key: Self.layout.enrolledKey("k-1"), value: Self.grant("k-1", tags: [], expires: expiry), layout: Self.layout)
         systems.take(key: Self.layout.memberKey("k-1"), value: Self.member("app-1", ["10.0.0.1"]), layout: Self.layout)
         let before = systems.render(taken: [], now: Self.now, grace: 60)
-        #expect(before.systems.count == 1 && before.next == Self.now.addingTimeInterval(10))
-        // No tags: a system no policy reaches, written without a tags line.
-        #expect(before.text.contains("[system] app-1: {\n    address: 10.0.0.1\n}"))
-        let after = systems.render(taken: [], now: Self.now.addingTimeInterval(10), grace: 60)
-        #expect(after.systems.isEmpty && after.problems.first?.contains("expired") == true)
+        // No tags: a system no policy reaches, written without a tags line. The expiry is the
+        // daemon's to act on, by its own clock: the file does not change then.
+        let stamp = ISO8601.string(expiry)
+        #expect(before.text.contains("[system] app-1: {\n    address: 10.0.0.1\n    expires: \(stamp)\n}"), "\(before.text)")
+        #expect(before.systems.count == 1 && before.next == nil && before.problems.isEmpty)
+        let after = systems.render(taken: [], now: expiry, grace: 60)
+        #expect(after.text == before.text && after.problems.first?.contains("expired") == true)
+        // The written expiry reads back as the instant granted.
+        let fixture = try PolicyDirectoryFixture(files: ["99-enrolled-systems.policy": after.text])
+        let loaded = try Pipeline(directory: fixture.path).load().policy
+        #expect(loaded.system(named: "app-1")?.expires == ISO8601.date(stamp))
     }
 
     @Test func changesAreNamed() {

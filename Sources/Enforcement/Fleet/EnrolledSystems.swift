@@ -145,13 +145,13 @@ public struct EnrolledSystems: Sendable, Equatable {
         }
         // Slots are "<key>-<n>", and the earlier enrolment keeps a contested name.
         present.sort { ($0.slot.count, $0.slot) < ($1.slot.count, $1.slot) }
-        var written: [String: (addresses: [String], tags: [String], slot: String)] = [:]
+        var written: [String: (addresses: [String], tags: [String], slot: String, expires: String?)] = [:]
         for (slot, member) in present {
             guard let grant = grants[slot] else { continue }
-            if let expires = grant.expires.flatMap(ISO8601.date) {
-                if expires <= now { problems.append("enrolled system \(member.name) (slot \(slot)) expired at \(grant.expires!)"); continue }
-                later(expires)
-            }
+            // Written with the system: every receiver's daemon drops it at that instant by its
+            // own clock and cuts the connections it opened, as for a `[system]` block's `expires:`.
+            let expires = grant.expires.flatMap(ISO8601.date)
+            if let expires, expires <= now { problems.append("enrolled system \(member.name) (slot \(slot)) expired at \(grant.expires!)") }
             guard Enrolment.isPlainName(member.name) else {
                 problems.append("enrolled system of slot \(slot) left out: its name is not a plain name (letters, digits, '.', '_', '-')")
                 continue
@@ -167,15 +167,16 @@ public struct EnrolledSystems: Sendable, Equatable {
                 continue
             }
             let tags = grant.tags.filter(Enrolment.isPlainName)
-            written[member.name] = (addresses.map(\.description), tags, slot)
+            written[member.name] = (addresses.map(\.description), tags, slot, expires.map { ISO8601.string($0) })
         }
         var text = "# The fleet's enrolled systems, written by enforcer's agent from the store: not a file to edit.\n"
         var systems: [String: String] = [:]
         for name in written.keys.sorted() {
             let system = written[name]!
             let addresses = system.addresses.joined(separator: ", "), tags = system.tags.joined(separator: ", ")
-            text += "[system] \(name): {\n    address: \(addresses)\n" + (tags.isEmpty ? "" : "    tags: \(tags)\n") + "}\n"
-            systems[name] = "addresses \(addresses); tags \(tags.isEmpty ? "none" : tags)"
+            text += "[system] \(name): {\n    address: \(addresses)\n" + (tags.isEmpty ? "" : "    tags: \(tags)\n")
+                + (system.expires.map { "    expires: \($0)\n" } ?? "") + "}\n"
+            systems[name] = "addresses \(addresses); tags \(tags.isEmpty ? "none" : tags)" + (system.expires.map { "; expires \($0)" } ?? "")
         }
         return Rendering(text: text, systems: systems, problems: problems, next: next)
     }
