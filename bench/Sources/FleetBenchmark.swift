@@ -150,7 +150,7 @@ enum FleetBenchmark {
         }
         print(String(format: "simulation: %d agents of %d kinds (hosts receiving the same policies); compiled in %.1f s; same ruleset within a kind: %d of %d kinds checked",
                      options.agents, members.count, now() - setupStart, checked - differ, checked))
-        let shared = SharedCompile(mirror: mirror, shelf: shelf, policySet: set, digest: bundle.digest, hosts: hosts, at: instant)
+        let shared = SharedCompile(mirror: mirror, shelf: shelf, policySet: set, bundle: bundle, hosts: hosts, at: instant)
 
         // 1. Raw fan-out.
         let raw = try await rawFanOut(url: options.store, watchers: options.agents, puts: options.changes, admin: admin)

@@ -51,7 +51,8 @@ final class SharedCompile: @unchecked Sendable {
     private let lock = NSLock()
     private var hosts: [String: IncrementalHost]
     private var policySet: PolicySet
-    private var heldDigest: String
+    /// The bundle the shared mirror holds: a change writes only the files it changed, as an agent's does.
+    private var heldBundle: FleetBundle
     private var results: [String: Task<Result, Never>] = [:]
     /// Each kind's ruleset before the last change, for the check against a full comparison.
     private(set) var before: [String: Ruleset] = [:]
@@ -60,12 +61,12 @@ final class SharedCompile: @unchecked Sendable {
     private let queue = DispatchQueue(label: "shared-compile")
     let instant: Date
 
-    init(mirror: StoreMirror, shelf: ChunkShelf, policySet: PolicySet, digest: String, hosts: [String: IncrementalHost], at instant: Date) {
+    init(mirror: StoreMirror, shelf: ChunkShelf, policySet: PolicySet, bundle: FleetBundle, hosts: [String: IncrementalHost], at instant: Date) {
         self.mirror = mirror
         self.shelf = shelf
         self.policySet = policySet
         self.hosts = hosts
-        heldDigest = digest
+        heldBundle = bundle
         self.instant = instant
     }
 
@@ -137,12 +138,15 @@ final class SharedCompile: @unchecked Sendable {
     private func compute(bundle: FleetBundle, enrolled: String) -> Result {
         let start = now()
         do {
-            if bundle.digest != heldDigest {
-                let files = bundle.files.keys.sorted().map { path in
-                    (path: path, content: bundle.files[path]!.chunks.reduce(into: Data()) { $0.append(shelf.chunk($1) ?? Data()) })
-                }
-                try mirror.write(files, revision: 0, digest: bundle.digest)
-                heldDigest = bundle.digest
+            if bundle.digest != heldBundle.digest {
+                // As an agent writes its mirror: the files whose chunks did not change are left
+                // alone, and only the others are joined from their chunks.
+                let held = heldBundle
+                let unchanged = Set(bundle.files.keys.filter { held.files[$0] == bundle.files[$0] })
+                try mirror.write(paths: bundle.files.keys.sorted(), content: { path in
+                    bundle.files[path]!.chunks.reduce(into: Data()) { $0.append(self.shelf.chunk($1) ?? Data()) }
+                }, revision: 0, digest: bundle.digest, unchanged: (held.digest, unchanged))
+                heldBundle = bundle
             }
             try mirror.writeEnrolled(enrolled)
         } catch {
