@@ -156,7 +156,9 @@ public struct FleetBundle: Sendable, Equatable {
     /// The manifest's bytes as the store held them before heads: the whole table inline
     /// (JSON, keys sorted so equal bundles are equal bytes). Still read (`Head.decode`).
     public func encoded() throws(FleetError) -> Data {
-        do { return try FleetStore.jsonEncoder.encode(Manifest(self)) } catch { throw .store("cannot encode the bundle: \(error)") }
+        let value = Head.Value(format: 1, files: files, digest: digest, pushedBy: pushedBy, pushedAt: ISO8601.string(pushedAt, precision: .milliseconds),
+                               message: message, checkedAt: checkedAt, patches: patches.isEmpty ? nil : patches)
+        do { return try FleetStore.jsonEncoder.encode(value) } catch { throw .store("cannot encode the bundle: \(error)") }
     }
 
     public static func decode(_ data: Data) throws(FleetError) -> FleetBundle {
@@ -282,7 +284,7 @@ public struct FleetBundle: Sendable, Equatable {
         }
 
         public func encoded() throws(FleetError) -> Data {
-            let value = Value(format: 2, table: table, since: since, edits: edits, removed: removed.isEmpty ? nil : removed, digest: digest,
+            let value = Value(format: 2, table: table, since: since, edits: edits, removed: removed.isEmpty ? nil : removed, files: nil, digest: digest,
                               pushedBy: pushedBy, pushedAt: ISO8601.string(pushedAt, precision: .milliseconds), message: message,
                               checkedAt: checkedAt, patches: patches.isEmpty ? nil : patches)
             do { return try FleetStore.jsonEncoder.encode(value) } catch { throw .store("cannot encode the bundle: \(error)") }
@@ -307,7 +309,9 @@ public struct FleetBundle: Sendable, Equatable {
                         pushedBy: value.pushedBy, pushedAt: at, message: value.message, checkedAt: value.checkedAt, patches: value.patches ?? [:])
         }
 
-        private struct Value: Codable {
+        /// The JSON of either format: 2 (a head) or 1 (the whole table, written before heads;
+        /// `FleetBundle.encoded()` still writes it, for what reads a manifest whole).
+        fileprivate struct Value: Codable {
             var format: Int?
             var table: String?
             var since: String?
@@ -347,33 +351,6 @@ public struct FleetBundle: Sendable, Equatable {
     public func changedPaths(since other: FleetBundle?) -> [String] {
         guard let other else { return files.keys.sorted() }
         return Set(files.keys).union(other.files.keys).filter { files[$0] != other.files[$0] }.sorted()
-    }
-
-    private struct Manifest: Codable {
-        var format = 1
-        var files: [String: File]
-        var digest: String
-        var pushedBy: String
-        var pushedAt: String
-        var message: String?
-        var checkedAt: Int64
-        /// Absent when empty; an agent of before patches ignores it and fetches.
-        var patches: [String: Patch]?
-
-        init(_ bundle: FleetBundle) {
-            files = bundle.files
-            digest = bundle.digest
-            pushedBy = bundle.pushedBy
-            pushedAt = ISO8601.string(bundle.pushedAt, precision: .milliseconds)
-            message = bundle.message
-            checkedAt = bundle.checkedAt
-            patches = bundle.patches.isEmpty ? nil : bundle.patches
-        }
-
-        var bundle: FleetBundle {
-            FleetBundle(files: files, digest: digest, pushedBy: pushedBy, pushedAt: ISO8601.date(pushedAt) ?? Date(timeIntervalSince1970: 0),
-                        message: message, checkedAt: checkedAt, patches: patches ?? [:])
-        }
     }
 }
 
