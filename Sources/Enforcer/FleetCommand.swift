@@ -352,15 +352,16 @@ extension FleetCommand {
 
     struct Expire: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Set when an enrolled system stops being one: every agent drops it then.",
+            abstract: "Set when a system stops being one: every agent drops it then.",
             discussion: """
-                Writes the expiry into the system's grant (on the condition that nobody changed it \
-                since read). Agents drop the system at that instant by their own clocks, also while \
-                the store cannot be reached, and cut the connections it opened. A system of the \
-                pushed policy expires by its block's own `expires:` line: write it there and push. \
-                Example: enforcer fleet expire app-1 --after 24h --store URL
+                For an enrolled system, writes the expiry into its grant (on the condition that nobody \
+                changed it since read); for a system of the pushed policy, pushes the store's files \
+                with its block's `expires:` line written and nothing else changed (checked and guarded \
+                as any push; --if-revision as for `fleet tag`). Agents drop the system at that instant \
+                by their own clocks, also while the store cannot be reached, and cut the connections \
+                it opened. Example: enforcer fleet expire app-1 --after 24h --store URL
                 """)
-        @Argument(help: ArgumentHelp("The enrolled system (or its slot).", valueName: "SYSTEM"))
+        @Argument(help: ArgumentHelp("The system (an enrolled one also by its slot).", valueName: "SYSTEM"))
         var system: String
         @Option(help: ArgumentHelp("When: ISO 8601, UTC unless a zone is given (2026-12-31T18:00:00Z).", valueName: "TIME"))
         var at: String?
@@ -369,15 +370,21 @@ extension FleetCommand {
         @Flag(help: "It does not expire.")
         var never = false
         @OptionGroup var store: StoreOptions
+        @Option(help: ArgumentHelp("For a system of the pushed policy: only if the policy is still the one of this revision.", valueName: "REV"))
+        var ifRevision: Int64?
 
         func run() throws {
-            let system = system
+            let system = system, ifRevision = ifRevision
             let expiry: Date?
             do { expiry = try FleetEnrolment.expiry(at: at, after: after?.seconds, never: never, now: Date()) } catch {
                 throw ValidationError("\(error)")
             }
-            try FleetCommand.withEnrolment(store) { enrolment in
-                let (slot, grant) = try await enrolment.expire(system, at: expiry)
+            try FleetCommand.withStore(store) { admin in
+                let enrolment = FleetEnrolment(store: admin.store)
+                if try !waitFor({ try await enrolment.memberNames() }).contains(system), try admin.isPushedSystem(system) {
+                    return try admin.expire(pushedSystem: system, at: expiry, ifRevision: ifRevision)
+                }
+                let (slot, grant) = try waitFor { try await enrolment.expire(system, at: expiry) }
                 let which: String = slot == system ? "" : " (slot \(slot))"
                 let when: String = grant.expires.map { "expires \($0)" } ?? "does not expire"
                 return ["\(system)\(which): \(when)"]

@@ -556,8 +556,6 @@ struct FleetLiveTests {
         #expect(grants.count == 2 && grants.allSatisfy { abs(($0.flatMap(ISO8601.date) ?? .distantPast).timeIntervalSince(month)) < 60 }, "\(grants)")
         let listed = try store.fleet(["key", "list"]).stdout
         #expect(listed.split(separator: "\n").contains { $0.hasPrefix(expiringID) && $0.contains("  systems expire ") }, "\(listed)")
-        let pushedExpiry = try store.fleet(["expire", "db-1", "--after", "1h"])
-        #expect(pushedExpiry.status == 1 && pushedExpiry.stderr.contains("a system of the pushed policy expires by its block's own `expires:` line"), "\(pushedExpiry.stderr)")
 
         // A name that is nothing: a clear error; a system of the pushed policy loses its login.
         let unknown = try store.fleet(["remove", "nosuch-1"])
@@ -575,6 +573,7 @@ struct FleetLiveTests {
         try #require(first.status == 0, "\(first.stderr)")
         let firstRevision = try #require(first.stdout.split(separator: " ").dropFirst(2).first.flatMap { Int($0) })
         try lab.serve("db-1", port: 5432)
+        try lab.serve("db-1", port: 22)
         let db = try Agent(lab, "db-1")
         #expect(db.wait(for: "applied generation 1") != nil, "\(db.text)")
         #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
@@ -609,6 +608,27 @@ struct FleetLiveTests {
         #expect(untagged.status == 0, "\(untagged.stderr)")
         #expect(db.wait(for: "applied generation 3") != nil, "\(db.text)")
         #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 5432, timeout: 1))
+        #expect(try store.fleet(["diff", "--dir", lab.policy]).stdout.hasPrefix("no difference"))
+
+        // ws-1 expires in 3 s: a push of its block's `expires:` line; db-1 drops it then, by
+        // its own clock, and cuts the connection it has open.
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 22))
+        let open = try lab.longLived(from: "ws-1", to: "10.20.2.11", port: 22)
+        let expiring = try store.fleet(["expire", "ws-1", "--after", "3s"])
+        #expect(expiring.status == 0 && expiring.stdout.contains("ws-1: expires ") && expiring.stdout.contains("(had no expiry; rules.d/00-systems.policy)")
+                && expiring.stdout.contains("pushed revision "), "\(expiring.stdout)\(expiring.stderr)")
+        // The push changes nothing in the kernel until the expiry comes.
+        #expect(db.wait(for: "unchanged: generation 3 is live") != nil, "\(db.text)")
+        #expect(db.wait(for: "flip (time): system 'ws-1' expired — applied generation 4", timeout: 10) != nil, "\(db.text)")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(!open.isRunning, "ws-1's open connection is cut at its expiry")
+        #expect(try !lab.echoes(from: "ws-1", to: "10.20.2.11", port: 22, timeout: 1))
+        #expect(try store.fleet(["history"]).stdout.split(separator: "\n").first?.contains("\"fleet expire ws-1 20") == true)
+        // And never: the line goes again, ws-1 is back.
+        let never = try store.fleet(["expire", "ws-1", "--never"])
+        #expect(never.status == 0 && never.stdout.contains("ws-1: does not expire (was "), "\(never.stdout)\(never.stderr)")
+        #expect(db.wait(for: "applied generation 5") != nil, "\(db.text)")
+        #expect(try lab.echoes(from: "ws-1", to: "10.20.2.11", port: 22))
         #expect(try store.fleet(["diff", "--dir", lab.policy]).stdout.hasPrefix("no difference"))
     }
 

@@ -24,18 +24,9 @@ public enum SystemTagsEdit {
         for tag in add where !PolicyLoader.isValidTag(tag) {
             throw Failure(description: "bad tag '\(tag)': use letters, digits, '.', '_', '-', ':'")
         }
-        let parser = BlockParser(file: file, bytes: bytes)
-        let found = parser.blocks.indices.filter { parser.blocks[$0].kind == "system" && parser.blocks[$0].name == name }
-        guard let index = found.first else { return nil }
-        guard found.count == 1 else { throw Failure(description: "\(file): system '\(name)' is written \(found.count) times: fix the file first") }
-        let block = parser.blocks[index]
-        let headerLine = parser.spans[index].lines.lowerBound
-        guard let lastEntry = block.entries.last, lastEntry.keyLocation.line != headerLine else {
-            throw Failure(description: "\(block.nameLocation): system '\(name)' is written on one line: change its tags by hand")
-        }
-        var lines: [Int: SourceText.Line] = [:]
-        let wanted = Set(block.entries.map(\.keyLocation.line))
-        for line in SourceText(file: file, bytes: bytes).lines where wanted.contains(line.number) { lines[line.number] = line }
+        guard let (block, lines) = try Self.block(system: name, in: bytes, file: file, what: "its tags") else { return nil }
+        let headerLine = block.nameLocation.line
+        let lastEntry = block.entries.last!
 
         // Each `tags:` entry: where its value stands in the file, and its items as written.
         struct Entry { var value: Range<Int>; var line: SourceText.Line; var items: [(text: String, written: String)] }
@@ -79,8 +70,27 @@ public enum SystemTagsEdit {
         return Result(bytes: out, before: before, after: after)
     }
 
+    /// The `[system]` block named `name` in `bytes`, with the lines of its entries by number;
+    /// nil when the file has none. One written twice, or on one line, is refused (`what`
+    /// names the change, for the message).
+    static func block(system name: String, in bytes: [UInt8], file: String, what: String) throws(Failure) -> (RawBlock, [Int: SourceText.Line])? {
+        let parser = BlockParser(file: file, bytes: bytes)
+        let found = parser.blocks.indices.filter { parser.blocks[$0].kind == "system" && parser.blocks[$0].name == name }
+        guard let index = found.first else { return nil }
+        guard found.count == 1 else { throw Failure(description: "\(file): system '\(name)' is written \(found.count) times: fix the file first") }
+        let block = parser.blocks[index]
+        let headerLine = parser.spans[index].lines.lowerBound
+        guard let lastEntry = block.entries.last, lastEntry.keyLocation.line != headerLine else {
+            throw Failure(description: "\(block.nameLocation): system '\(name)' is written on one line: change \(what) by hand")
+        }
+        var lines: [Int: SourceText.Line] = [:]
+        let wanted = Set(block.entries.map(\.keyLocation.line))
+        for line in SourceText(file: file, bytes: bytes).lines where wanted.contains(line.number) { lines[line.number] = line }
+        return (block, lines)
+    }
+
     /// From after `key:` and its blanks to the last byte before a trailing comment or blanks.
-    private static func valueRange(of line: SourceText.Line) -> Range<Int>? {
+    static func valueRange(of line: SourceText.Line) -> Range<Int>? {
         let cleaned = line.bytes
         guard var at = cleaned.firstIndex(where: { !$0.isBlank }), let colon = cleaned[at...].firstIndex(of: .colon) else { return nil }
         at = colon + 1

@@ -54,19 +54,53 @@ public struct FleetAdmin {
     /// written on the condition that nobody pushed since they were read (`ifRevision`: since
     /// that revision). `fleet history` shows it as `fleet tag NAME +a -b` by its user.
     public func tag(pushedSystem name: String, add: [String], remove: [String], ifRevision: Int64? = nil, at instant: Date = Date()) throws -> [String] {
+        let changes: [String] = add.map { "+\($0)" } + remove.map { "-\($0)" }
+        return try editPushed(system: name, message: "fleet tag \(name) \(changes.joined(separator: " "))", ifRevision: ifRevision, at: instant) { bytes, path throws(SystemTagsEdit.Failure) in
+            try SystemTagsEdit.retag(system: name, in: bytes, file: path, add: add, remove: remove).map { result in
+                let after: String = result.after.isEmpty ? "none" : result.after.joined(separator: ", ")
+                let before: String = result.before.isEmpty ? "none" : result.before.joined(separator: ", ")
+                return (result.bytes, "\(name): tags \(after) (were \(before); \(path))")
+            }
+        }
+    }
+
+    /// Sets (nil: removes) the expiry of `name`, a system of the pushed policy: a push of the
+    /// store's files with that block's `expires:` line written (`SystemExpiryEdit`), as `tag`
+    /// pushes. Every agent drops the system at that instant by its own clock.
+    public func expire(pushedSystem name: String, at expiry: Date?, ifRevision: Int64? = nil, at instant: Date = Date()) throws -> [String] {
+        let value = expiry.map { ISO8601.string($0) }
+        return try editPushed(system: name, message: "fleet expire \(name) " + (value ?? "--never"), ifRevision: ifRevision, at: instant) { bytes, path throws(SystemTagsEdit.Failure) in
+            try SystemExpiryEdit.setExpiry(system: name, in: bytes, file: path, to: value).map { result in
+                (result.bytes, "\(name): " + (result.after.map { "expires \($0)" } ?? "does not expire")
+                    + " (\(result.before.map { "was \($0)" } ?? "had no expiry"); \(path))")
+            }
+        }
+    }
+
+    /// Whether `name` is a system of the pushed policy.
+    public func isPushedSystem(_ name: String) throws -> Bool {
+        let store = store
+        guard let bundle = try waitFor({ try await store.bundle() }).bundle else { return false }
+        let files = try waitFor { try await store.files(of: bundle).files }
+        return EnrolledSystems.definedNames(in: files.map(\.content)).contains(name)
+    }
+
+    /// A push of the store's files with the one holding system `name` changed by `edit` (its
+    /// bytes and path → the new bytes and a line to print; nil: not in this file), checked and
+    /// guarded as any push.
+    private func editPushed(system name: String, message: String, ifRevision: Int64?, at instant: Date,
+                            _ edit: ([UInt8], String) throws(SystemTagsEdit.Failure) -> ([UInt8], String)?) throws -> [String] {
         let store = store, fleet = store.layout.fleet
         let current = try waitFor { try await store.bundle() }
-        guard let bundle = current.bundle else { throw FleetError.usage("fleet \(fleet) has no policy yet: there is no system \(name) to tag") }
+        guard let bundle = current.bundle else { throw FleetError.usage("fleet \(fleet) has no policy yet: there is no system \(name) to change") }
         let files = try waitFor { try await store.files(of: bundle).files }
-        var edits: [(path: String, result: SystemTagsEdit.Result)] = []
+        var edits: [(path: String, bytes: [UInt8], line: String)] = []
         for file in files where EnrolledSystems.definedNames(in: [file.content]).contains(name) {
             do {
-                if let result = try SystemTagsEdit.retag(system: name, in: [UInt8](file.content), file: file.path, add: add, remove: remove) {
-                    edits.append((file.path, result))
-                }
+                if let (bytes, line) = try edit([UInt8](file.content), file.path) { edits.append((file.path, bytes, line)) }
             } catch { throw FleetError.usage("\(error)") }
         }
-        guard let edit = edits.first else {
+        guard let changed = edits.first else {
             let enrolled = try waitFor { try await FleetEnrolment(store: store).memberNames() }
             let known = EnrolledSystems.definedNames(in: files.map(\.content)).union(enrolled)
             let near: String = NearMiss.nearest(name, among: known.sorted()).map { ": did you mean \($0)?" } ?? ""
@@ -76,21 +110,18 @@ public struct FleetAdmin {
             throw FleetError.usage("system \(name) is written in \(edits.map(\.path).joined(separator: " and ")): the policy does not check; fix it and push")
         }
         // The files go into a directory of their own, read by the same checks as any push.
-        let directory = NSTemporaryDirectory() + "enforcer-fleet-tag-\(getpid())-\(FleetEnrolment.randomHex(bytes: 4))"
+        let directory = NSTemporaryDirectory() + "enforcer-fleet-edit-\(getpid())-\(FleetEnrolment.randomHex(bytes: 4))"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         for file in files {
             let path = directory + "/" + file.path
-            let content = file.path == edit.path ? Data(edit.result.bytes) : file.content
+            let content = file.path == changed.path ? Data(changed.bytes) : file.content
             do {
                 try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                 try content.write(to: URL(fileURLWithPath: path))
             } catch { throw FleetError.store("cannot write the policy to \(directory) to check it: \(SystemErrno.describe(error))") }
         }
-        let changes: [String] = add.map { "+\($0)" } + remove.map { "-\($0)" }
-        let pushed = try push(directory: directory, message: "fleet tag \(name) \(changes.joined(separator: " "))", ifRevision: ifRevision ?? current.modRevision, at: instant)
-        let after: String = edit.result.after.isEmpty ? "none" : edit.result.after.joined(separator: ", ")
-        let before: String = edit.result.before.isEmpty ? "none" : edit.result.before.joined(separator: ", ")
-        return ["\(name): tags \(after) (were \(before); \(edit.path))"] + pushed
+        let pushed = try push(directory: directory, message: message, ifRevision: ifRevision ?? current.modRevision, at: instant)
+        return [changed.line] + pushed
     }
 
     /// The files in which `directory` and the store's bundle differ, and how.

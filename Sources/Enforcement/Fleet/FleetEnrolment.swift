@@ -263,7 +263,7 @@ public struct FleetEnrolment: Sendable {
     /// instant by its own clock. Returns its slot and grant.
     public func expire(_ name: String, at expiry: Date?) async throws(FleetError) -> (slot: String, grant: Enrolment.Grant) {
         try await changeGrant(of: name, what: "set the expiry of \(name)",
-                              otherwise: "(a system of the pushed policy expires by its block's own `expires:` line: write it there and push)") { grant in
+                              otherwise: "(nor is it a system of the pushed policy)") { grant in
             grant.expires = expiry.map { ISO8601.string($0) }
         }
     }
