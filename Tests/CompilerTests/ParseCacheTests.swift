@@ -23,7 +23,8 @@ import Testing
     static func described(_ loaded: PolicyLoader.Loaded) -> [String] {
         var out = loaded.diagnostics.map(\.description)
         for system in loaded.policySet?.systems ?? [] {
-            out.append("system \(system.name) at \(system.location): \(system.addresses.map(\.description).joined(separator: ",")) tags \(system.tags.joined(separator: ","))")
+            out.append("system \(system.name) at \(system.location): \(system.addresses.map(\.description).joined(separator: ",")) tags \(system.tags.joined(separator: ","))"
+                       + " expires \(system.expires.map { ISO8601.string($0) } ?? "-")")
         }
         for policy in loaded.policySet?.policies ?? [] {
             out.append("policy \(policy.name) at \(policy.location) from \(policy.senders.joined(separator: ",")) allow \(policy.allow?.map(\.description).joined(separator: ",") ?? "-")")
@@ -35,7 +36,9 @@ import Testing
         let first = address ?? "10.1.\(index / 200).\(index % 200 + 1)"
         let addresses = splitLines ? ["    address: \(first)", "    address: 10.9.\(index / 200).\(index % 200 + 1)"]
             : ["    address: \(first), 10.9.\(index / 200).\(index % 200 + 1)"]
-        return ["[system] s-\(index): {"] + addresses + ["    tags: t\(index % 5)", "}"]
+        // Every third system expires: a block kept by the cache keeps its expiry when it moves.
+        let expires = index % 3 == 0 ? ["    expires: 2027-0\(index % 9 + 1)-01T00:00:00Z"] : []
+        return ["[system] s-\(index): {"] + addresses + ["    tags: t\(index % 5)"] + expires + ["}"]
     }
 
     static func policyBlock(_ name: String, port: Int) -> [String] {
@@ -132,7 +135,7 @@ import Testing
         let third = PolicyLoader.load(directory: directory.path, cache: cache)
         #expect(!cache.lastUnread.contains(systems))
         #expect(Self.described(third) == Self.described(PolicyLoader.load(directory: directory.path)))
-        #expect(Self.described(third).contains { $0.hasPrefix("system s-1 ") && $0.hasSuffix("tags t4") }, "\(Self.described(third).prefix(3))")
+        #expect(Self.described(third).contains { $0.hasPrefix("system s-1 ") && $0.hasSuffix("tags t4 expires -") }, "\(Self.described(third).prefix(3))")
     }
 
     @Test func whatMustNotBeReadInPartsIsReadWhole() throws {

@@ -30,7 +30,8 @@ public final class ParseCache: Sendable {
             out.lines = (self.lines.lowerBound + lines)...(self.lines.upperBound + lines)
             out.raw = raw.shifted(lines: lines)
             if lines != 0, let system {
-                out.system = SystemDefinition(name: system.name, location: out.raw.nameLocation, addresses: system.addresses, tags: system.tags)
+                out.system = SystemDefinition(name: system.name, location: out.raw.nameLocation, addresses: system.addresses, tags: system.tags,
+                                              expires: system.expires)
             }
             return out
         }
