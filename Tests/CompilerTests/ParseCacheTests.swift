@@ -138,6 +138,16 @@ import Testing
         #expect(Self.described(third).contains { $0.hasPrefix("system s-1 ") && $0.hasSuffix("tags t4 expires -") }, "\(Self.described(third).prefix(3))")
     }
 
+    @Test func aSystemKeptAcrossAZoneChangeIsReadInTheNewZone() throws {
+        let directory = try Directory()
+        try directory.write(["[system] s-1: {", "    address: 10.0.0.1", "    expires: 2027-01-01T00:00", "}"])
+        let cache = ParseCache()
+        #expect(PolicyLoader.load(directory: directory.path, cache: cache).policySet?.systems.first?.expires == ISO8601.date("2027-01-01T00:00:00Z"))
+        // enforcer.conf's zone changes, the file does not: the expiry is read again, in the new zone.
+        try "[policy]\ntime_window_tz = \"Europe/Berlin\"\n".write(toFile: directory.path + "/enforcer.conf", atomically: true, encoding: .utf8)
+        #expect(PolicyLoader.load(directory: directory.path, cache: cache).policySet?.systems.first?.expires == ISO8601.date("2026-12-31T23:00:00Z"))
+    }
+
     @Test func whatMustNotBeReadInPartsIsReadWhole() throws {
         let directory = try Directory()
         let cache = ParseCache()

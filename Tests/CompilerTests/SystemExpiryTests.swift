@@ -79,6 +79,57 @@ struct SystemExpiryTests {
         #expect(text.contains("10.0.1.2 : jump"), "ws-2 still is")
     }
 
+    /// ws-1 expires; ws-3 holds the same address (given again to another host) and is in force.
+    static let reused = """
+        [system] srv-1: {
+            address: 10.0.0.1
+            tags: servers
+        }
+        [system] ws-1: {
+            address: 10.0.1.1, 10.0.1.7
+            tags: workstations
+            expires: 2026-12-01T12:00:00Z
+        }
+        [system] ws-3: {
+            address: 10.0.1.1
+            tags: workstations
+        }
+        [policy] ssh: {
+            senders: workstations
+            receivers: servers
+            allow: tcp/22
+        }
+        [policy] back: {
+            senders: servers
+            receivers: workstations
+            allow: tcp/8080
+        }
+        """
+
+    @Test func anAddressASenderInForceHoldsIsNotCut() throws {
+        let set = try #require(PolicyFixture(policy: Self.reused).load().policySet)
+        let at = Self.date("2026-12-01T13:00:00Z")
+        let graph = AccessGraph(set.systemsInForce(at: at))
+        let ruleset = try HostCompiler(graph: graph, system: try #require(set.system(named: "srv-1")), at: at).compile().ruleset
+        let mark = MarkLayout(mask: set.config.markMask).policyMark(try #require(graph.entries.first?.id))
+        // Only the address ws-1 alone held: ws-3's flows from 10.0.1.1 are ws-3's own.
+        #expect(ruleset.table.set(named: "revoked_v4")?.elements.map(\.key) == [[.addresses(try AddressBlock.parse("10.0.1.7").range), .mark(mark)]])
+        #expect(NFTText.render(ruleset).contains("10.0.1.1 : jump"), "ws-3 is a sender")
+    }
+
+    @Test func anExpiredHostKeepsEnforcingWhatItReceives() throws {
+        let set = try #require(PolicyFixture(policy: Self.reused).load().policySet)
+        let at = Self.date("2026-12-01T13:00:00Z")
+        let host = try #require(set.system(named: "ws-1"))
+        // Compiled for ws-1 itself, the policy keeps it: it still receives 'back' from srv-1.
+        let own = set.systemsInForce(at: at, keeping: "ws-1")
+        #expect(own.system(named: "ws-1") != nil && own.expired.isEmpty)
+        let ruleset = try HostCompiler(graph: AccessGraph(own), system: host, at: at).compile().ruleset
+        #expect(NFTText.render(ruleset).contains("10.0.0.1 : jump"), "srv-1 still reaches ws-1 on 8080")
+        // For any other host, ws-1 is gone.
+        #expect(set.systemsInForce(at: at, keeping: "srv-1").system(named: "ws-1") == nil)
+    }
+
     @Test func whatExpiresBetweenTwoInstantsIsNamed() throws {
         let set = try Self.loaded()
         #expect(set.systemsExpiring(after: Self.date("2026-12-01T11:00:00Z"), through: Self.date("2026-12-01T12:00:00Z")) == ["ws-1"])

@@ -85,10 +85,16 @@ public struct AccessGraph: Sendable {
                           receivers: [], subnets: subnets, gateway: gateway)
         }
         entry.revokedSenders = lost
-        // Few systems are expired at a time: a scan, not an index.
+        // Few systems are expired at a time: a scan, not an index. An address an expired
+        // system shares with a sender in force is not cut: that sender's flows are its own.
         if !expired.isEmpty {
             let tags = Set(policy.senders)
-            entry.revokedSenders += expired.filter { !tags.isDisjoint(with: $0.tags) }
+            for system in expired where !tags.isDisjoint(with: system.tags) {
+                let free = system.addresses.filter { block in !entry.senders.contains { $0.addresses.contains { $0.range.overlaps(block.range) } } }
+                guard !free.isEmpty else { continue }
+                entry.revokedSenders.append(free.count == system.addresses.count ? system
+                    : SystemDefinition(name: system.name, location: system.location, addresses: free, tags: system.tags, expires: system.expires))
+            }
         }
         return entry
     }

@@ -174,6 +174,11 @@ public struct AddressRange: Hashable, Comparable, Sendable, CustomStringConverti
         try container.encode(last, forKey: .last)
     }
 
+    /// Whether the two ranges share an address.
+    public func overlaps(_ other: AddressRange) -> Bool {
+        family == other.family && first <= other.last && other.first <= last
+    }
+
     public init(_ address: IPAddress) {
         self.init(first: address, last: address)
     }

@@ -58,12 +58,20 @@ public final class ParseCache: Sendable {
     public var lastUnread: Set<String> { unread.withLock { $0 } }
     private let unread = Mutex<Set<String>>([])
 
-    func file(_ path: String) -> File? { files.withLock { $0[path] } }
+    /// The file as the last load left it, when it was made under enforcer.conf's time zone
+    /// `zone`: a system's `expires:` without an offset is read in that zone, so a kept system
+    /// of another zone would keep another instant.
+    func file(_ path: String, zone: String) -> File? {
+        guard self.zone.withLock({ $0 == nil || $0 == zone }) else { return nil }
+        return files.withLock { $0[path] }
+    }
+    private let zone = Mutex<String?>(nil)
 
-    func store(_ new: [String: File], kept: Int, parsed: Int, unread taken: Set<String> = []) {
+    func store(_ new: [String: File], kept: Int, parsed: Int, unread taken: Set<String> = [], zone: String) {
         unread.withLock { $0 = taken }
         files.withLock { $0 = new }
         counts.withLock { $0 = (kept, parsed) }
+        self.zone.withLock { $0 = zone }
     }
 
     /// The blocks of `bytes` (the file `path` now), from `cached` where it can, with the

@@ -101,7 +101,7 @@ public struct PolicyLoader: Sendable {
         var takenByStamp = Set<String>()
         var kept = 0
         for (file, source) in zip(files, sources) {
-            let known = cache?.file(file)
+            let known = cache?.file(file, zone: config.defaultTimeZone.identifier)
             guard let (bytes, ends, stamp, takenAsKnown) = readBytes(source, advice: "split it into several files in rules.d/", old: known.map { ($0.bytes, $0.stamp) })
             else { unread = true; continue }
             if takenAsKnown { takenByStamp.insert(file) }
@@ -138,7 +138,8 @@ public struct PolicyLoader: Sendable {
         kinds.systems = []
         if let cache, !diagnostics.contains(where: { $0.severity == .error }) {
             remember(fresh, in: &cached)
-            cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: takenByStamp)
+            cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: takenByStamp,
+                        zone: config.defaultTimeZone.identifier)
         }
         let scope = NameScope(systems: systems)
         let policies = kinds.policies.compactMap { policy($0.block, order: $0.order, scope: scope) }

@@ -362,12 +362,15 @@ public struct PolicySet: Sendable {
     public func system(named name: String) -> SystemDefinition? { systems.first { $0.name == name } }
 
     /// The policy at `instant`: without the systems that expired by then (`expires:`), so
-    /// that no receiver admits them. The same value when none did.
-    public func systemsInForce(at instant: Date) -> PolicySet {
-        guard systems.contains(where: { $0.expires.map { $0 <= instant } ?? false }) else { return self }
+    /// that no receiver admits them. The same value when none did. `keeping`: the host the
+    /// policy is compiled for stays in it whatever its expiry: an expired host is no sender to
+    /// others, but it keeps enforcing what it receives.
+    public func systemsInForce(at instant: Date, keeping host: String? = nil) -> PolicySet {
+        func expired(_ system: SystemDefinition) -> Bool { system.name != host && system.expires.map { $0 <= instant } ?? false }
+        guard systems.contains(where: expired) else { return self }
         var out = self
-        out.systems = systems.filter { $0.expires.map { $0 > instant } ?? true }
-        out.expired = systems.filter { $0.expires.map { $0 <= instant } ?? false }
+        out.systems = systems.filter { !expired($0) }
+        out.expired = systems.filter(expired)
         return out
     }
 

@@ -139,12 +139,21 @@ public final class FleetAgent: @unchecked Sendable {
         }
         let desired = DesiredKeys(response.kvs, layout: layout)
         let enrolled = desired.enrolled, overrides = desired.overrides
-        guard let pushed = desired.pushed, let bundle = try? waitFor({ try await store.resolve(pushed.value).bundle }) else {
+        guard let pushed = desired.pushed else {
             if let held {
                 log(.warning("store: fleet \(layout.fleet) has no policy at \(settings.summary); enforcing revision \(held.revision) from \(mirror.directory)"))
                 return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
             }
             throw FleetError.store("fleet \(layout.fleet) has no policy in the store \(settings.summary) yet: push one with `enforcer fleet push`")
+        }
+        let bundle: FleetBundle
+        do { bundle = try waitFor { try await store.resolve(pushed.value).bundle } } catch {
+            // A value this agent cannot read, or its table out of reach: not "no policy".
+            guard let held else {
+                throw FleetError.store("cannot read the policy of fleet \(layout.fleet) (revision \(pushed.modRevision)) at \(settings.summary): \(error); and no earlier copy of it is in \(mirror.base): the agent cannot start")
+            }
+            log(.warning("store: cannot read the policy of revision \(pushed.modRevision) at \(settings.summary): \(error); enforcing revision \(held.revision) from \(mirror.directory)"))
+            return Prepared(revision: held.revision, enrolled: nil, rendered: nil, overrides: nil)
         }
         // The chunks are kept when they were at hand; a mirror already up to date is not read
         // for them here (that waits for the first push).
@@ -240,6 +249,14 @@ public final class FleetAgent: @unchecked Sendable {
                     lock.withLock { connection.seenRevision = max(connection.seenRevision, response.header.revision) }
                 }
                 if Task.isCancelled { return }
+            } catch FleetError.missing(let what) {
+                // A head from further back than `fleet gc` keeps (this agent lagged behind):
+                // its chunks or table are gone, so the store is read as it is now.
+                note(.warning("store: \(what) (a revision older than `fleet gc` keeps): reading the fleet's keys afresh", ["event": "store"]))
+                do {
+                    next = try await readAfresh() + 1
+                    continue
+                } catch { await pause(after: error, delay: &delay) }
             } catch let error as EtcdError where error.kind == .compacted {
                 note(.warning("store: revision \(next) was compacted away (oldest kept \(error.compactRevision.map(String.init) ?? "?")): reading the fleet's keys afresh", ["event": "store"]))
                 do {

@@ -84,7 +84,7 @@ public struct Pipeline: Sendable {
     public func plan(_ policy: PolicySet, host: SystemDefinition, at instant: Date, overrides: RuntimeOverrides, ids: PolicyIDs,
                      expectations: Bool = true) throws(EnforcementError) -> CheckedPlan {
         let policy = policy.resolvingPortalURL(for: host)
-        let graph = Self.graph(policy.systemsInForce(at: instant), overrides: overrides, at: instant, ids: ids)
+        let graph = Self.graph(policy.systemsInForce(at: instant, keeping: host.name), overrides: overrides, at: instant, ids: ids)
         Trace.phase("access graph")
         let failures = expectations ? Concurrently { failedExpectations(policy, ids: ids, at: instant) } : nil
         let compiled = Result { () throws(CompileError) in try HostCompiler(graph: graph, system: host, at: instant).compile() }
@@ -115,10 +115,10 @@ public struct Pipeline: Sendable {
         var changes: RulesetChanges?
         // What is compiled is the policy without the systems expired by then: an expiry is an
         // edit between the policy at the last instant and at this one.
-        let inForce = policy.systemsInForce(at: instant)
+        let inForce = policy.systemsInForce(at: instant, keeping: system.name)
         do throws(CompileError) {
             if current != nil, current!.hostName == system.name,
-               let edits = loaded?.resolvingPortalURL(for: system).systemsInForce(at: current!.instant).edits(to: inForce) {
+               let edits = loaded?.resolvingPortalURL(for: system).systemsInForce(at: current!.instant, keeping: system.name).edits(to: inForce) {
                 Trace.phase("\(edits.count) edits found")
                 changes = try current!.apply(edits + [.overrides(overrides), .instant(instant)])
             } else {
