@@ -25,8 +25,9 @@ struct Check: ParsableCommand {
         }
         do {
             let (policy, warnings) = try pipeline.load()
-            Output.print(warnings)
-            let failures = pipeline.failedExpectations(policy, at: try time.instant())
+            let instant = try time.instant()
+            Output.print(Pipeline.withExpiryWarnings(warnings, policy, at: instant))
+            let failures = pipeline.failedExpectations(policy, at: instant)
             if !failures.isEmpty { throw EnforcementError.expectations(failures) }
             print(PolicyQueries.summary(policy))
         } catch let failure as EnforcementError {

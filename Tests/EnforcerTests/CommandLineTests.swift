@@ -105,6 +105,27 @@ struct CommandLineTests {
         ])
     }
 
+    @Test func checkWarnsOfASystemAlreadyExpired() throws {
+        let dir = try Self.policyDirectory("""
+            [system] a: {
+                address: 10.0.0.1
+                tags: x
+                expires: 2026-01-01T00:00:00Z
+            }
+            [system] b: {
+                address: 10.0.0.2
+                tags: x
+                expires: 2099-01-01T00:00:00Z
+            }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let result = try enforcer("check", "--dir", dir, "--at", "2026-06-01T00:00:00Z")
+        #expect(result.status == 0, "a warning, not an error: \(result.stderr)")
+        let out = result.stdout + result.stderr
+        #expect(out.contains("rules.d/10-t.policy:1:10: warning: system 'a' expired at 2026-01-01T00:00:00Z: it is no sender anywhere (remove its block, or move its expiry)"), "\(out)")
+        #expect(!out.contains("system 'b' expired"), "\(out)")
+    }
+
     @Test func checkJSONNamesTheFailedExpectation() throws {
         let dir = try Self.policyDirectory("""
             [system] a: {

@@ -49,13 +49,24 @@ public struct CheckReport {
 }
 
 extension Pipeline {
+    /// `warnings` with one more for each system already expired at `instant`: it still
+    /// loads, but no receiver admits it any more. In the order of their places.
+    public static func withExpiryWarnings(_ warnings: [Diagnostic], _ policy: PolicySet, at instant: Date) -> [Diagnostic] {
+        let expired = policy.systems.compactMap { system -> Diagnostic? in
+            guard let expires = system.expires, expires <= instant else { return nil }
+            return .warning(system.location, "system '\(system.name)' expired at \(ISO8601.string(expires)): it is no sender anywhere (remove its block, or move its expiry)")
+        }
+        return expired.isEmpty ? warnings : (warnings + expired).sorted { ($0.location, $0.severity) < ($1.location, $1.severity) }
+    }
+
     /// Loads the policy and runs its expectations at `instant`, collecting rather than throwing.
     public func check(at instant: Date) -> CheckReport {
         do {
             let (policy, warnings) = try load()
             let results = ExpectationRunner(graph: AccessGraph(policy), now: instant).results()
             return CheckReport(directory: source.location, instant: instant, policy: policy,
-                               diagnostics: warnings + results.flatMap(\.failures), expectations: results)
+                               diagnostics: Self.withExpiryWarnings(warnings, policy, at: instant) + results.flatMap(\.failures),
+                               expectations: results)
         } catch {
             return CheckReport(directory: source.location, instant: instant, policy: nil, diagnostics: error.diagnostics, expectations: [])
         }
