@@ -105,6 +105,42 @@ import Testing
     /// A file whose stamp (inode, size, modification and change times) is as when it was
     /// read is not read again; one rewritten to the same size with its modification time
     /// put back is (its change time moved), and loads as from scratch.
+    /// The common start and end of two files, against the plain byte-by-byte answer: edits
+    /// at the start, the end, both, chunk boundaries (4,096 bytes), and files of one byte.
+    @Test func commonEndsAgreeWithAByteByByteCount() {
+        func naive(_ a: [UInt8], _ b: [UInt8]) -> (Int, Int) {
+            var prefix = 0
+            while prefix < min(a.count, b.count) && a[prefix] == b[prefix] { prefix += 1 }
+            var suffix = 0
+            while suffix < min(a.count, b.count) - prefix && a[a.count - 1 - suffix] == b[b.count - 1 - suffix] { suffix += 1 }
+            return (prefix, suffix)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let base = (0..<20_000).map { _ in UInt8.random(in: 0...3, using: &generator) }
+        var cases: [[UInt8]] = [base, [], [1], Array(base.dropFirst()), Array(base.dropLast()), [9] + base, base + [9]]
+        for at in [0, 1, 4095, 4096, 4097, 8192, 12_000, 15_904, 15_905, 19_999] {
+            var changed = base
+            changed[at] ^= 0x80
+            cases.append(changed)
+            var inserted = base
+            inserted.insert(7, at: at)
+            cases.append(inserted)
+        }
+        for _ in 0..<40 {
+            var edited = base
+            let at = Int.random(in: 0..<edited.count, using: &generator)
+            let cut = Int.random(in: 0...min(9_000, edited.count - at), using: &generator)
+            edited.replaceSubrange(at..<(at + cut), with: (0..<Int.random(in: 0...9_000, using: &generator)).map { _ in UInt8.random(in: 0...3, using: &generator) })
+            cases.append(edited)
+        }
+        for other in cases {
+            let got = ParseCache.commonEnds(base, other), want = naive(base, other)
+            #expect(got == want, "\(other.count) bytes: \(got) against \(want)")
+            let back = ParseCache.commonEnds(other, base), wantBack = naive(other, base)
+            #expect(back == wantBack)
+        }
+    }
+
     @Test func aFileUnchangedSinceItWasReadIsNotReadAgain() throws {
         let directory = try Directory()
         let other = directory.path + "/rules.d/20-policies.policy"

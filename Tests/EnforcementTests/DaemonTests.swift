@@ -11,12 +11,15 @@ final class RecordingDataplane: Dataplane {
     var flushes = 0
     /// Refuse the next apply, as a kernel would refuse a batch.
     var refuseNext = false
+    /// Called in each apply before it returns (a test's clock moving on while the kernel works).
+    var onApply: () -> Void = {}
 
     func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
         if refuseNext {
             refuseNext = false
             throw .refused(["enforcer: the kernel refused (test)"])
         }
+        onApply()
         plans.append(plan)
         self.options.append(options)
         return AppliedGeneration(generation: plans.count, changed: true, report: "applied generation \(plans.count)")
@@ -116,6 +119,21 @@ struct DaemonTests {
         #expect(h.daemon.nextWake == Self.monday("08:00:00"))
         #expect(h.daemon.report.nextFlip?.policies == ["Dev to DB"])
         #expect(h.daemon.report.lastReload?.message == "started")
+    }
+
+    /// The drift monitor takes an overflow of the kernel's notices for the daemon's own within
+    /// two seconds of `lastApplied`: a first table that took nine seconds to commit must count
+    /// from its end, or its own notices are "repaired" by a second full replacement.
+    @Test("the first apply counts as applied when it ends, not when it began")
+    func firstApplyIsDatedAtItsEnd() throws {
+        let fixture = try PolicyDirectoryFixture(files: ["10-base.policy": Self.systems])
+        let clock = Clock(Self.monday("09:00:00"))
+        let dataplane = RecordingDataplane()
+        dataplane.onApply = { clock.now += 9 }
+        let daemon = try Daemon(pipeline: Pipeline(directory: fixture.path), options: .init(system: "db-1"), dataplane: dataplane,
+                                now: { clock.now }, log: { _ in })
+        #expect(dataplane.plans.count == 1)
+        #expect(daemon.lastApplied == Self.monday("09:00:09"))
     }
 
     @Test("the timer at the boundary applies the window; a timer a hair early still compiles at the boundary")

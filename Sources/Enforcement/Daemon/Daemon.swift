@@ -81,7 +81,9 @@ public final class Daemon {
         // A promise broken while no daemon ran (at boot, say) is kept before anything else.
         if let restored = try dataplane.restoreIfOverdue(state: state, now: instant) { log(.warning("confirm: " + restored, ["event": "confirm"])) }
         let applied = try dataplane.apply(plan, state: state, options: ApplyOptions(force: options.force, confirmsPending: false, purpose: "enforcer run start"))
-        lastApplied = instant
+        // When the apply ended, not began: a first table of a million elements takes seconds
+        // to commit, and the kernel's notices of it, overflowing, must still read as our own.
+        lastApplied = now()
         incrementalGeneration = applied.generation
         log(.info(applied.report, ["event": "start", "generation": applied.generation.map(String.init) ?? "-"]))
         report.record(compiled: plan.compiled, generation: applied.generation, at: instant)
