@@ -105,6 +105,40 @@ import Testing
     /// A file whose stamp (inode, size, modification and change times) is as when it was
     /// read is not read again; one rewritten to the same size with its modification time
     /// put back is (its change time moved), and loads as from scratch.
+    /// A policy kept from the last load is the policy read again only while every tag it
+    /// names is still carried: a tag gone makes it the error a load from scratch gives, its
+    /// return makes it whole again with its warning, and a block before it moves its order.
+    @Test func aKeptPolicyIsReadAgainWhenATagItNamesGoes() throws {
+        let directory = try Directory()
+        func file(webTag: String, extraFirst: Bool = false, nine: String = "10.0.0.9") -> [String] {
+            (extraFirst ? ["[system] s-9: {", "    address: \(nine)", "    tags: db", "}", ""] : [])
+                + ["[system] s-0: {", "    address: 10.0.0.1", "    tags: db", "}", "",
+                   "[system] s-1: {", "    address: 10.0.0.2", "    tags: \(webTag)", "}", "",
+                   "[policy] p: {", "    senders: web", "    receivers: db", "    allow: tcp/22", "}", "",
+                   "[policy] q: {", "    senders: web", "    receivers: db", "}"]
+        }
+        func described(_ loaded: PolicyLoader.Loaded) -> [String] {
+            Self.described(loaded) + (loaded.policySet?.policies ?? []).map { policy in
+                guard case .direct(let receivers) = policy.reach else { return "gateway" }
+                return "\(policy.name) order \(policy.order) to \(receivers)"
+            }
+        }
+        let cache = ParseCache()
+        for (step, lines) in [file(webTag: "web"), file(webTag: "other"), file(webTag: "web"), file(webTag: "web", extraFirst: true),
+                                         file(webTag: "web", extraFirst: true, nine: "10.0.0.8")].enumerated() {
+            try directory.write(lines)
+            let incremental = PolicyLoader.load(directory: directory.path, cache: cache)
+            let scratch = PolicyLoader.load(directory: directory.path)
+            #expect(described(incremental) == described(scratch), "step \(step)")
+            // The last edit leaves the policies' lines where they were: both are kept.
+            if step == 4 { #expect(cache.lastLoad.kept == 4, "step \(step): \(cache.lastLoad)") }
+            let unknown = incremental.diagnostics.contains { $0.message.contains("unknown tag 'web'") }
+            #expect(unknown == (step == 1), "step \(step): \(incremental.diagnostics)")
+            // With its tag unknown, q is an error, not a policy without `allow`.
+            #expect(incremental.diagnostics.contains { $0.message.contains("'q' has no 'allow'") } == (step != 1), "step \(step)")
+        }
+    }
+
     /// The common start and end of two files, against the plain byte-by-byte answer: edits
     /// at the start, the end, both, chunk boundaries (4,096 bytes), and files of one byte.
     @Test func commonEndsAgreeWithAByteByByteCount() {

@@ -22,6 +22,8 @@ public final class ParseCache: Sendable {
         /// The block as parsed; a system's without its entries (`system` holds what they said).
         var raw: RawBlock
         var system: SystemDefinition?
+        /// What a policy block made, kept from the last load.
+        var policy: KeptPolicy?
 
         func shifted(bytes offset: Int, lines: Int) -> Block {
             guard offset != 0 || lines != 0 else { return self }
@@ -33,7 +35,29 @@ public final class ParseCache: Sendable {
                 out.system = SystemDefinition(name: system.name, location: out.raw.nameLocation, addresses: system.addresses, tags: system.tags,
                                               expires: system.expires)
             }
+            // Its diagnostics and location would name the old lines: it is read again.
+            if lines != 0 { out.policy = nil }
             return out
+        }
+    }
+
+    /// A policy as the last load read it from its block, without errors. Parsing a
+    /// thousand policies again took a sixth of a reload's load, while what one makes
+    /// depends only on its block, enforcer.conf's time zone (this cache is dropped when that
+    /// changes) and which tags and systems exist: while every tag it names is still
+    /// carried by some system, and its gateway still defined, it is the same policy.
+    struct KeptPolicy: Sendable {
+        var policy: AccessPolicy
+        /// The warnings it had (errors are never kept).
+        var warnings: [Diagnostic]
+
+        /// Whether `hasTag` and `hasSystem` still say yes to every name it resolved.
+        func stillHolds(hasTag: (String) -> Bool, hasSystem: (String) -> Bool) -> Bool {
+            guard policy.senders.allSatisfy(hasTag) else { return false }
+            switch policy.reach {
+            case .direct(let receivers): return receivers.allSatisfy(hasTag)
+            case .gateway(let gateway, _): return hasSystem(gateway)
+            }
         }
     }
 
@@ -85,7 +109,7 @@ public final class ParseCache: Sendable {
             if let (blocks, kept) = reparse(file: path, bytes: bytes, cached: cached, prefix: prefix, suffix: suffix) { return (blocks, [], kept, true) }
         }
         let parser = BlockParser(file: path, bytes: bytes)
-        let blocks = zip(parser.blocks, parser.spans).map { Block(bytes: $1.bytes, lines: $1.lines, raw: $0, system: nil) }
+        let blocks = zip(parser.blocks, parser.spans).map { Block(bytes: $1.bytes, lines: $1.lines, raw: $0, system: nil, policy: nil) }
         return (blocks, parser.diagnostics, 0, parser.diagnostics.isEmpty && !parser.hasBlockComment)
     }
 
@@ -115,7 +139,7 @@ public final class ParseCache: Sendable {
         let lineShift = after.first.map { firstLine + newlines - $0.lines.lowerBound } ?? 0
         var blocks = Array(before)
         blocks += zip(parser.blocks, parser.spans).map {
-            Block(bytes: ($1.bytes.lowerBound + start)..<($1.bytes.upperBound + start), lines: $1.lines, raw: $0, system: nil)
+            Block(bytes: ($1.bytes.lowerBound + start)..<($1.bytes.upperBound + start), lines: $1.lines, raw: $0, system: nil, policy: nil)
         }
         blocks += after.map { $0.shifted(bytes: delta, lines: lineShift) }
         return (blocks, before.count + after.count)

@@ -43,6 +43,8 @@ public struct PolicyLoader: Sendable {
         var order: Int
         /// What a system block defined, kept from the last load (see `ParseCache`).
         var system: SystemDefinition?
+        /// What a policy block made, kept from the last load.
+        var policy: ParseCache.KeptPolicy? = nil
     }
 
     private mutating func run() -> Loaded {
@@ -110,7 +112,7 @@ public struct PolicyLoader: Sendable {
                 diagnostics += parsed.diagnostics
                 kept += parsed.kept
                 for block in parsed.blocks {
-                    classify(PendingBlock(block: block.raw, file: file, order: order, system: block.system), into: &kinds)
+                    classify(PendingBlock(block: block.raw, file: file, order: order, system: block.system, policy: block.policy), into: &kinds)
                     order += 1
                 }
                 if parsed.reusable { cached[file] = ParseCache.File(bytes: bytes, blocks: parsed.blocks, stamp: stamp) }
@@ -136,13 +138,30 @@ public struct PolicyLoader: Sendable {
         // The raw blocks go as soon as what they define is built: at a million lines they
         // are the larger part of the loader's memory.
         kinds.systems = []
-        if let cache, !diagnostics.contains(where: { $0.severity == .error }) {
+        // Decided before the policies are read: their errors do not make the blocks unusable.
+        let storable = cache != nil && !diagnostics.contains(where: { $0.severity == .error })
+        let scope = NameScope(systems: systems)
+        var freshPolicies: [(file: String, policy: ParseCache.KeptPolicy)] = []
+        let policies = kinds.policies.compactMap { item -> AccessPolicy? in
+            if let kept = item.policy, kept.stillHolds(hasTag: scope.hasTag, hasSystem: { scope.system($0) != nil }) {
+                diagnostics += kept.warnings
+                var policy = kept.policy
+                policy.order = item.order
+                return policy
+            }
+            let before = diagnostics.count
+            guard let policy = policy(item.block, order: item.order, scope: scope) else { return nil }
+            if storable, !diagnostics[before...].contains(where: { $0.severity == .error }) {
+                freshPolicies.append((item.file, ParseCache.KeptPolicy(policy: policy, warnings: Array(diagnostics[before...]))))
+            }
+            return policy
+        }
+        if let cache, storable {
             remember(fresh, in: &cached)
+            remember(freshPolicies, in: &cached)
             cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: takenByStamp,
                         zone: config.defaultTimeZone.identifier)
         }
-        let scope = NameScope(systems: systems)
-        let policies = kinds.policies.compactMap { policy($0.block, order: $0.order, scope: scope) }
         let webRules = kinds.webRules.compactMap { webRule($0.block, file: $0.file, order: $0.order, scope: scope) }
         let expectations = kinds.expectations.compactMap { expectation($0.block, scope: scope) }
 
@@ -353,6 +372,20 @@ public struct PolicyLoader: Sendable {
                 changed = true
             }
             if changed { cached[path] = file }
+        }
+    }
+
+    /// Keeps with their blocks the policies this load read (see `ParseCache.KeptPolicy`).
+    private func remember(_ fresh: [(file: String, policy: ParseCache.KeptPolicy)], in cached: inout [String: ParseCache.File]) {
+        guard !fresh.isEmpty else { return }
+        for (path, kept) in Dictionary(grouping: fresh, by: \.file) {
+            guard var file = cached[path] else { continue }
+            let byPlace = Dictionary(kept.map { ($0.policy.policy.location, $0.policy) }, uniquingKeysWith: { a, _ in a })
+            for index in file.blocks.indices where file.blocks[index].policy == nil {
+                guard let policy = byPlace[file.blocks[index].raw.nameLocation], policy.policy.name == file.blocks[index].raw.name else { continue }
+                file.blocks[index].policy = policy
+            }
+            cached[path] = file
         }
     }
 

@@ -41,6 +41,7 @@ public final class KernelDataplane: Dataplane {
         }
         let lock = try state.lock(for: options.purpose)
         defer { lock.release() }
+        Trace.phase("state locked")
         // A promise already broken is kept before anything else changes.
         var lines: [String] = []
         if let restored = try restoreIfOverdueLocked(state: state, now: Date()) { lines.append(restored) }
@@ -90,6 +91,7 @@ public final class KernelDataplane: Dataplane {
         do {
             try state.generations.recordPolicyIDs(plan.policyIDs)
             var applier = try Applier(stateDirectory: state.path)
+            Trace.phase("policy ids recorded")
             let config = plan.policy.config
             applier.recentFrom = config.recentFrom
             applier.actor = Actor.current(purpose: options.purpose)

@@ -87,6 +87,7 @@ public struct Applier {
         let kernelGeneration = try? connection.followGeneration()
         var replacedBecause: String?
         do { try store.beginIntent(number: number, system: system) } catch { throw .state(error) }
+        Trace.phase("intent recorded")
         // Cleared once the record tells the truth again: recorded, or nothing committed.
         var inDoubt = false
         defer { if !inDoubt { store.endIntent() } }
