@@ -100,6 +100,8 @@ import Testing
             keptSome += cache.lastLoad.kept > 0 ? 1 : 0
         }
         #expect(keptSome >= 30, "most loads keep blocks: \(keptSome) of 40")
+        // An address rewritten in place, and a load of nothing changed, start from the last load.
+        #expect(cache.shortWayLoads >= 2, "loads that started from the last: \(cache.shortWayLoads)")
     }
 
     /// A file whose stamp (inode, size, modification and change times) is as when it was
@@ -131,12 +133,40 @@ import Testing
             let scratch = PolicyLoader.load(directory: directory.path)
             #expect(described(incremental) == described(scratch), "step \(step)")
             // The last edit leaves the policies' lines where they were: both are kept.
-            if step == 4 { #expect(cache.lastLoad.kept == 4, "step \(step): \(cache.lastLoad)") }
+            if step == 4 {
+                #expect(cache.lastLoad.kept == 4, "step \(step): \(cache.lastLoad)")
+                // Only s-9's address changed: this load started from the last one.
+                #expect(cache.shortWayLoads == 1)
+            }
             let unknown = incremental.diagnostics.contains { $0.message.contains("unknown tag 'web'") }
             #expect(unknown == (step == 1), "step \(step): \(incremental.diagnostics)")
             // With its tag unknown, q is an error, not a policy without `allow`.
             #expect(incremental.diagnostics.contains { $0.message.contains("'q' has no 'allow'") } == (step != 1), "step \(step)")
         }
+    }
+
+    /// A web rule reads the addresses of the systems its `match-source` names: with one in
+    /// the policy, a system's new address is never taken the short way, and the rule follows it.
+    @Test func aWebRuleFollowsAnAddressRewrittenInPlace() throws {
+        let directory = try Directory()
+        func file(_ address: String) -> [String] {
+            ["[system] s-0: {", "    address: \(address)", "    tags: ws", "}", "",
+             "r: {", "    match-domain: example.com", "    match-source: ws", "    action: deny", "}"]
+        }
+        func sources(_ loaded: PolicyLoader.Loaded) -> String {
+            var out = ""
+            dump(loaded.policySet?.webRules.map(\.sources) ?? [], to: &out)
+            return out
+        }
+        let cache = ParseCache()
+        for address in ["10.0.0.1", "10.0.0.2"] {
+            try directory.write(file(address))
+            let incremental = PolicyLoader.load(directory: directory.path, cache: cache)
+            let scratch = PolicyLoader.load(directory: directory.path)
+            #expect(Self.described(incremental) == Self.described(scratch))
+            #expect(sources(incremental) == sources(scratch) && sources(incremental).contains(address), "\(sources(incremental))")
+        }
+        #expect(cache.shortWayLoads == 0)
     }
 
     /// The common start and end of two files, against the plain byte-by-byte answer: edits

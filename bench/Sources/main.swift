@@ -4,7 +4,8 @@
 // `enforcer-bench inspect` the worker's per-packet work without the queue (Inspect.swift);
 // `enforcer-bench fleet --store URL …` the fleet's agents against etcd (FleetBenchmark.swift);
 // `enforcer-bench incremental` one-system and one-policy edits of the same policy, compiled
-// incrementally and in full (Incremental.swift).
+// incrementally and in full (Incremental.swift); `enforcer-bench reload-front` the daemon's
+// reload before the kernel: the cached load, the edits, the kept compile (ReloadFront.swift).
 import Compiler
 import Foundation
 #if canImport(Glibc)
@@ -16,6 +17,9 @@ if let mode = CommandLine.arguments.dropFirst().first, mode == "domains" || mode
 }
 if CommandLine.arguments.dropFirst().first == "digest" {
     exit(DigestBenchmark.main(Array(CommandLine.arguments.dropFirst())))
+}
+if CommandLine.arguments.dropFirst().first == "reload-front" {
+    exit(ReloadFrontBenchmark.main(Array(CommandLine.arguments.dropFirst())))
 }
 if CommandLine.arguments.dropFirst().first == "inspect" {
     exit(InspectBenchmark.main(Array(CommandLine.arguments.dropFirst())))

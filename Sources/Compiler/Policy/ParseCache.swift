@@ -72,6 +72,27 @@ public final class ParseCache: Sendable {
 
     /// Files by path, as the last load without errors read them.
     private let files = Mutex<[String: File]>([:])
+
+    /// The last load's result, when it had no errors, no web rules and no expectations (both
+    /// read systems' addresses, which the short way below does not follow): a load that
+    /// finds the same files and enforcer.conf, with at most some systems' blocks rewritten
+    /// in place under the same names and tags, starts from it and replaces those systems,
+    /// instead of sorting eleven thousand blocks into kinds and names again.
+    struct LastLoad: Sendable {
+        var policySet: PolicySet
+        /// Its diagnostics but the portal's warnings (those read gateways' addresses).
+        var diagnostics: [Diagnostic]
+        var configText: String?
+    }
+    private let last = Mutex<LastLoad?>(nil)
+    var lastResult: LastLoad? { last.withLock { $0 } }
+    func keep(_ result: LastLoad?, shortWay: Bool = false) {
+        last.withLock { $0 = result }
+        if shortWay { shortWays.withLock { $0 += 1 } }
+    }
+    /// Loads that started from the last one (for tests).
+    var shortWayLoads: Int { shortWays.withLock { $0 } }
+    private let shortWays = Mutex(0)
     /// Blocks kept and blocks parsed by the last load, for tests and the trace.
     private let counts = Mutex<(kept: Int, parsed: Int)>((0, 0))
 
@@ -102,20 +123,29 @@ public final class ParseCache: Sendable {
     /// diagnostics of parsing; how many blocks were kept; and whether the next load may
     /// read this file in parts (not when it has diagnostics or a block comment).
     /// `ends`: `commonEnds(cached.bytes, bytes)`, when the caller has it already.
-    static func blocks(file path: String, bytes: [UInt8], cached: File?, ends: (prefix: Int, suffix: Int)? = nil) -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool) {
+    ///
+    /// `replaced`: when every block parsed again is a system block that stands where one of
+    /// the same name stood, on the same lines, and no other block moved a line: those
+    /// systems' old blocks (with what they defined) beside their new ones, in order; empty
+    /// when nothing changed; nil otherwise.
+    static func blocks(file path: String, bytes: [UInt8], cached: File?, ends: (prefix: Int, suffix: Int)? = nil)
+        -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool, replaced: [(old: Block, new: Block)]?) {
         if let cached {
             let (prefix, suffix) = ends ?? commonEnds(cached.bytes, bytes)
-            if prefix == bytes.count && prefix == cached.bytes.count { return (cached.blocks, [], cached.blocks.count, true) }
-            if let (blocks, kept) = reparse(file: path, bytes: bytes, cached: cached, prefix: prefix, suffix: suffix) { return (blocks, [], kept, true) }
+            if prefix == bytes.count && prefix == cached.bytes.count { return (cached.blocks, [], cached.blocks.count, true, []) }
+            if let (blocks, kept, replaced) = reparse(file: path, bytes: bytes, cached: cached, prefix: prefix, suffix: suffix) {
+                return (blocks, [], kept, true, replaced)
+            }
         }
         let parser = BlockParser(file: path, bytes: bytes)
         let blocks = zip(parser.blocks, parser.spans).map { Block(bytes: $1.bytes, lines: $1.lines, raw: $0, system: nil, policy: nil) }
-        return (blocks, parser.diagnostics, 0, parser.diagnostics.isEmpty && !parser.hasBlockComment)
+        return (blocks, parser.diagnostics, 0, parser.diagnostics.isEmpty && !parser.hasBlockComment, nil)
     }
 
     /// The blocks of `bytes` with only those the change touched parsed again; nil when
     /// that would not be what parsing the whole gives.
-    private static func reparse(file path: String, bytes: [UInt8], cached: File, prefix: Int, suffix: Int) -> (blocks: [Block], kept: Int)? {
+    private static func reparse(file path: String, bytes: [UInt8], cached: File, prefix: Int, suffix: Int)
+        -> (blocks: [Block], kept: Int, replaced: [(old: Block, new: Block)]?)? {
         let old = cached.bytes
         guard !cached.blocks.isEmpty else { return nil }
         let delta = bytes.count - old.count
@@ -138,11 +168,18 @@ public final class ParseCache: Sendable {
         // The first block after is on the line after the middle part, wherever it was before.
         let lineShift = after.first.map { firstLine + newlines - $0.lines.lowerBound } ?? 0
         var blocks = Array(before)
-        blocks += zip(parser.blocks, parser.spans).map {
+        let middleBlocks = zip(parser.blocks, parser.spans).map {
             Block(bytes: ($1.bytes.lowerBound + start)..<($1.bytes.upperBound + start), lines: $1.lines, raw: $0, system: nil, policy: nil)
         }
+        blocks += middleBlocks
         blocks += after.map { $0.shifted(bytes: delta, lines: lineShift) }
-        return (blocks, before.count + after.count)
+        let oldMiddle = cached.blocks[before.count..<firstAfter]
+        var replaced: [(old: Block, new: Block)]?
+        if lineShift == 0, oldMiddle.count == middleBlocks.count,
+           zip(oldMiddle, middleBlocks).allSatisfy({ $0.raw.kind == "system" && $1.raw.kind == "system" && $0.raw.name == $1.raw.name && $0.lines == $1.lines }) {
+            replaced = Array(zip(oldMiddle, middleBlocks))
+        }
+        return (blocks, before.count + after.count, replaced)
     }
 
     /// The lengths of the longest common prefix and suffix of `a` and `b`, not overlapping

@@ -55,8 +55,10 @@ public struct PolicyLoader: Sendable {
             return Loaded(policySet: nil, diagnostics: [.error(here, "no policy directory at '\(directory)'")])
         }
         let confPath = (directory as NSString).appendingPathComponent("enforcer.conf")
+        var configText: String?
         if fm.fileExists(atPath: confPath) {
             if let text = readText(confPath, advice: Self.confAdvice) {
+                configText = text
                 let (parsed, confDiagnostics) = Config.parse(file: confPath, text: text)
                 config = parsed
                 diagnostics += confDiagnostics
@@ -97,11 +99,22 @@ public struct PolicyLoader: Sendable {
 
         // Each block goes to its kind as it is read (a duplicate name reported where it stands).
         var kinds = Kinds()
+        // As many names as the last load had, without growing the table ten times over.
+        if let cache {
+            let (kept, parsed) = cache.lastLoad
+            kinds.firstSystem.reserveCapacity(kept + parsed)
+            kinds.systems.reserveCapacity(kept + parsed)
+        }
         var order = 0
         var unread = false
         var cached: [String: ParseCache.File] = [:]
         var takenByStamp = Set<String>()
         var kept = 0
+        // With a cache, each file's blocks are gathered first: the short way (`fromLastLoad`)
+        // may make sorting them into kinds unnecessary.
+        var gathered: [(file: String, blocks: [ParseCache.Block])] = []
+        let last = cache?.lastResult
+        var replaced: [(old: ParseCache.Block, new: ParseCache.Block)]? = last != nil && last?.configText == configText && last?.policySet.files == files ? [] : nil
         for (file, source) in zip(files, sources) {
             let known = cache?.file(file, zone: config.defaultTimeZone.identifier)
             guard let (bytes, ends, stamp, takenAsKnown) = readBytes(source, advice: "split it into several files in rules.d/", old: known.map { ($0.bytes, $0.stamp) })
@@ -111,10 +124,8 @@ public struct PolicyLoader: Sendable {
                 let parsed = ParseCache.blocks(file: file, bytes: bytes, cached: known, ends: ends)
                 diagnostics += parsed.diagnostics
                 kept += parsed.kept
-                for block in parsed.blocks {
-                    classify(PendingBlock(block: block.raw, file: file, order: order, system: block.system, policy: block.policy), into: &kinds)
-                    order += 1
-                }
+                gathered.append((file, parsed.blocks))
+                if let more = parsed.replaced, parsed.reusable { replaced? += more } else { replaced = nil }
                 if parsed.reusable { cached[file] = ParseCache.File(bytes: bytes, blocks: parsed.blocks, stamp: stamp) }
                 continue
             }
@@ -125,6 +136,17 @@ public struct PolicyLoader: Sendable {
                 order += 1
             }
         }
+        if let cache, let last, let replaced, !unread, diagnostics.isEmpty,
+           let loaded = fromLastLoad(last, replacing: replaced, cached: &cached, cache: cache, kept: kept, unread: takenByStamp, configText: configText) {
+            return loaded
+        }
+        for (file, blocks) in gathered {
+            for block in blocks {
+                classify(PendingBlock(block: block.raw, file: file, order: order, system: block.system, policy: block.policy), into: &kinds)
+                order += 1
+            }
+        }
+        gathered = []
         // Without a file, names it defines would be reported unknown wherever they are used:
         // the file's own error says it all.
         if unread {
@@ -174,10 +196,45 @@ public struct PolicyLoader: Sendable {
 
         let set = PolicySet(directory: directory, config: config, systems: systems, policies: policies,
                             webRules: webRules, expectations: expectations, files: files)
+        let withoutPortal = diagnostics
         diagnostics += set.portalWarnings()
         diagnostics.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
         let hasErrors = diagnostics.contains { $0.severity == .error }
+        if let cache {
+            cache.keep(hasErrors || !webRules.isEmpty || !expectations.isEmpty ? nil
+                       : ParseCache.LastLoad(policySet: set, diagnostics: withoutPortal, configText: configText))
+        }
         return Loaded(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
+    }
+
+    /// The last load's policy with the systems of `replaced` rebuilt from their new blocks,
+    /// or nil where that would not be what a whole load gives: a rebuilt system with a
+    /// diagnostic, other tags than before, or an old block without its system.
+    private mutating func fromLastLoad(_ last: ParseCache.LastLoad, replacing replaced: [(old: ParseCache.Block, new: ParseCache.Block)],
+                                       cached: inout [String: ParseCache.File], cache: ParseCache, kept: Int, unread: Set<String>,
+                                       configText: String?) -> Loaded? {
+        var set = last.policySet
+        var fresh: [SystemDefinition] = []
+        if !replaced.isEmpty {
+            var position: [ObjectIdentifier: Int] = [:]
+            for (index, system) in set.systems.enumerated() { position[ObjectIdentifier(system)] = index }
+            for (old, new) in replaced {
+                guard let before = old.system, let index = position[ObjectIdentifier(before)],
+                      let system = system(new.raw), diagnostics.isEmpty, system.tags == before.tags else {
+                    diagnostics = []
+                    return nil
+                }
+                set.systems[index] = system
+                fresh.append(system)
+            }
+        }
+        remember(fresh, in: &cached)
+        cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: unread,
+                    zone: config.defaultTimeZone.identifier)
+        cache.keep(ParseCache.LastLoad(policySet: set, diagnostics: last.diagnostics, configText: configText), shortWay: true)
+        var all = last.diagnostics + set.portalWarnings()
+        all.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
+        return Loaded(policySet: set, diagnostics: all)
     }
 
     /// The blocks of each kind, each name once per kind across all files (a duplicate is

@@ -1,0 +1,71 @@
+import Compiler
+import Foundation
+
+/// `enforcer-bench reload-front [DIR]`: the daemon's reload up to the kernel, in one
+/// process and without it: the policy directory loaded through a `ParseCache`, the edits
+/// from the policy before, and the kept compile taking them (host sys-0), for a one-system
+/// change (a system's first address, in the 14 MB systems file) and for a reload of an
+/// unchanged directory. Medians of RUNS (default 15) changes, each phase timed on its own,
+/// so that a change to one of them shows beside the others in the same run.
+enum ReloadFrontBenchmark {
+    static func main(_ arguments: [String]) -> Int32 {
+        let source = arguments.dropFirst().first ?? "/tmp/enforcer-bench-policy"
+        let runs = Int(ProcessInfo.processInfo.environment["RUNS"] ?? "") ?? 15
+        let root = NSTemporaryDirectory() + "enforcer-reload-front-\(getpid())"
+        let fm = FileManager.default
+        defer { try? fm.removeItem(atPath: root) }
+        do { try fm.copyItem(atPath: source, toPath: root) } catch {
+            print("no policy at \(source) (run enforcer-bench first): \(error)")
+            return 1
+        }
+        let systemsFile = root + "/rules.d/10-systems.policy"
+        guard var text = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: systemsFile))) else { print("cannot read \(systemsFile)"); return 1 }
+        let cache = ParseCache()
+        guard var policy = PolicyLoader.load(directory: root, cache: cache).policySet, let host = policy.system(named: "sys-0") else {
+            print("the policy at \(source) does not load"); return 1
+        }
+        let instant = try! Instant.parse("2026-11-23T10:00:00Z", defaultZone: TimeZone(identifier: "UTC")!)
+        var model = try! IncrementalHost(policySet: policy, host: host, at: instant)
+
+        // The first address of sys-101's block, rewritten in place (same length) each run.
+        let marker = Array("[system] sys-101: {\n    address: ".utf8)
+        guard let at = text.indices.first(where: { text[$0] == marker[0] && text[$0..<min(text.count, $0 + marker.count)].elementsEqual(marker) }) else {
+            print("no sys-101 in \(systemsFile)"); return 1
+        }
+        let addressStart = at + marker.count
+        func timed<T>(_ body: () -> T) -> (T, Double) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let result = body()
+            return (result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        var phases: [String: [Double]] = [:]
+        for run in 0..<(2 * runs) {
+            let change = run % 2 == 0
+            if change {
+                // 10.x.y.z → a neighbour of the same length: the digit before the comma cycles.
+                var end = addressStart
+                while text[end] != UInt8(ascii: ",") { end += 1 }
+                text[end - 1] = UInt8(ascii: "0") + (text[end - 1] - UInt8(ascii: "0") + 1) % 10
+                try! Data(text).write(to: URL(fileURLWithPath: systemsFile))
+            }
+            let label = change ? "one system" : "unchanged"
+            let (loaded, loadMs) = timed { PolicyLoader.load(directory: root, cache: cache) }
+            guard let next = loaded.policySet else { print(loaded.diagnostics.prefix(3).map(\.description).joined(separator: "\n")); return 1 }
+            let (edits, editsMs) = timed { policy.edits(to: next) }
+            guard let edits else { print("no edits from the policy before"); return 1 }
+            let (_, compileMs) = timed { try! model.apply(edits) }
+            policy = next
+            phases["\(label): load", default: []].append(loadMs)
+            phases["\(label): edits", default: []].append(editsMs)
+            phases["\(label): compile", default: []].append(compileMs)
+            phases["\(label): total", default: []].append(loadMs + editsMs + compileMs)
+        }
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        print("reload front (load with the parse cache, edits, incremental compile; host sys-0), medians of \(runs):")
+        for label in ["one system", "unchanged"] {
+            let line = ["load", "edits", "compile", "total"].map { String(format: "%@ %.1f ms", $0, median(phases["\(label): \($0)"]!)) }
+            print("  \(label.padding(toLength: 11, withPad: " ", startingAt: 0)) " + line.joined(separator: " | "))
+        }
+        return 0
+    }
+}
