@@ -25,6 +25,33 @@ import Testing
         #expect(try GenerationStore(directory: directory + "/.").ruleset(1) == ruleset)
     }
 
+    /// The intent an apply leaves from before its transaction until its record: read back
+    /// whole, root's alone, no temporary file left beside it, gone when ended; a damaged
+    /// one (a power loss, say) reads as none; and a symbolic link planted at the temporary
+    /// name is not followed.
+    @Test func anApplyIntentReadsBackAndADamagedOneIsNone() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = GenerationStore(directory: directory)
+        #expect(store.intent() == nil)
+        try store.beginIntent(number: 4, system: "db-1")
+        let intent = try #require(store.intent())
+        #expect(intent.number == 4 && intent.system == "db-1" && intent.pid == getpid() && intent.isUnderWay)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("applying") } == ["applying"])
+        let mode = try FileManager.default.attributesOfItem(atPath: directory + "/applying")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        store.endIntent()
+        #expect(store.intent() == nil)
+
+        try Data("{\"number\":4,\"pi".utf8).write(to: URL(fileURLWithPath: directory + "/applying"))
+        #expect(store.intent() == nil)
+
+        let elsewhere = directory + "/elsewhere"
+        try FileManager.default.createSymbolicLink(atPath: directory + "/applying.next", withDestinationPath: elsewhere)
+        #expect(throws: StateError.self) { try store.beginIntent(number: 5, system: "db-1") }
+        #expect(!FileManager.default.fileExists(atPath: elsewhere))
+    }
+
     @Test func aDatabaseReplacedByAnotherWriterIsReadFromDisk() throws {
         let mine = Self.temporaryDirectory(), theirs = Self.temporaryDirectory()
         defer { for d in [mine, theirs] { try? FileManager.default.removeItem(atPath: d) } }
