@@ -41,9 +41,9 @@ public final class ParseCache: Sendable {
         }
     }
 
-    /// A policy as the last load read it from its block, without errors. Parsing a
-    /// thousand policies again took a sixth of a reload's load, while what one makes
-    /// depends only on its block, enforcer.conf's time zone (this cache is dropped when that
+    /// A policy as the last load read it from its block, without errors. Parsing every
+    /// policy again was a large part of a reload's load, while what one makes depends only
+    /// on its block, enforcer.conf's time zone (this cache is dropped when that
     /// changes) and which tags and systems exist: while every tag it names is still
     /// carried by some system, and its gateway still defined, it is the same policy.
     struct KeptPolicy: Sendable {
@@ -202,8 +202,8 @@ public final class ParseCache: Sendable {
         var suffix = 0
         while suffix + chunk <= room {
             // Each chunk read forwards, as two spans of one length: indexing back from the
-            // ends kept the compiler from running the loop many bytes at once (20 ms over
-            // 14 MB instead of 2).
+            // ends kept the compiler from running the loop many bytes at once (bench/README,
+            // "The reload before the kernel").
             let xs = x.extracting((x.count - suffix - chunk)..<(x.count - suffix))
             let ys = y.extracting((y.count - suffix - chunk)..<(y.count - suffix))
             var differ: UInt8 = 0

@@ -97,14 +97,9 @@ public struct PolicyLoader: Sendable {
             return Loaded(policySet: nil, diagnostics: diagnostics)
         }
 
-        // Each block goes to its kind as it is read (a duplicate name reported where it stands).
+        // Each block goes to its kind in file order (a duplicate name reported where it
+        // stands): as it is read, or with a cache once every file is read.
         var kinds = Kinds()
-        // As many names as the last load had, without growing the table ten times over.
-        if let cache {
-            let (kept, parsed) = cache.lastLoad
-            kinds.firstSystem.reserveCapacity(kept + parsed)
-            kinds.systems.reserveCapacity(kept + parsed)
-        }
         var order = 0
         var unread = false
         var cached: [String: ParseCache.File] = [:]
@@ -181,8 +176,7 @@ public struct PolicyLoader: Sendable {
         if let cache, storable {
             remember(fresh, in: &cached)
             remember(freshPolicies, in: &cached)
-            cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: takenByStamp,
-                        zone: config.defaultTimeZone.identifier)
+            store(cached, in: cache, kept: kept, unread: takenByStamp)
         }
         let webRules = kinds.webRules.compactMap { webRule($0.block, file: $0.file, order: $0.order, scope: scope) }
         let expectations = kinds.expectations.compactMap { expectation($0.block, scope: scope) }
@@ -229,8 +223,7 @@ public struct PolicyLoader: Sendable {
             }
         }
         remember(fresh, in: &cached)
-        cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: unread,
-                    zone: config.defaultTimeZone.identifier)
+        store(cached, in: cache, kept: kept, unread: unread)
         cache.keep(ParseCache.LastLoad(policySet: set, diagnostics: last.diagnostics, configText: configText), shortWay: true)
         var all = last.diagnostics + set.portalWarnings()
         all.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
@@ -430,6 +423,12 @@ public struct PolicyLoader: Sendable {
             }
             if changed { cached[path] = file }
         }
+    }
+
+    /// The files as this load left them, for the next.
+    private func store(_ cached: [String: ParseCache.File], in cache: ParseCache, kept: Int, unread: Set<String>) {
+        cache.store(cached, kept: kept, parsed: cached.values.reduce(0) { $0 + $1.blocks.count } - kept, unread: unread,
+                    zone: config.defaultTimeZone.identifier)
     }
 
     /// Keeps with their blocks the policies this load read (see `ParseCache.KeptPolicy`).

@@ -33,8 +33,8 @@ extension GenerationStore {
     /// whole or absent). Not flushed to the disk: it must outlive this process, which the
     /// page cache sees to, but not a power loss, after which the kernel holds no ruleset of
     /// enforcer's to be in doubt about (and an intent read back damaged counts as none).
-    /// The flush took 20 ms before every transaction, and up to 200 ms while the disk was
-    /// busy with the record of the generation before.
+    /// A flush here delayed every transaction, and longest while the disk was still busy
+    /// with the record of the generation before.
     func beginIntent(number: Int, system: String) throws(StateError) {
         let intent = ApplyIntent(number: number, system: system, pid: getpid(), startedAt: Date())
         let temporary = intentPath + ".next"
