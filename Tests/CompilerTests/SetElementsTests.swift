@@ -80,6 +80,35 @@ import Testing
         #expect(SetElements(hosts + [Self.range]) != columns && SetElements(hosts + [Self.range]) == SetElements(hosts + [Self.range]))
     }
 
+    /// The columns keep a count of each verdict as addresses come and go (`counts(of:)` and
+    /// `distinctVerdicts` read it): after random replacements and compactions it must agree
+    /// with counting the elements one by one.
+    @Test func verdictCountsFollowReplacementsAndCompaction() throws {
+        var generator = SystemRandomNumberGenerator()
+        let verdicts: [Verdict?] = [.jump("in_a"), .jump("in_b"), .jump("in_c"), nil]
+        for family in [IPFamily.v4, .v6] {
+            var columns = HostColumns(family: family)
+            let base: UInt128 = family == .v4 ? 0x0A00_0000 : 0xfd00 << 112
+            for value in 0..<UInt128(200) { _ = columns.append(IPAddress(family: family, value: base + value * 2), verdicts[Int(value % 3)]) }
+            for round in 0..<60 {
+                let present = (0..<columns.count).map { columns.value(at: $0) }
+                let removed = Array(Set((0..<Int.random(in: 0...5, using: &generator)).compactMap { _ in present.randomElement(using: &generator) })).sorted()
+                let gone = Set(removed)
+                let free = (0..<UInt128(400)).map { base + $0 }.filter { !present.contains($0) || gone.contains($0) }
+                let added = Array(Set((0..<Int.random(in: 0...5, using: &generator)).compactMap { _ in free.randomElement(using: &generator) })).sorted()
+                    .map { (value: $0, verdict: verdicts.randomElement(using: &generator)!) }
+                columns = try #require(columns.replacing(removed: removed, added: added))
+                if round % 7 == 6 { columns = columns.compacted() }
+                let elements = SetElements(columns)
+                var expected: [Verdict?: Int] = [:]
+                for index in 0..<columns.count { expected[columns.verdict(at: index), default: 0] += 1 }
+                #expect(elements.counts(of: Set(verdicts)) == expected)
+                #expect(elements.counts(of: [.jump("in_b")]) == expected.filter { $0.key == .jump("in_b") })
+                #expect(Set(elements.distinctVerdicts) == Set(expected.keys))
+            }
+        }
+    }
+
     @Test func theLastVerdictNumberIsTheLimit() {
         // 65,536 distinct verdicts fit the 2-byte numbers; the next one turns the storage into a list.
         var elements = SetElements()

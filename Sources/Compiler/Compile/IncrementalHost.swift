@@ -86,12 +86,19 @@ public struct IncrementalHost {
         let before = compiled.ruleset
         let wasGateway = graph.gateways.contains(hostName)
         var fullBecause: String?
-        // Policies whose entry is built again, with the senders they had before (old
-        // entries of policies removed included).
+        // Policies whose entry is built again (old entries of policies removed included).
         var touchedPolicies = Set<String>()
+        // Of those, the policies whose senders may send under other policies now (the policy
+        // itself, its schedule or a trust changed): their senders before and after are swept
+        // again. A system edit only changes who the entries of its tags' policies list; the
+        // policies any other system sends under stay, so it is the one system swept again.
+        var relabelled = Set<String>()
         var touchedSystems = Set<String>()
         var oldTrusted = Set<String>()
-        let oldEntries = Dictionary(graph.entries.map { ($0.policy.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // Entries stay where they are until they are built again below; positions move when
+        // a policy comes or goes.
+        let oldPositions = policyPosition
+        var policiesMoved = false
         func touch(policiesNaming tags: [String]) {
             for tag in tags {
                 touchedPolicies.formUnion(sendingTags[tag] ?? [])
@@ -134,10 +141,12 @@ public struct IncrementalHost {
                 } else {
                     policyPosition[policy.name] = graph.policySet.policies.count
                     graph.policySet.policies.append(policy)
+                    policiesMoved = true
                     policyIDs = policyIDs.assigning([policy.name])
                 }
                 index(policy)
                 touchedPolicies.insert(policy.name)
+                relabelled.insert(policy.name)
             case .removePolicy(let name):
                 guard let position = policyPosition[name] else { continue }
                 let old = graph.policySet.policies.remove(at: position)
@@ -145,27 +154,31 @@ public struct IncrementalHost {
                 policyPosition[name] = nil
                 for index in position..<graph.policySet.policies.count { policyPosition[graph.policySet.policies[index].name] = index }
                 touchedPolicies.insert(name)
+                relabelled.insert(name)
+                policiesMoved = true
             case .setExpired(let expired):
                 // The policies such a system sends under (by its tags) cut its flows, or no longer.
                 let before = Dictionary(graph.policySet.expired.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
                 let after = Dictionary(expired.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
                 for system in graph.policySet.expired + expired {
                     if let old = before[system.name], let new = after[system.name], old === new || old.compilesLike(new) { continue }
-                    for tag in system.tags { touchedPolicies.formUnion(sendingTags[tag] ?? []) }
+                    for tag in system.tags { relabelled.formUnion(sendingTags[tag] ?? []) }
                 }
                 graph.policySet.expired = expired
             case .overrides(let new):
                 overrides = new
-                refreshOverrides(touchedPolicies: &touchedPolicies, touchedSystems: &touchedSystems)
+                refreshOverrides(touchedPolicies: &relabelled, touchedSystems: &touchedSystems)
             case .instant(let new):
                 instant = new
-                refreshOverrides(touchedPolicies: &touchedPolicies, touchedSystems: &touchedSystems)
+                refreshOverrides(touchedPolicies: &relabelled, touchedSystems: &touchedSystems)
             }
         }
+        touchedPolicies.formUnion(relabelled)
 
         // The entries of touched policies, built again; the others kept.
-        for name in touchedPolicies {
-            for sender in oldEntries[name]?.trustedSenders ?? [] { oldTrusted.insert(sender.name) }
+        for name in relabelled {
+            guard let position = oldPositions[name] else { continue }
+            for sender in graph.entries[position].trustedSenders { oldTrusted.insert(sender.name) }
         }
         let tagged = self.tagged
         func holders(_ tags: [String]) -> [SystemDefinition] {
@@ -177,12 +190,25 @@ public struct IncrementalHost {
             return out
         }
         var newTrusted = Set<String>()
-        graph.entries = graph.policySet.policies.map { policy in
-            if !touchedPolicies.contains(policy.name), let kept = oldEntries[policy.name] { return kept }
+        func entry(_ policy: AccessPolicy) -> AccessGraph.Entry {
             let entry = AccessGraph.entry(for: policy, id: policyIDs.assigned[policy.name]!, holders: holders, trust: trust, revoked: revoked,
                                           expired: graph.policySet.expired)
-            for sender in entry.trustedSenders { newTrusted.insert(sender.name) }
+            if relabelled.contains(policy.name) { for sender in entry.trustedSenders { newTrusted.insert(sender.name) } }
             return entry
+        }
+        if !policiesMoved {
+            // Only the touched entries are replaced, in place (a copy of the thousand entries
+            // costs more than building the few again).
+            for name in touchedPolicies {
+                guard let position = policyPosition[name] else { continue }
+                graph.entries[position] = entry(graph.policySet.policies[position])
+            }
+        } else {
+            let oldEntries = graph.entries
+            graph.entries = graph.policySet.policies.map { policy in
+                if !touchedPolicies.contains(policy.name), let position = oldPositions[policy.name] { return oldEntries[position] }
+                return entry(policy)
+            }
         }
         graph.trust = trust
         if fullBecause == nil && graph.gateways.contains(hostName) != wasGateway {
@@ -191,7 +217,7 @@ public struct IncrementalHost {
         if let reason = fullBecause { return try fallBack(reason, before: before) }
 
         // Systems whose classes may have changed: those edited, and the senders of every
-        // touched policy before and after.
+        // relabelled policy before and after.
         let dirty = touchedSystems.union(oldTrusted).union(newTrusted)
         var inputMembers: [SenderClasses.Member] = [], forwardMembers: [SenderClasses.Member] = []
         for name in dirty.sorted() {

@@ -97,23 +97,21 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
     public var distinctVerdicts: [Verdict?] {
         switch storage {
         case .list(let list): firstOccurrences(list.lazy.map(\.verdict))
-        case .hosts(let columns): entriesInUse(columns.verdicts, numbers: columns.verdictIndex)
+        case .hosts(let columns): columns.verdicts.indices.filter { columns.uses[$0] > 0 }.map { columns.verdicts[$0] }
         }
     }
 
     /// How many elements carry each verdict that `wanted` names (others are not counted):
-    /// by column this is one pass over the two-byte verdict numbers.
+    /// by column this reads the columns' count of each verdict, not the elements.
     public func counts(of wanted: Set<Verdict?>) -> [Verdict?: Int] {
         var out: [Verdict?: Int] = [:]
         switch storage {
         case .list(let list):
             for element in list where wanted.contains(element.verdict) { out[element.verdict, default: 0] += 1 }
         case .hosts(let columns):
-            let numbers = columns.verdicts.indices.filter { wanted.contains(columns.verdicts[$0]) }
-            guard !numbers.isEmpty else { return [:] }
-            var tally = [Int](repeating: 0, count: columns.verdicts.count)
-            for number in columns.verdictIndex { tally[Int(number)] += 1 }
-            for number in numbers where tally[number] > 0 { out[columns.verdicts[number]] = tally[number] }
+            for verdict in wanted {
+                if let number = columns.number(of: verdict), columns.uses[Int(number)] > 0 { out[verdict] = Int(columns.uses[Int(number)]) }
+            }
         }
         return out
     }
@@ -162,6 +160,10 @@ public struct HostColumns: Sendable {
     /// For each address, its verdict's position in `verdicts`.
     public private(set) var verdictIndex: [UInt16] = []
     private var verdictNumbers: [Verdict?: UInt16] = [:]
+    /// How many addresses carry each verdict of `verdicts`, kept as they come and go: the
+    /// applier asks which class chains senders still jump to on every delta, and a pass over
+    /// a million verdict numbers to answer it would cost what the delta itself costs.
+    private(set) var uses: [Int32] = []
 
     init(family: IPFamily) { self.family = family }
 
@@ -175,6 +177,8 @@ public struct HostColumns: Sendable {
         self.words = words
         self.verdicts = verdicts
         self.verdictIndex = verdictIndex
+        uses = [Int32](repeating: 0, count: verdicts.count)
+        for number in verdictIndex { uses[Int(number)] += 1 }
     }
 
     public var wordsPerAddress: Int { family == .v4 ? 1 : 4 }
@@ -206,8 +210,12 @@ public struct HostColumns: Sendable {
         let number = UInt16(verdicts.count)
         verdictNumbers[verdict] = number
         verdicts.append(verdict)
+        uses.append(0)
         return number
     }
+
+    /// `verdict`'s number in `verdicts`, if it has one.
+    func number(of verdict: Verdict?) -> UInt16? { verdictNumbers[verdict] }
 
     /// `address` with the verdict numbered `number` (from `number(for:)`).
     mutating func append(_ address: IPAddress, number: UInt16) {
@@ -217,6 +225,7 @@ public struct HostColumns: Sendable {
             for shift in stride(from: 96, through: 0, by: -32) { words.append(UInt32(truncatingIfNeeded: address.value >> shift)) }
         }
         verdictIndex.append(number)
+        uses[Int(number)] += 1
     }
 
     public func address(at index: Int) -> IPAddress {
@@ -271,6 +280,7 @@ extension HostColumns {
         var out = HostColumns(family: family)
         out.verdicts = verdicts
         out.verdictNumbers = verdictNumbers
+        out.uses = uses
         let per = wordsPerAddress
         let newCount = count - removed.count + added.count
         out.words.reserveCapacity(max(0, newCount) * per)
@@ -287,6 +297,7 @@ extension HostColumns {
                 let position = lowerBound(removed[r], from: next)
                 guard position < count, value(at: position) == removed[r] else { return nil }
                 copy(upTo: position)
+                out.uses[Int(verdictIndex[position])] -= 1
                 next = position + 1
                 r += 1
             } else {
@@ -306,10 +317,12 @@ extension HostColumns {
     /// The same elements with a verdict table of only the verdicts in use: removing classes
     /// leaves their verdicts behind, and the table has room for 65,536.
     func compacted() -> HostColumns {
-        let used = entriesInUse(Array(verdicts.indices), numbers: verdictIndex)
         var renumbered = [UInt16](repeating: 0, count: verdicts.count)
         var out = HostColumns(family: family)
-        for old in used { renumbered[old] = out.number(for: verdicts[old])! }
+        for old in verdicts.indices where uses[old] > 0 {
+            renumbered[old] = out.number(for: verdicts[old])!
+            out.uses[Int(renumbered[old])] = uses[old]
+        }
         out.words = words
         out.verdictIndex = verdictIndex.map { renumbered[Int($0)] }
         return out
