@@ -206,6 +206,39 @@ import Testing
         #expect(store.numbers() == [1, 2, 3])
     }
 
+    /// The ids are written once while they stay the same, and read back from the record,
+    /// not from what this process wrote, once another writer changed them.
+    @Test func policyIDsFollowTheRecordNotTheProcessMemory() throws {
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = GenerationStore(directory: directory)
+        let ours = PolicyIDs(assigned: ["a": 1, "b": 2])
+        try store.recordPolicyIDs(ours)
+        #expect(store.policyIDs() == ours)
+        let queue = try DatabaseQueue(path: directory + "/" + StateDatabase.fileName)
+        func written() throws -> String? { try queue.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = 'policy_ids'") } }
+        // Another writer (another enforcer process) records other ids.
+        try queue.write { db in try db.execute(sql: #"UPDATE setting SET value = '{"assigned":{"a":1,"c":3}}' WHERE name = 'policy_ids'"#) }
+        #expect(store.policyIDs() == PolicyIDs(assigned: ["a": 1, "c": 3]))
+        // Recording ours again writes them, though this process wrote the same before.
+        try store.recordPolicyIDs(ours)
+        #expect(try written() == #"{"assigned":{"a":1,"b":2}}"#)
+        #expect(store.policyIDs() == ours)
+        // Unchanged, they are not written again: a trigger counts the writes to the row.
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE seen_writes (value TEXT)")
+            try db.execute(sql: "CREATE TRIGGER count_writes AFTER UPDATE ON setting WHEN new.name = 'policy_ids' BEGIN INSERT INTO seen_writes VALUES (new.value); END")
+        }
+        func writes() throws -> Int { try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM seen_writes") ?? -1 } }
+        try store.recordPolicyIDs(ours)
+        #expect(try writes() == 0)
+        #expect(try written() == #"{"assigned":{"a":1,"b":2}}"#)
+        try store.recordPolicyIDs(PolicyIDs(assigned: ["a": 1, "b": 2, "d": 4]))
+        #expect(try writes() == 1)
+        #expect(try written() == #"{"assigned":{"a":1,"b":2,"d":4}}"#)
+        #expect(store.policyIDs() == PolicyIDs(assigned: ["a": 1, "b": 2, "d": 4]))
+    }
+
     @Test func theDatabaseIsRootsAloneInWALMode() throws {
         let directory = Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

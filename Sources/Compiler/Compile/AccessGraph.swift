@@ -3,22 +3,42 @@ import Foundation
 /// Policies resolved to the systems they connect: the one place where tags, trust and
 /// schedules are interpreted. The host compiler and `enforcer test` both read it.
 public struct AccessGraph: Sendable {
+    /// Copied often (a compile hands entries to several lists, and the incremental compile
+    /// keeps a thousand of them between edits), so its parts live in one shared object and a
+    /// copy costs one reference count, not one per array and string inside.
     public struct Entry: Sendable {
-        public var policy: AccessPolicy
+        private final class Parts: Sendable {
+            let policy: AccessPolicy, id: Int, senders: [SystemDefinition], trustedSenders: [SystemDefinition],
+                revokedSenders: [SystemDefinition], receivers: [SystemDefinition], subnets: [AddressBlock], gateway: String?
+            init(policy: AccessPolicy, id: Int, senders: [SystemDefinition], trustedSenders: [SystemDefinition], revokedSenders: [SystemDefinition],
+                 receivers: [SystemDefinition], subnets: [AddressBlock], gateway: String?) {
+                (self.policy, self.id, self.senders, self.trustedSenders, self.revokedSenders, self.receivers, self.subnets, self.gateway) =
+                    (policy, id, senders, trustedSenders, revokedSenders, receivers, subnets, gateway)
+            }
+        }
+        private let parts: Parts
+
+        init(policy: AccessPolicy, id: Int, senders: [SystemDefinition], trustedSenders: [SystemDefinition], revokedSenders: [SystemDefinition],
+             receivers: [SystemDefinition], subnets: [AddressBlock], gateway: String?) {
+            parts = Parts(policy: policy, id: id, senders: senders, trustedSenders: trustedSenders, revokedSenders: revokedSenders,
+                          receivers: receivers, subnets: subnets, gateway: gateway)
+        }
+
+        public var policy: AccessPolicy { parts.policy }
         /// 1-based; the value carried in the conntrack mark of flows this policy granted.
-        public var id: Int
+        public var id: Int { parts.id }
         /// Systems holding a sender tag.
-        public var senders: [SystemDefinition]
+        public var senders: [SystemDefinition] { parts.senders }
         /// Senders that also meet the policy's trust requirements.
-        public var trustedSenders: [SystemDefinition]
+        public var trustedSenders: [SystemDefinition] { parts.trustedSenders }
         /// Senders that lost a requirement of this policy (revoked, or run out), and systems
         /// holding a sender tag that expired: their existing flows under it are cut.
-        public var revokedSenders: [SystemDefinition] = []
+        public var revokedSenders: [SystemDefinition] { parts.revokedSenders }
         /// Systems holding a receiver tag (empty for gateway policies).
-        public var receivers: [SystemDefinition]
+        public var receivers: [SystemDefinition] { parts.receivers }
         /// Routed subnets (gateway policies).
-        public var subnets: [AddressBlock]
-        public var gateway: String?
+        public var subnets: [AddressBlock] { parts.subnets }
+        public var gateway: String? { parts.gateway }
 
         /// Unordered pairs of distinct systems the policy connects (16 in full mesh → 120).
         public var connectedPairs: Int {
@@ -75,28 +95,26 @@ public struct AccessGraph: Sendable {
         let lost = senders.filter { sender in
             !trust.satisfies(sender.name, policy.trust) && !(revoked[sender.name] ?? []).isDisjoint(with: policy.trust)
         }
-        var entry: Entry
-        switch policy.reach {
-        case .direct(let receivers):
-            entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
-                          receivers: holders(receivers), subnets: [], gateway: nil)
-        case .gateway(let gateway, let subnets):
-            entry = Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted,
-                          receivers: [], subnets: subnets, gateway: gateway)
-        }
-        entry.revokedSenders = lost
+        var revokedSenders = lost
         // Few systems are expired at a time: a scan, not an index. An address an expired
         // system shares with a sender in force is not cut: that sender's flows are its own.
         if !expired.isEmpty {
             let tags = Set(policy.senders)
             for system in expired where !tags.isDisjoint(with: system.tags) {
-                let free = system.addresses.filter { block in !entry.senders.contains { $0.addresses.contains { $0.range.overlaps(block.range) } } }
+                let free = system.addresses.filter { block in !senders.contains { $0.addresses.contains { $0.range.overlaps(block.range) } } }
                 guard !free.isEmpty else { continue }
-                entry.revokedSenders.append(free.count == system.addresses.count ? system
+                revokedSenders.append(free.count == system.addresses.count ? system
                     : SystemDefinition(name: system.name, location: system.location, addresses: free, tags: system.tags, expires: system.expires))
             }
         }
-        return entry
+        switch policy.reach {
+        case .direct(let receivers):
+            return Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted, revokedSenders: revokedSenders,
+                         receivers: holders(receivers), subnets: [], gateway: nil)
+        case .gateway(let gateway, let subnets):
+            return Entry(policy: policy, id: id, senders: senders, trustedSenders: trusted, revokedSenders: revokedSenders,
+                         receivers: [], subnets: subnets, gateway: gateway)
+        }
     }
 
     /// Why `entry` grants nothing at `instant`, or nil when it is in force.

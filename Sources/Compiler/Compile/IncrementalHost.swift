@@ -65,6 +65,10 @@ public struct IncrementalHost {
     private var input: SenderClasses?
     private var forward: SenderClasses?
     private let classCache = ClassCache()
+    /// Why each policy grants nothing at `instant` (nil: in force), by id, as the last
+    /// compile worked it out: kept for the entries an edit did not rebuild, all of it
+    /// forgotten when the instant moves (a time window may have flipped).
+    private var inactive: [Int: String?] = [:]
 
     /// Compiles `host` in full from `policySet` (the files) with the runtime overrides at `instant`.
     public init(policySet: PolicySet, host: SystemDefinition, overrides: RuntimeOverrides = RuntimeOverrides(),
@@ -170,6 +174,7 @@ public struct IncrementalHost {
                 refreshOverrides(touchedPolicies: &relabelled, touchedSystems: &touchedSystems)
             case .instant(let new):
                 instant = new
+                inactive = [:]
                 refreshOverrides(touchedPolicies: &relabelled, touchedSystems: &touchedSystems)
             }
         }
@@ -197,13 +202,14 @@ public struct IncrementalHost {
             return entry
         }
         if !policiesMoved {
-            // Only the touched entries are replaced, in place (a copy of the thousand entries
-            // costs more than building the few again).
+            // Only the touched entries are replaced, in place.
             for name in touchedPolicies {
                 guard let position = policyPosition[name] else { continue }
                 graph.entries[position] = entry(graph.policySet.policies[position])
+                inactive.removeValue(forKey: graph.entries[position].id)
             }
         } else {
+            inactive = [:]
             let oldEntries = graph.entries
             graph.entries = graph.policySet.policies.map { policy in
                 if !touchedPolicies.contains(policy.name), let position = oldPositions[policy.name] { return oldEntries[position] }
@@ -264,6 +270,7 @@ public struct IncrementalHost {
 
     /// Every index and both sweeps from the policy set as it is: a full compile.
     private mutating func rebuild() throws(CompileError) {
+        inactive = [:]
         let pruned = overrides.pruned(at: instant)
         trust = pruned.trustGrants(at: instant)
         revoked = pruned.revokedTrust(at: instant)
@@ -299,7 +306,8 @@ public struct IncrementalHost {
     /// The table around the sender maps, built again as the full compile builds it.
     private mutating func assemble() throws(CompileError) {
         let compiler = HostCompiler(graph: graph, system: host, at: instant)
-        let decided = try compiler.decisions()
+        let decided = try compiler.decisions(known: inactive)
+        inactive = decided.active
         guard let input, !decided.isGateway || forward != nil else {
             // Only when a sweep overflowed: the full compile says the rest.
             compiled = try compiler.compile()

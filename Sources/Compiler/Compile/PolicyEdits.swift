@@ -42,6 +42,12 @@ extension PolicySet {
         if expired.count != new.expired.count || !zip(expired, new.expired).allSatisfy({ $0 === $1 || ($0.name == $1.name && $0.compilesLike($1)) }) {
             edits.append(.setExpired(new.expired))
         }
+        // As with systems: the same names in the same places are compared pair by pair,
+        // without copying a thousand policies into dictionaries.
+        if policies.count == new.policies.count, policies.indices.allSatisfy({ policies[$0].name == new.policies[$0].name }) {
+            for index in policies.indices where !policies[index].compilesLike(new.policies[index]) { edits.append(.setPolicy(new.policies[index])) }
+            return edits
+        }
         let newPolicies = Dictionary(new.policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let oldPolicies = Dictionary(policies.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let keptPolicies = policies.filter { newPolicies[$0.name] != nil }.map(\.name)

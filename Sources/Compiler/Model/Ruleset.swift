@@ -209,11 +209,14 @@ extension Ruleset {
     /// so the record stays what the kernel holds.
     public func keepingSetSizes(of live: Ruleset) -> Ruleset {
         guard table.family == live.table.family, table.name == live.table.name else { return self }
-        let liveSets = Dictionary(live.table.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // Only a few sets have a size (the sender maps): those of the live table are looked
+        // up by name, and a new set with a size finds its live one by a scan.
+        let liveSized = Dictionary(live.table.sets.lazy.filter { $0.size != nil }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var out = self
         for index in out.table.sets.indices {
             let set = out.table.sets[index]
-            guard let kept = liveSets[set.name], kept.size != set.size, kept.holds(set.elements.count) else { continue }
+            let match = liveSized[set.name] ?? (set.size == nil ? nil : live.table.sets.first { $0.name == set.name })
+            guard let kept = match, kept.size != set.size, kept.holds(set.elements.count) else { continue }
             var resized = set
             resized.size = kept.size
             if resized.sameDefinition(as: kept) { out.table.sets[index].size = kept.size }

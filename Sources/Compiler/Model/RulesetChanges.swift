@@ -69,33 +69,47 @@ public struct RulesetChanges: Sendable {
     /// element changes are known already (the sender maps), those changes, and their
     /// elements are then not compared.
     public init(from old: Ruleset, to new: Ruleset, known: [String: (removed: [SetElement], added: [SetElement])] = [:]) {
-        let oldSets = Dictionary(old.table.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let newSetNames = Set(new.table.sets.map(\.name))
-        for set in new.table.sets {
-            guard let before = oldSets[set.name] else { addedSets.append(set); continue }
-            if !before.sameDefinition(as: set) {
+        let oldSets = old.table.sets, newSets = new.table.sets
+        let (setPairs, goneSets) = Self.pairs(oldSets.count, newSets.count, oldName: { oldSets[$0].name }, newName: { newSets[$0].name })
+        for (index, set) in newSets.enumerated() {
+            guard let position = setPairs[index] else { addedSets.append(set); continue }
+            if !oldSets[position].sameDefinition(as: set) {
                 redefinedSets.append(set)
                 continue
             }
-            let (removed, added) = known[set.name] ?? Self.elementChanges(before.elements, set.elements)
+            let (removed, added) = known[set.name] ?? Self.elementChanges(oldSets[position].elements, set.elements)
             if !removed.isEmpty { removedElements[set.name] = removed }
             if !added.isEmpty { addedElements[set.name] = added }
         }
-        removedSets = old.table.sets.map(\.name).filter { !newSetNames.contains($0) }
-        let oldChains = Dictionary(old.table.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let newChainNames = Set(new.table.chains.map(\.name))
-        for chain in new.table.chains {
-            guard let before = oldChains[chain.name] else { addedChains.append(chain); continue }
-            if before.base != chain.base || before.comment != chain.comment {
+        removedSets = goneSets.map { oldSets[$0].name }
+        let oldChains = old.table.chains, newChains = new.table.chains
+        let (chainPairs, goneChains) = Self.pairs(oldChains.count, newChains.count, oldName: { oldChains[$0].name }, newName: { newChains[$0].name })
+        for (index, chain) in newChains.enumerated() {
+            guard let position = chainPairs[index] else { addedChains.append(chain); continue }
+            if oldChains[position].base != chain.base || oldChains[position].comment != chain.comment {
                 redefinedChains.append(chain)
-            } else if before.rules != chain.rules {
+            } else if oldChains[position].rules != chain.rules {
                 rewrittenChains.append(chain)
             }
         }
-        removedChains = old.table.chains.map(\.name).filter { !newChainNames.contains($0) }
-        let oldCounters = Set(old.table.counters), newCounters = Set(new.table.counters)
-        addedCounters = new.table.counters.filter { !oldCounters.contains($0) }
-        removedCounters = old.table.counters.filter { !newCounters.contains($0) }
+        removedChains = goneChains.map { oldChains[$0].name }
+        if old.table.counters != new.table.counters {
+            let oldCounters = Set(old.table.counters), newCounters = Set(new.table.counters)
+            addedCounters = new.table.counters.filter { !oldCounters.contains($0) }
+            removedCounters = old.table.counters.filter { !newCounters.contains($0) }
+        }
+    }
+
+    /// For each of `newCount` named things, the position of the old one of its name (nil:
+    /// new), and the positions of old ones whose name is gone. An edit mostly keeps every
+    /// set and chain where it was: then the names are compared pair by pair, without
+    /// hashing thousands of them.
+    private static func pairs(_ oldCount: Int, _ newCount: Int, oldName: (Int) -> String, newName: (Int) -> String) -> (old: [Int?], gone: [Int]) {
+        if oldCount == newCount, (0..<newCount).allSatisfy({ oldName($0) == newName($0) }) { return ((0..<newCount).map { Optional($0) }, []) }
+        var positions: [String: Int] = [:]
+        for index in 0..<oldCount where positions[oldName(index)] == nil { positions[oldName(index)] = index }
+        let newNames = Set((0..<newCount).map(newName))
+        return ((0..<newCount).map { positions[newName($0)] }, (0..<oldCount).filter { !newNames.contains(oldName($0)) })
     }
 
     /// Elements only in `before` and only in `after`, each list in the order of its side.

@@ -132,8 +132,13 @@ public struct SetElements: RandomAccessCollection, Hashable, Sendable, Expressib
     // MARK: Hashable, Codable
 
     public static func == (a: SetElements, b: SetElements) -> Bool {
-        if case .hosts(let x) = a.storage, case .hosts(let y) = b.storage { return x.sameElements(as: y) }
-        return a.count == b.count && a.elementsEqual(b)
+        switch (a.storage, b.storage) {
+        case let (.hosts(x), .hosts(y)): return x.sameElements(as: y)
+        // Arrays compare equal at once when they share their storage, as the class maps the
+        // incremental compile keeps between edits do.
+        case let (.list(x), .list(y)): return x == y
+        default: return a.count == b.count && a.elementsEqual(b)
+        }
     }
 
     public func hash(into hasher: inout Hasher) { hashSample(into: &hasher) }

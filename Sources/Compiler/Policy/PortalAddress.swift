@@ -36,7 +36,12 @@ extension PolicySet {
     /// This policy as `host` runs it: when `host` is a gateway and enforcer.conf does not set
     /// `portal_url`, the default is the portal's usual port on the host's client-side address.
     public func resolvingPortalURL(for host: SystemDefinition) -> PolicySet {
-        guard config.portalURLLocation == nil, gatewayClients.contains(where: { $0.gateway.name == host.name }),
+        // Whether the host routes for any policy first: the clients are found by scanning
+        // every system for each gateway policy's tags, which a daemon reloading a fleet's
+        // policy on a host that is no gateway need not pay for.
+        guard config.portalURLLocation == nil,
+              policies.contains(where: { if case .gateway(let name, _) = $0.reach { name == host.name } else { false } }),
+              gatewayClients.contains(where: { $0.gateway.name == host.name }),
               let address = clientSideAddress(of: host) else { return self }
         var resolved = self
         resolved.config.portalURL = Config.portalURL(on: address)

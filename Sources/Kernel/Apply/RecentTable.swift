@@ -151,13 +151,15 @@ public enum RecentTable {
     static func table(for model: Ruleset, recent: [String: [SetElement]]) -> Ruleset? {
         guard recent.values.contains(where: { !$0.isEmpty }) else { return nil }
         let main = model.table
-        let chainsByName = Dictionary(main.chains.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let setsByName = Dictionary(main.sets.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        // Positions, not copies: the main table has thousands of sets and chains, of which the
+        // recent senders reach a few.
+        let chainsByName = Dictionary(main.chains.indices.map { (main.chains[$0].name, $0) }, uniquingKeysWith: { a, _ in a })
+        let setsByName = Dictionary(main.sets.indices.map { (main.sets[$0].name, $0) }, uniquingKeysWith: { a, _ in a })
         var keptChains = Set<String>(), keptSets = Set<String>()
 
         func visit(chain name: String) {
-            guard keptChains.insert(name).inserted, let chain = chainsByName[name] else { return }
-            for expression in chain.rules.flatMap(\.expressions) {
+            guard keptChains.insert(name).inserted, let position = chainsByName[name] else { return }
+            for expression in main.chains[position].rules.flatMap(\.expressions) {
                 switch expression {
                 case .verdictMap(_, let map): visit(set: map)
                 case .lookup(_, _, let set): visit(set: set)
@@ -167,8 +169,8 @@ public enum RecentTable {
             }
         }
         func visit(set name: String) {
-            guard keptSets.insert(name).inserted, let set = setsByName[name] else { return }
-            for verdict in set.elements.distinctVerdicts { visit(verdict: verdict) }
+            guard keptSets.insert(name).inserted, let position = setsByName[name] else { return }
+            for verdict in main.sets[position].elements.distinctVerdicts { visit(verdict: verdict) }
         }
         func visit(verdict: Verdict?) {
             if let target = verdict?.chain { visit(chain: target) }

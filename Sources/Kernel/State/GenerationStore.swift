@@ -84,11 +84,19 @@ public struct GenerationStore: Sendable {
 
     /// Policy name → mark id as recorded by earlier applies (empty before the first).
     public func policyIDs() -> PolicyIDs {
-        guard let text = setting("policy_ids"), let ids = try? Self.decoder.decode(PolicyIDs.self, from: Data(text.utf8)) else { return PolicyIDs() }
+        guard let text = setting("policy_ids") else { return PolicyIDs() }
+        // The daemon reads them on every reload: what this process wrote last is not decoded again.
+        if let memo = Self.recordedLock.withLock({ Self.recordedIDs[directory] }), memo.text == text { return memo.ids }
+        guard let ids = try? Self.decoder.decode(PolicyIDs.self, from: Data(text.utf8)) else { return PolicyIDs() }
         return ids
     }
 
     public func recordPolicyIDs(_ ids: PolicyIDs) throws(StateError) {
+        // Every apply records them and they rarely change, while encoding a thousand of them
+        // costs milliseconds: the text this process wrote last is kept, and while the record
+        // still holds it (nobody else wrote since) the same ids are not written again.
+        let memo = Self.recordedLock.withLock { Self.recordedIDs[directory] }
+        if let memo, memo.ids == ids, setting("policy_ids") == memo.text { return }
         let text: String
         do { text = String(decoding: try Self.encoder.encode(ids), as: UTF8.self) } catch {
             throw StateError(description: "cannot encode the policy ids: \(error)")
@@ -97,6 +105,7 @@ public struct GenerationStore: Sendable {
             try db.execute(sql: "INSERT INTO setting (name, value) VALUES ('policy_ids', ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                            arguments: [text])
         }
+        Self.recordedLock.withLock { Self.recordedIDs[directory] = (ids, text) }
     }
 
     public func currentNumber() -> Int? { setting("current").flatMap { Int($0) } }
@@ -129,6 +138,8 @@ public struct GenerationStore: Sendable {
         var ruleset: Ruleset
     }
     nonisolated(unsafe) private static var recorded: [String: Recorded] = [:]
+    /// The policy ids this process recorded last, per state directory, and their text.
+    nonisolated(unsafe) private static var recordedIDs: [String: (ids: PolicyIDs, text: String)] = [:]
     private static let recordedLock = NSLock()
 
     /// The ruleset a generation put into the kernel.
