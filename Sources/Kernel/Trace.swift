@@ -8,16 +8,15 @@ import Synchronization
 /// shows where it goes (the benchmark reads these lines).
 public enum Trace {
     public static let enabled = ProcessInfo.processInfo.environment["ENFORCER_TRACE"] != nil
-    /// When the latest phase ended (phases may be traced from more than one thread).
+    /// When the latest phase's line was written (phases may be traced from more than one thread).
     private static let last = Mutex(monotonicSeconds())
 
     public static func phase(_ name: @autoclosure () -> String) {
         guard enabled else { return }
-        let now = monotonicSeconds()
-        let since = last.withLock { last in
-            defer { last = now }
-            return now - last
-        }
+        let since = monotonicSeconds() - last.withLock { $0 }
+        // The next phase is timed from the end of this line, so the times add up to the
+        // work traced, without the trace's own reading and writing.
+        defer { last.withLock { $0 = monotonicSeconds() } }
         let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
         func megabytes(_ key: String) -> String {
             guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) }),

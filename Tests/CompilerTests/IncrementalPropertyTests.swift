@@ -148,8 +148,15 @@ struct IncrementalPropertyTests {
                 let before = hosts[index].ruleset
                 let changes = try hosts[index].apply([edit])
                 // A set keeps the size it had while its elements fit (`keepingSetSizes`), as the kernel does.
-                let full = try world.fullCompile(host: hosts[index].hostName, ids: hosts[index].policyIDs).keepingSetSizes(of: before)
+                let fullHost = try world.fullCompiledHost(host: hosts[index].hostName, ids: hosts[index].policyIDs)
+                let full = fullHost.ruleset.keepingSetSizes(of: before)
                 let where_ = "seed \(seed), step \(step), host \(hosts[index].hostName), edit: \(describe(edit))"
+                // What the plan and `status` show of each policy enforced: in force, or why not.
+                func shown(_ compiled: CompiledHost) -> [String] { compiled.enforced.map { "\($0.entry.id) \($0.hook) \($0.inactiveReason ?? "in force")" } }
+                guard shown(hosts[index].compiled) == shown(fullHost) else {
+                    Issue.record("incremental's enforced policies != full compile's; \(where_): \(shown(hosts[index].compiled)) against \(shown(fullHost))")
+                    return
+                }
                 guard hosts[index].ruleset == full else {
                     Issue.record("incremental != full compile; \(where_); first difference: \(firstDifference(hosts[index].ruleset, full))")
                     return

@@ -66,9 +66,11 @@ public struct IncrementalHost {
     private var forward: SenderClasses?
     private let classCache = ClassCache()
     /// Why each policy grants nothing at `instant` (nil: in force), by id, as the last
-    /// compile worked it out: kept for the entries an edit did not rebuild, all of it
-    /// forgotten when the instant moves (a time window may have flipped).
-    private var inactive: [Int: String?] = [:]
+    /// compile worked it out, and until when that holds (nil: for good): the daemon's
+    /// instant moves on every reload, and working out a thousand schedules again each time
+    /// cost more than the rest of a one-system edit. Dropped for the entries an edit
+    /// rebuilds, and each once its time is up.
+    private var inactive: [Int: (reason: String?, until: Date?)] = [:]
 
     /// Compiles `host` in full from `policySet` (the files) with the runtime overrides at `instant`.
     public init(policySet: PolicySet, host: SystemDefinition, overrides: RuntimeOverrides = RuntimeOverrides(),
@@ -173,8 +175,9 @@ public struct IncrementalHost {
                 overrides = new
                 refreshOverrides(touchedPolicies: &relabelled, touchedSystems: &touchedSystems)
             case .instant(let new):
+                // A clock set back: what held from the old instant on says nothing of the new one.
+                inactive = new < instant ? [:] : inactive.filter { $0.value.until.map { new < $0 } ?? true }
                 instant = new
-                inactive = [:]
                 refreshOverrides(touchedPolicies: &relabelled, touchedSystems: &touchedSystems)
             }
         }
@@ -306,8 +309,10 @@ public struct IncrementalHost {
     /// The table around the sender maps, built again as the full compile builds it.
     private mutating func assemble() throws(CompileError) {
         let compiler = HostCompiler(graph: graph, system: host, at: instant)
-        let decided = try compiler.decisions(known: inactive)
-        inactive = decided.active
+        let decided = try compiler.decisions(known: inactive.mapValues(\.reason))
+        for entry in graph.entries where inactive[entry.id] == nil {
+            inactive[entry.id] = (decided.active[entry.id] ?? nil, entry.policy.schedule.reasonChanges(after: instant))
+        }
         guard let input, !decided.isGateway || forward != nil else {
             // Only when a sweep overflowed: the full compile says the rest.
             compiled = try compiler.compile()

@@ -132,7 +132,8 @@ public struct PolicyLoader: Sendable {
             }
         }
         if let cache, let last, let replaced, !unread, diagnostics.isEmpty,
-           let loaded = fromLastLoad(last, replacing: replaced, cached: &cached, cache: cache, kept: kept, unread: takenByStamp, configText: configText) {
+           let loaded = fromLastLoad(last, replacing: replaced, cached: &cached, gathered: &gathered, cache: cache, kept: kept, unread: takenByStamp,
+                                     configText: configText) {
             return loaded
         }
         for (file, blocks) in gathered {
@@ -204,9 +205,11 @@ public struct PolicyLoader: Sendable {
     /// The last load's policy with the systems of `replaced` rebuilt from their new blocks,
     /// or nil where that would not be what a whole load gives: a rebuilt system with a
     /// diagnostic, other tags than before, or an old block without its system.
+    /// `gathered` (the files' blocks, for the whole way) is emptied once the short way is
+    /// taken: the cache's copy of the blocks is then the only one, changed in place.
     private mutating func fromLastLoad(_ last: ParseCache.LastLoad, replacing replaced: [(old: ParseCache.Block, new: ParseCache.Block)],
-                                       cached: inout [String: ParseCache.File], cache: ParseCache, kept: Int, unread: Set<String>,
-                                       configText: String?) -> Loaded? {
+                                       cached: inout [String: ParseCache.File], gathered: inout [(file: String, blocks: [ParseCache.Block])],
+                                       cache: ParseCache, kept: Int, unread: Set<String>, configText: String?) -> Loaded? {
         var set = last.policySet
         var fresh: [SystemDefinition] = []
         if !replaced.isEmpty {
@@ -222,6 +225,7 @@ public struct PolicyLoader: Sendable {
                 fresh.append(system)
             }
         }
+        gathered = []
         remember(fresh, in: &cached)
         store(cached, in: cache, kept: kept, unread: unread)
         cache.keep(ParseCache.LastLoad(policySet: set, diagnostics: last.diagnostics, configText: configText), shortWay: true)
@@ -413,15 +417,16 @@ public struct PolicyLoader: Sendable {
     private func remember(_ fresh: [SystemDefinition], in cached: inout [String: ParseCache.File]) {
         guard !fresh.isEmpty else { return }
         let byName = Dictionary(fresh.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        for (path, var file) in cached {
-            var changed = false
+        for path in Array(cached.keys) {
+            // Taken out while it changes, so that its blocks are changed in place rather
+            // than copied (eleven thousand of them, for one system rebuilt).
+            var file = cached.removeValue(forKey: path)!
             for index in file.blocks.indices where file.blocks[index].system == nil && file.blocks[index].raw.kind == "system" {
                 guard let system = byName[file.blocks[index].raw.name], system.location == file.blocks[index].raw.nameLocation else { continue }
                 file.blocks[index].system = system
                 file.blocks[index].raw.entries = []
-                changed = true
             }
-            if changed { cached[path] = file }
+            cached[path] = file
         }
     }
 
@@ -435,7 +440,7 @@ public struct PolicyLoader: Sendable {
     private func remember(_ fresh: [(file: String, policy: ParseCache.KeptPolicy)], in cached: inout [String: ParseCache.File]) {
         guard !fresh.isEmpty else { return }
         for (path, kept) in Dictionary(grouping: fresh, by: \.file) {
-            guard var file = cached[path] else { continue }
+            guard var file = cached.removeValue(forKey: path) else { continue }
             let byPlace = Dictionary(kept.map { ($0.policy.policy.location, $0.policy) }, uniquingKeysWith: { a, _ in a })
             for index in file.blocks.indices where file.blocks[index].policy == nil {
                 guard let policy = byPlace[file.blocks[index].raw.nameLocation], policy.policy.name == file.blocks[index].raw.name else { continue }

@@ -139,6 +139,12 @@ public struct Schedule: Sendable, Hashable {
         return nil
     }
 
+    /// The first instant after `instant` from which `inactiveReason` may say something else
+    /// (nil: never): a flip, or a boundary that changes only why the policy is not in force.
+    public func reasonChanges(after instant: Date) -> Date? {
+        ([nextFlip(after: instant), override?.from, override?.until, expires].compactMap { $0 }.filter { $0 > instant }).min()
+    }
+
     /// The next instant after `instant` when the schedule changes between in force and not.
     public func nextFlip(after instant: Date) -> Date? {
         let inForce = inactiveReason(at: instant) == nil

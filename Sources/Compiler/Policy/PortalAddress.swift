@@ -51,8 +51,10 @@ extension PolicySet {
     /// `check`'s warnings about the portal: a gateway that serves it would send its clients to
     /// a loopback address (`portal_url` written so, or no address to derive the default from).
     func portalWarnings() -> [Diagnostic] {
+        // The portal first: finding the gateways' clients scans every system.
+        guard config.servesPortal(webRules: webRules) else { return [] }
         let gateways = gatewayClients.map(\.gateway)
-        guard !gateways.isEmpty, config.servesPortal(webRules: webRules) else { return [] }
+        guard !gateways.isEmpty else { return [] }
         if let location = config.portalURLLocation {
             guard let host = Config.portalHost(config.portalURL), Config.isLoopbackHost(host) else { return [] }
             let example = gateways.first.flatMap { clientSideAddress(of: $0) }.map { ", such as \"\(Config.portalURL(on: $0))\"" } ?? ""

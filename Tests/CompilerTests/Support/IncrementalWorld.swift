@@ -60,9 +60,11 @@ struct TestWorld {
     }
 
     /// `HostCompiler` from scratch, as `enforcer apply` runs it.
-    func fullCompile(host: String, ids: PolicyIDs) throws -> Ruleset {
+    func fullCompile(host: String, ids: PolicyIDs) throws -> Ruleset { try fullCompiledHost(host: host, ids: ids).ruleset }
+
+    func fullCompiledHost(host: String, ids: PolicyIDs) throws -> CompiledHost {
         let graph = AccessGraph(policySet, overrides: overrides, at: instant, ids: ids)
-        return try HostCompiler(graph: graph, system: system(named: host)!, at: instant).compile().ruleset
+        return try HostCompiler(graph: graph, system: system(named: host)!, at: instant).compile()
     }
 }
 
