@@ -37,6 +37,49 @@ struct SourceSnapshotTests {
         #expect(whole.digest == SHA256.hex(framed))
     }
 
+    /// A hash ahead (the daemon's first apply starts one while it compiles) leaves the
+    /// digests known to the record's own reading, which waits for it instead of hashing the
+    /// same files beside it; without one, the first reading hashes every file.
+    @Test func aHashAheadIsWhatTheRecordReads() throws {
+        let files = ["enforcer.conf": "[kernel]\n", "rules.d/10-systems.policy": String(repeating: "[system] a: { address: 10.0.0.1 }\n", count: 20_000)]
+        let ahead = try Self.directory(files), plain = try Self.directory(files)
+        defer { for root in [ahead, plain] { try? FileManager.default.removeItem(atPath: root) } }
+        // Settled: changed more than 50 ms before they are read.
+        Thread.sleep(forTimeInterval: 0.2)
+        SourceSnapshot.hashAhead(directory: ahead)
+        SourceSnapshot.hashAhead(directory: ahead)  // a second ask while the first works: the same one
+        let taken = try SourceSnapshot.digests(directory: ahead)
+        #expect(taken.files.map(\.path) == ["enforcer.conf", "rules.d/10-systems.policy"])
+        #expect(taken.files.allSatisfy { $0.content == nil }, "the hash ahead's digests are taken, not worked out again")
+        let fresh = try SourceSnapshot.digests(directory: plain)
+        #expect(fresh.files.allSatisfy { $0.content != nil })
+        let whole = try SourceSnapshot(directory: ahead).digest
+        #expect(taken.digest == fresh.digest && taken.digest == whole)
+        // A directory that is not there: the hash ahead finds nothing, and the reading after it neither.
+        SourceSnapshot.hashAhead(directory: ahead + "-gone")
+        #expect(try SourceSnapshot.digests(directory: ahead + "-gone").files.isEmpty)
+    }
+
+    /// The record stores a file's bytes under the digest known for it only while the file is
+    /// still the one hashed; bytes read from a file changed since are hashed again.
+    @Test func aKnownDigestHoldsOnlyForTheSameFile() throws {
+        let root = try Self.directory(["a.policy": "[system] a: { address: 10.0.0.1 }\n"])
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let path = root + "/a.policy"
+        Self.age(path, by: 10)
+        Thread.sleep(forTimeInterval: 0.1)
+        _ = try SourceSnapshot.digests(directory: root)
+        let known = try #require(try SourceSnapshot.digests(directory: root).files.first)
+        #expect(known.content == nil)
+        let bytes = try #require(FileManager.default.contents(atPath: path))
+        #expect(known.stillDescribes(bytes, at: path))
+        #expect(!known.stillDescribes(bytes + Data("x".utf8), at: path), "other bytes than the file's size")
+        try "[system] a: { address: 10.0.0.2 }\n".write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(!known.stillDescribes(try #require(FileManager.default.contents(atPath: path)), at: path), "the file changed since")
+        let read = try SourceSnapshot.digests(directory: root).files[0]
+        #expect(read.content != nil && read.digest != known.digest)
+    }
+
     @Test func aFileIsReadAgainOnlyWhenItMayHaveChanged() throws {
         let root = try Self.directory(["old.policy": "settled\n", "new.policy": "written\n"])
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -60,4 +60,11 @@ public protocol Dataplane: AnyObject {
     /// Keeps the promise of an `apply --confirm` whose deadline is past at `now`: restores
     /// what it said it would; what happened as a line, nil when nothing was due.
     func restoreIfOverdue(state: StateDirectory, now: Date) throws(EnforcementError) -> String?
+    /// An apply from the policy directory `directory` follows soon: work its record will need
+    /// may begin now, on another core.
+    func willApply(from directory: String)
+}
+
+extension Dataplane {
+    public func willApply(from directory: String) {}
 }

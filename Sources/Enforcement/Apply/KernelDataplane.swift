@@ -14,6 +14,9 @@ public final class KernelDataplane: Dataplane {
         _ = Concurrently { try? KernelTable.queueEncoding(connection: NFTablesConnection()) }
     }
 
+    /// The policy source's digests, worked out while the plan compiles (see `SourceSnapshot.hashAhead`).
+    public func willApply(from directory: String) { SourceSnapshot.hashAhead(directory: directory) }
+
     public func apply(_ plan: CheckedPlan, state: StateDirectory, options: ApplyOptions) throws(EnforcementError) -> AppliedGeneration {
         do {
             let (applied, line) = try applyLocked(plan, state: state, options: options)

@@ -237,11 +237,13 @@ public struct GenerationStore: Sendable {
                 for file in snapshot?.files ?? [] {
                     var digest = file.digest
                     if try !Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM source_blob WHERE digest = ?)", arguments: [digest])! {
-                        // Known by its digest, but not to this database: read it now.
-                        guard let content = file.content ?? FileManager.default.contents(atPath: policySource! + "/" + file.path) else {
-                            throw StateError(description: "cannot read \(policySource!)/\(file.path): \(SystemErrno(errno))")
+                        // Known by its digest, but not to this database: read it now, and
+                        // hashed again unless the file is still the one its digest was taken of.
+                        let path = policySource! + "/" + file.path
+                        guard let content = file.content ?? FileManager.default.contents(atPath: path) else {
+                            throw StateError(description: "cannot read \(path): \(SystemErrno(errno))")
                         }
-                        if file.content == nil { digest = SHA256.hex(content) }
+                        if file.content == nil && !file.stillDescribes(content, at: path) { digest = SHA256.hex(content) }
                         try db.execute(sql: "INSERT OR IGNORE INTO source_blob (digest, content) VALUES (?, ?)", arguments: [digest, content])
                     }
                     try db.execute(sql: "INSERT INTO generation_file (generation, path, digest) VALUES (?, ?, ?)",

@@ -1,6 +1,7 @@
 import Compiler
 import Foundation
 import Glibc
+import Synchronization
 
 /// The policy source as a generation was applied from it: every regular file under the
 /// policy directory (symbolic links are not followed), by path relative to it, and one
@@ -39,6 +40,19 @@ public struct SourceSnapshot: Sendable {
         public var size: Int
         public var digest: String
         public var content: Data?
+        /// The file as it was when its digest was known (nil: its bytes were read here).
+        var stamp: FileStamp?
+
+        /// Whether `content`, read from `path` since, is still the file whose digest this
+        /// holds: the file unchanged since then (its stamp taken after the read), so the bytes
+        /// need not be hashed again to be stored under it.
+        func stillDescribes(_ content: Data, at path: String) -> Bool {
+            var info = stat()
+            guard let stamp, content.count == size, lstat(path, &info) == 0 else { return false }
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return stamp.stillDescribes(FileStamp(info, openedAt: now))
+        }
     }
 
     public struct Digests: Sendable {
@@ -53,6 +67,12 @@ public struct SourceSnapshot: Sendable {
     /// after a one-line edit hashes that file only; the fleet's mirror leaves the files a
     /// push did not change as they are.
     public static func digests(directory: String) throws(StateError) -> Digests {
+        // A hash ahead of this directory still at work: its digests, not a second reading.
+        if let ahead = hashingAhead.withLock({ $0.removeValue(forKey: directory) }) { _ = ahead.value }
+        return try hashing(directory: directory)
+    }
+
+    private static func hashing(directory: String) throws(StateError) -> Digests {
         var files: [FileDigest] = []
         for (path, info) in try listing(directory) {
             let absolute = directory + "/" + path
@@ -60,7 +80,7 @@ public struct SourceSnapshot: Sendable {
             clock_gettime(CLOCK_REALTIME, &now)
             let stamp = FileStamp(info, openedAt: now)
             if let digest = known.digest(of: absolute, stamp: stamp) {
-                files.append(FileDigest(path: path, size: Int(info.st_size), digest: digest, content: nil))
+                files.append(FileDigest(path: path, size: Int(info.st_size), digest: digest, content: nil, stamp: stamp))
                 continue
             }
             guard let data = FileManager.default.contents(atPath: absolute) else {
@@ -109,6 +129,20 @@ public struct SourceSnapshot: Sendable {
         // Path order over the whole tree ("a/b" before "a.c"), as `init(files:)` sorts.
         return found.sorted { $0.path < $1.path }
     }
+
+    /// Hashes the files of `directory` on another core now, so that the record of an apply
+    /// that follows finds their digests known (`digests(directory:)` waits for it rather than
+    /// hashing the same files beside it). The daemon's first apply of a fleet's 14 MB policy
+    /// stages its record while a transaction of a few milliseconds lasts: hashing the source
+    /// while the policy is compiled takes that off the time to the first applied slice. Only
+    /// files settled when read are remembered, as in `digests(directory:)`.
+    public static func hashAhead(directory: String) {
+        hashingAhead.withLock { pending in
+            guard pending[directory] == nil else { return }
+            pending[directory] = Concurrently { _ = try? hashing(directory: directory) }
+        }
+    }
+    private static let hashingAhead = Mutex<[String: Concurrently<Void>]>([:])
 
     /// The digests this process computed, by absolute path.
     private static let known = KnownDigests()
