@@ -71,7 +71,7 @@ public final class Daemon {
         let policy = try pipeline.load().policy
         // The first apply records the whole policy source; its digests are worked out while
         // the policy compiles (a fleet agent's cold start waits for that record).
-        if let directory = pipeline.source as? PolicyDirectory { dataplane.willApply(from: directory.path) }
+        dataplane.willApply(from: pipeline.source.location)
         let host = try pipeline.host(options.system, in: policy)
         state = pipeline.state(for: policy)
         var compiled: IncrementalHost?

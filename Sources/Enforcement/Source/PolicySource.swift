@@ -6,7 +6,8 @@ import Foundation
 /// a `PolicySet` or the diagnostics that stopped it, so a policy means the same whichever
 /// source it was read from.
 public protocol PolicySource: Sendable {
-    /// Where it is, for messages and the plan's header (a directory's path).
+    /// Where it is, for messages and the plan's header (a directory's path; the one an
+    /// apply records its source from).
     var location: String { get }
 
     /// Every file, checked: the policy set, or the diagnostics that stop it (warnings too).
