@@ -132,7 +132,7 @@ public struct SourceSnapshot: Sendable {
 
     /// Hashes the files of `directory` on another core now, so that the record of an apply
     /// that follows finds their digests known (`digests(directory:)` waits for it rather than
-    /// hashing the same files beside it). The daemon's first apply of a fleet's 14 MB policy
+    /// hashing the same files beside it). The daemon's first apply of a fleet's large policy
     /// stages its record while a transaction of a few milliseconds lasts: hashing the source
     /// while the policy is compiled takes that off the time to the first applied slice. Only
     /// files settled when read are remembered, as in `digests(directory:)`.
