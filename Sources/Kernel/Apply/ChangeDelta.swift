@@ -47,12 +47,8 @@ extension Applier {
             }
             if nextRecent.values.reduce(0, { $0 + $1.count }) > RecentTable.foldLimit { return nil }
             // Classes that would gain a jump in the main table move to the recent table whole.
-            // The changes say whether any class chain could: one rewritten, or a set gaining
-            // an element that jumps (most edits of a system do neither).
-            let mayMove = changes.rewrittenChains.contains { $0.base == nil } || changes.addedElements.contains { name, elements in
-                table.sets.first { $0.name == name }.map { !$0.role.isSenderMap } == true && elements.contains { $0.verdict?.chain != nil }
-            }
-            for (map, elements) in mayMove ? RecentTable.movedClasses(from: previous.table, to: table, recent: nextRecent) : [:] {
+            let moved = RecentTable.mayMoveClasses(changes, in: table) ? RecentTable.movedClasses(from: previous.table, to: table, recent: nextRecent) : [:]
+            for (map, elements) in moved {
                 nextRecent[map] = ((nextRecent[map] ?? []) + elements).sorted { $0.keyPrecedes($1) }
                 removed[map, default: []] += elements
             }

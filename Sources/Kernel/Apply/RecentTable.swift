@@ -80,6 +80,16 @@ public enum RecentTable {
         return moved
     }
 
+    /// Whether `movedClasses` can find a class to move in a delta that `changes` describe
+    /// (leading to `table`): only a class chain rewritten, or a set other than the sender maps
+    /// gaining an element that jumps, moves one. Asked first from the compile's changes, so
+    /// that most deltas (a system's edit does neither) do not look through every set and chain.
+    static func mayMoveClasses(_ changes: RulesetChanges, in table: Table) -> Bool {
+        changes.rewrittenChains.contains { $0.base == nil } || changes.addedElements.contains { name, elements in
+            table.set(named: name).map { !$0.role.isSenderMap } == true && elements.contains { $0.verdict?.chain != nil }
+        }
+    }
+
     /// What the main table holds when the kernel elements `recent` are in the recent table:
     /// `full` without them, and without the class chains no sender element jumps to any
     /// more (with the maps only those chains use).
