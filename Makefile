@@ -4,7 +4,7 @@
 
 SWIFT       ?= swift
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEB_PACKAGES := nftables prometheus libnftnl-dev libmnl-dev libnetfilter-queue-dev libpcre2-dev pkg-config \
+DEB_PACKAGES := nftables prometheus libnftnl-dev libmnl-dev libnetfilter-queue-dev libpcre2-dev libssl-dev pkg-config \
                 libsqlite3-dev sqlite3 etcd-server etcd-client man-db iperf3 iproute2 iputils-ping tzdata curl socat openssl gnutls-bin netcat-openbsd python3 \
                 openssh-server openssh-client
 ENFORCER    := .build/debug/enforcer

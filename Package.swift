@@ -37,10 +37,13 @@ let package = Package(
                        providers: [.apt(["libnetfilter-queue-dev"])]),
         .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8",
                        providers: [.apt(["libpcre2-dev"])]),
+        // SHA-256 of the policy source, with the processor's SHA instructions.
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
         // libc's timerfd and signalfd, which the Glibc module leaves out (no library to link).
         .systemLibrary(name: "CLinux"),
 
-        .target(name: "Compiler", dependencies: ["CPCRE2"]),
+        .target(name: "Compiler", dependencies: ["CPCRE2", "CCrypto"]),
         .target(name: "NFQueue", dependencies: ["Compiler", "CNetfilterQueue"]),
         // The ruleset model into the kernel: libnftnl messages, one netlink batch per change;
         // and the record of what was applied (the state database).
