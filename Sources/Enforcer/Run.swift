@@ -69,6 +69,7 @@ struct Run: ParsableCommand {
                     setup.rendered = prepared.rendered
                     setup.chunks = prepared.chunks
                     setup.bundle = prepared.bundle
+                    setup.namesByFile = prepared.namesByFile
                     let pipeline = Pipeline(source: mirror, stateDirectory: state.stateDir)
                     if let overrides = prepared.overrides {
                         // The fleet's overrides are in force from the first plan on: a trust the

@@ -200,23 +200,29 @@ public struct EnrolledSystems: Sendable, Equatable {
     public static func definedNames(in files: [Data]) -> Set<String> {
         var names = Set<String>()
         let marker = Array("[system]".utf8)
+        func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
         for file in files {
+            // Bytes, not strings: a pushed file of 10,000 systems is 14 MB, and only the few
+            // bytes of each name become a string.
             let bytes = [UInt8](file)
             var start = 0
             while start < bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+                let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
                 var at = start
-                while at < end && (bytes[at] == 0x20 || bytes[at] == 0x09) { at += 1 }
+                while at < end && blank(bytes[at]) { at += 1 }
                 if end - at > marker.count && bytes[at..<at + marker.count].elementsEqual(marker) {
-                    var name = String(decoding: bytes[(at + marker.count)..<end], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-                    if name.hasPrefix("\"") {
+                    at += marker.count
+                    while at < end && blank(bytes[at]) { at += 1 }
+                    var name: ArraySlice<UInt8>
+                    if at < end && bytes[at] == 0x22 {
                         // A quoted name runs to the next quote, ':' and all (`[system] "ops: on-call":`).
-                        name = String(name.dropFirst().prefix { $0 != "\"" })
-                    } else if let colon = name.firstIndex(where: { $0 == ":" || $0 == "{" }) {
-                        name = String(name[..<colon]).trimmingCharacters(in: .whitespaces)
+                        name = bytes[(at + 1)..<end]
+                        name = name.prefix { $0 != 0x22 }
+                    } else {
+                        name = bytes[at..<end].prefix { $0 != 0x3A && $0 != 0x7B }
+                        while let last = name.last, blank(last) || last == 0x0D { name = name.dropLast() }
                     }
-                    if !name.isEmpty { names.insert(name) }
+                    if !name.isEmpty { names.insert(String(decoding: name, as: UTF8.self)) }
                 }
                 start = end + 1
             }

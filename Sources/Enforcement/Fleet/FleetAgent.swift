@@ -92,11 +92,7 @@ public final class FleetAgent: @unchecked Sendable {
         self.wake = wake
         // The names of each file, kept with its chunks when the mirror holds the store's
         // bundle: the first push then reads only the files it changed.
-        let pushed = setup.mirror.pushedFiles()
-        let chunksOf = setup.bundle.flatMap { bundle in setup.mirror.held()?.digest == bundle.digest ? bundle.files : nil }
-        for file in pushed {
-            namesByFile[file.path] = (chunksOf?[file.path]?.chunks ?? [], EnrolledSystems.definedNames(in: [file.content]))
-        }
+        namesByFile = setup.namesByFile ?? Self.namesByFile(in: setup.mirror, bundle: setup.bundle)
         taken = namesByFile.values.reduce(into: Set<String>()) { $0.formUnion($1.names) }
         heldChunks = setup.chunks
         heldBundle = setup.bundle
@@ -119,6 +115,8 @@ public final class FleetAgent: @unchecked Sendable {
         public var chunks: [String: Data]?
         /// The bundle of the store when the mirror holds it: the next push's head edits it.
         public var bundle: FleetBundle?
+        /// The system names of each pushed file, read once for the rendering above.
+        public var namesByFile: [String: (chunks: [String], names: Set<String>)]?
     }
 
     /// Brings the mirror up to the store's `desired/` keys (the bundle and the enrolled
@@ -164,12 +162,26 @@ public final class FleetAgent: @unchecked Sendable {
             try mirror.write(made.files, revision: pushed.modRevision, digest: bundle.digest)
             chunks = made.chunks
         }
-        let rendering = enrolled.render(taken: EnrolledSystems.definedNames(in: mirror.pushedFiles().map(\.content)), now: Date(), grace: grace)
+        let names = namesByFile(in: mirror, bundle: bundle)
+        let taken = names.values.reduce(into: Set<String>()) { $0.formUnion($1.names) }
+        let rendering = enrolled.render(taken: taken, now: Date(), grace: grace)
         try mirror.writeEnrolled(rendering.text)
         for problem in rendering.problems { log(.warning("store: \(problem)")) }
         log(.info("store: \(settings.summary) at revision \(response.header.revision); policy of revision \(pushed.modRevision); "
             + counted(rendering.systems.count, "enrolled system"), ["event": "store", "revision": "\(response.header.revision)"]))
-        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering, overrides: overrides, chunks: chunks, bundle: bundle)
+        return Prepared(revision: response.header.revision, enrolled: enrolled, rendered: rendering, overrides: overrides, chunks: chunks,
+                        bundle: bundle, namesByFile: names)
+    }
+
+    /// The system names each pushed file of the mirror defines, with the file's chunks when the
+    /// mirror holds `bundle` (else none: the first push reads every file again).
+    static func namesByFile(in mirror: StoreMirror, bundle: FleetBundle?) -> [String: (chunks: [String], names: Set<String>)] {
+        let chunksOf = bundle.flatMap { bundle in mirror.held()?.digest == bundle.digest ? bundle.files : nil }
+        var names: [String: (chunks: [String], names: Set<String>)] = [:]
+        for file in mirror.pushedFiles() {
+            names[file.path] = (chunksOf?[file.path]?.chunks ?? [], EnrolledSystems.definedNames(in: [file.content]))
+        }
+        return names
     }
 
     /// Starts following the store from the revision after `revision`.
@@ -467,6 +479,8 @@ public struct FleetAgentSetup: Sendable {
     public var chunks: [String: Data]?
     /// The store's bundle that the mirror holds, from `prepare`.
     public var bundle: FleetBundle?
+    /// The system names of each pushed file, from `prepare`.
+    public var namesByFile: [String: (chunks: [String], names: Set<String>)]?
 
     public init(settings: StoreSettings, store: FleetStore, mirror: StoreMirror, host: String) {
         self.settings = settings

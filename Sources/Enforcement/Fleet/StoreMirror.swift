@@ -41,9 +41,9 @@ public struct StoreMirror: PolicySource {
 
     /// The chunks of the files held, by digest: what need not be fetched again.
     public func chunks() -> [String: Data] {
-        guard let snapshot = try? SourceSnapshot(directory: directory) else { return [:] }
+        guard let files = try? SourceSnapshot.read(directory: directory) else { return [:] }
         var out: [String: Data] = [:]
-        for file in snapshot.files {
+        for file in files {
             for piece in Chunker.split(file.content) { out[SHA256.hex(piece)] = piece }
         }
         return out
@@ -51,8 +51,8 @@ public struct StoreMirror: PolicySource {
 
     /// The pushed files held (all but the enrolled systems' file).
     public func pushedFiles() -> [(path: String, content: Data)] {
-        guard let snapshot = try? SourceSnapshot(directory: directory) else { return [] }
-        return snapshot.files.filter { !$0.path.hasSuffix("/" + Self.enrolledFileName) }
+        guard let files = try? SourceSnapshot.read(directory: directory) else { return [] }
+        return files.filter { !$0.path.hasSuffix("/" + Self.enrolledFileName) }
     }
 
     /// The file of the enrolled systems (see `EnrolledSystems`), among the pushed ones. A

@@ -17,14 +17,19 @@ public struct SourceSnapshot: Sendable {
     public var digest: String
 
     public init(directory: String) throws(StateError) {
+        self.init(files: try Self.read(directory: directory))
+    }
+
+    /// The files alone, in path order, not hashed: for a reader that needs their bytes only.
+    public static func read(directory: String) throws(StateError) -> [(path: String, content: Data)] {
         var found: [(path: String, content: Data)] = []
-        for (path, _) in try Self.listing(directory) {
+        for (path, _) in try listing(directory) {
             guard let data = FileManager.default.contents(atPath: directory + "/" + path) else {
                 throw StateError(description: "cannot read \(directory)/\(path): \(SystemErrno(errno))")
             }
             found.append((path, data))
         }
-        self.init(files: found)
+        return found
     }
 
     /// The same files held in memory (a fleet's bundle as the store has it).
