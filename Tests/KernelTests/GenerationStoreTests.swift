@@ -138,6 +138,31 @@ import Testing
         #expect(try store.info(1).sourceDigest == SHA256.hex(framed))
     }
 
+    /// A large source is recorded into the write-ahead log and copied into the database file
+    /// by the checkpoint the record starts on another connection, not by the recording
+    /// connection (whose own limit is far above this source); all of it reads back.
+    @Test func aRecordedGenerationIsCheckpointedAside() throws {
+        let directory = Self.temporaryDirectory(), source = Self.temporaryDirectory()
+        defer { for d in [directory, source] { try? FileManager.default.removeItem(atPath: d) } }
+        try FileManager.default.createDirectory(atPath: source + "/rules.d", withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        let content = Data((0..<6_000_000).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        try content.write(to: URL(fileURLWithPath: source + "/rules.d/10-a.policy"))
+        let store = GenerationStore(directory: directory)
+        try store.record(try exampleRuleset("enclave", system: "db-1"), info: Self.info(1, summary: "s"), policySource: source)
+        let file = directory + "/" + StateDatabase.fileName
+        var size = 0
+        for _ in 0..<100 {
+            size = try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int ?? 0
+            if size > content.count { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(size > content.count, "the database file holds the source after the checkpoint (\(size) bytes)")
+        // Under SQLite's own limit, the recording connection left the log to the checkpoint.
+        #expect(content.count / 4096 < StateDatabase.checkpointPages)
+        #expect(try store.sourceFiles(1).first?.content == content)
+    }
+
     /// The history keeps the newest events, filters by kind and generation, and reads back
     /// what was written.
     @Test func historyAppendsFiltersAndBounds() throws {

@@ -287,6 +287,7 @@ public struct GenerationStore: Sendable {
             }
             try Self.setCurrent(recordedInfo.number, in: db)
         }
+        (try? database())?.checkpointAside()
         // What reads back: the instant as recorded (to the millisecond).
         if let stored = try? self.info(info.number) {
             Self.recordedLock.withLock { Self.recorded[directory] = Recorded(info: stored, ruleset: staged.ruleset) }

@@ -60,6 +60,7 @@ public final class StateDatabase: @unchecked Sendable {
             configuration.label = "enforcer state"
             configuration.prepareDatabase { db in
                 try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.checkpointPages)")
             }
             queue = try DatabaseQueue(path: path, configuration: configuration)
             // The database and its journal files are root's alone, whatever the umask.
@@ -72,6 +73,44 @@ public final class StateDatabase: @unchecked Sendable {
             throw error
         } catch {
             throw StateError(description: "cannot open the state database \(path): \(Self.describe(error))")
+        }
+    }
+
+    /// A checkpoint copies the write-ahead log into the database file and flushes both to
+    /// disk. SQLite's own runs in the writer that crosses its limit (1,000 pages by default),
+    /// and a generation's record of a 14 MB source crosses it each time: the apply then waited
+    /// some 100 ms for the disk (bench/README.md, "The cold start's record"). Here a recorded
+    /// generation asks for a checkpoint on another connection and thread instead
+    /// (`checkpointAside`), which no writer waits for; SQLite's own stays as a backstop, at a
+    /// limit ten times as high, for a process that writes much and records nothing.
+    static let checkpointPages = 10_000
+
+    private let checkpointLock = NSLock()
+    /// Under `checkpointLock`: the connection that checkpoints, made at the first one, and
+    /// the checkpoint running (nil when none runs).
+    nonisolated(unsafe) private var checkpointConnection: DatabaseQueue?
+    nonisolated(unsafe) private var checkpointRunning: DispatchWorkItem?
+
+    /// Starts a checkpoint on a connection of its own, unless one is running; returns it, so
+    /// that a test can wait for it. A process that exits before it ends leaves the log for
+    /// the next checkpoint: SQLite loses nothing either way.
+    @discardableResult
+    public func checkpointAside() -> DispatchWorkItem {
+        checkpointLock.withLock {
+            if let running = checkpointRunning { return running }
+            let path = path
+            let work = DispatchWorkItem { [self] in
+                let connection = checkpointLock.withLock {
+                    if checkpointConnection == nil { checkpointConnection = try? DatabaseQueue(path: path) }
+                    return checkpointConnection
+                }
+                // PASSIVE: copies what no reader still needs, and blocks no writer meanwhile.
+                _ = try? connection?.writeWithoutTransaction { try $0.checkpoint(.passive) }
+                checkpointLock.withLock { checkpointRunning = nil }
+            }
+            checkpointRunning = work
+            DispatchQueue.global(qos: .utility).async(execute: work)
+            return work
         }
     }
 
