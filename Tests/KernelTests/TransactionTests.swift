@@ -320,3 +320,77 @@ extension TransactionTests {
 func operationWords(operation: KernelOperation, words: String) {
     #expect(operation.words == words)
 }
+
+extension TestNamespace {
+    /// An nf_tables monitor listening inside the namespace.
+    func monitor() throws -> NFTablesMonitor {
+        final class Box: @unchecked Sendable { var result: Result<NFTablesMonitor, Error>? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let path = "/run/netns/\(name)"
+        let thread = Thread {
+            defer { done.signal() }
+            let fd = open(path, O_RDONLY)
+            guard fd >= 0, joinNamespace(fd, cloneNewNet) == 0 else {
+                box.result = .failure(NetlinkError(operation: "setns \(path)", errno: errno))
+                return
+            }
+            close(fd)
+            box.result = Result { try NFTablesMonitor() }
+        }
+        thread.start()
+        done.wait()
+        return try box.result!.get()
+    }
+}
+
+/// A large commit of this process goes in while its nf_tables monitor is away (the kernel
+/// then writes no notice per element); the monitor counts the commits made meanwhile and
+/// reports any that were not this process's.
+@Suite(.serialized)
+struct QuietCommitTests {
+    /// A ruleset whose transaction is over `NFTablesConnection.quietBytes`.
+    static func largeRuleset() throws -> Ruleset {
+        var ruleset = try exampleRuleset("enclave", system: "db-1")
+        let index = try #require(ruleset.table.sets.firstIndex { $0.name == "in_hosts_v4" })
+        let target = try #require(ruleset.table.sets[index].elements.first?.verdict)
+        var elements = ruleset.table.sets[index].elements
+        for n in 0..<40_000 { elements.appendHost(IPAddress(v4: 0x0B00_0000 + UInt32(n)), verdict: target) }
+        ruleset.table.sets[index].elements = elements
+        return ruleset
+    }
+
+    @Test func aLargeCommitIsNotHeardByItsOwnMonitorAndHidesNothing() throws {
+        let namespace = try TestNamespace("enfk-quiet")
+        let monitor = try namespace.monitor()
+        let connection = try namespace.connection()
+        let queue = try KernelTable.probeQueueEncoding(connection: connection)
+        _ = monitor.events()
+        let ruleset = try Self.largeRuleset()
+        let table = KernelTable(name: ruleset.table.name, connection: connection)
+        let report = try table.replace(with: ruleset, comment: "generation 1", encoder: RulesetEncoder(queue: queue))
+        #expect(report.bytes >= NFTablesConnection.quietBytes)
+        let (heard, overflowed) = monitor.events()
+        #expect(!overflowed)
+        #expect(!heard.contains { if case .committed = $0 { true } else { false } }, "the monitor was away: \(heard.prefix(3))")
+        #expect(monitor.takeMissed() == nil, "only this process committed meanwhile")
+        // Listening again: a small commit of another process is heard.
+        try namespace.nft("add", "table", "inet", "other")
+        #expect(monitor.events().events.contains { if case .committed = $0 { true } else { false } })
+    }
+
+    @Test func aCommitByAnotherProcessWhileAwayIsReported() throws {
+        let namespace = try TestNamespace("enfk-quiet")
+        let monitor = try namespace.monitor()
+        let connection = try namespace.connection()
+        let before = try connection.followGeneration()
+        monitor.pause()
+        try namespace.nft("add", "table", "inet", "other")
+        let after = try connection.followGeneration()
+        monitor.resume(from: before, to: after, own: 0)
+        #expect(monitor.events().events.isEmpty, "nothing was heard while away")
+        let missed = try #require(monitor.takeMissed())
+        #expect(missed.from == before && missed.to == after)
+        #expect(monitor.takeMissed() == nil, "said once")
+    }
+}

@@ -34,10 +34,14 @@ final class DriftMonitorSource: EventSource {
     }
 
     var fileDescriptor: Int32 { monitor.fileDescriptor }
-    var deadline: Double? { settleAt }
+    /// Due at once when a large commit of this process hid other commits from it.
+    var deadline: Double? { monitor.hasMissed ? 0 : settleAt }
 
     func wake(_ readiness: Poll.Readiness, now: Double) {
         let (events, overflowed) = monitor.events()
+        if let missed = monitor.takeMissed() {
+            found.append("other commits came while enforcer committed a large transaction (nf_tables generation \(missed.from) → \(missed.to)), so changes may have gone unseen")
+        }
         let own = getpid()
         var ownCommit = false
         var untouched: [UInt32] = []

@@ -423,6 +423,25 @@ final class NetlinkSocket {
 
     deinit { mnl_socket_close(socket) }
 
+    /// Joins or leaves multicast group `group` (numbered as NFNLGRP_* are, from 1).
+    func membership(of group: Int32, joined: Bool) throws(NetlinkError) {
+        var number = group
+        guard mnl_socket_setsockopt(socket, joined ? NETLINK_ADD_MEMBERSHIP : NETLINK_DROP_MEMBERSHIP, &number, socklen_t(MemoryLayout<Int32>.size)) >= 0 else {
+            throw NetlinkError(operation: joined ? "netlink group join" : "netlink group leave", errno: errno)
+        }
+    }
+
+    /// The inode of the network namespace the socket belongs to (where it was made, whatever
+    /// namespace the calling thread is in now), or nil.
+    lazy var namespace: UInt64? = {
+        // SIOCGSKNS: a descriptor of the socket's network namespace.
+        let nsfd = ioctl(mnl_socket_get_fd(socket), 0x894C)
+        guard nsfd >= 0 else { return nil }
+        defer { close(nsfd) }
+        var info = stat()
+        return fstat(nsfd, &info) == 0 ? UInt64(info.st_ino) : nil
+    }()
+
     /// Socket buffers sized for one batch and its ACKs (root may exceed the sysctl limits).
     func setBuffers(send: Int, receive: Int) {
         let fd = mnl_socket_get_fd(socket)

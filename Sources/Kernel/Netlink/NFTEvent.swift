@@ -1,4 +1,6 @@
+import Foundation
 import Glibc
+import Synchronization
 
 /// A change the kernel announces to nf_tables listeners (`nft monitor` reads the same): an
 /// object added or removed, or the end of a transaction with who committed it. Parsed from
@@ -103,16 +105,67 @@ public enum NFTEvent: Equatable, Sendable {
 
 /// Listens to every nf_tables change in this network namespace (the multicast group
 /// `nft monitor` joins). The caller polls `fileDescriptor` and reads with `events()`.
+///
+/// While a listener is there, the kernel writes a notice for every element a transaction
+/// adds or removes: a million-element replacement by enforcer itself then took its kernel
+/// 7–12 s instead of 1.3 s (bench/README.md, "Nobody listening to enforcer's own large
+/// transactions"). So this process's large commits (`NFTablesConnection.commit`) leave the
+/// group while the kernel takes them, and count the commits made meanwhile: any but their
+/// own are reported (`takeMissed`), as an overflow of notices is.
 public final class NFTablesMonitor {
     private let socket: NetlinkSocket
+    private let namespace: UInt64?
+    /// NFNLGRP_NFTABLES.
+    private static let group: Int32 = 7
 
     public init() throws(KernelError) {
-        // NFNLGRP_NFTABLES is group 7: bit 6 of the bind mask.
-        do { socket = try NetlinkSocket(groups: 1 << 6) } catch { throw .socket(error) }
+        // Bit 6 of the bind mask is group 7.
+        do { socket = try NetlinkSocket(groups: 1 << (Self.group - 1)) } catch { throw .socket(error) }
         // Room for the notices of a large transaction (one per element added): when it
         // overflows anyway, `events` says so and the caller must assume the worst.
         socket.setBuffers(send: 1 << 16, receive: 32 << 20)
+        namespace = socket.namespace
+        Self.registryLock.withLock {
+            Self.registry.removeAll { $0.monitor == nil }
+            Self.registry.append(Weak(monitor: self))
+        }
     }
+
+    private struct Weak { weak var monitor: NFTablesMonitor? }
+    /// Every monitor of this process, under `registryLock`.
+    nonisolated(unsafe) private static var registry: [Weak] = []
+    private static let registryLock = NSLock()
+
+    /// This process's monitor of network namespace `namespace` (a socket's), if any.
+    static func listening(in namespace: UInt64?) -> NFTablesMonitor? {
+        guard let namespace else { return nil }
+        return registryLock.withLock { registry.lazy.compactMap(\.monitor).first { $0.namespace == namespace } }
+    }
+
+    /// Commits by other processes that a pause may have hidden: "from → to" generations.
+    private let missed = Mutex<(from: UInt32, to: UInt32)?>(nil)
+
+    /// Stops listening, for one of this process's own large commits.
+    func pause() { try? socket.membership(of: Self.group, joined: false) }
+
+    /// Listens again after a pause, from which the ruleset went from generation `from` to
+    /// `to` while `own` of those commits were this process's.
+    func resume(from: UInt32?, to: UInt32?, own: UInt32) {
+        let rejoined = (try? socket.membership(of: Self.group, joined: true)) != nil
+        guard let from, let to, rejoined, to &- from == own else {
+            missed.withLock { $0 = (from ?? 0, to ?? 0) }
+            return
+        }
+    }
+
+    /// Whether commits by other processes may have gone unseen during a pause (their
+    /// generations), once: the caller must then assume the worst, as for an overflow.
+    public func takeMissed() -> (from: UInt32, to: UInt32)? {
+        missed.withLock { value in defer { value = nil }; return value }
+    }
+
+    /// Whether `takeMissed` has something to say.
+    public var hasMissed: Bool { missed.withLock { $0 != nil } }
 
     public var fileDescriptor: Int32 { socket.fileDescriptor }
 

@@ -48,6 +48,13 @@ public final class NFTablesConnection {
         let batch = Self.encodeBatch(messages, begin: begin, generation: expected)
         let bytes = batch.reduce(0) { $0 + $1.count }
         Trace.phase("batch encoded (\(bytes / 1024) KiB in \(batch.count) part\(batch.count == 1 ? "" : "s"))")
+        // A large batch goes in with this process's monitor away (see `NFTablesMonitor`): it
+        // counts the commits from the generation before to the one after.
+        let quiet = bytes >= Self.quietBytes ? NFTablesMonitor.listening(in: socket.namespace) : nil
+        let before = quiet == nil ? nil : expected ?? (try? readGeneration())
+        var committed = false
+        quiet?.pause()
+        defer { quiet?.resume(from: before, to: try? readGeneration(), own: committed ? 1 : 0) }
         socket.setBuffers(send: bytes + 65536, receive: max(4 << 20, messages.count * 1024))
         socket.setReceiveTimeout(seconds: 30)
         whileInKernel()
@@ -95,8 +102,13 @@ public final class NFTablesConnection {
         // Commits are serialised and each advances the generation by one (0 is skipped).
         if let expected { knownGeneration = expected &+ 1 == 0 ? 1 : expected &+ 1 }
         let done = monotonicSeconds()
+        committed = true
         return CommitReport(messages: messages.count, bytes: bytes, seconds: done - started, kernelSeconds: done - sent)
     }
+
+    /// The size from which a batch is committed with this process's monitor away: a few
+    /// thousand elements' notices cost the kernel little, a million's cost it seconds.
+    static let quietBytes = 1 << 20
 
     /// The batch for `messages` (sequence numbers from `begin`: BEGIN, the messages, END),
     /// in consecutive parts that are one datagram when sent together. A large batch is cut
@@ -133,6 +145,13 @@ public final class NFTablesConnection {
     /// Reads the ruleset's generation id and follows it from now on (see `knownGeneration`).
     @discardableResult
     public func followGeneration() throws(KernelError) -> UInt32 {
+        let generation = try readGeneration()
+        knownGeneration = generation
+        return generation
+    }
+
+    /// The ruleset's generation id now.
+    private func readGeneration() throws(KernelError) -> UInt32 {
         let sequence = nextSequence(count: 1)
         do { try socket.send(LibNFTNL.getGeneration(sequence: sequence)) } catch { throw .socket(error) }
         socket.setReceiveTimeout(seconds: 5)
@@ -151,7 +170,6 @@ public final class NFTablesConnection {
                     guard let generation else {
                         throw .rejected(KernelRejection(refusals: [.init(origin: "the ruleset generation", operation: .getGeneration, errno: EPROTO, kernelMessage: "no generation in the answer")]))
                     }
-                    knownGeneration = generation
                     return generation
                 default: continue
                 }
