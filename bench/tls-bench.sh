@@ -13,6 +13,10 @@
 #   without:            the same policy less its web rules (the blocks with no [kind], and
 #                       the url expectations that test them), applied by `enforcer apply`:
 #                       no queue at all.
+#   queue, C no-op:     the full policy applied by `enforcer apply`, its queue answered by
+#                       bench/noop-queue.c -b (accepts every packet, marks none, so every
+#                       client packet of each flow is queued): what any NFQUEUE consumer pays
+#                       on this machine, the floor under "with inspection".
 # Rounds alternate without / with, so drift of this shared machine hits both alike; each
 # round's ratio is printed too, and the spread of those says how far one run can be trusted
 # (two runs of the script should agree within 2 %: add rounds until they do).
@@ -83,6 +87,8 @@ for path in pathlib.Path(sys.argv[1]).glob("*.policy"):
 EOF
 echo "policy without web rules: rules.d/$(cd "$WORK/plain/rules.d" && ls *.policy | tr '\n' ' ')(of $(cd "$WORK/full/rules.d" && ls *.policy | tr '\n' ' '))"
 
+gcc -O2 -Wall -o "$WORK/noop-queue" bench/noop-queue.c $(pkg-config --cflags --libs libnetfilter_queue libmnl)
+
 # The server.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=example.org \
     -addext subjectAltName=DNS:example.org -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
@@ -119,16 +125,29 @@ for round in $(seq "$ROUNDS"); do
     echo "  worker: $(grep -o 'run: stopped .*' "$WORK/worker.err" | tail -1 | sed 's/" *$//; s/"\( [a-z_]*=\)/\1/g')"
     # Flow lines of one client and host are counted, not written, within log_repeat_window.
     echo "  worker log: $(grep -c 'proto=tls host=example.org' "$WORK/worker.err" || true) flow lines for tls host=example.org, $(grep -c 'outcome=deny' "$WORK/worker.err" || true) denied"
+
+    ip netns exec "$GW" "$ENFORCER" apply --dir "$WORK/full" --system gw-1 --state-dir "$WORK/state" > "$WORK/apply.out"
+    ip netns exec "$GW" "$WORK/noop-queue" -b > "$WORK/noop.out" 2>&1 &
+    WORKER=$!
+    for _ in $(seq 50); do grep -q '^ *0 ' /proc/net/netfilter/nfnetlink_queue 2>/dev/null && break; sleep 0.05; done
+    sleep 0.2
+    handshakes "queue, C no-op"
+    kill -TERM "$WORKER"; wait "$WORKER" || true; WORKER=""
 done
 
 rate() { awk '{ c += $1; s += $2 } END { printf "%.1f", c / s }' "$1"; }
 pct() { sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int(p * NR + 0.999999); if (i < 1) i = 1; printf "%.0f", v[i] }'; }
-plain_rate=$(rate "$WORK/without.runs") web_rate=$(rate "$WORK/with inspection.runs")
+plain_rate=$(rate "$WORK/without.runs") web_rate=$(rate "$WORK/with inspection.runs") noop_rate=$(rate "$WORK/queue, C no-op.runs")
 p50a=$(pct "$WORK/without.lat" 0.50) p99a=$(pct "$WORK/without.lat" 0.99)
 p50b=$(pct "$WORK/with inspection.lat" 0.50) p99b=$(pct "$WORK/with inspection.lat" 0.99)
+p50c=$(pct "$WORK/queue, C no-op.lat" 0.50) p99c=$(pct "$WORK/queue, C no-op.lat" 0.99)
 printf '\n%-28s %10s %12s %12s\n' "TLS through the gateway" "conns/s" "p50 us" "p99 us"
 printf '%-28s %10s %12s %12s\n' "without inspection" "$plain_rate" "$p50a" "$p99a"
 printf '%-28s %10s %12s %12s\n' "with SNI inspection" "$web_rate" "$p50b" "$p99b"
+printf '%-28s %10s %12s %12s\n' "queued, C no-op consumer" "$noop_rate" "$p50c" "$p99c"
+awk -v a="$plain_rate" -v c="$noop_rate" -v p="$p50a" -v q="$p50c" -v r="$p99a" -v s="$p99c" 'BEGIN {
+    printf "the queue alone (C no-op)    %9.3fx of without; added latency p50 %+d us, p99 %+d us (the floor under inspection on this machine)\n", c / a, q - p, s - r
+}'
 # Each round's ratio (its two runs side by side), and their spread.
 rounds=$(paste -d' ' "$WORK/without.runs" "$WORK/with inspection.runs" | awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), ($3 / $4) / ($1 / $2) }')
 awk -v a="$plain_rate" -v b="$web_rate" -v p="$p50a" -v q="$p50b" -v r="$p99a" -v s="$p99b" -v rounds="$rounds" 'BEGIN {
