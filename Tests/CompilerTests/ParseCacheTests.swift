@@ -104,6 +104,31 @@ import Testing
         #expect(cache.shortWayLoads >= 2, "loads that started from the last: \(cache.shortWayLoads)")
     }
 
+    /// A policy rewritten in place (its ports) starts from the last load, as a system does;
+    /// a rewrite that brings a diagnostic (an unknown tag, no `allow`) takes the whole way.
+    /// Each load says what a load from scratch says.
+    @Test func aPolicyRewrittenInPlaceStartsFromTheLastLoad() throws {
+        let directory = try Directory()
+        let systems = (0..<20).flatMap { Self.systemBlock($0) + [""] }
+        func policy(senders: String = "t1, t2", allow: String = "allow: tcp/22") -> [String] {
+            ["[policy] p-a: {", "    senders: \(senders)", "    receivers: t0", "    \(allow)", "}", ""]
+        }
+        let cache = ParseCache()
+        try directory.write(systems + policy() + Self.policyBlock("p-b", port: 443))
+        _ = PolicyLoader.load(directory: directory.path, cache: cache)
+        var shortWays = cache.shortWayLoads
+        for (step, (lines, short)) in [(policy(allow: "allow: tcp/2222"), true), (policy(senders: "t1, t99"), false), (policy(allow: "allow: tcp/23"), false),
+                                       (policy(allow: "allow: udp/53"), true), (policy(allow: "# no allow"), false), (policy(), false),
+                                       (policy(senders: "t3, t4"), true)].enumerated() {
+            try directory.write(systems + lines + Self.policyBlock("p-b", port: 443))
+            let incremental = PolicyLoader.load(directory: directory.path, cache: cache)
+            let scratch = PolicyLoader.load(directory: directory.path)
+            #expect(Self.described(incremental) == Self.described(scratch), "step \(step)")
+            #expect(cache.shortWayLoads == shortWays + (short ? 1 : 0), "step \(step): the short way \(short ? "taken" : "not taken")")
+            shortWays = cache.shortWayLoads
+        }
+    }
+
     /// A file whose stamp (inode, size, modification and change times) is as when it was
     /// read is not read again; one rewritten to the same size with its modification time
     /// put back is (its change time moved), and loads as from scratch.

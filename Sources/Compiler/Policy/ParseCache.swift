@@ -142,9 +142,9 @@ public final class ParseCache: Sendable {
     /// read this file in parts (not when it has diagnostics or a block comment).
     /// `ends`: `commonEnds(cached.bytes, bytes)`, when the caller has it already.
     ///
-    /// `replaced`: when every block parsed again is a system block that stands where one of
-    /// the same name stood, on the same lines, and no other block moved a line: those
-    /// systems' old blocks (with what they defined) beside their new ones, in order; empty
+    /// `replaced`: when every block parsed again is a system or policy block that stands
+    /// where one of the same kind and name stood, on the same lines, and no other block moved
+    /// a line: the old blocks (with what they defined) beside their new ones, in order; empty
     /// when nothing changed; nil otherwise.
     static func blocks(file path: String, bytes: [UInt8], cached: File?, ends: (prefix: Int, suffix: Int)? = nil)
         -> (blocks: [Block], diagnostics: [Diagnostic], kept: Int, reusable: Bool, replaced: [(old: Block, new: Block)]?) {
@@ -194,7 +194,8 @@ public final class ParseCache: Sendable {
         let oldMiddle = cached.blocks[before.count..<firstAfter]
         var replaced: [(old: Block, new: Block)]?
         if lineShift == 0, oldMiddle.count == middleBlocks.count,
-           zip(oldMiddle, middleBlocks).allSatisfy({ $0.raw.kind == "system" && $1.raw.kind == "system" && $0.raw.name == $1.raw.name && $0.lines == $1.lines }) {
+           zip(oldMiddle, middleBlocks).allSatisfy({ $0.raw.kind == $1.raw.kind && ["system", "policy", "gateway-policy"].contains($0.raw.kind)
+                                                     && $0.raw.name == $1.raw.name && $0.lines == $1.lines }) {
             replaced = Array(zip(oldMiddle, middleBlocks))
         }
         return (blocks, before.count + after.count, replaced)

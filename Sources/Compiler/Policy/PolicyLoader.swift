@@ -212,10 +212,32 @@ public struct PolicyLoader: Sendable {
                                        cache: ParseCache, kept: Int, unread: Set<String>, configText: String?) -> Loaded? {
         var set = last.policySet
         var fresh: [SystemDefinition] = []
+        var freshPolicies: [(file: String, policy: ParseCache.KeptPolicy)] = []
         if !replaced.isEmpty {
             var position: [ObjectIdentifier: Int] = [:]
             for (index, system) in set.systems.enumerated() { position[ObjectIdentifier(system)] = index }
+            // Built only for a policy read again: the short way keeps every system's name and
+            // tags, which are all a policy resolves.
+            var scope: NameScope?
             for (old, new) in replaced {
+                if new.raw.kind != "system" {
+                    // A policy rewritten in place, without a warning before or after (the
+                    // last load's diagnostics stand as they were).
+                    guard let before = old.policy, before.warnings.isEmpty,
+                          let index = set.policies.firstIndex(where: { $0.location == before.policy.location && $0.name == before.policy.name }),
+                          set.policies[index].allow != nil else {
+                        diagnostics = []
+                        return nil
+                    }
+                    if scope == nil { scope = NameScope(systems: set.systems) }
+                    guard let policy = policy(new.raw, order: set.policies[index].order, scope: scope!), diagnostics.isEmpty, policy.allow != nil else {
+                        diagnostics = []
+                        return nil
+                    }
+                    set.policies[index] = policy
+                    freshPolicies.append((policy.location.file, ParseCache.KeptPolicy(policy: policy, warnings: [])))
+                    continue
+                }
                 guard let before = old.system, let index = position[ObjectIdentifier(before)],
                       let system = system(new.raw), diagnostics.isEmpty, system.tags == before.tags else {
                     diagnostics = []
@@ -227,6 +249,7 @@ public struct PolicyLoader: Sendable {
         }
         gathered = []
         remember(fresh, in: &cached)
+        remember(freshPolicies, in: &cached)
         store(cached, in: cache, kept: kept, unread: unread)
         cache.keep(ParseCache.LastLoad(policySet: set, diagnostics: last.diagnostics, configText: configText), shortWay: true)
         var all = last.diagnostics + set.portalWarnings()
