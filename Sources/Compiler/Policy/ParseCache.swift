@@ -101,6 +101,10 @@ public final class ParseCache: Sendable {
         /// Its diagnostics but the portal's warnings (those read gateways' addresses).
         var diagnostics: [Diagnostic]
         var configText: String?
+        /// The names of the last load that went the whole way. The short way keeps every
+        /// system's name and tags, so a policy read again on it resolves against these;
+        /// their systems' addresses may be older than the set's, so nothing else may use them.
+        var scope: NameScope?
     }
     private let last = Mutex<LastLoad?>(nil)
     var lastResult: LastLoad? { last.withLock { $0 } }

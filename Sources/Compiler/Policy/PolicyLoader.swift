@@ -197,7 +197,7 @@ public struct PolicyLoader: Sendable {
         let hasErrors = diagnostics.contains { $0.severity == .error }
         if let cache {
             cache.keep(hasErrors || !webRules.isEmpty || !expectations.isEmpty ? nil
-                       : ParseCache.LastLoad(policySet: set, diagnostics: withoutPortal, configText: configText))
+                       : ParseCache.LastLoad(policySet: set, diagnostics: withoutPortal, configText: configText, scope: scope))
         }
         return Loaded(policySet: hasErrors ? nil : set, diagnostics: diagnostics)
     }
@@ -213,12 +213,11 @@ public struct PolicyLoader: Sendable {
         var set = last.policySet
         var fresh: [SystemDefinition] = []
         var freshPolicies: [(file: String, policy: ParseCache.KeptPolicy)] = []
+        // Only for a policy read again (see `LastLoad.scope`).
+        var scope = last.scope
         if !replaced.isEmpty {
             var position: [ObjectIdentifier: Int] = [:]
             for (index, system) in set.systems.enumerated() { position[ObjectIdentifier(system)] = index }
-            // Built only for a policy read again: the short way keeps every system's name and
-            // tags, which are all a policy resolves.
-            var scope: NameScope?
             for (old, new) in replaced {
                 if new.raw.kind != "system" {
                     // A policy rewritten in place, without a warning before or after (the
@@ -251,7 +250,7 @@ public struct PolicyLoader: Sendable {
         remember(fresh, in: &cached)
         remember(freshPolicies, in: &cached)
         store(cached, in: cache, kept: kept, unread: unread)
-        cache.keep(ParseCache.LastLoad(policySet: set, diagnostics: last.diagnostics, configText: configText), shortWay: true)
+        cache.keep(ParseCache.LastLoad(policySet: set, diagnostics: last.diagnostics, configText: configText, scope: scope), shortWay: true)
         var all = last.diagnostics + set.portalWarnings()
         all.sort { ($0.location, $0.severity) < ($1.location, $1.severity) ? true : false }
         return Loaded(policySet: set, diagnostics: all)
@@ -958,7 +957,7 @@ public struct PolicyLoader: Sendable {
 }
 
 /// Systems and tags by name, for resolving references.
-struct NameScope {
+struct NameScope: Sendable {
     private var byName: [String: SystemDefinition] = [:]
     private var byTag: [String: [SystemDefinition]] = [:]
     let systemNames: [String]
