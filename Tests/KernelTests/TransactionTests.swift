@@ -18,11 +18,17 @@ final class TestNamespace {
 
     deinit { _ = try? shell("ip", "netns", "del", name) }
 
-    func connection() throws -> NFTablesConnection {
-        final class Box: @unchecked Sendable { var result: Result<NFTablesConnection, Error>? }
-        let box = Box()
+    func connection() throws -> NFTablesConnection { try inside { try NFTablesConnection() } }
+
+    /// An nf_tables monitor listening inside the namespace.
+    func monitor() throws -> NFTablesMonitor { try inside { try NFTablesMonitor() } }
+
+    /// What `make` makes on a thread that joined the namespace (its sockets stay there).
+    private func inside<T>(_ make: @escaping () throws -> T) throws -> T {
+        let box = ResultBox<T>()
         let done = DispatchSemaphore(value: 0)
         let path = "/run/netns/\(name)"
+        nonisolated(unsafe) let make = make
         let thread = Thread {
             defer { done.signal() }
             let fd = open(path, O_RDONLY)
@@ -31,7 +37,7 @@ final class TestNamespace {
                 return
             }
             close(fd)
-            box.result = Result { try NFTablesConnection() }
+            box.result = Result { try make() }
         }
         thread.start()
         done.wait()
@@ -42,6 +48,9 @@ final class TestNamespace {
         try shell(["ip", "netns", "exec", name, "nft"] + arguments)
     }
 }
+
+/// What a thread of `TestNamespace.inside` made, handed back.
+private final class ResultBox<T>: @unchecked Sendable { var result: Result<T, Error>? }
 
 /// setns(2); Glibc's module leaves it out (it needs _GNU_SOURCE).
 @_silgen_name("setns") private func joinNamespace(_ fd: Int32, _ type: Int32) -> Int32
@@ -319,29 +328,6 @@ extension TransactionTests {
                   (.flushChain, "flush chain"), (.transaction, "the transaction")])
 func operationWords(operation: KernelOperation, words: String) {
     #expect(operation.words == words)
-}
-
-extension TestNamespace {
-    /// An nf_tables monitor listening inside the namespace.
-    func monitor() throws -> NFTablesMonitor {
-        final class Box: @unchecked Sendable { var result: Result<NFTablesMonitor, Error>? }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        let path = "/run/netns/\(name)"
-        let thread = Thread {
-            defer { done.signal() }
-            let fd = open(path, O_RDONLY)
-            guard fd >= 0, joinNamespace(fd, cloneNewNet) == 0 else {
-                box.result = .failure(NetlinkError(operation: "setns \(path)", errno: errno))
-                return
-            }
-            close(fd)
-            box.result = Result { try NFTablesMonitor() }
-        }
-        thread.start()
-        done.wait()
-        return try box.result!.get()
-    }
 }
 
 /// A large commit of this process goes in while its nf_tables monitor is away (the kernel

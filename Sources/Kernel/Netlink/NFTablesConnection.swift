@@ -49,9 +49,10 @@ public final class NFTablesConnection {
         let bytes = batch.reduce(0) { $0 + $1.count }
         Trace.phase("batch encoded (\(bytes / 1024) KiB in \(batch.count) part\(batch.count == 1 ? "" : "s"))")
         // A large batch goes in with this process's monitor away (see `NFTablesMonitor`): it
-        // counts the commits from the generation before to the one after.
+        // counts the commits from the generation just before it left to the one after it is
+        // back (read then, not taken from `expected`: commits before that, it heard).
         let quiet = bytes >= Self.quietBytes ? NFTablesMonitor.listening(in: socket.namespace) : nil
-        let before = quiet == nil ? nil : expected ?? (try? readGeneration())
+        let before = quiet == nil ? nil : try? readGeneration()
         var committed = false
         quiet?.pause()
         defer { quiet?.resume(from: before, to: try? readGeneration(), own: committed ? 1 : 0) }

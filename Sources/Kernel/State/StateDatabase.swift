@@ -87,30 +87,28 @@ public final class StateDatabase: @unchecked Sendable {
 
     private let checkpointLock = NSLock()
     /// Under `checkpointLock`: the connection that checkpoints, made at the first one, and
-    /// the checkpoint running (nil when none runs).
+    /// whether a checkpoint is running.
     nonisolated(unsafe) private var checkpointConnection: DatabaseQueue?
-    nonisolated(unsafe) private var checkpointRunning: DispatchWorkItem?
+    nonisolated(unsafe) private var checkpointRunning = false
 
-    /// Starts a checkpoint on a connection of its own, unless one is running; returns it, so
-    /// that a test can wait for it. A process that exits before it ends leaves the log for
-    /// the next checkpoint: SQLite loses nothing either way.
-    @discardableResult
-    public func checkpointAside() -> DispatchWorkItem {
-        checkpointLock.withLock {
-            if let running = checkpointRunning { return running }
-            let path = path
-            let work = DispatchWorkItem { [self] in
-                let connection = checkpointLock.withLock {
-                    if checkpointConnection == nil { checkpointConnection = try? DatabaseQueue(path: path) }
-                    return checkpointConnection
-                }
-                // PASSIVE: copies what no reader still needs, and blocks no writer meanwhile.
-                _ = try? connection?.writeWithoutTransaction { try $0.checkpoint(.passive) }
-                checkpointLock.withLock { checkpointRunning = nil }
+    /// Starts a checkpoint on a connection and thread of its own, unless one is running. A
+    /// process that exits before it ends leaves the log for the next checkpoint: SQLite
+    /// loses nothing either way.
+    public func checkpointAside() {
+        let start = checkpointLock.withLock { () -> Bool in
+            defer { checkpointRunning = true }
+            return !checkpointRunning
+        }
+        guard start else { return }
+        let path = path
+        DispatchQueue.global(qos: .utility).async { [self] in
+            let connection = checkpointLock.withLock {
+                if checkpointConnection == nil { checkpointConnection = try? DatabaseQueue(path: path) }
+                return checkpointConnection
             }
-            checkpointRunning = work
-            DispatchQueue.global(qos: .utility).async(execute: work)
-            return work
+            // PASSIVE: copies what no reader still needs, and blocks no writer meanwhile.
+            _ = try? connection?.writeWithoutTransaction { try $0.checkpoint(.passive) }
+            checkpointLock.withLock { checkpointRunning = false }
         }
     }
 
