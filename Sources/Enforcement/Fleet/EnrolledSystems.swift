@@ -202,8 +202,8 @@ public struct EnrolledSystems: Sendable, Equatable {
         let marker = Array("[system]".utf8)
         func blank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
         for file in files {
-            // Bytes, not strings: a pushed file of 10,000 systems is 14 MB, and only the few
-            // bytes of each name become a string.
+            // Bytes, not strings: a pushed file of systems can be megabytes of addresses, and
+            // only the few bytes of each name become a string.
             let bytes = [UInt8](file)
             var start = 0
             while start < bytes.count {

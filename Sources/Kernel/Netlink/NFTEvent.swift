@@ -108,7 +108,7 @@ public enum NFTEvent: Equatable, Sendable {
 ///
 /// While a listener is there, the kernel writes a notice for every element a transaction
 /// adds or removes: a million-element replacement by enforcer itself then took its kernel
-/// 7–12 s instead of 1.3 s (bench/README.md, "Nobody listening to enforcer's own large
+/// several times as long (bench/README.md, "Nobody listening to enforcer's own large
 /// transactions"). So this process's large commits (`NFTablesConnection.commit`) leave the
 /// group while the kernel takes them, and count the commits made meanwhile: any but their
 /// own are reported (`takeMissed`), as an overflow of notices is.

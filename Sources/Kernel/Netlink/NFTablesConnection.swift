@@ -108,7 +108,8 @@ public final class NFTablesConnection {
     }
 
     /// The size from which a batch is committed with this process's monitor away: a few
-    /// thousand elements' notices cost the kernel little, a million's cost it seconds.
+    /// thousand elements' notices cost the kernel little, a million's cost it more than the
+    /// transaction itself.
     static let quietBytes = 1 << 20
 
     /// The batch for `messages` (sequence numbers from `begin`: BEGIN, the messages, END),

@@ -78,8 +78,8 @@ public final class StateDatabase: @unchecked Sendable {
 
     /// A checkpoint copies the write-ahead log into the database file and flushes both to
     /// disk. SQLite's own runs in the writer that crosses its limit (1,000 pages by default),
-    /// and a generation's record of a 14 MB source crosses it each time: the apply then waited
-    /// some 100 ms for the disk (bench/README.md, "The cold start's record"). Here a recorded
+    /// and a generation's record of a large policy source crosses it each time: the apply then
+    /// waited for the disk (bench/README.md, "The cold start's record"). Here a recorded
     /// generation asks for a checkpoint on another connection and thread instead
     /// (`checkpointAside`), which no writer waits for; SQLite's own stays as a backstop, at a
     /// limit ten times as high, for a process that writes much and records nothing.
