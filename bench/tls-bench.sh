@@ -129,8 +129,8 @@ for round in $(seq "$ROUNDS"); do
     ip netns exec "$GW" "$ENFORCER" apply --dir "$WORK/full" --system gw-1 --state-dir "$WORK/state" > "$WORK/apply.out"
     ip netns exec "$GW" "$WORK/noop-queue" -b > "$WORK/noop.out" 2>&1 &
     WORKER=$!
-    for _ in $(seq 50); do grep -q '^ *0 ' /proc/net/netfilter/nfnetlink_queue 2>/dev/null && break; sleep 0.05; done
-    sleep 0.2
+    # Bound when queue 0 shows in the gateway namespace's own list of queues.
+    for _ in $(seq 50); do ip netns exec "$GW" grep -q '^ *0 ' /proc/net/netfilter/nfnetlink_queue 2>/dev/null && break; sleep 0.05; done
     handshakes "queue, C no-op"
     kill -TERM "$WORKER"; wait "$WORKER" || true; WORKER=""
 done

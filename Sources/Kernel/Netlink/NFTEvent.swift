@@ -152,10 +152,8 @@ public final class NFTablesMonitor {
     /// `to` while `own` of those commits were this process's.
     func resume(from: UInt32?, to: UInt32?, own: UInt32) {
         let rejoined = (try? socket.membership(of: Self.group, joined: true)) != nil
-        guard let from, let to, rejoined, to &- from == own else {
-            missed.withLock { $0 = (from ?? 0, to ?? 0) }
-            return
-        }
+        if let from, let to, rejoined, to &- from == own { return }
+        missed.withLock { $0 = (from ?? 0, to ?? 0) }
     }
 
     /// Whether commits by other processes may have gone unseen during a pause (their

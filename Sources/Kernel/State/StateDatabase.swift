@@ -96,8 +96,9 @@ public final class StateDatabase: @unchecked Sendable {
     /// loses nothing either way.
     public func checkpointAside() {
         let start = checkpointLock.withLock { () -> Bool in
-            defer { checkpointRunning = true }
-            return !checkpointRunning
+            if checkpointRunning { return false }
+            checkpointRunning = true
+            return true
         }
         guard start else { return }
         let path = path
