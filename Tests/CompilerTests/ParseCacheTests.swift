@@ -263,6 +263,46 @@ import Testing
         #expect(Self.described(third).contains { $0.hasPrefix("system s-1 ") && $0.hasSuffix("tags t4 expires -") }, "\(Self.described(third).prefix(3))")
     }
 
+    @Test func aChangedFileIsReadIntoTheBytesItReplaced() throws {
+        let directory = try Directory()
+        let systems = directory.path + "/rules.d/10-all.policy"
+        try directory.write((0..<300).flatMap { Self.systemBlock($0) + [""] })
+        let cache = ParseCache()
+        _ = PolicyLoader.load(directory: directory.path, cache: cache)
+        #expect(cache.spareCapacity == nil, "nothing was replaced yet")
+        let size = try #require(FileManager.default.attributesOfItem(atPath: systems)[.size] as? Int)
+        // Each load after a change gives what a load from scratch gives, and keeps the bytes
+        // it replaced for the next read of that file.
+        for round in 1...4 {
+            try directory.write((0..<300).flatMap { Self.systemBlock($0, address: $0 == round ? "10.7.0.\(round)" : nil) + [""] })
+            let loaded = PolicyLoader.load(directory: directory.path, cache: cache)
+            #expect(Self.described(loaded) == Self.described(PolicyLoader.load(directory: directory.path)))
+            #expect((cache.spareCapacity ?? 0) >= size, "round \(round): \(String(describing: cache.spareCapacity))")
+        }
+        // A small file does not take the buffer kept for a large one, nor a file it cannot hold.
+        let capacity = try #require(cache.spareCapacity)
+        #expect(cache.takeSpare(toHold: 32) == nil)
+        #expect(cache.takeSpare(toHold: capacity) == nil)
+        #expect(cache.takeSpare(toHold: capacity - 1)?.capacity == capacity)
+        #expect(cache.spareCapacity == nil)
+    }
+
+    /// `readAll(reusing:)` gives the file's bytes whatever the buffer it is handed held
+    /// before: longer, shorter, too small, or none.
+    @Test(arguments: [0, 1, 4095, 4096, 70_000])
+    func aFileReadIntoAKeptBufferIsTheFile(size: Int) throws {
+        let path = NSTemporaryDirectory() + "enforcer-readall-\(getpid())-\(size)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let content = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try Data(content).write(to: URL(fileURLWithPath: path))
+        for spare in [nil, [UInt8](repeating: 0xEE, count: 2 * size + 10), [UInt8](repeating: 0xEE, count: size / 2),
+                      Array([UInt8](repeating: 0xEE, count: 100_000).prefix(3))] as [[UInt8]?] {
+            let file = try SourceFile(path: path)
+            let bytes = try file.readAll(limit: 1 << 20, reusing: spare)
+            #expect(bytes == content, "\(size) bytes into a buffer of \(spare?.count ?? -1)")
+        }
+    }
+
     @Test func aSystemKeptAcrossAZoneChangeIsReadInTheNewZone() throws {
         let directory = try Directory()
         try directory.write(["[system] s-1: {", "    address: 10.0.0.1", "    expires: 2027-01-01T00:00", "}"])

@@ -178,8 +178,8 @@ struct SenderClasses {
                 freeSlots.append(slot)
             }
         }
-        v4.points = spliced(v4.points, removing: removed4, adding: added4)
-        v6.points = spliced(v6.points, removing: removed6, adding: added6)
+        splice(&v4.points, removing: removed4, adding: added4)
+        splice(&v6.points, removing: removed6, adding: added6)
         return try resweep(dirty4: dirty4, dirty6: dirty6)
     }
 
@@ -493,6 +493,25 @@ struct FamilyPieces<Key: SweepKey> {
         }
         return pieces
     }
+}
+
+/// `points` (sorted by key, then slot) without `removing` and with `adding`. A few changes
+/// (one system's addresses) are made in place, each moving the points after it along the
+/// array's own memory; more are made by `spliced`, in one pass into a new array, which
+/// costs a fresh allocation of the whole (a million points) and its pages.
+func splice<Key: Comparable>(_ points: inout [(key: Key, slot: Int32)], removing: [(key: Key, slot: Int32)], adding: [(key: Key, slot: Int32)]) {
+    guard removing.count + adding.count > 16 else {
+        for item in removing {
+            let position = points.partitionPoint { ($0.key, $0.slot) >= (item.key, item.slot) }
+            // The contribution is there (it was filed when its system was); if not, nothing to take out.
+            if position < points.count && points[position] == item { points.remove(at: position) }
+        }
+        for item in adding {
+            points.insert(item, at: points.partitionPoint { ($0.key, $0.slot) >= (item.key, item.slot) })
+        }
+        return
+    }
+    points = spliced(points, removing: removing, adding: adding)
 }
 
 /// `old` (sorted by key, then slot) without `removing` and with `adding`, in one pass that

@@ -134,9 +134,35 @@ public final class ParseCache: Sendable {
     }
     private let zone = Mutex<String?>(nil)
 
+    /// A buffer the next read of a changed file may fill (`SourceFile.readAll(reusing:)`):
+    /// the bytes a load replaced. Held by nothing else once that load's files are gone, so
+    /// it is filled in place, its pages already mapped.
+    /// Only for a file of about its size: enforcer.conf would take it from the file it was
+    /// kept for.
+    func takeSpare(toHold size: Int) -> [UInt8]? {
+        spareBytes.withLock { spare in
+            guard let capacity = spare?.capacity, capacity > size, size >= capacity / 2 else { return nil }
+            return spare.take()
+        }
+    }
+    private let spareBytes = Mutex<[UInt8]?>(nil)
+    /// The room of the kept buffer, if any (for tests).
+    var spareCapacity: Int? { spareBytes.withLock { $0?.capacity } }
+
     func store(_ new: [String: File], kept: Int, parsed: Int, unread taken: Set<String> = [], zone: String) {
         unread.withLock { $0 = taken }
-        files.withLock { $0 = new }
+        let before = files.withLock { files in
+            defer { files = new }
+            return files
+        }
+        // The largest file's bytes that this load replaced: the next read of it goes into their memory.
+        let replaced = before.compactMap { path, file in
+            new[path].map { $0.bytes.span.isIdentical(to: file.bytes.span) } == true ? nil : file.bytes
+        }
+        spareBytes.withLock { spare in
+            guard let largest = replaced.max(by: { $0.capacity < $1.capacity }), largest.capacity > (spare?.capacity ?? 0) else { return }
+            spare = largest
+        }
         counts.withLock { $0 = (kept, parsed) }
         self.zone.withLock { $0 = zone }
     }

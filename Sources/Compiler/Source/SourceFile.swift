@@ -111,20 +111,36 @@ struct SourceFile: ~Copyable {
     /// The whole file, refused unread when the file system says it is over `limit`. The
     /// buffer is allocated once at the file's size; a file that grows meanwhile is read on
     /// to its end, or until it is over the limit.
-    func readAll(limit: Int) throws(SourceFileFailure) -> [UInt8] {
+    /// `reusing`: a buffer whose memory the bytes may go into (see `ParseCache.takeSpare(toHold:)`):
+    /// the pages of a buffer that was used before are in place already, where a fresh one
+    /// of tens of megabytes costs the kernel a page fault and a cleared page per 4 KiB.
+    func readAll(limit: Int, reusing spare: consuming [UInt8]? = nil) throws(SourceFileFailure) -> [UInt8] {
         if size > limit { throw .tooLarge(size: size) }
         var failure: SystemErrno?
         let descriptor = descriptor
         // One byte more than the size, to see a file that grew without a second read.
-        var bytes = unsafe [UInt8](unsafeUninitializedCapacity: size + 1) { buffer, initialized in
+        func fill(_ buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+            var initialized = 0
             while initialized < buffer.count {
                 let count = unsafe read(descriptor, buffer.baseAddress! + initialized, buffer.count - initialized)
                 if count > 0 { initialized += count; continue }
-                if count == 0 { return }
+                if count == 0 { break }
                 if errno == EINTR { continue }
                 failure = SystemErrno(errno)
-                return
+                break
             }
+            return initialized
+        }
+        var bytes: [UInt8]
+        // Taken out of the parameter, so that it is the buffer's only owner and is changed in place.
+        if var spare = spare.take(), spare.capacity > size {
+            spare.removeAll(keepingCapacity: true)
+            spare.append(contentsOf: repeatElement(0, count: size + 1))
+            let initialized = unsafe spare.withUnsafeMutableBufferPointer { unsafe fill($0) }
+            spare.removeLast(size + 1 - initialized)
+            bytes = spare
+        } else {
+            bytes = unsafe [UInt8](unsafeUninitializedCapacity: size + 1) { buffer, initialized in initialized = unsafe fill(buffer) }
         }
         if let failure { throw .system(failure) }
         guard bytes.count > size else { return bytes }
