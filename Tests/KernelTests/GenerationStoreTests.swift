@@ -25,6 +25,42 @@ import Testing
         #expect(try GenerationStore(directory: directory + "/.").ruleset(1) == ruleset)
     }
 
+    /// The table's text is put together from its chains' and sets' and is the text the
+    /// encoder makes of the whole; a generation after a change encodes only the pieces that
+    /// changed, and reads back as recorded.
+    @Test func aTableIsEncodedByTheChainsThatChanged() throws {
+        var table = try exampleRuleset("enclave", system: "db-1").table
+        for index in table.sets.indices { table.sets[index].elements = [] }
+        var texts = TableText()
+        func expectSameAsWhole(_ table: Compiler.Table) throws {
+            let whole = String(decoding: try GenerationStore.encoder.encode(table), as: UTF8.self)
+            #expect(try texts.text(of: table, encoder: GenerationStore.encoder) == whole)
+        }
+        try expectSameAsWhole(table)
+        #expect(texts.encodedLast == table.chains.count + table.sets.count)
+        try expectSameAsWhole(table)
+        #expect(texts.encodedLast == 0)
+        let changed = try #require(table.chains.firstIndex { !$0.rules.isEmpty })
+        table.chains[changed].rules.removeLast()
+        table.sets[0].comment = "changed"
+        try expectSameAsWhole(table)
+        #expect(texts.encodedLast == 2)
+        table.chains.remove(at: changed)
+        try expectSameAsWhole(table)
+        #expect(texts.encodedLast == 0)
+
+        // Through the store: each generation reads back as it was recorded.
+        let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = GenerationStore(directory: directory)
+        var ruleset = try exampleRuleset("enclave", system: "db-1")
+        try store.record(ruleset, info: Self.info(1, summary: "first"), policySource: nil)
+        ruleset.table.chains[changed].rules.removeLast()
+        try store.record(ruleset, info: Self.info(2, summary: "second"), policySource: nil)
+        #expect(try GenerationStore(directory: directory + "/.").ruleset(2) == ruleset)
+        #expect(try GenerationStore(directory: directory + "/.").ruleset(1) == (try exampleRuleset("enclave", system: "db-1")))
+    }
+
     /// The intent an apply leaves from before its transaction until its record: read back
     /// whole, root's alone, no temporary file left beside it, gone when ended; a damaged
     /// one (a power loss, say) reads as none; and a symbolic link planted at the temporary

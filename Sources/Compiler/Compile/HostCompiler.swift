@@ -17,8 +17,18 @@ public struct CompiledHost: Sendable {
     public var timedGrants: [(id: Int, policy: String, mark: UInt32, until: Date)]
 
     /// The next instant after `instant` when a policy enforced here turns on or off.
-    public func nextFlip(after instant: Date) -> Date? {
-        enforced.compactMap { $0.entry.policy.schedule.nextFlip(after: instant) }.min()
+    public func nextFlip(after instant: Date) -> Date? { scheduleFlips(after: instant).values.min() }
+
+    /// When each schedule of the policies enforced here next turns on or off (none: never).
+    /// Worked out once per schedule: policies written alike (the same hours in the same
+    /// zone) share one, and a thousand policies are a few schedules.
+    public func scheduleFlips(after instant: Date) -> [Schedule: Date] {
+        var flips: [Schedule: Date] = [:]
+        var seen = Set<Schedule>()
+        for item in enforced where seen.insert(item.entry.policy.schedule).inserted {
+            flips[item.entry.policy.schedule] = item.entry.policy.schedule.nextFlip(after: instant)
+        }
+        return flips
     }
 }
 

@@ -305,8 +305,9 @@ public final class Daemon {
 
     /// The next window, expiry or trust change, and the policies that flip then.
     private func scheduleNextWake(after instant: Date) {
-        nextWake = plan.nextChange(after: instant, overrides: state.overrides.read())
-        report.nextFlip = nextWake.map { DaemonReport.NextFlip(at: $0, policies: plan.policiesFlipping(at: $0, after: instant)) }
+        let next = plan.nextChange(after: instant, overrides: state.overrides.read())
+        nextWake = next?.at
+        report.nextFlip = next.map { DaemonReport.NextFlip(at: $0.at, policies: $0.flipping) }
     }
 
     /// Stopping: leaves the ruleset in place, or removes enforcer's table (`[run] on_stop`).

@@ -22,16 +22,15 @@ public struct CheckedPlan: Sendable {
     /// compile made this plan from that generation's: the kernel delta is built from these.
     public var changes: (base: Int, changes: RulesetChanges)? = nil
 
-    /// The next instant at which this plan changes by itself: a window or expiry of a policy,
-    /// a system's expiry, or a trust grant running out.
-    public func nextChange(after instant: Date, overrides: RuntimeOverrides) -> Date? {
-        [compiled.nextFlip(after: instant), overrides.nextTrustChange(after: instant), loaded.nextSystemExpiry(after: instant)].compactMap { $0 }.min()
-    }
-
-    /// The policies whose state flips at `instant`, and the systems that expire then ("system NAME").
-    public func policiesFlipping(at instant: Date, after now: Date) -> [String] {
-        compiled.enforced.filter { $0.entry.policy.schedule.nextFlip(after: now) == instant }.map(\.entry.policy.name)
-            + loaded.systems.filter { $0.expires == instant }.map { "system \($0.name)" }
+    /// The next instant at which this plan changes by itself (a window or expiry of a
+    /// policy, a system's expiry, or a trust grant running out), with the policies that flip
+    /// then and the systems that expire then ("system NAME"); nil when nothing will.
+    public func nextChange(after instant: Date, overrides: RuntimeOverrides) -> (at: Date, flipping: [String])? {
+        let flips = compiled.scheduleFlips(after: instant)
+        guard let next = [flips.values.min(), overrides.nextTrustChange(after: instant), loaded.nextSystemExpiry(after: instant)].compactMap({ $0 }).min()
+        else { return nil }
+        return (next, compiled.enforced.filter { flips[$0.entry.policy.schedule] == next }.map(\.entry.policy.name)
+            + loaded.systems.filter { $0.expires == next }.map { "system \($0.name)" })
     }
 
     /// "'NAME' activates", "'NAME' deactivates (why)" for every policy whose state differs

@@ -2,6 +2,7 @@ import Compiler
 import Foundation
 import GRDB
 import Glibc
+import Synchronization
 
 /// One applied generation as recorded in the state database.
 public struct GenerationInfo: Codable, Sendable, Equatable {
@@ -141,6 +142,8 @@ public struct GenerationStore: Sendable {
     /// The policy ids this process recorded last, per state directory, and their text.
     nonisolated(unsafe) private static var recordedIDs: [String: (ids: PolicyIDs, text: String)] = [:]
     private static let recordedLock = NSLock()
+    /// The text of the table this process staged last, per state directory, by chain and set.
+    static let tableTexts = Mutex<[String: TableText]>([:])
 
     /// The ruleset a generation put into the kernel.
     public func ruleset(_ number: Int) throws(StateError) -> Ruleset {
@@ -222,7 +225,7 @@ public struct GenerationStore: Sendable {
         Trace.phase("staging begins")
         defer { Trace.phase("staging written") }
         do {
-            let tableText = String(decoding: try Self.encoder.encode(skeleton), as: UTF8.self)
+            let tableText = try Self.tableTexts.withLock { texts in try texts[directory, default: TableText()].text(of: skeleton, encoder: Self.encoder) }
             let blob = Data(ElementCodec.encode(elements))
             // Files this process hashed before as they are now are neither read nor hashed
             // again, and a file's bytes are stored once whatever the generations holding them.
