@@ -92,6 +92,12 @@ for spec in "1 sys-1" "2 sys-0"; do
     printf 'cold start of one agent (%s): slice applied %s ms after launch (goal ≤ 1000 ms: %s); RSS idle %s MB (goal ≤ 40 MB: %s); %s bytes received\n' \
         "$2" "$cold_ms" "$([ "$cold_ms" -le 1000 ] && echo met || echo MISSED)" "$rss" "$([ "$rss" -le 40 ] && echo met || echo MISSED)" "$rx"
     grep -m1 'applied generation 1' "$WORK/agent-$1.log" | cut -c1-220
+    # Stopped before the next: the kernel keeps one mask of who listens to nf_tables notices
+    # for all namespaces, so one agent's drift monitor anywhere on this machine makes every
+    # other namespace's commit write a notice per element: ten times slower for sys-0's
+    # million (bench/README, "One listener slows every namespace"). On a fleet each agent
+    # has a kernel of its own.
+    kill "$(cat "$WORK/agent-$1.pid")" 2>/dev/null || true
 done
 
 # The real agents: hosts sys-11.., each a receiver of a policy (p-(600+s), receivers svc-s)
@@ -101,7 +107,6 @@ done
 # they queue for this machine's two cores). Their logged kernel transaction is what the
 # simulated sink stands for.
 FEW=$(( REAL < 3 ? REAL : 3 ))
-for k in 1 2; do kill "$(cat "$WORK/agent-$k.pid")" 2>/dev/null || true; done  # the cold-start agents are done
 # One after another: twenty agents fetching 19.5 MB each at the same instant time out on
 # this machine's two cores. Each start is timed as the cold starts above.
 : > "$WORK/cold.ms"

@@ -134,11 +134,11 @@ public final class ParseCache: Sendable {
     }
     private let zone = Mutex<String?>(nil)
 
-    /// A buffer the next read of a changed file may fill (`SourceFile.readAll(reusing:)`):
-    /// the bytes a load replaced. Held by nothing else once that load's files are gone, so
-    /// it is filled in place, its pages already mapped.
-    /// Only for a file of about its size: enforcer.conf would take it from the file it was
-    /// kept for.
+    /// A buffer for the next read of a file of `size` bytes to fill
+    /// (`SourceFile.readAll(reusing:)`): the bytes of the largest file a load replaced. Held
+    /// by nothing else once that load's files are gone, it is filled in place, its pages
+    /// already mapped. Only for a file of about its size: enforcer.conf, read first, would
+    /// take it from the file it was kept for.
     func takeSpare(toHold size: Int) -> [UInt8]? {
         spareBytes.withLock { spare in
             guard let capacity = spare?.capacity, capacity > size, size >= capacity / 2 else { return nil }

@@ -134,8 +134,8 @@ struct SourceFile: ~Copyable {
         var bytes: [UInt8]
         // Taken out of the parameter, so that it is the buffer's only owner and is changed in place.
         if var spare = spare.take(), spare.capacity > size {
-            spare.removeAll(keepingCapacity: true)
-            spare.append(contentsOf: repeatElement(0, count: size + 1))
+            // Brought to the length the read fills, without writing its old bytes over first.
+            if spare.count > size + 1 { spare.removeLast(spare.count - size - 1) } else { spare.append(contentsOf: repeatElement(0, count: size + 1 - spare.count)) }
             let initialized = unsafe spare.withUnsafeMutableBufferPointer { unsafe fill($0) }
             spare.removeLast(size + 1 - initialized)
             bytes = spare
