@@ -7,8 +7,8 @@ import Foundation
 /// chains are thousands and of which a one-system change rewrites a few; a piece's text is
 /// kept while its chain or set stays equal, so only what changed is encoded again.
 struct TableText {
-    private var chains: [String: (chain: Chain, text: String)] = [:]
-    private var sets: [String: (set: NamedSet, text: String)] = [:]
+    private var chains: [String: (piece: Chain, text: String)] = [:]
+    private var sets: [String: (piece: NamedSet, text: String)] = [:]
     /// Chains and sets encoded by the last call, the others' text being kept (for tests).
     private(set) var encodedLast = 0
 
@@ -16,33 +16,28 @@ struct TableText {
     mutating func text(of table: Table, encoder: JSONEncoder) throws -> String {
         func json<Value: Encodable>(_ value: Value) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
         var encoded = 0
-        var chainTexts: [String] = [], keptChains: [String: (chain: Chain, text: String)] = [:]
-        chainTexts.reserveCapacity(table.chains.count)
-        for chain in table.chains {
-            var piece = chains[chain.name]
-            if piece == nil || piece!.chain != chain {
-                piece = (chain, try json(chain))
-                encoded += 1
+        /// Each piece's text, the kept one while the piece is equal; `known` becomes this table's.
+        func texts<Piece: Encodable & Equatable>(_ pieces: [Piece], named name: (Piece) -> String,
+                                                 known: inout [String: (piece: Piece, text: String)]) throws -> String {
+            var out: [String] = [], kept: [String: (piece: Piece, text: String)] = [:]
+            out.reserveCapacity(pieces.count)
+            for piece in pieces {
+                var entry = known[name(piece)]
+                if entry == nil || entry!.piece != piece {
+                    entry = (piece, try json(piece))
+                    encoded += 1
+                }
+                out.append(entry!.text)
+                kept[name(piece)] = entry
             }
-            chainTexts.append(piece!.text)
-            keptChains[chain.name] = piece
+            known = kept
+            return out.joined(separator: ",")
         }
-        var setTexts: [String] = [], keptSets: [String: (set: NamedSet, text: String)] = [:]
-        setTexts.reserveCapacity(table.sets.count)
-        for set in table.sets {
-            var piece = sets[set.name]
-            if piece == nil || piece!.set != set {
-                piece = (set, try json(set))
-                encoded += 1
-            }
-            setTexts.append(piece!.text)
-            keptSets[set.name] = piece
-        }
-        chains = keptChains
-        sets = keptSets
+        let chainText = try texts(table.chains, named: \.name, known: &chains)
+        let setText = try texts(table.sets, named: \.name, known: &sets)
         encodedLast = encoded
         // The keys in the order `.sortedKeys` writes them.
-        return "{\"chains\":[" + chainTexts.joined(separator: ",") + "],\"counters\":" + (try json(table.counters))
-            + ",\"family\":" + (try json(table.family)) + ",\"name\":" + (try json(table.name)) + ",\"sets\":[" + setTexts.joined(separator: ",") + "]}"
+        return "{\"chains\":[" + chainText + "],\"counters\":" + (try json(table.counters)) + ",\"family\":" + (try json(table.family))
+            + ",\"name\":" + (try json(table.name)) + ",\"sets\":[" + setText + "]}"
     }
 }
