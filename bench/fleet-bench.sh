@@ -94,9 +94,9 @@ for spec in "1 sys-1" "2 sys-0"; do
     grep -m1 'applied generation 1' "$WORK/agent-$1.log" | cut -c1-220
     # Stopped before the next: the kernel keeps one mask of who listens to nf_tables notices
     # for all namespaces, so one agent's drift monitor anywhere on this machine makes every
-    # other namespace's commit write a notice per element: ten times slower for sys-0's
-    # million (bench/README, "One listener slows every namespace"). On a fleet each agent
-    # has a kernel of its own.
+    # other namespace's commit write a notice per element, which sys-0's million pay
+    # (bench/README, "One listener slows every namespace"). On a fleet each agent has a
+    # kernel of its own.
     kill "$(cat "$WORK/agent-$1.pid")" 2>/dev/null || true
 done
 

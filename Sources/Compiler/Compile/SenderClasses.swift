@@ -500,7 +500,7 @@ struct FamilyPieces<Key: SweepKey> {
 /// array's own memory; more are made by `spliced`, in one pass into a new array, which
 /// costs a fresh allocation of the whole (a million points) and its pages.
 func splice<Key: Comparable>(_ points: inout [(key: Key, slot: Int32)], removing: [(key: Key, slot: Int32)], adding: [(key: Key, slot: Int32)]) {
-    guard removing.count + adding.count > 16 else {
+    if removing.count + adding.count <= 16 {
         for item in removing {
             let position = points.partitionPoint { ($0.key, $0.slot) >= (item.key, item.slot) }
             // The contribution is there (it was filed when its system was); if not, nothing to take out.

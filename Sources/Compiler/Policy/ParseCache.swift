@@ -134,20 +134,19 @@ public final class ParseCache: Sendable {
     }
     private let zone = Mutex<String?>(nil)
 
-    /// A buffer for the next read of a file of `size` bytes to fill
-    /// (`SourceFile.readAll(reusing:)`): the bytes of the largest file a load replaced. Held
-    /// by nothing else once that load's files are gone, it is filled in place, its pages
-    /// already mapped. Only for a file of about its size: enforcer.conf, read first, would
-    /// take it from the file it was kept for.
-    func takeSpare(toHold size: Int) -> [UInt8]? {
-        spareBytes.withLock { spare in
-            guard let capacity = spare?.capacity, capacity > size, size >= capacity / 2 else { return nil }
-            return spare.take()
+    /// A buffer for the next read of the file at `path` to fill
+    /// (`SourceFile.readAll(reusing:)`): that file's bytes, when a load replaced them (of the
+    /// files a load replaced, the largest is kept). Held by nothing else once that load's
+    /// files are gone, it is filled in place, its pages already mapped.
+    func takeSpare(for path: String) -> [UInt8]? {
+        spare.withLock { spare in
+            guard spare?.path == path else { return nil }
+            return spare.take()?.bytes
         }
     }
-    private let spareBytes = Mutex<[UInt8]?>(nil)
+    private let spare = Mutex<(path: String, bytes: [UInt8])?>(nil)
     /// The room of the kept buffer, if any (for tests).
-    var spareCapacity: Int? { spareBytes.withLock { $0?.capacity } }
+    var spareCapacity: Int? { spare.withLock { $0?.bytes.capacity } }
 
     func store(_ new: [String: File], kept: Int, parsed: Int, unread taken: Set<String> = [], zone: String) {
         unread.withLock { $0 = taken }
@@ -156,12 +155,9 @@ public final class ParseCache: Sendable {
             return files
         }
         // The largest file's bytes that this load replaced: the next read of it goes into their memory.
-        let replaced = before.compactMap { path, file in
-            new[path].map { $0.bytes.span.isIdentical(to: file.bytes.span) } == true ? nil : file.bytes
-        }
-        spareBytes.withLock { spare in
-            guard let largest = replaced.max(by: { $0.capacity < $1.capacity }), largest.capacity > (spare?.capacity ?? 0) else { return }
-            spare = largest
+        let replaced = before.filter { path, file in new[path].map { $0.bytes.span.isIdentical(to: file.bytes.span) } != true }
+        if let largest = replaced.max(by: { $0.value.bytes.capacity < $1.value.bytes.capacity }) {
+            spare.withLock { $0 = (largest.key, largest.value.bytes) }
         }
         counts.withLock { $0 = (kept, parsed) }
         self.zone.withLock { $0 = zone }

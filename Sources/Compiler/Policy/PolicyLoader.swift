@@ -328,7 +328,7 @@ public struct PolicyLoader: Sendable {
             let file = try SourceFile(path: path)
             stamp = file.stamp
             if let (bytes, known) = old, let known, known.stillDescribes(stamp) { return (bytes, (bytes.count, bytes.count), known, true) }
-            bytes = try file.readAll(limit: SourceLimits.policyFileBytes, reusing: cache?.takeSpare(toHold: file.size))
+            bytes = try file.readAll(limit: SourceLimits.policyFileBytes, reusing: cache?.takeSpare(for: path))
         } catch .tooLarge(let size) {
             diagnostics.append(.error(here, "\(path) is \(SourceLimits.text(bytes: size)), more than the limit of "
                 + "\(SourceLimits.text(bytes: SourceLimits.policyFileBytes)) for a policy file: \(advice)"))

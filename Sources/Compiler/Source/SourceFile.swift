@@ -111,7 +111,7 @@ struct SourceFile: ~Copyable {
     /// The whole file, refused unread when the file system says it is over `limit`. The
     /// buffer is allocated once at the file's size; a file that grows meanwhile is read on
     /// to its end, or until it is over the limit.
-    /// `reusing`: a buffer whose memory the bytes may go into (see `ParseCache.takeSpare(toHold:)`):
+    /// `reusing`: a buffer whose memory the bytes may go into (see `ParseCache.takeSpare(for:)`):
     /// the pages of a buffer that was used before are in place already, where a fresh one
     /// of tens of megabytes costs the kernel a page fault and a cleared page per 4 KiB.
     func readAll(limit: Int, reusing spare: consuming [UInt8]? = nil) throws(SourceFileFailure) -> [UInt8] {

@@ -143,7 +143,7 @@ public struct GenerationStore: Sendable {
     nonisolated(unsafe) private static var recordedIDs: [String: (ids: PolicyIDs, text: String)] = [:]
     private static let recordedLock = NSLock()
     /// The text of the table this process staged last, per state directory, by chain and set.
-    static let tableTexts = Mutex<[String: TableText]>([:])
+    private static let tableTexts = Mutex<[String: TableText]>([:])
 
     /// The ruleset a generation put into the kernel.
     public func ruleset(_ number: Int) throws(StateError) -> Ruleset {
